@@ -1,0 +1,1 @@
+# client rules (owned by the client area)

@@ -1,0 +1,1 @@
+# daemon rules (owned by the daemon area)

@@ -1,0 +1,57 @@
+/*
+ * internal.h — what the runtime's files tell each other (not installed).
+ *
+ * The runtime is split by concept: coro (context switch), stack, loop,
+ * task, sync, timeout (core); context, executor, agen, runner (built on the
+ * core through the hooks below).  Names are cr__ (internal).
+ */
+#ifndef CRUNNER_INTERNAL_H
+#define CRUNNER_INTERNAL_H
+
+#include "crunner.h"
+
+/* -------------------------------------------------- errors (errors.c) */
+/* Record the message cr_last_error() returns and return `err` (negative). */
+int cr__error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------- current context (context.c) */
+/* The context current on this thread: the running task's, or the thread's
+ * base context outside tasks (created on first use).  task.c switches it
+ * on every switch into / out of a task by assigning cr__tls_context. */
+extern __thread cr_context *cr__tls_context;
+cr_context *cr__context_base(void);  /* the thread's base context */
+
+/* ------------------------------------------ parking (task.c provides) */
+/* Suspend the current task until cr__task_wake(task, rc) is called and
+ * return rc.  If the task is cancelled while parked, on_cancel(arg) runs
+ * first (on the loop thread, so the waker can forget the task) and park
+ * returns -ECANCELED.  A pending cancellation is delivered at once (park
+ * returns -ECANCELED without suspending, on_cancel not called).
+ * -EPERM outside a task. */
+int cr__task_park(void (*on_cancel)(void *arg), void *arg);
+/* Make a parked task runnable; its park returns rc.  Loop thread only.
+ * A second wake before it runs is ignored. */
+void cr__task_wake(cr_task *t, int rc);
+
+/* Every unfinished task of the loop: calls fn for each (the runner cancels
+ * leftovers with it).  fn may cancel but not free tasks. */
+void cr__loop_foreach_task(cr_loop *loop, void (*fn)(cr_task *t, void *arg), void *arg);
+size_t cr__loop_task_count(const cr_loop *loop);
+
+/* ------------------------------------------------- per-loop extensions */
+/* Slots where extensions hang their per-loop state; the loop calls the
+ * close hooks from cr_loop_close() (before freeing anything). */
+enum { CR__SLOT_EXECUTOR, CR__SLOT_AGENS, CR__SLOT_RUNNER, CR__NSLOTS };
+void *cr__loop_slot(const cr_loop *loop, int slot);
+void cr__loop_set_slot(cr_loop *loop, int slot, void *value);
+void cr__executor_loop_closed(cr_loop *loop);  /* executor.c */
+void cr__agen_loop_closed(cr_loop *loop);      /* agen.c */
+
+/* Executor settings kept by the loop (cr_loop_set_executor_*). */
+unsigned cr__loop_executor_threads(const cr_loop *loop);
+double cr__loop_executor_timeout(const cr_loop *loop);
+
+/* Debug mode: the running loop's setting (0 outside). */
+bool cr__debug(void);
+
+#endif

@@ -1,0 +1,1 @@
+# plugins rules (owned by the plugins area)

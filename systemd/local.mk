@@ -1,0 +1,1 @@
+# systemd rules (owned by the systemd area)

@@ -1,11 +1,18 @@
-# Test fragments, one per area; each appends to TESTS and check_PROGRAMS.
+# Test fragments, one per area; each appends to its own list and to
+# check_PROGRAMS / EXTRA_DIST as needed.
 LIB_TESTS =
 DAEMON_TESTS =
+PLUGIN_TESTS =
 CLIENT_TESTS =
+E2E_TESTS =
+SYSTEMD_TESTS =
 include tests/lib.mk
 include tests/daemon.mk
+include tests/plugins.mk
 include tests/client.mk
-TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(CLIENT_TESTS)
+include tests/e2e.mk
+include tests/systemd.mk
+TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(PLUGIN_TESTS) $(CLIENT_TESTS) $(E2E_TESTS) $(SYSTEMD_TESTS)
 
 # `make check-lib`: only the runtime's suites (the ucontext CI build uses it).
 check-lib:

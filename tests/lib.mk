@@ -1,1 +1,63 @@
 # lib test suites
+# libext: contexts, executor, async generators, runner
+LIB_TESTS += tests/test-context tests/test-executor tests/test-agen tests/test-runner
+check_PROGRAMS += tests/test-context tests/test-executor tests/test-agen tests/test-runner
+tests_test_context_SOURCES = tests/test-context.c
+tests_test_context_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_context_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_executor_SOURCES = tests/test-executor.c
+tests_test_executor_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_executor_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_agen_SOURCES = tests/test-agen.c
+tests_test_agen_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_agen_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_runner_SOURCES = tests/test-runner.c
+tests_test_runner_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_runner_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# libcore: errors, coroutines, stacks, loop, tasks, sync, timeouts
+LIB_TESTS += tests/test-task
+check_PROGRAMS += tests/test-task
+tests_test_task_SOURCES = tests/test-task.c tests/testutil.h
+tests_test_task_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_task_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+LIB_TESTS += tests/test-loop
+check_PROGRAMS += tests/test-loop
+tests_test_loop_SOURCES = tests/test-loop.c tests/testutil.h
+tests_test_loop_LDADD = lib/libcrunner.la $(CHECK_LIBS) $(LIBEVENT_LIBS)
+tests_test_loop_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(LIBEVENT_CFLAGS)
+LIB_TESTS += tests/test-sync
+check_PROGRAMS += tests/test-sync
+tests_test_sync_SOURCES = tests/test-sync.c tests/testutil.h
+tests_test_sync_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_sync_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+LIB_TESTS += tests/test-timeout
+check_PROGRAMS += tests/test-timeout
+tests_test_timeout_SOURCES = tests/test-timeout.c tests/testutil.h
+tests_test_timeout_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_timeout_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+LIB_TESTS += tests/test-errors tests/test-coro tests/test-stack
+check_PROGRAMS += tests/test-errors tests/test-coro tests/test-stack
+tests_test_errors_SOURCES = tests/test-errors.c tests/testutil.h
+tests_test_errors_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_errors_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# coro and stack test internals (cr__ symbols are not exported), so they
+# compile those sources in.
+tests_test_coro_SOURCES = tests/test-coro.c tests/testutil.h lib/coro.c lib/coro.h
+if CORO_ASM_X86_64
+tests_test_coro_SOURCES += lib/switch-x86_64.S
+endif
+if CORO_ASM_AARCH64
+tests_test_coro_SOURCES += lib/switch-aarch64.S
+endif
+tests_test_coro_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_coro_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# Per-target assembler flags give the test its own object of the .S file.
+tests_test_coro_CCASFLAGS = $(AM_CCASFLAGS)
+tests_test_stack_SOURCES = tests/test-stack.c tests/testutil.h lib/stack.c lib/stack.h lib/errors.c
+tests_test_stack_LDADD = $(CHECK_LIBS) -lpthread
+tests_test_stack_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+LIB_TESTS += tests/test-stress
+check_PROGRAMS += tests/test-stress
+tests_test_stress_SOURCES = tests/test-stress.c tests/testutil.h
+tests_test_stress_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_stress_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)

@@ -12,7 +12,8 @@ include tests/plugins.mk
 include tests/client.mk
 include tests/e2e.mk
 include tests/systemd.mk
-TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(PLUGIN_TESTS) $(CLIENT_TESTS) $(E2E_TESTS) $(SYSTEMD_TESTS)
+include tests/fuzz.mk
+TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(PLUGIN_TESTS) $(CLIENT_TESTS) $(E2E_TESTS) $(SYSTEMD_TESTS) $(FUZZ_TESTS)
 
 # `make check-lib`: only the runtime's suites (the ucontext CI build uses it).
 check-lib:

@@ -1,0 +1,249 @@
+/*
+ * crunctl.h — internals of crunctl, the command-line client of crund.
+ *
+ * The client is split so that everything that does not talk to the network
+ * can be unit-tested without a daemon (tests/test-crunctl-args.c):
+ *   args.c     parsing of command-line values (durations, key=value typing)
+ *   format.c   human output: durations, times, tables, colour, progress bar
+ *   sse.c      the incremental text/event-stream parser
+ *   http.c     the one libcurl handle and the API error mapping
+ *   commands.c one function per command
+ *   main.c     global options, dispatch, help texts
+ */
+#ifndef CRUNCTL_H
+#define CRUNCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <time.h>
+
+#include <jansson.h>
+
+/* Exit status, documented in crunctl(1) and `crunctl help`.  Scripts rely
+ * on these numbers: never renumber them. */
+enum crunctl_exit {
+	CRUNCTL_EXIT_OK = 0,          /* success: job succeeded / command ok */
+	CRUNCTL_EXIT_JOB_FAILED = 1,  /* the job ended in state failed */
+	CRUNCTL_EXIT_USAGE = 2,       /* bad command line */
+	CRUNCTL_EXIT_CANCELLED = 3,   /* the job ended in state cancelled */
+	CRUNCTL_EXIT_WAIT_TIMEOUT = 4,/* the wait ran out, job still active */
+	CRUNCTL_EXIT_UNREACHABLE = 5, /* crund could not be reached */
+	CRUNCTL_EXIT_API = 6,         /* the API answered 4xx/5xx */
+	CRUNCTL_EXIT_INTERNAL = 7,    /* anything else (out of memory, bad reply) */
+};
+
+/* Longest single long-poll the client asks for; longer waits are split. */
+#define CRUNCTL_MAX_POLL_SECONDS 300.0
+
+/* ---- args.c ---------------------------------------------------------- */
+
+/* Parse a duration given by a user: "90", "1.5", "250ms", "90s", "5m",
+ * "2h", "1d".  A bare number is seconds.  Negative, NaN, infinite and
+ * trailing garbage are refused.  Returns 0 and writes *ret_seconds, or
+ * -EINVAL. */
+int crunctl_parse_duration(const char *text, double *ret_seconds);
+
+/* Parse a positive integer (e.g. --limit); 0 or -EINVAL. */
+int crunctl_parse_count(const char *text, long *ret_count);
+
+/* Split a command-line argument "key=value" or "key:=JSON".  On success
+ * *ret_key is a new string (caller frees), *ret_value points INTO arg (not
+ * owned), *ret_raw tells whether the value is raw JSON (":=").  Returns
+ * -EINVAL when arg has no '=' or an empty key. */
+int crunctl_split_kv(const char *arg, char **ret_key, const char **ret_value, bool *ret_raw);
+
+/* Turn the text of a key=value argument into JSON by the argument's
+ * declared type ("string", "integer", "number", "boolean", "any",
+ * "object", "array"; NULL or unknown: string):
+ *   integer → JSON integer, number → JSON integer or real,
+ *   boolean → true/false/yes/no/on/off/1/0 (any case),
+ *   object/array → the JSON text, which must be of that kind,
+ *   any → the JSON text if it parses, else the text as a string,
+ *   string → the text unchanged.
+ * On success *ret is a new reference.  On error returns -EINVAL and
+ * writes a sentence naming the key into err. */
+int crunctl_typed_value(const char *key, const char *type, const char *text, json_t **ret,
+			char *err, size_t errlen);
+
+/* Parse raw JSON given as `key:=JSON`; as above. */
+int crunctl_raw_value(const char *key, const char *text, json_t **ret, char *err, size_t errlen);
+
+/* Find the argument spec named `name` in a job object from the plugins API
+ * ({"name", "args": [{"name", "type", ...}]}); borrowed or NULL. */
+json_t *crunctl_job_find_arg(json_t *job_spec, const char *name);
+
+/* The job's argument names, comma separated ("seconds, message"), or
+ * "none" — for error messages.  New string, caller frees; NULL on ENOMEM. */
+char *crunctl_job_arg_names(json_t *job_spec);
+
+/* Find job `job` in a plugin object ({"jobs": [...]}); borrowed or NULL. */
+json_t *crunctl_plugin_find_job(json_t *plugin, const char *job);
+
+/* Is `state` one of the final states (succeeded, failed, cancelled)? */
+bool crunctl_state_is_final(const char *state);
+
+/* The exit status a finished (or not) job state maps to. */
+int crunctl_exit_for_state(const char *state);
+
+/* ---- format.c -------------------------------------------------------- */
+
+/* Seconds as people read them: "350ms", "1.2s", "42.0s", "3m04s",
+ * "2h05m", "3d04h".  Negative values print as "0ms".  Writes into buf
+ * (at least 16 bytes) and returns buf. */
+char *crunctl_format_duration(double seconds, char *buf, size_t len);
+
+/* Parse an RFC 3339 time ("2024-05-01T12:00:03.25Z", "+02:00" offsets
+ * accepted) into seconds since the epoch.  0 or -EINVAL. */
+int crunctl_parse_rfc3339(const char *text, double *ret_epoch);
+
+/* A moment relative to `now`: "just now", "5s ago", "3m ago", "2h ago",
+ * "4d ago", "in 5s" (clock skew).  Returns buf. */
+char *crunctl_format_relative(double epoch, double now, char *buf, size_t len);
+
+/* Local time "YYYY-MM-DD HH:MM:SS".  Returns buf. */
+char *crunctl_format_local_time(double epoch, char *buf, size_t len);
+
+/* Current wall-clock time, seconds since the epoch. */
+double crunctl_now(void);
+
+/* A progress bar line "[#######.............]  35% message", exactly
+ * `width` cells for the bar; fraction clamped to [0,1].  Returns buf. */
+char *crunctl_format_progress(double fraction, const char *message, int width, char *buf,
+			      size_t len);
+
+/* An aligned table of text cells, printed at once when complete.  Cells
+ * may carry a colour (an SGR code such as "32"); colour never counts
+ * toward a column's width. */
+typedef struct crunctl_table crunctl_table;
+
+/* New table with n_cols columns and these headers (copied).  NULL on ENOMEM. */
+crunctl_table *crunctl_table_new(size_t n_cols, const char *const *headers);
+
+/* Append a row: exactly n_cols cells (copied; NULL prints as "-") and
+ * optional per-cell SGR colour codes (NULL array or NULL entries: none).
+ * 0 or -ENOMEM. */
+int crunctl_table_add(crunctl_table *t, const char *const *cells, const char *const *colours);
+
+/* Print to out; colour codes are emitted only when `colour` is true.
+ * The last column is not padded. */
+void crunctl_table_print(const crunctl_table *t, FILE *out, bool colour);
+
+/* Free; NULL is fine. */
+void crunctl_table_free(crunctl_table *t);
+
+/* SGR colour code for a job state ("32" green succeeded, "31" red failed,
+ * "33" yellow cancelled/running) or NULL. */
+const char *crunctl_state_colour(const char *state);
+
+/* ---- sse.c ----------------------------------------------------------- */
+
+/* Called for each complete event: name ("message" when the event had no
+ * "event:" line) and data (data lines joined with '\n').  Both borrowed
+ * for the call only.  Return 0 to go on, non-zero to stop: crunctl_sse_feed
+ * then returns that value. */
+typedef int (*crunctl_sse_cb)(const char *event, const char *data, void *userdata);
+
+typedef struct crunctl_sse {
+	char *line;            /* partial line carried between chunks */
+	size_t line_len, line_cap;
+	char *event;           /* "event:" of the event being built */
+	char *data;            /* "data:" lines of the event being built */
+	size_t data_len, data_cap;
+	bool has_data;
+	bool skip_lf;          /* last chunk ended in '\r': drop a leading '\n' */
+	crunctl_sse_cb cb;
+	void *userdata;
+} crunctl_sse;
+
+void crunctl_sse_init(crunctl_sse *p, crunctl_sse_cb cb, void *userdata);
+
+/* Feed bytes as they arrive (any split).  Returns 0, -ENOMEM, -E2BIG for
+ * a line or event over 4 MiB, or the callback's non-zero value. */
+int crunctl_sse_feed(crunctl_sse *p, const char *buf, size_t len);
+
+/* Release buffers (an unfinished event is dropped, as the spec says). */
+void crunctl_sse_free(crunctl_sse *p);
+
+/* ---- http.c ---------------------------------------------------------- */
+
+typedef struct crunctl_client crunctl_client;
+
+typedef struct crunctl_response {
+	long status;           /* HTTP status */
+	char *body;            /* NUL-terminated, owned (crunctl_response_free) */
+	size_t len;
+	double retry_after;    /* Retry-After in seconds, or -1 */
+} crunctl_response;
+
+typedef struct crunctl_client_opts {
+	const char *url;          /* base URL, or NULL */
+	const char *socket_path;  /* Unix socket, or NULL */
+	const char *token;        /* bearer token, or NULL */
+	bool verbose;             /* CRUNCTL_DEBUG: curl's verbose trace */
+} crunctl_client_opts;
+
+/* Make the client (one curl easy handle, reused for every request so the
+ * connection is kept alive).  NULL on failure (message printed). */
+crunctl_client *crunctl_client_new(const crunctl_client_opts *opts);
+void crunctl_client_free(crunctl_client *c);
+
+/* Where the client talks to, for messages ("http://127.0.0.1:7733",
+ * "unix:/run/crund.sock"). Borrowed. */
+const char *crunctl_client_where(const crunctl_client *c);
+
+/* One request: method "GET" "POST" "DELETE"; path starts with "/" and is
+ * appended to the base URL; body is JSON text or NULL; timeout in seconds
+ * (0: none).  On transport success returns 0 and fills *resp (any HTTP
+ * status; caller frees).  When crund cannot be reached prints the
+ * "not reachable" sentence and returns CRUNCTL_EXIT_UNREACHABLE; other
+ * failures print and return CRUNCTL_EXIT_INTERNAL. */
+int crunctl_request(crunctl_client *c, const char *method, const char *path, const char *body,
+		    double timeout, crunctl_response *resp);
+
+/* Stream GET path through the SSE parser until the server closes or the
+ * callback stops.  Returns 0 (ended normally or stopped by the callback),
+ * or an exit code as crunctl_request (HTTP errors: the body is put into
+ * *resp for the caller to report; *resp is always initialised). */
+int crunctl_stream(crunctl_client *c, const char *path, crunctl_sse_cb cb, void *userdata,
+		   crunctl_response *resp);
+
+void crunctl_response_free(crunctl_response *resp);
+
+/* Print "crunctl: MESSAGE (code)" for an error reply (falls back to the
+ * status line when the body is not the API's error shape) and return
+ * CRUNCTL_EXIT_API. */
+int crunctl_report_api_error(const crunctl_response *resp);
+
+/* A path segment escaped for a URL; new string or NULL (ENOMEM). */
+char *crunctl_escape(crunctl_client *c, const char *segment);
+
+/* ---- the program ----------------------------------------------------- */
+
+typedef struct crunctl {
+	crunctl_client *client;
+	bool json;         /* --json: the API's JSON unchanged */
+	bool quiet;        /* --quiet: no confirmations, no progress */
+	bool colour;       /* colour on stdout */
+	bool tty_err;      /* stderr is a terminal (progress bar) */
+	const char *prog;  /* "crunctl" */
+} crunctl;
+
+/* commands.c: each takes the arguments after the command name. */
+int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_status(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_wait(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_cancel(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_rm(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_list(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_log(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_plugins(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_info(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_health(crunctl *ctl, int argc, char **argv);
+
+/* main.c: print the usage line of a command and the "Try" hint to stderr,
+ * after "crunctl: " + msg when msg is not NULL.  Returns CRUNCTL_EXIT_USAGE. */
+int crunctl_usage_error(const char *command, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif /* CRUNCTL_H */

@@ -1,0 +1,403 @@
+/*
+ * api.c — the HTTP API v1 (DESIGN §4): one function per route.
+ *
+ * Answers are JSON built by hand into a crund_buf (no json_t tree per
+ * answer); request bodies are parsed with jansson.  Error bodies are
+ * {"error":{"code","message"}} with a sentence that says what was wrong.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon.h"
+#include "http.h"
+#include "log.h"
+#include "submit.h"
+
+#define JSON_CT "application/json; charset=utf-8"
+
+static const char *query(crund_req *r, const char *key)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
+}
+
+static bool has_query(crund_req *r, const char *key)
+{
+	return MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), NULL,
+					     NULL) == MHD_YES;
+}
+
+bool crund_api_authorized(struct MHD_Connection *conn)
+{
+	const char *tok = crund_d.cfg.token;
+	if (!tok)
+		return true;
+	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						    MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h || strncasecmp(h, "Bearer ", 7))
+		return false;
+	h += 7;
+	while (*h == ' ')
+		h++;
+	/* Constant time in the token's length: every byte is compared. */
+	size_t tl = strlen(tok), hl = strlen(h);
+	unsigned char diff = (unsigned char)(tl != hl);
+	for (size_t i = 0; i < tl; i++)
+		diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
+	return diff == 0;
+}
+
+static crund_mhd_result send_buf(crund_req *r, unsigned status, crund_buf *b,
+				 const crund_resp_opts *o)
+{
+	size_t len;
+	char *body = crund_buf_steal(b, &len);
+	if (!body)
+		return crund_http_error(r, 500, "internal", NULL, "out of memory");
+	return crund_http_respond(r, status, body, len, o);
+}
+
+static crund_mhd_result send_job(crund_req *r, unsigned status, const crund_jobrec *j,
+				 bool location)
+{
+	crund_buf b = CRUND_BUF_INIT;
+	char loc[16 + CRUND_JOB_ID_MAX];
+	crund_resp_opts o = {0};
+	crund_job_render(&b, j);
+	crund_buf_addc(&b, '\n');
+	if (location) {
+		snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
+		o.location = loc;
+	}
+	return send_buf(r, status, &b, &o);
+}
+
+static crund_mhd_result job_not_found(crund_req *r)
+{
+	return crund_http_error(r, 404, "not_found", NULL, "no job with id '%s'", r->rm.param);
+}
+
+/* ?wait: absent → 0; present and invalid → -EINVAL (400 answered). */
+static int get_wait(crund_req *r, double *ret)
+{
+	*ret = 0;
+	if (!has_query(r, "wait"))
+		return 0;
+	return crund_parse_wait(query(r, "wait"), ret);
+}
+
+static crund_mhd_result bad_wait(crund_req *r)
+{
+	return crund_http_error(r, 400, "invalid_parameter", NULL,
+				"'wait' must be a number of seconds, 0 < wait <= %g", CRUND_WAIT_MAX);
+}
+
+/* ------------------------------------------------------------ POST /v1/jobs */
+
+static crund_mhd_result post_job(crund_req *r)
+{
+	crund_submission sub;
+	const char *code = "invalid_request";
+	char err[300];
+	double wait;
+	int rc;
+
+	if (crund_d.draining) {
+		crund_resp_opts o = {.retry_after = 5};
+		return crund_http_error(r, 503, "draining", &o,
+					"the daemon is shutting down and accepts no new jobs");
+	}
+	if (get_wait(r, &wait) < 0)
+		return bad_wait(r);
+	rc = crund_submission_parse(&crund_d.reg, r->body.data, r->body.len, &sub, &code, err,
+				    sizeof(err));
+	if (rc == -EINVAL)
+		return crund_http_error(r, 400, code, NULL, "%s", err);
+	if (rc < 0)
+		return crund_http_error(r, 500, "internal", NULL, "out of memory");
+
+	crund_job_req req = {
+		.plugin = sub.plugin, .spec = sub.spec, .args = sub.args, .timeout = sub.timeout,
+		.isolated = sub.isolated, .idem_key = sub.idem_key,
+	};
+	sub.args = NULL;  /* the store takes it */
+	crund_jobrec *job;
+	bool existing = false;
+	crund_mhd_result ret;
+	rc = crund_jobs_submit(&crund_d.jobs, &req, &job, &existing);
+	if (rc == -EAGAIN) {
+		crund_resp_opts o = {.retry_after = 1};
+		ret = crund_http_error(r, 429, "queue_full", &o,
+				       "too many jobs: %u running and %u queued; retry later",
+				       crund_d.jobs.lim.max_running, crund_d.jobs.lim.max_queued);
+	} else if (rc == -EEXIST) {
+		ret = crund_http_error(r, 409, "idempotency_conflict", NULL,
+				       "idempotency key '%s' was used for a different submission",
+				       sub.idem_key);
+	} else if (rc == -ESHUTDOWN) {
+		crund_resp_opts o = {.retry_after = 5};
+		ret = crund_http_error(r, 503, "draining", &o,
+				       "the daemon is shutting down and accepts no new jobs");
+	} else if (rc < 0) {
+		ret = crund_http_error(r, 500, "internal", NULL, "cannot create the job: %s",
+				       cr_strerror(rc));
+	} else {
+		unsigned status = existing ? 200 : 201;
+		if (wait > 0 && !crund_job_state_ended(job->state))
+			ret = crund_http_wait(r, job, wait, status, true);
+		else
+			ret = send_job(r, status, job, true);
+	}
+	crund_submission_free(&sub);
+	return ret;
+}
+
+/* ------------------------------------------------------------- GET /v1/jobs */
+
+struct list_ctx {
+	crund_buf *b;
+	size_t n;
+	const char *last;
+};
+
+static void list_one(crund_jobrec *j, void *arg)
+{
+	struct list_ctx *c = arg;
+	if (c->n++)
+		crund_buf_addc(c->b, ',');
+	crund_job_render(c->b, j);
+	c->last = j->id;
+}
+
+static crund_mhd_result list_jobs(crund_req *r)
+{
+	unsigned mask;
+	size_t limit;
+	const char *plugin = query(r, "plugin"), *cursor = query(r, "cursor");
+
+	if (crund_parse_state_mask(query(r, "state"), &mask) < 0)
+		return crund_http_error(r, 400, "invalid_parameter", NULL,
+					"'state' must be a comma-separated list of queued, running, "
+					"succeeded, failed, cancelled");
+	if (crund_parse_limit(query(r, "limit"), &limit) < 0)
+		return crund_http_error(r, 400, "invalid_parameter", NULL,
+					"'limit' must be a whole number from 1 to %d", CRUND_LIST_MAX);
+	if (cursor && !*cursor)
+		cursor = NULL;
+	crund_buf b = CRUND_BUF_INIT;
+	struct list_ctx c = {&b, 0, NULL};
+	bool more;
+	crund_buf_adds(&b, "{\"jobs\":[");
+	if (crund_jobs_list(&crund_d.jobs, mask, plugin && *plugin ? plugin : NULL, cursor, limit,
+			    list_one, &c, &more) < 0) {
+		crund_buf_free(&b);
+		return crund_http_error(r, 400, "invalid_parameter", NULL,
+					"'cursor' is not a cursor from this daemon (use next_cursor "
+					"of a previous page)");
+	}
+	crund_buf_adds(&b, "],\"next_cursor\":");
+	if (more && c.last)
+		crund_buf_add_jstr(&b, c.last);
+	else
+		crund_buf_adds(&b, "null");
+	crund_buf_adds(&b, "}\n");
+	return send_buf(r, 200, &b, NULL);
+}
+
+/* ------------------------------------------------------------ one job */
+
+static crund_mhd_result get_job(crund_req *r, crund_jobrec *j)
+{
+	double wait;
+	if (get_wait(r, &wait) < 0)
+		return bad_wait(r);
+	if (wait > 0 && !crund_job_state_ended(j->state))
+		return crund_http_wait(r, j, wait, 200, false);
+	return send_job(r, 200, j, false);
+}
+
+static crund_mhd_result cancel_job(crund_req *r, crund_jobrec *j)
+{
+	if (crund_job_state_ended(j->state))
+		return crund_http_error(r, 409, "job_ended", NULL, "job '%s' already ended (%s)", j->id,
+					crund_job_state_name(j->state));
+	/* A queued job ends at once (and may even be forgotten by retention
+	 * right away): answer with a rendering made before that can happen. */
+	crund_buf b = CRUND_BUF_INIT;
+	bool queued = j->state == CRUND_JOB_QUEUED;
+	if (!queued) {
+		crund_jobs_cancel(&crund_d.jobs, j, "cancelled");
+		crund_job_render(&b, j);
+	} else {
+		uint64_t seq = j->seq;
+		crund_jobs_cancel(&crund_d.jobs, j, "cancelled");
+		crund_jobrec *still = crund_jobs_find_seq(&crund_d.jobs, seq);
+		if (still)
+			crund_job_render(&b, still);
+		else
+			crund_buf_adds(&b, "{}");
+	}
+	crund_buf_addc(&b, '\n');
+	return send_buf(r, 202, &b, NULL);
+}
+
+static crund_mhd_result delete_job(crund_req *r, crund_jobrec *j)
+{
+	if (crund_jobs_delete(&crund_d.jobs, j) < 0)
+		return crund_http_error(r, 409, "job_active", NULL,
+					"job '%s' is still %s; cancel it first", j->id,
+					crund_job_state_name(j->state));
+	return crund_http_respond(r, 204, NULL, 0, NULL);
+}
+
+static crund_mhd_result job_log(crund_req *r, crund_jobrec *j)
+{
+	crund_buf b = CRUND_BUF_INIT;
+	crund_resp_opts o = {.content_type = "text/plain; charset=utf-8"};
+	if (j->log_len)
+		crund_buf_add(&b, j->log, j->log_len);
+	if (j->flags & CRUND_JF_LOG_TRUNC)
+		crund_buf_addf(&b, "[log truncated: the limit is %zu bytes]\n",
+			       crund_d.jobs.lim.max_log_bytes);
+	return send_buf(r, 200, &b, &o);
+}
+
+/* -------------------------------------------------------------- plugins */
+
+static crund_mhd_result send_json(crund_req *r, unsigned status, json_t *v)
+{
+	if (!v)
+		return crund_http_error(r, 500, "internal", NULL, "out of memory");
+	crund_buf b = CRUND_BUF_INIT;
+	crund_buf_add_json(&b, v);
+	crund_buf_addc(&b, '\n');
+	json_decref(v);
+	return send_buf(r, status, &b, NULL);
+}
+
+static crund_mhd_result get_plugins(crund_req *r)
+{
+	json_t *list = crund_plugins_to_json(&crund_d.reg);
+	if (!list)
+		return send_json(r, 200, NULL);
+	if (json_is_array(list))
+		return send_json(r, 200, json_pack("{s:o}", "plugins", list));
+	return send_json(r, 200, list);
+}
+
+static crund_mhd_result get_plugin(crund_req *r)
+{
+	const crund_loaded_plugin *p = crund_plugins_find(&crund_d.reg, r->rm.param);
+	if (!p)
+		return crund_http_error(r, 404, "not_found", NULL, "no plugin named '%s'",
+					r->rm.param);
+	return send_json(r, 200, crund_plugin_to_json(p));
+}
+
+/* ------------------------------------------------------------ info etc. */
+
+static crund_mhd_result get_info(crund_req *r)
+{
+	crund_buf b = CRUND_BUF_INIT;
+	crund_jobs *s = &crund_d.jobs;
+	const crund_config *c = &crund_d.cfg;
+	char ts[40];
+
+	crund_format_time(crund_d.start_real, ts, sizeof(ts));
+	crund_buf_addf(&b,
+		       "{\"version\":\"%s\",\"libcrunner\":\"%d.%d.%d\",\"plugin_abi\":\"%d.%d\","
+		       "\"loop_backend\":",
+		       PACKAGE_VERSION, CR_VERSION_MAJOR, CR_VERSION_MINOR, CR_VERSION_PATCH,
+		       CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+	crund_buf_add_jstr(&b, cr_loop_backend(crund_d.loop));
+	crund_buf_addf(&b, ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
+			   "\"state\":\"%s\",\"jobs\":{",
+		       cr_loop_get_debug(crund_d.loop) ? "true" : "false", ts,
+		       cr_loop_time(crund_d.loop) - crund_d.start_mono,
+		       crund_d.draining ? "draining" : "running");
+	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
+		crund_buf_addf(&b, "%s\"%s\":%zu", st ? "," : "", crund_job_state_name(st),
+			       s->n_state[st]);
+	crund_buf_addf(&b, "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
+			   "\"max_queued\":%u,\"grace_seconds\":%g,\"retain_jobs\":%u,"
+			   "\"retain_seconds\":%g,\"max_body_bytes\":%zu,\"max_connections\":%u,"
+			   "\"max_result_bytes\":%zu,\"max_log_bytes\":%zu,\"max_wait_seconds\":%g},"
+			   "\"plugins\":%zu,\"auth\":%s,\"listen\":[",
+		       (unsigned long long)s->n_submitted, c->max_running, c->max_queued, c->grace,
+		       c->retain_jobs, c->retain_seconds, c->max_body, c->max_connections,
+		       c->max_result_bytes, c->max_log_bytes, CRUND_WAIT_MAX, crund_d.reg.n,
+		       c->token ? "true" : "false");
+	const char *const *urls = crund_http_urls(crund_d.http);
+	for (size_t i = 0; urls[i]; i++) {
+		if (i)
+			crund_buf_addc(&b, ',');
+		crund_buf_add_jstr(&b, urls[i]);
+	}
+	crund_buf_adds(&b, "]}\n");
+	return send_buf(r, 200, &b, NULL);
+}
+
+static crund_mhd_result get_health(crund_req *r)
+{
+	crund_resp_opts o = {.retry_after = 5};
+	if (crund_d.draining)
+		return crund_http_respond(r, 503, strdup("{\"status\":\"draining\"}\n"), 22, &o);
+	if (crund_watchdog_stalled())
+		return crund_http_respond(r, 503, strdup("{\"status\":\"stalled\"}\n"), 21, NULL);
+	return crund_http_respond(r, 200, strdup("{\"status\":\"ok\"}\n"), 16, NULL);
+}
+
+static crund_mhd_result get_metrics(crund_req *r)
+{
+	crund_buf b = CRUND_BUF_INIT;
+	crund_resp_opts o = {.content_type = "text/plain; version=0.0.4; charset=utf-8"};
+	crund_metrics_render(&b);
+	return send_buf(r, 200, &b, &o);
+}
+
+/* ------------------------------------------------------------- dispatch */
+
+crund_mhd_result crund_api_handle(crund_req *r)
+{
+	crund_jobrec *j = NULL;
+	switch (r->rm.route) {
+	case CRUND_R_JOB:
+	case CRUND_R_JOB_CANCEL:
+	case CRUND_R_JOB_EVENTS:
+	case CRUND_R_JOB_LOG:
+		j = crund_jobs_find(&crund_d.jobs, r->rm.param);
+		if (!j)
+			return job_not_found(r);
+		break;
+	default:
+		break;
+	}
+	switch (r->rm.route) {
+	case CRUND_R_JOBS:
+		return r->rm.method == CRUND_M_POST ? post_job(r) : list_jobs(r);
+	case CRUND_R_JOB:
+		return r->rm.method == CRUND_M_DELETE ? delete_job(r, j) : get_job(r, j);
+	case CRUND_R_JOB_CANCEL:
+		return cancel_job(r, j);
+	case CRUND_R_JOB_EVENTS:
+		return crund_http_stream(r, j);
+	case CRUND_R_JOB_LOG:
+		return job_log(r, j);
+	case CRUND_R_PLUGINS:
+		return get_plugins(r);
+	case CRUND_R_PLUGIN:
+		return get_plugin(r);
+	case CRUND_R_INFO:
+		return get_info(r);
+	case CRUND_R_HEALTH:
+		return get_health(r);
+	case CRUND_R_METRICS:
+		return get_metrics(r);
+	default:
+		return crund_http_error(r, 404, "not_found", NULL, "no such route");
+	}
+}

@@ -1,0 +1,44 @@
+/*
+ * buf.h — a growable byte buffer for building answers (JSON by hand, SSE
+ * frames, Prometheus text, log lines) without a json_t tree per request.
+ *
+ * Allocation failures are sticky: the buffer records `oom` and every later
+ * append is a no-op, so a caller checks once at the end (crund_buf_ok).
+ */
+#ifndef CRUND_BUF_H
+#define CRUND_BUF_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+typedef struct crund_buf {
+	char *data;     /* owned; NUL-terminated when len > 0 */
+	size_t len, cap;
+	bool oom;
+} crund_buf;
+
+#define CRUND_BUF_INIT {NULL, 0, 0, false}
+
+bool crund_buf_reserve(crund_buf *b, size_t extra);
+void crund_buf_add(crund_buf *b, const void *p, size_t n);
+void crund_buf_adds(crund_buf *b, const char *s);
+void crund_buf_addc(crund_buf *b, char c);
+void crund_buf_addf(crund_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void crund_buf_addvf(crund_buf *b, const char *fmt, va_list ap);
+/* A JSON string literal (quoted, escaped) of s; NULL gives `null`. */
+void crund_buf_add_jstr(crund_buf *b, const char *s);
+void crund_buf_add_jstrn(crund_buf *b, const char *s, size_t n);
+/* Compact JSON of v (NULL gives `null`). */
+void crund_buf_add_json(crund_buf *b, const json_t *v);
+/* A JSON number for a double (shortest of %.17g that round-trips is not
+ * needed here: %.6g for fractions/timeouts is enough). */
+void crund_buf_add_num(crund_buf *b, double v);
+static inline bool crund_buf_ok(const crund_buf *b) { return !b->oom; }
+/* Hand the data over (caller frees); the buffer is reset.  Never NULL on
+ * success: an empty buffer gives "".  NULL after an allocation failure. */
+char *crund_buf_steal(crund_buf *b, size_t *ret_len);
+void crund_buf_free(crund_buf *b);
+
+#endif

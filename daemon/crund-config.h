@@ -1,0 +1,84 @@
+/*
+ * crund-config.h (config.c) — crund's settings: defaults, command-line flags and the
+ * optional config file (`--config FILE`, `key = value` lines, same names
+ * as the long flags, '#' comments).  Flags given on the command line win
+ * over the file; a repeatable key (listen, plugin-dir) given on the command
+ * line replaces the file's list.
+ */
+#ifndef CRUND_CRUND_CONFIG_H
+#define CRUND_CRUND_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Defaults, each also a flag / config key (see crund --help). */
+#define CRUND_DEFAULT_LISTEN "127.0.0.1:7733"
+#define CRUND_DEFAULT_MAX_RUNNING 1024u      /* coroutines are cheap; a
+                                              * bound keeps a burst from
+                                              * taking all memory */
+#define CRUND_DEFAULT_MAX_QUEUED 10000u
+#define CRUND_DEFAULT_GRACE 30.0
+#define CRUND_DEFAULT_EXECUTOR_TIMEOUT 300.0
+#define CRUND_DEFAULT_RETAIN_JOBS 10000u
+#define CRUND_DEFAULT_RETAIN_SECONDS 3600.0
+#define CRUND_DEFAULT_MAX_BODY ((size_t)1 << 20)
+#define CRUND_DEFAULT_MAX_CONNECTIONS 1000u
+#define CRUND_DEFAULT_MAX_RESULT ((size_t)1 << 20)
+#define CRUND_DEFAULT_MAX_LOG ((size_t)64 << 10)
+
+typedef struct crund_config {
+	char **listen;            /* n_listen strings, owned */
+	size_t n_listen;
+	char **plugin_dirs;       /* owned */
+	size_t n_plugin_dirs;
+	char *token_file;         /* owned, or NULL */
+	char *token;              /* the token read from token_file, owned */
+	unsigned max_running;
+	unsigned max_queued;
+	double grace;
+	unsigned executor_threads;  /* 0: libcrunner's default */
+	double executor_timeout;
+	unsigned retain_jobs;
+	double retain_seconds;
+	size_t max_body;
+	unsigned max_connections;
+	size_t max_result_bytes;
+	size_t max_log_bytes;
+	bool allow_insecure_plugins;
+	bool allow_command_plugins;
+	bool debug;
+	int log_level;            /* CRUND_LOG_* */
+	char *config_file;        /* owned, or NULL */
+} crund_config;
+
+void crund_config_defaults(crund_config *c);
+void crund_config_free(crund_config *c);
+
+/* Parse argv (argv[0] is the program name).  Returns 0 to run, 1 when
+ * --help or --version was printed to stdout (exit 0), -EINVAL on a usage
+ * or config error (message in err; exit 2).  Reads --config FILE and the
+ * token file.  Fills defaults for the lists when nothing was given. */
+int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t errlen);
+
+/* Parse one `key = value` text (a whole config file's contents); `origin`
+ * names it in messages ("FILE:LINE: ...").  -EINVAL + err on error. */
+int crund_config_parse_text(crund_config *c, const char *text, const char *origin, char *err,
+			    size_t errlen);
+
+/* Read the token file: first line, surrounding whitespace removed, must be
+ * non-empty.  *ret_token is malloc'd. */
+int crund_config_read_token(const char *path, char **ret_token, char *err, size_t errlen);
+
+/* A listen address: "HOST:PORT", "[V6]:PORT" or "unix:PATH". */
+typedef struct crund_listen_addr {
+	bool is_unix;
+	char host[256];    /* without brackets */
+	char path[108];    /* unix socket path */
+	unsigned port;
+} crund_listen_addr;
+int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t errlen);
+
+/* The --help text. */
+extern const char crund_config_help[];
+
+#endif

@@ -1,0 +1,184 @@
+/*
+ * host.c — crund_host_api: the daemon's services as plugins see them.
+ *
+ * Plugins only hold a `crund_job *`, the public head of a crund_jobrec
+ * (its first member), so the cast below is the whole "handle" story.
+ * Job coroutines call these on their own (small) stacks: formatting goes
+ * into thread-local or heap buffers, never big locals.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "daemon.h"
+#include "log.h"
+
+static inline crund_jobrec *rec(crund_job *job)
+{
+	return (crund_jobrec *)job;
+}
+
+static const json_t *h_job_args(crund_job *job)
+{
+	return rec(job)->args;
+}
+
+static const char *h_job_id(crund_job *job)
+{
+	return rec(job)->id;
+}
+
+static void *h_job_plugin_state(crund_job *job)
+{
+	return rec(job)->plugin->state;
+}
+
+static int h_job_set_result(crund_job *job, json_t *result)
+{
+	crund_jobrec *j = rec(job);
+	if (!result)
+		return -EINVAL;
+	/* json_dumpb with no buffer only measures. */
+	size_t size = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (size == 0 || size > j->store->lim.max_result_bytes) {
+		json_decref(result);
+		if (size == 0)
+			return -EINVAL;  /* not serialisable (NaN...) */
+		j->flags |= CRUND_JF_RESULT_BIG;
+		return -E2BIG;
+	}
+	json_decref(j->result);
+	j->result = result;
+	j->flags &= (uint8_t)~CRUND_JF_RESULT_BIG;
+	return 0;
+}
+
+static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list ap)
+{
+	crund_jobrec *j = rec(job);
+	crund_buf b = CRUND_BUF_INIT;
+	crund_buf_addvf(&b, fmt ? fmt : "plugin error", ap);
+	char *msg = crund_buf_steal(&b, NULL);
+	char *c = strdup(code && *code ? code : "plugin_error");
+	if (!msg || !c) {
+		free(msg);
+		free(c);
+		return -ENOMEM;
+	}
+	free(j->err_code);
+	free(j->err_msg);
+	j->err_code = c;
+	j->err_msg = msg;
+	j->flags |= CRUND_JF_FAIL_SET;
+	return -EIO;
+}
+
+static int h_job_progress(crund_job *job, double fraction, const char *message)
+{
+	crund_jobrec *j = rec(job);
+	if (!isfinite(fraction))
+		return -EINVAL;
+	if (fraction < 0)
+		fraction = 0;
+	if (fraction > 1)
+		fraction = 1;
+	char *m = NULL;
+	if (message && !(m = strdup(message)))
+		return -ENOMEM;
+	free(j->progress_msg);
+	j->progress_msg = m;
+	j->progress = fraction;
+	j->flags |= CRUND_JF_PROGRESS;
+	if (j->subs) {
+		crund_buf b = CRUND_BUF_INIT;
+		crund_buf_add(&b, "{\"fraction\":", 12);
+		crund_buf_add_num(&b, fraction);
+		crund_buf_add(&b, ",\"message\":", 11);
+		crund_buf_add_jstr(&b, message);
+		crund_buf_addc(&b, '}');
+		if (crund_buf_ok(&b))
+			crund_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
+		crund_buf_free(&b);
+	}
+	return 0;
+}
+
+static const char *level_word(int level)
+{
+	if (level <= CRUND_LOG_ERROR)
+		return "error";
+	if (level == CRUND_LOG_WARNING)
+		return "warning";
+	if (level >= CRUND_LOG_DEBUG)
+		return "debug";
+	return "info";
+}
+
+static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
+{
+	crund_jobrec *j = rec(job);
+	crund_buf b = CRUND_BUF_INIT;
+	va_list aq;
+
+	va_copy(aq, ap);
+	crund_logv(level, j->id, fmt, aq);
+	va_end(aq);
+
+	/* The stored line: "TIME LEVEL message" (the /log endpoint). */
+	char ts[40];
+	crund_format_time(crund_now_realtime(), ts, sizeof(ts));
+	crund_buf_adds(&b, ts);
+	crund_buf_addc(&b, ' ');
+	crund_buf_adds(&b, level_word(level));
+	crund_buf_addc(&b, ' ');
+	size_t msg_at = b.len;
+	crund_buf_addvf(&b, fmt, ap);
+	if (!crund_buf_ok(&b)) {
+		crund_buf_free(&b);
+		return;
+	}
+	for (size_t i = 0; i < b.len; i++)
+		if (b.data[i] == '\n' || b.data[i] == '\r')
+			b.data[i] = ' ';
+	crund_jobs_log_append(j, b.data, b.len);
+	if (j->subs) {
+		crund_buf e = CRUND_BUF_INIT;
+		crund_buf_add(&e, "{\"time\":\"", 9);
+		crund_buf_adds(&e, ts);
+		crund_buf_add(&e, "\",\"level\":\"", 11);
+		crund_buf_adds(&e, level_word(level));
+		crund_buf_add(&e, "\",\"message\":", 12);
+		crund_buf_add_jstrn(&e, b.data + msg_at, b.len - msg_at);
+		crund_buf_addc(&e, '}');
+		if (crund_buf_ok(&e))
+			crund_jobs_emit(j, CRUND_EV_LOG, e.data, e.len);
+		crund_buf_free(&e);
+	}
+	crund_buf_free(&b);
+}
+
+static void h_log(const crund_host_api *host, int level, const char *fmt, va_list ap)
+{
+	(void)host;
+	crund_logv(level, NULL, fmt, ap);
+}
+
+const crund_host_api crund_host = {
+	.size = sizeof(crund_host_api),
+	.abi_major = CRUND_PLUGIN_ABI_MAJOR,
+	.abi_minor = CRUND_PLUGIN_ABI_MINOR,
+	.job_args = h_job_args,
+	.job_id = h_job_id,
+	.job_plugin_state = h_job_plugin_state,
+	.job_set_result = h_job_set_result,
+	.job_fail = h_job_fail,
+	.job_progress = h_job_progress,
+	.job_log = h_job_log,
+	.log = h_log,
+	.daemon_version = PACKAGE_VERSION,
+};

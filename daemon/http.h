@@ -1,0 +1,98 @@
+/*
+ * http.h — libmicrohttpd driven from the runner's loop.
+ *
+ * One MHD daemon per listening socket, each started without an internal
+ * thread (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME); its epoll fd is a
+ * persistent libevent read event on the loop's base and its timeout a
+ * libevent timer re-armed from MHD_get_timeout() after EVERY MHD_run
+ * (otherwise connections hang: systemd #7130).  No per-wait event
+ * registration, so the hot path makes no syscalls beyond MHD's own.
+ *
+ * Long-polls and event streams suspend their connection.  Resuming does
+ * not wake the loop (no ITC without an internal thread), so every resume
+ * schedules an MHD_run on the loop soon after (crund_http_kick).
+ */
+#ifndef CRUND_HTTP_H
+#define CRUND_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <microhttpd.h>
+
+#include "buf.h"
+#include "jobs.h"
+#include "route.h"
+
+#if MHD_VERSION >= 0x00097002
+typedef enum MHD_Result crund_mhd_result;
+#else
+typedef int crund_mhd_result;
+#endif
+
+typedef struct crund_req crund_req;
+
+/* Per-request state (MHD's con_cls), freed when MHD completes it. */
+struct crund_req {
+	struct MHD_Connection *conn;
+	crund_route_match rm;
+	crund_buf body;
+	uint8_t mode;            /* RQ_* (http.c) */
+	bool suspended;
+	bool too_large;
+	unsigned status;         /* answered status (metrics) */
+	/* long-poll */
+	crund_sub sub;
+	cr_handle *timer;
+	unsigned pending_status;
+	char *pending;           /* rendered answer, owned */
+	size_t pending_len;
+	bool pending_location;   /* add Location: /v1/jobs/{rm.param} */
+	/* event stream */
+	crund_buf stream;
+	size_t stream_off;
+	bool stream_end;
+	crund_req *snext, *sprev;  /* suspended requests */
+};
+
+/* Extra answer headers. */
+typedef struct crund_resp_opts {
+	const char *content_type;  /* NULL: application/json; charset=utf-8 */
+	const char *location;      /* Location, or NULL */
+	const char *allow;         /* Allow (405), or NULL */
+	int retry_after;           /* seconds, 0: none */
+} crund_resp_opts;
+
+/* Start listening on every configured address (or the inherited
+ * socket-activation fds).  -EINVAL after logging when an address is
+ * refused (beyond loopback without a token: a configuration error). */
+int crund_http_start(crund_http **ret);
+/* Resume every suspended request (answers go out), then stop and free. */
+void crund_http_stop(crund_http *h);
+/* Suspended long-polls and streams still open. */
+size_t crund_http_suspended(const crund_http *h);
+/* Schedule an MHD_run of every daemon on the loop soon. */
+void crund_http_kick(void);
+/* The listening addresses as "http://HOST:PORT" / "unix:PATH" (for logs
+ * and /v1/info), a NULL-terminated static array. */
+const char *const *crund_http_urls(const crund_http *h);
+
+/* Queue an answer; takes body (malloc'd, may be NULL when len is 0). */
+crund_mhd_result crund_http_respond(crund_req *req, unsigned status, char *body, size_t len,
+				    const crund_resp_opts *o);
+/* Queue a JSON error {"error":{"code","message"}}. */
+crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *code,
+				  const crund_resp_opts *o, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+/* Hold the answer until the job ends or `seconds` pass, then answer
+ * `status` with the job (Location when `location`). */
+crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds,
+				 unsigned status, bool location);
+/* Answer with a text/event-stream of the job's events. */
+crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job);
+
+/* api.c: answer a request whose body (if any) is complete. */
+crund_mhd_result crund_api_handle(crund_req *req);
+/* api.c: the token check (constant time); true when no token is set. */
+bool crund_api_authorized(struct MHD_Connection *conn);
+
+#endif

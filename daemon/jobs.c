@@ -1,0 +1,733 @@
+/*
+ * jobs.c — the job store; see jobs.h.
+ *
+ * Data structures, all intrusive (no allocation beyond the record):
+ *  - a hash of records by sequence number (ids are prefix + base32(seq),
+ *    so sequential numbers spread perfectly over a power-of-two table);
+ *  - a doubly linked list in creation order (listing, cursors);
+ *  - one more list link used by the FIFO queue while queued and by the
+ *    ended list (finish order, for retention) once ended.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jobs.h"
+
+static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";  /* Crockford */
+
+static const char *const state_names[CRUND_JOB_NSTATES] = {
+	"queued", "running", "succeeded", "failed", "cancelled",
+};
+
+const char *crund_job_state_name(int state)
+{
+	return state >= 0 && state < CRUND_JOB_NSTATES ? state_names[state] : "unknown";
+}
+
+int crund_job_state_parse(const char *s)
+{
+	for (int i = 0; i < CRUND_JOB_NSTATES; i++)
+		if (!strcmp(s, state_names[i]))
+			return i;
+	return -1;
+}
+
+double crund_now_realtime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int b32_val(char c)
+{
+	const char *p = strchr(b32, c);
+	return c && p ? (int)(p - b32) : -1;
+}
+
+void crund_jobs_set_prefix(crund_jobs *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (n > 13)
+		n = 13;
+	memcpy(s->prefix, prefix, n);
+	s->prefix[n] = '\0';
+	s->prefix_len = n;
+}
+
+int crund_jobs_init(crund_jobs *s, const crund_jobs_limits *lim, const crund_jobs_ops *ops,
+		    void *ops_data, double (*now)(void))
+{
+	uint64_t r = 0;
+	memset(s, 0, sizeof(*s));
+	s->lim = *lim;
+	s->ops = *ops;
+	s->ops_data = ops_data;
+	s->now = now ? now : crund_now_realtime;
+	s->next_seq = 1;
+	s->hsize = 1024;
+	s->htab = calloc(s->hsize, sizeof(*s->htab));
+	s->idem = json_object();
+	if (!s->htab || !s->idem) {
+		free(s->htab);
+		json_decref(s->idem);
+		return -ENOMEM;
+	}
+	/* 64 random bits make ids unique across restarts; fall back to time
+	 * and pid mixed when getrandom is unavailable (old kernels). */
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+		r *= UINT64_C(0x9e3779b97f4a7c15);
+	}
+	/* 13 base32 digits = 65 bits; the first digit carries 4 bits. */
+	char p[14];
+	for (int i = 12; i >= 0; i--) {
+		p[i] = b32[r & 31];
+		r >>= 5;
+	}
+	p[13] = '\0';
+	crund_jobs_set_prefix(s, p);
+	return 0;
+}
+
+static void job_free(crund_jobrec *j)
+{
+	json_decref(j->args);
+	json_decref(j->result);
+	free(j->err_code);
+	free(j->err_msg);
+	free(j->progress_msg);
+	free(j->log);
+	free(j->idem_key);
+	free(j);
+}
+
+void crund_jobs_free(crund_jobs *s)
+{
+	crund_jobrec *j = s->oldest;
+	while (j) {
+		crund_jobrec *n = j->newer;
+		/* detach subscribers (their owners are gone by now) */
+		j->subs = NULL;
+		job_free(j);
+		j = n;
+	}
+	free(s->htab);
+	json_decref(s->idem);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ----------------------------------------------------------- hash / ids */
+
+static int hash_grow(crund_jobs *s)
+{
+	size_t nsize = s->hsize * 2;
+	crund_jobrec **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	for (size_t i = 0; i < s->hsize; i++) {
+		crund_jobrec *j = s->htab[i];
+		while (j) {
+			crund_jobrec *n = j->hnext;
+			size_t h = j->seq & (nsize - 1);
+			j->hnext = nt[h];
+			nt[h] = j;
+			j = n;
+		}
+	}
+	free(s->htab);
+	s->htab = nt;
+	s->hsize = nsize;
+	return 0;
+}
+
+static void hash_remove(crund_jobs *s, crund_jobrec *j)
+{
+	crund_jobrec **pp = &s->htab[j->seq & (s->hsize - 1)];
+	while (*pp && *pp != j)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = j->hnext;
+}
+
+crund_jobrec *crund_jobs_find_seq(crund_jobs *s, uint64_t seq)
+{
+	crund_jobrec *j = s->htab[seq & (s->hsize - 1)];
+	while (j && j->seq != seq)
+		j = j->hnext;
+	return j;
+}
+
+int crund_jobs_parse_id(const crund_jobs *s, const char *id, uint64_t *ret_seq)
+{
+	size_t n = strlen(id);
+	if (n <= s->prefix_len || n > s->prefix_len + 12 || memcmp(id, s->prefix, s->prefix_len))
+		return -EINVAL;
+	uint64_t seq = 0;
+	const char *p = id + s->prefix_len;
+	if (*p == '0')
+		return -EINVAL;  /* canonical form only */
+	for (; *p; p++) {
+		int v = b32_val(*p);
+		if (v < 0)
+			return -EINVAL;
+		seq = seq * 32 + (uint64_t)v;
+	}
+	*ret_seq = seq;
+	return 0;
+}
+
+crund_jobrec *crund_jobs_find(crund_jobs *s, const char *id)
+{
+	uint64_t seq;
+	if (crund_jobs_parse_id(s, id, &seq) < 0)
+		return NULL;
+	return crund_jobs_find_seq(s, seq);
+}
+
+static void make_id(const crund_jobs *s, uint64_t seq, char *out)
+{
+	char tmp[16];
+	int n = 0;
+	do {
+		tmp[n++] = b32[seq & 31];
+		seq >>= 5;
+	} while (seq);
+	memcpy(out, s->prefix, s->prefix_len);
+	size_t k = s->prefix_len;
+	while (n)
+		out[k++] = tmp[--n];
+	out[k] = '\0';
+}
+
+/* ------------------------------------------------------------- lists */
+
+static void q_push(crund_jobrec **head, crund_jobrec **tail, crund_jobrec *j)
+{
+	j->lnext = NULL;
+	j->lprev = *tail;
+	if (*tail)
+		(*tail)->lnext = j;
+	else
+		*head = j;
+	*tail = j;
+}
+
+static void q_unlink(crund_jobrec **head, crund_jobrec **tail, crund_jobrec *j)
+{
+	if (j->lprev)
+		j->lprev->lnext = j->lnext;
+	else
+		*head = j->lnext;
+	if (j->lnext)
+		j->lnext->lprev = j->lprev;
+	else
+		*tail = j->lprev;
+	j->lprev = j->lnext = NULL;
+}
+
+/* Remove a record from every structure and free it. */
+static void job_forget(crund_jobs *s, crund_jobrec *j)
+{
+	hash_remove(s, j);
+	if (j->older)
+		j->older->newer = j->newer;
+	else
+		s->oldest = j->newer;
+	if (j->newer)
+		j->newer->older = j->older;
+	else
+		s->newest = j->older;
+	if (j->state == CRUND_JOB_QUEUED)
+		q_unlink(&s->q_head, &s->q_tail, j);
+	else if (crund_job_state_ended(j->state))
+		q_unlink(&s->e_head, &s->e_tail, j);
+	if (j->idem_key) {
+		json_t *v = json_object_get(s->idem, j->idem_key);
+		if (v && (uint64_t)json_integer_value(v) == j->seq)
+			json_object_del(s->idem, j->idem_key);
+	}
+	s->n_state[j->state]--;
+	s->count--;
+	job_free(j);
+}
+
+/* Count retention: oldest ended first; a record whose task still runs
+ * (forced end at shutdown) is kept until the task is gone. */
+static void retain_count(crund_jobs *s)
+{
+	crund_jobrec *j = s->e_head;
+	size_t ended = s->n_state[CRUND_JOB_SUCCEEDED] + s->n_state[CRUND_JOB_FAILED] +
+		       s->n_state[CRUND_JOB_CANCELLED];
+	while (j && ended > s->lim.retain_jobs) {
+		crund_jobrec *n = j->lnext;
+		if (!j->task) {
+			job_forget(s, j);
+			ended--;
+		}
+		j = n;
+	}
+}
+
+void crund_jobs_expire(crund_jobs *s)
+{
+	double limit = s->now() - s->lim.retain_seconds;
+	crund_jobrec *j = s->e_head;
+	while (j && j->finished_at < limit) {
+		crund_jobrec *n = j->lnext;
+		if (!j->task)
+			job_forget(s, j);
+		j = n;
+	}
+}
+
+/* ---------------------------------------------------------- state machine */
+
+static void set_state(crund_jobs *s, crund_jobrec *j, int st)
+{
+	s->n_state[j->state]--;
+	j->state = (uint8_t)st;
+	s->n_state[st]++;
+}
+
+static int start_job(crund_jobs *s, crund_jobrec *j)
+{
+	set_state(s, j, CRUND_JOB_RUNNING);
+	j->started_at = s->now();
+	int rc = s->ops.start ? s->ops.start(j, s->ops_data) : 0;
+	if (rc < 0) {
+		set_state(s, j, CRUND_JOB_QUEUED);
+		j->started_at = 0;
+		return rc;
+	}
+	if (j->subs)
+		crund_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+	return 0;
+}
+
+/* Fill free running slots from the queue (FIFO). */
+static void start_queued(crund_jobs *s)
+{
+	while (s->q_head && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->draining) {
+		crund_jobrec *j = s->q_head;
+		q_unlink(&s->q_head, &s->q_tail, j);
+		int rc = start_job(s, j);
+		if (rc < 0) {
+			/* it is no longer queued nor running: finish records it */
+			crund_jobs_finish(s, j, CRUND_JOB_FAILED, "internal",
+					  "the job could not be started (out of memory or coroutine stacks)");
+			return;  /* finish called start_queued again */
+		}
+	}
+}
+
+static bool same_submission(const crund_jobrec *j, const crund_job_req *r)
+{
+	return j->plugin == r->plugin && j->spec == r->spec && json_equal(j->args, r->args) &&
+	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated;
+}
+
+int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
+		      bool *ret_existing)
+{
+	json_t *args = req->args;
+	req->args = NULL;
+	int rc;
+
+	if (s->draining) {
+		json_decref(args);
+		return -ESHUTDOWN;
+	}
+	if (req->idem_key) {
+		json_t *v = json_object_get(s->idem, req->idem_key);
+		crund_jobrec *old = v ? crund_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
+		if (old) {
+			req->args = args;
+			bool same = same_submission(old, req);
+			req->args = NULL;
+			json_decref(args);
+			if (!same)
+				return -EEXIST;
+			*ret_job = old;
+			if (ret_existing)
+				*ret_existing = true;
+			return 0;
+		}
+	}
+	bool slot = s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->q_head;
+	if (!slot && s->n_state[CRUND_JOB_QUEUED] >= s->lim.max_queued) {
+		json_decref(args);
+		return -EAGAIN;
+	}
+	if (s->count >= s->hsize && hash_grow(s) < 0) {
+		json_decref(args);
+		return -ENOMEM;
+	}
+	crund_jobrec *j = calloc(1, sizeof(*j));
+	if (!j) {
+		json_decref(args);
+		return -ENOMEM;
+	}
+	if (req->idem_key && !(j->idem_key = strdup(req->idem_key))) {
+		free(j);
+		json_decref(args);
+		return -ENOMEM;
+	}
+	j->store = s;
+	j->seq = s->next_seq++;
+	make_id(s, j->seq, j->id);
+	j->plugin = req->plugin;
+	j->spec = req->spec;
+	j->args = args;
+	j->timeout = req->timeout;
+	j->progress = -1;
+	j->state = CRUND_JOB_QUEUED;
+	if (req->isolated)
+		j->flags |= CRUND_JF_ISOLATED;
+	j->created_at = s->now();
+	if (j->idem_key) {
+		if (json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) < 0) {
+			job_free(j);
+			return -ENOMEM;
+		}
+	}
+	/* link */
+	size_t h = j->seq & (s->hsize - 1);
+	j->hnext = s->htab[h];
+	s->htab[h] = j;
+	j->older = s->newest;
+	if (s->newest)
+		s->newest->newer = j;
+	else
+		s->oldest = j;
+	s->newest = j;
+	s->count++;
+	s->n_state[CRUND_JOB_QUEUED]++;
+
+	if (slot) {
+		if ((rc = start_job(s, j)) < 0) {
+			/* not accepted: undo completely */
+			job_forget(s, j);
+			return rc;
+		}
+	} else {
+		q_push(&s->q_head, &s->q_tail, j);
+	}
+	s->n_submitted++;
+	*ret_job = j;
+	if (ret_existing)
+		*ret_existing = false;
+	return 0;
+}
+
+void crund_jobs_finish(crund_jobs *s, crund_jobrec *j, int state, const char *code,
+		       const char *message)
+{
+	if (crund_job_state_ended(j->state) || !crund_job_state_ended(state))
+		return;
+	if (j->state == CRUND_JOB_QUEUED && (j->lprev || s->q_head == j))
+		q_unlink(&s->q_head, &s->q_tail, j);
+	set_state(s, j, state);
+	j->finished_at = s->now();
+	if (state != CRUND_JOB_SUCCEEDED) {
+		/* copy first: code/message may point at the old strings */
+		char *nc = strdup(code ? code : "internal");
+		char *nm = message ? strdup(message) : NULL;
+		free(j->err_code);
+		free(j->err_msg);
+		j->err_code = nc;
+		j->err_msg = nm;
+		json_decref(j->result);
+		j->result = NULL;
+	}
+	q_push(&s->e_head, &s->e_tail, j);
+	s->n_ended_total[state]++;
+
+	/* Subscribers: detach the whole list first, so each may free itself. */
+	crund_sub *sub = j->subs;
+	j->subs = NULL;
+	while (sub) {
+		crund_sub *n = sub->next;
+		sub->next = sub->prev = NULL;
+		sub->job = NULL;
+		sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
+		sub = n;
+	}
+	if (s->ops.ended)
+		s->ops.ended(j, s->ops_data);
+	start_queued(s);
+	retain_count(s);
+}
+
+int crund_jobs_cancel(crund_jobs *s, crund_jobrec *j, const char *code)
+{
+	if (crund_job_state_ended(j->state))
+		return -EALREADY;
+	bool shutdown = code && !strcmp(code, "shutdown");
+	if (j->state == CRUND_JOB_QUEUED) {
+		crund_jobs_finish(s, j, CRUND_JOB_CANCELLED, shutdown ? "shutdown" : "cancelled",
+				  shutdown ? "the daemon shut down before the job started"
+					   : "cancelled by request before it started");
+		return 0;
+	}
+	/* A later "shutdown" overrides a pending request: the record says why
+	 * the job really ended. */
+	if (!(j->flags & CRUND_JF_CANCEL_REQ) || shutdown) {
+		j->flags |= CRUND_JF_CANCEL_REQ;
+		j->cancel_code = shutdown ? "shutdown" : "cancelled";
+		if (s->ops.cancel)
+			s->ops.cancel(j, s->ops_data);
+	}
+	return 0;
+}
+
+int crund_jobs_delete(crund_jobs *s, crund_jobrec *j)
+{
+	if (!crund_job_state_ended(j->state) || j->task)
+		return -EBUSY;
+	job_forget(s, j);
+	return 0;
+}
+
+void crund_jobs_drain(crund_jobs *s)
+{
+	s->draining = true;
+	while (s->q_head)
+		crund_jobs_cancel(s, s->q_head, "shutdown");
+}
+
+void crund_jobs_cancel_running(crund_jobs *s, const char *code)
+{
+	/* newest first is as good as any order; collect nothing: cancel only
+	 * asks, records change later in finish. */
+	for (crund_jobrec *j = s->newest; j; j = j->older)
+		if (j->state == CRUND_JOB_RUNNING)
+			crund_jobs_cancel(s, j, code);
+}
+
+size_t crund_jobs_active(const crund_jobs *s)
+{
+	return s->n_state[CRUND_JOB_QUEUED] + s->n_state[CRUND_JOB_RUNNING];
+}
+
+/* ----------------------------------------------------------- subscribers */
+
+void crund_jobs_subscribe(crund_jobrec *job, crund_sub *sub)
+{
+	sub->job = job;
+	sub->prev = NULL;
+	sub->next = job->subs;
+	if (job->subs)
+		job->subs->prev = sub;
+	job->subs = sub;
+}
+
+void crund_jobs_unsubscribe(crund_sub *sub)
+{
+	crund_jobrec *j = sub->job;
+	if (!j)
+		return;
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		j->subs = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	sub->next = sub->prev = NULL;
+	sub->job = NULL;
+}
+
+void crund_jobs_emit(crund_jobrec *job, int ev, const char *data, size_t len)
+{
+	crund_sub *sub = job->subs;
+	while (sub) {
+		crund_sub *n = sub->next;
+		sub->on_event(sub, job, ev, data, len);
+		sub = n;
+	}
+}
+
+void crund_jobs_log_append(crund_jobrec *j, const char *line, size_t len)
+{
+	size_t max = j->store->lim.max_log_bytes;
+	if (j->flags & CRUND_JF_LOG_TRUNC)
+		return;
+	if ((size_t)j->log_len + len + 1 > max) {
+		j->flags |= CRUND_JF_LOG_TRUNC;
+		return;
+	}
+	if (j->log_len + len + 1 > j->log_cap) {
+		size_t cap = j->log_cap ? j->log_cap : 128;
+		while (cap < j->log_len + len + 1)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		char *p = realloc(j->log, cap);
+		if (!p) {
+			j->flags |= CRUND_JF_LOG_TRUNC;
+			return;
+		}
+		j->log = p;
+		j->log_cap = (uint32_t)cap;
+	}
+	memcpy(j->log + j->log_len, line, len);
+	j->log_len += (uint32_t)len;
+	j->log[j->log_len++] = '\n';
+}
+
+/* ---------------------------------------------------------------- listing */
+
+int crund_jobs_list(crund_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
+		    size_t limit, void (*fn)(crund_jobrec *job, void *arg), void *arg,
+		    bool *ret_more)
+{
+	crund_jobrec *j = s->newest;
+	if (cursor) {
+		uint64_t seq;
+		if (crund_jobs_parse_id(s, cursor, &seq) < 0)
+			return -EINVAL;
+		crund_jobrec *c = crund_jobs_find_seq(s, seq);
+		if (c) {
+			j = c->older;
+		} else {
+			/* the cursor's job was forgotten meanwhile: resume at the
+			 * first older one */
+			while (j && j->seq >= seq)
+				j = j->older;
+		}
+	}
+	size_t n = 0;
+	*ret_more = false;
+	for (; j; j = j->older) {
+		if (state_mask && !(state_mask & (1u << j->state)))
+			continue;
+		if (plugin && strcmp(plugin, j->plugin->desc->name))
+			continue;
+		if (n == limit) {
+			*ret_more = true;
+			break;
+		}
+		fn(j, arg);
+		n++;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- rendering */
+
+void crund_format_time(double t, char *out, size_t outlen)
+{
+	/* Every job answer carries up to three timestamps, mostly within
+	 * the same second: cache the formatted second (per thread). */
+	static __thread time_t cached_sec = -1;
+	static __thread char cached[32];
+	static __thread size_t cached_len;
+	time_t sec = (time_t)t;
+	int ms = (int)((t - (double)sec) * 1000.0);
+	if (ms > 999)
+		ms = 999;
+	if (ms < 0)
+		ms = 0;
+	if (sec != cached_sec) {
+		struct tm tm;
+		gmtime_r(&sec, &tm);
+		cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_sec = sec;
+	}
+	if (outlen < cached_len + 6) {
+		if (outlen)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, cached, cached_len);
+	char *p = out + cached_len;
+	p[0] = '.';
+	p[1] = (char)('0' + ms / 100);
+	p[2] = (char)('0' + ms / 10 % 10);
+	p[3] = (char)('0' + ms % 10);
+	p[4] = 'Z';
+	p[5] = '\0';
+}
+
+void crund_jobs_format_id(const crund_jobs *s, uint64_t seq, char *out)
+{
+	make_id(s, seq, out);
+}
+
+static void add_time(crund_buf *b, const char *key, double t)
+{
+	crund_buf_adds(b, key);
+	if (t <= 0) {
+		crund_buf_add(b, "null", 4);
+		return;
+	}
+	char ts[40];
+	crund_format_time(t, ts, sizeof(ts));
+	crund_buf_addc(b, '"');
+	crund_buf_adds(b, ts);
+	crund_buf_addc(b, '"');
+}
+
+void crund_job_render(crund_buf *b, const crund_jobrec *j)
+{
+	crund_buf_add(b, "{\"id\":\"", 7);
+	crund_buf_adds(b, j->id);
+	crund_buf_add(b, "\",\"plugin\":", 11);
+	crund_buf_add_jstr(b, j->plugin->desc->name);
+	crund_buf_add(b, ",\"job\":", 7);
+	crund_buf_add_jstr(b, j->spec->name);
+	crund_buf_add(b, ",\"args\":", 8);
+	crund_buf_add_json(b, j->args);
+	crund_buf_add(b, ",\"state\":\"", 10);
+	crund_buf_adds(b, state_names[j->state]);
+	crund_buf_add(b, "\",\"result\":", 11);
+	if (j->state == CRUND_JOB_SUCCEEDED && j->result)
+		crund_buf_add_json(b, j->result);
+	else
+		crund_buf_add(b, "null", 4);
+	crund_buf_add(b, ",\"error\":", 9);
+	if (j->err_code && crund_job_state_ended(j->state)) {
+		crund_buf_add(b, "{\"code\":", 8);
+		crund_buf_add_jstr(b, j->err_code);
+		crund_buf_add(b, ",\"message\":", 11);
+		crund_buf_add_jstr(b, j->err_msg ? j->err_msg : j->err_code);
+		crund_buf_addc(b, '}');
+	} else {
+		crund_buf_add(b, "null", 4);
+	}
+	crund_buf_add(b, ",\"progress\":", 12);
+	if (j->flags & CRUND_JF_PROGRESS) {
+		crund_buf_add(b, "{\"fraction\":", 12);
+		crund_buf_add_num(b, j->progress);
+		crund_buf_add(b, ",\"message\":", 11);
+		crund_buf_add_jstr(b, j->progress_msg);
+		crund_buf_addc(b, '}');
+	} else {
+		crund_buf_add(b, "null", 4);
+	}
+	add_time(b, ",\"created_at\":", j->created_at);
+	add_time(b, ",\"started_at\":", j->started_at);
+	add_time(b, ",\"finished_at\":", j->finished_at);
+	crund_buf_add(b, ",\"timeout\":", 11);
+	if (j->timeout > 0)
+		crund_buf_add_num(b, j->timeout);
+	else
+		crund_buf_add(b, "null", 4);
+	crund_buf_add(b, (j->flags & CRUND_JF_ISOLATED) ? ",\"context\":\"isolated\"" : ",\"context\":\"shared\"",
+		      (j->flags & CRUND_JF_ISOLATED) ? 21 : 19);
+	if (j->idem_key) {
+		crund_buf_add(b, ",\"idempotency_key\":", 19);
+		crund_buf_add_jstr(b, j->idem_key);
+	}
+	crund_buf_addc(b, '}');
+}

@@ -1,0 +1,1032 @@
+/*
+ * plugins.c — the plugin registry: find plugin files, check them, load
+ * them, run their init/fini, and describe them as JSON.
+ *
+ * The order of the checks is the point of this file.  dlopen() runs the
+ * object's constructors (and those of everything it links), so a plugin
+ * that is merely *built for another ABI* would already be executing code
+ * by the time dlsym() could tell us so.  We therefore read the descriptor
+ * out of the ELF file ourselves first — dynamic symbol table, then the
+ * PT_LOAD segment holding the symbol — and check its fixed head (magic,
+ * ABI major/minor, size) without running anything.  Only a file that
+ * passes is dlopen()ed; the in-memory descriptor is then checked again
+ * (same head, plus everything behind pointers, which only exists after
+ * relocation: names, job table, argument specs, defaults).
+ *
+ * Security: the plugin directory and each .so must be writable only by
+ * their owner, and that owner must be root or us; otherwise anyone who can
+ * write there runs code inside the daemon.  A file could still be swapped
+ * between the check and dlopen() by someone allowed to write the
+ * directory — which those same checks limit to root and ourselves.
+ */
+#include "config.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <elf.h>
+#include <errno.h>
+#include <float.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "plugins.h"
+
+/* The fixed head every descriptor version starts with. */
+struct desc_head {
+	uint64_t magic;
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	uint32_t size;
+};
+_Static_assert(offsetof(crund_plugin, magic) == 0 && offsetof(crund_plugin, abi_major) == 8 &&
+		       offsetof(crund_plugin, abi_minor) == 10 && offsetof(crund_plugin, size) == 12,
+	       "descriptor head layout is ABI");
+
+/* Smallest descriptor a plugin of ABI 1.0 may have: every field up to
+ * and including `flags`.  Later minors append fields and will give their
+ * own minimum here. */
+#define DESC_MIN_SIZE_1_0 (offsetof(crund_plugin, flags) + sizeof(uint32_t))
+
+#define PLUGIN_FILE_MAX (512u << 20) /* larger .so files are not plugins */
+
+/* ------------------------------------------------------------ logging */
+
+static void plog(const crund_plugins_opts *opts, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void plog(const crund_plugins_opts *opts, int level, const char *fmt, ...)
+{
+	char buf[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	va_end(ap);
+	if (opts && opts->log)
+		opts->log(level, "%s", buf);
+	else
+		fprintf(stderr, "crund: %s\n", buf);
+}
+
+/* Record a refusal (logged by the caller).  Allocation failure loses
+ * only the record, never the log line. */
+static void add_refusal(crund_plugin_registry *reg, const char *path, const char *reason)
+{
+	crund_plugin_refusal *r = realloc(reg->refused, (reg->n_refused + 1) * sizeof *r);
+	if (!r)
+		return;
+	reg->refused = r;
+	char *p = strdup(path), *why = strdup(reason);
+	if (!p || !why) {
+		free(p);
+		free(why);
+		return;
+	}
+	r[reg->n_refused].path = p;
+	r[reg->n_refused].reason = why;
+	reg->n_refused++;
+}
+
+static void refuse(crund_plugin_registry *reg, const crund_plugins_opts *opts, const char *path,
+		   const char *reason)
+{
+	plog(opts, CRUND_LOG_ERROR, "plugin %s refused: %s", path, reason);
+	add_refusal(reg, path, reason);
+}
+
+/* ------------------------------------------------------ ELF pre-check */
+
+#if __SIZEOF_POINTER__ == 8
+typedef Elf64_Ehdr Ehdr;
+typedef Elf64_Phdr Phdr;
+typedef Elf64_Shdr Shdr;
+typedef Elf64_Sym Sym;
+typedef Elf64_Dyn Dyn;
+#define NATIVE_CLASS ELFCLASS64
+#define SYM_TYPE(i) ELF64_ST_TYPE(i)
+#define SYM_BIND(i) ELF64_ST_BIND(i)
+#else
+typedef Elf32_Ehdr Ehdr;
+typedef Elf32_Phdr Phdr;
+typedef Elf32_Shdr Shdr;
+typedef Elf32_Sym Sym;
+typedef Elf32_Dyn Dyn;
+#define NATIVE_CLASS ELFCLASS32
+#define SYM_TYPE(i) ELF32_ST_TYPE(i)
+#define SYM_BIND(i) ELF32_ST_BIND(i)
+#endif
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define NATIVE_DATA ELFDATA2LSB
+#else
+#define NATIVE_DATA ELFDATA2MSB
+#endif
+
+#if defined(__x86_64__)
+#define NATIVE_MACHINE EM_X86_64
+#elif defined(__aarch64__)
+#define NATIVE_MACHINE EM_AARCH64
+#elif defined(__i386__)
+#define NATIVE_MACHINE EM_386
+#elif defined(__arm__)
+#define NATIVE_MACHINE EM_ARM
+#elif defined(__riscv)
+#define NATIVE_MACHINE EM_RISCV
+#elif defined(__powerpc64__)
+#define NATIVE_MACHINE EM_PPC64
+#elif defined(__s390x__)
+#define NATIVE_MACHINE EM_S390
+#endif
+
+/* Is [off, off+len) inside a buffer of `size` bytes?  Overflow-safe. */
+static bool in_bounds(uint64_t off, uint64_t len, size_t size)
+{
+	return off <= size && len <= size - off;
+}
+
+/* Check the descriptor head against this daemon's ABI.  Shared by the
+ * file check and the in-memory re-check, so both say the same thing. */
+static int check_head(const struct desc_head *h, char *why, size_t whylen)
+{
+	if (h->magic != CRUND_PLUGIN_MAGIC) {
+		snprintf(why, whylen, "bad magic 0x%016" PRIx64 " (expected 0x%016" PRIx64 ")",
+			 h->magic, CRUND_PLUGIN_MAGIC);
+		return -EPROTO;
+	}
+	if (h->abi_major > CRUND_PLUGIN_ABI_MAJOR) {
+		snprintf(why, whylen,
+			 "ABI %u.%u is newer than this daemon's %u.%u (upgrade crund or rebuild "
+			 "the plugin against this crund)",
+			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+		return -EPROTO;
+	}
+	if (h->abi_major < CRUND_PLUGIN_ABI_MAJOR) {
+		snprintf(why, whylen,
+			 "ABI %u.%u is older than this daemon's %u.%u (rebuild the plugin)",
+			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+		return -EPROTO;
+	}
+	if (h->abi_minor > CRUND_PLUGIN_ABI_MINOR) {
+		snprintf(why, whylen,
+			 "ABI minor %u newer than %u (this daemon supports ABI %u.0 to %u.%u; "
+			 "upgrade crund)",
+			 h->abi_minor, CRUND_PLUGIN_ABI_MINOR, CRUND_PLUGIN_ABI_MAJOR,
+			 CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+		return -EPROTO;
+	}
+	if (h->size < DESC_MIN_SIZE_1_0) {
+		snprintf(why, whylen, "descriptor too small (%" PRIu32 " bytes, ABI %u.%u needs %zu)",
+			 h->size, h->abi_major, h->abi_minor, (size_t)DESC_MIN_SIZE_1_0);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* The parsed pieces of an image the symbol search needs. */
+struct elf_view {
+	const unsigned char *img;
+	size_t size;
+	Ehdr eh;
+};
+
+static void read_phdr(const struct elf_view *v, size_t i, Phdr *ph)
+{
+	memcpy(ph, v->img + v->eh.e_phoff + i * sizeof(Phdr), sizeof *ph);
+}
+
+/* Map [vaddr, vaddr+len) to a file offset through the PT_LOAD segment
+ * that holds it.  Returns 0, -ENOENT (not in any segment) or -ENODATA
+ * (in a segment's zero-filled tail, i.e. not in the file). */
+static int vaddr_to_offset(const struct elf_view *v, uint64_t vaddr, uint64_t len,
+			   uint64_t *ret_off)
+{
+	for (size_t i = 0; i < v->eh.e_phnum; i++) {
+		Phdr ph;
+		read_phdr(v, i, &ph);
+		if (ph.p_type != PT_LOAD || vaddr < ph.p_vaddr)
+			continue;
+		uint64_t rel = vaddr - ph.p_vaddr;
+		if (rel >= ph.p_memsz)
+			continue;
+		if (rel > ph.p_filesz || ph.p_filesz - rel < len)
+			return -ENODATA;
+		if (!in_bounds(ph.p_offset, ph.p_filesz, v->size))
+			return -ENOENT;
+		*ret_off = ph.p_offset + rel;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Look for the descriptor symbol among nsym symbols at file offset
+ * symoff, names in the string table at stroff (strsz bytes).  Bounds
+ * were checked by the caller.  Returns true and fills *ret. */
+static bool find_symbol(const struct elf_view *v, uint64_t symoff, uint64_t nsym, uint64_t stroff,
+			uint64_t strsz, Sym *ret)
+{
+	const char *strtab = (const char *)v->img + stroff;
+	for (uint64_t k = 1; k < nsym; k++) {
+		Sym sym;
+		memcpy(&sym, v->img + symoff + k * sizeof(Sym), sizeof sym);
+		if (sym.st_name >= strsz)
+			continue;
+		size_t room = strsz - sym.st_name;
+		const char *name = strtab + sym.st_name;
+		if (strnlen(name, room) == room)
+			continue; /* unterminated */
+		if (strcmp(name, CRUND_PLUGIN_SYMBOL) == 0 && sym.st_shndx != SHN_UNDEF) {
+			*ret = sym;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The usual way: the SHT_DYNSYM section and its linked string table.
+ * Returns 1 found, 0 not found, -ENOEXEC malformed, -ENOENT when there
+ * are no section headers or no .dynsym (the caller tries PT_DYNAMIC). */
+static int search_sections(const struct elf_view *v, Sym *ret, char *why, size_t whylen)
+{
+	const Ehdr *eh = &v->eh;
+	if (eh->e_shoff == 0 || eh->e_shnum == 0)
+		return -ENOENT;
+	if (eh->e_shentsize != sizeof(Shdr) ||
+	    !in_bounds(eh->e_shoff, (uint64_t)eh->e_shnum * sizeof(Shdr), v->size)) {
+		snprintf(why, whylen, "malformed ELF section headers");
+		return -ENOEXEC;
+	}
+	bool seen = false;
+	for (size_t i = 0; i < eh->e_shnum; i++) {
+		Shdr sh, strsh;
+		memcpy(&sh, v->img + eh->e_shoff + i * sizeof(Shdr), sizeof sh);
+		if (sh.sh_type != SHT_DYNSYM)
+			continue;
+		seen = true;
+		if (sh.sh_entsize != sizeof(Sym) || !in_bounds(sh.sh_offset, sh.sh_size, v->size) ||
+		    sh.sh_link >= eh->e_shnum) {
+			snprintf(why, whylen, "malformed ELF dynamic symbol table");
+			return -ENOEXEC;
+		}
+		memcpy(&strsh, v->img + eh->e_shoff + (size_t)sh.sh_link * sizeof(Shdr),
+		       sizeof strsh);
+		if (!in_bounds(strsh.sh_offset, strsh.sh_size, v->size)) {
+			snprintf(why, whylen, "malformed ELF dynamic string table");
+			return -ENOEXEC;
+		}
+		if (find_symbol(v, sh.sh_offset, sh.sh_size / sizeof(Sym), strsh.sh_offset,
+				strsh.sh_size, ret))
+			return 1;
+	}
+	return seen ? 0 : -ENOENT;
+}
+
+/* Number of dynamic symbols from DT_GNU_HASH: one past the highest
+ * symbol index reachable from a bucket (the table has no count). */
+static int gnu_hash_nsym(const struct elf_view *v, uint64_t off, uint64_t *ret_n)
+{
+	uint32_t hdr[4]; /* nbuckets, symoffset, bloom_size, bloom_shift */
+	if (!in_bounds(off, sizeof hdr, v->size))
+		return -ENOEXEC;
+	memcpy(hdr, v->img + off, sizeof hdr);
+	uint64_t buckets = off + sizeof hdr + (uint64_t)hdr[2] * sizeof(void *);
+	if (!in_bounds(buckets, (uint64_t)hdr[0] * 4, v->size))
+		return -ENOEXEC;
+	uint64_t chains = buckets + (uint64_t)hdr[0] * 4;
+	uint32_t max = 0;
+	for (uint32_t b = 0; b < hdr[0]; b++) {
+		uint32_t x;
+		memcpy(&x, v->img + buckets + (uint64_t)b * 4, 4);
+		if (x > max)
+			max = x;
+	}
+	if (max == 0) {
+		*ret_n = hdr[1];
+		return 0;
+	}
+	if (max < hdr[1])
+		return -ENOEXEC;
+	/* Walk the last chain to its end (low bit set).  Bounded by the
+	 * file size, so a chain without an end cannot loop forever. */
+	for (uint64_t i = max;; i++) {
+		uint64_t at = chains + (i - hdr[1]) * 4;
+		if (!in_bounds(at, 4, v->size))
+			return -ENOEXEC;
+		uint32_t h;
+		memcpy(&h, v->img + at, 4);
+		if (h & 1) {
+			*ret_n = i + 1;
+			return 0;
+		}
+	}
+}
+
+/* Without section headers (sstrip'd objects; the loader never needs
+ * them): the dynamic segment's DT_SYMTAB/DT_STRTAB, with the symbol
+ * count from DT_HASH or DT_GNU_HASH.  Returns 1 found, 0 not found,
+ * -ENOEXEC malformed. */
+static int search_dynamic(const struct elf_view *v, Sym *ret, char *why, size_t whylen)
+{
+	uint64_t symtab = 0, strtab = 0, strsz = 0, hash = 0, gnu_hash = 0;
+	bool have_dyn = false;
+	for (size_t i = 0; i < v->eh.e_phnum && !have_dyn; i++) {
+		Phdr ph;
+		read_phdr(v, i, &ph);
+		if (ph.p_type != PT_DYNAMIC)
+			continue;
+		have_dyn = true;
+		if (!in_bounds(ph.p_offset, ph.p_filesz, v->size))
+			goto malformed;
+		size_t n = ph.p_filesz / sizeof(Dyn);
+		for (size_t k = 0; k < n; k++) {
+			Dyn d;
+			memcpy(&d, v->img + ph.p_offset + k * sizeof(Dyn), sizeof d);
+			if (d.d_tag == DT_NULL)
+				break;
+			switch (d.d_tag) {
+			case DT_SYMTAB: symtab = d.d_un.d_ptr; break;
+			case DT_STRTAB: strtab = d.d_un.d_ptr; break;
+			case DT_STRSZ: strsz = d.d_un.d_val; break;
+			case DT_HASH: hash = d.d_un.d_ptr; break;
+			case DT_GNU_HASH: gnu_hash = d.d_un.d_ptr; break;
+			case DT_SYMENT:
+				if (d.d_un.d_val != sizeof(Sym))
+					goto malformed;
+				break;
+			}
+		}
+	}
+	if (!have_dyn || !symtab || !strtab || (!hash && !gnu_hash))
+		return 0; /* no dynamic symbols at all */
+
+	uint64_t symoff, stroff, hoff, nsym;
+	if (vaddr_to_offset(v, strtab, strsz, &stroff) < 0 ||
+	    vaddr_to_offset(v, hash ? hash : gnu_hash, 16, &hoff) < 0)
+		goto malformed;
+	if (hash) {
+		uint32_t nchain;
+		memcpy(&nchain, v->img + hoff + 4, 4);
+		nsym = nchain;
+	} else if (gnu_hash_nsym(v, hoff, &nsym) < 0) {
+		goto malformed;
+	}
+	if (nsym > v->size / sizeof(Sym) ||
+	    vaddr_to_offset(v, symtab, nsym * sizeof(Sym), &symoff) < 0)
+		goto malformed;
+	return find_symbol(v, symoff, nsym, stroff, strsz, ret) ? 1 : 0;
+malformed:
+	snprintf(why, whylen, "malformed ELF dynamic segment");
+	return -ENOEXEC;
+}
+
+int crund_plugin_check_image(const void *image, size_t size, char *why, size_t whylen)
+{
+	struct elf_view v = {.img = image, .size = size};
+	Ehdr *eh = &v.eh;
+	if (size < sizeof *eh || memcmp(image, ELFMAG, SELFMAG) != 0) {
+		snprintf(why, whylen, "not an ELF file");
+		return -ENOEXEC;
+	}
+	memcpy(eh, image, sizeof *eh);
+	if (eh->e_ident[EI_CLASS] != NATIVE_CLASS) {
+		snprintf(why, whylen, "ELF class %d does not match this daemon's (%d-bit)",
+			 eh->e_ident[EI_CLASS], NATIVE_CLASS == ELFCLASS64 ? 64 : 32);
+		return -ENOEXEC;
+	}
+	if (eh->e_ident[EI_DATA] != NATIVE_DATA) {
+		snprintf(why, whylen, "ELF byte order does not match this machine's");
+		return -ENOEXEC;
+	}
+	if (eh->e_type != ET_DYN) {
+		snprintf(why, whylen, "not a shared object (ELF type %u)", eh->e_type);
+		return -ENOEXEC;
+	}
+#ifdef NATIVE_MACHINE
+	if (eh->e_machine != NATIVE_MACHINE) {
+		snprintf(why, whylen, "built for another machine (ELF machine %u, this daemon is %u)",
+			 eh->e_machine, NATIVE_MACHINE);
+		return -ENOEXEC;
+	}
+#endif
+	if (eh->e_phentsize != sizeof(Phdr) || eh->e_phnum == 0 ||
+	    !in_bounds(eh->e_phoff, (uint64_t)eh->e_phnum * sizeof(Phdr), size)) {
+		snprintf(why, whylen, "malformed ELF program headers");
+		return -ENOEXEC;
+	}
+
+	/* The dynamic symbol table is what dlsym() searches: a symbol only
+	 * in .symtab would not be found after loading either. */
+	Sym sym;
+	int found = search_sections(&v, &sym, why, whylen);
+	if (found == -ENOENT)
+		found = search_dynamic(&v, &sym, why, whylen);
+	if (found < 0)
+		return found;
+	if (!found) {
+		snprintf(why, whylen, "not a crund plugin (no %s symbol)", CRUND_PLUGIN_SYMBOL);
+		return -ENOEXEC;
+	}
+	if (SYM_BIND(sym.st_info) != STB_GLOBAL && SYM_BIND(sym.st_info) != STB_WEAK) {
+		snprintf(why, whylen, "not a crund plugin (%s is not exported)", CRUND_PLUGIN_SYMBOL);
+		return -ENOEXEC;
+	}
+	if (SYM_TYPE(sym.st_info) != STT_OBJECT && SYM_TYPE(sym.st_info) != STT_NOTYPE) {
+		snprintf(why, whylen, "not a crund plugin (%s is not a data object)",
+			 CRUND_PLUGIN_SYMBOL);
+		return -ENOEXEC;
+	}
+	if (sym.st_size != 0 && sym.st_size < sizeof(struct desc_head)) {
+		snprintf(why, whylen, "descriptor too small (symbol of %" PRIu64 " bytes)",
+			 (uint64_t)sym.st_size);
+		return -EPROTO;
+	}
+
+	/* The head holds no pointers, so the file bytes are what will be in
+	 * memory (relocations only patch the pointer fields). */
+	uint64_t off = 0;
+	int rc = vaddr_to_offset(&v, sym.st_value, sizeof(struct desc_head), &off);
+	if (rc == -ENODATA) {
+		snprintf(why, whylen, "bad magic (descriptor is in zero-filled memory)");
+		return -EPROTO;
+	}
+	if (rc < 0) {
+		snprintf(why, whylen, "%s points outside the file's loaded segments",
+			 CRUND_PLUGIN_SYMBOL);
+		return -ENOEXEC;
+	}
+	struct desc_head h;
+	memcpy(&h, v.img + off, sizeof h);
+	rc = check_head(&h, why, whylen);
+	if (rc < 0)
+		return rc;
+	if (sym.st_size != 0 && h.size > sym.st_size) {
+		snprintf(why, whylen, "descriptor claims %" PRIu32 " bytes but its symbol has %" PRIu64,
+			 h.size, (uint64_t)sym.st_size);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+/* Security of a file or dir we are about to trust. */
+static int check_owner_mode(const struct stat *st, const char *what, char *why, size_t whylen)
+{
+	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, whylen, "%s is writable by %s (mode %04o); fix with chmod go-w",
+			 what, (st->st_mode & S_IWOTH) ? "others" : "its group",
+			 (unsigned)(st->st_mode & 07777));
+		return -EPERM;
+	}
+	if (st->st_uid != 0 && st->st_uid != geteuid()) {
+		snprintf(why, whylen, "%s is owned by uid %u, neither root nor the daemon's uid %u",
+			 what, (unsigned)st->st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	return 0;
+}
+
+/* Open, stat and pre-check one file.  Returns 0 when it may be loaded. */
+static int precheck_file(const char *path, const crund_plugins_opts *opts, char *why,
+			 size_t whylen)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		int err = errno;
+		snprintf(why, whylen, "cannot open: %s", strerror(err));
+		return -err;
+	}
+	struct stat st;
+	int rc = 0;
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot stat: %s", strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(why, whylen, "not a regular file");
+		rc = -EINVAL;
+		goto out;
+	}
+	if (!(opts && opts->allow_insecure_dir)) {
+		rc = check_owner_mode(&st, "the file", why, whylen);
+		if (rc < 0)
+			goto out;
+	}
+	if (st.st_size < (off_t)sizeof(Ehdr) || (uint64_t)st.st_size > PLUGIN_FILE_MAX) {
+		snprintf(why, whylen, "not an ELF file (size %jd)", (intmax_t)st.st_size);
+		rc = -ENOEXEC;
+		goto out;
+	}
+	void *img = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (img == MAP_FAILED) {
+		rc = -errno;
+		snprintf(why, whylen, "cannot map: %s", strerror(-rc));
+		goto out;
+	}
+	rc = crund_plugin_check_image(img, (size_t)st.st_size, why, whylen);
+	munmap(img, (size_t)st.st_size);
+out:
+	close(fd);
+	return rc;
+}
+
+/* ------------------------------------------------ descriptor checks */
+
+static bool valid_name(const char *s, bool allow_dash)
+{
+	if (!s || !*s || strlen(s) > CRUND_PLUGIN_MAX_NAME)
+		return false;
+	for (; *s; s++) {
+		char c = *s;
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+		      (allow_dash && c == '-')))
+			return false;
+	}
+	return true;
+}
+
+static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, char *why,
+			  size_t whylen)
+{
+	if (!valid_name(a->name, false)) {
+		snprintf(why, whylen, "job '%s': argument name '%s' is not [a-z0-9_]+", job->name,
+			 a->name ? a->name : "(null)");
+		return -EINVAL;
+	}
+	if (a->type < CRUND_ARG_STRING || a->type > CRUND_ARG_ARRAY) {
+		snprintf(why, whylen, "job '%s': argument '%s' has unknown type %d", job->name,
+			 a->name, (int)a->type);
+		return -EINVAL;
+	}
+	if (a->has_range) {
+		if (a->type != CRUND_ARG_INTEGER && a->type != CRUND_ARG_NUMBER) {
+			snprintf(why, whylen, "job '%s': argument '%s' has a range but is a %s",
+				 job->name, a->name, crund_arg_type_name(a->type));
+			return -EINVAL;
+		}
+		if (!(a->min <= a->max)) { /* also catches NaN */
+			snprintf(why, whylen, "job '%s': argument '%s' has min %g > max %g",
+				 job->name, a->name, a->min, a->max);
+			return -EINVAL;
+		}
+		/* Bounds are shown as JSON (no infinities) and, for integers,
+		 * as JSON integers. */
+		double lim = a->type == CRUND_ARG_INTEGER ? 9007199254740992.0 /* 2^53 */ : DBL_MAX;
+		if (!(a->min >= -lim && a->max <= lim)) {
+			snprintf(why, whylen, "job '%s': argument '%s' has a range beyond %g", job->name,
+				 a->name, lim);
+			return -EINVAL;
+		}
+	}
+	if (a->required && a->default_json) {
+		snprintf(why, whylen, "job '%s': argument '%s' is required and has a default",
+			 job->name, a->name);
+		return -EINVAL;
+	}
+	if (a->default_json) {
+		json_error_t jerr;
+		json_t *v = json_loads(a->default_json, JSON_DECODE_ANY, &jerr);
+		if (!v) {
+			snprintf(why, whylen, "job '%s': default of argument '%s' is not JSON: %s",
+				 job->name, a->name, jerr.text);
+			return -EINVAL;
+		}
+		char err[256];
+		json_t *norm = NULL;
+		int rc = crund_arg_check(a, v, &norm, err, sizeof err);
+		json_decref(v);
+		json_decref(norm);
+		if (rc < 0) {
+			snprintf(why, whylen, "job '%s': bad default: %s", job->name, err);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+int crund_plugin_check_descriptor(const crund_plugin *d, const crund_plugins_opts *opts,
+				  char *why, size_t whylen)
+{
+	struct desc_head h = {d->magic, d->abi_major, d->abi_minor, d->size};
+	int rc = check_head(&h, why, whylen);
+	if (rc < 0)
+		return rc;
+	if (!valid_name(d->name, true)) {
+		snprintf(why, whylen, "plugin name '%s' is not [a-z0-9_-]+ (at most %d characters)",
+			 d->name ? d->name : "(null)", CRUND_PLUGIN_MAX_NAME);
+		return -EINVAL;
+	}
+	if ((d->flags & CRUND_PLUGIN_RUNS_COMMANDS) && !(opts && opts->allow_commands)) {
+		snprintf(why, whylen,
+			 "plugin '%s' runs arbitrary commands, and such plugins are not "
+			 "allowed (start crund with --allow-command-plugins to load it)",
+			 d->name);
+		return -EPERM;
+	}
+	if (d->n_jobs > CRUND_PLUGIN_MAX_JOBS || (d->n_jobs && !d->jobs)) {
+		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, table %s)", d->name,
+			 d->n_jobs, d->jobs ? "present" : "NULL");
+		return -EINVAL;
+	}
+	for (size_t i = 0; i < d->n_jobs; i++) {
+		const crund_job_spec *j = &d->jobs[i];
+		if (!valid_name(j->name, false)) {
+			snprintf(why, whylen, "job name '%s' is not [a-z0-9_]+",
+				 j->name ? j->name : "(null)");
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < i; k++)
+			if (strcmp(d->jobs[k].name, j->name) == 0) {
+				snprintf(why, whylen, "job '%s' is declared twice", j->name);
+				return -EINVAL;
+			}
+		if (!j->run) {
+			snprintf(why, whylen, "job '%s' has no run function", j->name);
+			return -EINVAL;
+		}
+		if (j->n_args > CRUND_PLUGIN_MAX_ARGS || (j->n_args && !j->args)) {
+			snprintf(why, whylen, "job '%s': bad argument table (%zu args)", j->name,
+				 j->n_args);
+			return -EINVAL;
+		}
+		for (size_t k = 0; k < j->n_args; k++) {
+			rc = check_arg_spec(j, &j->args[k], why, whylen);
+			if (rc < 0)
+				return rc;
+			for (size_t m = 0; m < k; m++)
+				if (strcmp(j->args[m].name, j->args[k].name) == 0) {
+					snprintf(why, whylen, "job '%s': argument '%s' is declared twice",
+						 j->name, j->args[k].name);
+					return -EINVAL;
+				}
+		}
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------ loading */
+
+static void loaded_release(crund_loaded_plugin *p)
+{
+	if (p->dl)
+		dlclose(p->dl);
+	free(p->path);
+	memset(p, 0, sizeof *p);
+}
+
+const crund_loaded_plugin *crund_plugins_find(const crund_plugin_registry *reg, const char *name)
+{
+	if (!reg || !name)
+		return NULL;
+	for (size_t i = 0; i < reg->n; i++)
+		if (strcmp(reg->plugins[i].desc->name, name) == 0)
+			return &reg->plugins[i];
+	return NULL;
+}
+
+const crund_job_spec *crund_plugins_find_job(const crund_loaded_plugin *p, const char *job)
+{
+	if (!p || !job)
+		return NULL;
+	for (size_t i = 0; i < p->desc->n_jobs; i++)
+		if (strcmp(p->desc->jobs[i].name, job) == 0)
+			return &p->desc->jobs[i];
+	return NULL;
+}
+
+/* Check, load and register one file.  Refusals are logged and recorded;
+ * returns -ENOMEM only (the caller's scan goes on otherwise). */
+static int load_one(crund_plugin_registry *reg, const char *path, const crund_plugins_opts *opts)
+{
+	char why[512];
+	if (precheck_file(path, opts, why, sizeof why) < 0) {
+		refuse(reg, opts, path, why);
+		return 0;
+	}
+
+	/* Past this point the plugin's constructors run.  RTLD_LOCAL keeps
+	 * its symbols (every plugin has a crund_plugin_v1) from colliding. */
+	dlerror();
+	void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		const char *e = dlerror();
+		snprintf(why, sizeof why, "dlopen failed: %s", e ? e : "unknown error");
+		refuse(reg, opts, path, why);
+		return 0;
+	}
+	const crund_plugin *d = dlsym(dl, CRUND_PLUGIN_SYMBOL);
+	int rc;
+	if (!d) {
+		snprintf(why, sizeof why, "not a crund plugin (no %s symbol)", CRUND_PLUGIN_SYMBOL);
+		rc = -ENOEXEC;
+	} else {
+		rc = crund_plugin_check_descriptor(d, opts, why, sizeof why);
+	}
+	if (rc == 0) {
+		const crund_loaded_plugin *other = crund_plugins_find(reg, d->name);
+		if (other) {
+			snprintf(why, sizeof why, "duplicate plugin name '%s' (already loaded from %s)",
+				 d->name, other->path);
+			rc = -EEXIST;
+		}
+	}
+	if (rc < 0) {
+		dlclose(dl);
+		refuse(reg, opts, path, why);
+		return 0;
+	}
+
+	char *p = strdup(path);
+	crund_loaded_plugin *arr = p ? realloc(reg->plugins, (reg->n + 1) * sizeof *arr) : NULL;
+	if (!arr) {
+		free(p);
+		dlclose(dl);
+		plog(opts, CRUND_LOG_ERROR, "plugin %s: out of memory", path);
+		return -ENOMEM;
+	}
+	reg->plugins = arr;
+	arr[reg->n++] = (crund_loaded_plugin){.desc = d, .path = p, .dl = dl};
+	plog(opts, CRUND_LOG_INFO, "plugin %s %s loaded from %s (%zu job%s)", d->name,
+	     d->version ? d->version : "(no version)", path, d->n_jobs, d->n_jobs == 1 ? "" : "s");
+	return 0;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmp_plugins(const void *a, const void *b)
+{
+	const crund_loaded_plugin *x = a, *y = b;
+	return strcmp(x->desc->name, y->desc->name);
+}
+
+static bool has_so_suffix(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 3 && strcmp(name + n - 3, ".so") == 0 && name[0] != '.';
+}
+
+static int load_dir(crund_plugin_registry *reg, const char *dir, const crund_plugins_opts *opts)
+{
+	char why[512];
+	struct stat st;
+	if (stat(dir, &st) < 0) {
+		int err = errno;
+		plog(opts, CRUND_LOG_ERROR, "plugin directory %s: %s", dir, strerror(err));
+		return -err;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		plog(opts, CRUND_LOG_ERROR, "plugin directory %s: not a directory", dir);
+		return -ENOTDIR;
+	}
+	if (!(opts && opts->allow_insecure_dir) &&
+	    check_owner_mode(&st, "the directory", why, sizeof why) < 0) {
+		plog(opts, CRUND_LOG_ERROR, "plugin directory %s refused: %s", dir, why);
+		return -EPERM;
+	}
+
+	DIR *d = opendir(dir);
+	if (!d) {
+		int err = errno;
+		plog(opts, CRUND_LOG_ERROR, "plugin directory %s: %s", dir, strerror(err));
+		return -err;
+	}
+	char **names = NULL;
+	size_t n = 0, cap = 0;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!has_so_suffix(de->d_name))
+			continue;
+		if (n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			char **nn = realloc(names, ncap * sizeof *nn);
+			if (!nn) {
+				rc = -ENOMEM;
+				break;
+			}
+			names = nn;
+			cap = ncap;
+		}
+		if (!(names[n] = strdup(de->d_name))) {
+			rc = -ENOMEM;
+			break;
+		}
+		n++;
+	}
+	closedir(d);
+	if (rc == 0) {
+		/* Sorted, so "the first wins" among duplicates does not depend
+		 * on readdir's order. */
+		if (n)
+			qsort(names, n, sizeof *names, cmp_names);
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			size_t len = strlen(dir) + 1 + strlen(names[i]) + 1;
+			char *path = malloc(len);
+			if (!path) {
+				rc = -ENOMEM;
+				break;
+			}
+			snprintf(path, len, "%s/%s", dir, names[i]);
+			rc = load_one(reg, path, opts);
+			free(path);
+		}
+	} else {
+		plog(opts, CRUND_LOG_ERROR, "plugin directory %s: out of memory", dir);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+int crund_plugins_load(crund_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
+		       const crund_plugins_opts *opts)
+{
+	if (!reg || (n_dirs && !dirs))
+		return -EINVAL;
+	int rc = 0;
+	for (size_t i = 0; i < n_dirs && rc == 0; i++)
+		rc = load_dir(reg, dirs[i], opts);
+	if (reg->n > 1)
+		qsort(reg->plugins, reg->n, sizeof *reg->plugins, cmp_plugins);
+	return rc;
+}
+
+/* --------------------------------------------------------- init / fini */
+
+static void remove_at(crund_plugin_registry *reg, size_t i)
+{
+	loaded_release(&reg->plugins[i]);
+	memmove(&reg->plugins[i], &reg->plugins[i + 1], (reg->n - i - 1) * sizeof *reg->plugins);
+	reg->n--;
+}
+
+int crund_plugins_init(crund_plugin_registry *reg, const crund_host_api *host,
+		       const crund_plugins_opts *opts)
+{
+	for (size_t i = 0; i < reg->n;) {
+		crund_loaded_plugin *p = &reg->plugins[i];
+		if (p->initialized) {
+			i++;
+			continue;
+		}
+		if (!p->desc->init) {
+			p->initialized = true;
+			i++;
+			continue;
+		}
+		void *state = NULL;
+		int rc = p->desc->init(host, &state);
+		if (rc >= 0) {
+			p->state = state;
+			p->initialized = true;
+			i++;
+			continue;
+		}
+		cr_task *self = cr_current_task();
+		bool we_were_cancelled = rc == -ECANCELED && self && cr_task_cancelling(self) > 0;
+		char why[256];
+		snprintf(why, sizeof why, "init failed: %s%s", cr_strerror(rc),
+			 we_were_cancelled ? " (the daemon is shutting down)" : "");
+		refuse(reg, opts, p->path, why);
+		remove_at(reg, i);
+		if (we_were_cancelled)
+			return -ECANCELED;
+	}
+	return 0;
+}
+
+void crund_plugins_fini(crund_plugin_registry *reg, const crund_host_api *host)
+{
+	for (size_t i = reg->n; i-- > 0;) {
+		crund_loaded_plugin *p = &reg->plugins[i];
+		if (!p->initialized)
+			continue;
+		/* fini may await; even if our task is being cancelled each
+		 * plugin still gets its call, so its state is released. */
+		if (p->desc->fini)
+			p->desc->fini(host, p->state);
+		p->state = NULL;
+		p->initialized = false;
+	}
+}
+
+void crund_plugins_free(crund_plugin_registry *reg)
+{
+	if (!reg)
+		return;
+	for (size_t i = reg->n; i-- > 0;)
+		loaded_release(&reg->plugins[i]);
+	free(reg->plugins);
+	for (size_t i = 0; i < reg->n_refused; i++) {
+		free(reg->refused[i].path);
+		free(reg->refused[i].reason);
+	}
+	free(reg->refused);
+	memset(reg, 0, sizeof *reg);
+}
+
+/* ------------------------------------------------------------- JSON */
+
+/* json_object_set_new that turns a NULL value into a failure. */
+static int set_new(json_t *o, const char *key, json_t *v)
+{
+	return v ? json_object_set_new(o, key, v) : -1;
+}
+
+static json_t *str_or_empty(const char *s)
+{
+	return json_string(s ? s : "");
+}
+
+static json_t *arg_to_json(const crund_arg_spec *a)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	int bad = set_new(o, "name", json_string(a->name)) |
+		  set_new(o, "type", json_string(crund_arg_type_name(a->type))) |
+		  set_new(o, "required", json_boolean(a->required)) |
+		  set_new(o, "description", str_or_empty(a->description));
+	if (a->default_json)
+		bad |= set_new(o, "default", json_loads(a->default_json, JSON_DECODE_ANY, NULL));
+	if (a->has_range) {
+		if (a->type == CRUND_ARG_INTEGER)
+			bad |= set_new(o, "min", json_integer((json_int_t)a->min)) |
+			       set_new(o, "max", json_integer((json_int_t)a->max));
+		else
+			bad |= set_new(o, "min", json_real(a->min)) |
+			       set_new(o, "max", json_real(a->max));
+	}
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+static json_t *job_to_json(const crund_job_spec *j)
+{
+	json_t *o = json_object(), *args = json_array();
+	if (!o || !args)
+		goto fail;
+	for (size_t i = 0; i < j->n_args; i++)
+		if (json_array_append_new(args, arg_to_json(&j->args[i])) < 0)
+			goto fail;
+	if (set_new(o, "name", json_string(j->name)) |
+	    set_new(o, "description", str_or_empty(j->description)))
+		goto fail;
+	if (json_object_set_new(o, "args", args) < 0) {
+		args = NULL;
+		goto fail;
+	}
+	return o;
+fail:
+	json_decref(args);
+	json_decref(o);
+	return NULL;
+}
+
+json_t *crund_plugin_to_json(const crund_loaded_plugin *p)
+{
+	const crund_plugin *d = p->desc;
+	json_t *o = json_object(), *jobs = json_array();
+	if (!o || !jobs)
+		goto fail;
+	for (size_t i = 0; i < d->n_jobs; i++)
+		if (json_array_append_new(jobs, job_to_json(&d->jobs[i])) < 0)
+			goto fail;
+	if (set_new(o, "name", json_string(d->name)) |
+	    set_new(o, "version", str_or_empty(d->version)) |
+	    set_new(o, "description", str_or_empty(d->description)))
+		goto fail;
+	if (json_object_set_new(o, "jobs", jobs) < 0) {
+		jobs = NULL;
+		goto fail;
+	}
+	return o;
+fail:
+	json_decref(jobs);
+	json_decref(o);
+	return NULL;
+}
+
+json_t *crund_plugins_to_json(const crund_plugin_registry *reg)
+{
+	json_t *a = json_array();
+	if (!a)
+		return NULL;
+	for (size_t i = 0; i < reg->n; i++)
+		if (json_array_append_new(a, crund_plugin_to_json(&reg->plugins[i])) < 0) {
+			json_decref(a);
+			return NULL;
+		}
+	return a;
+}

@@ -1,0 +1,127 @@
+/*
+ * submit.c — POST /v1/jobs bodies; see submit.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "submit.h"
+
+static int bad(const char **ret_code, const char *code, char *msg, size_t msglen,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int bad(const char **ret_code, const char *code, char *msg, size_t msglen,
+	       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, msglen, fmt, ap);
+	va_end(ap);
+	*ret_code = code;
+	return -EINVAL;
+}
+
+static bool known_field(const char *k)
+{
+	return !strcmp(k, "plugin") || !strcmp(k, "job") || !strcmp(k, "args") ||
+	       !strcmp(k, "timeout") || !strcmp(k, "context") || !strcmp(k, "idempotency_key");
+}
+
+void crund_submission_free(crund_submission *s)
+{
+	json_decref(s->args);
+	free(s->idem_key);
+	memset(s, 0, sizeof(*s));
+}
+
+int crund_submission_parse(const crund_plugin_registry *reg, const char *body, size_t len,
+			   crund_submission *ret, const char **ret_code, char *msg, size_t msglen)
+{
+	json_error_t jerr;
+	crund_submission s;
+	const char *key;
+	json_t *v, *root;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	if (!len)
+		return bad(ret_code, "invalid_json", msg, msglen,
+			   "the request body is empty; send a JSON object such as "
+			   "{\"plugin\":\"demo\",\"job\":\"noop\"}");
+	root = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+	if (!root)
+		return bad(ret_code, "invalid_json", msg, msglen,
+			   "the body is not valid JSON: %s at line %d, column %d", jerr.text, jerr.line,
+			   jerr.column);
+#define BAD(...) do { rc = bad(ret_code, "invalid_request", msg, msglen, __VA_ARGS__); goto out; } while (0)
+	if (!json_is_object(root))
+		BAD("the body must be a JSON object with \"plugin\" and \"job\"");
+	json_object_foreach(root, key, v) {
+		if (!known_field(key))
+			BAD("unknown field '%.64s' (expected plugin, job, args, timeout, context, "
+			    "idempotency_key)", key);
+	}
+	json_t *jp = json_object_get(root, "plugin"), *jj = json_object_get(root, "job");
+	json_t *ja = json_object_get(root, "args"), *jt = json_object_get(root, "timeout");
+	json_t *jc = json_object_get(root, "context"), *jk = json_object_get(root, "idempotency_key");
+	if (!json_is_string(jp))
+		BAD("field 'plugin' must be a string naming a plugin");
+	if (!json_is_string(jj))
+		BAD("field 'job' must be a string naming a job of the plugin");
+	if (ja && !json_is_object(ja) && !json_is_null(ja))
+		BAD("field 'args' must be an object");
+	if (jt && !json_is_null(jt)) {
+		double t = json_number_value(jt);
+		if (!json_is_number(jt) || !(t > 0) || t > CRUND_TIMEOUT_MAX)
+			BAD("field 'timeout' must be a number of seconds greater than 0 (at most %g)",
+			    CRUND_TIMEOUT_MAX);
+		s.timeout = t;
+	}
+	if (jc && !json_is_null(jc)) {
+		const char *c = json_string_value(jc);
+		if (!c || (strcmp(c, "shared") && strcmp(c, "isolated")))
+			BAD("field 'context' must be \"shared\" or \"isolated\"");
+		s.isolated = !strcmp(c, "isolated");
+	}
+	if (jk && !json_is_null(jk)) {
+		const char *k = json_string_value(jk);
+		if (!k || !*k || strlen(k) > CRUND_IDEM_KEY_MAX)
+			BAD("field 'idempotency_key' must be a non-empty string of at most %d bytes",
+			    CRUND_IDEM_KEY_MAX);
+		if (!(s.idem_key = strdup(k))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+#undef BAD
+	const char *pname = json_string_value(jp), *jname = json_string_value(jj);
+	s.plugin = crund_plugins_find(reg, pname);
+	if (!s.plugin) {
+		rc = bad(ret_code, "unknown_plugin", msg, msglen,
+			 "no plugin named '%.64s' (GET /v1/plugins lists them)", pname);
+		goto out;
+	}
+	s.spec = crund_plugins_find_job(s.plugin, jname);
+	if (!s.spec) {
+		rc = bad(ret_code, "unknown_job", msg, msglen,
+			 "plugin '%s' has no job named '%.64s' (GET /v1/plugins/%s lists them)",
+			 s.plugin->desc->name, jname, s.plugin->desc->name);
+		goto out;
+	}
+	if (crund_args_validate(s.spec, json_is_object(ja) ? ja : NULL, &s.args, msg, msglen) < 0) {
+		*ret_code = "invalid_args";
+		rc = -EINVAL;
+		goto out;
+	}
+	json_decref(root);
+	*ret = s;
+	return 0;
+out:
+	json_decref(root);
+	crund_submission_free(&s);
+	return rc;
+}

@@ -1,0 +1,37 @@
+/*
+ * submit.h — the body of POST /v1/jobs, from bytes to a validated
+ * submission: JSON parsing (line/column on errors), field types, plugin
+ * and job lookup, argument validation against the job's specs.  No HTTP
+ * and no daemon state, so it is unit-tested and fuzzed directly.
+ */
+#ifndef CRUND_SUBMIT_H
+#define CRUND_SUBMIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+
+#include "plugins.h"
+
+#define CRUND_IDEM_KEY_MAX 200
+#define CRUND_TIMEOUT_MAX (365 * 86400.0)
+
+typedef struct crund_submission {
+	const crund_loaded_plugin *plugin;
+	const crund_job_spec *spec;
+	json_t *args;        /* owned: validated, defaults filled */
+	double timeout;      /* 0: none */
+	bool isolated;
+	char *idem_key;      /* owned, or NULL */
+} crund_submission;
+
+/* Parse and validate.  On success fills *ret (free with
+ * crund_submission_free) and returns 0.  On a bad body returns -EINVAL,
+ * *ret_code is the error code ("invalid_json", "invalid_request",
+ * "unknown_plugin", "unknown_job", "invalid_args") and msg a sentence
+ * naming what is wrong; -ENOMEM when memory ran out. */
+int crund_submission_parse(const crund_plugin_registry *reg, const char *body, size_t len,
+			   crund_submission *ret, const char **ret_code, char *msg, size_t msglen);
+void crund_submission_free(crund_submission *s);
+
+#endif

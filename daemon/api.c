@@ -117,6 +117,8 @@ static crund_mhd_result post_job(crund_req *r)
 				    sizeof(err));
 	if (rc == -EINVAL)
 		return crund_http_error(r, 400, code, NULL, "%s", err);
+	if (rc == -ENOENT)  /* DESIGN §4: unknown plugin or job → 404 */
+		return crund_http_error(r, 404, code, NULL, "%s", err);
 	if (rc < 0)
 		return crund_http_error(r, 500, "internal", NULL, "out of memory");
 

@@ -81,7 +81,9 @@ static int serve_main(void *arg, void **ret_value)
 	rc = crund_plugins_load(&crund_d.reg, (const char *const *)c->plugin_dirs, c->n_plugin_dirs,
 				&crund_d.popts);
 	if (rc < 0) {
-		exit_code = 1;
+		/* a missing, unreadable or insecure plugin dir is the
+		 * configuration's fault (message logged by the loader) */
+		exit_code = rc == -ENOMEM ? 1 : 2;
 		return rc;
 	}
 	rc = crund_plugins_init(&crund_d.reg, &crund_host, &crund_d.popts);

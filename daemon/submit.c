@@ -101,15 +101,17 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 	const char *pname = json_string_value(jp), *jname = json_string_value(jj);
 	s.plugin = crund_plugins_find(reg, pname);
 	if (!s.plugin) {
-		rc = bad(ret_code, "unknown_plugin", msg, msglen,
-			 "no plugin named '%.64s' (GET /v1/plugins lists them)", pname);
+		bad(ret_code, "unknown_plugin", msg, msglen,
+		    "no plugin named '%.64s' (GET /v1/plugins lists them)", pname);
+		rc = -ENOENT;
 		goto out;
 	}
 	s.spec = crund_plugins_find_job(s.plugin, jname);
 	if (!s.spec) {
-		rc = bad(ret_code, "unknown_job", msg, msglen,
-			 "plugin '%s' has no job named '%.64s' (GET /v1/plugins/%s lists them)",
-			 s.plugin->desc->name, jname, s.plugin->desc->name);
+		bad(ret_code, "unknown_job", msg, msglen,
+		    "plugin '%s' has no job named '%.64s' (GET /v1/plugins/%s lists them)",
+		    s.plugin->desc->name, jname, s.plugin->desc->name);
+		rc = -ENOENT;
 		goto out;
 	}
 	if (crund_args_validate(s.spec, json_is_object(ja) ? ja : NULL, &s.args, msg, msglen) < 0) {

@@ -26,10 +26,11 @@ typedef struct crund_submission {
 } crund_submission;
 
 /* Parse and validate.  On success fills *ret (free with
- * crund_submission_free) and returns 0.  On a bad body returns -EINVAL,
- * *ret_code is the error code ("invalid_json", "invalid_request",
- * "unknown_plugin", "unknown_job", "invalid_args") and msg a sentence
- * naming what is wrong; -ENOMEM when memory ran out. */
+ * crund_submission_free) and returns 0.  On a bad body returns -EINVAL
+ * (*ret_code "invalid_json", "invalid_request" or "invalid_args"), for a
+ * plugin or job that does not exist -ENOENT (*ret_code "unknown_plugin" or
+ * "unknown_job": the API answers 404); msg is a sentence naming what is
+ * wrong.  -ENOMEM when memory ran out. */
 int crund_submission_parse(const crund_plugin_registry *reg, const char *body, size_t len,
 			   crund_submission *ret, const char **ret_code, char *msg, size_t msglen);
 void crund_submission_free(crund_submission *s);

@@ -318,8 +318,9 @@ const char *cr_ctxvar_name(const cr_ctxvar *var);
 /* In the current context (the running task's, or the thread's base
  * context outside tasks). */
 int cr_ctxvar_get(const cr_ctxvar *var, void **ret_value);
-/* Set; *ret_token (may be NULL) lets reset() restore the previous state;
- * tokens are freed by reset or cr_ctxtoken_free. */
+/* Set; *ret_token (may be NULL) lets reset() restore the previous state.
+ * The caller owns the token and frees it with cr_ctxtoken_free() (reset
+ * only marks it used, so a second reset can fail safely with -EINVAL). */
 int cr_ctxvar_set(cr_ctxvar *var, void *value, cr_ctxtoken **ret_token);
 /* Restore; -EINVAL for a token used twice or made in another context. */
 int cr_ctxvar_reset(cr_ctxvar *var, cr_ctxtoken *token);

@@ -60,10 +60,14 @@ diag "activator: $activator"
 
 port=$(free_port)
 usock="$tmp/crund.sock"
+# As crund.service starts it: with the installed (all commented) config
+# file; the plugins come from the build tree.
+conf="$top_builddir/systemd/etc/crund.conf"
 
 if [ $activator = python ]; then
 	"$PYTHON" "$tmp/activate.py" -l "127.0.0.1:$port" -l "$usock" \
-		$(crund_cmd) --plugin-dir "$(plugin_dir)" --grace 5 > "$tmp/crund.log" 2>&1 &
+		$(crund_cmd) --config "$conf" --plugin-dir "$(plugin_dir)" --grace 5 \
+		> "$tmp/crund.log" 2>&1 &
 else
 	# It passes on only PATH, HOME, TERM and what -E names.
 	keep=
@@ -72,7 +76,8 @@ else
 		eval "[ -n \"\${$v+set}\" ]" && keep="$keep -E $v"
 	done
 	systemd-socket-activate $keep -l "127.0.0.1:$port" -l "$usock" \
-		$(crund_cmd) --plugin-dir "$(plugin_dir)" --grace 5 > "$tmp/crund.log" 2>&1 &
+		$(crund_cmd) --config "$conf" --plugin-dir "$(plugin_dir)" --grace 5 \
+		> "$tmp/crund.log" 2>&1 &
 fi
 crund_pid=$!
 pids_to_kill="$pids_to_kill $crund_pid"

@@ -10,7 +10,7 @@
 require_crund
 scratch_init
 
-echo "1..12"
+echo "1..13"
 
 # The listener: one line per assignment, prefixed with the sender's pid
 # from SCM_CREDENTIALS (what systemd checks for NotifyAccess=main) and the
@@ -46,12 +46,14 @@ start_listener() {
 
 # start_crund NAME NOTIFY_SOCKET WATCHDOG_PID_MODE: WATCHDOG_PID is crund's
 # own pid ("self", as systemd sets it), another pid ("other") or unset.
+# INVOCATION_ID is set, as systemd sets it for every service.
 # The shell sets WATCHDOG_PID=$$ and then execs crund, so $$ is its pid.
 start_crund() {
 	name=$1
 	sock="$tmp/$name.sock"
 	# shellcheck disable=SC2016
 	NOTIFY_SOCKET=$2 WATCHDOG_USEC=200000 WD_MODE=$3 OTHER_PID=$listener_pid \
+		INVOCATION_ID=0123456789abcdef0123456789abcdef \
 		sh -c 'case $WD_MODE in
 			self) WATCHDOG_PID=$$; export WATCHDOG_PID ;;
 			other) WATCHDOG_PID=$OTHER_PID; export WATCHDOG_PID ;;
@@ -147,6 +149,17 @@ fi
 # Order: READY=1 first, STOPPING=1 after it, one READY=1 only.
 order=$(grep -n -e ' READY=1$' -e ' STOPPING=1$' "$tmp/main.msgs" | sed 's/.* //' | tr '\n' ' ')
 check "READY=1 once, then STOPPING=1 (saw: $order)" [ "$order" = "READY=1 STOPPING=1 " ]
+
+# Under systemd the log lines carry journald's "<N>" priority prefix and
+# no timestamp of their own (valgrind's "==PID==" lines aside).
+grep -v -e '^==[0-9]*==' "$tmp/main.log" > "$tmp/main.log.crund"
+bad=$(grep -v -e '^<[0-7]>[^0-9<]' "$tmp/main.log.crund" | head -n 3)
+if grep -q '^<6>.*SIGTERM' "$tmp/main.log.crund" && [ -z "$bad" ]; then
+	ok "log lines carry journald priority prefixes under systemd"
+else
+	not_ok "log lines carry journald priority prefixes under systemd"
+	diag_file "$tmp/main.log"
+fi
 
 # NotifyAccess=main: systemd drops messages from any other process.
 others=$(awk -v p="$crund_pid" '$1 != p' "$tmp/main.msgs" | head -n 3)

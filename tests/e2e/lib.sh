@@ -31,6 +31,7 @@ CRUND_LOG=
 CRUND_STATUS=
 CRUND_N=0           # how many daemons this script started (log file names)
 CRUND_PLUGIN_ARGS=(--plugin-dir "$CRUND_PLUGIN_DIR")  # start_crund's plugin flags
+CRUND_HOST=127.0.0.1  # start_crund's listening address (the URL stays on loopback)
 CURL_AUTH=()        # extra curl args for every request (auth.sh sets a token)
 BG_PIDS=()          # background helpers (curl clients) to reap at exit
 
@@ -190,7 +191,7 @@ start_crund() {
 		CRUND_N=$((CRUND_N + 1))
 		CRUND_LOG="$E2E_TMP/crund-$CRUND_N.log"
 		CRUND_STATUS=
-		crund_cmd --listen "127.0.0.1:$CRUND_PORT" "${CRUND_PLUGIN_ARGS[@]}" "$@"
+		crund_cmd --listen "$CRUND_HOST:$CRUND_PORT" "${CRUND_PLUGIN_ARGS[@]}" "$@"
 		"${CRUND_CMD[@]}" >"$CRUND_LOG" 2>&1 </dev/null 7>&- 8<&- &
 		CRUND_PID=$!
 		for ((i = 0; i < $(slow 100); i++)); do

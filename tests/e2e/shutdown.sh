@@ -108,7 +108,31 @@ is "$(final_state "$E2E_TMP/lp-long.json")" cancelled/shutdown "second signal: r
 check "second-signal log has no sanitizer/valgrind reports" log_is_clean
 check "second-signal log reports no leaked tasks" log_has_no_leaked_tasks
 
-# ============================================================ 4: SIGINT
+# ============================================================ 4: executor and child tasks at shutdown
+# --grace 0: a sieve on an executor thread and a fanout of 500 sleeping
+# children are cancelled at once; the daemon must still exit 0, record both
+# ends, and leak no task.
+start_crund --grace 0 || bail "crund did not restart"
+submit '{"plugin":"demo","job":"fanout","args":{"n":500,"seconds":60}}'
+fan_id=$JOB_ID
+submit '{"plugin":"demo","job":"compute","args":{"n":100000000}}'
+comp_id=$JOB_ID
+poll_state "$fan_id" running 5
+bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-fan.json" "$CRUND_URL/v1/jobs/$fan_id?wait=30"
+lp5=$BG_PID
+bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-comp.json" "$CRUND_URL/v1/jobs/$comp_id?wait=30"
+lp6=$BG_PID
+sleep 0.3
+kill -TERM "$CRUND_PID"
+wait_crund_exit "$(slow 15)"
+is "$CRUND_STATUS" 0 "--grace 0 with executor work and 500 child tasks: exits 0"
+wait "$lp5" "$lp6"
+is "$(final_state "$E2E_TMP/lp-fan.json")" cancelled/shutdown "fanout job ends cancelled, shutdown"
+like "$(final_state "$E2E_TMP/lp-comp.json")" '^(cancelled/shutdown|succeeded/None)$' "compute job has a recorded end (cancelled, shutdown or succeeded)"
+check "executor shutdown log has no sanitizer/valgrind reports" log_is_clean
+check "executor shutdown log reports no leaked tasks" log_has_no_leaked_tasks
+
+# ============================================================ 5: SIGINT
 start_crund || bail "crund did not restart"
 kill -INT "$CRUND_PID"
 wait_crund_exit "$(slow 10)"

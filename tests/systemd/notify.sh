@@ -10,7 +10,7 @@
 require_crund
 scratch_init
 
-echo "1..13"
+echo "1..14"
 
 # The listener: one line per assignment, prefixed with the sender's pid
 # from SCM_CREDENTIALS (what systemd checks for NotifyAccess=main) and the
@@ -149,6 +149,10 @@ fi
 # Order: READY=1 first, STOPPING=1 after it, one READY=1 only.
 order=$(grep -n -e ' READY=1$' -e ' STOPPING=1$' "$tmp/main.msgs" | sed 's/.* //' | tr '\n' ' ')
 check "READY=1 once, then STOPPING=1 (saw: $order)" [ "$order" = "READY=1 STOPPING=1 " ]
+
+# STATUS= lines for `systemctl status`, as crund(8) says.
+check "STATUS=running with READY=1, STATUS=draining with STOPPING=1" \
+	sh -c "grep -q ' STATUS=running\$' '$tmp/main.msgs' && grep -q ' STATUS=draining\$' '$tmp/main.msgs'"
 
 # Under systemd the log lines carry journald's "<N>" priority prefix and
 # no timestamp of their own (valgrind's "==PID==" lines aside).

@@ -71,7 +71,7 @@ fi
 
 # A plugin directory owned by some other unprivileged user (uid 1): the
 # daemon's user could be made to load code that user controls.  Refused,
-# exit status 1 (a runtime failure, see crund(8)).
+# exit status 2 (the configuration's fault, see crund(8)).
 mkdir "$tmp/theirs"
 cp "$(plugin_dir)/demo.so" "$tmp/theirs/"
 chown -R 1:1 "$tmp/theirs"
@@ -80,10 +80,10 @@ as_service_user $(crund_cmd) --plugin-dir "$tmp/theirs" --listen "unix:$tmp/run/
 	> "$tmp/theirs.log" 2>&1 &
 crund_pid=$!
 pids_to_kill="$pids_to_kill $crund_pid"
-if wait_exit "$crund_pid" 30 && [ "$exit_status" -eq 1 ] && grep -q 'owned by uid 1' "$tmp/theirs.log"; then
-	ok "a plugin directory owned by another user is refused (exit 1)"
+if wait_exit "$crund_pid" 30 && [ "$exit_status" -eq 2 ] && grep -q 'owned by uid 1' "$tmp/theirs.log"; then
+	ok "a plugin directory owned by another user is refused (exit 2)"
 else
-	not_ok "a plugin directory owned by another user is refused (exit 1; got $exit_status)"
+	not_ok "a plugin directory owned by another user is refused (exit 2; got $exit_status)"
 	diag_file "$tmp/theirs.log"
 fi
 

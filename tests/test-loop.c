@@ -420,16 +420,23 @@ static void *xthread_fn(void *arg)
 	return NULL;
 }
 
+static pthread_t xth;
+
+static void start_thread_cb(void *arg)
+{
+	/* Started while the loop runs: its calls are cross-thread. */
+	pthread_create(&xth, NULL, xthread_fn, arg);
+}
+
 START_TEST(debug_refuses_calls_from_another_thread)
 {
 	cr_loop_opts o = { .size = sizeof(o), .debug = CR_DEBUG_ON };
 	struct xthread x = { 0 };
-	pthread_t th;
 
 	ck_assert_int_eq(cr_loop_new(&o, &x.loop), 0);
-	pthread_create(&th, NULL, xthread_fn, &x);
+	cr_call_soon(x.loop, start_thread_cb, &x, NULL);
 	cr_loop_run_forever(x.loop);
-	pthread_join(th, NULL);
+	pthread_join(xth, NULL);
 	ck_assert(atomic_load(&x.done));
 	ck_assert_int_eq(x.rc_soon, -EPERM);
 	ck_assert_int_eq(x.rc_spawn, -EPERM);

@@ -17,6 +17,8 @@
  * by one byte is caught under ASan, as it is under libFuzzer.  Exit 0 when
  * every input ran; a finding aborts (the sanitizer's report or the
  * target's FUZZ_CHECK) after the input was written to stderr in hex.
+ * The two result lines are TAP-shaped so .ci/run counts them; the test
+ * itself is a plain exit-status test.
  */
 #include "config.h"
 
@@ -351,7 +353,12 @@ int main(int argc, char **argv)
 		run_one(buf, len);
 	}
 	free(buf);
-	printf("%s: %zu inputs and %lu mutations ran, no finding\n", argv[0], n_seeds, iterations);
+	/* TAP-shaped, printed only once everything ran, so that .ci/run
+	 * counts these and a crash leaves no "ok" line behind. */
+	const char *name = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	printf("1..2\nok 1 - %s: %zu corpus inputs ran, no finding\n"
+	       "ok 2 - %s: %lu mutations ran, no finding\n",
+	       name, n_seeds, name, iterations);
 	for (size_t i = 0; i < n_seeds; i++) {
 		free(seeds[i].data);
 		free(seeds[i].name);

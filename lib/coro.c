@@ -21,8 +21,10 @@
 /* The coroutine that switched to the one now resuming: lets the resumed
  * side tell ASan whose stack it left and lets a starting ucontext
  * coroutine find its entry point. */
+#if defined(CR_HAVE_ASAN) || defined(CR_CORO_UCONTEXT)
 static __thread cr__coro *tls_from __attribute__((tls_model("initial-exec")));
 static __thread cr__coro *tls_to __attribute__((tls_model("initial-exec")));
+#endif
 
 /* Called on the new stack by the trampoline (assembly) or by makecontext
  * (ucontext) at a coroutine's first run.  Not static: the assembly calls it. */
@@ -142,8 +144,10 @@ static inline void raw_switch(cr__coro *from, cr__coro *to)
 
 void cr__coro_switch(cr__coro *from, cr__coro *to)
 {
+#if defined(CR_HAVE_ASAN) || defined(CR_CORO_UCONTEXT)
 	tls_from = from;
 	tls_to = to;
+#endif
 #ifdef CR_HAVE_ASAN
 	__sanitizer_start_switch_fiber(&from->asan_fake, to->asan_bottom, to->asan_size);
 #endif
@@ -157,8 +161,10 @@ void cr__coro_switch(cr__coro *from, cr__coro *to)
 
 void cr__coro_switch_final(cr__coro *from, cr__coro *to)
 {
+#if defined(CR_HAVE_ASAN) || defined(CR_CORO_UCONTEXT)
 	tls_from = from;
 	tls_to = to;
+#endif
 #ifdef CR_HAVE_ASAN
 	/* NULL fake stack: this stack is dying, ASan may drop its fake frames. */
 	__sanitizer_start_switch_fiber(NULL, to->asan_bottom, to->asan_size);

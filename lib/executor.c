@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,10 +50,17 @@
 
 #define EXECUTOR_MAX_DEFAULT_THREADS 32
 #define EXECUTOR_DEFAULT_TIMEOUT 300.0
-/* Spin iterations (pause instructions) before the spinning worker blocks
- * on the condition variable: a few tens of µs, enough to catch the next
- * submission of a batch, short enough not to burn a core when idle. */
-#define EXECUTOR_SPIN 400
+/* Spin (pause instructions) of the one worker waiting for work before it
+ * blocks on the condition variable.  Adaptive: doubled after a spin that
+ * caught the next submission (a batch is under way), halved after one
+ * that ran out (idle: blocking sooner wastes less), within these bounds;
+ * and every EXECUTOR_SPIN_YIELD iterations the spinner yields its CPU, so
+ * on a small, busy machine it does not keep the loop thread that feeds it
+ * off a core. */
+#define EXECUTOR_SPIN_MIN 32
+#define EXECUTOR_SPIN_START 400
+#define EXECUTOR_SPIN_MAX 4096
+#define EXECUTOR_SPIN_YIELD 256
 
 /* Item states.  QUEUED → RUNNING is taken by a worker and QUEUED →
  * ABANDONED by a cancelled caller, both by compare-and-swap, so exactly
@@ -86,6 +94,7 @@ struct pool {
 	atomic_uint sleeping;     /* threads blocked (or about to) on work_cv */
 	atomic_uint wakes;        /* signals sent and not yet consumed */
 	atomic_uint spinning;     /* threads spinning for work (0 or 1) */
+	unsigned spin;            /* current spin length (the spinner's only) */
 	atomic_bool shutdown;     /* refuse new work; workers exit when idle */
 	atomic_bool detached;     /* the loop is closed (set under lock) */
 	cr_loop *loop;            /* not a reference; never used once detached */
@@ -167,6 +176,7 @@ static struct pool *pool_get(cr_loop *loop, bool create)
 	atomic_init(&p->sleeping, 0);
 	atomic_init(&p->wakes, 0);
 	atomic_init(&p->spinning, 0);
+	p->spin = EXECUTOR_SPIN_START;
 	atomic_init(&p->shutdown, false);
 	atomic_init(&p->detached, false);
 	p->loop = loop;
@@ -277,6 +287,34 @@ static void schedule_flush(struct pool *p)
 	p->flush_failed = cr_call_soon_threadsafe(p->loop, flush_completions, p) < 0;
 }
 
+/* Without the lock, by the one spinning worker (`spinning` set): wait a
+ * little for a submission; adapt the next spin to whether one came. */
+static void spin_for_work(struct pool *p)
+{
+	unsigned limit = p->spin;
+	bool caught = false;
+
+	for (unsigned i = 1; i <= limit; i++) {
+		if (atomic_load_explicit(&p->incoming, memory_order_relaxed)) {
+			caught = true;
+			break;
+		}
+		if (i % EXECUTOR_SPIN_YIELD == 0) {
+			sched_yield();
+		} else {
+#if defined(__x86_64__) || defined(__i386__)
+			__builtin_ia32_pause();
+#elif defined(__aarch64__)
+			__asm__ __volatile__("yield");
+#endif
+		}
+	}
+	if (caught)
+		p->spin = limit * 2 < EXECUTOR_SPIN_MAX ? limit * 2 : EXECUTOR_SPIN_MAX;
+	else
+		p->spin = limit / 2 > EXECUTOR_SPIN_MIN ? limit / 2 : EXECUTOR_SPIN_MIN;
+}
+
 static void *worker_main(void *arg)
 {
 	struct pool *p = arg;
@@ -303,13 +341,7 @@ static void *worker_main(void *arg)
 				 * next item is usually microseconds away. */
 				atomic_store(&p->spinning, 1);
 				pthread_mutex_unlock(&p->lock);
-				for (int i = 0; i < EXECUTOR_SPIN; i++) {
-					if (atomic_load_explicit(&p->incoming, memory_order_relaxed))
-						break;
-#if defined(__x86_64__) || defined(__i386__)
-					__builtin_ia32_pause();
-#endif
-				}
+				spin_for_work(p);
 				pthread_mutex_lock(&p->lock);
 				atomic_store(&p->spinning, 0);
 				continue;
@@ -330,11 +362,19 @@ static void *worker_main(void *arg)
 			free(w);  /* its caller was cancelled before it started */
 			continue;
 		}
-		/* More queued: pass the baton to a sleeper unless a spinner
-		 * will take it. */
-		if ((p->head || atomic_load(&p->incoming)) && !atomic_load(&p->spinning))
-			wake_one(p);
 		atomic_fetch_sub(&p->idle, 1);
+		/* More queued than the awake free workers (the spinner, one
+		 * between two items, those being woken) will take: pass the
+		 * baton to a sleeper.  Trivial functions keep the queue short
+		 * and a burst wakes nobody; blocking ones pile up and wake as
+		 * many workers as they need, one by one. */
+		if (p->head || atomic_load(&p->incoming)) {
+			int awake_free = (int)atomic_load(&p->idle) - (int)atomic_load(&p->sleeping)
+					 + (int)atomic_load(&p->wakes);
+
+			if ((int)atomic_load(&p->pending) > awake_free)
+				wake_one(p);
+		}
 		pthread_mutex_unlock(&p->lock);
 
 		w->value = NULL;

@@ -112,11 +112,15 @@ static void wake_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t v;
 
 	(void)what;
-	/* Clear the flag before reading: a call_soon_threadsafe racing with
-	 * us writes again, so no wake-up is lost. */
-	atomic_store(&loop->wake_pending, false);
+	/* Drain first, then clear the flag.  Clearing first would lose a
+	 * wake-up: a caller could set the flag and write between the clear
+	 * and the read, the read would eat its write, and every later caller
+	 * would see the flag set and not write.  This way a caller that saw
+	 * the flag still set had pushed its callback already, and the loop
+	 * looks at the inbox right after this poll returns. */
 	while (read(fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
 		;
+	atomic_store(&loop->wake_pending, false);
 }
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -534,6 +538,28 @@ int cr_call_soon(cr_loop *loop, cr_callback cb, void *arg, cr_handle **ret_handl
 	return 0;
 }
 
+int cr__call_soon_owned(cr_loop *loop, cr_callback cb, cr_callback drop, void *arg)
+{
+	cr_handle *h;
+	int rc = cr_call_soon(loop, cb, arg, &h);
+
+	if (rc < 0)
+		return rc;
+	h->drop = drop;
+	cr_handle_unref(h);
+	return 0;
+}
+
+/* A handle discarded by close without running. */
+static void handle_drop(cr_handle *h)
+{
+	h->where = CR__H_NONE;
+	if (!h->cancelled && h->drop)
+		h->drop(h->arg);
+	h->cancelled = 1;
+	cr_handle_unref(h);
+}
+
 int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg, cr_handle **ret_handle)
 {
 	cr_handle *h;
@@ -696,7 +722,7 @@ static void poll_io(cr_loop *loop, bool block)
 
 			if (dt <= 0) {
 				block = false;
-			} else {
+			} else if (dt < 1e8) {  /* beyond ~3 years (or inf): no bound */
 				struct timeval tv;
 
 				tv.tv_sec = (time_t)dt;
@@ -725,12 +751,26 @@ static void poll_io(cr_loop *loop, bool block)
 	loop->iters_since_check = 0;
 }
 
-static void run_handle(cr_handle *h)
+static void run_handle(cr_loop *loop, cr_handle *h)
 {
 	h->where = CR__H_NONE;
 	if (!h->cancelled) {
 		h->cancelled = 1;  /* ran: a later cancel is a no-op */
-		h->cb(h->arg);
+		if (loop->debug) {
+			double t0 = cr__monotonic(), dt;
+
+			h->cb(h->arg);
+			dt = cr__monotonic() - t0;
+			if (dt >= loop->slow_duration) {
+				char msg[128];
+				cr_error_report r = { msg, 0, NULL };
+
+				snprintf(msg, sizeof(msg), "Executing a callback took %.3f seconds", dt);
+				cr_loop_call_exception_handler(loop, &r);
+			}
+		} else {
+			h->cb(h->arg);
+		}
 	}
 	cr_handle_unref(h);
 }
@@ -771,7 +811,7 @@ static void run_once(cr_loop *loop)
 		if (e->kind == CR__RQ_TASK)
 			cr__task_run_step(loop, (cr_task *)e);
 		else
-			run_handle((cr_handle *)e);
+			run_handle(loop, (cr_handle *)e);
 	}
 }
 
@@ -865,10 +905,8 @@ int cr_loop_close(cr_loop *loop)
 	 * are released by cr__task_destroy_pending below). */
 	for (e = loop->rq_head; e; e = next) {
 		next = e->next;
-		if (e->kind == CR__RQ_HANDLE) {
-			((cr_handle *)e)->where = CR__H_NONE;
-			cr_handle_unref((cr_handle *)e);
-		}
+		if (e->kind == CR__RQ_HANDLE)
+			handle_drop((cr_handle *)e);
 	}
 	loop->rq_head = NULL;
 	loop->rq_tail = &loop->rq_head;
@@ -876,8 +914,7 @@ int cr_loop_close(cr_loop *loop)
 		cr_handle *h = loop->heap[0];
 
 		heap_remove(loop, h);
-		h->cancelled = 1;
-		cr_handle_unref(h);
+		handle_drop(h);
 	}
 	free(loop->heap);
 	loop->heap = NULL;

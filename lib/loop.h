@@ -38,6 +38,7 @@ struct cr_handle {
 	cr_loop *loop;
 	cr_callback cb;
 	void *arg;
+	cr_callback drop;   /* internal: releases arg if dropped unrun */
 	double when;        /* timers: loop time it is due */
 	uint64_t seq;       /* timers: FIFO order among equal times */
 	size_t heap_idx;
@@ -112,6 +113,10 @@ void cr__handle_init_embedded(cr_handle *h, cr_loop *loop, cr_callback cb, void 
 /* cr__timer_reserve first (it can fail), then cr__timer_add cannot. */
 int cr__timer_reserve(cr_loop *loop);
 void cr__timer_add(cr_loop *loop, cr_handle *h, double when);
+
+/* cr_call_soon whose arg owns something: drop(arg) runs instead of
+ * cb(arg) if the loop is closed before the callback ran. */
+int cr__call_soon_owned(cr_loop *loop, cr_callback cb, cr_callback drop, void *arg);
 
 /* The running loop of this thread. */
 extern __thread cr_loop *cr__tls_loop __attribute__((tls_model("initial-exec")));

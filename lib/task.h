@@ -28,8 +28,8 @@ struct cr__waiter {
 
 struct cr__donecb;
 
-/* Kept small: a million unstarted tasks must fit in memory (about 170
- * bytes each on x86-64 plus the context copy). */
+/* Kept small: a million unstarted tasks must fit in memory (160 bytes
+ * on x86-64, plus the context copy). */
 struct cr_task {
 	struct cr__rq rq;          /* first: ready queue entry */
 	uint8_t state;             /* CR__T_* */
@@ -40,14 +40,15 @@ struct cr_task {
 	cr_loop *loop;             /* holds a loop reference */
 	cr_task *all_prev, *all_next;  /* loop's unfinished tasks */
 	cr_fn fn;
-	void *arg;
-	void *value;
+	union {
+		void *arg;         /* until the body runs */
+		void *value;       /* once done: what the body stored */
+	};
 	cr_context *ctx;           /* owned reference while unfinished */
 	struct cr__stack *stack;   /* from first step to the end */
 	cr__coro coro;
 	char *name;                /* owned; NULL: "Task-<id>" made on demand */
 	uint64_t id;
-	size_t stack_size;         /* usable bytes wanted */
 	void (*on_cancel)(void *arg);  /* while parked */
 	void *on_cancel_arg;
 	struct cr__waiter *waiters;
@@ -56,6 +57,7 @@ struct cr_task {
 	int rc;
 	int wake_rc;
 	int cancelling;
+	uint32_t stack_4k;         /* usable stack wanted, in 4 KiB units; 0: loop's */
 };
 
 static inline cr_task *cr__task_all_next(cr_task *t)

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
 #include "testutil.h"
 #include "coro.h"
 
@@ -44,6 +48,10 @@ static void *stack_new(void)
 	void *p = mmap(NULL, STK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	ck_assert(p != MAP_FAILED);
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	/* Never deregistered: the test process is short-lived. */
+	VALGRIND_STACK_REGISTER(p, (char *)p + STK);
+#endif
 	return p;
 }
 

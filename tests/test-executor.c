@@ -237,6 +237,29 @@ START_TEST(default_worker_count_is_cpus_plus_4_capped_at_32)
 }
 END_TEST
 
+/* Workers that went to sleep after a first burst are all woken by a
+ * second one of blocking calls (the baton passes while items pile up). */
+static int saturate_twice(void *arg, void **ret)
+{
+	int r = saturate(arg, ret);
+
+	if (r < 0)
+		return r;
+	cr_sleep(0.05);   /* the workers spin out and block */
+	reset_counters();
+	return saturate(arg, ret);
+}
+
+START_TEST(sleeping_workers_all_wake_for_a_burst)
+{
+	reset_counters();
+	ck_assert_int_eq(cr_loop_set_executor_threads(loop, 4), 0);
+	ck_assert_int_eq(run_main(saturate_twice, IV(4)), 0);
+	ck_assert_int_eq(atomic_load(&max_running), 4);
+	ck_assert_int_eq(atomic_load(&started), 40);
+}
+END_TEST
+
 /* ---------------------------------------------------------- cancel */
 
 static atomic_bool worker_done;
@@ -562,6 +585,7 @@ static Suite *executor_suite(void)
 	tcase_add_test(tc, many_gathered_calls_all_complete);
 	tcase_add_test(tc, worker_count_follows_setting);
 	tcase_add_test(tc, default_worker_count_is_cpus_plus_4_capped_at_32);
+	tcase_add_test(tc, sleeping_workers_all_wake_for_a_burst);
 	tcase_add_test(tc, cancel_while_waiting_returns_at_once_and_drops_result);
 	tcase_add_test(tc, cancelled_queued_call_never_runs);
 	tcase_add_test(tc, shutdown_refuses_new_work);

@@ -374,6 +374,77 @@ START_TEST(wait_fd_cancelled_while_waiting)
 }
 END_TEST
 
+struct starve {
+	int fd;
+	bool io_done, timer_done;
+	long spins;
+};
+
+static int spinner_fn(void *arg, void **ret)
+{
+	struct starve *s = arg;
+
+	(void)ret;
+	/* Always runnable: the loop must still poll and run timers. */
+	while (!(s->io_done && s->timer_done) && s->spins < 50000000) {
+		s->spins++;
+		cr_yield();
+	}
+	return 0;
+}
+
+static int io_fn(void *arg, void **ret)
+{
+	struct starve *s = arg;
+	int rc = cr_wait_fd(s->fd, CR_READ, -1);
+
+	(void)ret;
+	s->io_done = rc == CR_READ;
+	return rc;
+}
+
+static int timer_fn(void *arg, void **ret)
+{
+	struct starve *s = arg;
+	int rc = cr_sleep(0.002);
+
+	(void)ret;
+	s->timer_done = rc == 0;
+	return rc;
+}
+
+static int starve_main(void *arg, void **ret)
+{
+	struct starve *s = arg;
+	cr_task *t[3];
+
+	(void)ret;
+	ck_assert_int_eq(cr_spawn(spinner_fn, s, NULL, &t[0]), 0);
+	ck_assert_int_eq(cr_spawn(io_fn, s, NULL, &t[1]), 0);
+	ck_assert_int_eq(cr_spawn(timer_fn, s, NULL, &t[2]), 0);
+	cr_gather(t, 3, NULL);
+	for (int i = 0; i < 3; i++)
+		cr_task_unref(t[i]);
+	return 0;
+}
+
+START_TEST(busy_yielding_tasks_do_not_starve_io_or_timers)
+{
+	struct starve s = { 0 };
+	int fds[2];
+
+	ck_assert_int_eq(pipe(fds), 0);
+	ck_assert_int_eq(write(fds[1], "x", 1), 1);
+	s.fd = fds[0];
+	ck_assert_int_eq(tu_run(starve_main, &s, NULL), 0);
+	ck_assert(s.io_done);
+	ck_assert(s.timer_done);
+	ck_assert(s.spins < 50000000);
+	close(fds[0]);
+	close(fds[1]);
+}
+END_TEST
+
 static int nested_main(void *arg, void **ret)
 {
 	cr_loop *other = arg;
@@ -518,6 +589,30 @@ START_TEST(executor_settings_are_kept)
 }
 END_TEST
 
+static void slow_cb(void *arg)
+{
+	struct timespec ts = { 0, 30000000 };
+
+	nanosleep(&ts, NULL);
+	cr_loop_stop(arg);
+}
+
+START_TEST(debug_reports_slow_callback)
+{
+	cr_loop_opts o = { .size = sizeof(o), .debug = CR_DEBUG_ON, .slow_callback_duration = 0.01 };
+	struct tu_reports rep = { 0 };
+	cr_loop *loop;
+
+	ck_assert_int_eq(cr_loop_new(&o, &loop), 0);
+	cr_loop_set_exception_handler(loop, tu_handler, &rep);
+	cr_call_soon(loop, slow_cb, loop, NULL);
+	cr_loop_run_forever(loop);
+	ck_assert_int_eq(rep.n, 1);
+	ck_assert_msg(strstr(rep.last, "Executing a callback took"), "%s", rep.last);
+	cr_loop_unref(loop);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -534,9 +629,11 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, signal_handler_runs_on_the_loop);
 	tcase_add_test(tc, wait_fd_reports_readiness_and_timeout);
 	tcase_add_test(tc, wait_fd_cancelled_while_waiting);
+	tcase_add_test(tc, busy_yielding_tasks_do_not_starve_io_or_timers);
 	tcase_add_test(tc, running_a_loop_inside_a_running_loop_is_refused);
 	tcase_add_test(tc, debug_refuses_calls_from_another_thread);
 	tcase_add_test(tc, debug_default_follows_environment);
+	tcase_add_test(tc, debug_reports_slow_callback);
 	tcase_add_test(tc, backend_can_be_chosen_and_base_embedded);
 	tcase_add_test(tc, exception_handler_receives_reports);
 	tcase_add_test(tc, executor_settings_are_kept);

@@ -25,6 +25,7 @@
 #define CRUND_DEFAULT_MAX_CONNECTIONS 1000u
 #define CRUND_DEFAULT_MAX_RESULT ((size_t)1 << 20)
 #define CRUND_DEFAULT_MAX_LOG ((size_t)64 << 10)
+#define CRUND_DEFAULT_STREAM_PING 15.0
 
 typedef struct crund_config {
 	char **listen;            /* n_listen strings, owned */
@@ -44,6 +45,7 @@ typedef struct crund_config {
 	unsigned max_connections;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
+	double stream_ping;       /* s between event-stream keep-alive comments */
 	bool allow_insecure_plugins;
 	bool allow_command_plugins;
 	bool debug;

@@ -23,6 +23,10 @@
 
 #define JSON_CT "application/json; charset=utf-8"
 #define CONNECTION_TIMEOUT 60u   /* s: idle or slow clients are dropped */
+/* An event stream with nothing to say sends an SSE comment every
+ * --stream-ping seconds, so a client that went away is noticed (a suspended
+ * connection sees no disconnect until MHD writes to it) and proxies keep
+ * the stream open. */
 /* Per-connection memory pool: MHD clears it between keep-alive requests,
  * so its size is paid on every request; 16 KiB holds any sane header set
  * (bodies stream through it). */
@@ -302,8 +306,25 @@ static void stream_event(crund_sub *sub, crund_jobrec *job, int ev, const char *
 	case CRUND_EV_END:
 		stream_add_job(r, "end", job);
 		r->stream_end = true;
+		if (r->timer) {
+			cr_handle_cancel(r->timer);
+			r->timer = cr_handle_unref(r->timer);
+		}
 		break;
 	}
+	resume(r);
+}
+
+static void stream_ping(void *arg)
+{
+	crund_req *r = arg;
+	r->timer = cr_handle_unref(r->timer);
+	if (r->stream_end)
+		return;
+	if (r->stream.len - r->stream_off <= STREAM_MAX_PENDING)
+		crund_buf_adds(&r->stream, ": ping\n\n");
+	if (cr_call_later(crund_d.loop, crund_d.cfg.stream_ping, stream_ping, r, &r->timer) < 0)
+		r->timer = NULL;
 	resume(r);
 }
 
@@ -339,6 +360,10 @@ crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job)
 		memset(&req->sub, 0, sizeof(req->sub));
 		req->sub.on_event = stream_event;
 		crund_jobs_subscribe(job, &req->sub);
+		/* best effort: without pings a vanished client is noticed at
+		 * the job's end */
+		if (cr_call_later(crund_d.loop, crund_d.cfg.stream_ping, stream_ping, req, &req->timer) < 0)
+			req->timer = NULL;
 	}
 	struct MHD_Response *resp =
 		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, req, NULL);

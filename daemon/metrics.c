@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "http.h"
 #include "log.h"
 
 static uint64_t status_count[600];
@@ -76,8 +77,12 @@ void crund_metrics_render(crund_buf *b)
 		       "# HELP crund_uptime_seconds Seconds since the daemon started.\n"
 		       "# TYPE crund_uptime_seconds gauge\n"
 		       "crund_uptime_seconds %.3f\n"
+		       "# HELP crund_http_held_connections Long-polls and event streams waiting.\n"
+		       "# TYPE crund_http_held_connections gauge\n"
+		       "crund_http_held_connections %zu\n"
 		       "# HELP crund_draining 1 while the daemon shuts down.\n"
 		       "# TYPE crund_draining gauge\n"
 		       "crund_draining %d\n",
-		       cr_loop_time(crund_d.loop) - crund_d.start_mono, crund_d.draining ? 1 : 0);
+		       cr_loop_time(crund_d.loop) - crund_d.start_mono,
+		       crund_http_suspended(crund_d.http), crund_d.draining ? 1 : 0);
 }

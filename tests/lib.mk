@@ -61,3 +61,20 @@ check_PROGRAMS += tests/test-stress
 tests_test_stress_SOURCES = tests/test-stress.c tests/testutil.h
 tests_test_stress_LDADD = lib/libcrunner.la $(CHECK_LIBS)
 tests_test_stress_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+
+# The context switch alone, register by register (callee-saved integer and
+# floating-point registers, stack pointer, trampoline, deep recursion): the
+# configured switch natively, and the aarch64 switch under qemu when the
+# cross tools are installed (tests/coro-aarch64.sh skips otherwise).
+check_PROGRAMS += tests/coro-switch-test
+tests_coro_switch_test_SOURCES = tests/coro-switch-test.c lib/coro.c lib/coro.h
+if CORO_ASM_X86_64
+tests_coro_switch_test_SOURCES += lib/switch-x86_64.S
+endif
+if CORO_ASM_AARCH64
+tests_coro_switch_test_SOURCES += lib/switch-aarch64.S
+endif
+tests_coro_switch_test_CFLAGS = $(AM_CFLAGS)
+tests_coro_switch_test_CCASFLAGS = $(AM_CCASFLAGS)
+LIB_TESTS += tests/coro-switch-test tests/coro-aarch64.sh
+EXTRA_DIST += tests/coro-aarch64.sh

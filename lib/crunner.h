@@ -123,7 +123,10 @@ int cr_loop_close(cr_loop *loop);
 /* Monotonic time in seconds (CLOCK_MONOTONIC), cached per loop iteration. */
 double cr_loop_time(const cr_loop *loop);
 
-/* The libevent base, to add one's own events (valid until close). */
+/* The libevent base, to add one's own events (valid until close).  The
+ * loop makes its base on first need (a loop that never blocks, waits on an
+ * fd or handles a signal has none), so this may create it: call it on the
+ * loop's thread, or before the loop runs.  NULL if it cannot be made. */
 struct event_base *cr_loop_event_base(cr_loop *loop);
 const char *cr_loop_backend(const cr_loop *loop);
 

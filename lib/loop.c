@@ -29,6 +29,13 @@
  * The libevent base only sees fd and signal events; timers live in our own
  * heap and the earliest deadline bounds the blocking poll, so libevent's
  * own timer queue stays nearly empty.
+ *
+ * Lazy base.  Unless given one (opts.base) or told a backend, the loop
+ * makes its base, wake-up eventfd and poll timer only when first needed:
+ * to block, to watch an fd or a signal, or when cr_loop_event_base is
+ * called.  Until then a poll has nothing to look at and is skipped, so a
+ * short cr_run makes no syscall for the loop (~25 before).  The SIGINT
+ * handling of runners goes through cr__loop_signal_wake, not the base.
  */
 #include "config.h"
 
@@ -133,6 +140,81 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 
 #define OPT_HAS(o, f) ((o)->size == 0 || (o)->size >= offsetof(cr_loop_opts, f) + sizeof((o)->f))
 
+/* Make the libevent base and the loop's own events on first need: when
+ * the loop has to block, or someone asks for the base (fd waits,
+ * signals, cr_loop_event_base).  A loop whose tasks never wait on
+ * anything external (a cr_run of a short computation) then costs no
+ * syscall at all, instead of ~25 (epoll_create, eventfds, epoll_ctl,
+ * closes).  Loop thread only, or before the loop runs. */
+static int ensure_base(cr_loop *loop)
+{
+	struct event_config *cfg;
+	struct event_base *base;
+
+	if (loop->base)
+		return 0;
+	if (loop->closed)
+		return -ESHUTDOWN;
+	cfg = event_config_new();
+	if (!cfg)
+		return -ENOMEM;
+	/* No EVENT_BASE_FLAG_PRECISE_TIMER: our own clock decides when
+	 * timers are due, libevent only bounds the blocking poll by a
+	 * relative timeout (rounded up to the ms), and the precise timer
+	 * would cost a timerfd_settime syscall per poll.  IGNORE_ENV: the
+	 * EVENT_NO* variables cost four get*id syscalls per base (libevent's
+	 * setuid check) and must not change the backend behind our back. */
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_IGNORE_ENV);
+	if (loop->backend) {
+		const char **m = event_get_supported_methods();
+
+		for (int i = 0; m && m[i]; i++)
+			if (strcmp(m[i], loop->backend) != 0)
+				event_config_avoid_method(cfg, m[i]);
+	}
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	if (!base)
+		return -EIO;
+	loop->base = base;
+	loop->own_base = true;
+	return 0;
+}
+
+/* The loop's own events on its base: the cross-thread wake-up eventfd and
+ * the timer that bounds a blocking poll. */
+static int ensure_events(cr_loop *loop)
+{
+	int rc;
+
+	if (loop->wake_ev)
+		return 0;
+	/* The eventfd first: out of descriptors, libevent's base creation
+	 * exits the process (event_sock_err on its signal socketpair), while
+	 * this failure is ours to survive (poll_without_base). */
+	if (loop->wake_fd < 0) {
+		loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (loop->wake_fd < 0)
+			return -errno;
+	}
+	if ((rc = ensure_base(loop)) < 0)
+		return rc;
+	if (!loop->timer_ev) {
+		loop->timer_ev = evtimer_new(loop->base, timer_cb, loop);
+		if (!loop->timer_ev)
+			return -ENOMEM;
+	}
+	loop->wake_ev = event_new(loop->base, loop->wake_fd, EV_READ | EV_PERSIST, wake_cb, loop);
+	if (!loop->wake_ev)
+		return -ENOMEM;
+	if (event_add(loop->wake_ev, NULL) != 0) {
+		event_free(loop->wake_ev);
+		loop->wake_ev = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
 int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 {
 	cr_loop *loop;
@@ -141,6 +223,7 @@ int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 	double slow = 0;
 	const char *backend = NULL;
 	struct event_base *base = NULL;
+	int rc;
 
 	if (!ret_loop)
 		return cr__error(-EINVAL, "cr_loop_new: ret_loop is NULL");
@@ -178,67 +261,41 @@ int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 	loop->wake_fd = -1;
 	pthread_mutex_init(&loop->inbox_mu, NULL);
 
+	if (backend) {
+		const char **m = event_get_supported_methods();
+
+		for (int i = 0; m && m[i]; i++)
+			if (strcmp(m[i], backend) == 0)
+				loop->backend = m[i];
+		if (!loop->backend) {
+			pthread_mutex_destroy(&loop->inbox_mu);
+			free(loop);
+			return cr__error(-EINVAL, "libevent backend '%s' is not supported here", backend);
+		}
+	}
+	/* A given base is used at once.  A chosen backend is made now, so
+	 * that it fails here rather than at the first poll.  Otherwise the
+	 * base waits for its first use (ensure_base). */
 	if (base) {
 		loop->base = base;
-	} else {
-		struct event_config *cfg = event_config_new();
-
-		if (!cfg)
-			goto nomem;
-		/* No EVENT_BASE_FLAG_PRECISE_TIMER: our own clock decides when
-		 * timers are due, libevent only bounds the blocking poll by a
-		 * relative timeout (rounded up to the ms), and the precise
-		 * timer would cost a timerfd_settime syscall per poll. */
-		if (backend) {
-			const char **m = event_get_supported_methods();
-			bool found = false;
-
-			for (int i = 0; m && m[i]; i++) {
-				if (strcmp(m[i], backend) == 0)
-					found = true;
-				else
-					event_config_avoid_method(cfg, m[i]);
-			}
-			if (!found) {
-				event_config_free(cfg);
-				free(loop);
-				return cr__error(-EINVAL, "libevent backend '%s' is not supported here", backend);
-			}
-		}
-		loop->base = event_base_new_with_config(cfg);
-		event_config_free(cfg);
-		if (!loop->base) {
+	} else if (backend) {
+		rc = ensure_base(loop);
+		if (rc < 0) {
+			pthread_mutex_destroy(&loop->inbox_mu);
 			free(loop);
-			return cr__error(-EIO, "libevent: could not create an event base%s%s",
-					 backend ? " with backend " : "", backend ? backend : "");
+			return cr__error(rc, "libevent: could not create an event base with backend %s",
+					 backend);
 		}
-		loop->own_base = true;
 	}
-	loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (loop->wake_fd < 0) {
-		int e = errno;
-
+	if (loop->base && (rc = ensure_events(loop)) < 0) {
 		cr_loop_close(loop);
+		pthread_mutex_destroy(&loop->inbox_mu);
 		free(loop);
-		return cr__error(-e, "eventfd: %s", strerror(e));
+		return cr__error(rc, "could not set up the loop's events: %s", strerror(-rc));
 	}
-	loop->wake_ev = event_new(loop->base, loop->wake_fd, EV_READ | EV_PERSIST, wake_cb, loop);
-	loop->timer_ev = evtimer_new(loop->base, timer_cb, loop);
-	if (!loop->wake_ev || !loop->timer_ev || event_add(loop->wake_ev, NULL) != 0)
-		goto nomem_close;
 	loop->now = cr__monotonic();
 	*ret_loop = loop;
 	return 0;
-
-nomem_close:
-	cr_loop_close(loop);
-	pthread_mutex_destroy(&loop->inbox_mu);
-	free(loop);
-	return cr__error(-ENOMEM, "out of memory creating a loop");
-nomem:
-	pthread_mutex_destroy(&loop->inbox_mu);
-	free(loop);
-	return cr__error(-ENOMEM, "out of memory creating a loop");
 }
 
 cr_loop *cr_loop_ref(cr_loop *loop)
@@ -288,12 +345,23 @@ double cr_loop_time(const cr_loop *loop)
 
 struct event_base *cr_loop_event_base(cr_loop *loop)
 {
-	return loop->closed ? NULL : loop->base;
+	if (loop->closed || ensure_events(loop) < 0)
+		return NULL;
+	return loop->base;
 }
 
 const char *cr_loop_backend(const cr_loop *loop)
 {
-	return loop->base ? event_base_get_method(loop->base) : "none";
+	const char **m;
+
+	if (loop->base)
+		return event_base_get_method(loop->base);
+	if (loop->backend)
+		return loop->backend;
+	/* Not made yet: libevent takes the first method it supports (its
+	 * environment is ignored, see ensure_base). */
+	m = event_get_supported_methods();
+	return m && m[0] ? m[0] : "none";
 }
 
 int cr_loop_get_debug(const cr_loop *loop)
@@ -681,6 +749,10 @@ int cr_loop_add_signal_handler(cr_loop *loop, int signo, cr_callback cb, void *a
 	s->signo = signo;
 	s->cb = cb;
 	s->arg = arg;
+	if (ensure_events(loop) < 0) {
+		free(s);
+		return cr__error(-EIO, "libevent: no event base to watch signal %d", signo);
+	}
 	s->ev = evsignal_new(loop->base, signo, signal_cb, s);
 	if (!s->ev || event_add(s->ev, NULL) != 0) {
 		if (s->ev)
@@ -712,8 +784,48 @@ int cr_loop_remove_signal_handler(cr_loop *loop, int signo)
 
 /* ----------------------------------------------------------------- run */
 
+/* The base could not be made when the loop had to block (out of fds or
+ * memory): report it once, then sleep in short slices so that timers and
+ * cr_call_soon_threadsafe still progress (the latter up to 1 ms late). */
+static void poll_without_base(cr_loop *loop, int rc)
+{
+	double dt = 0.001;
+
+	if (!loop->base_failed) {
+		cr_error_report r = { "could not create the libevent base; polling by sleeping",
+				      rc, NULL };
+
+		loop->base_failed = true;
+		cr_loop_call_exception_handler(loop, &r);
+	}
+	if (loop->heap_len) {
+		double t = loop->heap[0]->when - cr__monotonic();
+
+		if (t < dt)
+			dt = t;
+	}
+	if (dt > 0 && atomic_load(&loop->inbox_n) == 0 && !atomic_load(&loop->sig_pending)) {
+		struct timespec ts = { 0, (long)(dt * 1e9) + 1 };
+
+		nanosleep(&ts, NULL);
+	}
+}
+
 static void poll_io(cr_loop *loop, bool block)
 {
+	int rc;
+
+	if (!loop->wake_ev) {
+		/* No base yet, hence no fd or signal event to poll: only a
+		 * blocking wait needs one. */
+		if (block && (rc = ensure_events(loop)) < 0)
+			poll_without_base(loop, rc);
+		if (!loop->wake_ev) {
+			loop->steps_since_poll = 0;
+			loop->iters_since_check = 0;
+			return;
+		}
+	}
 	if (block) {
 		bool timer = false;
 
@@ -737,7 +849,7 @@ static void poll_io(cr_loop *loop, bool block)
 		}
 		if (block) {
 			atomic_store(&loop->polling, true);
-			if (atomic_load(&loop->inbox_n) > 0)
+			if (atomic_load(&loop->inbox_n) > 0 || atomic_load(&loop->sig_pending))
 				block = false;
 		}
 		event_base_loop(loop->base, block ? EVLOOP_ONCE : EVLOOP_ONCE | EVLOOP_NONBLOCK);
@@ -792,6 +904,9 @@ static void run_once(cr_loop *loop)
 	}
 	if (atomic_load_explicit(&loop->inbox_n, memory_order_acquire) > 0)
 		drain_inbox(loop);
+	if (atomic_load_explicit(&loop->sig_pending, memory_order_relaxed) &&
+	    atomic_exchange(&loop->sig_pending, false) && loop->sig_hook)
+		loop->sig_hook(loop->sig_hook_arg);
 	while (loop->heap_len && loop->heap[0]->when <= cr__loop_now(loop)) {
 		cr_handle *h = loop->heap[0];
 
@@ -815,6 +930,29 @@ static void run_once(cr_loop *loop)
 	}
 }
 
+static __thread bool thread_prepared;
+
+void cr__loop_set_sig_hook(cr_loop *loop, cr_callback cb, void *arg)
+{
+	loop->sig_hook = cb;
+	loop->sig_hook_arg = arg;
+}
+
+/* Called from a signal handler, on any thread: only atomics and write(2).
+ * The order (sig_pending then polling here, polling then sig_pending in
+ * poll_io) makes the loop either see the flag before blocking or be
+ * woken by the write.  polling is only ever set once the eventfd exists. */
+void cr__loop_signal_wake(cr_loop *loop)
+{
+	atomic_store(&loop->sig_pending, true);
+	if (atomic_load(&loop->polling)) {
+		uint64_t one = 1;
+		ssize_t w = write(loop->wake_fd, &one, sizeof(one));
+
+		(void)w;  /* EAGAIN: the counter is full, the loop wakes anyway */
+	}
+}
+
 static int run_enter(cr_loop *loop)
 {
 	if (loop->closed)
@@ -823,7 +961,11 @@ static int run_enter(cr_loop *loop)
 		return cr__error(-EBUSY, "This event loop is already running");
 	if (cr__tls_loop)
 		return cr__error(-EBUSY, "Cannot run the event loop while another loop is running");
-	cr__stack_prepare_thread();
+	/* Once per thread: it queries sigaltstack, a syscall per run. */
+	if (!thread_prepared) {
+		cr__stack_prepare_thread();
+		thread_prepared = true;
+	}
 	loop->running = true;
 	loop->stopping = false;
 	loop->thread = pthread_self();

@@ -49,6 +49,8 @@ struct cr__sigent;
 struct cr_loop {
 	atomic_int refs;
 	bool running, stopping, closed, own_base;
+	bool base_failed;         /* lazy base creation failed (reported once) */
+	const char *backend;      /* libevent's static name of opts.backend */
 	bool debug;
 	double slow_duration;
 	size_t stack_size;
@@ -77,6 +79,12 @@ struct cr_loop {
 	atomic_int inbox_n;           /* > 0: something to drain */
 	atomic_bool polling;          /* the loop may be blocked in the poll */
 	atomic_bool wake_pending;     /* the eventfd was written, not yet read */
+
+	/* Signal-handler wake-up (cr__loop_signal_wake): the hook runs on
+	 * the loop thread at the next iteration. */
+	atomic_bool sig_pending;
+	cr_callback sig_hook;
+	void *sig_hook_arg;
 
 	/* poll pacing while tasks are runnable */
 	unsigned steps_since_poll;
@@ -117,6 +125,13 @@ void cr__timer_add(cr_loop *loop, cr_handle *h, double when);
 /* cr_call_soon whose arg owns something: drop(arg) runs instead of
  * cb(arg) if the loop is closed before the callback ran. */
 int cr__call_soon_owned(cr_loop *loop, cr_callback cb, cr_callback drop, void *arg);
+
+/* The hook run on the loop thread after cr__loop_signal_wake (one at a
+ * time; NULL removes it).  Loop thread, loop not running. */
+void cr__loop_set_sig_hook(cr_loop *loop, cr_callback cb, void *arg);
+/* Async-signal-safe: mark the hook pending and wake the loop if it may
+ * be blocked.  Any thread. */
+void cr__loop_signal_wake(cr_loop *loop);
 
 /* The running loop of this thread. */
 extern __thread cr_loop *cr__tls_loop __attribute__((tls_model("initial-exec")));

@@ -99,9 +99,11 @@ static cr_task *task_alloc(void)
 	return t;
 }
 
+/* n + 1 > MAX rather than n >= MAX: with MAX 0 (sanitizers) the latter is
+ * an always-true unsigned comparison, an error under -Werror. */
 static void task_release(cr_task *t)
 {
-	if (task_cache.n >= TASK_CACHE_MAX || on_valgrind()) {
+	if (task_cache.n + 1 > TASK_CACHE_MAX || on_valgrind()) {
 		free(t);
 		return;
 	}
@@ -1070,6 +1072,9 @@ int cr_wait_fd(int fd, int events, double timeout)
 		return rc;
 	/* CR_READ/CR_WRITE have libevent's EV_READ/EV_WRITE values. */
 	w.t = t;
+	/* The loop makes its libevent base on first need (loop.c). */
+	if (!cr_loop_event_base(t->loop))
+		return cr__error(-EIO, "libevent: no event base to watch fd %d", fd);
 	w.ev = event_new(t->loop->base, fd, (short)events, fd_ready, &w);
 	if (!w.ev)
 		return cr__error(-ENOMEM, "out of memory waiting for fd %d", fd);

@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -533,6 +534,92 @@ START_TEST(debug_default_follows_environment)
 }
 END_TEST
 
+/* The lowest free descriptor: a loop that made its base holds some. */
+static int lowest_free_fd(void)
+{
+	int fd = dup(0);
+
+	ck_assert_int_ge(fd, 0);
+	close(fd);
+	return fd;
+}
+
+static int compute_only(void *arg, void **ret)
+{
+	(void)ret;
+	cr_yield();
+	*(int *)arg = lowest_free_fd();
+	return 0;
+}
+
+START_TEST(base_is_made_only_when_needed)
+{
+	int before = lowest_free_fd(), during = -1;
+	const char *name;
+	cr_loop *loop = tu_loop();
+
+	/* A loop whose tasks never block makes no base and opens no fd. */
+	ck_assert_int_eq(tu_run_on(loop, compute_only, &during, NULL), 0);
+	ck_assert_int_eq(during, before);
+	name = cr_loop_backend(loop);
+	ck_assert_ptr_nonnull(name);
+	/* Asking for the base makes it, with the backend announced. */
+	ck_assert_ptr_nonnull(cr_loop_event_base(loop));
+	ck_assert_int_gt(lowest_free_fd(), before);
+	ck_assert_str_eq(cr_loop_backend(loop), name);
+	ck_assert_int_eq(cr_loop_close(loop), 0);
+	ck_assert_ptr_null(cr_loop_event_base(loop));
+	ck_assert_int_eq(lowest_free_fd(), before);
+	cr_loop_unref(loop);
+
+	/* A loop with only timers makes its base when it must block. */
+	loop = tu_loop();
+	cr_call_later(loop, 0.005, stop_cb, loop, NULL);
+	ck_assert_int_eq(cr_loop_run_forever(loop), 0);
+	ck_assert_int_gt(lowest_free_fd(), before);
+	cr_loop_unref(loop);
+	ck_assert_int_eq(lowest_free_fd(), before);
+}
+END_TEST
+
+static void *late_wake(void *arg)
+{
+	usleep(20000);
+	cr_call_soon_threadsafe(arg, stop_cb, arg);
+	return NULL;
+}
+
+START_TEST(loop_without_fds_still_runs_timers_and_wakes)
+{
+	struct tu_reports rep = { 0 };
+	struct rlimit old, lim;
+	cr_loop *loop = tu_loop();
+	pthread_t th;
+	double t0;
+
+	/* No descriptor left: the base cannot be made when the loop has to
+	 * block.  It reports that once and keeps going by sleeping. */
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &old), 0);
+	lim = old;
+	lim.rlim_cur = (rlim_t)lowest_free_fd();
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &lim), 0);
+	cr_loop_set_exception_handler(loop, tu_handler, &rep);
+	t0 = cr_loop_time(loop);
+	cr_call_later(loop, 0.005, stop_cb, loop, NULL);
+	ck_assert_int_eq(cr_loop_run_forever(loop), 0);
+	ck_assert_double_ge(cr_loop_time(loop) - t0, 0.005);
+	ck_assert_int_eq(rep.n, 1);
+	/* A cross-thread call still gets through. */
+	ck_assert_int_eq(pthread_create(&th, NULL, late_wake, loop), 0);
+	ck_assert_int_eq(cr_loop_run_forever(loop), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(rep.n, 1);
+	ck_assert_ptr_null(cr_loop_event_base(loop));
+	ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &old), 0);
+	cr_loop_unref(loop);
+}
+END_TEST
+
 START_TEST(backend_can_be_chosen_and_base_embedded)
 {
 	cr_loop_opts o = { .size = sizeof(o), .backend = "poll" };
@@ -635,6 +722,8 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, debug_default_follows_environment);
 	tcase_add_test(tc, debug_reports_slow_callback);
 	tcase_add_test(tc, backend_can_be_chosen_and_base_embedded);
+	tcase_add_test(tc, base_is_made_only_when_needed);
+	tcase_add_test(tc, loop_without_fds_still_runs_timers_and_wakes);
 	tcase_add_test(tc, exception_handler_receives_reports);
 	tcase_add_test(tc, executor_settings_are_kept);
 	suite_add_tcase(s, tc);

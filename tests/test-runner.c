@@ -761,6 +761,53 @@ START_TEST(sigint_twice_interrupts)
 }
 END_TEST
 
+static void *unblock_and_kill(void *arg)
+{
+	sigset_t set;
+
+	(void)arg;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	while (!atomic_load(&main_started))
+		msleep(1);
+	msleep(20);
+	/* Only this thread accepts SIGINT: the handler runs here while the
+	 * loop thread is blocked in its poll and must be woken. */
+	kill(getpid(), SIGINT);
+	return NULL;
+}
+
+static int sleeps_until_cancelled(void *arg, void **ret)
+{
+	(void)arg;
+	(void)ret;
+	atomic_store(&main_started, true);
+	return cr_sleep(5);
+}
+
+START_TEST(sigint_on_another_thread_wakes_the_blocked_loop)
+{
+	cr_runner *r;
+	pthread_t th;
+	sigset_t set, old;
+	double t0 = now();
+
+	atomic_store(&main_started, false);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	ck_assert_int_eq(pthread_sigmask(SIG_BLOCK, &set, &old), 0);
+	ck_assert_int_eq(cr_runner_new(NULL, &r), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, unblock_and_kill, NULL), 0);
+	ck_assert_int_eq(cr_runner_run(r, sleeps_until_cancelled, NULL, NULL, NULL), -EINTR);
+	pthread_join(th, NULL);
+	ck_assert(now() - t0 < 2.5);
+	ck_assert_int_eq(cr_runner_close(r), 0);
+	cr_runner_free(r);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+END_TEST
+
 static volatile sig_atomic_t own_handler_hits;
 
 static void own_handler(int s)
@@ -881,6 +928,7 @@ static Suite *runner_suite(void)
 	tcase_add_test(tc, debug_tri_state_follows_env);
 	tcase_add_test(tc, sigint_once_cancels_main_task);
 	tcase_add_test(tc, sigint_twice_interrupts);
+	tcase_add_test(tc, sigint_on_another_thread_wakes_the_blocked_loop);
 	tcase_add_test(tc, sigint_left_alone_when_not_default_or_disabled);
 	tcase_add_test(tc, sigint_not_handled_outside_main_thread);
 	tcase_add_test(tc, sigint_between_runs_behaves_like_default);

@@ -42,6 +42,7 @@ const char crund_config_help[] =
 	"  --max-result-bytes BYTES  job result limit (default 1M)\n"
 	"  --max-log-bytes BYTES     job log limit (default 64K)\n"
 	"  --stream-ping SECONDS     keep-alive comment on idle event streams (default 15)\n"
+	"  --idle-timeout SECONDS    close idle or stalled connections (default 75)\n"
 	"  --allow-insecure-plugins  accept a plugin dir writable by others\n"
 	"  --allow-command-plugins   load plugins that run arbitrary commands\n"
 	"  --debug                   runtime debug mode and debug logging\n"
@@ -80,6 +81,7 @@ static const struct opt opts[] = {
 	{"max-result-bytes", T_SIZE, O(max_result_bytes), 0, 16, 1024.0 * 1024 * 1024},
 	{"max-log-bytes", T_SIZE, O(max_log_bytes), 0, 0, 1024.0 * 1024 * 1024},
 	{"stream-ping", T_DOUBLE, O(stream_ping), 0, 0.05, 3600},
+	{"idle-timeout", T_UINT, O(idle_timeout), 0, 1, 86400},
 	{"allow-insecure-plugins", T_BOOL, O(allow_insecure_plugins), 0, 0, 0},
 	{"allow-command-plugins", T_BOOL, O(allow_command_plugins), 0, 0, 0},
 	{"debug", T_BOOL, O(debug), 0, 0, 0},
@@ -101,6 +103,7 @@ void crund_config_defaults(crund_config *c)
 	c->max_result_bytes = CRUND_DEFAULT_MAX_RESULT;
 	c->max_log_bytes = CRUND_DEFAULT_MAX_LOG;
 	c->stream_ping = CRUND_DEFAULT_STREAM_PING;
+	c->idle_timeout = CRUND_DEFAULT_IDLE_TIMEOUT;
 	c->log_level = CRUND_LOG_INFO;
 }
 

@@ -26,6 +26,9 @@
 #define CRUND_DEFAULT_MAX_RESULT ((size_t)1 << 20)
 #define CRUND_DEFAULT_MAX_LOG ((size_t)64 << 10)
 #define CRUND_DEFAULT_STREAM_PING 15.0
+/* s: a connection idle (or a client this slow) this long is closed; 75 s
+ * like nginx's and aiohttp's keep-alive */
+#define CRUND_DEFAULT_IDLE_TIMEOUT 75u
 
 typedef struct crund_config {
 	char **listen;            /* n_listen strings, owned */
@@ -45,6 +48,7 @@ typedef struct crund_config {
 	unsigned max_connections;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
+	unsigned idle_timeout;    /* s: idle or slow connections are closed */
 	double stream_ping;       /* s between event-stream keep-alive comments */
 	bool allow_insecure_plugins;
 	bool allow_command_plugins;

@@ -22,7 +22,6 @@
 #include "log.h"
 
 #define JSON_CT "application/json; charset=utf-8"
-#define CONNECTION_TIMEOUT 60u   /* s: idle or slow clients are dropped */
 /* An event stream with nothing to say sends an SSE comment every
  * --stream-ping seconds, so a client that went away is noticed (a suspended
  * connection sees no disconnect until MHD writes to it) and proxies keep
@@ -626,7 +625,7 @@ static int start_server(struct server *s, int fd)
 				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
 				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)crund_d.cfg.max_connections,
-				MHD_OPTION_CONNECTION_TIMEOUT, CONNECTION_TIMEOUT,
+				MHD_OPTION_CONNECTION_TIMEOUT, crund_d.cfg.idle_timeout,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 				MHD_OPTION_END);

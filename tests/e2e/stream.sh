@@ -1,7 +1,8 @@
 #!/bin/bash
-# stream.sh — event-stream keep-alive: an idle stream gets an SSE comment
-# every --stream-ping seconds, and a client that went away is noticed (its
-# held connection is released) long before its job ends.  Prints TAP.
+# stream.sh — connection lifetimes: an idle event stream gets an SSE
+# comment every --stream-ping seconds, and a client that went away is
+# noticed (its held connection is released) long before its job ends; an
+# idle or stalled connection is closed after --idle-timeout.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 . "$(dirname "$0")/lib.sh"
 
@@ -32,10 +33,40 @@ is "$(job_state "$long")" running "the job itself is unaffected"
 
 stop_and_check_crund
 
+# --idle-timeout: a client that connects and sends nothing, and one that
+# stops half-way through its request, are both disconnected by the daemon.
+start_crund --idle-timeout 1 || bail "crund did not start with --idle-timeout"
+closed=$("$PY" - "$CRUND_PORT" "$(slow 10)" <<'PYEOF'
+import socket, sys, time
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+def closed_after(payload):
+    s = socket.create_connection(("127.0.0.1", port))
+    if payload:
+        s.sendall(payload)
+    s.settimeout(limit)
+    t0 = time.monotonic()
+    try:
+        data = s.recv(4096)
+    except socket.timeout:
+        return "open"
+    finally:
+        s.close()
+    return "closed" if data == b"" else "answered"
+print(closed_after(b""), closed_after(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"))
+PYEOF
+)
+is "$closed" "closed closed" "idle and stalled connections are closed after --idle-timeout"
+req GET /v1/health
+is "$HTTP_STATUS" 200 "the daemon still answers afterwards"
+stop_and_check_crund
+
 # Configuration: the value is checked like every other option.
 crund_cmd --stream-ping 0 --listen 127.0.0.1:1
 "${CRUND_CMD[@]}" >"$E2E_TMP/bad.log" 2>&1
 is "$?" 2 "--stream-ping 0 is refused (exit 2)"
 like "$(cat "$E2E_TMP/bad.log")" 'stream-ping' "the message names the option"
+crund_cmd --idle-timeout 0 --listen 127.0.0.1:1
+"${CRUND_CMD[@]}" >"$E2E_TMP/bad.log" 2>&1
+is "$?" 2 "--idle-timeout 0 is refused (exit 2)"
 
 done_testing

@@ -27,7 +27,9 @@ struct cr__rq {
 	uint8_t kind;
 };
 
-enum { CR__H_NONE, CR__H_READY, CR__H_HEAP };
+/* A timer is either in the FIFO (deadline not before the FIFO's tail:
+ * same-duration sleeps, timeouts, periodic timers) or in the heap. */
+enum { CR__H_NONE, CR__H_READY, CR__H_HEAP, CR__H_FIFO };
 
 struct cr_handle {
 	struct cr__rq rq;
@@ -41,7 +43,19 @@ struct cr_handle {
 	cr_callback drop;   /* internal: releases arg if dropped unrun */
 	double when;        /* timers: loop time it is due */
 	uint64_t seq;       /* timers: FIFO order among equal times */
-	size_t heap_idx;
+	union {
+		size_t heap_idx;                    /* CR__H_HEAP */
+		struct { cr_handle *prev, *next; } fifo;  /* CR__H_FIFO */
+	} t;
+};
+
+/* Heap entry: the sort key is copied in so that sifting compares within
+ * the array instead of dereferencing handles (those of cr_sleep live on
+ * coroutine stacks, a page -- and a TLB miss -- apart). */
+struct cr__heap_ent {
+	double when;
+	uint64_t seq;
+	cr_handle *h;
 };
 
 struct cr__sigent;
@@ -67,9 +81,15 @@ struct cr_loop {
 	struct cr__rq *run_next;      /* cursor in this iteration's batch */
 	double step_t0;               /* debug: when the running step began */
 
-	/* timer heap: binary min-heap on (when, seq) */
-	cr_handle **heap;
+	/* Timers, ordered by (when, seq): a sorted FIFO (doubly linked
+	 * through cr_handle.t.fifo) for timers appended in order, and a
+	 * binary min-heap for the others; the next timer is the earlier of
+	 * the FIFO head and the heap top.  cr__timer_reserve keeps a free
+	 * heap slot, whichever of the two the timer then goes to. */
+	cr_handle *fifo_head, *fifo_tail;
+	struct cr__heap_ent *heap;
 	size_t heap_len, heap_cap;
+	size_t ntimers;               /* in the FIFO + in the heap */
 	uint64_t timer_seq;
 
 	/* cr_call_soon_threadsafe inbox */
@@ -115,7 +135,7 @@ static inline void cr__rq_push(cr_loop *loop, struct cr__rq *e)
 	loop->rq_tail = &e->next;
 }
 
-/* Timers of the loop heap, used by task.c for cr_sleep with a handle
+/* Timers of the loop, used by task.c for cr_sleep with a handle
  * embedded in the sleeping coroutine's frame (no allocation per sleep). */
 void cr__handle_init_embedded(cr_handle *h, cr_loop *loop, cr_callback cb, void *arg);
 /* cr__timer_reserve first (it can fail), then cr__timer_add cannot. */

@@ -981,7 +981,7 @@ int cr_yield(void)
 	if ((rc = cr__task_check_cancel(t)) < 0)
 		return rc;
 	loop = t->loop;
-	if (!loop->run_next && !loop->rq_head && !loop->heap_len && !loop->stopping &&
+	if (!loop->run_next && !loop->rq_head && !loop->ntimers && !loop->stopping &&
 	    !loop->debug && loop->steps_since_poll + 1 < CR__POLL_STEPS &&
 	    loop->iters_since_check + 1 < CR__POLL_CHECK &&
 	    atomic_load_explicit(&loop->inbox_n, memory_order_relaxed) == 0) {

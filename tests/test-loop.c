@@ -89,6 +89,68 @@ static void stop_cb(void *arg)
 	cr_loop_stop(arg);
 }
 
+/* Timers armed in deadline order go to a FIFO, the others to a heap
+ * (loop.c): their merge must keep the order of (deadline, scheduling
+ * order) exactly, ties across the two included, through cancellations of
+ * the FIFO's head, middle and tail and of the heap's top. */
+START_TEST(timers_in_and_out_of_order_merge_exactly)
+{
+	/* deadline offsets; every deadline is already past, so all fire in
+	 * one iteration and only the merge decides the order */
+	static const double t[16] = { 5, 5, 3, 7, 5, 1, 7, 3, 9, 6, 2,
+				      5, 8.5, 4, 7, 8.5 };
+	static const int cancel1[] = { 0, 8, 3, 5, 10, 6 };
+	static const int want[] = { 2, 7, 13, 1, 4, 11, 9, 14, 12, 15 };
+	struct rec r = { .n = 0 };
+	struct rec_arg a[18];
+	cr_handle *h[18];
+	double base;
+
+	r.loop = tu_loop();
+	r.stop_at = 10;
+	base = cr_loop_time(r.loop) - 100;
+	for (int i = 0; i < 18; i++)
+		a[i] = (struct rec_arg){ &r, i };
+	for (int i = 0; i < 11; i++)
+		ck_assert_int_eq(cr_call_at(r.loop, base + t[i], rec_cb, &a[i], &h[i]), 0);
+	/* leaves the FIFO with its first timer (1, at 5) as the tail, so 11
+	 * (at 5 too) is appended after a heap timer of the same deadline */
+	for (size_t k = 0; k < sizeof(cancel1) / sizeof(cancel1[0]); k++)
+		cr_handle_cancel(h[cancel1[k]]);
+	for (int i = 11; i < 16; i++)
+		ck_assert_int_eq(cr_call_at(r.loop, base + t[i], rec_cb, &a[i], &h[i]), 0);
+	ck_assert_int_eq(cr_loop_run_forever(r.loop), 0);
+	ck_assert_int_eq(r.n, 10);
+	for (int i = 0; i < 10; i++)
+		ck_assert_int_eq(r.seq[i], want[i]);
+
+	/* A heap timer earlier than the FIFO's head bounds the wait. */
+	r.n = 0;
+	r.stop_at = 2;
+	ck_assert_int_eq(cr_call_later(r.loop, 0.03, rec_cb, &a[16], &h[16]), 0);
+	ck_assert_int_eq(cr_call_later(r.loop, 0.01, rec_cb, &a[17], &h[17]), 0);
+	ck_assert_int_eq(cr_loop_run_forever(r.loop), 0);
+	ck_assert_int_eq(r.n, 2);
+	ck_assert_int_eq(r.seq[0], 17);
+	ck_assert_int_eq(r.seq[1], 16);
+	for (int i = 0; i < 18; i++)
+		cr_handle_unref(h[i]);
+
+	/* Close drops the timers of both, and cancelling them after is a
+	 * no-op (ASan checks nothing is leaked or used after free). */
+	ck_assert_int_eq(cr_call_later(r.loop, 10, rec_cb, &a[0], &h[0]), 0);
+	ck_assert_int_eq(cr_call_later(r.loop, 5, rec_cb, &a[1], &h[1]), 0);
+	ck_assert_int_eq(cr_call_later(r.loop, 20, rec_cb, &a[2], NULL), 0);
+	ck_assert_int_eq(cr_loop_close(r.loop), 0);
+	ck_assert_int_eq(r.n, 2);
+	cr_handle_cancel(h[0]);
+	cr_handle_cancel(h[1]);
+	cr_handle_unref(h[0]);
+	cr_handle_unref(h[1]);
+	cr_loop_unref(r.loop);
+}
+END_TEST
+
 START_TEST(cancelled_handles_never_run)
 {
 	struct rec r = { .n = 0 };
@@ -708,6 +770,7 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, call_soon_runs_in_fifo_order);
 	tcase_add_test(tc, timers_run_by_deadline_then_in_scheduling_order);
 	tcase_add_test(tc, cancelled_handles_never_run);
+	tcase_add_test(tc, timers_in_and_out_of_order_merge_exactly);
 	tcase_add_test(tc, loop_time_is_cached_per_iteration);
 	tcase_add_test(tc, close_refused_while_running_then_idempotent);
 	tcase_add_test(tc, close_drops_pending_callbacks_and_timers);

@@ -29,6 +29,10 @@
 
 #include "coro.h"
 
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
 static int n_test, n_fail;
 
 static void check(int ok, const char *what)
@@ -559,6 +563,15 @@ static void test_round_robin(void)
 
 int main(void)
 {
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	/* The register probe fills callee-saved registers with arbitrary bit
+	 * patterns on stacks the runtime never announced: memcheck can only
+	 * call that uninitialised.  The runtime's own suites cover valgrind. */
+	if (RUNNING_ON_VALGRIND) {
+		printf("1..0 # SKIP raw register probe is not meaningful under valgrind\n");
+		return 77;
+	}
+#endif
 	printf("1..%d\n", N_CHECKS);
 #if defined(CR_CORO_UCONTEXT)
 	printf("# switch: ucontext\n");

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "crunner.h"
+#include "testutil.h"
 
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((int)(intptr_t)(p))
@@ -408,11 +409,5 @@ static Suite *agen_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(agen_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_main(agen_suite());
 }

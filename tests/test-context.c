@@ -10,6 +10,7 @@
 #include <stdlib.h>
 
 #include "crunner.h"
+#include "testutil.h"
 
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((int)(intptr_t)(p))
@@ -378,11 +379,5 @@ static Suite *context_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(context_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_main(context_suite());
 }

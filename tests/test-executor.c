@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "crunner.h"
+#include "testutil.h"
 
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((int)(intptr_t)(p))
@@ -602,11 +603,5 @@ static Suite *executor_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(executor_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_main(executor_suite());
 }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "crunner.h"
+#include "testutil.h"
 
 #define IV(x) ((void *)(intptr_t)(x))
 #define VI(p) ((int)(intptr_t)(p))
@@ -938,11 +939,5 @@ static Suite *runner_suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(runner_suite());
-	int failed;
-
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return tu_main(runner_suite());
 }

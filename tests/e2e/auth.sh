@@ -52,29 +52,6 @@ is "$HTTP_STATUS" 401 "no token: log -> 401"
 stop_and_check_crund "crund with a token"
 
 # ------------------------------------------------------------ start-up refusals
-# start_fail NAME ARGS...: runs crund expecting it to exit by itself;
-# sets START_STATUS and START_LOG.
-start_fail() {
-	local name=$1 i
-	shift
-	START_LOG="$E2E_TMP/start-$name.log"
-	crund_cmd "$@"
-	"${CRUND_CMD[@]}" >"$START_LOG" 2>&1 </dev/null 7>&- 8<&- &
-	local pid=$!
-	for ((i = 0; i < $(slow 5) * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
-		START_STATUS=still-running
-	else
-		wait "$pid"
-		START_STATUS=$?
-	fi
-}
-
 port=$(free_port)
 start_fail open --listen "0.0.0.0:$port" --plugin-dir "$CRUND_PLUGIN_DIR"
 is "$START_STATUS" 2 "--listen 0.0.0.0 without --token-file: refused, exit 2"

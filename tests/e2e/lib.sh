@@ -267,6 +267,30 @@ stop_and_check_crund() {
 		grep -E -m5 'never retrieved|destroyed but it is pending|tasks are still alive' "$CRUND_LOG" | sed 's/^/# /'
 }
 
+# start_fail NAME ARGS...: runs crund expecting it to exit by itself;
+# sets START_STATUS ("still-running" if it did not within the bound) and
+# START_LOG.
+start_fail() {
+	local name=$1 i
+	shift
+	START_LOG="$E2E_TMP/start-$name.log"
+	crund_cmd "$@"
+	"${CRUND_CMD[@]}" >"$START_LOG" 2>&1 </dev/null 7>&- 8<&- &
+	local pid=$!
+	for ((i = 0; i < $(slow 5) * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		START_STATUS=still-running
+	else
+		wait "$pid"
+		START_STATUS=$?
+	fi
+}
+
 # ---------------------------------------------------------------- HTTP
 # req METHOD PATH [CURL ARGS...]: one request to the daemon.  Sets
 # HTTP_STATUS (000 when curl failed), HTTP_BODY, and leaves the headers in

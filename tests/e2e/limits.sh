@@ -84,48 +84,25 @@ req POST "/v1/jobs/$active_id/cancel"
 stop_and_check_crund "crund with --retain-seconds"
 
 # ------------------------------------------------------------ config errors
-# run_exit NAME ARGS...: runs crund expecting it to exit by itself; sets
-# RUN_STATUS ("still-running" if it did not within the bound) and RUN_LOG.
-run_exit() {
-	local name=$1 i
-	shift
-	RUN_LOG="$E2E_TMP/run-$name.log"
-	crund_cmd "$@"
-	"${CRUND_CMD[@]}" >"$RUN_LOG" 2>&1 </dev/null 7>&- 8<&- &
-	local pid=$!
-	for ((i = 0; i < $(slow 5) * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -KILL "$pid"
-		wait "$pid" 2>/dev/null
-		RUN_STATUS=still-running
-	else
-		wait "$pid"
-		RUN_STATUS=$?
-	fi
-}
-
 port=$(free_port)
-run_exit help --help
-is "$RUN_STATUS" 0 "--help exits 0"
-check "--help prints the usage" grep -q 'Usage' "$RUN_LOG"
-run_exit version --version
-is "$RUN_STATUS" 0 "--version exits 0"
-check "--version prints a version number" grep -Eq '[0-9]+\.[0-9]+' "$RUN_LOG"
+start_fail help --help
+is "$START_STATUS" 0 "--help exits 0"
+check "--help prints the usage" grep -q 'Usage' "$START_LOG"
+start_fail version --version
+is "$START_STATUS" 0 "--version exits 0"
+check "--version prints a version number" grep -Eq '[0-9]+\.[0-9]+' "$START_LOG"
 
 printf 'max-running = 2\nno-such-key = 1\n' >"$E2E_TMP/bad-key.conf"
-run_exit bad-key --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --config "$E2E_TMP/bad-key.conf"
-is "$RUN_STATUS" 2 "config file with an unknown key: exit 2"
-check "config error names the key" grep -q 'no-such-key' "$RUN_LOG"
+start_fail bad-key --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --config "$E2E_TMP/bad-key.conf"
+is "$START_STATUS" 2 "config file with an unknown key: exit 2"
+check "config error names the key" grep -q 'no-such-key' "$START_LOG"
 printf 'max-running = lots\n' >"$E2E_TMP/bad-value.conf"
-run_exit bad-value --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --config "$E2E_TMP/bad-value.conf"
-is "$RUN_STATUS" 2 "config file with a bad value: exit 2"
-run_exit no-conf --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --config "$E2E_TMP/no-such.conf"
-is "$RUN_STATUS" 2 "missing config file: exit 2"
-run_exit bad-flag-value --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --max-running 0
-is "$RUN_STATUS" 2 "--max-running 0: exit 2"
+start_fail bad-value --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --config "$E2E_TMP/bad-value.conf"
+is "$START_STATUS" 2 "config file with a bad value: exit 2"
+start_fail no-conf --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --config "$E2E_TMP/no-such.conf"
+is "$START_STATUS" 2 "missing config file: exit 2"
+start_fail bad-flag-value --listen "127.0.0.1:$port" --plugin-dir "$CRUND_PLUGIN_DIR" --max-running 0
+is "$START_STATUS" 2 "--max-running 0: exit 2"
 
 # ------------------------------------------------------------ plugin loading
 pdir="$E2E_TMP/plugins"
@@ -147,9 +124,9 @@ stop_and_check_crund "crund with a bad plugin"
 
 rm -f "$pdir/bogus.so" "$pdir/truncated.so"
 chmod 777 "$pdir"
-run_exit insecure --listen "127.0.0.1:$port" --plugin-dir "$pdir"
-check "a plugin dir writable by others is refused (non-zero exit)" test "$RUN_STATUS" != 0 -a "$RUN_STATUS" != still-running
-check "the refusal says the dir is writable" grep -qi 'writable' "$RUN_LOG"
+start_fail insecure --listen "127.0.0.1:$port" --plugin-dir "$pdir"
+check "a plugin dir writable by others is refused (non-zero exit)" test "$START_STATUS" != 0 -a "$START_STATUS" != still-running
+check "the refusal says the dir is writable" grep -qi 'writable' "$START_LOG"
 chmod 755 "$pdir"
 chmod 666 "$pdir/demo.so"
 start_crund

@@ -247,27 +247,38 @@ static int yielder_fn(void *arg, void **ret_value)
 
 /* ------------------------------------------------------------ workloads */
 
+/* n tasks of fn, created `batch` at a time, each batch gathered before the
+ * next is created (spawn and executor).  Wall and CPU ns of the whole. */
+static int batched(cr_fn fn, long n, long batch, double *ret_t, double *ret_cpu)
+{
+	cr_task **tasks = calloc((size_t)batch, sizeof *tasks);
+	int rc = 0;
+
+	if (!tasks)
+		return -ENOMEM;
+	double c0 = cpu_now();
+	double t0 = now_ns();
+	for (long k = 0; k < n / batch && rc >= 0; k++) {
+		rc = spawn_n(tasks, batch, fn, NULL);
+		if (rc >= 0)
+			rc = gather_n(tasks, batch);
+	}
+	*ret_t = now_ns() - t0;
+	*ret_cpu = cpu_now() - c0;
+	free(tasks);
+	return rc;
+}
+
 /* N trivial tasks, created in batches of `batch`, each batch gathered
  * before the next is created. */
 static int w_spawn(void *arg, void **ret_value)
 {
 	struct report *r = arg;
 	long n = sz.spawn_n, b = sz.spawn_batch;
-	cr_task **tasks = calloc((size_t)b, sizeof *tasks);
-	int rc = 0;
+	double t, cpu;
+	int rc = batched(noop_fn, n, b, &t, &cpu);
 
 	(void)ret_value;
-	if (!tasks)
-		return -ENOMEM;
-	double c0 = cpu_now();
-	double t0 = now_ns();
-	for (long k = 0; k < n / b && rc >= 0; k++) {
-		rc = spawn_n(tasks, b, noop_fn, NULL);
-		if (rc >= 0)
-			rc = gather_n(tasks, b);
-	}
-	double t = now_ns() - t0, cpu = cpu_now() - c0;
-	free(tasks);
 	if (rc < 0)
 		return rc;
 	r->n = n;
@@ -541,21 +552,10 @@ static int w_executor(void *arg, void **ret_value)
 {
 	struct report *r = arg;
 	long n = sz.exec_n, b = sz.exec_batch;
-	cr_task **tasks = calloc((size_t)b, sizeof *tasks);
-	int rc = 0;
+	double t, cpu;
+	int rc = batched(executor_call_fn, n, b, &t, &cpu);
 
 	(void)ret_value;
-	if (!tasks)
-		return -ENOMEM;
-	double c0 = cpu_now();
-	double t0 = now_ns();
-	for (long k = 0; k < n / b && rc >= 0; k++) {
-		rc = spawn_n(tasks, b, executor_call_fn, NULL);
-		if (rc >= 0)
-			rc = gather_n(tasks, b);
-	}
-	double t = now_ns() - t0, cpu = cpu_now() - c0;
-	free(tasks);
 	if (rc < 0)
 		return rc;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);

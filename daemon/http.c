@@ -47,6 +47,7 @@ struct crund_http {
 	char **urls;         /* n + 1, NULL-terminated */
 	crund_req *susp;     /* suspended requests */
 	size_t n_susp;
+	bool stopping;       /* no more suspends: crund_http_stop runs */
 };
 
 static crund_http *the_http;
@@ -241,7 +242,10 @@ static void wait_event(crund_sub *sub, crund_jobrec *job, int ev, const char *da
 	}
 	render_pending(r, job);
 	r->mode = RQ_READY;
-	resume(r);
+	if (r->suspended)
+		resume(r);
+	else
+		crund_http_kick();  /* deferred: MHD asks again on its next run */
 }
 
 static void wait_timeout(void *arg)
@@ -256,19 +260,46 @@ static void wait_timeout(void *arg)
 	resume(r);
 }
 
+/* Park a waiting request: arm its wait timer and suspend the connection. */
+static crund_mhd_result park(crund_req *r)
+{
+	r->deferred = false;
+	if (cr_call_later(crund_d.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
+		crund_jobs_unsubscribe(&r->sub);
+		return crund_http_error(r, 500, "internal", NULL, "cannot arm the wait timer");
+	}
+	suspend(r);
+	return MHD_YES;
+}
+
+/*
+ * A long-poll is first *deferred*: the handler returns without an answer
+ * and without suspending.  MHD (epoll mode) keeps such a connection on its
+ * ready list and calls the handler again on its next run, which the kick
+ * below puts after the job's first step in the loop's FIFO.  A job that has
+ * ended by then (a quick job: the common case of ?wait) is answered without
+ * a suspend/resume pair (two epoll_ctl calls) and without a timer; one that
+ * has not is parked then.  The wait is measured from the park, a few
+ * microseconds late at most.
+ */
 crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds,
 				 unsigned status, bool location)
 {
 	req->pending_status = status;
 	req->pending_location = location;
+	req->wait_seconds = seconds;
 	snprintf(req->rm.param, sizeof(req->rm.param), "%s", job->id);
 	memset(&req->sub, 0, sizeof(req->sub));
 	req->sub.on_event = wait_event;
-	if (cr_call_later(crund_d.loop, seconds, wait_timeout, req, &req->timer) < 0)
-		return crund_http_error(req, 500, "internal", NULL, "cannot arm the wait timer");
+	if (the_http->stopping) {
+		/* nothing may be suspended now: the current state answers */
+		render_pending(req, job);
+		return answer_pending(req);
+	}
 	crund_jobs_subscribe(job, &req->sub);
 	req->mode = RQ_WAITING;
-	suspend(req);
+	req->deferred = true;
+	crund_http_kick();
 	return MHD_YES;
 }
 
@@ -445,8 +476,11 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 	case RQ_READY:
 		return answer_pending(r);
 	case RQ_WAITING:
-		/* resumed without an answer (shutdown resumed everyone): the
-		 * job's current state is the answer */
+		/* asked again while deferred: the job is still going */
+		if (r->deferred && !the_http->stopping)
+			return park(r);
+		/* resumed without an answer (shutdown resumed everyone), or
+		 * deferred at shutdown: the job's current state is the answer */
 		if (r->sub.job) {
 			crund_jobrec *job = r->sub.job;
 			crund_jobs_unsubscribe(&r->sub);
@@ -709,7 +743,9 @@ void crund_http_stop(crund_http *h)
 		return;
 	/* Suspended connections neither time out nor see disconnects, and
 	 * MHD_stop_daemon must not find one: resume them all first (their
-	 * handlers answer with the job's current state) and let MHD send. */
+	 * handlers answer with the job's current state) and let MHD send.
+	 * Deferred long-polls answer the same way on that run. */
+	h->stopping = true;
 	while (h->susp) {
 		crund_req *r = h->susp;
 		r->suspended = false;

@@ -43,6 +43,8 @@ struct crund_req {
 	/* long-poll */
 	crund_sub sub;
 	cr_handle *timer;
+	double wait_seconds;
+	bool deferred;           /* asked again on MHD's next run (http.c) */
 	unsigned pending_status;
 	char *pending;           /* rendered answer, owned */
 	size_t pending_len;

@@ -135,6 +135,28 @@ void crund_buf_add_json(crund_buf *b, const json_t *v)
 		b->oom = true;
 }
 
+char *crund_json_text(const json_t *v, size_t max, size_t *ret_len)
+{
+	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
+	char small[512];
+	size_t n = json_dumpb(v, small, sizeof(small), flags);
+	*ret_len = n;
+	if (n == 0 || n > max)
+		return NULL;
+	char *t = malloc(n + 1);
+	if (!t)
+		return NULL;
+	if (n <= sizeof(small)) {
+		memcpy(t, small, n);
+	} else if (json_dumpb(v, t, n, flags) != n) {
+		free(t);
+		*ret_len = 0;
+		return NULL;
+	}
+	t[n] = '\0';
+	return t;
+}
+
 void crund_buf_add_num(crund_buf *b, double v)
 {
 	if (v != v || v > 1e300 || v < -1e300) {  /* NaN/inf are not JSON */

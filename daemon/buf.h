@@ -32,6 +32,11 @@ void crund_buf_add_jstr(crund_buf *b, const char *s);
 void crund_buf_add_jstrn(crund_buf *b, const char *s, size_t n);
 /* Compact JSON of v (NULL gives `null`). */
 void crund_buf_add_json(crund_buf *b, const json_t *v);
+/* Compact JSON text of v (the form crund_buf_add_json writes) in an
+ * exact-size, NUL-terminated allocation; *ret_len is its length.  NULL when
+ * v cannot be written (*ret_len 0), when the text is longer than max
+ * (*ret_len is the length it would have) or when memory runs out. */
+char *crund_json_text(const json_t *v, size_t max, size_t *ret_len);
 /* A JSON number for a double (shortest of %.17g that round-trips is not
  * needed here: %.6g for fractions/timeouts is enough). */
 void crund_buf_add_num(crund_buf *b, double v);

@@ -55,6 +55,7 @@ static void job_done(cr_task *t, void *arg)
 	live_tasks--;
 	if (crund_job_state_ended(j->state)) {
 		/* ended by force at shutdown; the record was waiting for us */
+		crund_jobs_task_gone(j);
 		return;
 	}
 	end_job(j, rc, cancelled);

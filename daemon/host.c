@@ -40,22 +40,7 @@ static void *h_job_plugin_state(crund_job *job)
 
 static int h_job_set_result(crund_job *job, json_t *result)
 {
-	crund_jobrec *j = rec(job);
-	if (!result)
-		return -EINVAL;
-	/* json_dumpb with no buffer only measures. */
-	size_t size = json_dumpb(result, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (size == 0 || size > j->store->lim.max_result_bytes) {
-		json_decref(result);
-		if (size == 0)
-			return -EINVAL;  /* not serialisable (NaN...) */
-		j->flags |= CRUND_JF_RESULT_BIG;
-		return -E2BIG;
-	}
-	json_decref(j->result);
-	j->result = result;
-	j->flags &= (uint8_t)~CRUND_JF_RESULT_BIG;
-	return 0;
+	return crund_jobs_set_result(rec(job), result);
 }
 
 static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list ap)

@@ -100,10 +100,15 @@ int crund_jobs_init(crund_jobs *s, const crund_jobs_limits *lim, const crund_job
 	return 0;
 }
 
+/* The args text of a job without arguments: shared, never freed. */
+static char empty_args[] = "{}";
+
 static void job_free(crund_jobrec *j)
 {
 	json_decref(j->args);
-	json_decref(j->result);
+	if (j->args_json != empty_args)
+		free(j->args_json);
+	free(j->result);
 	free(j->err_code);
 	free(j->err_msg);
 	free(j->progress_msg);
@@ -331,10 +336,36 @@ static void start_queued(crund_jobs *s)
 	}
 }
 
+static bool same_args(const crund_jobrec *j, const json_t *args)
+{
+	if (j->args)
+		return json_equal(j->args, args);
+	/* ended: compare with the text read back (rare: a retry after the end) */
+	json_t *old = json_loadb(j->args_json, j->args_len, 0, NULL);
+	bool same = old && json_equal(old, args);
+	json_decref(old);
+	return same;
+}
+
 static bool same_submission(const crund_jobrec *j, const crund_job_req *r)
 {
-	return j->plugin == r->plugin && j->spec == r->spec && json_equal(j->args, r->args) &&
+	return j->plugin == r->plugin && j->spec == r->spec && same_args(j, r->args) &&
 	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated;
+}
+
+static int args_text(crund_jobrec *j)
+{
+	size_t len;
+	if (json_object_size(j->args) == 0 && json_is_object(j->args)) {
+		j->args_json = empty_args;
+		j->args_len = 2;
+		return 0;
+	}
+	j->args_json = crund_json_text(j->args, UINT32_MAX, &len);
+	if (!j->args_json)
+		return len ? -ENOMEM : -EINVAL;
+	j->args_len = (uint32_t)len;
+	return 0;
 }
 
 int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
@@ -389,6 +420,10 @@ int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
 	j->plugin = req->plugin;
 	j->spec = req->spec;
 	j->args = args;
+	if ((rc = args_text(j)) < 0) {
+		job_free(j);
+		return rc;
+	}
 	j->timeout = req->timeout;
 	j->progress = -1;
 	j->state = CRUND_JOB_QUEUED;
@@ -447,9 +482,12 @@ void crund_jobs_finish(crund_jobs *s, crund_jobrec *j, int state, const char *co
 		free(j->err_msg);
 		j->err_code = nc;
 		j->err_msg = nm;
-		json_decref(j->result);
+		free(j->result);
 		j->result = NULL;
+		j->result_len = 0;
 	}
+	if (!j->task)
+		crund_jobs_task_gone(j);
 	q_push(&s->e_head, &s->e_tail, j);
 	s->n_ended_total[state]++;
 
@@ -467,6 +505,33 @@ void crund_jobs_finish(crund_jobs *s, crund_jobrec *j, int state, const char *co
 		s->ops.ended(j, s->ops_data);
 	start_queued(s);
 	retain_count(s);
+}
+
+int crund_jobs_set_result(crund_jobrec *j, json_t *result)
+{
+	size_t len;
+	if (!result)
+		return -EINVAL;
+	char *text = crund_json_text(result, j->store->lim.max_result_bytes, &len);
+	json_decref(result);
+	if (!text) {
+		if (len > j->store->lim.max_result_bytes) {
+			j->flags |= CRUND_JF_RESULT_BIG;
+			return -E2BIG;
+		}
+		return len ? -ENOMEM : -EINVAL;
+	}
+	free(j->result);
+	j->result = text;
+	j->result_len = (uint32_t)len;
+	j->flags &= (uint8_t)~CRUND_JF_RESULT_BIG;
+	return 0;
+}
+
+void crund_jobs_task_gone(crund_jobrec *j)
+{
+	json_decref(j->args);
+	j->args = NULL;
 }
 
 int crund_jobs_cancel(crund_jobs *s, crund_jobrec *j, const char *code)
@@ -687,12 +752,12 @@ void crund_job_render(crund_buf *b, const crund_jobrec *j)
 	crund_buf_add(b, ",\"job\":", 7);
 	crund_buf_add_jstr(b, j->spec->name);
 	crund_buf_add(b, ",\"args\":", 8);
-	crund_buf_add_json(b, j->args);
+	crund_buf_add(b, j->args_json, j->args_len);
 	crund_buf_add(b, ",\"state\":\"", 10);
 	crund_buf_adds(b, state_names[j->state]);
 	crund_buf_add(b, "\",\"result\":", 11);
 	if (j->state == CRUND_JOB_SUCCEEDED && j->result)
-		crund_buf_add_json(b, j->result);
+		crund_buf_add(b, j->result, j->result_len);
 	else
 		crund_buf_add(b, "null", 4);
 	crund_buf_add(b, ",\"error\":", 9);

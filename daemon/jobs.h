@@ -80,8 +80,14 @@ struct crund_jobrec {
 	crund_sub *subs;
 	const crund_loaded_plugin *plugin;
 	const crund_job_spec *spec;
-	json_t *args;                   /* owned, validated, defaults filled */
-	json_t *result;                 /* owned, or NULL */
+	/* Ended records are kept as text: a json_t tree costs ~200 bytes
+	 * even for {}, and every render would serialise it again. */
+	json_t *args;                   /* owned, validated, defaults filled;
+	                                 * NULL once ended and its task gone */
+	char *args_json;                /* args as compact JSON text, owned */
+	char *result;                   /* the result as compact JSON text,
+	                                 * owned, or NULL */
+	uint32_t args_len, result_len;
 	char *err_code, *err_msg;       /* owned, or NULL */
 	char *progress_msg;             /* owned, or NULL */
 	char *log;                      /* owned lines, or NULL */
@@ -183,6 +189,15 @@ int crund_jobs_parse_id(const crund_jobs *s, const char *id, uint64_t *ret_seq);
  * count retention — so `job` may be freed on return. */
 void crund_jobs_finish(crund_jobs *s, crund_jobrec *job, int state, const char *code,
 		       const char *message);
+
+/* Set the result of a running job (steals the reference): kept as text.
+ * -E2BIG over max_result_bytes (CRUND_JF_RESULT_BIG is set), -EINVAL when
+ * result is NULL or cannot be written as JSON, -ENOMEM. */
+int crund_jobs_set_result(crund_jobrec *job, json_t *result);
+
+/* The task of a job that ended by force is gone: drop what only a running
+ * job needs (its json_t args; the text stays). */
+void crund_jobs_task_gone(crund_jobrec *job);
 
 /* Cancel: a queued job ends cancelled at once; a running one is asked to
  * stop (ops.cancel) and ends later.  code: "cancelled" or "shutdown"

@@ -480,7 +480,7 @@ START_TEST(render_is_json_with_every_field)
 	crund_jobrec *a = submit();
 	crund_jobrec *b = submit();
 	crund_jobs_finish(&S, a, CRUND_JOB_FAILED, "plugin_error", "bad \"quote\"\n");
-	b->result = json_pack("{s:b}", "ok", 1);
+	ck_assert_int_eq(crund_jobs_set_result(b, json_pack("{s:b}", "ok", 1)), 0);
 	b->flags |= CRUND_JF_PROGRESS;
 	b->progress = 0.5;
 	crund_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);

@@ -67,14 +67,20 @@ static void check_render(const crund_jobrec *j)
 	FUZZ_CHECK(json_is_object(v));
 	FUZZ_CHECK(!strcmp(json_string_value(json_object_get(v, "id")), j->id));
 	FUZZ_CHECK(!strcmp(json_string_value(json_object_get(v, "job")), j->spec->name));
-	FUZZ_CHECK(json_equal(json_object_get(v, "args"), j->args));
+	json_t *args = json_loadb(j->args_json, j->args_len, 0, NULL);
+	FUZZ_CHECK(json_equal(json_object_get(v, "args"), args));
+	FUZZ_CHECK(!j->args || json_equal(j->args, args));
+	json_decref(args);
 	FUZZ_CHECK(!strcmp(json_string_value(json_object_get(v, "state")),
 			   crund_job_state_name(j->state)));
 	if (j->idem_key)
 		FUZZ_CHECK(!strcmp(json_string_value(json_object_get(v, "idempotency_key")),
 				   j->idem_key));
-	if (j->state == CRUND_JOB_SUCCEEDED && j->result)
-		FUZZ_CHECK(json_equal(json_object_get(v, "result"), j->result));
+	if (j->state == CRUND_JOB_SUCCEEDED && j->result) {
+		json_t *res = json_loadb(j->result, j->result_len, JSON_DECODE_ANY, NULL);
+		FUZZ_CHECK(json_equal(json_object_get(v, "result"), res));
+		json_decref(res);
+	}
 	if (j->err_msg && crund_job_state_ended(j->state))
 		FUZZ_CHECK(!strcmp(json_string_value(json_object_get(json_object_get(v, "error"),
 								      "message")),
@@ -173,7 +179,8 @@ static void outside_number(crund_jobs *s, json_int_t n)
 	if (!j)
 		return;
 	if (j->state == CRUND_JOB_RUNNING && (j->flags & CRUND_JF_CANCEL_REQ)) {
-		j->result = json_incref(j->args);
+		int rc = crund_jobs_set_result(j, json_incref(j->args));
+		FUZZ_CHECK(rc == 0 || rc == -E2BIG);
 		crund_jobs_finish(s, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
 		return;
 	}

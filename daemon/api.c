@@ -51,29 +51,20 @@ bool crund_api_authorized(struct MHD_Connection *conn)
 	return diff == 0;
 }
 
-static crund_mhd_result send_buf(crund_req *r, unsigned status, crund_buf *b,
-				 const crund_resp_opts *o)
-{
-	size_t len;
-	char *body = crund_buf_steal(b, &len);
-	if (!body)
-		return crund_http_error(r, 500, "internal", NULL, "out of memory");
-	return crund_http_respond(r, status, body, len, o);
-}
 
 static crund_mhd_result send_job(crund_req *r, unsigned status, const crund_jobrec *j,
 				 bool location)
 {
-	crund_buf b = CRUND_BUF_INIT;
+	crund_buf *b = crund_http_out(r);
 	char loc[16 + CRUND_JOB_ID_MAX];
 	crund_resp_opts o = {0};
-	crund_job_render(&b, j);
-	crund_buf_addc(&b, '\n');
+	crund_job_render(b, j);
+	crund_buf_addc(b, '\n');
 	if (location) {
 		snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
 		o.location = loc;
 	}
-	return send_buf(r, status, &b, &o);
+	return crund_http_send(r, status, &o);
 }
 
 static crund_mhd_result job_not_found(crund_req *r)
@@ -190,24 +181,24 @@ static crund_mhd_result list_jobs(crund_req *r)
 					"'limit' must be a whole number from 1 to %d", CRUND_LIST_MAX);
 	if (cursor && !*cursor)
 		cursor = NULL;
-	crund_buf b = CRUND_BUF_INIT;
-	struct list_ctx c = {&b, 0, NULL};
+	crund_buf *b = crund_http_out(r);
+	struct list_ctx c = {b, 0, NULL};
 	bool more;
-	crund_buf_adds(&b, "{\"jobs\":[");
+	crund_buf_adds(b, "{\"jobs\":[");
 	if (crund_jobs_list(&crund_d.jobs, mask, plugin && *plugin ? plugin : NULL, cursor, limit,
 			    list_one, &c, &more) < 0) {
-		crund_buf_free(&b);
+		crund_buf_free(b);
 		return crund_http_error(r, 400, "invalid_parameter", NULL,
 					"'cursor' is not a cursor from this daemon (use next_cursor "
 					"of a previous page)");
 	}
-	crund_buf_adds(&b, "],\"next_cursor\":");
+	crund_buf_adds(b, "],\"next_cursor\":");
 	if (more && c.last)
-		crund_buf_add_jstr(&b, c.last);
+		crund_buf_add_jstr(b, c.last);
 	else
-		crund_buf_adds(&b, "null");
-	crund_buf_adds(&b, "}\n");
-	return send_buf(r, 200, &b, NULL);
+		crund_buf_adds(b, "null");
+	crund_buf_adds(b, "}\n");
+	return crund_http_send(r, 200, NULL);
 }
 
 /* ------------------------------------------------------------ one job */
@@ -229,22 +220,22 @@ static crund_mhd_result cancel_job(crund_req *r, crund_jobrec *j)
 					crund_job_state_name(j->state));
 	/* A queued job ends at once (and may even be forgotten by retention
 	 * right away): answer with a rendering made before that can happen. */
-	crund_buf b = CRUND_BUF_INIT;
+	crund_buf *b = crund_http_out(r);
 	bool queued = j->state == CRUND_JOB_QUEUED;
 	if (!queued) {
 		crund_jobs_cancel(&crund_d.jobs, j, "cancelled");
-		crund_job_render(&b, j);
+		crund_job_render(b, j);
 	} else {
 		uint64_t seq = j->seq;
 		crund_jobs_cancel(&crund_d.jobs, j, "cancelled");
 		crund_jobrec *still = crund_jobs_find_seq(&crund_d.jobs, seq);
 		if (still)
-			crund_job_render(&b, still);
+			crund_job_render(b, still);
 		else
-			crund_buf_adds(&b, "{}");
+			crund_buf_adds(b, "{}");
 	}
-	crund_buf_addc(&b, '\n');
-	return send_buf(r, 202, &b, NULL);
+	crund_buf_addc(b, '\n');
+	return crund_http_send(r, 202, NULL);
 }
 
 static crund_mhd_result delete_job(crund_req *r, crund_jobrec *j)
@@ -258,14 +249,14 @@ static crund_mhd_result delete_job(crund_req *r, crund_jobrec *j)
 
 static crund_mhd_result job_log(crund_req *r, crund_jobrec *j)
 {
-	crund_buf b = CRUND_BUF_INIT;
+	crund_buf *b = crund_http_out(r);
 	crund_resp_opts o = {.content_type = "text/plain; charset=utf-8"};
 	if (j->log_len)
-		crund_buf_add(&b, j->log, j->log_len);
+		crund_buf_add(b, j->log, j->log_len);
 	if (j->flags & CRUND_JF_LOG_TRUNC)
-		crund_buf_addf(&b, "[log truncated: the limit is %zu bytes]\n",
+		crund_buf_addf(b, "[log truncated: the limit is %zu bytes]\n",
 			       crund_d.jobs.lim.max_log_bytes);
-	return send_buf(r, 200, &b, &o);
+	return crund_http_send(r, 200, &o);
 }
 
 /* -------------------------------------------------------------- plugins */
@@ -274,11 +265,11 @@ static crund_mhd_result send_json(crund_req *r, unsigned status, json_t *v)
 {
 	if (!v)
 		return crund_http_error(r, 500, "internal", NULL, "out of memory");
-	crund_buf b = CRUND_BUF_INIT;
-	crund_buf_add_json(&b, v);
-	crund_buf_addc(&b, '\n');
+	crund_buf *b = crund_http_out(r);
+	crund_buf_add_json(b, v);
+	crund_buf_addc(b, '\n');
 	json_decref(v);
-	return send_buf(r, status, &b, NULL);
+	return crund_http_send(r, status, NULL);
 }
 
 static crund_mhd_result get_plugins(crund_req *r)
@@ -304,27 +295,27 @@ static crund_mhd_result get_plugin(crund_req *r)
 
 static crund_mhd_result get_info(crund_req *r)
 {
-	crund_buf b = CRUND_BUF_INIT;
+	crund_buf *b = crund_http_out(r);
 	crund_jobs *s = &crund_d.jobs;
 	const crund_config *c = &crund_d.cfg;
 	char ts[40];
 
 	crund_format_time(crund_d.start_real, ts, sizeof(ts));
-	crund_buf_addf(&b,
+	crund_buf_addf(b,
 		       "{\"version\":\"%s\",\"libcrunner\":\"%d.%d.%d\",\"plugin_abi\":\"%d.%d\","
 		       "\"loop_backend\":",
 		       PACKAGE_VERSION, CR_VERSION_MAJOR, CR_VERSION_MINOR, CR_VERSION_PATCH,
 		       CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
-	crund_buf_add_jstr(&b, cr_loop_backend(crund_d.loop));
-	crund_buf_addf(&b, ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
+	crund_buf_add_jstr(b, cr_loop_backend(crund_d.loop));
+	crund_buf_addf(b, ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
 			   "\"state\":\"%s\",\"jobs\":{",
 		       cr_loop_get_debug(crund_d.loop) ? "true" : "false", ts,
 		       cr_loop_time(crund_d.loop) - crund_d.start_mono,
 		       crund_d.draining ? "draining" : "running");
 	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
-		crund_buf_addf(&b, "%s\"%s\":%zu", st ? "," : "", crund_job_state_name(st),
+		crund_buf_addf(b, "%s\"%s\":%zu", st ? "," : "", crund_job_state_name(st),
 			       s->n_state[st]);
-	crund_buf_addf(&b, "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
+	crund_buf_addf(b, "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
 			   "\"max_queued\":%u,\"grace_seconds\":%g,\"retain_jobs\":%u,"
 			   "\"retain_seconds\":%g,\"max_body_bytes\":%zu,\"max_connections\":%u,"
 			   "\"max_result_bytes\":%zu,\"max_log_bytes\":%zu,\"max_wait_seconds\":%g},"
@@ -336,29 +327,29 @@ static crund_mhd_result get_info(crund_req *r)
 	const char *const *urls = crund_http_urls(crund_d.http);
 	for (size_t i = 0; urls[i]; i++) {
 		if (i)
-			crund_buf_addc(&b, ',');
-		crund_buf_add_jstr(&b, urls[i]);
+			crund_buf_addc(b, ',');
+		crund_buf_add_jstr(b, urls[i]);
 	}
-	crund_buf_adds(&b, "]}\n");
-	return send_buf(r, 200, &b, NULL);
+	crund_buf_adds(b, "]}\n");
+	return crund_http_send(r, 200, NULL);
 }
 
 static crund_mhd_result get_health(crund_req *r)
 {
 	crund_resp_opts o = {.retry_after = 5};
 	if (crund_d.draining)
-		return crund_http_respond(r, 503, strdup("{\"status\":\"draining\"}\n"), 22, &o);
+		return crund_http_respond(r, 503, "{\"status\":\"draining\"}\n", 22, &o);
 	if (crund_watchdog_stalled())
-		return crund_http_respond(r, 503, strdup("{\"status\":\"stalled\"}\n"), 21, NULL);
-	return crund_http_respond(r, 200, strdup("{\"status\":\"ok\"}\n"), 16, NULL);
+		return crund_http_respond(r, 503, "{\"status\":\"stalled\"}\n", 21, NULL);
+	return crund_http_respond(r, 200, "{\"status\":\"ok\"}\n", 16, NULL);
 }
 
 static crund_mhd_result get_metrics(crund_req *r)
 {
-	crund_buf b = CRUND_BUF_INIT;
+	crund_buf *b = crund_http_out(r);
 	crund_resp_opts o = {.content_type = "text/plain; version=0.0.4; charset=utf-8"};
-	crund_metrics_render(&b);
-	return send_buf(r, 200, &b, &o);
+	crund_metrics_render(b);
+	return crund_http_send(r, 200, &o);
 }
 
 /* ------------------------------------------------------------- dispatch */

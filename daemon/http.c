@@ -143,20 +143,21 @@ size_t crund_http_suspended(const crund_http *h)
 
 /* ------------------------------------------------------------- answers */
 
-crund_mhd_result crund_http_respond(crund_req *req, unsigned status, char *body, size_t len,
-				    const crund_resp_opts *o)
+crund_buf *crund_http_out(crund_req *req)
 {
-	struct MHD_Response *resp;
-	if (len)
-		resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-	else
-		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	if (!resp) {
-		free(body);
+	req->out.len = 0;
+	req->out.oom = false;
+	return &req->out;
+}
+
+static crund_mhd_result send_out(crund_req *req, unsigned status, const crund_resp_opts *o)
+{
+	/* PERSISTENT: MHD reads the body from req->out while it sends and
+	 * never after notify_completed, which is when req is released. */
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+		req->out.len, req->out.len ? req->out.data : (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
 		return MHD_NO;
-	}
-	if (!len)
-		free(body);
 	if (status != 204)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 					o && o->content_type ? o->content_type : JSON_CT);
@@ -181,50 +182,68 @@ crund_mhd_result crund_http_respond(crund_req *req, unsigned status, char *body,
 	return rc;
 }
 
+crund_mhd_result crund_http_send(crund_req *req, unsigned status, const crund_resp_opts *o)
+{
+	if (!crund_buf_ok(&req->out))
+		return crund_http_error(req, 500, "internal", NULL, "out of memory");
+	return send_out(req, status, o);
+}
+
+crund_mhd_result crund_http_respond(crund_req *req, unsigned status, const char *body, size_t len,
+				    const crund_resp_opts *o)
+{
+	crund_buf_add(crund_http_out(req), body, len);
+	return crund_http_send(req, status, o);
+}
+
 crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *code,
 				  const crund_resp_opts *o, const char *fmt, ...)
 {
-	crund_buf b = CRUND_BUF_INIT;
-	crund_buf msg = CRUND_BUF_INIT;
+	crund_buf *b = crund_http_out(req);
+	char small[256];
+	char *msg = small;
 	va_list ap;
 	va_start(ap, fmt);
-	crund_buf_addvf(&msg, fmt, ap);
+	int n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
-	crund_buf_add(&b, "{\"error\":{\"code\":", 17);
-	crund_buf_add_jstr(&b, code);
-	crund_buf_add(&b, ",\"message\":", 11);
-	crund_buf_add_jstrn(&b, msg.data ? msg.data : "", msg.len);
-	crund_buf_add(&b, "}}\n", 3);
-	crund_buf_free(&msg);
-	size_t len;
-	char *body = crund_buf_steal(&b, &len);
-	if (!body)
+	if (n < 0)
+		n = 0;
+	if ((size_t)n >= sizeof(small)) {
+		msg = malloc((size_t)n + 1);
+		if (!msg)
+			return MHD_NO;
+		va_start(ap, fmt);
+		vsnprintf(msg, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	crund_buf_add(b, "{\"error\":{\"code\":", 17);
+	crund_buf_add_jstr(b, code);
+	crund_buf_add(b, ",\"message\":", 11);
+	crund_buf_add_jstrn(b, msg, (size_t)n);
+	crund_buf_add(b, "}}\n", 3);
+	if (msg != small)
+		free(msg);
+	if (!crund_buf_ok(b))
 		return MHD_NO;
-	return crund_http_respond(req, status, body, len, o);
+	return send_out(req, status, o);
 }
 
 static crund_mhd_result answer_pending(crund_req *r)
 {
 	char loc[16 + sizeof(r->rm.param)];
 	crund_resp_opts o = {0};
-	if (!r->pending)
-		return crund_http_error(r, 500, "internal", NULL, "out of memory");
 	if (r->pending_location) {
 		snprintf(loc, sizeof(loc), "/v1/jobs/%s", r->rm.param);
 		o.location = loc;
 	}
-	char *body = r->pending;
-	r->pending = NULL;
-	return crund_http_respond(r, r->pending_status, body, r->pending_len, &o);
+	return crund_http_send(r, r->pending_status, &o);
 }
 
 static void render_pending(crund_req *r, const crund_jobrec *job)
 {
-	crund_buf b = CRUND_BUF_INIT;
-	crund_job_render(&b, job);
-	crund_buf_addc(&b, '\n');
-	free(r->pending);
-	r->pending = crund_buf_steal(&b, &r->pending_len);
+	crund_buf *b = crund_http_out(r);
+	crund_job_render(b, job);
+	crund_buf_addc(b, '\n');
 }
 
 /* ------------------------------------------------------------ long-poll */
@@ -410,6 +429,68 @@ crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job)
 	return rc;
 }
 
+/* ------------------------------------------------------- request pool */
+
+/* Released requests keep their body and answer buffers for the next one:
+ * a request then costs no allocation of ours.  The pool is bounded, and so
+ * are the buffers it keeps. */
+#define REQ_POOL_MAX 1024
+#define REQ_KEEP_BUF ((size_t)16 * 1024)
+
+static crund_req *req_pool;
+static size_t n_req_pool;
+
+static crund_req *req_new(void)
+{
+	crund_req *r = req_pool;
+	if (!r)
+		return calloc(1, sizeof(*r));
+	req_pool = r->snext;
+	n_req_pool--;
+	r->snext = NULL;
+	return r;
+}
+
+static void keep_buf(crund_buf *b)
+{
+	if (b->cap > REQ_KEEP_BUF)
+		crund_buf_free(b);
+	b->len = 0;
+	b->oom = false;
+}
+
+static void req_release(crund_req *r)
+{
+	crund_buf_free(&r->stream);
+	if (n_req_pool >= REQ_POOL_MAX) {
+		crund_buf_free(&r->body);
+		crund_buf_free(&r->out);
+		free(r);
+		return;
+	}
+	crund_buf body = r->body, out = r->out;
+	keep_buf(&body);
+	keep_buf(&out);
+	memset(r, 0, sizeof(*r));
+	r->body = body;
+	r->out = out;
+	r->snext = req_pool;
+	req_pool = r;
+	n_req_pool++;
+}
+
+static void req_pool_free(void)
+{
+	while (req_pool) {
+		crund_req *r = req_pool;
+		req_pool = r->snext;
+		crund_buf_free(&r->body);
+		crund_buf_free(&r->out);
+		free(r);
+	}
+	n_req_pool = 0;
+}
+
 /* -------------------------------------------------------- MHD callbacks */
 
 static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -421,7 +502,7 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 	(void)version;
 
 	if (!r) {
-		r = calloc(1, sizeof(*r));
+		r = req_new();
 		if (!r)
 			return MHD_NO;
 		*con_cls = r;
@@ -515,10 +596,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->suspended = false;
 		unlink_susp(r);
 	}
-	crund_buf_free(&r->body);
-	crund_buf_free(&r->stream);
-	free(r->pending);
-	free(r);
+	req_release(r);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -781,4 +859,5 @@ void crund_http_stop(crund_http *h)
 	if (the_http == h)
 		the_http = NULL;
 	free(h);
+	req_pool_free();
 }

@@ -46,9 +46,11 @@ struct crund_req {
 	double wait_seconds;
 	bool deferred;           /* asked again on MHD's next run (http.c) */
 	unsigned pending_status;
-	char *pending;           /* rendered answer, owned */
-	size_t pending_len;
 	bool pending_location;   /* add Location: /v1/jobs/{rm.param} */
+	/* The answer's body.  MHD sends it from here without a copy (the
+	 * request outlives its answer), and the buffers stay with a pooled
+	 * request for the next one. */
+	crund_buf out;
 	/* event stream */
 	crund_buf stream;
 	size_t stream_off;
@@ -79,7 +81,13 @@ void crund_http_kick(void);
 const char *const *crund_http_urls(const crund_http *h);
 
 /* Queue an answer; takes body (malloc'd, may be NULL when len is 0). */
-crund_mhd_result crund_http_respond(crund_req *req, unsigned status, char *body, size_t len,
+/* The answer's body buffer, emptied: build the body here, then send it
+ * with crund_http_send. */
+crund_buf *crund_http_out(crund_req *req);
+/* Answer with req->out (500 when building it ran out of memory). */
+crund_mhd_result crund_http_send(crund_req *req, unsigned status, const crund_resp_opts *o);
+/* Answer with a copy of body (len 0: no body). */
+crund_mhd_result crund_http_respond(crund_req *req, unsigned status, const char *body, size_t len,
 				    const crund_resp_opts *o);
 /* Queue a JSON error {"error":{"code","message"}}. */
 crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *code,

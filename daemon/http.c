@@ -192,7 +192,9 @@ crund_mhd_result crund_http_send(crund_req *req, unsigned status, const crund_re
 crund_mhd_result crund_http_respond(crund_req *req, unsigned status, const char *body, size_t len,
 				    const crund_resp_opts *o)
 {
-	crund_buf_add(crund_http_out(req), body, len);
+	crund_buf *b = crund_http_out(req);
+	if (len)
+		crund_buf_add(b, body, len);
 	return crund_http_send(req, status, o);
 }
 

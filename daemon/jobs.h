@@ -123,6 +123,11 @@ typedef struct crund_jobs_ops {
 	void (*ended)(crund_jobrec *job, void *data);
 } crund_jobs_ops;
 
+/* A slab of job records (jobs.c): this head, then the records. */
+struct crund_rec_slab {
+	struct crund_rec_slab *next;
+};
+
 typedef struct crund_jobs {
 	crund_jobs_limits lim;
 	crund_jobs_ops ops;
@@ -141,6 +146,12 @@ typedef struct crund_jobs {
 	uint64_t n_ended_total[CRUND_JOB_NSTATES];
 	json_t *idem;                   /* idempotency key → seq */
 	bool draining;
+	/* record slabs (jobs.c) */
+	bool rec_plain;                 /* calloc/free: sanitizers, valgrind */
+	struct crund_rec_slab *slabs;
+	char *slab_pos;
+	size_t slab_left;
+	crund_jobrec *rec_free;         /* free records, linked by hnext */
 } crund_jobs;
 
 /* now NULL: CLOCK_REALTIME.  The id prefix comes from getrandom(). */

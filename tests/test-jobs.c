@@ -541,6 +541,33 @@ START_TEST(many_jobs_grow_the_hash)
 }
 END_TEST
 
+START_TEST(forgotten_records_are_reused)
+{
+	crund_jobs_free(&S);
+	setup_lim(1, 10, 50, 3600);
+	crund_jobrec *last[50];
+	char ids[50][CRUND_JOB_ID_MAX];
+	for (int i = 0; i < 5000; i++) {
+		crund_jobrec *j = submit();
+		ck_assert_int_eq(j->state, CRUND_JOB_RUNNING);
+		ck_assert_ptr_null(j->result);
+		ck_assert_int_eq(crund_jobs_set_result(j, json_integer(i)), 0);
+		last[i % 50] = j;
+		strcpy(ids[i % 50], j->id);
+		crund_jobs_finish(&S, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	}
+	ck_assert_uint_eq(S.count, 50);
+	for (int k = 0; k < 50; k++) {
+		ck_assert_ptr_eq(crund_jobs_find(&S, ids[k]), last[k]);
+		ck_assert_int_eq(last[k]->state, CRUND_JOB_SUCCEEDED);
+		/* job i kept result i: i = 4950 + k' with i % 50 == k */
+		ck_assert_int_eq(atoi(last[k]->result) % 50, k);
+	}
+	/* 5,000 records in turn, at most 51 at once: one slab holds them */
+	ck_assert(S.rec_plain || (S.slabs && !S.slabs->next));
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("jobs");
@@ -570,6 +597,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, render_is_json_with_every_field);
 	tcase_add_test(tc, log_is_bounded);
 	tcase_add_test(tc, many_jobs_grow_the_hash);
+	tcase_add_test(tc, forgotten_records_are_reused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -25,6 +25,7 @@ static int job_main(void *arg, void **ret_value)
 	crund_jobrec *j = arg;
 	int rc;
 
+	j->flags |= CRUND_JF_STEPPED;
 	crund_watchdog_job(j);
 	if (j->timeout > 0) {
 		cr_timeout_scope sc;

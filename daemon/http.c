@@ -281,6 +281,17 @@ static void wait_timeout(void *arg)
 	resume(r);
 }
 
+/* A deferred long-poll stays deferred while its job's task has not had its
+ * first step yet or has returned with the job's end not yet recorded (its
+ * done callback is queued): both resolve within a loop turn or two.  A
+ * task waiting on something, or a job queued behind max-running, parks. */
+static bool job_about_to_end(const crund_jobrec *j)
+{
+	if (!j || j->state != CRUND_JOB_RUNNING || !j->task)
+		return false;
+	return !(j->flags & CRUND_JF_STEPPED) || cr_task_done(j->task);
+}
+
 /* Park a waiting request: arm its wait timer and suspend the connection. */
 static crund_mhd_result park(crund_req *r)
 {
@@ -296,12 +307,13 @@ static crund_mhd_result park(crund_req *r)
 /*
  * A long-poll is first *deferred*: the handler returns without an answer
  * and without suspending.  MHD (epoll mode) keeps such a connection on its
- * ready list and calls the handler again on its next run, which the kick
- * below puts after the job's first step in the loop's FIFO.  A job that has
- * ended by then (a quick job: the common case of ?wait) is answered without
- * a suspend/resume pair (two epoll_ctl calls) and without a timer; one that
- * has not is parked then.  The wait is measured from the park, a few
- * microseconds late at most.
+ * ready list, calls the handler again on each of its runs and has a
+ * timeout of 0 meanwhile, so the loop runs it at every poll.  The request
+ * stays deferred while its job is about to end (job_about_to_end); a job
+ * that has ended by then (a quick job: the common case of ?wait) is
+ * answered without a suspend/resume pair (two epoll_ctl calls) and without
+ * a timer, one that has not is parked.  The wait is measured from the
+ * park, a few microseconds late at most.
  */
 crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds,
 				 unsigned status, bool location)
@@ -320,7 +332,6 @@ crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double secon
 	crund_jobs_subscribe(job, &req->sub);
 	req->mode = RQ_WAITING;
 	req->deferred = true;
-	crund_http_kick();
 	return MHD_YES;
 }
 
@@ -560,8 +571,11 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 		return answer_pending(r);
 	case RQ_WAITING:
 		/* asked again while deferred: the job is still going */
-		if (r->deferred && !the_http->stopping)
+		if (r->deferred && !the_http->stopping) {
+			if (job_about_to_end(r->sub.job) && r->early_asks++ < 16)
+				return MHD_YES;
 			return park(r);
+		}
 		/* resumed without an answer (shutdown resumed everyone), or
 		 * deferred at shutdown: the job's current state is the answer */
 		if (r->sub.job) {

@@ -45,6 +45,7 @@ struct crund_req {
 	cr_handle *timer;
 	double wait_seconds;
 	bool deferred;           /* asked again on MHD's next run (http.c) */
+	uint8_t early_asks;      /* asks while its job was about to end */
 	unsigned pending_status;
 	bool pending_location;   /* add Location: /v1/jobs/{rm.param} */
 	/* The answer's body.  MHD sends it from here without a copy (the

@@ -64,6 +64,7 @@ enum {
 	CRUND_JF_TIMED_OUT = 0x10,     /* its timeout ran out */
 	CRUND_JF_CANCEL_REQ = 0x20,    /* cancellation requested */
 	CRUND_JF_FAIL_SET = 0x40,      /* job_fail() recorded code/message */
+	CRUND_JF_STEPPED = 0x80,       /* its task has begun to run */
 };
 
 #define CRUND_JOB_ID_MAX 32

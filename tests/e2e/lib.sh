@@ -346,6 +346,10 @@ import json, re, sys
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 def rfc3339(s):
     return isinstance(s, str) and bool(RFC3339.match(s))
+def secs(s):
+    """An RFC 3339 time (as crund writes it) in seconds since the epoch."""
+    from datetime import datetime
+    return datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
 def jobs(x):
     """The job array of a list answer, whatever it is wrapped in."""
     if isinstance(x, list):
@@ -372,7 +376,7 @@ for line in inp:
         with open(path) as f:
             d = json.load(f)
         v = eval(expr, {"d": d, "rfc3339": rfc3339, "jobs": jobs, "cursor": cursor,
-                        "jobof": jobof, "re": re})
+                        "jobof": jobof, "re": re, "secs": secs})
         v = v if isinstance(v, str) else json.dumps(v, separators=(",", ":"))
         out.write("=" + v.replace("\n", "\\n") + "\n")
     except Exception as e:

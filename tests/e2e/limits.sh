@@ -23,6 +23,16 @@ jt 'd["limits"]["max_running"] == 2 and d["limits"]["max_queued"] == 5' "config 
 jt 'd["limits"]["retain_jobs"] == 3 and d["limits"]["max_result_bytes"] == 256 and d["limits"]["max_log_bytes"] == 200' \
 	"config file: retain-jobs, max-result-bytes, max-log-bytes applied"
 
+# a long-poll on a job queued behind max-running 2 waits for its turn
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.5}}'
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.5}}'
+submit '{"plugin":"demo","job":"noop"}' '?wait=10'
+is "$HTTP_STATUS" 201 "POST ?wait behind max-running -> 201"
+jt 'd["state"] == "succeeded" and d["result"] == {"ok": True}' \
+	"POST ?wait behind max-running: answered when the queued job ended"
+jt 'secs(d["started_at"]) - secs(d["created_at"]) >= 0.3' \
+	"POST ?wait behind max-running: the job waited in the queue"
+
 # bounded result: a 1000-byte echo over max-result-bytes 256
 submit '{"plugin":"demo","job":"echo","args":{"value":"'"$(printf 'x%.0s' {1..1000})"'"}}' '?wait=5'
 jt 'd["state"] == "failed" and d["result"] is None and d["error"]["code"] not in ("", "plugin_error")' \

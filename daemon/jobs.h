@@ -139,6 +139,8 @@ typedef struct crund_jobs {
 	uint64_t next_seq;
 	crund_jobrec **htab;
 	size_t hsize, count;
+	crund_jobrec **old_htab;        /* being emptied into htab, or NULL */
+	size_t old_hsize, old_pos;      /* old_pos: buckets moved so far */
 	crund_jobrec *newest, *oldest;
 	crund_jobrec *q_head, *q_tail;
 	crund_jobrec *e_head, *e_tail;
@@ -150,8 +152,9 @@ typedef struct crund_jobs {
 	/* record slabs (jobs.c) */
 	bool rec_plain;                 /* calloc/free: sanitizers, valgrind */
 	struct crund_rec_slab *slabs;
-	char *slab_pos;
+	char *slab_pos, *slab_pop;      /* next record; populated up to */
 	size_t slab_left;
+	bool pop_whole;                 /* no MADV_POPULATE_WRITE: MAP_POPULATE */
 	crund_jobrec *rec_free;         /* free records, linked by hnext */
 } crund_jobs;
 

@@ -541,6 +541,43 @@ START_TEST(many_jobs_grow_the_hash)
 }
 END_TEST
 
+START_TEST(records_stay_found_while_the_table_grows)
+{
+	crund_jobs_free(&S);
+	setup_lim(100000, 10, 100000, 3600);
+	enum { N = 6000 };
+	static crund_jobrec *js[N];
+	static bool gone[N];
+	memset(gone, 0, sizeof(gone));
+	bool saw_move = false;
+	for (int i = 0; i < N; i++) {
+		js[i] = submit();
+		saw_move |= S.old_htab != NULL;
+		if (i % 7 == 3) {
+			/* forget one older record now and then, moved or not */
+			int k = i / 2;
+			if (!gone[k]) {
+				crund_jobs_finish(&S, js[k], CRUND_JOB_SUCCEEDED, NULL, NULL);
+				ck_assert_int_eq(crund_jobs_delete(&S, js[k]), 0);
+				gone[k] = true;
+			}
+		}
+		if (i % 251 == 0 || i == N - 1) {
+			for (int k = 0; k <= i; k++) {
+				char id[CRUND_JOB_ID_MAX];
+				crund_jobs_format_id(&S, (uint64_t)k + 1, id);
+				if (gone[k])
+					ck_assert_ptr_null(crund_jobs_find(&S, id));
+				else
+					ck_assert_ptr_eq(crund_jobs_find(&S, id), js[k]);
+			}
+		}
+	}
+	ck_assert(saw_move);
+	ck_assert_uint_ge(S.hsize, 4096);
+}
+END_TEST
+
 START_TEST(forgotten_records_are_reused)
 {
 	crund_jobs_free(&S);
@@ -597,6 +634,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, render_is_json_with_every_field);
 	tcase_add_test(tc, log_is_bounded);
 	tcase_add_test(tc, many_jobs_grow_the_hash);
+	tcase_add_test(tc, records_stay_found_while_the_table_grows);
 	tcase_add_test(tc, forgotten_records_are_reused);
 	suite_add_tcase(s, tc);
 	return s;

@@ -446,7 +446,9 @@ END_TEST
 static int wait_main(void *arg, void **ret)
 {
 	cr_task *t[3];
-	double d1 = 0.001, d2 = 0.05;
+	/* d2 far from the 0.01 s wait below, so a slow run (valgrind on a
+	 * loaded machine) cannot see t[1] finish within it */
+	double d1 = 0.001, d2 = 0.5;
 
 	(void)arg;
 	(void)ret;

@@ -13,6 +13,7 @@
 
 #include "crund-config.h"
 #include "log.h"
+#include "testutil.h"
 
 static crund_config C;
 static char err[1024];
@@ -282,9 +283,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_main(suite());
 }

@@ -13,6 +13,7 @@
 #include "route.h"
 #include "jobs.h"
 #include "submit.h"
+#include "testutil.h"
 
 static crund_route_match m;
 
@@ -298,9 +299,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_main(suite());
 }

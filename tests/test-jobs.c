@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "testutil.h"
 
 static crund_plugin desc_a = {.name = "alpha"};
 static crund_plugin desc_b = {.name = "beta"};
@@ -642,9 +643,5 @@ static Suite *suite(void)
 
 int main(void)
 {
-	SRunner *sr = srunner_create(suite());
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_main(suite());
 }

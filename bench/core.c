@@ -41,7 +41,7 @@ enum { MAX_EXTRA = 16, MAX_PARTS = 2 };
 
 struct extra {
 	const char *key;
-	const char *str;   /* string value, or NULL for a number */
+	const char *str; /* string value, or NULL for a number */
 	double num;
 };
 
@@ -49,10 +49,10 @@ struct part {
 	const char *name;
 	long n;
 	double t_ns;
-	double cpu_s;          /* process CPU over the same region: on this
-	                        * shared 2-CPU VM less noisy than wall time */
+	double cpu_s; /* process CPU over the same region: on this
+	               * shared 2-CPU VM less noisy than wall time */
 	bool has_net;
-	double net_ns_per_op;  /* ctxvar only: minus the empty loop */
+	double net_ns_per_op; /* ctxvar only: minus the empty loop */
 };
 
 struct report {
@@ -67,24 +67,23 @@ struct report {
 static void add_num(struct report *r, const char *key, double v)
 {
 	if (r->nextra == MAX_EXTRA)
-		abort();  /* a programming error in this file, not a runtime one */
-	r->extra[r->nextra++] = (struct extra){ .key = key, .num = v };
+		abort(); /* a programming error in this file, not a runtime one */
+	r->extra[r->nextra++] = (struct extra){.key = key, .num = v};
 }
 
 static void add_str(struct report *r, const char *key, const char *v)
 {
 	if (r->nextra == MAX_EXTRA)
 		abort();
-	r->extra[r->nextra++] = (struct extra){ .key = key, .str = v };
+	r->extra[r->nextra++] = (struct extra){.key = key, .str = v};
 }
 
-static struct part *add_part(struct report *r, const char *name, long n, double t_ns,
-			     double cpu_s)
+static struct part *add_part(struct report *r, const char *name, long n, double t_ns, double cpu_s)
 {
 	if (r->nparts == MAX_PARTS)
 		abort();
 	struct part *p = &r->parts[r->nparts++];
-	*p = (struct part){ .name = name, .n = n, .t_ns = t_ns, .cpu_s = cpu_s };
+	*p = (struct part){.name = name, .n = n, .t_ns = t_ns, .cpu_s = cpu_s};
 	return p;
 }
 
@@ -102,14 +101,20 @@ static struct sizes {
 	long exec_n, exec_batch;
 	long runs, runner_runs;
 } sz = {
-	.spawn_n = 1000000, .spawn_batch = 10000,
+	.spawn_n = 1000000,
+	.spawn_batch = 10000,
 	.spawn_all_n = 1000000,
 	.switch_n = 5000000,
-	.switch1k_tasks = 1000, .switch1k_yields = 5000,
-	.sleepers_n = 100000, .sleepers_s = 1.0,
-	.ctx_gets = 10000000, .ctx_sets = 1000000,
-	.exec_n = 100000, .exec_batch = 1000,
-	.runs = 10000, .runner_runs = 100000,
+	.switch1k_tasks = 1000,
+	.switch1k_yields = 5000,
+	.sleepers_n = 100000,
+	.sleepers_s = 1.0,
+	.ctx_gets = 10000000,
+	.ctx_sets = 1000000,
+	.exec_n = 100000,
+	.exec_batch = 1000,
+	.runs = 10000,
+	.runner_runs = 100000,
 };
 
 static void quick_sizes(void)
@@ -152,7 +157,7 @@ static long maxrss_kb(void)
 	struct rusage ru;
 
 	getrusage(RUSAGE_SELF, &ru);
-	return ru.ru_maxrss;  /* KiB on Linux */
+	return ru.ru_maxrss; /* KiB on Linux */
 }
 
 static long vmrss_kb(void)
@@ -192,8 +197,7 @@ static void report_error(const char *what, int rc)
 {
 	const char *msg = cr_last_error();
 
-	fprintf(stderr, "%s: %s: %s%s%s\n", prog, what, cr_strerror(rc),
-		*msg ? ": " : "", msg);
+	fprintf(stderr, "%s: %s: %s%s%s\n", prog, what, cr_strerror(rc), *msg ? ": " : "", msg);
 }
 
 /* Spawn n tasks of fn(arg) on the running loop into tasks[].  On failure
@@ -375,7 +379,8 @@ static int w_switch_raw(void *arg, void **ret_value)
 	r->n = n;
 	r->total_ns = t;
 	add_num(r, "tasks", 2);
-	add_str(r, "note", "two tasks alternating through cr_yield; one yield = "
+	add_str(r, "note",
+		"two tasks alternating through cr_yield; one yield = "
 		"task -> scheduler -> other task, no I/O poll in between");
 	add_part(r, "switch_raw", n, t, cpu);
 	return 0;
@@ -701,8 +706,8 @@ static void put_key(const char *k)
 	fputs(": ", stdout);
 }
 
-static void put_metric(bool *first, const char *workload, const char *part,
-		       const char *suffix, double v)
+static void put_metric(bool *first, const char *workload, const char *part, const char *suffix,
+		       double v)
 {
 	char key[128];
 
@@ -717,24 +722,38 @@ static void put_metric(bool *first, const char *workload, const char *part,
 	put_num(v);
 }
 
-static void print_report(const char *workload, bool quick, const char *backend,
-			 double probe, const struct report *r)
+static void print_report(const char *workload, bool quick, const char *backend, double probe,
+			 const struct report *r)
 {
 	struct rusage ru;
 	char version[32];
 
 	getrusage(RUSAGE_SELF, &ru);
-	snprintf(version, sizeof version, "%d.%d.%d", CR_VERSION_MAJOR,
-		 CR_VERSION_MINOR, CR_VERSION_PATCH);
+	snprintf(version, sizeof version, "%d.%d.%d", CR_VERSION_MAJOR, CR_VERSION_MINOR,
+		 CR_VERSION_PATCH);
 	putchar('{');
-	put_key("workload"); put_str(workload);
-	fputs(", ", stdout); put_key("loop"); put_str("crunner");
-	fputs(", ", stdout); put_key("loop_version"); put_str(version);
-	fputs(", ", stdout); put_key("backend"); put_str(backend);
-	fputs(", ", stdout); put_key("quick"); fputs(quick ? "true" : "false", stdout);
-	fputs(", ", stdout); put_key("N"); put_num((double)r->n);
-	fputs(", ", stdout); put_key("total_s"); put_num(r->total_ns / 1e9);
-	fputs(", ", stdout); put_key("ns_per_op");
+	put_key("workload");
+	put_str(workload);
+	fputs(", ", stdout);
+	put_key("loop");
+	put_str("crunner");
+	fputs(", ", stdout);
+	put_key("loop_version");
+	put_str(version);
+	fputs(", ", stdout);
+	put_key("backend");
+	put_str(backend);
+	fputs(", ", stdout);
+	put_key("quick");
+	fputs(quick ? "true" : "false", stdout);
+	fputs(", ", stdout);
+	put_key("N");
+	put_num((double)r->n);
+	fputs(", ", stdout);
+	put_key("total_s");
+	put_num(r->total_ns / 1e9);
+	fputs(", ", stdout);
+	put_key("ns_per_op");
 	if (r->nparts == 1)
 		put_num(r->parts[0].t_ns / (double)r->parts[0].n);
 	else
@@ -742,12 +761,20 @@ static void print_report(const char *workload, bool quick, const char *backend,
 	/* Not "probe_empty_loop_ns": bench_util.py takes the smallest probe
 	 * of all core records as the quiet reference, and a C loop's ~0.3 ns
 	 * would mark every Python measurement as run in a slow episode. */
-	fputs(", ", stdout); put_key("probe_c_empty_loop_ns"); put_num(probe);
-	fputs(", ", stdout); put_key("peak_rss_kb"); put_num((double)ru.ru_maxrss);
-	fputs(", ", stdout); put_key("minor_faults"); put_num((double)ru.ru_minflt);
-	fputs(", ", stdout); put_key("cpu_user_s");
+	fputs(", ", stdout);
+	put_key("probe_c_empty_loop_ns");
+	put_num(probe);
+	fputs(", ", stdout);
+	put_key("peak_rss_kb");
+	put_num((double)ru.ru_maxrss);
+	fputs(", ", stdout);
+	put_key("minor_faults");
+	put_num((double)ru.ru_minflt);
+	fputs(", ", stdout);
+	put_key("cpu_user_s");
 	put_num((double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6);
-	fputs(", ", stdout); put_key("cpu_sys_s");
+	fputs(", ", stdout);
+	put_key("cpu_sys_s");
 	put_num((double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
 	for (int i = 0; i < r->nextra; i++) {
 		fputs(", ", stdout);
@@ -757,21 +784,34 @@ static void print_report(const char *workload, bool quick, const char *backend,
 		else
 			put_num(r->extra[i].num);
 	}
-	fputs(", ", stdout); put_key("parts"); putchar('[');
+	fputs(", ", stdout);
+	put_key("parts");
+	putchar('[');
 	for (int i = 0; i < r->nparts; i++) {
 		const struct part *p = &r->parts[i];
 		if (i)
 			fputs(", ", stdout);
 		putchar('{');
-		put_key("name"); put_str(p->name);
-		fputs(", ", stdout); put_key("N"); put_num((double)p->n);
-		fputs(", ", stdout); put_key("total_s"); put_num(p->t_ns / 1e9);
-		fputs(", ", stdout); put_key("ns_per_op"); put_num(p->t_ns / (double)p->n);
-		fputs(", ", stdout); put_key("cpu_s"); put_num(p->cpu_s);
-		fputs(", ", stdout); put_key("cpu_ns_per_op");
+		put_key("name");
+		put_str(p->name);
+		fputs(", ", stdout);
+		put_key("N");
+		put_num((double)p->n);
+		fputs(", ", stdout);
+		put_key("total_s");
+		put_num(p->t_ns / 1e9);
+		fputs(", ", stdout);
+		put_key("ns_per_op");
+		put_num(p->t_ns / (double)p->n);
+		fputs(", ", stdout);
+		put_key("cpu_s");
+		put_num(p->cpu_s);
+		fputs(", ", stdout);
+		put_key("cpu_ns_per_op");
 		put_num(p->cpu_s * 1e9 / (double)p->n);
 		if (p->has_net) {
-			fputs(", ", stdout); put_key("net_ns_per_op");
+			fputs(", ", stdout);
+			put_key("net_ns_per_op");
 			put_num(p->net_ns_per_op);
 		}
 		putchar('}');
@@ -780,7 +820,9 @@ static void print_report(const char *workload, bool quick, const char *backend,
 
 	/* flat metrics, keyed exactly as core.py keys them */
 	bool first = true;
-	fputs(", ", stdout); put_key("metrics"); putchar('{');
+	fputs(", ", stdout);
+	put_key("metrics");
+	putchar('{');
 	for (int i = 0; i < r->nparts; i++) {
 		const struct part *p = &r->parts[i];
 		bool own = strcmp(p->name, workload) == 0;
@@ -793,8 +835,7 @@ static void print_report(const char *workload, bool quick, const char *backend,
 	for (int i = 0; i < r->nextra; i++) {
 		const struct extra *e = &r->extra[i];
 		if (strcmp(workload, "sleepers") == 0 && !e->str &&
-		    (strcmp(e->key, "overhead_s") == 0 ||
-		     strcmp(e->key, "bytes_per_task") == 0 ||
+		    (strcmp(e->key, "overhead_s") == 0 || strcmp(e->key, "bytes_per_task") == 0 ||
 		     strcmp(e->key, "bytes_per_task_vmrss") == 0))
 			put_metric(&first, workload, NULL, e->key, e->num);
 	}
@@ -810,17 +851,11 @@ static void print_report(const char *workload, bool quick, const char *backend,
 
 static const struct {
 	const char *name;
-	cr_fn fn;  /* NULL: runner, which runs outside any loop */
+	cr_fn fn; /* NULL: runner, which runs outside any loop */
 } workloads[] = {
-	{ "spawn", w_spawn },
-	{ "spawn_all", w_spawn_all },
-	{ "switch", w_switch },
-	{ "switch1k", w_switch1k },
-	{ "sleepers", w_sleepers },
-	{ "ctxvar", w_ctxvar },
-	{ "executor", w_executor },
-	{ "runner", NULL },
-	{ "switch_raw", w_switch_raw },
+	{"spawn", w_spawn},       {"spawn_all", w_spawn_all}, {"switch", w_switch},
+	{"switch1k", w_switch1k}, {"sleepers", w_sleepers},   {"ctxvar", w_ctxvar},
+	{"executor", w_executor}, {"runner", NULL},           {"switch_raw", w_switch_raw},
 };
 
 static void usage(FILE *f)
@@ -866,7 +901,7 @@ int main(int argc, char **argv)
 	/* speed probe, outside any timed region (see print_report) */
 	double probe = empty_loop_ns(2000000);
 
-	static struct report r;  /* static: zeroed, off the stack */
+	static struct report r; /* static: zeroed, off the stack */
 	char backend[32] = "";
 	int rc;
 	if (workloads[which].fn)

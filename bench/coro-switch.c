@@ -58,7 +58,7 @@ static double now_ns(void)
 
 int main(int argc, char **argv)
 {
-	long n = 20000000;  /* round trips */
+	long n = 20000000; /* round trips */
 	bool quick = false;
 	void *stack;
 
@@ -77,7 +77,7 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cr__coro_init(&peer_coro, stack, STACK_SIZE, peer_entry, NULL);
-	cr__coro_switch(&main_coro, &peer_coro);  /* start it (not timed) */
+	cr__coro_switch(&main_coro, &peer_coro); /* start it (not timed) */
 
 	double c0 = cpu_now();
 	double t0 = now_ns();
@@ -89,8 +89,8 @@ int main(int argc, char **argv)
 	       "\"N\": %ld, \"total_s\": %.9f, \"ns_per_switch\": %.4f, "
 	       "\"ns_per_round_trip\": %.4f, \"cpu_s\": %.6f, "
 	       "\"cpu_ns_per_switch\": %.4f, \"switch\": \"%s\"}\n",
-	       quick ? "true" : "false", n, t / 1e9, t / (2.0 * (double)n),
-	       t / (double)n, cpu, cpu * 1e9 / (2.0 * (double)n), CORO_SWITCH_KIND);
+	       quick ? "true" : "false", n, t / 1e9, t / (2.0 * (double)n), t / (double)n, cpu,
+	       cpu * 1e9 / (2.0 * (double)n), CORO_SWITCH_KIND);
 	free(stack);
 	return 0;
 }

@@ -24,8 +24,8 @@ int crunctl_parse_duration(const char *text, double *ret_seconds)
 		const char *suffix;
 		double scale;
 	} units[] = {
-		{"", 1.0},     {"s", 1.0},      {"ms", 0.001}, {"m", 60.0},
-		{"min", 60.0}, {"h", 3600.0},   {"d", 86400.0},
+		{"", 1.0},     {"s", 1.0},    {"ms", 0.001},  {"m", 60.0},
+		{"min", 60.0}, {"h", 3600.0}, {"d", 86400.0},
 	};
 	char *end;
 	double v;
@@ -140,7 +140,7 @@ static json_t *parse_number(const char *text)
 		return NULL;
 	for (const char *p = text; *p; p++)
 		if (!isdigit((unsigned char)*p) && !strchr("+-.eE", *p))
-			return NULL;    /* no "inf", "nan", hex */
+			return NULL; /* no "inf", "nan", hex */
 	errno = 0;
 	d = strtod(text, &end);
 	if (*end || errno == ERANGE || !isfinite(d))
@@ -161,26 +161,29 @@ int crunctl_typed_value(const char *key, const char *type, const char *text, jso
 
 	if (!type || strcmp(type, "string") == 0) {
 		v = json_string(text);
-		if (!v)   /* only when the text is not valid UTF-8 */
+		if (!v) /* only when the text is not valid UTF-8 */
 			goto bad_utf8;
 	} else if (strcmp(type, "integer") == 0) {
 		json_int_t i;
 		if (parse_integer(text, &i) < 0) {
-			snprintf(err, errlen, "argument '%s' must be an integer, got '%s'", key, text);
+			snprintf(err, errlen, "argument '%s' must be an integer, got '%s'", key,
+				 text);
 			return -EINVAL;
 		}
 		v = json_integer(i);
 	} else if (strcmp(type, "number") == 0) {
 		v = parse_number(text);
 		if (!v) {
-			snprintf(err, errlen, "argument '%s' must be a number, got '%s'", key, text);
+			snprintf(err, errlen, "argument '%s' must be a number, got '%s'", key,
+				 text);
 			return -EINVAL;
 		}
 	} else if (strcmp(type, "boolean") == 0) {
 		bool b;
 		if (parse_bool(text, &b) < 0) {
 			snprintf(err, errlen,
-				 "argument '%s' must be a boolean (true/false, yes/no, 1/0), got '%s'",
+				 "argument '%s' must be a boolean (true/false, yes/no, 1/0), got "
+				 "'%s'",
 				 key, text);
 			return -EINVAL;
 		}
@@ -190,8 +193,8 @@ int crunctl_typed_value(const char *key, const char *type, const char *text, jso
 		v = parse_json_text(text);
 		if (!v || (want_object ? !json_is_object(v) : !json_is_array(v))) {
 			json_decref(v);
-			snprintf(err, errlen, "argument '%s' must be a JSON %s, got '%s'", key, type,
-				 text);
+			snprintf(err, errlen, "argument '%s' must be a JSON %s, got '%s'", key,
+				 type, text);
 			return -EINVAL;
 		}
 	} else if (strcmp(type, "any") == 0) {
@@ -243,7 +246,8 @@ json_t *crunctl_job_find_arg(json_t *job_spec, const char *name)
 	/* An object keyed by name is accepted too, in case the API grows one. */
 	if (json_is_object(args))
 		return json_object_get(args, name);
-	json_array_foreach(args, i, a) {
+	json_array_foreach(args, i, a)
+	{
 		const char *n = json_string_value(json_object_get(a, "name"));
 		if (n && strcmp(n, name) == 0)
 			return a;
@@ -286,11 +290,11 @@ char *crunctl_job_arg_names(json_t *job_spec)
 		return NULL;
 	out[0] = '\0';
 	if (json_is_object(args)) {
-		json_object_foreach(args, key, a)
-			if (rc == 0)
-				rc = append_name(&out, &len, &cap, key);
+		json_object_foreach(args, key, a) if (rc == 0)
+			rc = append_name(&out, &len, &cap, key);
 	} else {
-		json_array_foreach(args, i, a) {
+		json_array_foreach(args, i, a)
+		{
 			const char *n = json_string_value(json_object_get(a, "name"));
 			if (n && rc == 0)
 				rc = append_name(&out, &len, &cap, n);
@@ -311,7 +315,8 @@ json_t *crunctl_plugin_find_job(json_t *plugin, const char *job)
 
 	if (json_is_object(jobs))
 		return json_object_get(jobs, job);
-	json_array_foreach(jobs, i, j) {
+	json_array_foreach(jobs, i, j)
+	{
 		const char *n = json_string_value(json_object_get(j, "name"));
 		if (n && strcmp(n, job) == 0)
 			return j;

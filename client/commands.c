@@ -24,24 +24,21 @@
 
 /* Requests that do not wait for anything get this long before the client
  * gives up on a stalled daemon; long-polls get their wait plus this. */
-#define REQUEST_TIMEOUT 60.0
-#define LIST_DEFAULT_LIMIT 50
-#define LIST_PAGE_MAX 100
-#define ARGS_FILE_MAX (16u << 20)
-#define PROGRESS_BAR_WIDTH 30
+#define REQUEST_TIMEOUT       60.0
+#define LIST_DEFAULT_LIMIT    50
+#define LIST_PAGE_MAX         100
+#define ARGS_FILE_MAX         (16u << 20)
+#define PROGRESS_BAR_WIDTH    30
 /* Reals shown to people: 15 significant digits print 0.1 as "0.1", not
  * as its nearest double "0.10000000000000001" (--json is unaffected). */
-#define HUMAN_REAL JSON_REAL_PRECISION(15)
+#define HUMAN_REAL            JSON_REAL_PRECISION(15)
 /* With a progress bar on a terminal, long-polls are this short so the bar
  * moves (two small requests a second while someone watches). */
 #define PROGRESS_POLL_SECONDS 0.5
 
 /* ---------------------------------------------------------------- helpers */
 
-static void oom(void)
-{
-	fprintf(stderr, "crunctl: out of memory\n");
-}
+static void oom(void) { fprintf(stderr, "crunctl: out of memory\n"); }
 
 /* Print a reply body unchanged (plus a final newline if it lacks one). */
 static void print_raw(const crunctl_response *resp)
@@ -139,10 +136,7 @@ static int opt_value(const char *cmd, int argc, char **argv, int *i, const char 
 	return 1;
 }
 
-static bool is_option(const char *a)
-{
-	return a[0] == '-' && a[1] != '\0';
-}
+static bool is_option(const char *a) { return a[0] == '-' && a[1] != '\0'; }
 
 static const char *state_text(crunctl *ctl, const char *state, char *buf, size_t len)
 {
@@ -195,7 +189,7 @@ static void on_interrupt(int sig)
 
 typedef struct progress_view {
 	crunctl *ctl;
-	bool bar;            /* draw a bar (stderr is a terminal) */
+	bool bar; /* draw a bar (stderr is a terminal) */
 	double last_fraction;
 	char *last_message;
 	bool have;
@@ -280,8 +274,8 @@ static void progress_done(progress_view *pv)
  * while a progress bar is shown, so it moves) until the job is final or the
  * deadline (INFINITY: none) passes.  *job and *resp hold the last state
  * on return 0 (the caller checks whether it is final). */
-static int wait_job(crunctl *ctl, const char *id, double deadline, progress_view *pv,
-		    json_t **job, crunctl_response *resp)
+static int wait_job(crunctl *ctl, const char *id, double deadline, progress_view *pv, json_t **job,
+		    crunctl_response *resp)
 {
 	char *base = job_path(ctl, id, NULL);
 	int rc = 0;
@@ -353,7 +347,8 @@ static int finish_job(crunctl *ctl, json_t *job, const crunctl_response *resp, d
 		if (!ctl->json) {
 			json_t *result = json_object_get(job, "result");
 			if (result && !json_is_null(result)) {
-				char *text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY | HUMAN_REAL);
+				char *text = json_dumps(result, JSON_INDENT(2) | JSON_ENCODE_ANY |
+									HUMAN_REAL);
 				if (!text) {
 					oom();
 					return CRUNCTL_EXIT_INTERNAL;
@@ -402,15 +397,15 @@ typedef struct follow_state {
 	crunctl *ctl;
 	progress_view *pv;
 	const char *id;
-	FILE *log_out;       /* where log lines go */
-	bool show_progress;  /* print progress events */
-	bool show_state;     /* print state changes */
-	bool ended;          /* the end event arrived */
-	bool fetched;        /* the log so far was fetched and printed */
-	int fetch_rc;        /* its exit code when it failed */
-	char *log_text;      /* the fetched log, for the overlap check */
-	size_t overlap_pos;  /* where in log_text the next match may start */
-	bool overlap;        /* still skipping events already printed */
+	FILE *log_out;      /* where log lines go */
+	bool show_progress; /* print progress events */
+	bool show_state;    /* print state changes */
+	bool ended;         /* the end event arrived */
+	bool fetched;       /* the log so far was fetched and printed */
+	int fetch_rc;       /* its exit code when it failed */
+	char *log_text;     /* the fetched log, for the overlap check */
+	size_t overlap_pos; /* where in log_text the next match may start */
+	bool overlap;       /* still skipping events already printed */
 	char *last_state;
 } follow_state;
 
@@ -526,7 +521,7 @@ static int fetch_log_so_far(follow_state *fs)
 			progress_redraw(fs->pv);
 	}
 	fflush(fs->log_out);
-	fs->log_text = resp.body;   /* taken over from resp */
+	fs->log_text = resp.body; /* taken over from resp */
 	fs->overlap_pos = 0;
 	fs->overlap = true;
 	return 0;
@@ -607,7 +602,7 @@ static int follow_events(crunctl *ctl, const char *id, follow_state *fs)
 	else if (rc == 0 && resp.status != 200)
 		rc = crunctl_report_api_error(&resp);
 	else if (rc == 0 && !fs->fetched)
-		rc = fetch_log_so_far(fs);  /* a stream that sent nothing */
+		rc = fetch_log_so_far(fs); /* a stream that sent nothing */
 	crunctl_response_free(&resp);
 	free(fs->log_text);
 	fs->log_text = NULL;
@@ -690,8 +685,9 @@ static int load_args_option(const char *spec, json_t **ret)
 		json_decref(v);
 		if (v)
 			return crunctl_usage_error("submit", "%s must be a JSON object", what);
-		return crunctl_usage_error("submit", "%s is not valid JSON: %s (line %d, column %d)",
-					   what, jerr.text, jerr.line, jerr.column);
+		return crunctl_usage_error("submit",
+					   "%s is not valid JSON: %s (line %d, column %d)", what,
+					   jerr.text, jerr.line, jerr.column);
 	}
 	*ret = v;
 	return 0;
@@ -699,8 +695,8 @@ static int load_args_option(const char *spec, json_t **ret)
 
 /* Type every key=value by the job's argument spec (fetched only when some
  * key=value is given, so a plain submit makes one request). */
-static int apply_kv_args(crunctl *ctl, const char *plugin, const char *job, char **kv,
-			 int n_kv, json_t *args)
+static int apply_kv_args(crunctl *ctl, const char *plugin, const char *job, char **kv, int n_kv,
+			 json_t *args)
 {
 	crunctl_response resp;
 	json_t *pl = NULL, *spec;
@@ -745,9 +741,9 @@ static int apply_kv_args(crunctl *ctl, const char *plugin, const char *job, char
 		a = crunctl_job_find_arg(spec, key);
 		if (!a) {
 			char *names = crunctl_job_arg_names(spec);
-			rc = crunctl_usage_error("submit",
-						 "job %s/%s has no argument '%s'; its arguments: %s",
-						 plugin, job, key, names ? names : "?");
+			rc = crunctl_usage_error(
+				"submit", "job %s/%s has no argument '%s'; its arguments: %s",
+				plugin, job, key, names ? names : "?");
 			free(names);
 		} else if ((raw ? crunctl_raw_value(key, text, &v, err, sizeof(err))
 				: crunctl_typed_value(key, jstr(a, "type"), text, &v, err,
@@ -765,8 +761,8 @@ static int apply_kv_args(crunctl *ctl, const char *plugin, const char *job, char
 
 int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv)
 {
-	const char *pos[2] = {NULL, NULL}, *args_opt = NULL, *timeout_opt = NULL,
-		   *idem = NULL, *val;
+	const char *pos[2] = {NULL, NULL}, *args_opt = NULL, *timeout_opt = NULL, *idem = NULL,
+		   *val;
 	char **kv = calloc((size_t)argc + 1, sizeof(*kv));
 	bool isolated = false, wait = false, follow = false, dashdash = false;
 	double wait_for = INFINITY, timeout = 0, t0;
@@ -801,7 +797,9 @@ int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv)
 		} else if (strncmp(a, "--wait=", 7) == 0) {
 			wait = true;
 			if (crunctl_parse_duration(a + 7, &wait_for) < 0) {
-				rc = crunctl_usage_error("submit", "'%s' is not a duration (e.g. 30, 90s, 5m)", a + 7);
+				rc = crunctl_usage_error(
+					"submit", "'%s' is not a duration (e.g. 30, 90s, 5m)",
+					a + 7);
 				goto out;
 			}
 		} else if ((m = opt_value("submit", argc, argv, &i, "--args", &val)) != 0) {
@@ -829,16 +827,18 @@ int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv)
 		}
 	}
 	if (n_pos < 2) {
-		rc = crunctl_usage_error("submit", n_pos ? "missing JOB" : "missing PLUGIN and JOB");
+		rc = crunctl_usage_error("submit",
+					 n_pos ? "missing JOB" : "missing PLUGIN and JOB");
 		goto out;
 	}
 	for (int i = 0; i < n_kv; i++) {
 		if (!strchr(kv[i], '=') || kv[i][0] == '=' ||
 		    (kv[i][0] == ':' && kv[i][1] == '=')) {
-			rc = crunctl_usage_error("submit",
-						 "'%s' is not an argument; give arguments as key=value "
-						 "or key:=JSON",
-						 kv[i]);
+			rc = crunctl_usage_error(
+				"submit",
+				"'%s' is not an argument; give arguments as key=value "
+				"or key:=JSON",
+				kv[i]);
 			goto out;
 		}
 	}
@@ -883,8 +883,8 @@ int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv)
 	 * once so the bar can start moving. */
 	t0 = crunctl_now();
 	if (wait && !follow && !(ctl->tty_err && !ctl->quiet && !ctl->json) && wait_for > 0) {
-		if (asprintf(&path, "/v1/jobs?wait=%.3f", fmin(wait_for, CRUNCTL_MAX_POLL_SECONDS)) <
-		    0)
+		if (asprintf(&path, "/v1/jobs?wait=%.3f",
+			     fmin(wait_for, CRUNCTL_MAX_POLL_SECONDS)) < 0)
 			path = NULL;
 	} else {
 		path = strdup("/v1/jobs");
@@ -926,9 +926,11 @@ int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv)
 		if (pv.bar && !crunctl_state_is_final(jstr(job, "state")))
 			fprintf(stderr, "job %s submitted\n", job_id);
 		if (follow && !crunctl_state_is_final(jstr(job, "state"))) {
-			follow_state fs = {.ctl = ctl, .pv = &pv,
+			follow_state fs = {.ctl = ctl,
+					   .pv = &pv,
 					   .log_out = ctl->json ? stdout : stderr,
-					   .show_progress = true, .show_state = true};
+					   .show_progress = true,
+					   .show_state = true};
 			rc = follow_events(ctl, job_id, &fs);
 			free(fs.last_state);
 			/* Whatever the stream said, the job object is the truth:
@@ -958,10 +960,7 @@ out:
 
 /* ---------------------------------------------------------------- status */
 
-static void detail_line(const char *label, const char *value)
-{
-	printf("%-13s%s\n", label, value);
-}
+static void detail_line(const char *label, const char *value) { printf("%-13s%s\n", label, value); }
 
 static void detail_time(json_t *job, const char *key, const char *label, double now)
 {
@@ -1310,11 +1309,13 @@ int crunctl_cmd_list(crunctl *ctl, int argc, char **argv)
 			if (m < 0)
 				rc = CRUNCTL_EXIT_USAGE;
 			else if (crunctl_parse_count(val, &limit) < 0)
-				rc = crunctl_usage_error("list", "--limit wants a positive number, got '%s'", val);
+				rc = crunctl_usage_error(
+					"list", "--limit wants a positive number, got '%s'", val);
 			limit_given = true;
 		} else {
-			rc = crunctl_usage_error("list", is_option(a) ? "unknown option '%s'"
-								     : "unexpected argument '%s'",
+			rc = crunctl_usage_error("list",
+						 is_option(a) ? "unknown option '%s'"
+							      : "unexpected argument '%s'",
 						 a);
 		}
 	}
@@ -1324,8 +1325,8 @@ int crunctl_cmd_list(crunctl *ctl, int argc, char **argv)
 		crunctl_response resp;
 		json_t *page, *jobs;
 
-		if (asprintf(&path, "/v1/jobs?limit=%ld", want > LIST_PAGE_MAX ? LIST_PAGE_MAX : want) <
-			    0 ||
+		if (asprintf(&path, "/v1/jobs?limit=%ld",
+			     want > LIST_PAGE_MAX ? LIST_PAGE_MAX : want) < 0 ||
 		    (state && add_query(ctl, &path, "state", state) < 0) ||
 		    (plugin && add_query(ctl, &path, "plugin", plugin) < 0) ||
 		    (cursor && add_query(ctl, &path, "cursor", cursor) < 0)) {
@@ -1340,7 +1341,7 @@ int crunctl_cmd_list(crunctl *ctl, int argc, char **argv)
 			break;
 		n_pages++;
 		crunctl_response_free(&first_resp);
-		first_resp = resp;  /* kept: one page prints unchanged with --json */
+		first_resp = resp; /* kept: one page prints unchanged with --json */
 		jobs = page_jobs(page);
 		if (!json_is_array(jobs)) {
 			fprintf(stderr, "crunctl: crund sent a job list without jobs\n");
@@ -1390,7 +1391,8 @@ int crunctl_cmd_list(crunctl *ctl, int argc, char **argv)
 			oom();
 			rc = CRUNCTL_EXIT_INTERNAL;
 		} else {
-			json_array_foreach(all, i, job) {
+			json_array_foreach(all, i, job)
+			{
 				if (table_add_job(t, job, now) < 0) {
 					oom();
 					rc = CRUNCTL_EXIT_INTERNAL;
@@ -1471,7 +1473,8 @@ static char *args_summary(json_t *job)
 	char *out = strdup(""), *n;
 	size_t i;
 
-	json_array_foreach(args, i, a) {
+	json_array_foreach(args, i, a)
+	{
 		const char *name = jstr(a, "name"), *type = jstr(a, "type");
 		bool req = json_is_true(json_object_get(a, "required"));
 		if (!out || !name)
@@ -1500,7 +1503,8 @@ static int print_plugin_detail(crunctl *ctl, json_t *p)
 	if (jstr(p, "description") && *jstr(p, "description"))
 		printf(" - %s", jstr(p, "description"));
 	putchar('\n');
-	json_array_foreach(jobs, i, job) {
+	json_array_foreach(jobs, i, job)
+	{
 		static const char *const headers[] = {"ARGUMENT", "TYPE", "REQUIRED", "DEFAULT",
 						      "DESCRIPTION"};
 		json_t *args = json_object_get(job, "args"), *a;
@@ -1520,11 +1524,13 @@ static int print_plugin_detail(crunctl *ctl, json_t *p)
 			oom();
 			return CRUNCTL_EXIT_INTERNAL;
 		}
-		json_array_foreach(args, k, a) {
+		json_array_foreach(args, k, a)
+		{
 			json_t *def = json_object_get(a, "default");
 			json_t *mn = json_object_get(a, "min"), *mx = json_object_get(a, "max");
-			char *deftext =
-				def ? json_dumps(def, JSON_COMPACT | JSON_ENCODE_ANY | HUMAN_REAL) : NULL;
+			char *deftext = def ? json_dumps(def, JSON_COMPACT | JSON_ENCODE_ANY |
+								      HUMAN_REAL)
+					    : NULL;
 			char type[128];
 			const char *cells[5];
 			int r;
@@ -1565,7 +1571,8 @@ static int print_plugin_detail(crunctl *ctl, json_t *p)
 			fclose(mem);
 			for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
 				nl = strchr(line, '\n');
-				printf("    %.*s\n", nl ? (int)(nl - line) : (int)strlen(line), line);
+				printf("    %.*s\n", nl ? (int)(nl - line) : (int)strlen(line),
+				       line);
 			}
 			free(buf);
 		}
@@ -1585,7 +1592,8 @@ int crunctl_cmd_plugins(crunctl *ctl, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (is_option(argv[i])) {
 			if (!global_flag(ctl, argv[i]))
-				return crunctl_usage_error("plugins", "unknown option '%s'", argv[i]);
+				return crunctl_usage_error("plugins", "unknown option '%s'",
+							   argv[i]);
 		} else if (name) {
 			return crunctl_usage_error("plugins", "plugins takes at most one NAME");
 		} else {
@@ -1611,8 +1619,9 @@ int crunctl_cmd_plugins(crunctl *ctl, int argc, char **argv)
 	if (ctl->json) {
 		print_raw(&resp);
 	} else if (name) {
-		json_t *p = json_is_object(json_object_get(v, "plugin")) ? json_object_get(v, "plugin")
-									  : v;
+		json_t *p = json_is_object(json_object_get(v, "plugin"))
+				    ? json_object_get(v, "plugin")
+				    : v;
 		rc = print_plugin_detail(ctl, p);
 	} else {
 		static const char *const headers[] = {"PLUGIN", "VERSION", "JOB", "ARGUMENTS",
@@ -1625,11 +1634,13 @@ int crunctl_cmd_plugins(crunctl *ctl, int argc, char **argv)
 			oom();
 			rc = CRUNCTL_EXIT_INTERNAL;
 		}
-		json_array_foreach(plugins, i, p) {
+		json_array_foreach(plugins, i, p)
+		{
 			json_t *jobs = json_object_get(p, "jobs");
 			if (rc)
 				break;
-			json_array_foreach(jobs, k, job) {
+			json_array_foreach(jobs, k, job)
+			{
 				char *summary = args_summary(job);
 				const char *desc = jstr(job, "description");
 				const char *cells[5] = {jstr(p, "name"), jstr(p, "version"),
@@ -1695,7 +1706,8 @@ static int info_rows(crunctl_table *t, const char *prefix, json_t *obj)
 	const char *key;
 	json_t *v;
 
-	json_object_foreach(obj, key, v) {
+	json_object_foreach(obj, key, v)
+	{
 		char *name, *text = NULL;
 		char buf[128];
 		const char *cells[2];
@@ -1725,7 +1737,8 @@ static int info_rows(crunctl_table *t, const char *prefix, json_t *obj)
 		else if (json_is_number(v) && is_seconds_key(key))
 			cells[1] = crunctl_format_duration(json_number_value(v), buf, sizeof(buf));
 		else
-			cells[1] = text = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | HUMAN_REAL);
+			cells[1] = text = json_dumps(v,
+						     JSON_COMPACT | JSON_ENCODE_ANY | HUMAN_REAL);
 		cells[0] = name;
 		r = crunctl_table_add(t, cells, NULL);
 		free(text);
@@ -1741,8 +1754,9 @@ static int no_args(crunctl *ctl, const char *cmd, int argc, char **argv)
 	for (int i = 0; i < argc; i++) {
 		if (is_option(argv[i]) && global_flag(ctl, argv[i]))
 			continue;
-		return crunctl_usage_error(cmd, is_option(argv[i]) ? "unknown option '%s'"
-								   : "unexpected argument '%s'",
+		return crunctl_usage_error(cmd,
+					   is_option(argv[i]) ? "unknown option '%s'"
+							      : "unexpected argument '%s'",
 					   argv[i]);
 	}
 	return 0;

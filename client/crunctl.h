@@ -23,14 +23,14 @@
 /* Exit status, documented in crunctl(1) and `crunctl help`.  Scripts rely
  * on these numbers: never renumber them. */
 enum crunctl_exit {
-	CRUNCTL_EXIT_OK = 0,          /* success: job succeeded / command ok */
-	CRUNCTL_EXIT_JOB_FAILED = 1,  /* the job ended in state failed */
-	CRUNCTL_EXIT_USAGE = 2,       /* bad command line */
-	CRUNCTL_EXIT_CANCELLED = 3,   /* the job ended in state cancelled */
-	CRUNCTL_EXIT_WAIT_TIMEOUT = 4,/* the wait ran out, job still active */
-	CRUNCTL_EXIT_UNREACHABLE = 5, /* crund could not be reached */
-	CRUNCTL_EXIT_API = 6,         /* the API answered 4xx/5xx */
-	CRUNCTL_EXIT_INTERNAL = 7,    /* anything else (out of memory, bad reply) */
+	CRUNCTL_EXIT_OK = 0,           /* success: job succeeded / command ok */
+	CRUNCTL_EXIT_JOB_FAILED = 1,   /* the job ended in state failed */
+	CRUNCTL_EXIT_USAGE = 2,        /* bad command line */
+	CRUNCTL_EXIT_CANCELLED = 3,    /* the job ended in state cancelled */
+	CRUNCTL_EXIT_WAIT_TIMEOUT = 4, /* the wait ran out, job still active */
+	CRUNCTL_EXIT_UNREACHABLE = 5,  /* crund could not be reached */
+	CRUNCTL_EXIT_API = 6,          /* the API answered 4xx/5xx */
+	CRUNCTL_EXIT_INTERNAL = 7,     /* anything else (out of memory, bad reply) */
 };
 
 /* Longest single long-poll the client asks for; longer waits are split. */
@@ -145,13 +145,13 @@ const char *crunctl_state_colour(const char *state);
 typedef int (*crunctl_sse_cb)(const char *event, const char *data, void *userdata);
 
 typedef struct crunctl_sse {
-	char *line;            /* partial line carried between chunks */
+	char *line; /* partial line carried between chunks */
 	size_t line_len, line_cap;
-	char *event;           /* "event:" of the event being built */
-	char *data;            /* "data:" lines of the event being built */
+	char *event; /* "event:" of the event being built */
+	char *data;  /* "data:" lines of the event being built */
 	size_t data_len, data_cap;
 	bool has_data;
-	bool skip_lf;          /* last chunk ended in '\r': drop a leading '\n' */
+	bool skip_lf; /* last chunk ended in '\r': drop a leading '\n' */
 	crunctl_sse_cb cb;
 	void *userdata;
 } crunctl_sse;
@@ -170,17 +170,17 @@ void crunctl_sse_free(crunctl_sse *p);
 typedef struct crunctl_client crunctl_client;
 
 typedef struct crunctl_response {
-	long status;           /* HTTP status */
-	char *body;            /* NUL-terminated, owned (crunctl_response_free) */
+	long status; /* HTTP status */
+	char *body;  /* NUL-terminated, owned (crunctl_response_free) */
 	size_t len;
-	double retry_after;    /* Retry-After in seconds, or -1 */
+	double retry_after; /* Retry-After in seconds, or -1 */
 } crunctl_response;
 
 typedef struct crunctl_client_opts {
-	const char *url;          /* base URL, or NULL */
-	const char *socket_path;  /* Unix socket, or NULL */
-	const char *token;        /* bearer token, or NULL */
-	bool verbose;             /* CRUNCTL_DEBUG: curl's verbose trace */
+	const char *url;         /* base URL, or NULL */
+	const char *socket_path; /* Unix socket, or NULL */
+	const char *token;       /* bearer token, or NULL */
+	bool verbose;            /* CRUNCTL_DEBUG: curl's verbose trace */
 } crunctl_client_opts;
 
 /* Make the client (one curl easy handle, reused for every request so the
@@ -222,11 +222,11 @@ char *crunctl_escape(crunctl_client *c, const char *segment);
 
 typedef struct crunctl {
 	crunctl_client *client;
-	bool json;         /* --json: the API's JSON unchanged */
-	bool quiet;        /* --quiet: no confirmations, no progress */
-	bool colour;       /* colour on stdout */
-	bool tty_err;      /* stderr is a terminal (progress bar) */
-	const char *prog;  /* "crunctl" */
+	bool json;        /* --json: the API's JSON unchanged */
+	bool quiet;       /* --quiet: no confirmations, no progress */
+	bool colour;      /* colour on stdout */
+	bool tty_err;     /* stderr is a terminal (progress bar) */
+	const char *prog; /* "crunctl" */
 } crunctl;
 
 /* commands.c: each takes the arguments after the command name. */

@@ -36,7 +36,7 @@ char *crunctl_format_duration(double s, char *buf, size_t len)
 		snprintf(buf, len, "%lldm%02llds", whole / 60, whole % 60);
 		return buf;
 	}
-	whole = llround(s / 60.0);   /* minutes */
+	whole = llround(s / 60.0); /* minutes */
 	if (whole < 24 * 60) {
 		snprintf(buf, len, "%lldh%02lldm", whole / 60, whole % 60);
 		return buf;
@@ -204,9 +204,9 @@ const char *crunctl_state_colour(const char *state)
 
 struct crunctl_table {
 	size_t n_cols;
-	size_t n_rows, cap_rows;   /* rows include the header row */
-	char **cells;              /* n_rows * n_cols */
-	char **colours;            /* n_rows * n_cols, NULL entries: none */
+	size_t n_rows, cap_rows; /* rows include the header row */
+	char **cells;            /* n_rows * n_cols */
+	char **colours;          /* n_rows * n_cols, NULL entries: none */
 };
 
 /* Display width of UTF-8 text: code points, not bytes (wide CJK cells are

@@ -25,7 +25,7 @@
 
 /* Replies larger than this are refused: the daemon bounds results and logs
  * well below it, so anything bigger is not crund talking. */
-#define CRUNCTL_MAX_REPLY (64u << 20)
+#define CRUNCTL_MAX_REPLY       (64u << 20)
 #define CRUNCTL_CONNECT_TIMEOUT 10L
 
 /* One easy handle and the state of the transfer it carries. */
@@ -33,18 +33,18 @@ typedef struct xfer {
 	CURL *curl;
 	char errbuf[CURL_ERROR_SIZE];
 	crunctl_response *resp;
-	crunctl_sse *sse;    /* streaming: body goes here when status is 200 */
-	int sse_rc;          /* callback's stop value or parser error */
+	crunctl_sse *sse; /* streaming: body goes here when status is 200 */
+	int sse_rc;       /* callback's stop value or parser error */
 	bool too_big;
 } xfer;
 
 struct crunctl_client {
-	xfer main;           /* every request */
-	xfer side;           /* lazily: a request made while `main` streams */
+	xfer main; /* every request */
+	xfer side; /* lazily: a request made while `main` streams */
 	bool streaming;
 	struct curl_slist *headers;
-	char *base;          /* URL prefix without trailing '/' */
-	char *where;         /* for messages */
+	char *base;  /* URL prefix without trailing '/' */
+	char *where; /* for messages */
 };
 
 static size_t on_header(char *buf, size_t size, size_t n, void *userdata)
@@ -89,7 +89,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *userdata)
 		curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &status);
 		if (status == 200) {
 			c->sse_rc = crunctl_sse_feed(c->sse, buf, len);
-			return c->sse_rc ? 0 : len;  /* 0 stops the transfer */
+			return c->sse_rc ? 0 : len; /* 0 stops the transfer */
 		}
 	}
 	if (append_body(c->resp, buf, len) < 0) {
@@ -219,10 +219,7 @@ void crunctl_client_free(crunctl_client *c)
 	curl_global_cleanup();
 }
 
-const char *crunctl_client_where(const crunctl_client *c)
-{
-	return c->where;
-}
+const char *crunctl_client_where(const crunctl_client *c) { return c->where; }
 
 char *crunctl_escape(crunctl_client *c, const char *segment)
 {
@@ -318,7 +315,7 @@ static int setup(crunctl_client *cl, xfer *c, const char *method, const char *pa
 		return CRUNCTL_EXIT_INTERNAL;
 	}
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
-	free(url);  /* libcurl keeps its own copy */
+	free(url); /* libcurl keeps its own copy */
 	/* HTTPGET resets any earlier POST body and custom method. */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
@@ -424,7 +421,7 @@ int crunctl_stream(crunctl_client *cl, const char *path, crunctl_sse_cb cb, void
 	crunctl_sse_free(&sse);
 	curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, &resp->status);
 	if (code == CURLE_WRITE_ERROR && c->sse_rc > 0)
-		return 0;     /* the callback asked to stop */
+		return 0; /* the callback asked to stop */
 	if (code == CURLE_WRITE_ERROR && c->sse_rc < 0) {
 		fprintf(stderr, "crunctl: cannot read the event stream from %s: %s\n", cl->where,
 			strerror(-c->sse_rc));

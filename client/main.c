@@ -22,9 +22,9 @@
 typedef struct command {
 	const char *name;
 	int (*run)(crunctl *ctl, int argc, char **argv);
-	const char *usage;    /* after "crunctl " */
-	const char *summary;  /* one line for the command list */
-	const char *help;     /* the rest of `crunctl help NAME` */
+	const char *usage;   /* after "crunctl " */
+	const char *summary; /* one line for the command list */
+	const char *help;    /* the rest of `crunctl help NAME` */
 } command;
 
 static const command commands[] = {
@@ -98,11 +98,10 @@ static const char exit_codes[] =
 
 static void print_help(FILE *out)
 {
-	fprintf(out,
-		"Usage: crunctl [OPTIONS] COMMAND [ARGS...]\n"
-		"Talk to crund, the job daemon: submit jobs, wait for them, inspect them.\n"
-		"\n"
-		"Commands:\n");
+	fprintf(out, "Usage: crunctl [OPTIONS] COMMAND [ARGS...]\n"
+		     "Talk to crund, the job daemon: submit jobs, wait for them, inspect them.\n"
+		     "\n"
+		     "Commands:\n");
 	for (size_t i = 0; i < N_COMMANDS; i++)
 		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].summary);
 	fprintf(out,

@@ -60,7 +60,8 @@ static int dispatch(crunctl_sse *p)
 	int rc = 0;
 
 	if (p->has_data) {
-		rc = p->cb(p->event && *p->event ? p->event : "message", p->data ? p->data : "", p->userdata);
+		rc = p->cb(p->event && *p->event ? p->event : "message", p->data ? p->data : "",
+			   p->userdata);
 	}
 	free(p->event);
 	p->event = NULL;
@@ -138,7 +139,7 @@ int crunctl_sse_feed(crunctl_sse *p, const char *buf, size_t len)
 		p->line_len += j - i;
 		p->line[p->line_len] = '\0';
 		if (j == len)
-			break;  /* partial line: wait for more */
+			break; /* partial line: wait for more */
 		if (buf[j] == '\r') {
 			if (j + 1 < len) {
 				if (buf[j + 1] == '\n')

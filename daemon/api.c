@@ -51,7 +51,6 @@ bool crund_api_authorized(struct MHD_Connection *conn)
 	return diff == 0;
 }
 
-
 static crund_mhd_result send_job(crund_req *r, unsigned status, const crund_jobrec *j,
 				 bool location)
 {
@@ -84,7 +83,8 @@ static int get_wait(crund_req *r, double *ret)
 static crund_mhd_result bad_wait(crund_req *r)
 {
 	return crund_http_error(r, 400, "invalid_parameter", NULL,
-				"'wait' must be a number of seconds, 0 < wait <= %g", CRUND_WAIT_MAX);
+				"'wait' must be a number of seconds, 0 < wait <= %g",
+				CRUND_WAIT_MAX);
 }
 
 /* ------------------------------------------------------------ POST /v1/jobs */
@@ -108,16 +108,20 @@ static crund_mhd_result post_job(crund_req *r)
 				    sizeof(err));
 	if (rc == -EINVAL)
 		return crund_http_error(r, 400, code, NULL, "%s", err);
-	if (rc == -ENOENT)  /* DESIGN §4: unknown plugin or job → 404 */
+	if (rc == -ENOENT) /* DESIGN §4: unknown plugin or job → 404 */
 		return crund_http_error(r, 404, code, NULL, "%s", err);
 	if (rc < 0)
 		return crund_http_error(r, 500, "internal", NULL, "out of memory");
 
 	crund_job_req req = {
-		.plugin = sub.plugin, .spec = sub.spec, .args = sub.args, .timeout = sub.timeout,
-		.isolated = sub.isolated, .idem_key = sub.idem_key,
+		.plugin = sub.plugin,
+		.spec = sub.spec,
+		.args = sub.args,
+		.timeout = sub.timeout,
+		.isolated = sub.isolated,
+		.idem_key = sub.idem_key,
 	};
-	sub.args = NULL;  /* the store takes it */
+	sub.args = NULL; /* the store takes it */
 	crund_jobrec *job;
 	bool existing = false;
 	crund_mhd_result ret;
@@ -173,12 +177,14 @@ static crund_mhd_result list_jobs(crund_req *r)
 	const char *plugin = query(r, "plugin"), *cursor = query(r, "cursor");
 
 	if (crund_parse_state_mask(query(r, "state"), &mask) < 0)
-		return crund_http_error(r, 400, "invalid_parameter", NULL,
-					"'state' must be a comma-separated list of queued, running, "
-					"succeeded, failed, cancelled");
+		return crund_http_error(
+			r, 400, "invalid_parameter", NULL,
+			"'state' must be a comma-separated list of queued, running, "
+			"succeeded, failed, cancelled");
 	if (crund_parse_limit(query(r, "limit"), &limit) < 0)
 		return crund_http_error(r, 400, "invalid_parameter", NULL,
-					"'limit' must be a whole number from 1 to %d", CRUND_LIST_MAX);
+					"'limit' must be a whole number from 1 to %d",
+					CRUND_LIST_MAX);
 	if (cursor && !*cursor)
 		cursor = NULL;
 	crund_buf *b = crund_http_out(r);
@@ -188,9 +194,10 @@ static crund_mhd_result list_jobs(crund_req *r)
 	if (crund_jobs_list(&crund_d.jobs, mask, plugin && *plugin ? plugin : NULL, cursor, limit,
 			    list_one, &c, &more) < 0) {
 		crund_buf_free(b);
-		return crund_http_error(r, 400, "invalid_parameter", NULL,
-					"'cursor' is not a cursor from this daemon (use next_cursor "
-					"of a previous page)");
+		return crund_http_error(
+			r, 400, "invalid_parameter", NULL,
+			"'cursor' is not a cursor from this daemon (use next_cursor "
+			"of a previous page)");
 	}
 	crund_buf_adds(b, "],\"next_cursor\":");
 	if (more && c.last)
@@ -216,8 +223,8 @@ static crund_mhd_result get_job(crund_req *r, crund_jobrec *j)
 static crund_mhd_result cancel_job(crund_req *r, crund_jobrec *j)
 {
 	if (crund_job_state_ended(j->state))
-		return crund_http_error(r, 409, "job_ended", NULL, "job '%s' already ended (%s)", j->id,
-					crund_job_state_name(j->state));
+		return crund_http_error(r, 409, "job_ended", NULL, "job '%s' already ended (%s)",
+					j->id, crund_job_state_name(j->state));
 	/* A queued job ends at once (and may even be forgotten by retention
 	 * right away): answer with a rendering made before that can happen. */
 	crund_buf *b = crund_http_out(r);
@@ -307,19 +314,21 @@ static crund_mhd_result get_info(crund_req *r)
 		       PACKAGE_VERSION, CR_VERSION_MAJOR, CR_VERSION_MINOR, CR_VERSION_PATCH,
 		       CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
 	crund_buf_add_jstr(b, cr_loop_backend(crund_d.loop));
-	crund_buf_addf(b, ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
-			   "\"state\":\"%s\",\"jobs\":{",
+	crund_buf_addf(b,
+		       ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
+		       "\"state\":\"%s\",\"jobs\":{",
 		       cr_loop_get_debug(crund_d.loop) ? "true" : "false", ts,
 		       cr_loop_time(crund_d.loop) - crund_d.start_mono,
 		       crund_d.draining ? "draining" : "running");
 	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
 		crund_buf_addf(b, "%s\"%s\":%zu", st ? "," : "", crund_job_state_name(st),
 			       s->n_state[st]);
-	crund_buf_addf(b, "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
-			   "\"max_queued\":%u,\"grace_seconds\":%g,\"retain_jobs\":%u,"
-			   "\"retain_seconds\":%g,\"max_body_bytes\":%zu,\"max_connections\":%u,"
-			   "\"max_result_bytes\":%zu,\"max_log_bytes\":%zu,\"max_wait_seconds\":%g},"
-			   "\"plugins\":%zu,\"auth\":%s,\"listen\":[",
+	crund_buf_addf(b,
+		       "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
+		       "\"max_queued\":%u,\"grace_seconds\":%g,\"retain_jobs\":%u,"
+		       "\"retain_seconds\":%g,\"max_body_bytes\":%zu,\"max_connections\":%u,"
+		       "\"max_result_bytes\":%zu,\"max_log_bytes\":%zu,\"max_wait_seconds\":%g},"
+		       "\"plugins\":%zu,\"auth\":%s,\"listen\":[",
 		       (unsigned long long)s->n_submitted, c->max_running, c->max_queued, c->grace,
 		       c->retain_jobs, c->retain_seconds, c->max_body, c->max_connections,
 		       c->max_result_bytes, c->max_log_bytes, CRUND_WAIT_MAX, crund_d.reg.n,

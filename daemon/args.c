@@ -21,13 +21,20 @@
 const char *crund_arg_type_name(crund_arg_type type)
 {
 	switch (type) {
-	case CRUND_ARG_STRING: return "string";
-	case CRUND_ARG_INTEGER: return "integer";
-	case CRUND_ARG_NUMBER: return "number";
-	case CRUND_ARG_BOOLEAN: return "boolean";
-	case CRUND_ARG_ANY: return "any";
-	case CRUND_ARG_OBJECT: return "object";
-	case CRUND_ARG_ARRAY: return "array";
+	case CRUND_ARG_STRING:
+		return "string";
+	case CRUND_ARG_INTEGER:
+		return "integer";
+	case CRUND_ARG_NUMBER:
+		return "number";
+	case CRUND_ARG_BOOLEAN:
+		return "boolean";
+	case CRUND_ARG_ANY:
+		return "any";
+	case CRUND_ARG_OBJECT:
+		return "object";
+	case CRUND_ARG_ARRAY:
+		return "array";
 	}
 	return "unknown";
 }
@@ -35,13 +42,20 @@ const char *crund_arg_type_name(crund_arg_type type)
 static const char *with_article(crund_arg_type type)
 {
 	switch (type) {
-	case CRUND_ARG_STRING: return "a string";
-	case CRUND_ARG_INTEGER: return "an integer";
-	case CRUND_ARG_NUMBER: return "a number";
-	case CRUND_ARG_BOOLEAN: return "a boolean";
-	case CRUND_ARG_ANY: return "any JSON value";
-	case CRUND_ARG_OBJECT: return "an object";
-	case CRUND_ARG_ARRAY: return "an array";
+	case CRUND_ARG_STRING:
+		return "a string";
+	case CRUND_ARG_INTEGER:
+		return "an integer";
+	case CRUND_ARG_NUMBER:
+		return "a number";
+	case CRUND_ARG_BOOLEAN:
+		return "a boolean";
+	case CRUND_ARG_ANY:
+		return "any JSON value";
+	case CRUND_ARG_OBJECT:
+		return "an object";
+	case CRUND_ARG_ARRAY:
+		return "an array";
 	}
 	return "an unknown type";
 }
@@ -50,14 +64,21 @@ static const char *with_article(crund_arg_type type)
 static const char *json_kind(const json_t *v)
 {
 	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "object";
-	case JSON_ARRAY: return "array";
-	case JSON_STRING: return "string";
-	case JSON_INTEGER: return "integer";
-	case JSON_REAL: return "number";
+	case JSON_OBJECT:
+		return "object";
+	case JSON_ARRAY:
+		return "array";
+	case JSON_STRING:
+		return "string";
+	case JSON_INTEGER:
+		return "integer";
+	case JSON_REAL:
+		return "number";
 	case JSON_TRUE:
-	case JSON_FALSE: return "boolean";
-	case JSON_NULL: return "null";
+	case JSON_FALSE:
+		return "boolean";
+	case JSON_NULL:
+		return "null";
 	}
 	return "unknown";
 }
@@ -87,13 +108,15 @@ static void fmt_num(char *buf, size_t len, double x)
 /* 2^63: the first double outside json_int_t. */
 #define INT_LIMIT 9223372036854775808.0
 
-int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value,
-		    char *err, size_t errlen)
+int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value, char *err,
+		    size_t errlen)
 {
 	json_t *out = NULL;
 	bool ok;
 	switch (spec->type) {
-	case CRUND_ARG_STRING: ok = json_is_string(value); break;
+	case CRUND_ARG_STRING:
+		ok = json_is_string(value);
+		break;
 	case CRUND_ARG_INTEGER:
 		ok = json_is_integer(value);
 		if (!ok && json_is_real(value)) {
@@ -112,11 +135,21 @@ int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **re
 			ok = true;
 		}
 		break;
-	case CRUND_ARG_NUMBER: ok = json_is_number(value); break;
-	case CRUND_ARG_BOOLEAN: ok = json_is_boolean(value); break;
-	case CRUND_ARG_ANY: ok = true; break;
-	case CRUND_ARG_OBJECT: ok = json_is_object(value); break;
-	case CRUND_ARG_ARRAY: ok = json_is_array(value); break;
+	case CRUND_ARG_NUMBER:
+		ok = json_is_number(value);
+		break;
+	case CRUND_ARG_BOOLEAN:
+		ok = json_is_boolean(value);
+		break;
+	case CRUND_ARG_ANY:
+		ok = true;
+		break;
+	case CRUND_ARG_OBJECT:
+		ok = json_is_object(value);
+		break;
+	case CRUND_ARG_ARRAY:
+		ok = json_is_array(value);
+		break;
 	default:
 		set_err(err, errlen, "argument '%s' has an unknown declared type", spec->name);
 		return -EINVAL;
@@ -174,17 +207,19 @@ int crund_args_validate(const crund_job_spec *spec, const json_t *args, json_t *
 	if (args) {
 		const char *key;
 		json_t *v;
-		json_object_foreach((json_t *)args, key, v) {
+		json_object_foreach((json_t *)args, key, v)
+		{
 			if (find_arg(spec, key))
 				continue;
 			if (spec->n_args == 0) {
-				set_err(err, errlen, "unknown argument '%s' (job %s takes no arguments)",
-					key, spec->name);
+				set_err(err, errlen,
+					"unknown argument '%s' (job %s takes no arguments)", key,
+					spec->name);
 			} else {
 				char names[512];
 				list_names(spec, names, sizeof names);
-				set_err(err, errlen, "unknown argument '%s' (job %s takes: %s)", key,
-					spec->name, names);
+				set_err(err, errlen, "unknown argument '%s' (job %s takes: %s)",
+					key, spec->name, names);
 			}
 			return -EINVAL;
 		}

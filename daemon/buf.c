@@ -42,15 +42,9 @@ void crund_buf_add(crund_buf *b, const void *p, size_t n)
 	b->data[b->len] = '\0';
 }
 
-void crund_buf_adds(crund_buf *b, const char *s)
-{
-	crund_buf_add(b, s, strlen(s));
-}
+void crund_buf_adds(crund_buf *b, const char *s) { crund_buf_add(b, s, strlen(s)); }
 
-void crund_buf_addc(crund_buf *b, char c)
-{
-	crund_buf_add(b, &c, 1);
-}
+void crund_buf_addc(crund_buf *b, char c) { crund_buf_add(b, &c, 1); }
 
 void crund_buf_addvf(crund_buf *b, const char *fmt, va_list ap)
 {
@@ -94,11 +88,21 @@ void crund_buf_add_jstrn(crund_buf *b, const char *s, size_t n)
 		crund_buf_add(b, s + start, i - start);
 		start = i + 1;
 		switch (c) {
-		case '"': crund_buf_add(b, "\\\"", 2); break;
-		case '\\': crund_buf_add(b, "\\\\", 2); break;
-		case '\n': crund_buf_add(b, "\\n", 2); break;
-		case '\r': crund_buf_add(b, "\\r", 2); break;
-		case '\t': crund_buf_add(b, "\\t", 2); break;
+		case '"':
+			crund_buf_add(b, "\\\"", 2);
+			break;
+		case '\\':
+			crund_buf_add(b, "\\\\", 2);
+			break;
+		case '\n':
+			crund_buf_add(b, "\\n", 2);
+			break;
+		case '\r':
+			crund_buf_add(b, "\\r", 2);
+			break;
+		case '\t':
+			crund_buf_add(b, "\\t", 2);
+			break;
 		default: {
 			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
 			crund_buf_add(b, e, 6);
@@ -131,7 +135,8 @@ void crund_buf_add_json(crund_buf *b, const json_t *v)
 		return;
 	}
 	/* JSON_ENCODE_ANY: results may be scalars. */
-	if (json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) != 0)
+	if (json_dump_callback(v, dump_cb, b,
+			       JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15)) != 0)
 		b->oom = true;
 }
 
@@ -159,7 +164,7 @@ char *crund_json_text(const json_t *v, size_t max, size_t *ret_len)
 
 void crund_buf_add_num(crund_buf *b, double v)
 {
-	if (v != v || v > 1e300 || v < -1e300) {  /* NaN/inf are not JSON */
+	if (v != v || v > 1e300 || v < -1e300) { /* NaN/inf are not JSON */
 		crund_buf_add(b, "null", 4);
 		return;
 	}

@@ -14,12 +14,15 @@
 #include <jansson.h>
 
 typedef struct crund_buf {
-	char *data;     /* owned; NUL-terminated when len > 0 */
+	char *data; /* owned; NUL-terminated when len > 0 */
 	size_t len, cap;
 	bool oom;
 } crund_buf;
 
-#define CRUND_BUF_INIT {NULL, 0, 0, false}
+#define CRUND_BUF_INIT            \
+	{                         \
+		NULL, 0, 0, false \
+	}
 
 bool crund_buf_reserve(crund_buf *b, size_t extra);
 void crund_buf_add(crund_buf *b, const void *p, size_t n);

@@ -59,8 +59,8 @@ enum opt_type { T_LIST, T_STR, T_UINT, T_DOUBLE, T_SIZE, T_BOOL, T_LEVEL };
 struct opt {
 	const char *name;
 	enum opt_type type;
-	size_t off;     /* into crund_config */
-	size_t n_off;   /* T_LIST: the count */
+	size_t off;   /* into crund_config */
+	size_t n_off; /* T_LIST: the count */
 	double min, max;
 };
 
@@ -137,7 +137,8 @@ static const struct opt *find_opt(const char *name, size_t len)
 	return NULL;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static int fail(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
@@ -159,10 +160,20 @@ static int parse_size(const char *v, double *ret)
 		end++;
 	double mult = 1;
 	switch (toupper((unsigned char)*end)) {
-	case 'K': mult = 1024; end++; break;
-	case 'M': mult = 1024.0 * 1024; end++; break;
-	case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
-	default: break;
+	case 'K':
+		mult = 1024;
+		end++;
+		break;
+	case 'M':
+		mult = 1024.0 * 1024;
+		end++;
+		break;
+	case 'G':
+		mult = 1024.0 * 1024 * 1024;
+		end++;
+		break;
+	default:
+		break;
 	}
 	if (mult > 1 && (*end == 'i' || *end == 'I'))
 		end++;
@@ -228,7 +239,8 @@ static int apply(crund_config *c, const struct opt *o, const char *v, bool repla
 		errno = 0;
 		d = strtod(v, &end);
 		if (errno || end == v || *end || d != floor(d) || d < o->min || d > o->max)
-			return fail(err, errlen, "%s--%s: '%s' is not a whole number between %.0f and %.0f",
+			return fail(err, errlen,
+				    "%s--%s: '%s' is not a whole number between %.0f and %.0f",
 				    where, o->name, v, o->min, o->max);
 		*(unsigned *)(base + o->off) = (unsigned)d;
 		return 0;
@@ -236,14 +248,16 @@ static int apply(crund_config *c, const struct opt *o, const char *v, bool repla
 		errno = 0;
 		d = strtod(v, &end);
 		if (errno || end == v || *end || !isfinite(d) || d < o->min || d > o->max)
-			return fail(err, errlen, "%s--%s: '%s' is not a number of seconds between %g and %g",
+			return fail(err, errlen,
+				    "%s--%s: '%s' is not a number of seconds between %g and %g",
 				    where, o->name, v, o->min, o->max);
 		*(double *)(base + o->off) = d;
 		return 0;
 	case T_SIZE:
 		if (parse_size(v, &d) < 0 || d < o->min || d > o->max)
 			return fail(err, errlen,
-				    "%s--%s: '%s' is not a size between %.0f and %.0f bytes (K, M, G suffixes allowed)",
+				    "%s--%s: '%s' is not a size between %.0f and %.0f bytes (K, M, "
+				    "G suffixes allowed)",
 				    where, o->name, v, o->min, o->max);
 		*(size_t *)(base + o->off) = (size_t)d;
 		return 0;
@@ -256,8 +270,8 @@ static int apply(crund_config *c, const struct opt *o, const char *v, bool repla
 		int l = crund_log_parse_level(v);
 		if (l < 0)
 			return fail(err, errlen,
-				    "%s--%s: '%s' is not a level (error, warning, info, debug)", where,
-				    o->name, v);
+				    "%s--%s: '%s' is not a level (error, warning, info, debug)",
+				    where, o->name, v);
 		*(int *)(base + o->off) = l;
 		return 0;
 	}
@@ -377,14 +391,15 @@ int crund_config_read_token(const char *path, char **ret_token, char *err, size_
 	char *t = trim(data);
 	if (!*t) {
 		free(data);
-		return fail(err, errlen, "--token-file: '%s' is empty; put the token on its first line",
-			    path);
+		return fail(err, errlen,
+			    "--token-file: '%s' is empty; put the token on its first line", path);
 	}
 	for (const char *p = t; *p; p++)
 		if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e) {
 			free(data);
 			return fail(err, errlen,
-				    "--token-file: the token in '%s' must be printable ASCII without spaces",
+				    "--token-file: the token in '%s' must be printable ASCII "
+				    "without spaces",
 				    path);
 		}
 	char *tok = strdup(t);
@@ -405,8 +420,9 @@ int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t 
 		if (!*p)
 			return fail(err, errlen, "--listen '%s': empty unix socket path", s);
 		if (strlen(p) >= sizeof(a.path))
-			return fail(err, errlen, "--listen '%s': unix socket path longer than %zu bytes",
-				    s, sizeof(a.path) - 1);
+			return fail(err, errlen,
+				    "--listen '%s': unix socket path longer than %zu bytes", s,
+				    sizeof(a.path) - 1);
 		a.is_unix = true;
 		strcpy(a.path, p);
 		*ret = a;
@@ -424,11 +440,13 @@ int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t 
 	} else {
 		colon = strrchr(s, ':');
 		if (!colon)
-			return fail(err, errlen, "--listen '%s': expected HOST:PORT or unix:PATH", s);
+			return fail(err, errlen, "--listen '%s': expected HOST:PORT or unix:PATH",
+				    s);
 		if (colon == s || (size_t)(colon - s) >= sizeof(a.host))
 			return fail(err, errlen, "--listen '%s': bad host", s);
 		if (memchr(s, ':', (size_t)(colon - s)))
-			return fail(err, errlen, "--listen '%s': write IPv6 addresses as [ADDR]:PORT", s);
+			return fail(err, errlen,
+				    "--listen '%s': write IPv6 addresses as [ADDR]:PORT", s);
 		memcpy(a.host, s, (size_t)(colon - s));
 	}
 	char *end;
@@ -444,7 +462,8 @@ int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t 
 static int set_default_lists(crund_config *c)
 {
 	if (!c->n_listen) {
-		if (!(c->listen = malloc(sizeof(char *))) || !(c->listen[0] = strdup(CRUND_DEFAULT_LISTEN)))
+		if (!(c->listen = malloc(sizeof(char *))) ||
+		    !(c->listen[0] = strdup(CRUND_DEFAULT_LISTEN)))
 			return -ENOMEM;
 		c->n_listen = 1;
 	}
@@ -471,9 +490,9 @@ int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t
 			return 1;
 		}
 		if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
-			printf("crund %s (libcrunner %d.%d.%d, plugin ABI %d.%d)\n", PACKAGE_VERSION,
-			       CR_VERSION_MAJOR, CR_VERSION_MINOR, CR_VERSION_PATCH,
-			       CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+			printf("crund %s (libcrunner %d.%d.%d, plugin ABI %d.%d)\n",
+			       PACKAGE_VERSION, CR_VERSION_MAJOR, CR_VERSION_MINOR,
+			       CR_VERSION_PATCH, CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
 			return 1;
 		}
 		const char *v = NULL;

@@ -13,34 +13,35 @@
 
 /* Defaults, each also a flag / config key (see crund --help). */
 #define CRUND_DEFAULT_LISTEN "127.0.0.1:7733"
-#define CRUND_DEFAULT_MAX_RUNNING 1024u      /* coroutines are cheap; a
-                                              * bound keeps a burst from
-                                              * taking all memory */
-#define CRUND_DEFAULT_MAX_QUEUED 10000u
-#define CRUND_DEFAULT_GRACE 30.0
+#define CRUND_DEFAULT_MAX_RUNNING \
+	1024u /* coroutines are cheap; a
+	       * bound keeps a burst from
+	       * taking all memory */
+#define CRUND_DEFAULT_MAX_QUEUED       10000u
+#define CRUND_DEFAULT_GRACE            30.0
 #define CRUND_DEFAULT_EXECUTOR_TIMEOUT 300.0
-#define CRUND_DEFAULT_RETAIN_JOBS 10000u
-#define CRUND_DEFAULT_RETAIN_SECONDS 3600.0
-#define CRUND_DEFAULT_MAX_BODY ((size_t)1 << 20)
-#define CRUND_DEFAULT_MAX_CONNECTIONS 1000u
-#define CRUND_DEFAULT_MAX_RESULT ((size_t)1 << 20)
-#define CRUND_DEFAULT_MAX_LOG ((size_t)64 << 10)
-#define CRUND_DEFAULT_STREAM_PING 15.0
+#define CRUND_DEFAULT_RETAIN_JOBS      10000u
+#define CRUND_DEFAULT_RETAIN_SECONDS   3600.0
+#define CRUND_DEFAULT_MAX_BODY         ((size_t)1 << 20)
+#define CRUND_DEFAULT_MAX_CONNECTIONS  1000u
+#define CRUND_DEFAULT_MAX_RESULT       ((size_t)1 << 20)
+#define CRUND_DEFAULT_MAX_LOG          ((size_t)64 << 10)
+#define CRUND_DEFAULT_STREAM_PING      15.0
 /* s: a connection idle (or a client this slow) this long is closed; 75 s
  * like nginx's and aiohttp's keep-alive */
-#define CRUND_DEFAULT_IDLE_TIMEOUT 75u
+#define CRUND_DEFAULT_IDLE_TIMEOUT     75u
 
 typedef struct crund_config {
-	char **listen;            /* n_listen strings, owned */
+	char **listen; /* n_listen strings, owned */
 	size_t n_listen;
-	char **plugin_dirs;       /* owned */
+	char **plugin_dirs; /* owned */
 	size_t n_plugin_dirs;
-	char *token_file;         /* owned, or NULL */
-	char *token;              /* the token read from token_file, owned */
+	char *token_file; /* owned, or NULL */
+	char *token;      /* the token read from token_file, owned */
 	unsigned max_running;
 	unsigned max_queued;
 	double grace;
-	unsigned executor_threads;  /* 0: libcrunner's default */
+	unsigned executor_threads; /* 0: libcrunner's default */
 	double executor_timeout;
 	unsigned retain_jobs;
 	double retain_seconds;
@@ -48,13 +49,13 @@ typedef struct crund_config {
 	unsigned max_connections;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
-	unsigned idle_timeout;    /* s: idle or slow connections are closed */
-	double stream_ping;       /* s between event-stream keep-alive comments */
+	unsigned idle_timeout; /* s: idle or slow connections are closed */
+	double stream_ping;    /* s between event-stream keep-alive comments */
 	bool allow_insecure_plugins;
 	bool allow_command_plugins;
 	bool debug;
-	int log_level;            /* CRUND_LOG_* */
-	char *config_file;        /* owned, or NULL */
+	int log_level;     /* CRUND_LOG_* */
+	char *config_file; /* owned, or NULL */
 } crund_config;
 
 void crund_config_defaults(crund_config *c);
@@ -78,8 +79,8 @@ int crund_config_read_token(const char *path, char **ret_token, char *err, size_
 /* A listen address: "HOST:PORT", "[V6]:PORT" or "unix:PATH". */
 typedef struct crund_listen_addr {
 	bool is_unix;
-	char host[256];    /* without brackets */
-	char path[108];    /* unix socket path */
+	char host[256]; /* without brackets */
+	char path[108]; /* unix socket path */
 	unsigned port;
 } crund_listen_addr;
 int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t errlen);

@@ -21,18 +21,18 @@ typedef struct crund_http crund_http;
 typedef struct crund_daemon {
 	crund_config cfg;
 	cr_runner *runner;
-	cr_loop *loop;              /* borrowed from the runner */
-	cr_context *shared;         /* the runner's shared context (borrowed) */
+	cr_loop *loop;      /* borrowed from the runner */
+	cr_context *shared; /* the runner's shared context (borrowed) */
 	crund_plugin_registry reg;
 	crund_plugins_opts popts;
 	crund_jobs jobs;
 	crund_http *http;
-	int n_listen_fds;           /* socket activation: fds 3.. */
-	bool draining;              /* first signal seen */
-	bool force;                 /* second signal: skip the grace */
-	cr_event *stop_ev;          /* set by the first signal */
-	double start_mono;          /* loop time at start */
-	double start_real;          /* wall clock at start */
+	int n_listen_fds;  /* socket activation: fds 3.. */
+	bool draining;     /* first signal seen */
+	bool force;        /* second signal: skip the grace */
+	cr_event *stop_ev; /* set by the first signal */
+	double start_mono; /* loop time at start */
+	double start_real; /* wall clock at start */
 } crund_daemon;
 
 extern crund_daemon crund_d;
@@ -53,7 +53,7 @@ void crund_watchdog_stop(void);
 void crund_watchdog_job(const crund_jobrec *job);
 /* The loop has not turned for over a second, or did not a moment ago. */
 bool crund_watchdog_stalled(void);
-double crund_watchdog_lag(void);       /* last measured loop lag, s */
+double crund_watchdog_lag(void); /* last measured loop lag, s */
 
 /* metrics.c */
 void crund_metrics_count_status(unsigned status);
@@ -62,6 +62,6 @@ void crund_metrics_render(crund_buf *b);
 
 /* shutdown.c: the graceful close, run by serve_main after the stop event. */
 int crund_shutdown_install_signals(cr_loop *loop);
-void crund_shutdown_run(void);  /* AWAITS */
+void crund_shutdown_run(void); /* AWAITS */
 
 #endif

@@ -72,7 +72,8 @@ static void finish(crund_jobrec *j, int state, const char *code, const char *mes
 	else
 		crund_log_job(state == CRUND_JOB_FAILED ? CRUND_LOG_INFO : CRUND_LOG_DEBUG, j->id,
 			      "%s/%s %s: %s: %s", j->plugin->desc->name, j->spec->name,
-			      crund_job_state_name(state), code ? code : "", message ? message : "");
+			      crund_job_state_name(state), code ? code : "",
+			      message ? message : "");
 	crund_jobs_finish(j->store, j, state, code, message);
 }
 
@@ -126,7 +127,7 @@ int crund_exec_start(crund_jobrec *j, void *data)
 	}
 	j->head.api = &crund_host;
 	rc = cr_loop_spawn(crund_d.loop, job_main, j, &o, &t);
-	cr_context_unref(copy);  /* the task holds its own reference */
+	cr_context_unref(copy); /* the task holds its own reference */
 	if (rc < 0)
 		return rc;
 	rc = cr_task_add_done_callback(t, job_done, j);
@@ -147,7 +148,4 @@ void crund_exec_cancel(crund_jobrec *j, void *data)
 		cr_task_cancel(j->task, j->cancel_code);
 }
 
-size_t crund_exec_live_tasks(void)
-{
-	return live_tasks;
-}
+size_t crund_exec_live_tasks(void) { return live_tasks; }

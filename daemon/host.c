@@ -18,25 +18,13 @@
 #include "daemon.h"
 #include "log.h"
 
-static inline crund_jobrec *rec(crund_job *job)
-{
-	return (crund_jobrec *)job;
-}
+static inline crund_jobrec *rec(crund_job *job) { return (crund_jobrec *)job; }
 
-static const json_t *h_job_args(crund_job *job)
-{
-	return rec(job)->args;
-}
+static const json_t *h_job_args(crund_job *job) { return rec(job)->args; }
 
-static const char *h_job_id(crund_job *job)
-{
-	return rec(job)->id;
-}
+static const char *h_job_id(crund_job *job) { return rec(job)->id; }
 
-static void *h_job_plugin_state(crund_job *job)
-{
-	return rec(job)->plugin->state;
-}
+static void *h_job_plugin_state(crund_job *job) { return rec(job)->plugin->state; }
 
 static int h_job_set_result(crund_job *job, json_t *result)
 {

@@ -21,7 +21,7 @@
 #include "http.h"
 #include "log.h"
 
-#define JSON_CT "application/json; charset=utf-8"
+#define JSON_CT            "application/json; charset=utf-8"
 /* An event stream with nothing to say sends an SSE comment every
  * --stream-ping seconds, so a client that went away is noticed (a suspended
  * connection sees no disconnect until MHD writes to it) and proxies keep
@@ -29,8 +29,8 @@
 /* Per-connection memory pool: MHD clears it between keep-alive requests,
  * so its size is paid on every request; 16 KiB holds any sane header set
  * (bodies stream through it). */
-#define CONNECTION_MEMORY ((size_t)16 * 1024)
-#define STREAM_MAX_PENDING ((size_t)1 << 20)  /* unread event-stream bytes */
+#define CONNECTION_MEMORY  ((size_t)16 * 1024)
+#define STREAM_MAX_PENDING ((size_t)1 << 20) /* unread event-stream bytes */
 
 enum { RQ_NEW, RQ_BODY, RQ_WAITING, RQ_READY, RQ_DONE, RQ_STREAM };
 
@@ -38,16 +38,16 @@ struct server {
 	struct MHD_Daemon *d;
 	struct event *io, *tm;
 	int fd;
-	char *unix_path;     /* to unlink at stop (ours, not inherited) */
+	char *unix_path; /* to unlink at stop (ours, not inherited) */
 };
 
 struct crund_http {
 	struct server *srv;
 	size_t n;
-	char **urls;         /* n + 1, NULL-terminated */
-	crund_req *susp;     /* suspended requests */
+	char **urls;     /* n + 1, NULL-terminated */
+	crund_req *susp; /* suspended requests */
 	size_t n_susp;
-	bool stopping;       /* no more suspends: crund_http_stop runs */
+	bool stopping; /* no more suspends: crund_http_stop runs */
 };
 
 static crund_http *the_http;
@@ -136,10 +136,7 @@ static void resume(crund_req *r)
 	crund_http_kick();
 }
 
-size_t crund_http_suspended(const crund_http *h)
-{
-	return h ? h->n_susp : 0;
-}
+size_t crund_http_suspended(const crund_http *h) { return h ? h->n_susp : 0; }
 
 /* ------------------------------------------------------------- answers */
 
@@ -266,7 +263,7 @@ static void wait_event(crund_sub *sub, crund_jobrec *job, int ev, const char *da
 	if (r->suspended)
 		resume(r);
 	else
-		crund_http_kick();  /* deferred: MHD asks again on its next run */
+		crund_http_kick(); /* deferred: MHD asks again on its next run */
 }
 
 static void wait_timeout(void *arg)
@@ -315,8 +312,8 @@ static crund_mhd_result park(crund_req *r)
  * a timer, one that has not is parked.  The wait is measured from the
  * park, a few microseconds late at most.
  */
-crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds,
-				 unsigned status, bool location)
+crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds, unsigned status,
+				 bool location)
 {
 	req->pending_status = status;
 	req->pending_location = location;
@@ -361,7 +358,8 @@ static void stream_event(crund_sub *sub, crund_jobrec *job, int ev, const char *
 	case CRUND_EV_LOG:
 		if (full)
 			break;
-		crund_buf_adds(&r->stream, ev == CRUND_EV_LOG ? "event: log\ndata: " : "event: progress\ndata: ");
+		crund_buf_adds(&r->stream, ev == CRUND_EV_LOG ? "event: log\ndata: "
+							      : "event: progress\ndata: ");
 		crund_buf_add(&r->stream, data, len);
 		crund_buf_adds(&r->stream, "\n\n");
 		break;
@@ -424,14 +422,16 @@ crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job)
 		crund_jobs_subscribe(job, &req->sub);
 		/* best effort: without pings a vanished client is noticed at
 		 * the job's end */
-		if (cr_call_later(crund_d.loop, crund_d.cfg.stream_ping, stream_ping, req, &req->timer) < 0)
+		if (cr_call_later(crund_d.loop, crund_d.cfg.stream_ping, stream_ping, req,
+				  &req->timer) < 0)
 			req->timer = NULL;
 	}
-	struct MHD_Response *resp =
-		MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_reader, req, NULL);
+	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+								      stream_reader, req, NULL);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream; charset=utf-8");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"text/event-stream; charset=utf-8");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
 	crund_mhd_result rc = MHD_queue_response(req->conn, 200, resp);
@@ -507,8 +507,8 @@ static void req_pool_free(void)
 /* -------------------------------------------------------- MHD callbacks */
 
 static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				   const char *method, const char *version,
-				   const char *upload_data, size_t *upload_size, void **con_cls)
+				   const char *method, const char *version, const char *upload_data,
+				   size_t *upload_size, void **con_cls)
 {
 	crund_req *r = *con_cls;
 	(void)cls;
@@ -522,16 +522,17 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 		r->conn = conn;
 		crund_route(method, url, &r->rm);
 		if (r->rm.status == 404)
-			return crund_http_error(r, 404, "not_found", NULL, "no route for %s %s", method,
-						url);
+			return crund_http_error(r, 404, "not_found", NULL, "no route for %s %s",
+						method, url);
 		if (r->rm.route != CRUND_R_HEALTH && !crund_api_authorized(conn))
-			return crund_http_error(r, 401, "unauthorized", NULL,
-						"missing or wrong token: send 'Authorization: Bearer TOKEN'");
+			return crund_http_error(
+				r, 401, "unauthorized", NULL,
+				"missing or wrong token: send 'Authorization: Bearer TOKEN'");
 		if (r->rm.status == 405) {
 			crund_resp_opts o = {.allow = r->rm.allow};
 			return crund_http_error(r, 405, "method_not_allowed", &o,
-						"%s is not allowed on %s (allowed: %s)", method, url,
-						r->rm.allow);
+						"%s is not allowed on %s (allowed: %s)", method,
+						url, r->rm.allow);
 		}
 		/* Even without a body, answer on the next call: an answer
 		 * queued from the first call makes MHD close the connection
@@ -690,7 +691,8 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 			return -errno;
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
 			rc = -errno;
-			crund_log(CRUND_LOG_ERROR, "cannot listen on unix:%s: %s", a.path, strerror(-rc));
+			crund_log(CRUND_LOG_ERROR, "cannot listen on unix:%s: %s", a.path,
+				  strerror(-rc));
 			close(fd);
 			return rc;
 		}
@@ -715,7 +717,8 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 		if (!addr_is_loopback(ai->ai_addr) && !crund_d.cfg.token) {
 			crund_log(CRUND_LOG_ERROR,
 				  "refusing to listen on %s beyond loopback without a token: set "
-				  "--token-file FILE (clients then send 'Authorization: Bearer TOKEN')",
+				  "--token-file FILE (clients then send 'Authorization: Bearer "
+				  "TOKEN')",
 				  spec);
 			freeaddrinfo(res);
 			return -EINVAL;
@@ -749,14 +752,12 @@ static int start_server(struct server *s, int fd)
 {
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 	s->fd = fd;
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
-				MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd,
-				MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
+				(MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 				MHD_OPTION_CONNECTION_LIMIT, (unsigned)crund_d.cfg.max_connections,
 				MHD_OPTION_CONNECTION_TIMEOUT, crund_d.cfg.idle_timeout,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
-				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-				MHD_OPTION_END);
+				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!s->d)
 		return -EIO;
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
@@ -801,9 +802,9 @@ int crund_http_start(crund_http **ret)
 				break;
 			}
 			if (!addr_is_loopback((struct sockaddr *)&ss) && !crund_d.cfg.token) {
-				crund_log(CRUND_LOG_ERROR,
-					  "refusing a socket-activated listener beyond loopback without a "
-					  "token: set --token-file FILE");
+				crund_log(CRUND_LOG_ERROR, "refusing a socket-activated listener "
+							   "beyond loopback without a "
+							   "token: set --token-file FILE");
 				rc = -EINVAL;
 				break;
 			}
@@ -814,7 +815,8 @@ int crund_http_start(crund_http **ret)
 		h->srv[i].unix_path = upath;
 		h->urls[i] = sock_url(fd);
 		if ((rc = start_server(&h->srv[i], fd)) < 0) {
-			crund_log(CRUND_LOG_ERROR, "cannot start the HTTP server on %s", h->urls[i]);
+			crund_log(CRUND_LOG_ERROR, "cannot start the HTTP server on %s",
+				  h->urls[i]);
 			break;
 		}
 	}
@@ -826,10 +828,7 @@ int crund_http_start(crund_http **ret)
 	return 0;
 }
 
-const char *const *crund_http_urls(const crund_http *h)
-{
-	return (const char *const *)h->urls;
-}
+const char *const *crund_http_urls(const crund_http *h) { return (const char *const *)h->urls; }
 
 void crund_http_stop(crund_http *h)
 {
@@ -860,7 +859,7 @@ void crund_http_stop(crund_http *h)
 		if (s->tm)
 			event_free(s->tm);
 		if (s->d) {
-			MHD_stop_daemon(s->d);  /* closes the listening socket too */
+			MHD_stop_daemon(s->d); /* closes the listening socket too */
 		} else if (s->fd > 0) {
 			close(s->fd);
 		}

@@ -36,18 +36,18 @@ struct crund_req {
 	struct MHD_Connection *conn;
 	crund_route_match rm;
 	crund_buf body;
-	uint8_t mode;            /* RQ_* (http.c) */
+	uint8_t mode; /* RQ_* (http.c) */
 	bool suspended;
 	bool too_large;
-	unsigned status;         /* answered status (metrics) */
+	unsigned status; /* answered status (metrics) */
 	/* long-poll */
 	crund_sub sub;
 	cr_handle *timer;
 	double wait_seconds;
-	bool deferred;           /* asked again on MHD's next run (http.c) */
-	uint8_t early_asks;      /* asks while its job was about to end */
+	bool deferred;      /* asked again on MHD's next run (http.c) */
+	uint8_t early_asks; /* asks while its job was about to end */
 	unsigned pending_status;
-	bool pending_location;   /* add Location: /v1/jobs/{rm.param} */
+	bool pending_location; /* add Location: /v1/jobs/{rm.param} */
 	/* The answer's body.  MHD sends it from here without a copy (the
 	 * request outlives its answer), and the buffers stay with a pooled
 	 * request for the next one. */
@@ -56,15 +56,15 @@ struct crund_req {
 	crund_buf stream;
 	size_t stream_off;
 	bool stream_end;
-	crund_req *snext, *sprev;  /* suspended requests */
+	crund_req *snext, *sprev; /* suspended requests */
 };
 
 /* Extra answer headers. */
 typedef struct crund_resp_opts {
-	const char *content_type;  /* NULL: application/json; charset=utf-8 */
-	const char *location;      /* Location, or NULL */
-	const char *allow;         /* Allow (405), or NULL */
-	int retry_after;           /* seconds, 0: none */
+	const char *content_type; /* NULL: application/json; charset=utf-8 */
+	const char *location;     /* Location, or NULL */
+	const char *allow;        /* Allow (405), or NULL */
+	int retry_after;          /* seconds, 0: none */
 } crund_resp_opts;
 
 /* Start listening on every configured address (or the inherited
@@ -96,8 +96,8 @@ crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *c
 	__attribute__((format(printf, 5, 6)));
 /* Hold the answer until the job ends or `seconds` pass, then answer
  * `status` with the job (Location when `location`). */
-crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds,
-				 unsigned status, bool location);
+crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds, unsigned status,
+				 bool location);
 /* Answer with a text/event-stream of the job's events. */
 crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job);
 

@@ -36,7 +36,7 @@
 
 #include "jobs.h"
 
-static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";  /* Crockford */
+static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford */
 
 static const char *const state_names[CRUND_JOB_NSTATES] = {
 	"queued", "running", "succeeded", "failed", "cancelled",
@@ -81,9 +81,9 @@ void crund_jobs_set_prefix(crund_jobs *s, const char *prefix)
 /* ------------------------------------------------------------- records */
 
 #define SLAB_BYTES ((size_t)2 * 1024 * 1024)
-#define POP_CHUNK ((size_t)64 * 1024)
+#define POP_CHUNK  ((size_t)64 * 1024)
 #ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23  /* Linux 5.14 */
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
 #define REC_SIZE ((sizeof(crund_jobrec) + 15) & ~(size_t)15)
 
@@ -126,8 +126,10 @@ static crund_jobrec *rec_alloc(crund_jobs *s)
 			s->slab_pop = (char *)sl;
 		}
 		if (s->slab_pos + REC_SIZE > s->slab_pop && !s->pop_whole) {
-			if (madvise(s->slab_pop, POP_CHUNK, MADV_POPULATE_WRITE) < 0 && errno == EINVAL)
-				s->pop_whole = true;  /* older kernel: MAP_POPULATE from the next slab */
+			if (madvise(s->slab_pop, POP_CHUNK, MADV_POPULATE_WRITE) < 0 &&
+			    errno == EINVAL)
+				s->pop_whole =
+					true; /* older kernel: MAP_POPULATE from the next slab */
 			s->slab_pop += POP_CHUNK;
 		}
 		j = (crund_jobrec *)s->slab_pos;
@@ -263,7 +265,7 @@ static int hash_grow(crund_jobs *s)
 	crund_jobrec **nt = calloc(nsize, sizeof(*nt));
 	if (!nt)
 		return -ENOMEM;
-	rehash_step(s, SIZE_MAX);  /* a move still on (deletions only slow it) */
+	rehash_step(s, SIZE_MAX); /* a move still on (deletions only slow it) */
 	s->old_htab = s->htab;
 	s->old_hsize = s->hsize;
 	s->old_pos = 0;
@@ -309,7 +311,7 @@ int crund_jobs_parse_id(const crund_jobs *s, const char *id, uint64_t *ret_seq)
 	uint64_t seq = 0;
 	const char *p = id + s->prefix_len;
 	if (*p == '0')
-		return -EINVAL;  /* canonical form only */
+		return -EINVAL; /* canonical form only */
 	for (; *p; p++) {
 		int v = b32_val(*p);
 		if (v < 0)
@@ -457,9 +459,10 @@ static void start_queued(crund_jobs *s)
 		int rc = start_job(s, j);
 		if (rc < 0) {
 			/* it is no longer queued nor running: finish records it */
-			crund_jobs_finish(s, j, CRUND_JOB_FAILED, "internal",
-					  "the job could not be started (out of memory or coroutine stacks)");
-			return;  /* finish called start_queued again */
+			crund_jobs_finish(
+				s, j, CRUND_JOB_FAILED, "internal",
+				"the job could not be started (out of memory or coroutine stacks)");
+			return; /* finish called start_queued again */
 		}
 	}
 }
@@ -496,8 +499,7 @@ static int args_text(crund_jobrec *j)
 	return 0;
 }
 
-int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
-		      bool *ret_existing)
+int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job, bool *ret_existing)
 {
 	json_t *args = req->args;
 	req->args = NULL;
@@ -509,7 +511,8 @@ int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
 	}
 	if (req->idem_key) {
 		json_t *v = json_object_get(s->idem, req->idem_key);
-		crund_jobrec *old = v ? crund_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
+		crund_jobrec *old = v ? crund_jobs_find_seq(s, (uint64_t)json_integer_value(v))
+				      : NULL;
 		if (old) {
 			req->args = args;
 			bool same = same_submission(old, req);
@@ -560,7 +563,8 @@ int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
 		j->flags |= CRUND_JF_ISOLATED;
 	j->created_at = s->now();
 	if (j->idem_key) {
-		if (json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) < 0) {
+		if (json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) <
+		    0) {
 			job_free(s, j);
 			return -ENOMEM;
 		}
@@ -853,10 +857,7 @@ void crund_format_time(double t, char *out, size_t outlen)
 	p[5] = '\0';
 }
 
-void crund_jobs_format_id(const crund_jobs *s, uint64_t seq, char *out)
-{
-	make_id(s, seq, out);
-}
+void crund_jobs_format_id(const crund_jobs *s, uint64_t seq, char *out) { make_id(s, seq, out); }
 
 static void add_time(crund_buf *b, const char *key, double t)
 {
@@ -917,7 +918,9 @@ void crund_job_render(crund_buf *b, const crund_jobrec *j)
 		crund_buf_add_num(b, j->timeout);
 	else
 		crund_buf_add(b, "null", 4);
-	crund_buf_add(b, (j->flags & CRUND_JF_ISOLATED) ? ",\"context\":\"isolated\"" : ",\"context\":\"shared\"",
+	crund_buf_add(b,
+		      (j->flags & CRUND_JF_ISOLATED) ? ",\"context\":\"isolated\""
+						     : ",\"context\":\"shared\"",
 		      (j->flags & CRUND_JF_ISOLATED) ? 21 : 19);
 	if (j->idem_key) {
 		crund_buf_add(b, ",\"idempotency_key\":", 19);

@@ -57,47 +57,47 @@ struct crund_sub {
 
 /* flags */
 enum {
-	CRUND_JF_ISOLATED = 0x01,      /* runs in a copy of the shared context */
-	CRUND_JF_PROGRESS = 0x02,      /* progress reported */
-	CRUND_JF_LOG_TRUNC = 0x04,     /* log limit reached */
-	CRUND_JF_RESULT_BIG = 0x08,    /* set_result over the limit */
-	CRUND_JF_TIMED_OUT = 0x10,     /* its timeout ran out */
-	CRUND_JF_CANCEL_REQ = 0x20,    /* cancellation requested */
-	CRUND_JF_FAIL_SET = 0x40,      /* job_fail() recorded code/message */
-	CRUND_JF_STEPPED = 0x80,       /* its task has begun to run */
+	CRUND_JF_ISOLATED = 0x01,   /* runs in a copy of the shared context */
+	CRUND_JF_PROGRESS = 0x02,   /* progress reported */
+	CRUND_JF_LOG_TRUNC = 0x04,  /* log limit reached */
+	CRUND_JF_RESULT_BIG = 0x08, /* set_result over the limit */
+	CRUND_JF_TIMED_OUT = 0x10,  /* its timeout ran out */
+	CRUND_JF_CANCEL_REQ = 0x20, /* cancellation requested */
+	CRUND_JF_FAIL_SET = 0x40,   /* job_fail() recorded code/message */
+	CRUND_JF_STEPPED = 0x80,    /* its task has begun to run */
 };
 
 #define CRUND_JOB_ID_MAX 32
 
 /* A job.  Kept compact: the daemon can hold tens of thousands at once. */
 struct crund_jobrec {
-	struct crund_job head;          /* public head handed to plugins: first */
+	struct crund_job head; /* public head handed to plugins: first */
 	struct crund_jobs *store;
-	uint64_t seq;                   /* creation order, 1.. */
-	crund_jobrec *older, *newer;    /* every job, creation order */
-	crund_jobrec *hnext;            /* id hash chain */
-	crund_jobrec *lprev, *lnext;    /* the FIFO queue (queued) or the
-	                                 * ended list (ended), never both */
+	uint64_t seq;                /* creation order, 1.. */
+	crund_jobrec *older, *newer; /* every job, creation order */
+	crund_jobrec *hnext;         /* id hash chain */
+	crund_jobrec *lprev, *lnext; /* the FIFO queue (queued) or the
+	                              * ended list (ended), never both */
 	crund_sub *subs;
 	const crund_loaded_plugin *plugin;
 	const crund_job_spec *spec;
 	/* Ended records are kept as text: a json_t tree costs ~200 bytes
 	 * even for {}, and every render would serialise it again. */
-	json_t *args;                   /* owned, validated, defaults filled;
-	                                 * NULL once ended and its task gone */
-	char *args_json;                /* args as compact JSON text, owned */
-	char *result;                   /* the result as compact JSON text,
-	                                 * owned, or NULL */
+	json_t *args;    /* owned, validated, defaults filled;
+	                  * NULL once ended and its task gone */
+	char *args_json; /* args as compact JSON text, owned */
+	char *result;    /* the result as compact JSON text,
+	                  * owned, or NULL */
 	uint32_t args_len, result_len;
-	char *err_code, *err_msg;       /* owned, or NULL */
-	char *progress_msg;             /* owned, or NULL */
-	char *log;                      /* owned lines, or NULL */
+	char *err_code, *err_msg; /* owned, or NULL */
+	char *progress_msg;       /* owned, or NULL */
+	char *log;                /* owned lines, or NULL */
 	uint32_t log_len, log_cap;
-	char *idem_key;                 /* owned, or NULL */
-	void *task;                     /* cr_task* while the task lives (exec.c) */
-	double created_at, started_at, finished_at;  /* CLOCK_REALTIME s, 0 unset */
-	double timeout;                 /* seconds, 0: none */
-	const char *cancel_code;        /* static: "cancelled" or "shutdown" */
+	char *idem_key;                             /* owned, or NULL */
+	void *task;                                 /* cr_task* while the task lives (exec.c) */
+	double created_at, started_at, finished_at; /* CLOCK_REALTIME s, 0 unset */
+	double timeout;                             /* seconds, 0: none */
+	const char *cancel_code;                    /* static: "cancelled" or "shutdown" */
 	double progress;
 	uint8_t state;
 	uint8_t flags;
@@ -133,29 +133,29 @@ typedef struct crund_jobs {
 	crund_jobs_limits lim;
 	crund_jobs_ops ops;
 	void *ops_data;
-	double (*now)(void);            /* wall clock, seconds */
-	char prefix[16];                /* per-process random id prefix */
+	double (*now)(void); /* wall clock, seconds */
+	char prefix[16];     /* per-process random id prefix */
 	size_t prefix_len;
 	uint64_t next_seq;
 	crund_jobrec **htab;
 	size_t hsize, count;
-	crund_jobrec **old_htab;        /* being emptied into htab, or NULL */
-	size_t old_hsize, old_pos;      /* old_pos: buckets moved so far */
+	crund_jobrec **old_htab;   /* being emptied into htab, or NULL */
+	size_t old_hsize, old_pos; /* old_pos: buckets moved so far */
 	crund_jobrec *newest, *oldest;
 	crund_jobrec *q_head, *q_tail;
 	crund_jobrec *e_head, *e_tail;
-	size_t n_state[CRUND_JOB_NSTATES];  /* live records by state */
+	size_t n_state[CRUND_JOB_NSTATES]; /* live records by state */
 	uint64_t n_submitted;
 	uint64_t n_ended_total[CRUND_JOB_NSTATES];
-	json_t *idem;                   /* idempotency key → seq */
+	json_t *idem; /* idempotency key → seq */
 	bool draining;
 	/* record slabs (jobs.c) */
-	bool rec_plain;                 /* calloc/free: sanitizers, valgrind */
+	bool rec_plain; /* calloc/free: sanitizers, valgrind */
 	struct crund_rec_slab *slabs;
-	char *slab_pos, *slab_pop;      /* next record; populated up to */
+	char *slab_pos, *slab_pop; /* next record; populated up to */
 	size_t slab_left;
-	bool pop_whole;                 /* no MADV_POPULATE_WRITE: MAP_POPULATE */
-	crund_jobrec *rec_free;         /* free records, linked by hnext */
+	bool pop_whole;         /* no MADV_POPULATE_WRITE: MAP_POPULATE */
+	crund_jobrec *rec_free; /* free records, linked by hnext */
 } crund_jobs;
 
 /* now NULL: CLOCK_REALTIME.  The id prefix comes from getrandom(). */
@@ -172,10 +172,10 @@ double crund_now_realtime(void);
 typedef struct crund_job_req {
 	const crund_loaded_plugin *plugin;
 	const crund_job_spec *spec;
-	json_t *args;            /* STOLEN (also on failure) */
-	double timeout;          /* 0: none */
+	json_t *args;   /* STOLEN (also on failure) */
+	double timeout; /* 0: none */
 	bool isolated;
-	const char *idem_key;    /* copied; NULL: none */
+	const char *idem_key; /* copied; NULL: none */
 } crund_job_req;
 
 /* Create a job: it starts at once when a running slot is free, or waits
@@ -229,11 +229,11 @@ void crund_jobs_expire(crund_jobs *s);
 void crund_jobs_drain(crund_jobs *s);
 /* Ask every running job to stop with code (see crund_jobs_cancel). */
 void crund_jobs_cancel_running(crund_jobs *s, const char *code);
-size_t crund_jobs_active(const crund_jobs *s);  /* queued + running */
+size_t crund_jobs_active(const crund_jobs *s); /* queued + running */
 
 /* Subscribers */
 void crund_jobs_subscribe(crund_jobrec *job, crund_sub *sub);
-void crund_jobs_unsubscribe(crund_sub *sub);  /* no-op when not linked */
+void crund_jobs_unsubscribe(crund_sub *sub); /* no-op when not linked */
 /* Send an event to the job's subscribers (progress/log/state). */
 void crund_jobs_emit(crund_jobrec *job, int ev, const char *data, size_t len);
 

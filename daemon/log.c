@@ -18,7 +18,7 @@
 #include "log.h"
 
 static int log_max = CRUND_LOG_INFO;
-static int log_systemd = -1;  /* -1: not yet detected */
+static int log_systemd = -1; /* -1: not yet detected */
 
 void crund_log_setup(int max_level)
 {
@@ -27,10 +27,7 @@ void crund_log_setup(int max_level)
 	log_systemd = (js && *js) || (inv && *inv);
 }
 
-int crund_log_level(void)
-{
-	return log_max;
-}
+int crund_log_level(void) { return log_max; }
 
 int crund_log_parse_level(const char *s)
 {
@@ -48,18 +45,23 @@ int crund_log_parse_level(const char *s)
 static const char *level_name(int level)
 {
 	switch (level) {
-	case CRUND_LOG_ERROR: return "error";
-	case CRUND_LOG_WARNING: return "warning";
-	case CRUND_LOG_INFO: return "info";
-	case CRUND_LOG_DEBUG: return "debug";
-	default: return level < CRUND_LOG_ERROR ? "error" : "debug";
+	case CRUND_LOG_ERROR:
+		return "error";
+	case CRUND_LOG_WARNING:
+		return "warning";
+	case CRUND_LOG_INFO:
+		return "info";
+	case CRUND_LOG_DEBUG:
+		return "debug";
+	default:
+		return level < CRUND_LOG_ERROR ? "error" : "debug";
 	}
 }
 
 void crund_logv(int level, const char *job_id, const char *fmt, va_list ap)
 {
 	static __thread char line[4096];
-	size_t n = 0, cap = sizeof(line) - 2;  /* room for '\n' and NUL */
+	size_t n = 0, cap = sizeof(line) - 2; /* room for '\n' and NUL */
 	int saved = errno;
 
 	if (level > log_max)
@@ -76,13 +78,14 @@ void crund_logv(int level, const char *job_id, const char *fmt, va_list ap)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-		n += (size_t)snprintf(line + n, cap - n, ".%03ldZ crund[%ld] %s: ",
-				      ts.tv_nsec / 1000000, (long)getpid(), level_name(level));
+		n += (size_t)snprintf(line + n, cap - n,
+				      ".%03ldZ crund[%ld] %s: ", ts.tv_nsec / 1000000,
+				      (long)getpid(), level_name(level));
 	}
 	if (job_id && n < cap)
 		n += (size_t)snprintf(line + n, cap - n, "job %s: ", job_id);
 	if (n < cap) {
-		errno = saved;  /* %m in fmt */
+		errno = saved; /* %m in fmt */
 		int k = vsnprintf(line + n, cap - n, fmt, ap);
 		if (k > 0)
 			n += (size_t)k;

@@ -12,7 +12,7 @@
 #define CRUND_LOG_H
 
 #include <stdarg.h>
-#include "crund/plugin.h"   /* CRUND_LOG_* levels */
+#include "crund/plugin.h" /* CRUND_LOG_* levels */
 
 /* Detect systemd, set the threshold (CRUND_LOG_*: lines above it are dropped). */
 void crund_log_setup(int max_level);

@@ -22,7 +22,7 @@
 #include "log.h"
 #include "notify.h"
 
-#define EXPIRE_INTERVAL 1.0   /* s between age-retention sweeps */
+#define EXPIRE_INTERVAL 1.0 /* s between age-retention sweeps */
 
 crund_daemon crund_d;
 static int exit_code;
@@ -94,12 +94,16 @@ static int serve_main(void *arg, void **ret_value)
 	}
 
 	crund_jobs_limits lim = {
-		.max_running = c->max_running, .max_queued = c->max_queued,
-		.retain_jobs = c->retain_jobs, .retain_seconds = c->retain_seconds,
-		.max_result_bytes = c->max_result_bytes, .max_log_bytes = c->max_log_bytes,
+		.max_running = c->max_running,
+		.max_queued = c->max_queued,
+		.retain_jobs = c->retain_jobs,
+		.retain_seconds = c->retain_seconds,
+		.max_result_bytes = c->max_result_bytes,
+		.max_log_bytes = c->max_log_bytes,
 	};
 	crund_jobs_ops ops = {
-		.start = crund_exec_start, .cancel = crund_exec_cancel,
+		.start = crund_exec_start,
+		.cancel = crund_exec_cancel,
 	};
 	if ((rc = crund_jobs_init(&crund_d.jobs, &lim, &ops, NULL, NULL)) < 0) {
 		crund_log(CRUND_LOG_ERROR, "out of memory");
@@ -121,9 +125,11 @@ static int serve_main(void *arg, void **ret_value)
 			crund_buf_addf(&b, "%s%s", i ? " " : "", urls[i]);
 		crund_buf pl = CRUND_BUF_INIT;
 		for (size_t i = 0; i < crund_d.reg.n; i++)
-			crund_buf_addf(&pl, "%s%s", i ? "," : "", crund_d.reg.plugins[i].desc->name);
+			crund_buf_addf(&pl, "%s%s", i ? "," : "",
+				       crund_d.reg.plugins[i].desc->name);
 		crund_log(CRUND_LOG_INFO,
-			  "crund %s listening on %s (plugins: %zu%s%s%s; loop backend %s; max-running %u; "
+			  "crund %s listening on %s (plugins: %zu%s%s%s; loop backend %s; "
+			  "max-running %u; "
 			  "auth %s)",
 			  PACKAGE_VERSION, b.data ? b.data : "?", crund_d.reg.n, pl.len ? " [" : "",
 			  pl.len ? pl.data : "", pl.len ? "]" : "", cr_loop_backend(crund_d.loop),
@@ -189,7 +195,7 @@ int main(int argc, char **argv)
 	ro.size = sizeof(ro);
 	ro.debug = crund_d.cfg.debug ? CR_DEBUG_ON : CR_DEBUG_DEFAULT;
 	ro.executor_timeout = crund_d.cfg.executor_timeout;
-	ro.sigint = CR_SIGINT_OFF;  /* SIGINT/SIGTERM drain, see shutdown.c */
+	ro.sigint = CR_SIGINT_OFF; /* SIGINT/SIGTERM drain, see shutdown.c */
 	if ((rc = cr_runner_new(&ro, &crund_d.runner)) < 0 ||
 	    (rc = cr_runner_get_loop(crund_d.runner, &crund_d.loop)) < 0 ||
 	    (rc = cr_runner_get_context(crund_d.runner, &crund_d.shared)) < 0) {
@@ -205,8 +211,8 @@ int main(int argc, char **argv)
 
 	rc = cr_runner_run(crund_d.runner, serve_main, NULL, NULL, NULL);
 	if (rc < 0 && !exit_code) {
-		crund_log(CRUND_LOG_ERROR, "the daemon's main task failed: %s (%s)", cr_strerror(rc),
-			  cr_last_error());
+		crund_log(CRUND_LOG_ERROR, "the daemon's main task failed: %s (%s)",
+			  cr_strerror(rc), cr_last_error());
 		exit_code = 1;
 	}
 	/* Close: leftover tasks (abandoned jobs) are cancelled and awaited,

@@ -52,13 +52,14 @@ void crund_metrics_render(crund_buf *b)
 		       "# TYPE crund_jobs_running gauge\n"
 		       "crund_jobs_running %zu\n",
 		       s->n_state[CRUND_JOB_QUEUED], s->n_state[CRUND_JOB_RUNNING]);
-	crund_buf_addf(b,
-		       "# HELP crund_jobs_submitted_total Jobs accepted since start.\n"
-		       "# TYPE crund_jobs_submitted_total counter\n"
-		       "crund_jobs_submitted_total %llu\n"
-		       "# HELP crund_jobs_ended_total Jobs that reached a terminal state, by state.\n"
-		       "# TYPE crund_jobs_ended_total counter\n",
-		       (unsigned long long)s->n_submitted);
+	crund_buf_addf(
+		b,
+		"# HELP crund_jobs_submitted_total Jobs accepted since start.\n"
+		"# TYPE crund_jobs_submitted_total counter\n"
+		"crund_jobs_submitted_total %llu\n"
+		"# HELP crund_jobs_ended_total Jobs that reached a terminal state, by state.\n"
+		"# TYPE crund_jobs_ended_total counter\n",
+		(unsigned long long)s->n_submitted);
 	for (int st = CRUND_JOB_SUCCEEDED; st < CRUND_JOB_NSTATES; st++)
 		crund_buf_addf(b, "crund_jobs_ended_total{state=\"%s\"} %llu\n",
 			       crund_job_state_name(st), (unsigned long long)s->n_ended_total[st]);

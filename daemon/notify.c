@@ -34,7 +34,7 @@ int crund_notify(const char *state)
 	sa.sun_family = AF_UNIX;
 	memcpy(sa.sun_path, path, plen);
 	if (path[0] == '@')
-		sa.sun_path[0] = '\0';  /* abstract namespace */
+		sa.sun_path[0] = '\0'; /* abstract namespace */
 	if (notify_fd < 0) {
 		notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 		if (notify_fd < 0)
@@ -42,8 +42,9 @@ int crund_notify(const char *state)
 	}
 	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + plen);
 	if (path[0] == '/')
-		salen++;  /* include the NUL of a filesystem path */
-	if (sendto(notify_fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+		salen++; /* include the NUL of a filesystem path */
+	if (sendto(notify_fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) <
+	    0)
 		return -errno;
 	return 0;
 }
@@ -59,7 +60,7 @@ static int env_is_our_pid(const char *name)
 {
 	const char *p = getenv(name);
 	if (!p || !*p)
-		return -1;  /* not set */
+		return -1; /* not set */
 	char *end;
 	errno = 0;
 	unsigned long pid = strtoul(p, &end, 10);

@@ -46,7 +46,8 @@ struct desc_head {
 	uint32_t size;
 };
 _Static_assert(offsetof(crund_plugin, magic) == 0 && offsetof(crund_plugin, abi_major) == 8 &&
-		       offsetof(crund_plugin, abi_minor) == 10 && offsetof(crund_plugin, size) == 12,
+		       offsetof(crund_plugin, abi_minor) == 10 &&
+		       offsetof(crund_plugin, size) == 12,
 	       "descriptor head layout is ABI");
 
 /* Smallest descriptor a plugin of ABI 1.0 may have: every field up to
@@ -109,8 +110,8 @@ typedef Elf64_Shdr Shdr;
 typedef Elf64_Sym Sym;
 typedef Elf64_Dyn Dyn;
 #define NATIVE_CLASS ELFCLASS64
-#define SYM_TYPE(i) ELF64_ST_TYPE(i)
-#define SYM_BIND(i) ELF64_ST_BIND(i)
+#define SYM_TYPE(i)  ELF64_ST_TYPE(i)
+#define SYM_BIND(i)  ELF64_ST_BIND(i)
 #else
 typedef Elf32_Ehdr Ehdr;
 typedef Elf32_Phdr Phdr;
@@ -118,8 +119,8 @@ typedef Elf32_Shdr Shdr;
 typedef Elf32_Sym Sym;
 typedef Elf32_Dyn Dyn;
 #define NATIVE_CLASS ELFCLASS32
-#define SYM_TYPE(i) ELF32_ST_TYPE(i)
-#define SYM_BIND(i) ELF32_ST_BIND(i)
+#define SYM_TYPE(i)  ELF32_ST_TYPE(i)
+#define SYM_BIND(i)  ELF32_ST_BIND(i)
 #endif
 
 #if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
@@ -163,13 +164,15 @@ static int check_head(const struct desc_head *h, char *why, size_t whylen)
 		snprintf(why, whylen,
 			 "ABI %u.%u is newer than this daemon's %u.%u (upgrade crund or rebuild "
 			 "the plugin against this crund)",
-			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR,
+			 CRUND_PLUGIN_ABI_MINOR);
 		return -EPROTO;
 	}
 	if (h->abi_major < CRUND_PLUGIN_ABI_MAJOR) {
 		snprintf(why, whylen,
 			 "ABI %u.%u is older than this daemon's %u.%u (rebuild the plugin)",
-			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR,
+			 CRUND_PLUGIN_ABI_MINOR);
 		return -EPROTO;
 	}
 	if (h->abi_minor > CRUND_PLUGIN_ABI_MINOR) {
@@ -181,8 +184,9 @@ static int check_head(const struct desc_head *h, char *why, size_t whylen)
 		return -EPROTO;
 	}
 	if (h->size < DESC_MIN_SIZE_1_0) {
-		snprintf(why, whylen, "descriptor too small (%" PRIu32 " bytes, ABI %u.%u needs %zu)",
-			 h->size, h->abi_major, h->abi_minor, (size_t)DESC_MIN_SIZE_1_0);
+		snprintf(why, whylen,
+			 "descriptor too small (%" PRIu32 " bytes, ABI %u.%u needs %zu)", h->size,
+			 h->abi_major, h->abi_minor, (size_t)DESC_MIN_SIZE_1_0);
 		return -EPROTO;
 	}
 	return 0;
@@ -349,11 +353,21 @@ static int search_dynamic(const struct elf_view *v, Sym *ret, char *why, size_t 
 			if (d.d_tag == DT_NULL)
 				break;
 			switch (d.d_tag) {
-			case DT_SYMTAB: symtab = d.d_un.d_ptr; break;
-			case DT_STRTAB: strtab = d.d_un.d_ptr; break;
-			case DT_STRSZ: strsz = d.d_un.d_val; break;
-			case DT_HASH: hash = d.d_un.d_ptr; break;
-			case DT_GNU_HASH: gnu_hash = d.d_un.d_ptr; break;
+			case DT_SYMTAB:
+				symtab = d.d_un.d_ptr;
+				break;
+			case DT_STRTAB:
+				strtab = d.d_un.d_ptr;
+				break;
+			case DT_STRSZ:
+				strsz = d.d_un.d_val;
+				break;
+			case DT_HASH:
+				hash = d.d_un.d_ptr;
+				break;
+			case DT_GNU_HASH:
+				gnu_hash = d.d_un.d_ptr;
+				break;
 			case DT_SYMENT:
 				if (d.d_un.d_val != sizeof(Sym))
 					goto malformed;
@@ -408,7 +422,8 @@ int crund_plugin_check_image(const void *image, size_t size, char *why, size_t w
 	}
 #ifdef NATIVE_MACHINE
 	if (eh->e_machine != NATIVE_MACHINE) {
-		snprintf(why, whylen, "built for another machine (ELF machine %u, this daemon is %u)",
+		snprintf(why, whylen,
+			 "built for another machine (ELF machine %u, this daemon is %u)",
 			 eh->e_machine, NATIVE_MACHINE);
 		return -ENOEXEC;
 	}
@@ -432,7 +447,8 @@ int crund_plugin_check_image(const void *image, size_t size, char *why, size_t w
 		return -ENOEXEC;
 	}
 	if (SYM_BIND(sym.st_info) != STB_GLOBAL && SYM_BIND(sym.st_info) != STB_WEAK) {
-		snprintf(why, whylen, "not a crund plugin (%s is not exported)", CRUND_PLUGIN_SYMBOL);
+		snprintf(why, whylen, "not a crund plugin (%s is not exported)",
+			 CRUND_PLUGIN_SYMBOL);
 		return -ENOEXEC;
 	}
 	if (SYM_TYPE(sym.st_info) != STT_OBJECT && SYM_TYPE(sym.st_info) != STT_NOTYPE) {
@@ -465,8 +481,9 @@ int crund_plugin_check_image(const void *image, size_t size, char *why, size_t w
 	if (rc < 0)
 		return rc;
 	if (sym.st_size != 0 && h.size > sym.st_size) {
-		snprintf(why, whylen, "descriptor claims %" PRIu32 " bytes but its symbol has %" PRIu64,
-			 h.size, (uint64_t)sym.st_size);
+		snprintf(why, whylen,
+			 "descriptor claims %" PRIu32 " bytes but its symbol has %" PRIu64, h.size,
+			 (uint64_t)sym.st_size);
 		return -EPROTO;
 	}
 	return 0;
@@ -476,8 +493,8 @@ int crund_plugin_check_image(const void *image, size_t size, char *why, size_t w
 static int check_owner_mode(const struct stat *st, const char *what, char *why, size_t whylen)
 {
 	if (st->st_mode & (S_IWGRP | S_IWOTH)) {
-		snprintf(why, whylen, "%s is writable by %s (mode %04o); fix with chmod go-w",
-			 what, (st->st_mode & S_IWOTH) ? "others" : "its group",
+		snprintf(why, whylen, "%s is writable by %s (mode %04o); fix with chmod go-w", what,
+			 (st->st_mode & S_IWOTH) ? "others" : "its group",
 			 (unsigned)(st->st_mode & 07777));
 		return -EPERM;
 	}
@@ -490,8 +507,7 @@ static int check_owner_mode(const struct stat *st, const char *what, char *why, 
 }
 
 /* Open, stat and pre-check one file.  Returns 0 when it may be loaded. */
-static int precheck_file(const char *path, const crund_plugins_opts *opts, char *why,
-			 size_t whylen)
+static int precheck_file(const char *path, const crund_plugins_opts *opts, char *why, size_t whylen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -577,8 +593,8 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 		 * as JSON integers. */
 		double lim = a->type == CRUND_ARG_INTEGER ? 9007199254740992.0 /* 2^53 */ : DBL_MAX;
 		if (!(a->min >= -lim && a->max <= lim)) {
-			snprintf(why, whylen, "job '%s': argument '%s' has a range beyond %g", job->name,
-				 a->name, lim);
+			snprintf(why, whylen, "job '%s': argument '%s' has a range beyond %g",
+				 job->name, a->name, lim);
 			return -EINVAL;
 		}
 	}
@@ -608,8 +624,8 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 	return 0;
 }
 
-int crund_plugin_check_descriptor(const crund_plugin *d, const crund_plugins_opts *opts,
-				  char *why, size_t whylen)
+int crund_plugin_check_descriptor(const crund_plugin *d, const crund_plugins_opts *opts, char *why,
+				  size_t whylen)
 {
 	struct desc_head h = {d->magic, d->abi_major, d->abi_minor, d->size};
 	int rc = check_head(&h, why, whylen);
@@ -659,7 +675,8 @@ int crund_plugin_check_descriptor(const crund_plugin *d, const crund_plugins_opt
 				return rc;
 			for (size_t m = 0; m < k; m++)
 				if (strcmp(j->args[m].name, j->args[k].name) == 0) {
-					snprintf(why, whylen, "job '%s': argument '%s' is declared twice",
+					snprintf(why, whylen,
+						 "job '%s': argument '%s' is declared twice",
 						 j->name, j->args[k].name);
 					return -EINVAL;
 				}
@@ -729,8 +746,9 @@ static int load_one(crund_plugin_registry *reg, const char *path, const crund_pl
 	if (rc == 0) {
 		const crund_loaded_plugin *other = crund_plugins_find(reg, d->name);
 		if (other) {
-			snprintf(why, sizeof why, "duplicate plugin name '%s' (already loaded from %s)",
-				 d->name, other->path);
+			snprintf(why, sizeof why,
+				 "duplicate plugin name '%s' (already loaded from %s)", d->name,
+				 other->path);
 			rc = -EEXIST;
 		}
 	}
@@ -941,10 +959,7 @@ static int set_new(json_t *o, const char *key, json_t *v)
 	return v ? json_object_set_new(o, key, v) : -1;
 }
 
-static json_t *str_or_empty(const char *s)
-{
-	return json_string(s ? s : "");
-}
+static json_t *str_or_empty(const char *s) { return json_string(s ? s : ""); }
 
 static json_t *arg_to_json(const crund_arg_spec *a)
 {

@@ -12,21 +12,21 @@
 #include "crund/plugin.h"
 
 typedef struct crund_loaded_plugin {
-	const crund_plugin *desc;   /* inside the loaded object */
-	char *path;                 /* the .so file */
-	void *dl;                   /* dlopen handle */
-	void *state;                /* from init */
-	bool initialized;           /* init ran and succeeded */
+	const crund_plugin *desc; /* inside the loaded object */
+	char *path;               /* the .so file */
+	void *dl;                 /* dlopen handle */
+	void *state;              /* from init */
+	bool initialized;         /* init ran and succeeded */
 } crund_loaded_plugin;
 
 /* A plugin file that was refused, and why (also logged). */
 typedef struct crund_plugin_refusal {
-	char *path;                 /* the .so file */
-	char *reason;               /* one sentence, e.g. "bad magic" */
+	char *path;   /* the .so file */
+	char *reason; /* one sentence, e.g. "bad magic" */
 } crund_plugin_refusal;
 
 typedef struct crund_plugin_registry {
-	crund_loaded_plugin *plugins;  /* n entries, sorted by name */
+	crund_loaded_plugin *plugins; /* n entries, sorted by name */
 	size_t n;
 	size_t n_refused;              /* plugins refused (logged) */
 	crund_plugin_refusal *refused; /* n_refused entries, in refusal order */
@@ -36,11 +36,11 @@ typedef struct crund_plugin_registry {
  * garbage rather than trusted). */
 #define CRUND_PLUGIN_MAX_JOBS 256
 #define CRUND_PLUGIN_MAX_ARGS 64
-#define CRUND_PLUGIN_MAX_NAME 64    /* plugin, job and argument names */
+#define CRUND_PLUGIN_MAX_NAME 64 /* plugin, job and argument names */
 
 typedef struct crund_plugins_opts {
-	bool allow_insecure_dir;    /* accept group/other-writable dir/files */
-	bool allow_commands;        /* load CRUND_PLUGIN_RUNS_COMMANDS plugins */
+	bool allow_insecure_dir; /* accept group/other-writable dir/files */
+	bool allow_commands;     /* load CRUND_PLUGIN_RUNS_COMMANDS plugins */
 	/* log sink for refusals etc.: level = CRUND_LOG_*, one line, no '\n' */
 	void (*log)(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 } crund_plugins_opts;
@@ -112,8 +112,8 @@ const char *crund_arg_type_name(crund_arg_type type);
  * value, or for an integer argument given as an integral real (3.0) the
  * JSON integer 3.  On error -EINVAL and a sentence naming the argument in
  * err.  Used for submissions and for the declared defaults at load. */
-int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value,
-		    char *err, size_t errlen);
+int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value, char *err,
+		    size_t errlen);
 
 /* Validate `args` (an object, or NULL = {}) against the job's spec: unknown
  * keys, missing required, wrong types, out-of-range numbers are errors.

@@ -48,10 +48,18 @@ static void finish(crund_route_match *m, crund_route_id r, unsigned allowed, con
 	bool ok;
 	switch (m->method) {
 	case CRUND_M_GET:
-	case CRUND_M_HEAD: ok = allowed & A_GET; break;
-	case CRUND_M_POST: ok = allowed & A_POST; break;
-	case CRUND_M_DELETE: ok = allowed & A_DELETE; break;
-	default: ok = false; break;
+	case CRUND_M_HEAD:
+		ok = allowed & A_GET;
+		break;
+	case CRUND_M_POST:
+		ok = allowed & A_POST;
+		break;
+	case CRUND_M_DELETE:
+		ok = allowed & A_DELETE;
+		break;
+	default:
+		ok = false;
+		break;
 	}
 	m->route = r;
 	m->allow = allow;

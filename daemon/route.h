@@ -11,30 +11,34 @@
 
 typedef enum crund_route_id {
 	CRUND_R_NONE = 0,
-	CRUND_R_JOBS,          /* /v1/jobs                GET POST */
-	CRUND_R_JOB,           /* /v1/jobs/{id}           GET DELETE */
-	CRUND_R_JOB_CANCEL,    /* /v1/jobs/{id}/cancel    POST */
-	CRUND_R_JOB_EVENTS,    /* /v1/jobs/{id}/events    GET */
-	CRUND_R_JOB_LOG,       /* /v1/jobs/{id}/log       GET */
-	CRUND_R_PLUGINS,       /* /v1/plugins             GET */
-	CRUND_R_PLUGIN,        /* /v1/plugins/{name}      GET */
-	CRUND_R_INFO,          /* /v1/info                GET */
-	CRUND_R_HEALTH,        /* /v1/health              GET */
-	CRUND_R_METRICS,       /* /metrics                GET */
+	CRUND_R_JOBS,       /* /v1/jobs                GET POST */
+	CRUND_R_JOB,        /* /v1/jobs/{id}           GET DELETE */
+	CRUND_R_JOB_CANCEL, /* /v1/jobs/{id}/cancel    POST */
+	CRUND_R_JOB_EVENTS, /* /v1/jobs/{id}/events    GET */
+	CRUND_R_JOB_LOG,    /* /v1/jobs/{id}/log       GET */
+	CRUND_R_PLUGINS,    /* /v1/plugins             GET */
+	CRUND_R_PLUGIN,     /* /v1/plugins/{name}      GET */
+	CRUND_R_INFO,       /* /v1/info                GET */
+	CRUND_R_HEALTH,     /* /v1/health              GET */
+	CRUND_R_METRICS,    /* /metrics                GET */
 } crund_route_id;
 
 typedef enum crund_method {
-	CRUND_M_OTHER = 0, CRUND_M_GET, CRUND_M_HEAD, CRUND_M_POST, CRUND_M_DELETE,
+	CRUND_M_OTHER = 0,
+	CRUND_M_GET,
+	CRUND_M_HEAD,
+	CRUND_M_POST,
+	CRUND_M_DELETE,
 } crund_method;
 
 crund_method crund_method_parse(const char *m);
 
 typedef struct crund_route_match {
-	crund_route_id route;   /* CRUND_R_NONE when status is 404 */
+	crund_route_id route; /* CRUND_R_NONE when status is 404 */
 	crund_method method;
-	unsigned status;        /* 0: matched; 404 unknown path; 405 wrong method */
-	const char *allow;      /* for 405: the Allow header value */
-	char param[128];        /* {id} or {name}, when the route has one */
+	unsigned status;   /* 0: matched; 404 unknown path; 405 wrong method */
+	const char *allow; /* for 405: the Allow header value */
+	char param[128];   /* {id} or {name}, when the route has one */
 } crund_route_match;
 
 /* Match a request path (no query string: MHD strips it) and method.
@@ -51,8 +55,8 @@ int crund_parse_limit(const char *s, size_t *ret);
 /* ?state=a,b: a bit per state (jobs.h order); NULL gives 0 (all). */
 int crund_parse_state_mask(const char *s, unsigned *ret);
 
-#define CRUND_WAIT_MAX 300.0
+#define CRUND_WAIT_MAX     300.0
 #define CRUND_LIST_DEFAULT 100
-#define CRUND_LIST_MAX 1000
+#define CRUND_LIST_MAX     1000
 
 #endif

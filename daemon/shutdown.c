@@ -24,9 +24,9 @@
 #include "log.h"
 #include "notify.h"
 
-#define POLL 0.02
-#define CLEANUP_BOUND 10.0     /* s for cancelled jobs to finish cleanup */
-#define FLUSH_BOUND 2.0        /* s for answers to reach waiting clients */
+#define POLL          0.02
+#define CLEANUP_BOUND 10.0 /* s for cancelled jobs to finish cleanup */
+#define FLUSH_BOUND   2.0  /* s for answers to reach waiting clients */
 
 static void on_signal(void *arg)
 {
@@ -53,10 +53,7 @@ int crund_shutdown_install_signals(cr_loop *loop)
 	return cr_loop_add_signal_handler(loop, SIGINT, on_signal, (void *)(intptr_t)SIGINT);
 }
 
-static size_t running(void)
-{
-	return crund_d.jobs.n_state[CRUND_JOB_RUNNING];
-}
+static size_t running(void) { return crund_d.jobs.n_state[CRUND_JOB_RUNNING]; }
 
 void crund_shutdown_run(void)
 {
@@ -100,8 +97,9 @@ void crund_shutdown_run(void)
 			if (j->state == CRUND_JOB_RUNNING)
 				list[k++] = j;
 		for (size_t i = 0; i < k; i++)
-			crund_jobs_finish(&crund_d.jobs, list[i], CRUND_JOB_CANCELLED, "shutdown",
-					  "the daemon shut down; the job did not stop when cancelled");
+			crund_jobs_finish(
+				&crund_d.jobs, list[i], CRUND_JOB_CANCELLED, "shutdown",
+				"the daemon shut down; the job did not stop when cancelled");
 		free(list);
 	}
 	/* 4. let the answers of long-polls and event streams go out */
@@ -109,6 +107,6 @@ void crund_shutdown_run(void)
 	while (crund_http_suspended(crund_d.http) && cr_loop_time(loop) < deadline)
 		if (cr_sleep(POLL) < 0)
 			break;
-	cr_sleep(POLL);  /* one more turn for MHD to write what was resumed last */
+	cr_sleep(POLL); /* one more turn for MHD to write what was resumed last */
 	crund_log(CRUND_LOG_INFO, "drained in %.1f s", cr_loop_time(loop) - t0);
 }

@@ -12,10 +12,10 @@
 
 #include "submit.h"
 
-static int bad(const char **ret_code, const char *code, char *msg, size_t msglen,
-	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static int bad(const char **ret_code, const char *code, char *msg, size_t msglen,
-	       const char *fmt, ...)
+static int bad(const char **ret_code, const char *code, char *msg, size_t msglen, const char *fmt,
+	       ...) __attribute__((format(printf, 5, 6)));
+static int bad(const char **ret_code, const char *code, char *msg, size_t msglen, const char *fmt,
+	       ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -55,19 +55,26 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 	root = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
 	if (!root)
 		return bad(ret_code, "invalid_json", msg, msglen,
-			   "the body is not valid JSON: %s at line %d, column %d", jerr.text, jerr.line,
-			   jerr.column);
-#define BAD(...) do { rc = bad(ret_code, "invalid_request", msg, msglen, __VA_ARGS__); goto out; } while (0)
+			   "the body is not valid JSON: %s at line %d, column %d", jerr.text,
+			   jerr.line, jerr.column);
+#define BAD(...)                                                                 \
+	do {                                                                     \
+		rc = bad(ret_code, "invalid_request", msg, msglen, __VA_ARGS__); \
+		goto out;                                                        \
+	} while (0)
 	if (!json_is_object(root))
 		BAD("the body must be a JSON object with \"plugin\" and \"job\"");
-	json_object_foreach(root, key, v) {
+	json_object_foreach(root, key, v)
+	{
 		if (!known_field(key))
 			BAD("unknown field '%.64s' (expected plugin, job, args, timeout, context, "
-			    "idempotency_key)", key);
+			    "idempotency_key)",
+			    key);
 	}
 	json_t *jp = json_object_get(root, "plugin"), *jj = json_object_get(root, "job");
 	json_t *ja = json_object_get(root, "args"), *jt = json_object_get(root, "timeout");
-	json_t *jc = json_object_get(root, "context"), *jk = json_object_get(root, "idempotency_key");
+	json_t *jc = json_object_get(root, "context"),
+	       *jk = json_object_get(root, "idempotency_key");
 	if (!json_is_string(jp))
 		BAD("field 'plugin' must be a string naming a plugin");
 	if (!json_is_string(jj))
@@ -77,7 +84,8 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 	if (jt && !json_is_null(jt)) {
 		double t = json_number_value(jt);
 		if (!json_is_number(jt) || !(t > 0) || t > CRUND_TIMEOUT_MAX)
-			BAD("field 'timeout' must be a number of seconds greater than 0 (at most %g)",
+			BAD("field 'timeout' must be a number of seconds greater than 0 (at most "
+			    "%g)",
 			    CRUND_TIMEOUT_MAX);
 		s.timeout = t;
 	}
@@ -90,7 +98,8 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 	if (jk && !json_is_null(jk)) {
 		const char *k = json_string_value(jk);
 		if (!k || !*k || strlen(k) > CRUND_IDEM_KEY_MAX)
-			BAD("field 'idempotency_key' must be a non-empty string of at most %d bytes",
+			BAD("field 'idempotency_key' must be a non-empty string of at most %d "
+			    "bytes",
 			    CRUND_IDEM_KEY_MAX);
 		if (!(s.idem_key = strdup(k))) {
 			rc = -ENOMEM;

@@ -14,15 +14,15 @@
 #include "plugins.h"
 
 #define CRUND_IDEM_KEY_MAX 200
-#define CRUND_TIMEOUT_MAX (365 * 86400.0)
+#define CRUND_TIMEOUT_MAX  (365 * 86400.0)
 
 typedef struct crund_submission {
 	const crund_loaded_plugin *plugin;
 	const crund_job_spec *spec;
-	json_t *args;        /* owned: validated, defaults filled */
-	double timeout;      /* 0: none */
+	json_t *args;   /* owned: validated, defaults filled */
+	double timeout; /* 0: none */
 	bool isolated;
-	char *idem_key;      /* owned, or NULL */
+	char *idem_key; /* owned, or NULL */
 } crund_submission;
 
 /* Parse and validate.  On success fills *ret (free with

@@ -27,18 +27,18 @@
 #include "log.h"
 #include "notify.h"
 
-#define HEARTBEAT 0.2       /* s between beats */
-#define STALL 1.0           /* s without a beat = stalled */
-#define STALL_REPORT 1.0    /* s "stalled" stays visible after a stall */
+#define HEARTBEAT    0.2 /* s between beats */
+#define STALL        1.0 /* s without a beat = stalled */
+#define STALL_REPORT 1.0 /* s "stalled" stays visible after a stall */
 
 static cr_loop *wd_loop;
 static cr_handle *beat_h, *sd_h;
 static double sd_interval;
-static double expected;           /* loop time the next beat is due */
-static double lag;                /* last measured lag */
-static double stall_end;          /* monotonic time a stall last ended */
+static double expected;  /* loop time the next beat is due */
+static double lag;       /* last measured lag */
+static double stall_end; /* monotonic time a stall last ended */
 
-static atomic_llong beat_ns;      /* CLOCK_MONOTONIC ns of the last beat */
+static atomic_llong beat_ns; /* CLOCK_MONOTONIC ns of the last beat */
 static atomic_bool thread_stop;
 static pthread_t thread;
 static bool thread_started;
@@ -79,7 +79,8 @@ static void beat(void *arg)
 		lag = 0;
 	if (lag > STALL) {
 		stall_end = (double)now_ns / 1e9;
-		crund_log(CRUND_LOG_WARNING, "the event loop was blocked for %.1f s", lag + HEARTBEAT);
+		crund_log(CRUND_LOG_WARNING, "the event loop was blocked for %.1f s",
+			  lag + HEARTBEAT);
 	}
 	atomic_store(&beat_ns, now_ns);
 	expected = now + HEARTBEAT;
@@ -111,18 +112,21 @@ static void *watch_thread(void *arg)
 		double idle = (double)(mono_ns() - b) / 1e9;
 		if (idle > STALL && !(reported && reported_beat == b)) {
 			uint64_t seq = atomic_load_explicit(&cur_seq, memory_order_acquire);
-			const crund_job_spec *sp = atomic_load_explicit(&cur_spec, memory_order_relaxed);
-			const crund_plugin *pd = atomic_load_explicit(&cur_plugin, memory_order_relaxed);
+			const crund_job_spec *sp = atomic_load_explicit(&cur_spec,
+									memory_order_relaxed);
+			const crund_plugin *pd = atomic_load_explicit(&cur_plugin,
+								      memory_order_relaxed);
 			if (seq && sp && pd) {
 				char id[CRUND_JOB_ID_MAX];
 				crund_jobs_format_id(&crund_d.jobs, seq, id);
 				crund_log(CRUND_LOG_WARNING,
-					  "the event loop has not turned for %.1f s: job %s (%s/%s) is "
+					  "the event loop has not turned for %.1f s: job %s "
+					  "(%s/%s) is "
 					  "probably blocking it (a job must await, not block)",
 					  idle, id, pd->name, sp->name);
 			} else {
-				crund_log(CRUND_LOG_WARNING, "the event loop has not turned for %.1f s",
-					  idle);
+				crund_log(CRUND_LOG_WARNING,
+					  "the event loop has not turned for %.1f s", idle);
 			}
 			reported = true;
 			reported_beat = b;
@@ -188,7 +192,4 @@ bool crund_watchdog_stalled(void)
 	return stall_end > 0 && now - stall_end < STALL_REPORT;
 }
 
-double crund_watchdog_lag(void)
-{
-	return lag;
-}
+double crund_watchdog_lag(void) { return lag; }

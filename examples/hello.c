@@ -16,7 +16,7 @@ static int worker(void *arg, void **ret_value)
 	int rc = cr_sleep(0.01 * (double)n);
 
 	if (rc < 0)
-		return rc;  /* cancelled: pass it on */
+		return rc; /* cancelled: pass it on */
 	*ret_value = (void *)(n * 2);
 	return 0;
 }
@@ -29,7 +29,7 @@ static int hello(void *arg, void **ret_value)
 
 	(void)arg;
 	(void)ret_value;
-	rc = cr_sleep(0.1);  /* await asyncio.sleep(0.1) */
+	rc = cr_sleep(0.1); /* await asyncio.sleep(0.1) */
 	if (rc < 0)
 		return rc;
 	for (intptr_t i = 1; i <= 3; i++) {
@@ -38,7 +38,7 @@ static int hello(void *arg, void **ret_value)
 			goto out;
 		n++;
 	}
-	rc = cr_gather(tasks, n, NULL);  /* await asyncio.gather(*tasks) */
+	rc = cr_gather(tasks, n, NULL); /* await asyncio.gather(*tasks) */
 	if (rc == 0) {
 		long sum = 0;
 

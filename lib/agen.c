@@ -31,17 +31,17 @@
 #include "internal.h"
 
 enum {
-	G_NEW,        /* body not started */
-	G_RUNNING,    /* body running (between yields) */
-	G_SUSPENDED,  /* body parked in cr_agen_yield */
-	G_CLOSING,    /* aclose requested, body running its cleanup */
-	G_DONE,       /* body returned */
+	G_NEW,       /* body not started */
+	G_RUNNING,   /* body running (between yields) */
+	G_SUSPENDED, /* body parked in cr_agen_yield */
+	G_CLOSING,   /* aclose requested, body running its cleanup */
+	G_DONE,      /* body returned */
 };
 
 struct registry {
 	cr_agen *head;
-	cr_agen *last;   /* last generator found by task (yield fast path) */
-	cr_agen *finalizing;  /* generators with a finalizer task pending */
+	cr_agen *last;       /* last generator found by task (yield fast path) */
+	cr_agen *finalizing; /* generators with a finalizer task pending */
 };
 
 struct cr_agen {
@@ -49,20 +49,20 @@ struct cr_agen {
 	int state;
 	cr_fn fn;
 	void *arg;
-	char *name;             /* NULL: "agen-N" made at start */
-	cr_context *ctx;        /* reference, or NULL: consumer's current */
+	char *name;      /* NULL: "agen-N" made at start */
+	cr_context *ctx; /* reference, or NULL: consumer's current */
 	size_t stack_size;
-	cr_loop *loop;          /* set when started */
-	cr_task *task;          /* body task (reference) */
-	cr_task *consumer;      /* task parked in next/aclose, or NULL */
-	void *value;            /* last yielded value */
-	bool has_value;         /* a yield happened since the last next() */
-	int result;             /* the body's return code */
-	bool result_reported;   /* a negative result was returned once */
+	cr_loop *loop;        /* set when started */
+	cr_task *task;        /* body task (reference) */
+	cr_task *consumer;    /* task parked in next/aclose, or NULL */
+	void *value;          /* last yielded value */
+	bool has_value;       /* a yield happened since the last next() */
+	int result;           /* the body's return code */
+	bool result_reported; /* a negative result was returned once */
 	bool registered;
-	bool finalizing;        /* an aclose task was scheduled by unref */
-	cr_agen *prev, *next;   /* registry links */
-	cr_agen *fin_prev, *fin_next;  /* registry->finalizing links */
+	bool finalizing;              /* an aclose task was scheduled by unref */
+	cr_agen *prev, *next;         /* registry links */
+	cr_agen *fin_prev, *fin_next; /* registry->finalizing links */
 };
 
 static unsigned agen_counter;
@@ -115,7 +115,7 @@ static void registry_remove(cr_agen *g)
 	}
 	g->prev = g->next = NULL;
 	g->registered = false;
-	g->loop = NULL;  /* never looked at again: the loop may close */
+	g->loop = NULL; /* never looked at again: the loop may close */
 	cr_agen_unref(g);
 }
 
@@ -200,7 +200,7 @@ static int agen_start(cr_agen *g)
 		return r;
 	g->state = G_RUNNING;
 	g->registered = true;
-	g->refs++;  /* the registry's */
+	g->refs++; /* the registry's */
 	g->prev = NULL;
 	g->next = reg->head;
 	if (reg->head)
@@ -239,10 +239,7 @@ int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_ge
 
 /* Body side: the consumer cancelled while it waited for our yield to be
  * taken; nothing to forget (the consumer pointer belongs to next()). */
-static void body_on_cancel(void *arg)
-{
-	(void)arg;
-}
+static void body_on_cancel(void *arg) { (void)arg; }
 
 int cr_agen_yield(void *value)
 {
@@ -290,8 +287,8 @@ static int done_result(cr_agen *g)
 {
 	/* -ECANCELED already reached the consumer whose cancellation ended
 	 * the body; later calls see an exhausted generator. */
-	if (g->result < 0 && g->result != -ESHUTDOWN && g->result != -ECANCELED
-	    && !g->result_reported) {
+	if (g->result < 0 && g->result != -ESHUTDOWN && g->result != -ECANCELED &&
+	    !g->result_reported) {
 		g->result_reported = true;
 		return g->result;
 	}
@@ -442,10 +439,9 @@ int cr_agen_aclose(cr_agen *g)
 static void report_close_error(cr_loop *loop, cr_agen *g, int err)
 {
 	char msg[256];
-	cr_error_report rep = { .message = msg, .error = err, .task = g->task };
+	cr_error_report rep = {.message = msg, .error = err, .task = g->task};
 
-	snprintf(msg, sizeof(msg),
-		 "an error occurred during closing of asynchronous generator %s",
+	snprintf(msg, sizeof(msg), "an error occurred during closing of asynchronous generator %s",
 		 g->name ? g->name : "(unnamed)");
 	cr_loop_call_exception_handler(loop, &rep);
 }
@@ -492,9 +488,9 @@ cr_agen *cr_agen_unref(cr_agen *g)
 	}
 	/* Only the registry holds it now: the owner dropped a live generator.
 	 * Close it from the loop, like asyncio's finalizer hook. */
-	if (g->refs == 1 && g->registered && !g->finalizing && g->state != G_DONE
-	    && !g->consumer && g->loop && !cr_loop_is_closed(g->loop)) {
-		cr_spawn_opts so = { .size = sizeof(so), .name = "agen-finalizer" };
+	if (g->refs == 1 && g->registered && !g->finalizing && g->state != G_DONE && !g->consumer &&
+	    g->loop && !cr_loop_is_closed(g->loop)) {
+		cr_spawn_opts so = {.size = sizeof(so), .name = "agen-finalizer"};
 		struct registry *reg = registry_get(g->loop, false);
 		cr_task *t;
 
@@ -522,7 +518,7 @@ int cr_loop_shutdown_asyncgens(cr_loop *loop)
 		return cr__error(-EINVAL, "cr_loop_shutdown_asyncgens: loop is NULL");
 	if (cr_loop_current() != loop || !cr_current_task())
 		return cr__error(-EPERM, "cr_loop_shutdown_asyncgens() must be called from a "
-				 "coroutine on that loop");
+					 "coroutine on that loop");
 	reg = registry_get(loop, false);
 	if (!reg || !reg->head)
 		return 0;

@@ -48,13 +48,13 @@ struct ctxmap {
 
 struct cr_context {
 	atomic_uint refs;
-	unsigned entered;     /* nesting of cr_context_run() on this cell */
-	struct ctxmap *map;   /* NULL: empty */
+	unsigned entered;   /* nesting of cr_context_run() on this cell */
+	struct ctxmap *map; /* NULL: empty */
 };
 
 struct cr_ctxvar {
-	uint64_t id;          /* unique, never reused: a freed var's stale
-	                       * entries can never match another var */
+	uint64_t id; /* unique, never reused: a freed var's stale
+	              * entries can never match another var */
 	bool has_default;
 	void *default_value;
 	char name[];
@@ -62,7 +62,7 @@ struct cr_ctxvar {
 
 struct cr_ctxtoken {
 	cr_ctxvar *var;
-	cr_context *ctx;      /* reference: the context the set happened in */
+	cr_context *ctx; /* reference: the context the set happened in */
 	bool used;
 	bool had_value;
 	void *old_value;
@@ -280,10 +280,7 @@ static inline cr_context *current(void)
 	return ctx;
 }
 
-cr_context *cr_context_current(void)
-{
-	return current();
-}
+cr_context *cr_context_current(void) { return current(); }
 
 int cr_context_new(cr_context **ret_ctx)
 {
@@ -356,10 +353,7 @@ int cr_context_get(const cr_context *ctx, const cr_ctxvar *var, void **ret_value
 	return 0;
 }
 
-size_t cr_context_size(const cr_context *ctx)
-{
-	return ctx && ctx->map ? ctx->map->n : 0;
-}
+size_t cr_context_size(const cr_context *ctx) { return ctx && ctx->map ? ctx->map->n : 0; }
 
 int cr_context_run(cr_context *ctx, int (*fn)(void *arg), void *arg)
 {
@@ -404,15 +398,9 @@ int cr_ctxvar_new(const char *name, bool has_default, void *default_value, cr_ct
 	return 0;
 }
 
-void cr_ctxvar_free(cr_ctxvar *var)
-{
-	free(var);
-}
+void cr_ctxvar_free(cr_ctxvar *var) { free(var); }
 
-const char *cr_ctxvar_name(const cr_ctxvar *var)
-{
-	return var ? var->name : NULL;
-}
+const char *cr_ctxvar_name(const cr_ctxvar *var) { return var ? var->name : NULL; }
 
 /* Everything but the one-entry hit: kept out of line so that the fast
  * path below needs no stack frame. */
@@ -434,8 +422,8 @@ int cr_ctxvar_get(const cr_ctxvar *var, void **ret_value)
 
 	/* Fast path: a current context whose map holds just this variable
 	 * (the common shape: few variables, first probe hits). */
-	if (__builtin_expect(ctx != NULL, 1) && (m = ctx->map) && m->n == 1
-	    && var && m->e[0].id == var->id) {
+	if (__builtin_expect(ctx != NULL, 1) && (m = ctx->map) && m->n == 1 && var &&
+	    m->e[0].id == var->id) {
 		if (ret_value)
 			*ret_value = m->e[0].value;
 		return 0;

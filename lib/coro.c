@@ -28,7 +28,8 @@ static __thread cr__coro *tls_to __attribute__((tls_model("initial-exec")));
 
 /* Called on the new stack by the trampoline (assembly) or by makecontext
  * (ucontext) at a coroutine's first run.  Not static: the assembly calls it. */
-void cr__coro_boot(void *arg, void (*entry)(void *)) __attribute__((visibility("hidden"), noreturn));
+void cr__coro_boot(void *arg, void (*entry)(void *))
+	__attribute__((visibility("hidden"), noreturn));
 
 void cr__coro_boot(void *arg, void (*entry)(void *))
 {
@@ -87,10 +88,7 @@ static inline ucontext_t *uc_of(cr__coro *c)
 	return c->sp ? &((struct uctx_area *)c->sp)->uc : &tls_main_uc;
 }
 
-static inline void raw_switch(cr__coro *from, cr__coro *to)
-{
-	swapcontext(uc_of(from), uc_of(to));
-}
+static inline void raw_switch(cr__coro *from, cr__coro *to) { swapcontext(uc_of(from), uc_of(to)); }
 
 #else /* assembly */
 
@@ -121,9 +119,9 @@ void cr__coro_init(cr__coro *c, void *lo, size_t size, void (*entry)(void *), vo
 	/* Frame popped by cr__coro_swap: x19..x30, d8..d15 (160 bytes). */
 	sp = (void **)(top - 160);
 	memset(sp, 0, 160);
-	sp[0] = (void *)entry;               /* x19 */
-	sp[1] = arg;                         /* x20 */
-	sp[10] = NULL;                       /* x29: ends frame-pointer walks */
+	sp[0] = (void *)entry;                /* x19 */
+	sp[1] = arg;                          /* x20 */
+	sp[10] = NULL;                        /* x29: ends frame-pointer walks */
 	sp[11] = (void *)cr__coro_trampoline; /* x30: return address */
 #else
 #error "no assembly context switch for this architecture (configure should use ucontext)"
@@ -135,10 +133,7 @@ void cr__coro_init(cr__coro *c, void *lo, size_t size, void (*entry)(void *), vo
 #endif
 }
 
-static inline void raw_switch(cr__coro *from, cr__coro *to)
-{
-	cr__coro_swap(&from->sp, to->sp);
-}
+static inline void raw_switch(cr__coro *from, cr__coro *to) { cr__coro_swap(&from->sp, to->sp); }
 
 #endif
 
@@ -155,7 +150,8 @@ void cr__coro_switch(cr__coro *from, cr__coro *to)
 #ifdef CR_HAVE_ASAN
 	/* Back in `from`: record the bounds of the stack we came from (this is
 	 * how the scheduler's own stack bounds become known). */
-	__sanitizer_finish_switch_fiber(from->asan_fake, &tls_from->asan_bottom, &tls_from->asan_size);
+	__sanitizer_finish_switch_fiber(from->asan_fake, &tls_from->asan_bottom,
+					&tls_from->asan_size);
 #endif
 }
 

@@ -20,12 +20,12 @@
 #include <stddef.h>
 
 typedef struct cr__coro {
-	void *sp;  /* asm: saved stack pointer; ucontext: its ucontext_t (NULL
-	            * for a coroutine without own stack, e.g. the scheduler) */
+	void *sp; /* asm: saved stack pointer; ucontext: its ucontext_t (NULL
+	           * for a coroutine without own stack, e.g. the scheduler) */
 #ifdef CR_HAVE_ASAN
-	const void *asan_bottom;  /* stack bounds as ASan wants them */
+	const void *asan_bottom; /* stack bounds as ASan wants them */
 	size_t asan_size;
-	void *asan_fake;          /* fake stack saved while switched out */
+	void *asan_fake; /* fake stack saved while switched out */
 #endif
 } cr__coro;
 

@@ -84,13 +84,13 @@ typedef void (*cr_callback)(void *arg);
 enum { CR_DEBUG_DEFAULT = -1, CR_DEBUG_OFF = 0, CR_DEBUG_ON = 1 };
 
 typedef struct cr_loop_opts {
-	size_t size;               /* sizeof(cr_loop_opts), for ABI growth */
-	struct event_base *base;   /* embed this libevent base (not freed by the
-	                            * loop); NULL: the loop makes its own */
-	const char *backend;       /* libevent method to prefer ("epoll",
-	                            * "poll", ...), NULL: libevent's choice */
-	int debug;                 /* CR_DEBUG_* */
-	size_t stack_size;         /* default coroutine stack size, 0: 256 KiB */
+	size_t size;                   /* sizeof(cr_loop_opts), for ABI growth */
+	struct event_base *base;       /* embed this libevent base (not freed by the
+	                                * loop); NULL: the loop makes its own */
+	const char *backend;           /* libevent method to prefer ("epoll",
+	                                * "poll", ...), NULL: libevent's choice */
+	int debug;                     /* CR_DEBUG_* */
+	size_t stack_size;             /* default coroutine stack size, 0: 256 KiB */
 	double slow_callback_duration; /* debug: warn when one step holds the
 	                                * loop longer than this (s), 0: 0.1 */
 } cr_loop_opts;
@@ -143,10 +143,8 @@ int cr_call_soon(cr_loop *loop, cr_callback cb, void *arg, cr_handle **ret_handl
 int cr_call_soon_threadsafe(cr_loop *loop, cr_callback cb, void *arg);
 
 /* Run cb(arg) after `delay` seconds (call_later) or at loop time `when`. */
-int cr_call_later(cr_loop *loop, double delay, cr_callback cb, void *arg,
-		  cr_handle **ret_handle);
-int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg,
-	       cr_handle **ret_handle);
+int cr_call_later(cr_loop *loop, double delay, cr_callback cb, void *arg, cr_handle **ret_handle);
+int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg, cr_handle **ret_handle);
 
 /* Cancel a scheduled callback (no-op when it already ran). */
 void cr_handle_cancel(cr_handle *h);
@@ -161,9 +159,9 @@ int cr_loop_remove_signal_handler(cr_loop *loop, int signo);
  * generator cleanup, a slow step in debug mode...).  The default handler
  * logs to stderr.  `task` may be NULL. */
 typedef struct cr_error_report {
-	const char *message;  /* what happened, a sentence */
-	int error;            /* the negative code, or 0 */
-	cr_task *task;        /* task concerned, or NULL */
+	const char *message; /* what happened, a sentence */
+	int error;           /* the negative code, or 0 */
+	cr_task *task;       /* task concerned, or NULL */
 } cr_error_report;
 typedef void (*cr_exception_handler)(cr_loop *loop, const cr_error_report *r, void *data);
 void cr_loop_set_exception_handler(cr_loop *loop, cr_exception_handler h, void *data);
@@ -172,11 +170,11 @@ void cr_loop_call_exception_handler(cr_loop *loop, const cr_error_report *r);
 /* ----------------------------------------------------------------- tasks */
 
 typedef struct cr_spawn_opts {
-	size_t size;            /* sizeof(cr_spawn_opts) */
-	const char *name;       /* copied; NULL: "Task-N" */
-	cr_context *context;    /* run IN this context; NULL: a copy of the
-	                         * creator's current context */
-	size_t stack_size;      /* 0: the loop's default */
+	size_t size;         /* sizeof(cr_spawn_opts) */
+	const char *name;    /* copied; NULL: "Task-N" */
+	cr_context *context; /* run IN this context; NULL: a copy of the
+	                      * creator's current context */
+	size_t stack_size;   /* 0: the loop's default */
 } cr_spawn_opts;
 
 /* Create a task running fn(arg) on `loop`, scheduled for the next
@@ -274,23 +272,23 @@ int cr_wait_fd(int fd, int events, double timeout);
 
 /* asyncio.Event */
 int cr_event_new(cr_event **ret);
-cr_event *cr_event_free(cr_event *e);  /* waiters get -ESHUTDOWN; NULL ok */
+cr_event *cr_event_free(cr_event *e); /* waiters get -ESHUTDOWN; NULL ok */
 void cr_event_set(cr_event *e);
 void cr_event_clear(cr_event *e);
 bool cr_event_is_set(const cr_event *e);
-int cr_event_wait(cr_event *e);        /* AWAITS */
+int cr_event_wait(cr_event *e); /* AWAITS */
 
 /* asyncio.Lock (FIFO, not reentrant) */
 int cr_lock_new(cr_lock **ret);
 cr_lock *cr_lock_free(cr_lock *l);
-int cr_lock_acquire(cr_lock *l);       /* AWAITS */
-int cr_lock_release(cr_lock *l);       /* -EPERM when not locked */
+int cr_lock_acquire(cr_lock *l); /* AWAITS */
+int cr_lock_release(cr_lock *l); /* -EPERM when not locked */
 bool cr_lock_locked(const cr_lock *l);
 
 /* asyncio.Semaphore */
 int cr_sem_new(unsigned value, cr_sem **ret);
 cr_sem *cr_sem_free(cr_sem *s);
-int cr_sem_acquire(cr_sem *s);         /* AWAITS */
+int cr_sem_acquire(cr_sem *s); /* AWAITS */
 void cr_sem_release(cr_sem *s);
 unsigned cr_sem_value(const cr_sem *s);
 
@@ -298,9 +296,9 @@ unsigned cr_sem_value(const cr_sem *s);
  * own the items. */
 int cr_queue_new(size_t maxsize, cr_queue **ret);
 cr_queue *cr_queue_free(cr_queue *q);
-int cr_queue_put(cr_queue *q, void *item);        /* AWAITS when full */
-int cr_queue_get(cr_queue *q, void **ret_item);   /* AWAITS when empty */
-int cr_queue_put_nowait(cr_queue *q, void *item); /* -EAGAIN when full */
+int cr_queue_put(cr_queue *q, void *item);             /* AWAITS when full */
+int cr_queue_get(cr_queue *q, void **ret_item);        /* AWAITS when empty */
+int cr_queue_put_nowait(cr_queue *q, void *item);      /* -EAGAIN when full */
 int cr_queue_get_nowait(cr_queue *q, void **ret_item); /* -EAGAIN empty */
 size_t cr_queue_size(const cr_queue *q);
 
@@ -313,8 +311,7 @@ size_t cr_queue_size(const cr_queue *q);
 /* A new variable.  name is copied.  has_default=false: get() of an unset
  * variable returns -ENOENT (LookupError).  Variables live until freed;
  * free them only when no context will be read with them again. */
-int cr_ctxvar_new(const char *name, bool has_default, void *default_value,
-		  cr_ctxvar **ret_var);
+int cr_ctxvar_new(const char *name, bool has_default, void *default_value, cr_ctxvar **ret_var);
 void cr_ctxvar_free(cr_ctxvar *var);
 const char *cr_ctxvar_name(const cr_ctxvar *var);
 
@@ -329,10 +326,10 @@ int cr_ctxvar_set(cr_ctxvar *var, void *value, cr_ctxtoken **ret_token);
 int cr_ctxvar_reset(cr_ctxvar *var, cr_ctxtoken *token);
 void cr_ctxtoken_free(cr_ctxtoken *token);
 
-int cr_context_new(cr_context **ret_ctx);               /* empty context */
+int cr_context_new(cr_context **ret_ctx); /* empty context */
 int cr_context_copy(const cr_context *ctx, cr_context **ret_ctx);
-int cr_context_copy_current(cr_context **ret_ctx);      /* copy_context() */
-cr_context *cr_context_current(void);                   /* borrowed */
+int cr_context_copy_current(cr_context **ret_ctx); /* copy_context() */
+cr_context *cr_context_current(void);              /* borrowed */
 cr_context *cr_context_ref(cr_context *ctx);
 cr_context *cr_context_unref(cr_context *ctx);
 /* Lookup in a given context without entering it. */
@@ -403,10 +400,10 @@ typedef struct cr_runner_opts {
 	int debug;                    /* CR_DEBUG_* */
 	cr_loop_factory loop_factory; /* NULL: cr_loop_new(NULL) */
 	void *loop_factory_data;
-	double executor_timeout;      /* shutdown timeout, 0: 300 s */
-	int sigint;                   /* CR_SIGINT_AUTO: like asyncio, only
-	                               * in the main thread and when SIGINT
-	                               * has its default disposition */
+	double executor_timeout; /* shutdown timeout, 0: 300 s */
+	int sigint;              /* CR_SIGINT_AUTO: like asyncio, only
+	                          * in the main thread and when SIGINT
+	                          * has its default disposition */
 } cr_runner_opts;
 
 /* Create a runner (asyncio.Runner).  Lazy: no loop or context until the

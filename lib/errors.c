@@ -50,10 +50,7 @@ const char *cr_strerror(int err)
 	}
 }
 
-const char *cr_last_error(void)
-{
-	return last_error;
-}
+const char *cr_last_error(void) { return last_error; }
 
 int cr__error(int err, const char *fmt, ...)
 {

@@ -49,7 +49,7 @@
 #include "internal.h"
 
 #define EXECUTOR_MAX_DEFAULT_THREADS 32
-#define EXECUTOR_DEFAULT_TIMEOUT 300.0
+#define EXECUTOR_DEFAULT_TIMEOUT     300.0
 /* Spin (pause instructions) of the one worker waiting for work before it
  * blocks on the condition variable.  Adaptive: doubled after a spin that
  * caught the next submission (a batch is under way), halved after one
@@ -57,10 +57,10 @@
  * and every EXECUTOR_SPIN_YIELD iterations the spinner yields its CPU, so
  * on a small, busy machine it does not keep the loop thread that feeds it
  * off a core. */
-#define EXECUTOR_SPIN_MIN 32
-#define EXECUTOR_SPIN_START 400
-#define EXECUTOR_SPIN_MAX 4096
-#define EXECUTOR_SPIN_YIELD 256
+#define EXECUTOR_SPIN_MIN            32
+#define EXECUTOR_SPIN_START          400
+#define EXECUTOR_SPIN_MAX            4096
+#define EXECUTOR_SPIN_YIELD          256
 
 /* Item states.  QUEUED → RUNNING is taken by a worker and QUEUED →
  * ABANDONED by a cancelled caller, both by compare-and-swap, so exactly
@@ -74,7 +74,7 @@ struct work {
 	void *value;
 	int rc;
 	atomic_int state;
-	cr_task *task;   /* parked caller, NULL when abandoned (loop thread) */
+	cr_task *task; /* parked caller, NULL when abandoned (loop thread) */
 };
 
 /* Submissions and completions travel through lock-free stacks: the loop
@@ -84,27 +84,27 @@ struct work {
  * Taking a whole stack (exchange) avoids the ABA problem of popping. */
 struct pool {
 	pthread_mutex_t lock;
-	pthread_cond_t work_cv;   /* workers wait for work */
-	pthread_cond_t exit_cv;   /* shutdown waits for workers to exit */
-	atomic_uint refs;         /* the loop + one per live worker */
-	_Atomic(struct work *) incoming;  /* submitted, LIFO */
-	_Atomic(struct work *) done;      /* finished, LIFO */
-	atomic_uint pending;      /* submitted and not yet taken by a worker */
-	atomic_uint idle;         /* threads not running an item */
-	atomic_uint sleeping;     /* threads blocked (or about to) on work_cv */
-	atomic_uint wakes;        /* signals sent and not yet consumed */
-	atomic_uint spinning;     /* threads spinning for work (0 or 1) */
-	unsigned spin;            /* current spin length (the spinner's only) */
-	atomic_bool shutdown;     /* refuse new work; workers exit when idle */
-	atomic_bool detached;     /* the loop is closed (set under lock) */
-	cr_loop *loop;            /* not a reference; never used once detached */
-	struct work *head, *tail; /* workers' FIFO (under lock) */
-	bool flush_failed;        /* a flush could not be queued: retry */
-	bool joined;              /* shutdown finished joining or detaching */
+	pthread_cond_t work_cv;          /* workers wait for work */
+	pthread_cond_t exit_cv;          /* shutdown waits for workers to exit */
+	atomic_uint refs;                /* the loop + one per live worker */
+	_Atomic(struct work *) incoming; /* submitted, LIFO */
+	_Atomic(struct work *) done;     /* finished, LIFO */
+	atomic_uint pending;             /* submitted and not yet taken by a worker */
+	atomic_uint idle;                /* threads not running an item */
+	atomic_uint sleeping;            /* threads blocked (or about to) on work_cv */
+	atomic_uint wakes;               /* signals sent and not yet consumed */
+	atomic_uint spinning;            /* threads spinning for work (0 or 1) */
+	unsigned spin;                   /* current spin length (the spinner's only) */
+	atomic_bool shutdown;            /* refuse new work; workers exit when idle */
+	atomic_bool detached;            /* the loop is closed (set under lock) */
+	cr_loop *loop;                   /* not a reference; never used once detached */
+	struct work *head, *tail;        /* workers' FIFO (under lock) */
+	bool flush_failed;               /* a flush could not be queued: retry */
+	bool joined;                     /* shutdown finished joining or detaching */
 	unsigned max_threads;
-	unsigned nthreads;        /* threads started and not yet exited (lock) */
-	pthread_t *threads;       /* started threads, for join / detach */
-	unsigned nstarted;        /* loop thread, under lock */
+	unsigned nthreads;  /* threads started and not yet exited (lock) */
+	pthread_t *threads; /* started threads, for join / detach */
+	unsigned nstarted;  /* loop thread, under lock */
 };
 
 static void free_list(struct work *w)
@@ -227,7 +227,7 @@ static void flush_completions(void *arg)
 		struct work *next = w->next;
 
 		if (!w->task) {
-			free(w);  /* abandoned: the caller was cancelled */
+			free(w); /* abandoned: the caller was cancelled */
 		} else {
 			atomic_store_explicit(&w->state, W_WOKEN, memory_order_relaxed);
 			cr__task_wake(w->task, w->rc);
@@ -351,15 +351,15 @@ static void *worker_main(void *arg)
 			 * read `incoming` (both sequentially consistent), so one
 			 * of us sees the other and no wake-up is lost. */
 			atomic_fetch_add(&p->sleeping, 1);
-			if (!atomic_load(&p->incoming) && !atomic_load(&p->shutdown)
-			    && !atomic_load(&p->detached))
+			if (!atomic_load(&p->incoming) && !atomic_load(&p->shutdown) &&
+			    !atomic_load(&p->detached))
 				pthread_cond_wait(&p->work_cv, &p->lock);
 			atomic_fetch_sub(&p->sleeping, 1);
 			consume_wake(p);
 			continue;
 		}
 		if (!atomic_compare_exchange_strong(&w->state, &expected, W_RUNNING)) {
-			free(w);  /* its caller was cancelled before it started */
+			free(w); /* its caller was cancelled before it started */
 			continue;
 		}
 		atomic_fetch_sub(&p->idle, 1);
@@ -369,8 +369,9 @@ static void *worker_main(void *arg)
 		 * and a burst wakes nobody; blocking ones pile up and wake as
 		 * many workers as they need, one by one. */
 		if (p->head || atomic_load(&p->incoming)) {
-			int awake_free = (int)atomic_load(&p->idle) - (int)atomic_load(&p->sleeping)
-					 + (int)atomic_load(&p->wakes);
+			int awake_free = (int)atomic_load(&p->idle) -
+					 (int)atomic_load(&p->sleeping) +
+					 (int)atomic_load(&p->wakes);
 
 			if ((int)atomic_load(&p->pending) > awake_free)
 				wake_one(p);
@@ -434,9 +435,9 @@ static void maybe_wake(struct pool *p)
 	int idle = (int)atomic_load(&p->idle);
 
 	if (sleeping <= wakes)
-		return;  /* nobody asleep, or enough already being woken */
+		return; /* nobody asleep, or enough already being woken */
 	if (idle - sleeping + wakes >= (int)atomic_load(&p->pending))
-		return;  /* awake free workers will take the work */
+		return; /* awake free workers will take the work */
 	pthread_mutex_lock(&p->lock);
 	wake_one(p);
 	pthread_mutex_unlock(&p->lock);
@@ -464,10 +465,7 @@ static void abandon(struct waiter *wt)
 		w->task = NULL;
 }
 
-static void on_cancel(void *arg)
-{
-	abandon(arg);
-}
+static void on_cancel(void *arg) { abandon(arg); }
 
 int cr_run_in_executor(cr_blocking_fn fn, void *arg, void **ret_value)
 {
@@ -558,11 +556,10 @@ static void detach_all(struct pool *p)
 static void warn_timeout(cr_loop *loop, double timeout)
 {
 	char msg[160];
-	cr_error_report rep = { .message = msg, .error = -ETIMEDOUT, .task = NULL };
+	cr_error_report rep = {.message = msg, .error = -ETIMEDOUT, .task = NULL};
 
 	snprintf(msg, sizeof(msg),
-		 "The executor did not finishing joining its threads within %g seconds.",
-		 timeout);
+		 "The executor did not finishing joining its threads within %g seconds.", timeout);
 	cr_loop_call_exception_handler(loop, &rep);
 }
 
@@ -579,7 +576,7 @@ int cr_loop_shutdown_default_executor(cr_loop *loop, double timeout)
 	if (timeout < 0)
 		timeout = EXECUTOR_DEFAULT_TIMEOUT;
 	if (cr_loop_is_closed(loop))
-		return 0;  /* the close already let the workers go */
+		return 0; /* the close already let the workers go */
 	p = pool_get(loop, true);
 	if (!p)
 		return cr__error(-ENOMEM, "out of memory shutting the executor down");
@@ -620,7 +617,7 @@ int cr_loop_shutdown_default_executor(cr_loop *loop, double timeout)
 	} else if (cr_loop_is_running(loop)) {
 		pthread_mutex_unlock(&p->lock);
 		return cr__error(-EBUSY, "cr_loop_shutdown_default_executor: call it from a "
-				 "coroutine or with the loop stopped");
+					 "coroutine or with the loop stopped");
 	} else {
 		/* exit_cv uses the default (realtime) clock. */
 		struct timespec ts;

@@ -19,7 +19,7 @@ int cr__error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)
  * base context outside tasks (created on first use).  task.c switches it
  * on every switch into / out of a task by assigning cr__tls_context. */
 extern __thread cr_context *cr__tls_context __attribute__((tls_model("initial-exec")));
-cr_context *cr__context_base(void);  /* the thread's base context */
+cr_context *cr__context_base(void); /* the thread's base context */
 
 /* ------------------------------------------ parking (task.c provides) */
 /* Suspend the current task until cr__task_wake(task, rc) is called and
@@ -44,8 +44,8 @@ size_t cr__loop_task_count(const cr_loop *loop);
 enum { CR__SLOT_EXECUTOR, CR__SLOT_AGENS, CR__SLOT_RUNNER, CR__NSLOTS };
 void *cr__loop_slot(const cr_loop *loop, int slot);
 void cr__loop_set_slot(cr_loop *loop, int slot, void *value);
-void cr__executor_loop_closed(cr_loop *loop);  /* executor.c */
-void cr__agen_loop_closed(cr_loop *loop);      /* agen.c */
+void cr__executor_loop_closed(cr_loop *loop); /* executor.c */
+void cr__agen_loop_closed(cr_loop *loop);     /* agen.c */
 /* agen.c: is t the body of an async generator?  Such tasks are not
  * "leftover tasks" for the runner (asyncio's all_tasks() never lists a
  * generator): they are closed by cr_loop_shutdown_asyncgens instead. */

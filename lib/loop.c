@@ -55,7 +55,6 @@
 #include "loop.h"
 #include "task.h"
 
-
 __thread cr_loop *cr__tls_loop __attribute__((tls_model("initial-exec")));
 
 struct cr__sigent {
@@ -77,7 +76,7 @@ double cr__monotonic(void)
 
 double cr__loop_now(const cr_loop *cloop)
 {
-	cr_loop *loop = (cr_loop *)cloop;  /* the cache is not observable state */
+	cr_loop *loop = (cr_loop *)cloop; /* the cache is not observable state */
 
 	if (!loop->running)
 		return cr__monotonic();
@@ -91,8 +90,10 @@ double cr__loop_now(const cr_loop *cloop)
 int cr__loop_check_thread(const cr_loop *loop, const char *what)
 {
 	if (loop->debug && loop->running && !pthread_equal(loop->thread, pthread_self()))
-		return cr__error(-EPERM, "Non-thread-safe operation %s invoked on an event loop "
-				 "other than the current one", what);
+		return cr__error(-EPERM,
+				 "Non-thread-safe operation %s invoked on an event loop "
+				 "other than the current one",
+				 what);
 	return 0;
 }
 
@@ -108,10 +109,7 @@ static bool env_debug(void)
 static pthread_once_t evthread_once = PTHREAD_ONCE_INIT;
 static int evthread_rc;
 
-static void evthread_init(void)
-{
-	evthread_rc = evthread_use_pthreads();
-}
+static void evthread_init(void) { evthread_rc = evthread_use_pthreads(); }
 
 static void wake_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -240,7 +238,8 @@ int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 			slow = opts->slow_callback_duration;
 	}
 	if (debug < CR_DEBUG_DEFAULT || debug > CR_DEBUG_ON)
-		return cr__error(-EINVAL, "cr_loop_new: debug must be CR_DEBUG_DEFAULT, _OFF or _ON");
+		return cr__error(-EINVAL,
+				 "cr_loop_new: debug must be CR_DEBUG_DEFAULT, _OFF or _ON");
 	if (slow < 0 || isnan(slow))
 		return cr__error(-EINVAL, "cr_loop_new: slow_callback_duration must be >= 0");
 	pthread_once(&evthread_once, evthread_init);
@@ -270,7 +269,8 @@ int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 		if (!loop->backend) {
 			pthread_mutex_destroy(&loop->inbox_mu);
 			free(loop);
-			return cr__error(-EINVAL, "libevent backend '%s' is not supported here", backend);
+			return cr__error(-EINVAL, "libevent backend '%s' is not supported here",
+					 backend);
 		}
 	}
 	/* A given base is used at once.  A chosen backend is made now, so
@@ -283,7 +283,8 @@ int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 		if (rc < 0) {
 			pthread_mutex_destroy(&loop->inbox_mu);
 			free(loop);
-			return cr__error(rc, "libevent: could not create an event base with backend %s",
+			return cr__error(rc,
+					 "libevent: could not create an event base with backend %s",
 					 backend);
 		}
 	}
@@ -318,30 +319,15 @@ cr_loop *cr_loop_unref(cr_loop *loop)
 	return NULL;
 }
 
-cr_loop *cr_loop_current(void)
-{
-	return cr__tls_loop;
-}
+cr_loop *cr_loop_current(void) { return cr__tls_loop; }
 
-bool cr__debug(void)
-{
-	return cr__tls_loop && cr__tls_loop->debug;
-}
+bool cr__debug(void) { return cr__tls_loop && cr__tls_loop->debug; }
 
-bool cr_loop_is_running(const cr_loop *loop)
-{
-	return loop && loop->running;
-}
+bool cr_loop_is_running(const cr_loop *loop) { return loop && loop->running; }
 
-bool cr_loop_is_closed(const cr_loop *loop)
-{
-	return !loop || loop->closed;
-}
+bool cr_loop_is_closed(const cr_loop *loop) { return !loop || loop->closed; }
 
-double cr_loop_time(const cr_loop *loop)
-{
-	return cr__loop_now(loop);
-}
+double cr_loop_time(const cr_loop *loop) { return cr__loop_now(loop); }
 
 struct event_base *cr_loop_event_base(cr_loop *loop)
 {
@@ -364,15 +350,9 @@ const char *cr_loop_backend(const cr_loop *loop)
 	return m && m[0] ? m[0] : "none";
 }
 
-int cr_loop_get_debug(const cr_loop *loop)
-{
-	return loop->debug;
-}
+int cr_loop_get_debug(const cr_loop *loop) { return loop->debug; }
 
-void cr_loop_set_debug(cr_loop *loop, bool on)
-{
-	loop->debug = on;
-}
+void cr_loop_set_debug(cr_loop *loop, bool on) { loop->debug = on; }
 
 void cr_loop_set_slow_callback_duration(cr_loop *loop, double seconds)
 {
@@ -407,15 +387,9 @@ void cr_loop_set_executor_timeout(cr_loop *loop, double seconds)
 		loop->executor_timeout = seconds;
 }
 
-unsigned cr__loop_executor_threads(const cr_loop *loop)
-{
-	return loop->executor_threads;
-}
+unsigned cr__loop_executor_threads(const cr_loop *loop) { return loop->executor_threads; }
 
-double cr__loop_executor_timeout(const cr_loop *loop)
-{
-	return loop->executor_timeout;
-}
+double cr__loop_executor_timeout(const cr_loop *loop) { return loop->executor_timeout; }
 
 /* ---------------------------------------------------- exception handler */
 
@@ -626,14 +600,11 @@ void cr__timer_add(cr_loop *loop, cr_handle *h, double when)
 		return;
 	}
 	h->where = CR__H_HEAP;
-	loop->heap[loop->heap_len++] = (struct cr__heap_ent){ when, h->seq, h };
+	loop->heap[loop->heap_len++] = (struct cr__heap_ent){when, h->seq, h};
 	heap_up(loop, loop->heap_len - 1);
 }
 
-int cr__timer_reserve(cr_loop *loop)
-{
-	return heap_reserve(loop);
-}
+int cr__timer_reserve(cr_loop *loop) { return heap_reserve(loop); }
 
 void cr_handle_cancel(cr_handle *h)
 {
@@ -642,7 +613,7 @@ void cr_handle_cancel(cr_handle *h)
 	h->cancelled = 1;
 	if (h->where == CR__H_HEAP || h->where == CR__H_FIFO) {
 		timer_unlink(h->loop, h);
-		cr_handle_unref(h);  /* the timer queue's reference */
+		cr_handle_unref(h); /* the timer queue's reference */
 	}
 	/* In the ready queue: skipped (and released) when popped. */
 }
@@ -757,7 +728,7 @@ int cr_call_soon_threadsafe(cr_loop *loop, cr_callback cb, void *arg)
 		uint64_t one = 1;
 		ssize_t w = write(loop->wake_fd, &one, sizeof(one));
 
-		(void)w;  /* EAGAIN: the counter is full, the loop wakes anyway */
+		(void)w; /* EAGAIN: the counter is full, the loop wakes anyway */
 	}
 	pthread_mutex_unlock(&loop->inbox_mu);
 	return 0;
@@ -858,8 +829,8 @@ static void poll_without_base(cr_loop *loop, int rc)
 	double dt = 0.001;
 
 	if (!loop->base_failed) {
-		cr_error_report r = { "could not create the libevent base; polling by sleeping",
-				      rc, NULL };
+		cr_error_report r = {"could not create the libevent base; polling by sleeping", rc,
+				     NULL};
 
 		loop->base_failed = true;
 		cr_loop_call_exception_handler(loop, &r);
@@ -871,7 +842,7 @@ static void poll_without_base(cr_loop *loop, int rc)
 			dt = t;
 	}
 	if (dt > 0 && atomic_load(&loop->inbox_n) == 0 && !atomic_load(&loop->sig_pending)) {
-		struct timespec ts = { 0, (long)(dt * 1e9) + 1 };
+		struct timespec ts = {0, (long)(dt * 1e9) + 1};
 
 		nanosleep(&ts, NULL);
 	}
@@ -900,7 +871,7 @@ static void poll_io(cr_loop *loop, bool block)
 
 			if (dt <= 0) {
 				block = false;
-			} else if (dt < 1e8) {  /* beyond ~3 years (or inf): no bound */
+			} else if (dt < 1e8) { /* beyond ~3 years (or inf): no bound */
 				struct timeval tv;
 
 				tv.tv_sec = (time_t)dt;
@@ -933,7 +904,7 @@ static void run_handle(cr_loop *loop, cr_handle *h)
 {
 	h->where = CR__H_NONE;
 	if (!h->cancelled) {
-		h->cancelled = 1;  /* ran: a later cancel is a no-op */
+		h->cancelled = 1; /* ran: a later cancel is a no-op */
 		if (loop->debug) {
 			double t0 = cr__monotonic(), dt;
 
@@ -941,9 +912,10 @@ static void run_handle(cr_loop *loop, cr_handle *h)
 			dt = cr__monotonic() - t0;
 			if (dt >= loop->slow_duration) {
 				char msg[128];
-				cr_error_report r = { msg, 0, NULL };
+				cr_error_report r = {msg, 0, NULL};
 
-				snprintf(msg, sizeof(msg), "Executing a callback took %.3f seconds", dt);
+				snprintf(msg, sizeof(msg), "Executing a callback took %.3f seconds",
+					 dt);
 				cr_loop_call_exception_handler(loop, &r);
 			}
 		} else {
@@ -1013,7 +985,7 @@ void cr__loop_signal_wake(cr_loop *loop)
 		uint64_t one = 1;
 		ssize_t w = write(loop->wake_fd, &one, sizeof(one));
 
-		(void)w;  /* EAGAIN: the counter is full, the loop wakes anyway */
+		(void)w; /* EAGAIN: the counter is full, the loop wakes anyway */
 	}
 }
 
@@ -1155,7 +1127,4 @@ void cr__loop_foreach_task(cr_loop *loop, void (*fn)(cr_task *t, void *arg), voi
 	}
 }
 
-size_t cr__loop_task_count(const cr_loop *loop)
-{
-	return loop->ntasks;
-}
+size_t cr__loop_task_count(const cr_loop *loop) { return loop->ntasks; }

@@ -6,8 +6,8 @@
 #define CR_LOOP_H
 
 /* Pacing of the I/O poll while tasks are runnable (see loop.c). */
-#define CR__POLL_STEPS 256
-#define CR__POLL_CHECK 16
+#define CR__POLL_STEPS    256
+#define CR__POLL_CHECK    16
 #define CR__POLL_INTERVAL 0.001
 
 #include <pthread.h>
@@ -33,19 +33,21 @@ enum { CR__H_NONE, CR__H_READY, CR__H_HEAP, CR__H_FIFO };
 
 struct cr_handle {
 	struct cr__rq rq;
-	uint8_t where;      /* CR__H_*: queue it is in */
+	uint8_t where; /* CR__H_*: queue it is in */
 	uint8_t cancelled;
-	uint8_t embedded;   /* lives inside another object: never freed */
-	int refs;           /* the queue's + the caller's (loop thread only) */
+	uint8_t embedded; /* lives inside another object: never freed */
+	int refs;         /* the queue's + the caller's (loop thread only) */
 	cr_loop *loop;
 	cr_callback cb;
 	void *arg;
-	cr_callback drop;   /* internal: releases arg if dropped unrun */
-	double when;        /* timers: loop time it is due */
-	uint64_t seq;       /* timers: FIFO order among equal times */
+	cr_callback drop; /* internal: releases arg if dropped unrun */
+	double when;      /* timers: loop time it is due */
+	uint64_t seq;     /* timers: FIFO order among equal times */
 	union {
-		size_t heap_idx;                    /* CR__H_HEAP */
-		struct { cr_handle *prev, *next; } fifo;  /* CR__H_FIFO */
+		size_t heap_idx; /* CR__H_HEAP */
+		struct {
+			cr_handle *prev, *next;
+		} fifo; /* CR__H_FIFO */
 	} t;
 };
 
@@ -63,23 +65,23 @@ struct cr__sigent;
 struct cr_loop {
 	atomic_int refs;
 	bool running, stopping, closed, own_base;
-	bool base_failed;         /* lazy base creation failed (reported once) */
-	const char *backend;      /* libevent's static name of opts.backend */
+	bool base_failed;    /* lazy base creation failed (reported once) */
+	const char *backend; /* libevent's static name of opts.backend */
 	bool debug;
 	double slow_duration;
 	size_t stack_size;
 	struct event_base *base;
-	struct event *wake_ev;    /* eventfd: cross-thread wake-up */
-	struct event *timer_ev;   /* bounds a blocking poll by the next timer */
+	struct event *wake_ev;  /* eventfd: cross-thread wake-up */
+	struct event *timer_ev; /* bounds a blocking poll by the next timer */
 	int wake_fd;
-	pthread_t thread;         /* valid while running */
-	double now;               /* cached monotonic time of this iteration */
-	bool now_valid;           /* `now` was read in this iteration */
+	pthread_t thread; /* valid while running */
+	double now;       /* cached monotonic time of this iteration */
+	bool now_valid;   /* `now` was read in this iteration */
 
 	/* ready queue (intrusive FIFO) */
 	struct cr__rq *rq_head, **rq_tail;
-	struct cr__rq *run_next;      /* cursor in this iteration's batch */
-	double step_t0;               /* debug: when the running step began */
+	struct cr__rq *run_next; /* cursor in this iteration's batch */
+	double step_t0;          /* debug: when the running step began */
 
 	/* Timers, ordered by (when, seq): a sorted FIFO (doubly linked
 	 * through cr_handle.t.fifo) for timers appended in order, and a
@@ -89,16 +91,16 @@ struct cr_loop {
 	cr_handle *fifo_head, *fifo_tail;
 	struct cr__heap_ent *heap;
 	size_t heap_len, heap_cap;
-	size_t ntimers;               /* in the FIFO + in the heap */
+	size_t ntimers; /* in the FIFO + in the heap */
 	uint64_t timer_seq;
 
 	/* cr_call_soon_threadsafe inbox */
 	pthread_mutex_t inbox_mu;
 	struct cr__rq *inbox_head, **inbox_tail;
-	bool inbox_closed;            /* under inbox_mu */
-	atomic_int inbox_n;           /* > 0: something to drain */
-	atomic_bool polling;          /* the loop may be blocked in the poll */
-	atomic_bool wake_pending;     /* the eventfd was written, not yet read */
+	bool inbox_closed;        /* under inbox_mu */
+	atomic_int inbox_n;       /* > 0: something to drain */
+	atomic_bool polling;      /* the loop may be blocked in the poll */
+	atomic_bool wake_pending; /* the eventfd was written, not yet read */
 
 	/* Signal-handler wake-up (cr__loop_signal_wake): the hook runs on
 	 * the loop thread at the next iteration. */
@@ -116,8 +118,8 @@ struct cr_loop {
 	size_t ntasks;
 
 	cr__stack_pool stacks;
-	cr__coro sched;               /* the scheduler (thread's own stack) */
-	cr_task *current;             /* task running now, or NULL */
+	cr__coro sched;   /* the scheduler (thread's own stack) */
+	cr_task *current; /* task running now, or NULL */
 
 	struct cr__sigent *sigs;
 	cr_exception_handler exc_handler;

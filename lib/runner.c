@@ -43,13 +43,13 @@ enum { R_INITIAL, R_INITIALIZED, R_CLOSED };
 struct cr_runner {
 	cr_runner_opts opts;
 	int state;
-	cr_loop *loop;          /* reference */
-	cr_context *ctx;        /* reference: the shared context */
-	cr_task *main_task;     /* the task of the run in progress */
-	atomic_int sigint_count;/* SIGINTs during the current run */
-	int sigint_seen;        /* SIGINTs handled on the loop thread */
-	bool interrupted;       /* a second SIGINT stopped the loop */
-	int sigint_mode;        /* SIGINT handling: unknown, on, off */
+	cr_loop *loop;           /* reference */
+	cr_context *ctx;         /* reference: the shared context */
+	cr_task *main_task;      /* the task of the run in progress */
+	atomic_int sigint_count; /* SIGINTs during the current run */
+	int sigint_seen;         /* SIGINTs handled on the loop thread */
+	bool interrupted;        /* a second SIGINT stopped the loop */
+	int sigint_mode;         /* SIGINT handling: unknown, on, off */
 };
 
 enum { SIGINT_UNKNOWN, SIGINT_ON, SIGINT_OFF };
@@ -60,7 +60,7 @@ enum { SIGINT_UNKNOWN, SIGINT_ON, SIGINT_OFF };
  * no lock; the handler reads only the atomics and the fd. */
 static struct sigaction sigint_orig;
 static bool sigint_installed;
-static unsigned sigint_users;           /* runners registered */
+static unsigned sigint_users; /* runners registered */
 static _Atomic(cr_runner *) sigint_current;
 
 static void on_sigint(int signo)
@@ -130,7 +130,7 @@ static void sigint_setup(cr_runner *r)
 		return;
 	if (sigint_installed) {
 		if (sigaction(SIGINT, NULL, &cur) < 0 || cur.sa_handler != on_sigint)
-			return;  /* someone replaced ours: not the default */
+			return; /* someone replaced ours: not the default */
 	} else {
 		memset(&sa, 0, sizeof(sa));
 		sa.sa_handler = on_sigint;
@@ -213,7 +213,7 @@ static int lazy_init(cr_runner *r)
 		if (r->opts.debug != CR_DEBUG_DEFAULT)
 			cr_loop_set_debug(loop, r->opts.debug == CR_DEBUG_ON);
 	} else {
-		cr_loop_opts lo = { .size = sizeof(lo), .debug = r->opts.debug };
+		cr_loop_opts lo = {.size = sizeof(lo), .debug = r->opts.debug};
 
 		e = cr_loop_new(&lo, &loop);
 		if (e < 0)
@@ -261,7 +261,7 @@ int cr_runner_get_context(cr_runner *r, cr_context **ret_ctx)
 
 int cr_runner_run(cr_runner *r, cr_fn fn, void *arg, cr_context *ctx, void **ret_value)
 {
-	cr_spawn_opts so = { .size = sizeof(so) };
+	cr_spawn_opts so = {.size = sizeof(so)};
 	cr_task *task;
 	void *value = NULL;
 	int e;
@@ -296,8 +296,8 @@ int cr_runner_run(cr_runner *r, cr_fn fn, void *arg, cr_context *ctx, void **ret
 			cr_task_unref(task);
 			return cr__error(-EINTR, "interrupted");
 		}
-		if (atomic_load(&r->sigint_count) > 0 && e == -ECANCELED
-		    && cr_task_uncancel(task) == 0) {
+		if (atomic_load(&r->sigint_count) > 0 && e == -ECANCELED &&
+		    cr_task_uncancel(task) == 0) {
 			cr_task_unref(task);
 			return cr__error(-EINTR, "interrupted");
 		}
@@ -348,7 +348,7 @@ static void collect_task(cr_task *t, void *arg)
 /* Cancel every other task of the loop, wait for them, report failures. */
 static void cancel_all_tasks(cr_loop *loop)
 {
-	struct leftovers l = { .self = cr_current_task() };
+	struct leftovers l = {.self = cr_current_task()};
 	int *codes;
 
 	cr__loop_foreach_task(loop, collect_task, &l);
@@ -413,13 +413,14 @@ int cr_runner_close(cr_runner *r)
 	}
 	loop = r->loop;
 	if (cr_loop_current() || cr_loop_is_running(loop))
-		return cr__error(-EBUSY, "Runner.close() cannot be called from a running event loop");
+		return cr__error(-EBUSY,
+				 "Runner.close() cannot be called from a running event loop");
 	if (!cr_loop_is_closed(loop)) {
 		/* The closer task costs a spawn and a loop pass: skip it when
 		 * there are no tasks and no generator ever started. */
 		if (cr__loop_task_count(loop) > 0 || cr__loop_slot(loop, CR__SLOT_AGENS)) {
-			cr_spawn_opts so = { .size = sizeof(so), .name = "Runner.close",
-					     .context = r->ctx };
+			cr_spawn_opts so = {
+				.size = sizeof(so), .name = "Runner.close", .context = r->ctx};
 			cr_task *t;
 
 			if (cr_loop_spawn(loop, closer_main, r, &so, &t) == 0) {
@@ -460,7 +461,8 @@ int cr_run(cr_fn fn, void *arg, void **ret_value, const cr_runner_opts *opts)
 		return cr__error(-EINVAL, "cr_run: fn is NULL");
 	/* asyncio.run() checks this before creating anything. */
 	if (cr_loop_current())
-		return cr__error(-EBUSY, "asyncio.run() cannot be called from a running event loop");
+		return cr__error(-EBUSY,
+				 "asyncio.run() cannot be called from a running event loop");
 	e = cr_runner_new(opts, &r);
 	if (e < 0)
 		return e;

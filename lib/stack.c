@@ -91,7 +91,7 @@ __thread struct cr__stack *cr__stack_running __attribute__((tls_model("initial-e
 
 static size_t page_size;
 static atomic_long vmas_in_use;
-static atomic_long vma_budget = -1;   /* -1: not computed yet */
+static atomic_long vma_budget = -1; /* -1: not computed yet */
 static atomic_bool guard_install_works = true;
 static atomic_bool populate_works = true;
 static atomic_uint color_next;
@@ -99,11 +99,11 @@ static atomic_uint color_next;
 /* A slab: one mapping, `nstacks` stacks.  `free` lists those of its stacks
  * that are in the process cache (not in use, not in a loop's pool). */
 struct cr__slab {
-	struct cr__slab *prev, *next;   /* in its class's list while nfree > 0 */
+	struct cr__slab *prev, *next; /* in its class's list while nfree > 0 */
 	struct size_class *cls;
 	char *map;
 	size_t map_size;
-	unsigned vmas;                  /* counted against the budget */
+	unsigned vmas; /* counted against the budget */
 	unsigned nstacks, nfree;
 	struct cr__stack *free;
 	struct cr__stack stacks[];
@@ -114,14 +114,14 @@ struct cr__slab {
 struct size_class {
 	struct size_class *next;
 	size_t size;
-	struct cr__slab *partial;       /* slabs with free stacks, most recent first */
-	unsigned next_k;                /* stacks in the next slab */
+	struct cr__slab *partial; /* slabs with free stacks, most recent first */
+	unsigned next_k;          /* stacks in the next slab */
 };
 
 /* The process cache; everything below under cache_lock. */
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct size_class *classes;
-static size_t cached_bytes;                  /* map_size of every cached stack */
+static size_t cached_bytes; /* map_size of every cached stack */
 static size_t cache_max = CR__STACK_CACHE_BYTES;
 static unsigned slab_max = CR__STACK_SLAB_MAX;
 
@@ -129,23 +129,17 @@ static unsigned slab_max = CR__STACK_SLAB_MAX;
  * for ever in the child: hold it across fork (a fork-safe library). */
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
-static void cache_lock_take(void)
-{
-	pthread_mutex_lock(&cache_lock);
-}
+static void cache_lock_take(void) { pthread_mutex_lock(&cache_lock); }
 
-static void cache_lock_release(void)
-{
-	pthread_mutex_unlock(&cache_lock);
-}
+static void cache_lock_release(void) { pthread_mutex_unlock(&cache_lock); }
 
 static void atfork_install(void)
 {
 	pthread_atfork(cache_lock_take, cache_lock_release, cache_lock_release);
 }
 
-#define SLAB_FIRST 4      /* stacks in the first slab of a size */
-#define REFILL_MAX 32     /* stacks an empty pool takes from the cache at once */
+#define SLAB_FIRST 4  /* stacks in the first slab of a size */
+#define REFILL_MAX 32 /* stacks an empty pool takes from the cache at once */
 
 static void page_size_init(void)
 {
@@ -190,15 +184,9 @@ void cr__stack_set_budget(long vmas)
 	atomic_store(&vma_budget, vmas < 0 ? default_budget() : vmas);
 }
 
-long cr__stack_vmas_in_use(void)
-{
-	return atomic_load(&vmas_in_use);
-}
+long cr__stack_vmas_in_use(void) { return atomic_load(&vmas_in_use); }
 
-bool cr__stack_guard_in_mapping(void)
-{
-	return atomic_load(&guard_install_works);
-}
+bool cr__stack_guard_in_mapping(void) { return atomic_load(&guard_install_works); }
 
 /* Reserve n mappings; false when the budget is used up. */
 static bool budget_take(long n)
@@ -328,8 +316,10 @@ static int slab_new(struct size_class *c)
 	if (k == 0)
 		k = 1;
 	if (!budget_take(vmas))
-		return cr__error(-ENOMEM, "no coroutine stack: %ld kernel mappings in use by stacks "
-				 "reach the vm.max_map_count budget", cr__stack_vmas_in_use());
+		return cr__error(-ENOMEM,
+				 "no coroutine stack: %ld kernel mappings in use by stacks "
+				 "reach the vm.max_map_count budget",
+				 cr__stack_vmas_in_use());
 	sl = calloc(1, sizeof(*sl) + k * sizeof(sl->stacks[0]));
 	if (!sl) {
 		atomic_fetch_sub(&vmas_in_use, vmas);
@@ -347,7 +337,7 @@ static int slab_new(struct size_class *c)
 	}
 #ifdef MADV_NOHUGEPAGE
 	if (k > 1)
-		(void)madvise(map, stride * k, MADV_NOHUGEPAGE);  /* advisory: may fail */
+		(void)madvise(map, stride * k, MADV_NOHUGEPAGE); /* advisory: may fail */
 #endif
 	r = guard ? guards_install(map, k, stride) : 1;
 	if (r > 0 && guard) {
@@ -365,7 +355,8 @@ static int slab_new(struct size_class *c)
 		munmap(map, stride * k);
 		atomic_fetch_sub(&vmas_in_use, vmas);
 		free(sl);
-		return cr__error(-ENOMEM, "no coroutine stack: guard page failed: %s", strerror(-r));
+		return cr__error(-ENOMEM, "no coroutine stack: guard page failed: %s",
+				 strerror(-r));
 	}
 	sl->cls = c;
 	sl->map = map;
@@ -383,7 +374,9 @@ static int slab_new(struct size_class *c)
 		st->size = c->size;
 		st->fresh = true;
 		st->color = (size_t)(atomic_fetch_add_explicit(&color_next, 1,
-							       memory_order_relaxed) % 32) * 64;
+							       memory_order_relaxed) %
+				     32) *
+			    64;
 #ifdef HAVE_VALGRIND_VALGRIND_H
 		st->vg_id = VALGRIND_STACK_REGISTER(st->lo, st->lo + st->size);
 #endif
@@ -438,9 +431,9 @@ static int cache_take(size_t size, unsigned want, struct cr__stack **ret)
 		if (!st->fresh)
 			continue;
 		st->fresh = false;
-		if (atomic_load_explicit(&populate_works, memory_order_relaxed)
-		    && madvise(st->lo + st->size - page_size, page_size, MADV_POPULATE_WRITE) != 0
-		    && errno == EINVAL)
+		if (atomic_load_explicit(&populate_works, memory_order_relaxed) &&
+		    madvise(st->lo + st->size - page_size, page_size, MADV_POPULATE_WRITE) != 0 &&
+		    errno == EINVAL)
 			atomic_store(&populate_works, false);
 	}
 	*ret = list;
@@ -470,7 +463,7 @@ static void cache_give(struct cr__stack *list)
 /* Debug high-water mark: a canary 1/8 of the stack above its low end; if
  * a coroutine overwrote it, it used more than 7/8 of its stack. */
 static const uint64_t canary_value = 0x6372756e63616e61ULL;
-#define CANARY_WORDS 64  /* 512 bytes: frames with big untouched arrays rarely jump it */
+#define CANARY_WORDS 64 /* 512 bytes: frames with big untouched arrays rarely jump it */
 
 static uint64_t *canary_at(struct cr__stack *st)
 {
@@ -496,7 +489,8 @@ int cr__stack_get(cr__stack_pool *pool, size_t size, bool debug, struct cr__stac
 	if (!st) {
 		/* Take a few more for the next tasks while we hold the lock. */
 		size_t room = pool->max > pool->count ? pool->max - pool->count : 0;
-		unsigned want = 1 + (unsigned)(room / 2 < REFILL_MAX - 1 ? room / 2 : REFILL_MAX - 1);
+		unsigned want = 1 +
+				(unsigned)(room / 2 < REFILL_MAX - 1 ? room / 2 : REFILL_MAX - 1);
 		int n = cache_take(size, want, &st);
 
 		if (n < 0)
@@ -660,7 +654,7 @@ static void segv_handler(int sig, siginfo_t *si, void *uctx)
 
 static void altstack_free(void *p)
 {
-	stack_t ss = { .ss_flags = SS_DISABLE };
+	stack_t ss = {.ss_flags = SS_DISABLE};
 
 	sigaltstack(&ss, NULL);
 	munmap(p, ALTSTACK_SIZE);
@@ -687,11 +681,11 @@ void cr__stack_prepare_thread(void)
 	 * thread an alternate signal stack unless it has one already. */
 	if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
 		return;
-	void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	void *p = mmap(NULL, ALTSTACK_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		       0);
 	if (p == MAP_FAILED)
-		return;  /* overflows then die without the message */
-	stack_t ss = { .ss_sp = p, .ss_size = ALTSTACK_SIZE, .ss_flags = 0 };
+		return; /* overflows then die without the message */
+	stack_t ss = {.ss_sp = p, .ss_size = ALTSTACK_SIZE, .ss_flags = 0};
 	if (sigaltstack(&ss, NULL) != 0) {
 		munmap(p, ALTSTACK_SIZE);
 		return;

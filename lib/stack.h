@@ -19,16 +19,16 @@
 struct cr__slab;
 
 struct cr__stack {
-	struct cr__stack *next;  /* pool / cache link */
-	struct cr__slab *slab;   /* the mapping it was carved from */
-	char *map;               /* whole mapping, guard included */
+	struct cr__stack *next; /* pool / cache link */
+	struct cr__slab *slab;  /* the mapping it was carved from */
+	char *map;              /* whole mapping, guard included */
 	size_t map_size;
-	char *lo;                /* usable: [lo, lo + size) */
+	char *lo; /* usable: [lo, lo + size) */
 	size_t size;
-	size_t color;            /* bytes left unused at the top (see stack.c) */
-	unsigned vg_id;          /* valgrind stack id */
-	bool canary;             /* debug: a canary was written (high-water) */
-	bool fresh;              /* never handed out: top page not faulted in yet */
+	size_t color;   /* bytes left unused at the top (see stack.c) */
+	unsigned vg_id; /* valgrind stack id */
+	bool canary;    /* debug: a canary was written (high-water) */
+	bool fresh;     /* never handed out: top page not faulted in yet */
 	/* Owner, for the "stack overflow in task NAME" message (read from the
 	 * SIGSEGV handler: a name string that lives as long as the task, or
 	 * NULL and the "Task-N" number). */
@@ -40,20 +40,20 @@ struct cr__stack {
 typedef struct cr__stack_pool {
 	struct cr__stack *head;
 	size_t count;
-	size_t max;              /* bound; beyond it, half goes to the process cache */
+	size_t max; /* bound; beyond it, half goes to the process cache */
 } cr__stack_pool;
 
-#define CR__STACK_DEFAULT_SIZE (256 * 1024)
-#define CR__STACK_MIN_SIZE (16 * 1024)
-#define CR__STACK_POOL_MAX 256
+#define CR__STACK_DEFAULT_SIZE  (256 * 1024)
+#define CR__STACK_MIN_SIZE      (16 * 1024)
+#define CR__STACK_POOL_MAX      256
 /* Process-wide cache bound, in bytes of address space (guard pages
  * included): ~2,000 default stacks.  What it costs in memory is only the
  * pages the cached stacks' last tasks touched. */
-#define CR__STACK_CACHE_BYTES ((size_t)512 << 20)
+#define CR__STACK_CACHE_BYTES   ((size_t)512 << 20)
 /* Stacks per slab: the first slab of a size holds a few, each next one
  * twice as many up to this, and never more than CR__STACK_SLAB_BYTES. */
-#define CR__STACK_SLAB_MAX 64
-#define CR__STACK_SLAB_BYTES ((size_t)64 << 20)
+#define CR__STACK_SLAB_MAX      64
+#define CR__STACK_SLAB_BYTES    ((size_t)64 << 20)
 #define CR__STACK_ASAN_UNPOISON (256 * 1024)
 
 /* Usable size for a request (rounded up to pages, at least the minimum). */

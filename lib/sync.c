@@ -21,7 +21,7 @@
 struct swaiter {
 	struct swaiter *next, *prev;
 	cr_task *t;
-	void *item;          /* queue: the item handed over / to put */
+	void *item; /* queue: the item handed over / to put */
 };
 
 struct wlist {
@@ -76,7 +76,7 @@ static void unlink_on_cancel(void *arg)
 /* Park the current task in list l; returns the wake code. */
 static int wait_in(struct wlist *l, struct swaiter *w)
 {
-	struct cancel_ctx c = { l, w };
+	struct cancel_ctx c = {l, w};
 	cr_task *t = cr_current_task();
 	int rc;
 
@@ -140,10 +140,7 @@ void cr_event_clear(cr_event *e)
 		e->set = false;
 }
 
-bool cr_event_is_set(const cr_event *e)
-{
-	return e && e->set;
-}
+bool cr_event_is_set(const cr_event *e) { return e && e->set; }
 
 int cr_event_wait(cr_event *e)
 {
@@ -216,16 +213,13 @@ int cr_lock_release(cr_lock *l)
 		return cr__error(-EPERM, "Lock is not acquired.");
 	w = wl_pop(&l->waiters);
 	if (w)
-		cr__task_wake(w->t, 0);  /* ownership passes, FIFO */
+		cr__task_wake(w->t, 0); /* ownership passes, FIFO */
 	else
 		l->locked = false;
 	return 0;
 }
 
-bool cr_lock_locked(const cr_lock *l)
-{
-	return l && l->locked;
-}
+bool cr_lock_locked(const cr_lock *l) { return l && l->locked; }
 
 /* ------------------------------------------------------------ semaphore */
 
@@ -284,20 +278,17 @@ void cr_sem_release(cr_sem *s)
 		return;
 	w = wl_pop(&s->waiters);
 	if (w)
-		cr__task_wake(w->t, 0);  /* the unit passes to the first waiter */
+		cr__task_wake(w->t, 0); /* the unit passes to the first waiter */
 	else
 		s->value++;
 }
 
-unsigned cr_sem_value(const cr_sem *s)
-{
-	return s ? s->value : 0;
-}
+unsigned cr_sem_value(const cr_sem *s) { return s ? s->value : 0; }
 
 /* ---------------------------------------------------------------- queue */
 
 struct cr_queue {
-	size_t maxsize;          /* 0: unbounded */
+	size_t maxsize; /* 0: unbounded */
 	void **ring;
 	size_t cap, head, len;
 	struct wlist getters, putters;
@@ -328,15 +319,9 @@ cr_queue *cr_queue_free(cr_queue *q)
 	return NULL;
 }
 
-size_t cr_queue_size(const cr_queue *q)
-{
-	return q ? q->len : 0;
-}
+size_t cr_queue_size(const cr_queue *q) { return q ? q->len : 0; }
 
-static bool q_full(const cr_queue *q)
-{
-	return q->maxsize && q->len >= q->maxsize;
-}
+static bool q_full(const cr_queue *q) { return q->maxsize && q->len >= q->maxsize; }
 
 static int q_push(cr_queue *q, void *item)
 {
@@ -399,7 +384,7 @@ int cr_queue_get_nowait(cr_queue *q, void **ret_item)
 	item = q_pop(q);
 	/* Room now: the first blocked putter's item goes in, in order. */
 	if ((w = wl_pop(&q->putters))) {
-		q_push(q, w->item);  /* cannot fail: a slot was just freed */
+		q_push(q, w->item); /* cannot fail: a slot was just freed */
 		cr__task_wake(w->t, 0);
 	}
 	if (ret_item)
@@ -423,7 +408,7 @@ int cr_queue_put(cr_queue *q, void *item)
 		return cr_queue_put_nowait(q, item);
 	}
 	w.item = item;
-	return wait_in(&q->putters, &w);  /* 0: a getter moved our item in */
+	return wait_in(&q->putters, &w); /* 0: a getter moved our item in */
 }
 
 int cr_queue_get(cr_queue *q, void **ret_item)

@@ -83,10 +83,7 @@ static void task_cache_free(void *arg)
 	c->n = 0;
 }
 
-static void task_cache_init(void)
-{
-	pthread_key_create(&task_cache_key, task_cache_free);
-}
+static void task_cache_init(void) { pthread_key_create(&task_cache_key, task_cache_free); }
 
 static cr_task *task_alloc(void)
 {
@@ -129,10 +126,7 @@ static inline cr_task *current(void)
 	return loop ? loop->current : NULL;
 }
 
-static inline bool is_done(const cr_task *t)
-{
-	return t->state >= CR__T_FINISHED;
-}
+static inline bool is_done(const cr_task *t) { return t->state >= CR__T_FINISHED; }
 
 static int no_task(const char *what)
 {
@@ -182,7 +176,7 @@ int cr_loop_spawn(cr_loop *loop, cr_fn fn, void *arg, const cr_spawn_opts *opts,
 	}
 	t->rq.kind = CR__RQ_TASK;
 	t->state = CR__T_NEW;
-	atomic_init(&t->refs, ret_task ? 2 : 1);  /* the loop's while unfinished */
+	atomic_init(&t->refs, ret_task ? 2 : 1); /* the loop's while unfinished */
 	t->loop = cr_loop_ref(loop);
 	t->fn = fn;
 	t->arg = arg;
@@ -264,14 +258,11 @@ cr_task *cr_task_unref(cr_task *t)
 	return NULL;
 }
 
-cr_task *cr_current_task(void)
-{
-	return current();
-}
+cr_task *cr_current_task(void) { return current(); }
 
 const char *cr_task_name(const cr_task *ct)
 {
-	cr_task *t = (cr_task *)ct;  /* the default name is made lazily */
+	cr_task *t = (cr_task *)ct; /* the default name is made lazily */
 
 	if (!t)
 		return "(null)";
@@ -286,37 +277,26 @@ const char *cr_task_name(const cr_task *ct)
 	return t->name;
 }
 
-cr_loop *cr_task_loop(const cr_task *t)
-{
-	return t ? t->loop : NULL;
-}
+cr_loop *cr_task_loop(const cr_task *t) { return t ? t->loop : NULL; }
 
-bool cr_task_done(const cr_task *t)
-{
-	return t && is_done(t);
-}
+bool cr_task_done(const cr_task *t) { return t && is_done(t); }
 
-bool cr_task_cancelled(const cr_task *t)
-{
-	return t && is_done(t) && t->rc == -ECANCELED;
-}
+bool cr_task_cancelled(const cr_task *t) { return t && is_done(t) && t->rc == -ECANCELED; }
 
 int cr_task_result(cr_task *t, void **ret_value)
 {
 	if (!t)
 		return cr__error(-EINVAL, "cr_task_result: task is NULL");
 	if (!is_done(t))
-		return cr__error(-EAGAIN, "Result is not set (task %s is not done)", cr_task_name(t));
+		return cr__error(-EAGAIN, "Result is not set (task %s is not done)",
+				 cr_task_name(t));
 	t->observed = 1;
 	if (ret_value)
 		*ret_value = t->value;
 	return t->rc;
 }
 
-int cr_task_cancelling(const cr_task *t)
-{
-	return t ? t->cancelling : 0;
-}
+int cr_task_cancelling(const cr_task *t) { return t ? t->cancelling : 0; }
 
 int cr_task_uncancel(cr_task *t)
 {
@@ -331,10 +311,7 @@ int cr_task_uncancel(cr_task *t)
 	return t->cancelling;
 }
 
-const char *cr_task_cancel_message(const cr_task *t)
-{
-	return t ? t->cancel_msg : NULL;
-}
+const char *cr_task_cancel_message(const cr_task *t) { return t ? t->cancel_msg : NULL; }
 
 /* ------------------------------------------------------------ stepping */
 
@@ -345,7 +322,7 @@ static void task_main(void *p)
 	int rc = t->fn(t->arg, &value);
 
 	if (rc >= 0 && t->cancelling > 0)
-		rc = -ECANCELED;  /* success while cancelled: not lost */
+		rc = -ECANCELED; /* success while cancelled: not lost */
 	t->rc = rc;
 	t->value = value;
 	t->state = CR__T_FINISHED;
@@ -378,7 +355,7 @@ static void schedule_donecbs(cr_task *t)
 {
 	cr_task_ref(t);
 	if (cr__call_soon_owned(t->loop, run_donecbs, drop_donecbs, t) < 0)
-		run_donecbs(t);  /* out of memory: run them now rather than never */
+		run_donecbs(t); /* out of memory: run them now rather than never */
 }
 
 /* The task's result is final: tell the waiters, schedule the done
@@ -401,7 +378,7 @@ static void complete(cr_loop *loop, cr_task *t)
 		t->waiters = w->next;
 		if (w->next)
 			w->next->prev = NULL;
-		w->next = w->prev = w;  /* unlinked */
+		w->next = w->prev = w; /* unlinked */
 		w->fn(w, t);
 	}
 	if (t->donecbs)
@@ -416,8 +393,10 @@ static void release_stack(cr_loop *loop, cr_task *t)
 
 	t->stack = NULL;
 	if (!cr__stack_put(&loop->stacks, st))
-		report(loop, t, 0, "task %s used more than 7/8 of its %zu-byte stack; "
-		       "spawn it with a larger stack_size", cr_task_name(t), size);
+		report(loop, t, 0,
+		       "task %s used more than 7/8 of its %zu-byte stack; "
+		       "spawn it with a larger stack_size",
+		       cr_task_name(t), size);
 }
 
 /* Bookkeeping at the start and end of a task step, wherever the switch
@@ -439,7 +418,8 @@ static inline void step_end(cr_loop *loop, cr_task *t)
 		double dt = cr__monotonic() - loop->step_t0;
 
 		if (dt >= loop->slow_duration)
-			report(loop, t, 0, "Executing task %s took %.3f seconds", cr_task_name(t), dt);
+			report(loop, t, 0, "Executing task %s took %.3f seconds", cr_task_name(t),
+			       dt);
 	}
 }
 
@@ -465,7 +445,7 @@ void cr__task_run_step(cr_loop *loop, cr_task *t)
 				   loop->debug, &t->stack);
 		if (rc < 0) {
 			t->rc = rc;
-			t->value = NULL;  /* was arg */
+			t->value = NULL; /* was arg */
 			report(loop, t, rc, "could not start task %s: %s", cr_task_name(t),
 			       cr_last_error());
 			complete(loop, t);
@@ -473,7 +453,8 @@ void cr__task_run_step(cr_loop *loop, cr_task *t)
 		}
 		t->stack->owner_name = t->name;
 		t->stack->owner_id = t->id;
-		cr__coro_init(&t->coro, t->stack->lo, t->stack->size - t->stack->color, task_main, t);
+		cr__coro_init(&t->coro, t->stack->lo, t->stack->size - t->stack->color, task_main,
+			      t);
 	}
 	prev = cr__tls_context;
 	step_begin(loop, t);
@@ -509,7 +490,7 @@ void cr__task_destroy_pending(cr_loop *loop)
 		}
 		t->state = CR__T_DONE;
 		t->rc = -ECANCELED;
-		t->value = NULL;  /* may still hold arg */
+		t->value = NULL; /* may still hold arg */
 		t->observed = 1;
 		t->waiters = NULL;
 		t->ctx = cr_context_unref(t->ctx);
@@ -667,7 +648,7 @@ void cr__task_add_waiter(cr_task *t, struct cr__waiter *w)
 void cr__task_remove_waiter(cr_task *t, struct cr__waiter *w)
 {
 	if (w->prev == w)
-		return;  /* already unlinked by completion */
+		return; /* already unlinked by completion */
 	if (w->prev)
 		w->prev->next = w->next;
 	else
@@ -720,11 +701,11 @@ int cr_task_join(cr_task *t, void **ret_value)
 	if ((rc = check_target(self, t, "cr_task_join")) < 0)
 		return rc;
 	if (!is_done(t)) {
-		struct cr__waiter w = { .fn = wake_waiter, .data = self };
-		struct join_ctx j = { self, t, false };
+		struct cr__waiter w = {.fn = wake_waiter, .data = self};
+		struct join_ctx j = {self, t, false};
 
 		if ((rc = cr__task_check_cancel(self)) < 0)
-			return rc;  /* cancelled before awaiting: t is not touched */
+			return rc; /* cancelled before awaiting: t is not touched */
 		cr__task_add_waiter(t, &w);
 		while (!is_done(t))
 			cr__task_park(join_on_cancel, &j);
@@ -760,14 +741,14 @@ int cr_shield(cr_task *t, void **ret_value)
 	if ((rc = check_target(self, t, "cr_shield")) < 0)
 		return rc;
 	if (!is_done(t)) {
-		struct cr__waiter w = { .fn = wake_waiter, .data = self };
-		struct shield_ctx s = { t, &w };
+		struct cr__waiter w = {.fn = wake_waiter, .data = self};
+		struct shield_ctx s = {t, &w};
 
 		cr__task_add_waiter(t, &w);
 		rc = cr__task_park(shield_on_cancel, &s);
 		cr__task_remove_waiter(t, &w);
 		if (rc < 0)
-			return rc;  /* the caller was cancelled; t runs on */
+			return rc; /* the caller was cancelled; t runs on */
 	}
 	t->observed = 1;
 	if (ret_value && t->rc >= 0)
@@ -824,7 +805,7 @@ int cr_gather(cr_task *const *tasks, size_t n, int *ret_codes)
 {
 	cr_task *self = current();
 	struct cr__waiter *ws = NULL;
-	struct gather_ctx g = { self, tasks, n, 0, false };
+	struct gather_ctx g = {self, tasks, n, 0, false};
 	int rc;
 
 	if (!self)
@@ -871,7 +852,7 @@ int cr_gather(cr_task *const *tasks, size_t n, int *ret_codes)
 struct wait_ctx {
 	cr_task *self;
 	int mode;
-	size_t left;   /* unfinished */
+	size_t left; /* unfinished */
 };
 
 static bool wait_satisfied(int mode, size_t left, bool error_seen, bool any_done)
@@ -894,20 +875,14 @@ static void wait_done(struct cr__waiter *w, cr_task *done)
 		cr__task_wake(c->self, 0);
 }
 
-static void wait_timeout(void *arg)
-{
-	cr__task_wake(arg, -ETIMEDOUT);
-}
+static void wait_timeout(void *arg) { cr__task_wake(arg, -ETIMEDOUT); }
 
-static void wait_on_cancel(void *arg)
-{
-	(void)arg;  /* asyncio.wait does not cancel the tasks */
-}
+static void wait_on_cancel(void *arg) { (void)arg; /* asyncio.wait does not cancel the tasks */ }
 
 int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout)
 {
 	cr_task *self = current();
-	struct wait_ctx c = { self, mode, 0 };
+	struct wait_ctx c = {self, mode, 0};
 	struct cr__waiter *ws;
 	bool error_seen = false, any_done = false;
 	size_t ndone = 0;
@@ -1001,20 +976,14 @@ int cr_yield(void)
 	return cr__task_check_cancel(t);
 }
 
-static void sleep_wake(void *arg)
-{
-	cr__task_wake(arg, 0);
-}
+static void sleep_wake(void *arg) { cr__task_wake(arg, 0); }
 
-static void sleep_cancel(void *arg)
-{
-	cr_handle_cancel(arg);
-}
+static void sleep_cancel(void *arg) { cr_handle_cancel(arg); }
 
 int cr_sleep(double seconds)
 {
 	cr_task *t = current();
-	cr_handle timer;  /* in this frame: no allocation per sleep */
+	cr_handle timer; /* in this frame: no allocation per sleep */
 	int rc;
 
 	if (isnan(seconds))
@@ -1079,7 +1048,7 @@ int cr_wait_fd(int fd, int events, double timeout)
 	if (!w.ev)
 		return cr__error(-ENOMEM, "out of memory waiting for fd %d", fd);
 	if (timeout >= 1e8)
-		timeout = -1;  /* beyond ~3 years (or inf): forever */
+		timeout = -1; /* beyond ~3 years (or inf): forever */
 	if (timeout >= 0) {
 		tv.tv_sec = (time_t)timeout;
 		tv.tv_usec = (suseconds_t)((timeout - (double)tv.tv_sec) * 1e6);

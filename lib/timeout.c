@@ -21,8 +21,8 @@
 
 enum { S_CREATED, S_ENTERED, S_EXPIRING, S_EXPIRED, S_EXITED };
 
-#define STATE(s) ((s)->state & 0xf)
-#define SET_STATE(s, v) ((s)->state = ((s)->state & ~0xf) | (v))
+#define STATE(s)            ((s)->state & 0xf)
+#define SET_STATE(s, v)     ((s)->state = ((s)->state & ~0xf) | (v))
 #define ENTRY_CANCELLING(s) ((s)->state >> 4)
 
 static void expire(void *arg)
@@ -41,7 +41,7 @@ static int arm(cr_timeout_scope *s)
 	cr_loop *loop = s->task->loop;
 
 	if (isinf(s->deadline) && s->deadline > 0)
-		return 0;  /* no deadline */
+		return 0; /* no deadline */
 	/* Already due: expire before the task's next step (asyncio). */
 	if (s->deadline <= cr_loop_time(loop))
 		return cr_call_soon(loop, expire, s, &s->timer);

@@ -59,7 +59,8 @@ static void stack_new(struct stack *s, size_t size)
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 
 	s->map_size = size + pg;
-	s->map = mmap(NULL, s->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	s->map = mmap(NULL, s->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
+		      0);
 	if (s->map == MAP_FAILED || mprotect(s->map, pg, PROT_NONE) != 0) {
 		perror("coro-switch-test: mmap stack");
 		exit(99);
@@ -68,10 +69,7 @@ static void stack_new(struct stack *s, size_t size)
 	s->size = size;
 }
 
-static void stack_free(struct stack *s)
-{
-	munmap(s->map, s->map_size);
-}
+static void stack_free(struct stack *s) { munmap(s->map, s->map_size); }
 
 /* The thread's own stack: a zeroed cr__coro is a valid `from`. */
 static cr__coro main_co;
@@ -111,7 +109,7 @@ static void test_start_and_final(void)
 	stack_new(&s, 64 * 1024);
 	/* Start, finish, wipe, restart on the same stack many times. */
 	for (int i = 1; i <= 1000; i++) {
-		struct start_probe p = { .magic = 0x5eed0000u + (unsigned)i };
+		struct start_probe p = {.magic = 0x5eed0000u + (unsigned)i};
 		char want[32];
 
 		cr__coro_init(&p.self, s.lo, s.size, start_entry, &p);
@@ -128,7 +126,8 @@ static void test_start_and_final(void)
 	check(arg_ok, "trampoline passes the argument to entry");
 	check(runs_ok, "entry runs exactly once and its final switch returns to the switcher");
 	check(aligned, "coroutine starts on a 16-byte aligned stack");
-	check(text_ok, "printf of a double works on a coroutine stack (1000 runs on one wiped stack)");
+	check(text_ok,
+	      "printf of a double works on a coroutine stack (1000 runs on one wiped stack)");
 }
 
 /* ---- pair runner: two coroutines switching directly to each other ---- */
@@ -191,7 +190,7 @@ static void ping_body(struct side *me, long i)
 
 static void test_ping_pong(void)
 {
-	struct side a = { 0 }, b = { 0 };
+	struct side a = {0}, b = {0};
 	const long rounds = 50000;
 
 	ping_seq = 0;
@@ -211,8 +210,7 @@ static void test_ping_pong(void)
 
 #if defined(__aarch64__) && !defined(__ILP32__)
 #define PROBE_NREG 19 /* x19..x29, d8..d15 */
-__asm__(
-	"	.text\n"
+__asm__("	.text\n"
 	"	.p2align 4\n"
 	"	.globl reg_probe\n"
 	"	.hidden reg_probe\n"
@@ -268,8 +266,7 @@ __asm__(
 	"	.size reg_probe, .-reg_probe\n");
 #elif defined(__x86_64__) && !defined(__ILP32__)
 #define PROBE_NREG 6 /* rbx rbp r12 r13 r14 r15 */
-__asm__(
-	"	.text\n"
+__asm__("	.text\n"
 	"	.p2align 4\n"
 	"	.globl reg_probe\n"
 	"	.hidden reg_probe\n"
@@ -328,8 +325,9 @@ static void probe_body(struct side *me, long i)
 	for (int r = 0; r < PROBE_NREG; r++)
 		if (out[r] != pat[r]) {
 			if (probe_reg_fail++ < 5)
-				printf("# side %d round %ld register %d: got %#llx want %#llx\n", me->id, i, r,
-				       (unsigned long long)out[r], (unsigned long long)pat[r]);
+				printf("# side %d round %ld register %d: got %#llx want %#llx\n",
+				       me->id, i, r, (unsigned long long)out[r],
+				       (unsigned long long)pat[r]);
 		}
 	if (out[PROBE_NREG] != out[PROBE_NREG + 1])
 		probe_sp_fail++;
@@ -337,12 +335,13 @@ static void probe_body(struct side *me, long i)
 
 static void test_register_probe(void)
 {
-	struct side a = { 0 }, b = { 0 };
+	struct side a = {0}, b = {0};
 
 	probe_reg_fail = probe_sp_fail = 0;
 	run_pair(&a, &b, probe_body, 2000);
 	check(a.done && b.done, "register probe: both coroutines finish");
-	check(probe_reg_fail == 0, "every callee-saved register (integer and FP) survives a switch");
+	check(probe_reg_fail == 0,
+	      "every callee-saved register (integer and FP) survives a switch");
 	check(probe_sp_fail == 0, "the stack pointer is the same after a switch");
 }
 #else
@@ -362,20 +361,20 @@ static void test_register_probe(void)
  * the compiler must assume it clobbers every caller-saved register. */
 static void (*volatile compute_yield)(struct side *me);
 
-static void yield_to_other(struct side *me)
-{
-	cr__coro_switch(&me->co, &me->other->co);
-}
+static void yield_to_other(struct side *me) { cr__coro_switch(&me->co, &me->other->co); }
 
-__attribute__((noinline)) static void compute(struct side *me, uint64_t seed, int steps, uint64_t *ret_i,
-                                              double *ret_d)
+__attribute__((noinline)) static void compute(struct side *me, uint64_t seed, int steps,
+					      uint64_t *ret_i, double *ret_d)
 {
 	/* More live values than there are callee-saved registers: some stay
 	 * in registers across the switch, the rest in stack slots. */
-	uint64_t a0 = seed, a1 = seed ^ 0x1234, a2 = seed * 3, a3 = seed + 7, a4 = ~seed, a5 = seed << 3;
-	uint64_t a6 = seed >> 2, a7 = seed * 0x9e37, a8 = seed ^ 0xdead, a9 = seed + 99, a10 = seed * 5;
+	uint64_t a0 = seed, a1 = seed ^ 0x1234, a2 = seed * 3, a3 = seed + 7, a4 = ~seed,
+		 a5 = seed << 3;
+	uint64_t a6 = seed >> 2, a7 = seed * 0x9e37, a8 = seed ^ 0xdead, a9 = seed + 99,
+		 a10 = seed * 5;
 	uint64_t a11 = seed ^ 0xbeef;
-	double f0 = (double)(seed % 1000) * 0.5, f1 = f0 + 1.25, f2 = f0 * 0.75, f3 = f0 - 3.5, f4 = f0 / 7.0;
+	double f0 = (double)(seed % 1000) * 0.5, f1 = f0 + 1.25, f2 = f0 * 0.75, f3 = f0 - 3.5,
+	       f4 = f0 / 7.0;
 	double f5 = f0 + 0.1, f6 = f0 * 1.1, f7 = f0 - 0.3, f8 = f0 + 2.2, f9 = f0 * 0.9;
 
 	for (int s = 0; s < steps; s++) {
@@ -405,7 +404,8 @@ __attribute__((noinline)) static void compute(struct side *me, uint64_t seed, in
 			compute_yield(me);
 	}
 	*ret_i = a0 ^ a1 ^ a2 ^ a3 ^ a4 ^ a5 ^ a6 ^ a7 ^ a8 ^ a9 ^ a10 ^ a11;
-	*ret_d = f0 + f1 * 2 + f2 * 3 + f3 * 4 + f4 * 5 + f5 * 6 + f6 * 7 + f7 * 8 + f8 * 9 + f9 * 10;
+	*ret_d = f0 + f1 * 2 + f2 * 3 + f3 * 4 + f4 * 5 + f5 * 6 + f6 * 7 + f7 * 8 + f8 * 9 +
+		 f9 * 10;
 }
 
 #define COMPUTE_STEPS 5000
@@ -421,19 +421,22 @@ static void compute_body(struct side *me, long i)
 
 static void test_live_locals(void)
 {
-	struct side a = { 0 }, b = { 0 };
+	struct side a = {0}, b = {0};
 	uint64_t want_i[2];
 	double want_d[2];
 
 	for (int id = 0; id < 2; id++)
-		compute(NULL, 1000003u * (uint64_t)(id + 1), COMPUTE_STEPS, &want_i[id], &want_d[id]);
+		compute(NULL, 1000003u * (uint64_t)(id + 1), COMPUTE_STEPS, &want_i[id],
+			&want_d[id]);
 	compute_yield = yield_to_other;
 	run_pair(&a, &b, compute_body, 1);
 	check(a.done && b.done, "live-locals computation: both coroutines finish");
 	check(a.ires == want_i[0] && b.ires == want_i[1],
 	      "integer results with 5000 switches mid-computation equal the reference");
-	check(memcmp(&a.dres, &want_d[0], sizeof(double)) == 0 && memcmp(&b.dres, &want_d[1], sizeof(double)) == 0,
-	      "double results with 5000 switches mid-computation are bit-identical to the reference");
+	check(memcmp(&a.dres, &want_d[0], sizeof(double)) == 0 &&
+		      memcmp(&b.dres, &want_d[1], sizeof(double)) == 0,
+	      "double results with 5000 switches mid-computation are bit-identical to the "
+	      "reference");
 }
 
 /* ---- 5. deep recursion on a coroutine stack ---- */
@@ -459,7 +462,8 @@ __attribute__((noinline)) static uint64_t recurse(int depth, uint64_t seed, int 
 			rec_yields++;
 	}
 	if (depth > 0)
-		below = recurse(depth - 1, seed * 6364136223846793005u + 1442695040888963407u, yield);
+		below = recurse(depth - 1, seed * 6364136223846793005u + 1442695040888963407u,
+				yield);
 	if (depth % 89 == 0) {
 		if (yield)
 			cr__coro_switch(&rec_co, &main_co);
@@ -496,13 +500,14 @@ static void test_deep_recursion(void)
 	}
 	stack_free(&s);
 	/* The last resumption is the final switch, not a yield. */
-	check(got_yields - 1 == want_yields, "recursion 2000 deep switches out at every expected depth");
+	check(got_yields - 1 == want_yields,
+	      "recursion 2000 deep switches out at every expected depth");
 	check(rec_result == want, "deep recursion result with switches equals the reference");
 }
 
 /* ---- 6. round-robin scheduler on the main stack ---- */
 
-#define RR_N 8
+#define RR_N      8
 #define RR_ROUNDS 1000
 
 static cr__coro rr_co[RR_N];
@@ -553,7 +558,8 @@ static void test_round_robin(void)
 		acc_ok &= memcmp(&rr_acc[i], &want, sizeof(double)) == 0;
 		stack_free(&s[i]);
 	}
-	check(rr_pos == RR_N * RR_ROUNDS && order_ok, "8 coroutines scheduled round-robin run in order");
+	check(rr_pos == RR_N * RR_ROUNDS && order_ok,
+	      "8 coroutines scheduled round-robin run in order");
 	check(done_ok, "all round-robin coroutines finish into the scheduler");
 	check(acc_ok, "a double kept across 1000 yields in each coroutine is exact");
 }

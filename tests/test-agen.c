@@ -159,10 +159,7 @@ static int close_midway(void *arg, void **ret)
 	return 0;
 }
 
-START_TEST(aclose_runs_cleanup_that_awaits)
-{
-	ck_assert_int_eq(run_main(close_midway, NULL), 0);
-}
+START_TEST(aclose_runs_cleanup_that_awaits) { ck_assert_int_eq(run_main(close_midway, NULL), 0); }
 END_TEST
 
 static int close_unstarted(void *arg, void **ret)
@@ -302,10 +299,7 @@ static int two_consumers(void *arg, void **ret)
 	return r == -EBUSY ? 0 : -EPROTO;
 }
 
-START_TEST(next_while_running_is_refused)
-{
-	ck_assert_int_eq(run_main(two_consumers, NULL), 0);
-}
+START_TEST(next_while_running_is_refused) { ck_assert_int_eq(run_main(two_consumers, NULL), 0); }
 END_TEST
 
 static int yield_outside(void *arg, void **ret)
@@ -336,7 +330,7 @@ static int cleanup_fails(void *arg, void **ret)
 
 static int start_two_and_shutdown(void *arg, void **ret)
 {
-	cr_spawn_opts so = { .size = sizeof(so), .name = "bad-gen" };
+	cr_spawn_opts so = {.size = sizeof(so), .name = "bad-gen"};
 	cr_agen *a, *b;
 	int r;
 
@@ -407,7 +401,4 @@ static Suite *agen_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(agen_suite());
-}
+int main(void) { return tu_main(agen_suite()); }

@@ -12,34 +12,43 @@
 static int run_dummy(crund_job *job) { return 0; }
 
 static const crund_arg_spec sleep_args[] = {
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .required = true, .has_range = true,
-	 .min = 0, .max = 3600},
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .required = true,
+	 .has_range = true,
+	 .min = 0,
+	 .max = 3600},
 };
-static const crund_job_spec sleep_job = {.name = "sleep", .run = run_dummy, .args = sleep_args,
-					 .n_args = 1};
+static const crund_job_spec sleep_job = {
+	.name = "sleep", .run = run_dummy, .args = sleep_args, .n_args = 1};
 
 static const crund_job_spec noop_job = {.name = "noop", .run = run_dummy};
 
 static const crund_arg_spec fanout_args[] = {
-	{.name = "n", .type = CRUND_ARG_INTEGER, .default_json = "10", .has_range = true, .min = 1,
+	{.name = "n",
+	 .type = CRUND_ARG_INTEGER,
+	 .default_json = "10",
+	 .has_range = true,
+	 .min = 1,
 	 .max = 10000},
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .default_json = "0.1", .has_range = true,
-	 .min = 0, .max = 3600},
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "0.1",
+	 .has_range = true,
+	 .min = 0,
+	 .max = 3600},
 };
-static const crund_job_spec fanout_job = {.name = "fanout", .run = run_dummy,
-					  .args = fanout_args, .n_args = 2};
+static const crund_job_spec fanout_job = {
+	.name = "fanout", .run = run_dummy, .args = fanout_args, .n_args = 2};
 
 static const crund_arg_spec typed_args[] = {
-	{.name = "s", .type = CRUND_ARG_STRING},
-	{.name = "i", .type = CRUND_ARG_INTEGER},
-	{.name = "n", .type = CRUND_ARG_NUMBER},
-	{.name = "b", .type = CRUND_ARG_BOOLEAN},
-	{.name = "a", .type = CRUND_ARG_ANY},
-	{.name = "o", .type = CRUND_ARG_OBJECT},
+	{.name = "s", .type = CRUND_ARG_STRING}, {.name = "i", .type = CRUND_ARG_INTEGER},
+	{.name = "n", .type = CRUND_ARG_NUMBER}, {.name = "b", .type = CRUND_ARG_BOOLEAN},
+	{.name = "a", .type = CRUND_ARG_ANY},    {.name = "o", .type = CRUND_ARG_OBJECT},
 	{.name = "l", .type = CRUND_ARG_ARRAY},
 };
-static const crund_job_spec typed_job = {.name = "typed", .run = run_dummy, .args = typed_args,
-					 .n_args = 7};
+static const crund_job_spec typed_job = {
+	.name = "typed", .run = run_dummy, .args = typed_args, .n_args = 7};
 
 /* Validate JSON text; returns the code, fills err and (on success) *out. */
 static int validate(const crund_job_spec *spec, const char *text, json_t **out, char *err,
@@ -99,7 +108,8 @@ END_TEST
 
 START_TEST(unknown_argument_lists_what_the_job_takes)
 {
-	expect_error(&sleep_job, "{\"secs\": 1}", "unknown argument 'secs' (job sleep takes: seconds)");
+	expect_error(&sleep_job, "{\"secs\": 1}",
+		     "unknown argument 'secs' (job sleep takes: seconds)");
 	expect_error(&fanout_job, "{\"count\": 1}",
 		     "unknown argument 'count' (job fanout takes: n, seconds)");
 	expect_error(&noop_job, "{\"x\": 1}", "unknown argument 'x' (job noop takes no arguments)");
@@ -118,7 +128,8 @@ START_TEST(wrong_type_says_expected_and_got)
 {
 	expect_error(&sleep_job, "{\"seconds\": \"5\"}",
 		     "argument 'seconds' must be a number, got string");
-	expect_error(&sleep_job, "{\"seconds\": null}", "argument 'seconds' must be a number, got null");
+	expect_error(&sleep_job, "{\"seconds\": null}",
+		     "argument 'seconds' must be a number, got null");
 	expect_error(&sleep_job, "{\"seconds\": true}",
 		     "argument 'seconds' must be a number, got boolean");
 	expect_error(&typed_job, "{\"s\": 1}", "argument 's' must be a string, got integer");
@@ -133,9 +144,11 @@ END_TEST
 START_TEST(every_type_accepts_its_values)
 {
 	expect_ok(&typed_job,
-		  "{\"s\": \"x\", \"i\": -3, \"n\": 2.5, \"b\": false, \"a\": null, \"o\": {\"k\": 1},"
+		  "{\"s\": \"x\", \"i\": -3, \"n\": 2.5, \"b\": false, \"a\": null, \"o\": {\"k\": "
+		  "1},"
 		  " \"l\": [1, \"two\"]}",
-		  "{\"s\": \"x\", \"i\": -3, \"n\": 2.5, \"b\": false, \"a\": null, \"o\": {\"k\": 1},"
+		  "{\"s\": \"x\", \"i\": -3, \"n\": 2.5, \"b\": false, \"a\": null, \"o\": {\"k\": "
+		  "1},"
 		  " \"l\": [1, \"two\"]}");
 	expect_ok(&typed_job, "{\"a\": [1, {}]}", "{\"a\": [1, {}]}");
 	expect_ok(&typed_job, "{\"n\": 7}", "{\"n\": 7}"); /* integers are numbers */
@@ -235,8 +248,8 @@ START_TEST(bad_declared_default_is_refused)
 	static const crund_arg_spec bad[] = {
 		{.name = "count", .type = CRUND_ARG_INTEGER, .default_json = "\"ten\""},
 	};
-	static const crund_job_spec job = {.name = "count", .run = run_dummy, .args = bad,
-					   .n_args = 1};
+	static const crund_job_spec job = {
+		.name = "count", .run = run_dummy, .args = bad, .n_args = 1};
 	expect_error(&job, "{}", "argument 'count' must be an integer, got string");
 	expect_ok(&job, "{\"count\": 2}", "{\"count\": 2}");
 }

@@ -77,12 +77,34 @@ END_TEST
 
 START_TEST(flags_set_values_both_spellings)
 {
-	const char *argv[] = {"crund", "--listen", "127.0.0.1:1", "--listen=unix:/tmp/x.sock",
-			      "--plugin-dir", "/a", "--max-running", "5", "--max-queued=7",
-			      "--grace", "2.5", "--max-body", "64K", "--max-result-bytes", "2M",
-			      "--max-log-bytes", "100", "--retain-jobs", "0", "--retain-seconds", "1.5",
-			      "--executor-threads", "3", "--max-connections", "9", "--debug",
-			      "--allow-insecure-plugins", "--allow-command-plugins"};
+	const char *argv[] = {"crund",
+			      "--listen",
+			      "127.0.0.1:1",
+			      "--listen=unix:/tmp/x.sock",
+			      "--plugin-dir",
+			      "/a",
+			      "--max-running",
+			      "5",
+			      "--max-queued=7",
+			      "--grace",
+			      "2.5",
+			      "--max-body",
+			      "64K",
+			      "--max-result-bytes",
+			      "2M",
+			      "--max-log-bytes",
+			      "100",
+			      "--retain-jobs",
+			      "0",
+			      "--retain-seconds",
+			      "1.5",
+			      "--executor-threads",
+			      "3",
+			      "--max-connections",
+			      "9",
+			      "--debug",
+			      "--allow-insecure-plugins",
+			      "--allow-command-plugins"};
 	ck_assert_int_eq(parse(sizeof(argv) / sizeof(argv[0]), argv), 0);
 	ck_assert_uint_eq(C.n_listen, 2);
 	ck_assert_str_eq(C.listen[1], "unix:/tmp/x.sock");
@@ -97,7 +119,7 @@ START_TEST(flags_set_values_both_spellings)
 	ck_assert_uint_eq(C.executor_threads, 3);
 	ck_assert_uint_eq(C.max_connections, 9);
 	ck_assert(C.debug && C.allow_insecure_plugins && C.allow_command_plugins);
-	ck_assert_int_eq(C.log_level, CRUND_LOG_DEBUG);  /* --debug implies debug logs */
+	ck_assert_int_eq(C.log_level, CRUND_LOG_DEBUG); /* --debug implies debug logs */
 }
 END_TEST
 
@@ -154,19 +176,18 @@ END_TEST
 
 START_TEST(config_file_sets_keys_and_flags_win)
 {
-	const char *f = write_file("crund.conf",
-				   "# a comment\n"
-				   "\n"
-				   "max-running = 7   # trailing comment\n"
-				   "listen = 127.0.0.1:1\n"
-				   "listen = 127.0.0.1:2\n"
-				   "plugin-dir = \"/quoted\"\n"
-				   "grace=4\n"
-				   "debug\n"
-				   "allow-insecure-plugins = no\n");
+	const char *f = write_file("crund.conf", "# a comment\n"
+						 "\n"
+						 "max-running = 7   # trailing comment\n"
+						 "listen = 127.0.0.1:1\n"
+						 "listen = 127.0.0.1:2\n"
+						 "plugin-dir = \"/quoted\"\n"
+						 "grace=4\n"
+						 "debug\n"
+						 "allow-insecure-plugins = no\n");
 	const char *argv[] = {"crund", "--max-running", "9", "--config", f};
 	ck_assert_int_eq(parse(5, argv), 0);
-	ck_assert_uint_eq(C.max_running, 9);  /* flag wins */
+	ck_assert_uint_eq(C.max_running, 9); /* flag wins */
 	ck_assert(C.grace == 4);
 	ck_assert(C.debug);
 	ck_assert(!C.allow_insecure_plugins);
@@ -240,8 +261,8 @@ START_TEST(listen_addresses_parse)
 	ck_assert_int_eq(crund_listen_parse("unix:/run/crund.sock", &a, err, sizeof(err)), 0);
 	ck_assert(a.is_unix);
 	ck_assert_str_eq(a.path, "/run/crund.sock");
-	const char *bad[] = {"", ":80", "host", "host:", "host:x", "[::1]80", "[]:80", "a:b:c",
-			     "host:-1"};
+	const char *bad[] = {"",        ":80",   "host",  "host:",  "host:x",
+			     "[::1]80", "[]:80", "a:b:c", "host:-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		ck_assert_msg(crund_listen_parse(bad[i], &a, err, sizeof(err)) == -EINVAL,
 			      "'%s' accepted", bad[i]);
@@ -281,7 +302,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(suite());
-}
+int main(void) { return tu_main(suite()); }

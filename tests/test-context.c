@@ -34,7 +34,7 @@ static int run_task(cr_fn fn, void *arg, cr_context *ctx)
 {
 	cr_loop *loop;
 	cr_task *t;
-	cr_spawn_opts so = { .size = sizeof(so), .context = ctx };
+	cr_spawn_opts so = {.size = sizeof(so), .context = ctx};
 	int r;
 
 	ck_assert_int_eq(cr_loop_new(NULL, &loop), 0);
@@ -108,7 +108,7 @@ static int set_in_ctx(void *arg)
 START_TEST(token_from_another_context_is_rejected)
 {
 	cr_context *ctx;
-	struct tokarg a = { 0 };
+	struct tokarg a = {0};
 	cr_ctxtoken *t;
 
 	ck_assert_int_eq(cr_context_new(&ctx), 0);
@@ -219,15 +219,9 @@ START_TEST(many_variables_in_copies)
 }
 END_TEST
 
-static int check_inside(void *arg)
-{
-	return cr_context_current() == arg ? 0 : -EPROTO;
-}
+static int check_inside(void *arg) { return cr_context_current() == arg ? 0 : -EPROTO; }
 
-static int nested_run(void *arg)
-{
-	return cr_context_run(arg, check_inside, arg);
-}
+static int nested_run(void *arg) { return cr_context_run(arg, check_inside, arg); }
 
 START_TEST(context_run_enters_and_restores)
 {
@@ -304,7 +298,7 @@ static int reader(void *arg, void **ret)
 
 static int two_tasks_shared(void *arg, void **ret)
 {
-	cr_spawn_opts so = { .size = sizeof(so), .context = arg };
+	cr_spawn_opts so = {.size = sizeof(so), .context = arg};
 	cr_task *a, *b;
 	int r;
 
@@ -377,7 +371,4 @@ static Suite *context_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(context_suite());
-}
+int main(void) { return tu_main(context_suite()); }

@@ -64,7 +64,7 @@ START_TEST(coroutines_switch_back_and_forth_directly)
 	cr__coro_init(&b_c, sb, STK, b_entry, (void *)20);
 	cr__coro_switch(&main_c, &a_c);
 	/* a, b, a, b, a, b, a(end) */
-	int want[] = { 10, 20, 11, 21, 12, 22, -1 };
+	int want[] = {10, 20, 11, 21, 12, 22, -1};
 	ck_assert_int_eq(ntrace, 7);
 	for (int i = 0; i < 7; i++)
 		ck_assert_int_eq(trace[i], want[i]);
@@ -132,7 +132,7 @@ START_TEST(coroutine_can_use_most_of_its_stack)
 {
 	void *s = stack_new();
 
-	cr__coro_init(&deep_c, s, STK, deep_entry, (void *)300);  /* ~90 KiB */
+	cr__coro_init(&deep_c, s, STK, deep_entry, (void *)300); /* ~90 KiB */
 	cr__coro_switch(&main_c, &deep_c);
 	ck_assert_int_eq(deep_result, 300);
 	munmap(s, STK);
@@ -151,7 +151,4 @@ static Suite *coro_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(coro_suite());
-}
+int main(void) { return tu_main(coro_suite()); }

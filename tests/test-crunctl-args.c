@@ -43,7 +43,7 @@ END_TEST
 
 START_TEST(parse_duration_refuses_garbage)
 {
-	static const char *const bad[] = {"",    "-1",  "+1",  " 1",  "1x", "abc", "inf",
+	static const char *const bad[] = {"",    "-1",   "+1",  " 1",  "1x", "abc",   "inf",
 					  "nan", "0x10", "1e3", "5 m", "s",  "1.5.2h"};
 	double s = 42;
 
@@ -210,11 +210,12 @@ END_TEST
 
 static json_t *demo_plugin(void)
 {
-	return json_loads("{\"name\":\"demo\",\"jobs\":["
-			  "{\"name\":\"sleep\",\"args\":[{\"name\":\"seconds\",\"type\":\"number\"},"
-			  "{\"name\":\"message\",\"type\":\"string\"}]},"
-			  "{\"name\":\"noargs\",\"args\":[]}]}",
-			  0, NULL);
+	return json_loads(
+		"{\"name\":\"demo\",\"jobs\":["
+		"{\"name\":\"sleep\",\"args\":[{\"name\":\"seconds\",\"type\":\"number\"},"
+		"{\"name\":\"message\",\"type\":\"string\"}]},"
+		"{\"name\":\"noargs\",\"args\":[]}]}",
+		0, NULL);
 }
 
 START_TEST(spec_lookup)
@@ -481,7 +482,7 @@ START_TEST(sse_events_any_split)
 				     "data: plain\r"
 				     "\r"
 				     "event: end\n"
-				     "\n"           /* no data: not dispatched */
+				     "\n" /* no data: not dispatched */
 				     "event: end\n"
 				     "data: {}\n"
 				     "\n"

@@ -58,7 +58,4 @@ static Suite *errors_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(errors_suite());
-}
+int main(void) { return tu_main(errors_suite()); }

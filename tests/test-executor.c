@@ -64,7 +64,7 @@ static int run_main(cr_fn fn, void *arg)
 
 static void msleep(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -246,7 +246,7 @@ static int saturate_twice(void *arg, void **ret)
 
 	if (r < 0)
 		return r;
-	cr_sleep(0.05);   /* the workers spin out and block */
+	cr_sleep(0.05); /* the workers spin out and block */
 	reset_counters();
 	return saturate(arg, ret);
 }
@@ -601,7 +601,4 @@ static Suite *executor_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(executor_suite());
-}
+int main(void) { return tu_main(executor_suite()); }

@@ -21,7 +21,11 @@ static crund_route_match m;
 
 START_TEST(every_route_matches_its_methods)
 {
-	struct { const char *method, *path; crund_route_id id; const char *param; } ok[] = {
+	struct {
+		const char *method, *path;
+		crund_route_id id;
+		const char *param;
+	} ok[] = {
 		{"GET", "/v1/jobs", CRUND_R_JOBS, ""},
 		{"POST", "/v1/jobs", CRUND_R_JOBS, ""},
 		{"HEAD", "/v1/jobs", CRUND_R_JOBS, ""},
@@ -40,7 +44,8 @@ START_TEST(every_route_matches_its_methods)
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		ROUTE(ok[i].method, ok[i].path);
-		ck_assert_msg(m.status == 0, "%s %s: status %u", ok[i].method, ok[i].path, m.status);
+		ck_assert_msg(m.status == 0, "%s %s: status %u", ok[i].method, ok[i].path,
+			      m.status);
 		ck_assert_int_eq(m.route, ok[i].id);
 		ck_assert_str_eq(m.param, ok[i].param);
 	}
@@ -50,10 +55,25 @@ END_TEST
 START_TEST(unknown_paths_are_404)
 {
 	const char *bad[] = {
-		"/", "/v1", "/v1/", "/v2/jobs", "/v1/jobs/", "/v1/jobsx", "/v1/jobs/a/b",
-		"/v1/jobs/a/cancel/x", "/v1/jobs/a/", "/v1/plugins/", "/v1/plugins/a/b",
-		"/v1/infox", "/v1/health/", "/metrics/", "/v1/jobs/a%20b", "/v1/jobs/a b",
-		"/v1/jobs/../info", "/v1/jobs//cancel", "/V1/jobs",
+		"/",
+		"/v1",
+		"/v1/",
+		"/v2/jobs",
+		"/v1/jobs/",
+		"/v1/jobsx",
+		"/v1/jobs/a/b",
+		"/v1/jobs/a/cancel/x",
+		"/v1/jobs/a/",
+		"/v1/plugins/",
+		"/v1/plugins/a/b",
+		"/v1/infox",
+		"/v1/health/",
+		"/metrics/",
+		"/v1/jobs/a%20b",
+		"/v1/jobs/a b",
+		"/v1/jobs/../info",
+		"/v1/jobs//cancel",
+		"/V1/jobs",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ROUTE("GET", bad[i]);
@@ -80,7 +100,9 @@ END_TEST
 
 START_TEST(wrong_method_is_405_with_allow)
 {
-	struct { const char *method, *path, *allow; } bad[] = {
+	struct {
+		const char *method, *path, *allow;
+	} bad[] = {
 		{"PUT", "/v1/jobs", "GET, HEAD, POST"},
 		{"DELETE", "/v1/jobs", "GET, HEAD, POST"},
 		{"POST", "/v1/jobs/x", "GET, HEAD, DELETE"},
@@ -97,7 +119,8 @@ START_TEST(wrong_method_is_405_with_allow)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ROUTE(bad[i].method, bad[i].path);
-		ck_assert_msg(m.status == 405, "%s %s: status %u", bad[i].method, bad[i].path, m.status);
+		ck_assert_msg(m.status == 405, "%s %s: status %u", bad[i].method, bad[i].path,
+			      m.status);
 		ck_assert_str_eq(m.allow, bad[i].allow);
 	}
 }
@@ -156,7 +179,7 @@ START_TEST(state_filter_parses_lists)
 	ck_assert_uint_eq(mask, 1u << CRUND_JOB_RUNNING);
 	ck_assert_int_eq(crund_parse_state_mask("queued,failed,cancelled", &mask), 0);
 	ck_assert_uint_eq(mask, 1u << CRUND_JOB_QUEUED | 1u << CRUND_JOB_FAILED |
-				      1u << CRUND_JOB_CANCELLED);
+					1u << CRUND_JOB_CANCELLED);
 	ck_assert_int_eq(crund_parse_state_mask("", &mask), -EINVAL);
 	ck_assert_int_eq(crund_parse_state_mask("done", &mask), -EINVAL);
 	ck_assert_int_eq(crund_parse_state_mask("running,", &mask), 0);
@@ -166,21 +189,32 @@ START_TEST(state_filter_parses_lists)
 }
 END_TEST
 
-
 /* ------------------------------------------------ POST /v1/jobs bodies */
 
-static int run_noop(crund_job *job) { (void)job; return 0; }
+static int run_noop(crund_job *job)
+{
+	(void)job;
+	return 0;
+}
 static const crund_arg_spec sleep_args[] = {
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .required = true, .has_range = true,
-	 .min = 0, .max = 10},
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .required = true,
+	 .has_range = true,
+	 .min = 0,
+	 .max = 10},
 	{.name = "label", .type = CRUND_ARG_STRING, .default_json = "\"x\""},
 };
 static const crund_job_spec jobs_tbl[] = {
 	{.name = "noop", .run = run_noop},
 	{.name = "sleep", .run = run_noop, .args = sleep_args, .n_args = 2},
 };
-static const crund_plugin desc = {.magic = CRUND_PLUGIN_MAGIC, .abi_major = 1, .name = "demo",
-				  .version = "1", .jobs = jobs_tbl, .n_jobs = 2};
+static const crund_plugin desc = {.magic = CRUND_PLUGIN_MAGIC,
+				  .abi_major = 1,
+				  .name = "demo",
+				  .version = "1",
+				  .jobs = jobs_tbl,
+				  .n_jobs = 2};
 static crund_loaded_plugin loaded = {.desc = &desc, .path = (char *)"demo.so"};
 static const crund_plugin_registry reg = {.plugins = &loaded, .n = 1};
 
@@ -194,19 +228,23 @@ START_TEST(submission_parses_every_field)
 	crund_submission s;
 	const char *code = NULL;
 	char msg[300];
-	ck_assert_int_eq(parse_body("{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":1.5},"
-				    "\"timeout\":2,\"context\":\"isolated\",\"idempotency_key\":\"k\"}",
-				    &s, &code, msg), 0);
+	ck_assert_int_eq(
+		parse_body("{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":1.5},"
+			   "\"timeout\":2,\"context\":\"isolated\",\"idempotency_key\":\"k\"}",
+			   &s, &code, msg),
+		0);
 	ck_assert_ptr_eq(s.plugin, &loaded);
 	ck_assert_ptr_eq(s.spec, &jobs_tbl[1]);
 	ck_assert(s.timeout == 2);
 	ck_assert(s.isolated);
 	ck_assert_str_eq(s.idem_key, "k");
 	ck_assert(json_real_value(json_object_get(s.args, "seconds")) == 1.5);
-	ck_assert_str_eq(json_string_value(json_object_get(s.args, "label")), "x");  /* default */
+	ck_assert_str_eq(json_string_value(json_object_get(s.args, "label")), "x"); /* default */
 	crund_submission_free(&s);
 	ck_assert_int_eq(parse_body("{\"plugin\":\"demo\",\"job\":\"noop\",\"args\":null,"
-				    "\"timeout\":null,\"context\":\"shared\"}", &s, &code, msg), 0);
+				    "\"timeout\":null,\"context\":\"shared\"}",
+				    &s, &code, msg),
+			 0);
 	ck_assert(!s.isolated);
 	ck_assert(s.timeout == 0);
 	ck_assert_ptr_null(s.idem_key);
@@ -216,7 +254,9 @@ END_TEST
 
 START_TEST(bad_submissions_name_the_problem)
 {
-	struct { const char *body, *code, *needle; } cases[] = {
+	struct {
+		const char *body, *code, *needle;
+	} cases[] = {
 		{"", "invalid_json", "empty"},
 		{"{\"plugin\":", "invalid_json", "line 1, column"},
 		{"{\n\"plugin\" \"demo\"}", "invalid_json", "line 2"},
@@ -226,20 +266,31 @@ START_TEST(bad_submissions_name_the_problem)
 		{"{\"job\":\"noop\"}", "invalid_request", "'plugin'"},
 		{"{\"plugin\":1,\"job\":\"noop\"}", "invalid_request", "'plugin'"},
 		{"{\"plugin\":\"demo\"}", "invalid_request", "'job'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"args\":[1]}", "invalid_request", "'args'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"timeout\":0}", "invalid_request", "'timeout'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"timeout\":-1}", "invalid_request", "'timeout'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"timeout\":\"5\"}", "invalid_request", "'timeout'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"context\":\"mine\"}", "invalid_request", "'context'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"\"}", "invalid_request", "'idempotency_key'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":7}", "invalid_request", "'idempotency_key'"},
-		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"extra\":1}", "invalid_request", "'extra'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"args\":[1]}", "invalid_request",
+		 "'args'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"timeout\":0}", "invalid_request",
+		 "'timeout'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"timeout\":-1}", "invalid_request",
+		 "'timeout'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"timeout\":\"5\"}", "invalid_request",
+		 "'timeout'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"context\":\"mine\"}", "invalid_request",
+		 "'context'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"\"}",
+		 "invalid_request", "'idempotency_key'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":7}", "invalid_request",
+		 "'idempotency_key'"},
+		{"{\"plugin\":\"demo\",\"job\":\"noop\",\"extra\":1}", "invalid_request",
+		 "'extra'"},
 		{"{\"plugin\":\"nope\",\"job\":\"noop\"}", "unknown_plugin", "'nope'"},
 		{"{\"plugin\":\"demo\",\"job\":\"nope\"}", "unknown_job", "'nope'"},
 		{"{\"plugin\":\"demo\",\"job\":\"sleep\"}", "invalid_args", "seconds"},
-		{"{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":\"1\"}}", "invalid_args", "seconds"},
-		{"{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":99}}", "invalid_args", "seconds"},
-		{"{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":1,\"zz\":1}}", "invalid_args", "zz"},
+		{"{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":\"1\"}}",
+		 "invalid_args", "seconds"},
+		{"{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":99}}",
+		 "invalid_args", "seconds"},
+		{"{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":1,\"zz\":1}}",
+		 "invalid_args", "zz"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		crund_submission s;
@@ -251,8 +302,8 @@ START_TEST(bad_submissions_name_the_problem)
 		ck_assert_msg(rc == (unknown ? -ENOENT : -EINVAL), "case %zu: rc %d", i, rc);
 		ck_assert_msg(code && !strcmp(code, cases[i].code), "case %zu: code %s, want %s", i,
 			      code ? code : "(null)", cases[i].code);
-		ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i, msg,
-			      cases[i].needle);
+		ck_assert_msg(strstr(msg, cases[i].needle) != NULL, "case %zu: '%s' lacks '%s'", i,
+			      msg, cases[i].needle);
 	}
 }
 END_TEST
@@ -262,13 +313,15 @@ START_TEST(oversized_idempotency_key_is_refused)
 	char body[600], key[300];
 	memset(key, 'k', 201);
 	key[201] = '\0';
-	snprintf(body, sizeof(body), "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"%s\"}", key);
+	snprintf(body, sizeof(body),
+		 "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"%s\"}", key);
 	crund_submission s;
 	const char *code = NULL;
 	char msg[300];
 	ck_assert_int_eq(parse_body(body, &s, &code, msg), -EINVAL);
 	key[200] = '\0';
-	snprintf(body, sizeof(body), "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"%s\"}", key);
+	snprintf(body, sizeof(body),
+		 "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"%s\"}", key);
 	ck_assert_int_eq(parse_body(body, &s, &code, msg), 0);
 	crund_submission_free(&s);
 }
@@ -297,7 +350,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(suite());
-}
+int main(void) { return tu_main(suite()); }

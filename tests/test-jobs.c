@@ -34,8 +34,18 @@ static int fake_start(crund_jobrec *j, void *data)
 	started[n_started++ % 64] = j;
 	return 0;
 }
-static void fake_cancel(crund_jobrec *j, void *data) { (void)j; (void)data; n_cancel_asked++; }
-static void fake_ended(crund_jobrec *j, void *data) { (void)j; (void)data; n_ended_hook++; }
+static void fake_cancel(crund_jobrec *j, void *data)
+{
+	(void)j;
+	(void)data;
+	n_cancel_asked++;
+}
+static void fake_ended(crund_jobrec *j, void *data)
+{
+	(void)j;
+	(void)data;
+	n_ended_hook++;
+}
 
 static crund_jobs S;
 
@@ -56,7 +66,9 @@ static void teardown(void) { crund_jobs_free(&S); }
 static crund_jobrec *submit_full(const crund_loaded_plugin *p, const crund_job_spec *sp,
 				 const char *args, const char *key, int *ret_rc, bool *existing)
 {
-	crund_job_req req = {.plugin = p, .spec = sp, .args = json_loads(args ? args : "{}", 0, NULL),
+	crund_job_req req = {.plugin = p,
+			     .spec = sp,
+			     .args = json_loads(args ? args : "{}", 0, NULL),
 			     .idem_key = key};
 	crund_jobrec *j = NULL;
 	*ret_rc = crund_jobs_submit(&S, &req, &j, existing);
@@ -260,7 +272,7 @@ START_TEST(retention_keeps_record_while_its_task_lives)
 	crund_jobs_free(&S);
 	setup_lim(10, 10, 0, 3600);
 	crund_jobrec *a = submit();
-	a->task = (void *)1;  /* forced end at shutdown: the task still runs */
+	a->task = (void *)1; /* forced end at shutdown: the task still runs */
 	crund_jobs_finish(&S, a, CRUND_JOB_CANCELLED, "shutdown", NULL);
 	ck_assert_uint_eq(S.count, 1);
 	ck_assert_int_eq(crund_jobs_delete(&S, a), -EBUSY);
@@ -279,7 +291,7 @@ START_TEST(retention_by_age)
 	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	fake_now += 30;
 	crund_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	fake_now += 40;  /* a is 70 s old, b 40 s */
+	fake_now += 40; /* a is 70 s old, b 40 s */
 	crund_jobs_expire(&S);
 	ck_assert_ptr_null(crund_jobs_find(&S, ida));
 	ck_assert_ptr_nonnull(crund_jobs_find(&S, idb));
@@ -428,7 +440,7 @@ START_TEST(subscribers_get_events_and_may_free_themselves_at_end)
 {
 	submit();
 	submit();
-	crund_jobrec *c = submit();  /* queued */
+	crund_jobrec *c = submit(); /* queued */
 	struct test_sub *t1 = calloc(1, sizeof(*t1)), t2 = {0}, t3 = {0};
 	t1->sub.on_event = on_ev;
 	t1->free_on_end = true;
@@ -438,9 +450,9 @@ START_TEST(subscribers_get_events_and_may_free_themselves_at_end)
 	crund_jobs_subscribe(c, &t2.sub);
 	crund_jobs_subscribe(c, &t3.sub);
 	crund_jobs_unsubscribe(&t3.sub);
-	crund_jobs_unsubscribe(&t3.sub);  /* twice is harmless */
+	crund_jobs_unsubscribe(&t3.sub); /* twice is harmless */
 	crund_jobs_emit(c, CRUND_EV_PROGRESS, "{}", 2);
-	crund_jobs_finish(&S, started[0], CRUND_JOB_SUCCEEDED, NULL, NULL);  /* c starts */
+	crund_jobs_finish(&S, started[0], CRUND_JOB_SUCCEEDED, NULL, NULL); /* c starts */
 	n_freed = 0;
 	crund_jobs_finish(&S, c, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	ck_assert_int_eq(n_freed, 1);
@@ -485,7 +497,8 @@ START_TEST(render_is_json_with_every_field)
 	b->flags |= CRUND_JF_PROGRESS;
 	b->progress = 0.5;
 	crund_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	const char *keys[] = {"id", "plugin", "job", "args", "state", "result", "error", "progress",
+	const char *keys[] = {"id",         "plugin",     "job",         "args",
+			      "state",      "result",     "error",       "progress",
 			      "created_at", "started_at", "finished_at", "timeout"};
 	for (int k = 0; k < 2; k++) {
 		crund_buf buf = CRUND_BUF_INIT;
@@ -498,15 +511,18 @@ START_TEST(render_is_json_with_every_field)
 		if (!k) {
 			ck_assert_str_eq(json_string_value(json_object_get(v, "state")), "failed");
 			json_t *err = json_object_get(v, "error");
-			ck_assert_str_eq(json_string_value(json_object_get(err, "message")), "bad \"quote\"\n");
+			ck_assert_str_eq(json_string_value(json_object_get(err, "message")),
+					 "bad \"quote\"\n");
 			ck_assert(json_is_null(json_object_get(v, "result")));
 		} else {
-			ck_assert(json_is_true(json_object_get(json_object_get(v, "result"), "ok")));
+			ck_assert(
+				json_is_true(json_object_get(json_object_get(v, "result"), "ok")));
 			ck_assert(json_is_null(json_object_get(v, "error")));
-			ck_assert(json_real_value(json_object_get(json_object_get(v, "progress"), "fraction")) == 0.5);
+			ck_assert(json_real_value(json_object_get(json_object_get(v, "progress"),
+								  "fraction")) == 0.5);
 		}
 		const char *ts = json_string_value(json_object_get(v, "created_at"));
-		ck_assert_uint_eq(strlen(ts), 24);  /* 1970-01-01T00:16:40.000Z */
+		ck_assert_uint_eq(strlen(ts), 24); /* 1970-01-01T00:16:40.000Z */
 		ck_assert_int_eq(ts[23], 'Z');
 		json_decref(v);
 		crund_buf_free(&buf);
@@ -516,7 +532,7 @@ END_TEST
 
 START_TEST(log_is_bounded)
 {
-	crund_jobrec *a = submit();  /* max_log_bytes 64 */
+	crund_jobrec *a = submit(); /* max_log_bytes 64 */
 	crund_jobs_log_append(a, "0123456789", 10);
 	crund_jobs_log_append(a, "0123456789", 10);
 	ck_assert_uint_eq(a->log_len, 22);
@@ -641,7 +657,4 @@ static Suite *suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(suite());
-}
+int main(void) { return tu_main(suite()); }

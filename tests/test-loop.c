@@ -42,13 +42,13 @@ static void rec_cb(void *arg)
 
 START_TEST(call_soon_runs_in_fifo_order)
 {
-	struct rec r = { .n = 0 };
+	struct rec r = {.n = 0};
 	struct rec_arg a[5];
 
 	r.loop = tu_loop();
 	r.stop_at = 5;
 	for (int i = 0; i < 5; i++) {
-		a[i] = (struct rec_arg){ &r, i };
+		a[i] = (struct rec_arg){&r, i};
 		ck_assert_int_eq(cr_call_soon(r.loop, rec_cb, &a[i], NULL), 0);
 	}
 	ck_assert_int_eq(cr_loop_run_forever(r.loop), 0);
@@ -60,7 +60,7 @@ END_TEST
 
 START_TEST(timers_run_by_deadline_then_in_scheduling_order)
 {
-	struct rec r = { .n = 0 };
+	struct rec r = {.n = 0};
 	struct rec_arg a[6];
 	double now;
 
@@ -68,7 +68,7 @@ START_TEST(timers_run_by_deadline_then_in_scheduling_order)
 	r.stop_at = 6;
 	now = cr_loop_time(r.loop);
 	for (int i = 0; i < 6; i++)
-		a[i] = (struct rec_arg){ &r, i };
+		a[i] = (struct rec_arg){&r, i};
 	ck_assert_int_eq(cr_call_later(r.loop, 0.03, rec_cb, &a[0], NULL), 0);
 	ck_assert_int_eq(cr_call_later(r.loop, 0.01, rec_cb, &a[1], NULL), 0);
 	ck_assert_int_eq(cr_call_at(r.loop, now + 0.02, rec_cb, &a[2], NULL), 0);
@@ -76,7 +76,7 @@ START_TEST(timers_run_by_deadline_then_in_scheduling_order)
 	ck_assert_int_eq(cr_call_soon(r.loop, rec_cb, &a[4], NULL), 0);
 	ck_assert_int_eq(cr_call_later(r.loop, -1, rec_cb, &a[5], NULL), 0);
 	ck_assert_int_eq(cr_loop_run_forever(r.loop), 0);
-	int want[6] = { 4, 5, 1, 2, 3, 0 };
+	int want[6] = {4, 5, 1, 2, 3, 0};
 	for (int i = 0; i < 6; i++)
 		ck_assert_int_eq(r.seq[i], want[i]);
 	ck_assert(cr_loop_time(r.loop) - now >= 0.03);
@@ -84,10 +84,7 @@ START_TEST(timers_run_by_deadline_then_in_scheduling_order)
 }
 END_TEST
 
-static void stop_cb(void *arg)
-{
-	cr_loop_stop(arg);
-}
+static void stop_cb(void *arg) { cr_loop_stop(arg); }
 
 /* Timers armed in deadline order go to a FIFO, the others to a heap
  * (loop.c): their merge must keep the order of (deadline, scheduling
@@ -97,11 +94,10 @@ START_TEST(timers_in_and_out_of_order_merge_exactly)
 {
 	/* deadline offsets; every deadline is already past, so all fire in
 	 * one iteration and only the merge decides the order */
-	static const double t[16] = { 5, 5, 3, 7, 5, 1, 7, 3, 9, 6, 2,
-				      5, 8.5, 4, 7, 8.5 };
-	static const int cancel1[] = { 0, 8, 3, 5, 10, 6 };
-	static const int want[] = { 2, 7, 13, 1, 4, 11, 9, 14, 12, 15 };
-	struct rec r = { .n = 0 };
+	static const double t[16] = {5, 5, 3, 7, 5, 1, 7, 3, 9, 6, 2, 5, 8.5, 4, 7, 8.5};
+	static const int cancel1[] = {0, 8, 3, 5, 10, 6};
+	static const int want[] = {2, 7, 13, 1, 4, 11, 9, 14, 12, 15};
+	struct rec r = {.n = 0};
 	struct rec_arg a[18];
 	cr_handle *h[18];
 	double base;
@@ -110,7 +106,7 @@ START_TEST(timers_in_and_out_of_order_merge_exactly)
 	r.stop_at = 10;
 	base = cr_loop_time(r.loop) - 100;
 	for (int i = 0; i < 18; i++)
-		a[i] = (struct rec_arg){ &r, i };
+		a[i] = (struct rec_arg){&r, i};
 	for (int i = 0; i < 11; i++)
 		ck_assert_int_eq(cr_call_at(r.loop, base + t[i], rec_cb, &a[i], &h[i]), 0);
 	/* leaves the FIFO with its first timer (1, at 5) as the tail, so 11
@@ -153,13 +149,13 @@ END_TEST
 
 START_TEST(cancelled_handles_never_run)
 {
-	struct rec r = { .n = 0 };
+	struct rec r = {.n = 0};
 	struct rec_arg a[3];
 	cr_handle *h1, *h2, *h3;
 
 	r.loop = tu_loop();
 	for (int i = 0; i < 3; i++)
-		a[i] = (struct rec_arg){ &r, i };
+		a[i] = (struct rec_arg){&r, i};
 	ck_assert_int_eq(cr_call_soon(r.loop, rec_cb, &a[0], &h1), 0);
 	ck_assert_int_eq(cr_call_later(r.loop, 0.001, rec_cb, &a[1], &h2), 0);
 	ck_assert_int_eq(cr_call_later(r.loop, 0.002, rec_cb, &a[2], &h3), 0);
@@ -170,7 +166,7 @@ START_TEST(cancelled_handles_never_run)
 	cr_loop_run_forever(r.loop);
 	ck_assert_int_eq(r.n, 1);
 	ck_assert_int_eq(r.seq[0], 2);
-	cr_handle_cancel(h3);  /* already ran: no-op */
+	cr_handle_cancel(h3); /* already ran: no-op */
 	cr_handle_unref(h1);
 	cr_handle_unref(h2);
 	cr_handle_unref(h3);
@@ -186,7 +182,7 @@ struct clock_state {
 static void clock_cb(void *arg)
 {
 	struct clock_state *c = arg;
-	struct timespec ts = { 0, 2000000 };
+	struct timespec ts = {0, 2000000};
 
 	c->a = cr_loop_time(c->loop);
 	nanosleep(&ts, NULL);
@@ -225,7 +221,7 @@ static void close_cb(void *arg)
 
 START_TEST(close_refused_while_running_then_idempotent)
 {
-	struct close_state c = { tu_loop(), 0 };
+	struct close_state c = {tu_loop(), 0};
 	cr_task *t = NULL;
 
 	ck_assert(!cr_loop_is_running(c.loop));
@@ -248,8 +244,8 @@ END_TEST
 
 START_TEST(close_drops_pending_callbacks_and_timers)
 {
-	struct rec r = { .n = 0 };
-	struct rec_arg a = { &r, 1 };
+	struct rec r = {.n = 0};
+	struct rec_arg a = {&r, 1};
 	cr_handle *h;
 
 	r.loop = tu_loop();
@@ -263,7 +259,7 @@ START_TEST(close_drops_pending_callbacks_and_timers)
 }
 END_TEST
 
-#define NTHREADS 4
+#define NTHREADS   4
 #define PER_THREAD 2500
 
 struct ts_state {
@@ -288,7 +284,7 @@ static void *ts_thread(void *arg)
 		if (cr_call_soon_threadsafe(s->loop, ts_cb, s) != 0)
 			atomic_fetch_add(&s->failed, 1);
 		if (i % 500 == 0)
-			usleep(1000);  /* let the loop fall asleep now and then */
+			usleep(1000); /* let the loop fall asleep now and then */
 	}
 	return NULL;
 }
@@ -353,7 +349,7 @@ static void raise_cb(void *arg)
 
 START_TEST(signal_handler_runs_on_the_loop)
 {
-	struct sig_state s = { tu_loop(), 0 };
+	struct sig_state s = {tu_loop(), 0};
 
 	ck_assert_int_eq(cr_loop_add_signal_handler(s.loop, SIGUSR1, sig_cb, &s), 0);
 	ck_assert_int_eq(cr_loop_add_signal_handler(s.loop, SIGKILL, sig_cb, &s), -EINVAL);
@@ -493,7 +489,7 @@ static int starve_main(void *arg, void **ret)
 
 START_TEST(busy_yielding_tasks_do_not_starve_io_or_timers)
 {
-	struct starve s = { 0 };
+	struct starve s = {0};
 	int fds[2];
 
 	ck_assert_int_eq(pipe(fds), 0);
@@ -564,8 +560,8 @@ static void start_thread_cb(void *arg)
 
 START_TEST(debug_refuses_calls_from_another_thread)
 {
-	cr_loop_opts o = { .size = sizeof(o), .debug = CR_DEBUG_ON };
-	struct xthread x = { 0 };
+	cr_loop_opts o = {.size = sizeof(o), .debug = CR_DEBUG_ON};
+	struct xthread x = {0};
 
 	ck_assert_int_eq(cr_loop_new(&o, &x.loop), 0);
 	cr_call_soon(x.loop, start_thread_cb, &x, NULL);
@@ -653,7 +649,7 @@ static void *late_wake(void *arg)
 
 START_TEST(loop_without_fds_still_runs_timers_and_wakes)
 {
-	struct tu_reports rep = { 0 };
+	struct tu_reports rep = {0};
 	struct rlimit old, lim;
 	cr_loop *loop = tu_loop();
 	pthread_t th;
@@ -684,7 +680,7 @@ END_TEST
 
 START_TEST(backend_can_be_chosen_and_base_embedded)
 {
-	cr_loop_opts o = { .size = sizeof(o), .backend = "poll" };
+	cr_loop_opts o = {.size = sizeof(o), .backend = "poll"};
 	struct event_base *base;
 	cr_loop *loop;
 
@@ -701,7 +697,7 @@ START_TEST(backend_can_be_chosen_and_base_embedded)
 	ck_assert_int_eq(cr_loop_new(&o, &loop), -EINVAL);
 
 	base = event_base_new();
-	o = (cr_loop_opts){ .size = sizeof(o), .base = base };
+	o = (cr_loop_opts){.size = sizeof(o), .base = base};
 	ck_assert_int_eq(cr_loop_new(&o, &loop), 0);
 	ck_assert_ptr_eq(cr_loop_event_base(loop), base);
 	cr_call_later(loop, 0.001, stop_cb, loop, NULL);
@@ -715,8 +711,8 @@ END_TEST
 
 START_TEST(exception_handler_receives_reports)
 {
-	struct tu_reports rep = { 0 };
-	cr_error_report r = { "something broke", -EIO, NULL };
+	struct tu_reports rep = {0};
+	cr_error_report r = {"something broke", -EIO, NULL};
 	cr_loop *loop = tu_loop();
 
 	cr_loop_set_exception_handler(loop, tu_handler, &rep);
@@ -740,7 +736,7 @@ END_TEST
 
 static void slow_cb(void *arg)
 {
-	struct timespec ts = { 0, 30000000 };
+	struct timespec ts = {0, 30000000};
 
 	nanosleep(&ts, NULL);
 	cr_loop_stop(arg);
@@ -748,8 +744,8 @@ static void slow_cb(void *arg)
 
 START_TEST(debug_reports_slow_callback)
 {
-	cr_loop_opts o = { .size = sizeof(o), .debug = CR_DEBUG_ON, .slow_callback_duration = 0.01 };
-	struct tu_reports rep = { 0 };
+	cr_loop_opts o = {.size = sizeof(o), .debug = CR_DEBUG_ON, .slow_callback_duration = 0.01};
+	struct tu_reports rep = {0};
 	cr_loop *loop;
 
 	ck_assert_int_eq(cr_loop_new(&o, &loop), 0);
@@ -793,7 +789,4 @@ static Suite *loop_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(loop_suite());
-}
+int main(void) { return tu_main(loop_suite()); }

@@ -183,7 +183,7 @@ START_TEST(demo_loads_with_its_jobs)
 	ck_assert_ptr_null(crund_plugins_find(&reg, "demo2"));
 	ck_assert_str_eq(p->desc->version, "1.0.0");
 	ck_assert(!p->initialized);
-	static const char *const names[] = {"noop",    "sleep",    "echo",   "fail", "counter",
+	static const char *const names[] = {"noop",   "sleep",   "echo",     "fail",   "counter",
 					    "fanout", "compute", "progress", "linger", "hog"};
 	ck_assert_uint_eq(p->desc->n_jobs, 10);
 	for (size_t i = 0; i < 10; i++) {
@@ -211,7 +211,8 @@ static const struct {
 	{"no-symbol", "not a crund plugin (no crund_plugin_v1 symbol)"},
 	{"too-small", "descriptor too small (16 bytes, ABI 1.0 needs"},
 	{"bad-run", "job 'broken' has no run function"},
-	{"bad-default", "job 'count': bad default: argument 'count' must be an integer, got string"},
+	{"bad-default",
+	 "job 'count': bad default: argument 'count' must be an integer, got string"},
 	{"commands", "plugin 'commands' runs arbitrary commands"},
 };
 
@@ -272,8 +273,10 @@ END_TEST
 START_TEST(non_elf_and_truncated_files_are_refused)
 {
 	const char *dir = new_dir();
-	write_text(dir, "text.so", "this is not ELF at all, just text....................."
-				   "..............................................\n", 101);
+	write_text(dir, "text.so",
+		   "this is not ELF at all, just text....................."
+		   "..............................................\n",
+		   101);
 	/* The first 200 bytes of a real plugin: a valid ELF header whose
 	 * tables point past the end. */
 	char demo[1024], head[200];
@@ -290,8 +293,7 @@ START_TEST(non_elf_and_truncated_files_are_refused)
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_uint_eq(reg.n_refused, 3);
 	ck_assert_str_eq(refusal_of(&reg, "text.so"), "not an ELF file");
-	ck_assert_str_eq(refusal_of(&reg, "cut.so"),
-			 "malformed ELF program headers");
+	ck_assert_str_eq(refusal_of(&reg, "cut.so"), "malformed ELF program headers");
 	ck_assert_str_eq(refusal_of(&reg, "dir.so"), "not a regular file");
 	crund_plugins_free(&reg);
 	rmdir(demo);
@@ -334,8 +336,8 @@ static void add_without_sections(const char *dir, const char *name, const char *
 START_TEST(stripped_section_headers_use_the_dynamic_segment)
 {
 	const char *dir = new_dir();
-	add_without_sections(dir, "demo", "demo.so");    /* DT_GNU_HASH */
-	add_without_sections(dir, "ctor", "ctor.so");    /* DT_HASH (sysv) */
+	add_without_sections(dir, "demo", "demo.so"); /* DT_GNU_HASH */
+	add_without_sections(dir, "ctor", "ctor.so"); /* DT_HASH (sysv) */
 	char marker[512];
 	snprintf(marker, sizeof marker, "%s/marker", dir);
 	setenv("CRUND_TEST_MARKER", marker, 1);
@@ -389,9 +391,15 @@ START_TEST(elf_check_survives_truncation_and_corruption)
 		for (int f = 0; f < flips; f++) {
 			size_t at;
 			switch (rand_r(&seed) % 3) {
-			case 0: at = rand_r(&seed) % (sizeof eh + eh.e_phnum * sizeof(Elf64_Phdr)); break;
-			case 1: at = eh.e_shoff + rand_r(&seed) % (eh.e_shnum * sizeof(Elf64_Shdr)); break;
-			default: at = rand_r(&seed) % size; break;
+			case 0:
+				at = rand_r(&seed) % (sizeof eh + eh.e_phnum * sizeof(Elf64_Phdr));
+				break;
+			case 1:
+				at = eh.e_shoff + rand_r(&seed) % (eh.e_shnum * sizeof(Elf64_Shdr));
+				break;
+			default:
+				at = rand_r(&seed) % size;
+				break;
 			}
 			if (at < size)
 				bad[at] = (unsigned char)rand_r(&seed);
@@ -484,8 +492,8 @@ START_TEST(duplicate_name_first_wins)
 	const char *why = refusal_of(&reg, "b-demo.so");
 	ck_assert_ptr_nonnull(why);
 	char want[512];
-	snprintf(want, sizeof want, "duplicate plugin name 'demo' (already loaded from %s/a-demo.so)",
-		 dir);
+	snprintf(want, sizeof want,
+		 "duplicate plugin name 'demo' (already loaded from %s/a-demo.so)", dir);
 	ck_assert_str_eq(why, want);
 
 	/* Across dirs too: the dir listed first wins. */
@@ -567,46 +575,108 @@ static crund_plugin t_desc;
  * expected (NULL: rule 0, the good one, passes). */
 static const char *break_descriptor(int i)
 {
-	t_args[0] = (crund_arg_spec){.name = "n", .type = CRUND_ARG_INTEGER, .default_json = "3",
-				     .has_range = true, .min = 1, .max = 10};
+	t_args[0] = (crund_arg_spec){.name = "n",
+				     .type = CRUND_ARG_INTEGER,
+				     .default_json = "3",
+				     .has_range = true,
+				     .min = 1,
+				     .max = 10};
 	t_args[1] = (crund_arg_spec){.name = "s", .type = CRUND_ARG_STRING, .required = true};
 	t_jobs[0] = (crund_job_spec){.name = "one", .run = dummy_run, .args = t_args, .n_args = 2};
 	t_jobs[1] = (crund_job_spec){.name = "two", .run = dummy_run};
-	t_desc = (crund_plugin){.magic = CRUND_PLUGIN_MAGIC, .abi_major = CRUND_PLUGIN_ABI_MAJOR,
-				.abi_minor = CRUND_PLUGIN_ABI_MINOR, .size = sizeof(crund_plugin),
-				.name = "t-plugin", .jobs = t_jobs, .n_jobs = 2};
+	t_desc = (crund_plugin){.magic = CRUND_PLUGIN_MAGIC,
+				.abi_major = CRUND_PLUGIN_ABI_MAJOR,
+				.abi_minor = CRUND_PLUGIN_ABI_MINOR,
+				.size = sizeof(crund_plugin),
+				.name = "t-plugin",
+				.jobs = t_jobs,
+				.n_jobs = 2};
 	switch (i) {
-	case 0: return NULL;
-	case 1: t_desc.name = "Bad Name"; return "plugin name 'Bad Name' is not [a-z0-9_-]+";
-	case 2: t_desc.name = NULL; return "plugin name '(null)' is not";
-	case 3: t_desc.jobs = NULL; return "plugin 't-plugin': bad job table (2 jobs, table NULL)";
-	case 4: t_desc.n_jobs = 100000; return "plugin 't-plugin': bad job table (100000 jobs";
-	case 5: t_jobs[1].name = "one"; return "job 'one' is declared twice";
-	case 6: t_jobs[1].name = "t-w-o"; return "job name 't-w-o' is not [a-z0-9_]+";
-	case 7: t_jobs[1].name = ""; return "job name '' is not [a-z0-9_]+";
-	case 8: t_jobs[0].run = NULL; return "job 'one' has no run function";
-	case 9: t_jobs[0].args = NULL; return "job 'one': bad argument table (2 args)";
-	case 10: t_args[1].name = "n"; return "job 'one': argument 'n' is declared twice";
-	case 11: t_args[1].name = "S"; return "job 'one': argument name 'S' is not [a-z0-9_]+";
-	case 12: t_args[1].type = 0; return "job 'one': argument 's' has unknown type 0";
-	case 13: t_args[1].type = 8; return "job 'one': argument 's' has unknown type 8";
-	case 14: t_args[1].has_range = true; return "job 'one': argument 's' has a range but is a string";
-	case 15: t_args[0].min = 11; return "job 'one': argument 'n' has min 11 > max 10";
-	case 16: t_args[0].max = 1e300; return "job 'one': argument 'n' has a range beyond";
+	case 0:
+		return NULL;
+	case 1:
+		t_desc.name = "Bad Name";
+		return "plugin name 'Bad Name' is not [a-z0-9_-]+";
+	case 2:
+		t_desc.name = NULL;
+		return "plugin name '(null)' is not";
+	case 3:
+		t_desc.jobs = NULL;
+		return "plugin 't-plugin': bad job table (2 jobs, table NULL)";
+	case 4:
+		t_desc.n_jobs = 100000;
+		return "plugin 't-plugin': bad job table (100000 jobs";
+	case 5:
+		t_jobs[1].name = "one";
+		return "job 'one' is declared twice";
+	case 6:
+		t_jobs[1].name = "t-w-o";
+		return "job name 't-w-o' is not [a-z0-9_]+";
+	case 7:
+		t_jobs[1].name = "";
+		return "job name '' is not [a-z0-9_]+";
+	case 8:
+		t_jobs[0].run = NULL;
+		return "job 'one' has no run function";
+	case 9:
+		t_jobs[0].args = NULL;
+		return "job 'one': bad argument table (2 args)";
+	case 10:
+		t_args[1].name = "n";
+		return "job 'one': argument 'n' is declared twice";
+	case 11:
+		t_args[1].name = "S";
+		return "job 'one': argument name 'S' is not [a-z0-9_]+";
+	case 12:
+		t_args[1].type = 0;
+		return "job 'one': argument 's' has unknown type 0";
+	case 13:
+		t_args[1].type = 8;
+		return "job 'one': argument 's' has unknown type 8";
+	case 14:
+		t_args[1].has_range = true;
+		return "job 'one': argument 's' has a range but is a string";
+	case 15:
+		t_args[0].min = 11;
+		return "job 'one': argument 'n' has min 11 > max 10";
+	case 16:
+		t_args[0].max = 1e300;
+		return "job 'one': argument 'n' has a range beyond";
 	case 17:
 		t_args[0].type = CRUND_ARG_NUMBER;
 		t_args[0].max = INFINITY;
 		return "job 'one': argument 'n' has a range beyond";
-	case 18: t_args[1].default_json = "\"x\""; return "job 'one': argument 's' is required and has a default";
-	case 19: t_args[0].default_json = "3,"; return "job 'one': default of argument 'n' is not JSON";
-	case 20: t_args[0].default_json = "30"; return "job 'one': bad default: argument 'n' must be between 1 and 10, got 30";
-	case 21: t_args[0].default_json = "2.5"; return "job 'one': bad default: argument 'n' must be an integer, got 2.5";
-	case 22: t_desc.flags = CRUND_PLUGIN_RUNS_COMMANDS; return "plugin 't-plugin' runs arbitrary commands";
-	case 23: t_desc.abi_minor = 1; return "ABI minor 1 newer than 0";
-	case 24: t_desc.size = 8; return "descriptor too small (8 bytes";
-	case 25: t_desc.magic = 0; return "bad magic";
-	case 26: t_desc.n_jobs = 0; t_desc.jobs = NULL; return NULL; /* no jobs is allowed */
-	case 27: t_args[0].default_json = "2.0"; return NULL; /* integral real: fine */
+	case 18:
+		t_args[1].default_json = "\"x\"";
+		return "job 'one': argument 's' is required and has a default";
+	case 19:
+		t_args[0].default_json = "3,";
+		return "job 'one': default of argument 'n' is not JSON";
+	case 20:
+		t_args[0].default_json = "30";
+		return "job 'one': bad default: argument 'n' must be between 1 and 10, got 30";
+	case 21:
+		t_args[0].default_json = "2.5";
+		return "job 'one': bad default: argument 'n' must be an integer, got 2.5";
+	case 22:
+		t_desc.flags = CRUND_PLUGIN_RUNS_COMMANDS;
+		return "plugin 't-plugin' runs arbitrary commands";
+	case 23:
+		t_desc.abi_minor = 1;
+		return "ABI minor 1 newer than 0";
+	case 24:
+		t_desc.size = 8;
+		return "descriptor too small (8 bytes";
+	case 25:
+		t_desc.magic = 0;
+		return "bad magic";
+	case 26:
+		t_desc.n_jobs = 0;
+		t_desc.jobs = NULL;
+		return NULL; /* no jobs is allowed */
+	case 27:
+		t_args[0].default_json = "2.0";
+		return NULL; /* integral real: fine */
 	}
 	return "unreachable";
 }
@@ -621,8 +691,8 @@ START_TEST(descriptor_rules)
 		ck_assert_msg(rc == 0, "rule %d refused: %s", _i, why);
 	} else {
 		ck_assert_int_lt(rc, 0);
-		ck_assert_msg(strncmp(why, want, strlen(want)) == 0, "rule %d: got \"%s\", want \"%s\"",
-			      _i, why, want);
+		ck_assert_msg(strncmp(why, want, strlen(want)) == 0,
+			      "rule %d: got \"%s\", want \"%s\"", _i, why, want);
 	}
 }
 END_TEST
@@ -631,9 +701,9 @@ static json_t *job_json(json_t *plugin, const char *name)
 {
 	size_t i;
 	json_t *j;
-	json_array_foreach(json_object_get(plugin, "jobs"), i, j)
-		if (strcmp(json_string_value(json_object_get(j, "name")), name) == 0)
-			return j;
+	json_array_foreach(json_object_get(plugin, "jobs"), i,
+			   j) if (strcmp(json_string_value(json_object_get(j, "name")), name) ==
+				  0) return j;
 	return NULL;
 }
 
@@ -671,9 +741,10 @@ START_TEST(json_views_describe_jobs_and_args)
 	assert_json(json_array_get(json_object_get(job_json(demo, "fanout"), "args"), 0),
 		    "{\"name\": \"n\", \"type\": \"integer\", \"required\": false, \"default\": 10,"
 		    " \"description\": \"number of child tasks\", \"min\": 1, \"max\": 10000}");
-	assert_json(json_object_get(job_json(demo, "fail"), "args"),
-		    "[{\"name\": \"message\", \"type\": \"string\", \"required\": false,"
-		    " \"default\": \"failed on purpose\", \"description\": \"the failure message\"}]");
+	assert_json(
+		json_object_get(job_json(demo, "fail"), "args"),
+		"[{\"name\": \"message\", \"type\": \"string\", \"required\": false,"
+		" \"default\": \"failed on purpose\", \"description\": \"the failure message\"}]");
 	assert_json(json_object_get(job_json(demo, "noop"), "args"), "[]");
 	assert_json(json_object_get(job_json(demo, "echo"), "args"),
 		    "[{\"name\": \"value\", \"type\": \"any\", \"required\": true,"
@@ -920,7 +991,8 @@ START_TEST(init_cancelled_stops_and_leaves_the_rest_uninitialised)
 	ck_assert_uint_eq(rt_reg.n, 1); /* awaits removed */
 	ck_assert_str_eq(rt_reg.plugins[0].desc->name, "hello");
 	ck_assert(!rt_reg.plugins[0].initialized);
-	ck_assert_ptr_nonnull(strstr(refusal_of(&rt_reg, "awaits.so"), "(the daemon is shutting down)"));
+	ck_assert_ptr_nonnull(
+		strstr(refusal_of(&rt_reg, "awaits.so"), "(the daemon is shutting down)"));
 	crund_plugins_fini(&rt_reg, &fake_host); /* skips hello: never initialised */
 	crund_plugins_free(&rt_reg);
 	remove_dir(dir);
@@ -1117,12 +1189,9 @@ START_TEST(demo_compute_counts_primes_in_executor)
 		const char *args;
 		const char *result;
 	} cases[] = {
-		{"{\"n\": 2}", "{\"primes\": 0}"},
-		{"{\"n\": 3}", "{\"primes\": 1}"},
-		{"{\"n\": 100}", "{\"primes\": 25}"},
-		{"{\"n\": 101}", "{\"primes\": 25}"},
-		{"{\"n\": 102}", "{\"primes\": 26}"},
-		{"{}", "{\"primes\": 78498}"},
+		{"{\"n\": 2}", "{\"primes\": 0}"},    {"{\"n\": 3}", "{\"primes\": 1}"},
+		{"{\"n\": 100}", "{\"primes\": 25}"}, {"{\"n\": 101}", "{\"primes\": 25}"},
+		{"{\"n\": 102}", "{\"primes\": 26}"}, {"{}", "{\"primes\": 78498}"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct fake_job j;

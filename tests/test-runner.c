@@ -61,7 +61,7 @@ static void setup(void)
 
 static void msleep(int ms)
 {
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
@@ -143,7 +143,7 @@ static int factory_calls;
 
 static int factory(void *data, cr_loop **ret_loop)
 {
-	cr_loop_opts lo = { .size = sizeof(lo), .debug = data ? CR_DEBUG_ON : CR_DEBUG_OFF };
+	cr_loop_opts lo = {.size = sizeof(lo), .debug = data ? CR_DEBUG_ON : CR_DEBUG_OFF};
 	int e;
 
 	factory_calls++;
@@ -170,7 +170,7 @@ static int check_factory_loop(void *arg, void **ret)
 
 START_TEST(asyncio_run_uses_loop_factory_and_closes_loop)
 {
-	cr_runner_opts o = { .size = sizeof(o), .debug = CR_DEBUG_DEFAULT, .loop_factory = factory };
+	cr_runner_opts o = {.size = sizeof(o), .debug = CR_DEBUG_DEFAULT, .loop_factory = factory};
 
 	factory_calls = 0;
 	ck_assert_int_eq(cr_run(check_factory_loop, NULL, NULL, &o), 0);
@@ -194,7 +194,7 @@ START_TEST(asyncio_run_refused_inside_running_loop)
 END_TEST
 
 static atomic_bool gen_cleaned, exec_done, exec_started;
-static cr_agen *kept_gen;   /* kept alive so only the teardown closes it */
+static cr_agen *kept_gen; /* kept alive so only the teardown closes it */
 
 static int gen_body(void *arg, void **ret)
 {
@@ -244,7 +244,7 @@ END_TEST
 
 START_TEST(get_loop_lazy_initialisation)
 {
-	cr_runner_opts o = { .size = sizeof(o), .loop_factory = factory };
+	cr_runner_opts o = {.size = sizeof(o), .loop_factory = factory};
 	cr_runner *r;
 	cr_loop *l1, *l2;
 
@@ -263,7 +263,7 @@ END_TEST
 
 START_TEST(first_run_initialises_loop_and_context)
 {
-	cr_runner_opts o = { .size = sizeof(o), .loop_factory = factory };
+	cr_runner_opts o = {.size = sizeof(o), .loop_factory = factory};
 	cr_runner *r;
 	cr_context *c1, *c2;
 
@@ -282,8 +282,10 @@ END_TEST
 
 START_TEST(loop_factory_called_once_and_used_as_is)
 {
-	cr_runner_opts o = { .size = sizeof(o), .debug = CR_DEBUG_DEFAULT,
-			     .loop_factory = factory, .loop_factory_data = IV(1) };
+	cr_runner_opts o = {.size = sizeof(o),
+			    .debug = CR_DEBUG_DEFAULT,
+			    .loop_factory = factory,
+			    .loop_factory_data = IV(1)};
 	cr_runner *r;
 	cr_loop *l;
 
@@ -395,8 +397,8 @@ static int run_nested(void *arg, void **ret)
 
 	(void)ret;
 	e = cr_runner_run(inner, return_value, NULL, NULL, NULL);
-	if (e != -EBUSY || strcmp(cr_last_error(),
-				  "Runner.run() cannot be called from a running event loop") != 0)
+	if (e != -EBUSY ||
+	    strcmp(cr_last_error(), "Runner.run() cannot be called from a running event loop") != 0)
 		return -EPROTO;
 	/* Also the runner whose loop is running. */
 	e = cr_runner_run(outer, return_value, NULL, NULL, NULL);
@@ -437,7 +439,7 @@ END_TEST
 
 START_TEST(close_is_idempotent)
 {
-	cr_runner_opts o = { .size = sizeof(o), .loop_factory = factory };
+	cr_runner_opts o = {.size = sizeof(o), .loop_factory = factory};
 	cr_runner *r;
 
 	/* Never used: close creates nothing. */
@@ -593,7 +595,7 @@ static int start_slow_worker(void *arg, void **ret)
 
 START_TEST(executor_shutdown_timeout_warns)
 {
-	cr_runner_opts o = { .size = sizeof(o), .executor_timeout = 0.05 };
+	cr_runner_opts o = {.size = sizeof(o), .executor_timeout = 0.05};
 	cr_runner *r = new_runner(&o);
 
 	atomic_store(&exec_done, false);
@@ -630,7 +632,7 @@ static int debug_of(const cr_runner_opts *o)
 
 START_TEST(debug_tri_state_follows_env)
 {
-	cr_runner_opts o = { .size = sizeof(o) };
+	cr_runner_opts o = {.size = sizeof(o)};
 
 	o.debug = CR_DEBUG_DEFAULT;
 	ck_assert_int_eq(debug_of(&o), 0);
@@ -827,8 +829,8 @@ static int raise_and_finish(void *arg, void **ret)
 
 START_TEST(sigint_left_alone_when_not_default_or_disabled)
 {
-	struct sigaction sa = { .sa_handler = own_handler };
-	cr_runner_opts off = { .size = sizeof(off), .sigint = CR_SIGINT_OFF };
+	struct sigaction sa = {.sa_handler = own_handler};
+	cr_runner_opts off = {.size = sizeof(off), .sigint = CR_SIGINT_OFF};
 	cr_runner *r;
 
 	sigemptyset(&sa.sa_mask);
@@ -937,7 +939,4 @@ static Suite *runner_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(runner_suite());
-}
+int main(void) { return tu_main(runner_suite()); }

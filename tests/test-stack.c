@@ -23,13 +23,13 @@
 
 START_TEST(stack_is_reused_from_the_pool)
 {
-	cr__stack_pool pool = { .max = 4 };
+	cr__stack_pool pool = {.max = 4};
 	struct cr__stack *a, *b;
 
 	ck_assert_int_eq(cr__stack_get(&pool, 0, false, &a), 0);
 	ck_assert_uint_eq(a->size, CR__STACK_DEFAULT_SIZE);
-	a->lo[a->size - 1] = 1;  /* usable to the top */
-	a->lo[0] = 1;            /* and to the bottom */
+	a->lo[a->size - 1] = 1; /* usable to the top */
+	a->lo[0] = 1;           /* and to the bottom */
 	ck_assert(cr__stack_put(&pool, a));
 	ck_assert_uint_eq(pool.count, 1);
 	ck_assert_int_eq(cr__stack_get(&pool, 0, false, &b), 0);
@@ -60,7 +60,7 @@ END_TEST
 
 START_TEST(pool_is_bounded_and_unmaps_beyond)
 {
-	cr__stack_pool pool = { .max = 2 };
+	cr__stack_pool pool = {.max = 2};
 	struct cr__stack *s[4];
 	long before = cr__stack_vmas_in_use();
 
@@ -78,7 +78,7 @@ END_TEST
 
 START_TEST(budget_exhausted_gives_enomem_not_a_crash)
 {
-	cr__stack_pool pool = { .max = 8 };
+	cr__stack_pool pool = {.max = 8};
 	struct cr__stack *s[8];
 	int got = 0, rc = 0;
 
@@ -104,7 +104,7 @@ END_TEST
 
 START_TEST(huge_stack_request_fails_cleanly)
 {
-	cr__stack_pool pool = { .max = 8 };
+	cr__stack_pool pool = {.max = 8};
 	struct cr__stack *s[64];
 	int got = 0, rc = 0;
 
@@ -124,23 +124,20 @@ END_TEST
 
 START_TEST(debug_canary_detects_deep_use)
 {
-	cr__stack_pool pool = { .max = 2 };
+	cr__stack_pool pool = {.max = 2};
 	struct cr__stack *s;
 
 	ck_assert_int_eq(cr__stack_get(&pool, 64 * 1024, true, &s), 0);
-	memset(s->lo + s->size / 2, 1, s->size / 2);  /* half: fine */
+	memset(s->lo + s->size / 2, 1, s->size / 2); /* half: fine */
 	ck_assert(cr__stack_put(&pool, s));
 	ck_assert_int_eq(cr__stack_get(&pool, 64 * 1024, true, &s), 0);
-	memset(s->lo + 1024, 1, s->size - 1024);      /* nearly all */
+	memset(s->lo + 1024, 1, s->size - 1024); /* nearly all */
 	ck_assert(!cr__stack_put(&pool, s));
 	cr__stack_pool_drain(&pool);
 }
 END_TEST
 
-static void one_per_slab(void)
-{
-	cr__stack_set_cache(0, 1);
-}
+static void one_per_slab(void) { cr__stack_set_cache(0, 1); }
 
 static void defaults(void)
 {
@@ -166,23 +163,23 @@ static long maps_lines(void)
 
 START_TEST(slabs_hold_many_stacks_per_mapping)
 {
-	cr__stack_pool pool = { .max = 64 };
+	cr__stack_pool pool = {.max = 64};
 	static struct cr__stack *s[MANY];
 
-	cr__stack_set_cache(0, -1);   /* start from an empty cache */
+	cr__stack_set_cache(0, -1); /* start from an empty cache */
 	cr__stack_set_cache(-1, -1);
 	long vmas0 = cr__stack_vmas_in_use(), lines0 = maps_lines();
 
 	for (int i = 0; i < MANY; i++) {
 		ck_assert_int_eq(cr__stack_get(&pool, 64 * 1024, false, &s[i]), 0);
 		ck_assert_uint_eq(s[i]->size, 64 * 1024);
-		s[i]->lo[0] = (char)i;                 /* usable to the bottom */
-		s[i]->lo[s[i]->size - 1] = (char)i;    /* and to the top */
+		s[i]->lo[0] = (char)i;              /* usable to the bottom */
+		s[i]->lo[s[i]->size - 1] = (char)i; /* and to the top */
 	}
 	/* Distinct, non-overlapping, each with its own guard below it. */
 	for (int i = 1; i < MANY; i++)
-		ck_assert(s[i]->map >= s[i - 1]->lo + s[i - 1]->size
-			  || s[i]->lo + s[i]->size <= s[i - 1]->map);
+		ck_assert(s[i]->map >= s[i - 1]->lo + s[i - 1]->size ||
+			  s[i]->lo + s[i]->size <= s[i - 1]->map);
 	for (int i = 0; i < MANY; i++)
 		ck_assert_int_eq(s[i]->lo[0], (char)i);
 	if (cr__stack_guard_in_mapping()) {
@@ -214,7 +211,7 @@ END_TEST
 
 START_TEST(cache_passes_stacks_between_pools)
 {
-	cr__stack_pool a = { .max = 4 }, b = { .max = 4 };
+	cr__stack_pool a = {.max = 4}, b = {.max = 4};
 	struct cr__stack *s, *t;
 	long vmas;
 
@@ -222,9 +219,9 @@ START_TEST(cache_passes_stacks_between_pools)
 	s->lo[s->size - 1] = 7;
 	vmas = cr__stack_vmas_in_use();
 	cr__stack_put(&a, s);
-	cr__stack_pool_drain(&a);   /* a loop closes */
+	cr__stack_pool_drain(&a); /* a loop closes */
 	ck_assert_uint_eq(a.count, 0);
-	ck_assert_int_eq(cr__stack_get(&b, 0, false, &t), 0);  /* another loop */
+	ck_assert_int_eq(cr__stack_get(&b, 0, false, &t), 0); /* another loop */
 	ck_assert_int_eq(cr__stack_vmas_in_use(), vmas);
 	ck_assert_ptr_eq(t->slab, s->slab);
 	ck_assert_uint_eq(t->size, CR__STACK_DEFAULT_SIZE);
@@ -236,7 +233,7 @@ END_TEST
 
 START_TEST(full_pool_gives_half_to_the_cache)
 {
-	cr__stack_pool none = { .max = 0 }, pool = { .max = 8 };
+	cr__stack_pool none = {.max = 0}, pool = {.max = 8};
 	struct cr__stack *s[9];
 
 	for (int i = 0; i < 9; i++)
@@ -255,7 +252,7 @@ END_TEST
 
 START_TEST(slab_budget_exhausted_gives_enomem)
 {
-	cr__stack_pool pool = { .max = 0 };
+	cr__stack_pool pool = {.max = 0};
 	static struct cr__stack *s[200];
 	int got = 0, rc = 0;
 
@@ -285,21 +282,21 @@ END_TEST
  * stack below it. */
 static void touch_middle_guard(void)
 {
-	cr__stack_pool pool = { .max = 0 };
+	cr__stack_pool pool = {.max = 0};
 	struct cr__stack *s[3];
 
 	for (int i = 0; i < 3; i++)
 		if (cr__stack_get(&pool, 0, false, &s[i]) < 0)
 			_exit(3);
 	if (s[1]->slab != s[0]->slab && s[1]->slab != s[2]->slab)
-		_exit(5);  /* one stack per slab: nothing to test here */
+		_exit(5); /* one stack per slab: nothing to test here */
 	cr__stack_prepare_thread();
 	s[1]->owner_name = "middle";
 	cr__stack_running = s[1];
-	memset(s[0]->lo, 1, s[0]->size);   /* neighbours are plain memory */
+	memset(s[0]->lo, 1, s[0]->size); /* neighbours are plain memory */
 	memset(s[2]->lo, 1, s[2]->size);
 	((volatile char *)s[1]->lo)[-16] = 1;
-	_exit(4);  /* not reached */
+	_exit(4); /* not reached */
 }
 
 /* Run fn in a child; returns its wait status and its stderr in buf. */
@@ -329,7 +326,7 @@ static int in_child(void (*fn)(void), char *buf, size_t len)
 
 static void touch_guard(void)
 {
-	cr__stack_pool pool = { .max = 1 };
+	cr__stack_pool pool = {.max = 1};
 	struct cr__stack *s;
 
 	if (cr__stack_get(&pool, 0, false, &s) < 0)
@@ -338,7 +335,7 @@ static void touch_guard(void)
 	s->owner_name = "guard-toucher";
 	cr__stack_running = s;
 	((volatile char *)s->lo)[-16] = 1;
-	_exit(4);  /* not reached */
+	_exit(4); /* not reached */
 }
 
 START_TEST(guard_page_hit_dies_naming_the_task)
@@ -369,7 +366,7 @@ END_TEST
 
 static void touch_other(void)
 {
-	cr__stack_pool pool = { .max = 1 };
+	cr__stack_pool pool = {.max = 1};
 	struct cr__stack *s;
 	volatile int *volatile bad = NULL;
 
@@ -377,7 +374,7 @@ static void touch_other(void)
 		_exit(3);
 	cr__stack_prepare_thread();
 	cr__stack_running = s;
-	*bad = 1;  /* a plain NULL-page fault */
+	*bad = 1; /* a plain NULL-page fault */
 	_exit(4);
 }
 
@@ -418,7 +415,4 @@ static Suite *stack_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(stack_suite());
-}
+int main(void) { return tu_main(stack_suite()); }

@@ -45,10 +45,7 @@ static int spawn_many_main(void *arg, void **ret)
 	return 0;
 }
 
-START_TEST(spawn_and_join_100k_tasks)
-{
-	ck_assert_int_eq(tu_run(spawn_many_main, NULL, NULL), 0);
-}
+START_TEST(spawn_and_join_100k_tasks) { ck_assert_int_eq(tu_run(spawn_many_main, NULL, NULL), 0); }
 END_TEST
 
 /* -------------------------------------------------- cancellation storm */
@@ -73,14 +70,32 @@ static int storm_task(void *arg, void **ret)
 
 	(void)ret;
 	switch (kind) {
-	case 0: rc = cr_sleep(100); break;
-	case 1: for (;;) if ((rc = cr_yield()) < 0) break; break;
-	case 2: rc = cr_event_wait(s->ev); break;
-	case 3: rc = cr_lock_acquire(s->lock); break;   /* lock held by main */
-	case 4: rc = cr_sem_acquire(s->sem); break;     /* value 0 */
-	case 5: rc = cr_queue_get(s->q, &item); break;  /* empty */
-	case 6: rc = cr_wait_fd(s->pipe[0], CR_READ, -1); break;   /* never written */
-	case 7: rc = 0; break;  /* never started when cancelled */
+	case 0:
+		rc = cr_sleep(100);
+		break;
+	case 1:
+		for (;;)
+			if ((rc = cr_yield()) < 0)
+				break;
+		break;
+	case 2:
+		rc = cr_event_wait(s->ev);
+		break;
+	case 3:
+		rc = cr_lock_acquire(s->lock);
+		break; /* lock held by main */
+	case 4:
+		rc = cr_sem_acquire(s->sem);
+		break; /* value 0 */
+	case 5:
+		rc = cr_queue_get(s->q, &item);
+		break; /* empty */
+	case 6:
+		rc = cr_wait_fd(s->pipe[0], CR_READ, -1);
+		break; /* never written */
+	case 7:
+		rc = 0;
+		break; /* never started when cancelled */
 	}
 	if (rc == -ECANCELED && kind != 7) {
 		/* Cleanup may await after the cancellation. */
@@ -94,7 +109,7 @@ static int storm_main(void *arg, void **ret)
 {
 	int n = (int)(intptr_t)arg;
 	cr_task **t = calloc((size_t)n, sizeof(*t));
-	struct storm s = { 0 };
+	struct storm s = {0};
 	int *codes = calloc((size_t)n, sizeof(*codes));
 
 	(void)ret;
@@ -108,7 +123,7 @@ static int storm_main(void *arg, void **ret)
 	for (intptr_t i = 0; i < n; i++)
 		if (i % 8 != 7)
 			ck_assert_int_eq(cr_spawn(storm_task, (void *)i, NULL, &t[i]), 0);
-	cr_sleep(0.01);  /* everyone parked (or yielding) */
+	cr_sleep(0.01); /* everyone parked (or yielding) */
 	for (intptr_t i = 0; i < n; i++)
 		if (i % 8 == 7)
 			ck_assert_int_eq(cr_spawn(storm_task, (void *)i, NULL, &t[i]), 0);
@@ -157,7 +172,7 @@ static int hold_fn(void *arg, void **ret)
 
 static int exhaust_main(void *arg, void **ret)
 {
-	cr_spawn_opts o = { .size = sizeof(o), .stack_size = (size_t)8 << 40 };
+	cr_spawn_opts o = {.size = sizeof(o), .stack_size = (size_t)8 << 40};
 	cr_task *t[64];
 	int codes[64], enomem = 0, ok = 0;
 
@@ -185,7 +200,7 @@ static int exhaust_main(void *arg, void **ret)
 
 START_TEST(stack_exhaustion_ends_tasks_with_enomem_and_reports)
 {
-	struct tu_reports rep = { 0 };
+	struct tu_reports rep = {0};
 	cr_loop *loop = tu_loop();
 	int enomem;
 
@@ -202,7 +217,7 @@ END_TEST
 
 /* ------------------------------------------------------ stack overflow */
 
-static volatile int depth_limit = 1 << 30;  /* never reached: overflows first */
+static volatile int depth_limit = 1 << 30; /* never reached: overflows first */
 
 static int recurse(volatile char *prev, int depth)
 {
@@ -232,8 +247,8 @@ START_TEST(stack_overflow_dies_with_task_name)
 	pid = fork();
 	ck_assert(pid >= 0);
 	if (pid == 0) {
-		cr_spawn_opts o = { .size = sizeof(o), .name = "deep-recursion",
-				    .stack_size = 64 * 1024 };
+		cr_spawn_opts o = {
+			.size = sizeof(o), .name = "deep-recursion", .stack_size = 64 * 1024};
 		cr_loop *loop;
 		cr_task *t;
 
@@ -272,7 +287,4 @@ static Suite *stress_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(stress_suite());
-}
+int main(void) { return tu_main(stress_suite()); }

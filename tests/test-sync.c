@@ -37,7 +37,7 @@ static int ev_waiter(void *arg, void **ret)
 static int event_main(void *arg, void **ret)
 {
 	cr_event *e;
-	struct order o = { .n = 0 };
+	struct order o = {.n = 0};
 	struct ev_arg a[3];
 	cr_task *t[3];
 
@@ -46,7 +46,7 @@ static int event_main(void *arg, void **ret)
 	ck_assert_int_eq(cr_event_new(&e), 0);
 	ck_assert(!cr_event_is_set(e));
 	for (int i = 0; i < 3; i++) {
-		a[i] = (struct ev_arg){ e, &o, i };
+		a[i] = (struct ev_arg){e, &o, i};
 		ck_assert_int_eq(cr_spawn(ev_waiter, &a[i], NULL, &t[i]), 0);
 	}
 	cr_sleep(0.001);
@@ -110,7 +110,7 @@ static int lock_user(void *arg, void **ret)
 static int lock_main(void *arg, void **ret)
 {
 	cr_lock *l;
-	struct order o = { .n = 0 };
+	struct order o = {.n = 0};
 	struct lock_arg a[5];
 	cr_task *t[5];
 
@@ -121,7 +121,7 @@ static int lock_main(void *arg, void **ret)
 	ck_assert_int_eq(cr_lock_acquire(l), 0);
 	ck_assert(cr_lock_locked(l));
 	for (int i = 0; i < 5; i++) {
-		a[i] = (struct lock_arg){ l, &o, i, 0 };
+		a[i] = (struct lock_arg){l, &o, i, 0};
 		ck_assert_int_eq(cr_spawn(lock_user, &a[i], NULL, &t[i]), 0);
 	}
 	cr_sleep(0.001);
@@ -160,8 +160,8 @@ static int lock_grab(void *arg, void **ret)
 static int lock_handover_main(void *arg, void **ret)
 {
 	cr_lock *l;
-	struct order o = { .n = 0 };
-	struct lock_arg a = { NULL, &o, 0, 1 };
+	struct order o = {.n = 0};
+	struct lock_arg a = {NULL, &o, 0, 1};
 	cr_task *t;
 
 	(void)arg;
@@ -177,7 +177,7 @@ static int lock_handover_main(void *arg, void **ret)
 	cr_lock_release(l);
 	ck_assert(cr_lock_locked(l));
 	cr_task_cancel(t, NULL);
-	ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED);  /* lost-cancel rule */
+	ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED); /* lost-cancel rule */
 	ck_assert_int_eq(a.inside, 0);
 	ck_assert(cr_lock_locked(l));
 	/* And nobody barges in ahead of a woken waiter. */
@@ -224,7 +224,7 @@ static int sem_main(void *arg, void **ret)
 {
 	cr_sem *s;
 	int inside = 0, max_inside = 0;
-	struct order o = { .n = 0 };
+	struct order o = {.n = 0};
 	struct sem_arg a[8];
 	cr_task *t[8];
 
@@ -233,7 +233,7 @@ static int sem_main(void *arg, void **ret)
 	ck_assert_int_eq(cr_sem_new(2, &s), 0);
 	ck_assert_uint_eq(cr_sem_value(s), 2);
 	for (int i = 0; i < 8; i++) {
-		a[i] = (struct sem_arg){ s, &inside, &max_inside, &o, i };
+		a[i] = (struct sem_arg){s, &inside, &max_inside, &o, i};
 		ck_assert_int_eq(cr_spawn(sem_user, &a[i], NULL, &t[i]), 0);
 	}
 	ck_assert_int_eq(cr_gather(t, 8, NULL), 0);
@@ -258,10 +258,7 @@ static int sem_main(void *arg, void **ret)
 	return 0;
 }
 
-START_TEST(semaphore_bounds_concurrency_fifo)
-{
-	ck_assert_int_eq(tu_run(sem_main, NULL, NULL), 0);
-}
+START_TEST(semaphore_bounds_concurrency_fifo) { ck_assert_int_eq(tu_run(sem_main, NULL, NULL), 0); }
 END_TEST
 
 /* -------------------------------------------------------------- queue */
@@ -307,7 +304,7 @@ static int consumer(void *arg, void **ret)
 static int queue_main(void *arg, void **ret)
 {
 	cr_queue *q;
-	struct order o = { .n = 0 };
+	struct order o = {.n = 0};
 	struct q_arg a;
 	cr_task *t[2];
 	void *item;
@@ -315,7 +312,7 @@ static int queue_main(void *arg, void **ret)
 	(void)arg;
 	(void)ret;
 	ck_assert_int_eq(cr_queue_new(2, &q), 0);
-	a = (struct q_arg){ q, 20, &o };
+	a = (struct q_arg){q, 20, &o};
 	ck_assert_int_eq(cr_spawn(consumer, &a, NULL, &t[1]), 0);
 	ck_assert_int_eq(cr_spawn(producer, &a, NULL, &t[0]), 0);
 	ck_assert_int_eq(cr_gather(t, 2, NULL), 0);
@@ -370,7 +367,7 @@ static int queue_cancel_main(void *arg, void **ret)
 	cr_task *g1, *g2, *p;
 	void *v = NULL;
 	struct q_arg a;
-	struct order o = { .n = 0 };
+	struct order o = {.n = 0};
 
 	(void)arg;
 	(void)ret;
@@ -388,7 +385,7 @@ static int queue_cancel_main(void *arg, void **ret)
 	cr_task_unref(g2);
 
 	/* A putter cancelled while blocked on a full queue puts nothing. */
-	a = (struct q_arg){ q, 3, &o };
+	a = (struct q_arg){q, 3, &o};
 	ck_assert_int_eq(cr_queue_put_nowait(q, (void *)1), 0);
 	ck_assert_int_eq(cr_spawn(producer, &a, NULL, &p), 0);
 	cr_yield();
@@ -443,7 +440,4 @@ static Suite *sync_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(sync_suite());
-}
+int main(void) { return tu_main(sync_suite()); }

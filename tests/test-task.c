@@ -62,23 +62,20 @@ static int join_main(void *arg, void **ret)
 	return 0;
 }
 
-START_TEST(join_returns_code_and_value)
-{
-	ck_assert_int_eq(tu_run(join_main, NULL, NULL), 0);
-}
+START_TEST(join_returns_code_and_value) { ck_assert_int_eq(tu_run(join_main, NULL, NULL), 0); }
 END_TEST
 
 static int name_main(void *arg, void **ret)
 {
 	cr_task *a, *b;
 	char buf[] = "worker";
-	cr_spawn_opts o = { .size = sizeof(o), .name = buf };
+	cr_spawn_opts o = {.size = sizeof(o), .name = buf};
 
 	(void)arg;
 	(void)ret;
 	ck_assert_int_eq(cr_spawn(ret_value_fn, NULL, NULL, &a), 0);
 	ck_assert_int_eq(cr_spawn(ret_value_fn, NULL, &o, &b), 0);
-	buf[0] = 'X';  /* the name was copied */
+	buf[0] = 'X'; /* the name was copied */
 	ck_assert(strncmp(cr_task_name(a), "Task-", 5) == 0);
 	ck_assert(atoi(cr_task_name(a) + 5) > 0);
 	ck_assert_str_eq(cr_task_name(b), "worker");
@@ -184,7 +181,7 @@ static int cleanup_fn(void *arg, void **ret)
 
 static int cleanup_main(void *arg, void **ret)
 {
-	struct cleanup_state s = { 1, 1, 1 };
+	struct cleanup_state s = {1, 1, 1};
 	cr_task *t;
 
 	(void)arg;
@@ -217,7 +214,7 @@ static int swallow_fn(void *arg, void **ret)
 	ck_assert_int_eq(rc, -ECANCELED);
 	if (uncancel)
 		ck_assert_int_eq(cr_task_uncancel(cr_current_task()), 0);
-	return 0;  /* swallow */
+	return 0; /* swallow */
 }
 
 static int swallow_main(void *arg, void **ret)
@@ -337,10 +334,7 @@ static int shield_main(void *arg, void **ret)
 	return 0;
 }
 
-START_TEST(shield_keeps_inner_running)
-{
-	ck_assert_int_eq(tu_run(shield_main, NULL, NULL), 0);
-}
+START_TEST(shield_keeps_inner_running) { ck_assert_int_eq(tu_run(shield_main, NULL, NULL), 0); }
 END_TEST
 
 static int wait_for_main(void *arg, void **ret)
@@ -458,7 +452,7 @@ static int wait_main(void *arg, void **ret)
 	ck_assert_int_eq(cr_wait(t, 3, CR_WAIT_FIRST_COMPLETED, -1), 1);
 	ck_assert(cr_task_done(t[0]));
 	ck_assert_int_eq(cr_wait(t, 3, CR_WAIT_ALL, 0.01), 1);
-	ck_assert(!cr_task_done(t[2]));  /* not cancelled on timeout */
+	ck_assert(!cr_task_done(t[2])); /* not cancelled on timeout */
 	ck_assert_int_eq(cr_wait(t, 2, CR_WAIT_ALL, -1), 2);
 	cr_task_cancel(t[2], NULL);
 	ck_assert_int_eq(cr_wait(t, 3, CR_WAIT_ALL, -1), 3);
@@ -505,9 +499,12 @@ static int order_sleep_fn(void *arg, void **ret)
 
 static int sleep_order_main(void *arg, void **ret)
 {
-	struct order o = { .n = 0 };
+	struct order o = {.n = 0};
 	struct order_arg a[4] = {
-		{ &o, 0, 0.03 }, { &o, 1, 0.01 }, { &o, 2, 0.02 }, { &o, 3, 0.01 },
+		{&o, 0, 0.03},
+		{&o, 1, 0.01},
+		{&o, 2, 0.02},
+		{&o, 3, 0.01},
 	};
 	cr_task *t[4];
 
@@ -545,8 +542,8 @@ static int rr_fn(void *arg, void **ret)
 
 static int rr_main(void *arg, void **ret)
 {
-	struct order o = { .n = 0 };
-	struct order_arg a[3] = { { &o, 0, 0 }, { &o, 1, 0 }, { &o, 2, 0 } };
+	struct order o = {.n = 0};
+	struct order_arg a[3] = {{&o, 0, 0}, {&o, 1, 0}, {&o, 2, 0}};
 	cr_task *t[3];
 
 	(void)arg;
@@ -585,7 +582,7 @@ static void done_cb(cr_task *t, void *arg)
 
 static int done_cb_main(void *arg, void **ret)
 {
-	struct cb_state s = { 0 }, s2 = { 0 };
+	struct cb_state s = {0}, s2 = {0};
 	cr_task *t;
 
 	(void)arg;
@@ -671,7 +668,7 @@ static int ctx_main(void *arg, void **ret)
 	cr_task *t;
 	void *v = NULL;
 	cr_context *shared;
-	cr_spawn_opts o = { .size = sizeof(o) };
+	cr_spawn_opts o = {.size = sizeof(o)};
 
 	(void)arg;
 	(void)ret;
@@ -713,7 +710,7 @@ static double real_now(void)
 static int busy_fn(void *arg, void **ret)
 {
 	double until = real_now() + *(double *)arg;
-	struct timespec ts = { 0, 1000000 };
+	struct timespec ts = {0, 1000000};
 
 	(void)ret;
 	/* Hold the loop without awaiting. */
@@ -732,8 +729,8 @@ static int spawn_failing_main(void *arg, void **ret)
 }
 
 struct debug_reports {
-	int slow_busy;      /* "Executing task busy took ..." */
-	int never;          /* "Task exception was never retrieved" */
+	int slow_busy; /* "Executing task busy took ..." */
+	int never;     /* "Task exception was never retrieved" */
 	int never_error;
 };
 
@@ -753,9 +750,9 @@ static void debug_handler(cr_loop *loop, const cr_error_report *r, void *data)
 
 START_TEST(debug_reports_slow_step_and_unretrieved_failure)
 {
-	cr_loop_opts o = { .size = sizeof(o), .debug = CR_DEBUG_ON, .slow_callback_duration = 0.01 };
-	cr_spawn_opts so = { .size = sizeof(so), .name = "busy" };
-	struct debug_reports rep = { 0 };
+	cr_loop_opts o = {.size = sizeof(o), .debug = CR_DEBUG_ON, .slow_callback_duration = 0.01};
+	cr_spawn_opts so = {.size = sizeof(so), .name = "busy"};
+	struct debug_reports rep = {0};
 	cr_loop *loop;
 	cr_task *t, *child = NULL;
 	double d = 0.03;
@@ -767,7 +764,7 @@ START_TEST(debug_reports_slow_step_and_unretrieved_failure)
 	cr_loop_run_until_complete(loop, t);
 	ck_assert_int_eq(rep.slow_busy, 1);
 	cr_task_unref(t);
-	ck_assert_int_eq(rep.never, 0);  /* its result was retrieved by the run */
+	ck_assert_int_eq(rep.never, 0); /* its result was retrieved by the run */
 
 	ck_assert_int_eq(tu_run_on(loop, spawn_failing_main, &child, NULL), 0);
 	ck_assert(cr_task_done(child));
@@ -805,7 +802,7 @@ static long frame_size(volatile char *prev)
 
 static int deep_fn(void *arg, void **ret)
 {
-	int kib = *(int *)arg;  /* how much stack to use */
+	int kib = *(int *)arg; /* how much stack to use */
 	long frame = frame_size(NULL);
 
 	(void)ret;
@@ -816,12 +813,12 @@ static int deep_fn(void *arg, void **ret)
 
 START_TEST(debug_warns_when_stack_use_nears_limit)
 {
-	cr_loop_opts o = { .size = sizeof(o), .debug = CR_DEBUG_ON };
-	cr_spawn_opts so = { .size = sizeof(so), .stack_size = 64 * 1024 };
-	struct tu_reports rep = { 0 };
+	cr_loop_opts o = {.size = sizeof(o), .debug = CR_DEBUG_ON};
+	cr_spawn_opts so = {.size = sizeof(so), .stack_size = 64 * 1024};
+	struct tu_reports rep = {0};
 	cr_loop *loop;
 	cr_task *t;
-	int depth = 5;  /* KiB */
+	int depth = 5; /* KiB */
 
 	ck_assert_int_eq(cr_loop_new(&o, &loop), 0);
 	cr_loop_set_exception_handler(loop, tu_handler, &rep);
@@ -829,7 +826,7 @@ START_TEST(debug_warns_when_stack_use_nears_limit)
 	ck_assert_int_eq(cr_loop_run_until_complete(loop, t), 0);
 	cr_task_unref(t);
 	ck_assert_int_eq(rep.n, 0);
-	depth = 57;  /* of 64 KiB (the canary sits at 56), minus colouring */
+	depth = 57; /* of 64 KiB (the canary sits at 56), minus colouring */
 	ck_assert_int_eq(cr_loop_spawn(loop, deep_fn, &depth, &so, &t), 0);
 	ck_assert_int_eq(cr_loop_run_until_complete(loop, t), 0);
 	cr_task_unref(t);
@@ -842,8 +839,8 @@ END_TEST
 
 START_TEST(close_destroys_pending_tasks_and_drops_done_callbacks)
 {
-	struct tu_reports rep = { 0 };
-	struct cb_state s = { 0 };
+	struct tu_reports rep = {0};
+	struct cb_state s = {0};
 	cr_loop *loop = tu_loop();
 	cr_task *t, *pending, *unstarted;
 
@@ -881,7 +878,7 @@ static int inf_main(void *arg, void **ret)
 	(void)arg;
 	(void)ret;
 	ck_assert_int_eq(cr_spawn(inf_sleep_fn, NULL, NULL, &t), 0);
-	cr_sleep(0.002);  /* the loop blocks with only an infinite timer */
+	cr_sleep(0.002); /* the loop blocks with only an infinite timer */
 	ck_assert(!cr_task_done(t));
 	cr_task_cancel(t, NULL);
 	ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED);
@@ -929,7 +926,4 @@ static Suite *task_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(task_suite());
-}
+int main(void) { return tu_main(task_suite()); }

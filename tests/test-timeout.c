@@ -101,13 +101,13 @@ static int both_main(void *arg, void **ret)
 	ck_assert_int_eq(cr_timeout_enter_at(&outer, now + 0.005), 0);
 	ck_assert_int_eq(cr_timeout_enter_at(&inner, now + 0.005), 0);
 	/* Busy past both deadlines without awaiting, then await. */
-	struct timespec ts = { 0, 10000000 };
+	struct timespec ts = {0, 10000000};
 	nanosleep(&ts, NULL);
-	cr_yield();  /* both timers fire in this iteration */
+	cr_yield(); /* both timers fire in this iteration */
 	rc = cr_sleep(10);
 	ck_assert_int_eq(rc, -ECANCELED);
 	rc = cr_timeout_exit(&inner, rc);
-	ck_assert_int_eq(rc, -ECANCELED);  /* the outer one still counts */
+	ck_assert_int_eq(rc, -ECANCELED); /* the outer one still counts */
 	ck_assert_int_eq(cr_timeout_exit(&outer, rc), -ETIMEDOUT);
 	ck_assert_int_eq(cr_task_cancelling(cr_current_task()), 0);
 	return 0;
@@ -139,10 +139,7 @@ static int resched_main(void *arg, void **ret)
 	return 0;
 }
 
-START_TEST(reschedule_moves_the_deadline)
-{
-	ck_assert_int_eq(tu_run(resched_main, NULL, NULL), 0);
-}
+START_TEST(reschedule_moves_the_deadline) { ck_assert_int_eq(tu_run(resched_main, NULL, NULL), 0); }
 END_TEST
 
 static int scoped_sleeper(void *arg, void **ret)
@@ -181,7 +178,7 @@ END_TEST
 static int no_await_main(void *arg, void **ret)
 {
 	cr_timeout_scope s;
-	struct timespec ts = { 0, 5000000 };
+	struct timespec ts = {0, 5000000};
 
 	(void)arg;
 	(void)ret;
@@ -229,7 +226,4 @@ static Suite *timeout_suite(void)
 	return s;
 }
 
-int main(void)
-{
-	return tu_main(timeout_suite());
-}
+int main(void) { return tu_main(timeout_suite()); }

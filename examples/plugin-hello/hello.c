@@ -19,7 +19,7 @@ static int greet(crund_job *job)
 	crund_job_log(job, CRUND_LOG_INFO, "greeting %s in %.1f s", name, delay);
 	int rc = cr_sleep(delay); /* an await: other jobs run meanwhile */
 	if (rc < 0)
-		return rc;        /* -ECANCELED: the job was cancelled */
+		return rc; /* -ECANCELED: the job was cancelled */
 
 	json_t *result = json_pack("{s:s+}", "greeting", "hello, ", name);
 	if (!result)
@@ -28,17 +28,23 @@ static int greet(crund_job *job)
 }
 
 static const crund_arg_spec greet_args[] = {
-	{.name = "name", .type = CRUND_ARG_STRING, .required = true,
-	 .description = "who to greet"},
-	{.name = "delay", .type = CRUND_ARG_NUMBER, .default_json = "0",
-	 .description = "seconds to wait first", .has_range = true, .min = 0, .max = 60},
+	{.name = "name", .type = CRUND_ARG_STRING, .required = true, .description = "who to greet"},
+	{.name = "delay",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "0",
+	 .description = "seconds to wait first",
+	 .has_range = true,
+	 .min = 0,
+	 .max = 60},
 };
 
 static const crund_job_spec hello_jobs[] = {
-	{.name = "greet", .description = "say hello after a delay", .run = greet,
-	 .args = greet_args, .n_args = 2},
+	{.name = "greet",
+	 .description = "say hello after a delay",
+	 .run = greet,
+	 .args = greet_args,
+	 .n_args = 2},
 };
 
-CRUND_PLUGIN_DEFINE(.name = "hello", .version = "1.0",
-		    .description = "the plugin guide's example",
+CRUND_PLUGIN_DEFINE(.name = "hello", .version = "1.0", .description = "the plugin guide's example",
 		    .jobs = hello_jobs, .n_jobs = 1);

@@ -36,19 +36,19 @@
 extern "C" {
 #endif
 
-#define CRUND_PLUGIN_MAGIC UINT64_C(0x31474c50444e5243) /* "CRNDPLG1" */
+#define CRUND_PLUGIN_MAGIC     UINT64_C(0x31474c50444e5243) /* "CRNDPLG1" */
 #define CRUND_PLUGIN_ABI_MAJOR 1
 #define CRUND_PLUGIN_ABI_MINOR 0
-#define CRUND_PLUGIN_SYMBOL "crund_plugin_v1"
+#define CRUND_PLUGIN_SYMBOL    "crund_plugin_v1"
 
 /* Argument types a job can declare; submissions are validated against
  * them before a job is created (400 naming the argument). */
 typedef enum crund_arg_type {
 	CRUND_ARG_STRING = 1,
-	CRUND_ARG_INTEGER = 2,  /* JSON integer */
-	CRUND_ARG_NUMBER = 3,   /* JSON integer or real */
+	CRUND_ARG_INTEGER = 2, /* JSON integer */
+	CRUND_ARG_NUMBER = 3,  /* JSON integer or real */
 	CRUND_ARG_BOOLEAN = 4,
-	CRUND_ARG_ANY = 5,      /* any JSON value */
+	CRUND_ARG_ANY = 5, /* any JSON value */
 	CRUND_ARG_OBJECT = 6,
 	CRUND_ARG_ARRAY = 7,
 } crund_arg_type;
@@ -57,13 +57,13 @@ typedef struct crund_arg_spec {
 	const char *name;
 	crund_arg_type type;
 	bool required;
-	const char *default_json;  /* JSON text of the default, or NULL */
+	const char *default_json; /* JSON text of the default, or NULL */
 	const char *description;
-	bool has_range;            /* numbers: min <= value <= max */
+	bool has_range; /* numbers: min <= value <= max */
 	double min, max;
 } crund_arg_spec;
 
-typedef struct crund_job crund_job;   /* opaque, owned by the daemon */
+typedef struct crund_job crund_job; /* opaque, owned by the daemon */
 typedef struct crund_host_api crund_host_api;
 
 /* A job body: a coroutine on the daemon's runner.  Return 0 on success
@@ -74,7 +74,7 @@ typedef struct crund_host_api crund_host_api;
 typedef int (*crund_job_fn)(crund_job *job);
 
 typedef struct crund_job_spec {
-	const char *name;           /* [a-z0-9_]+ */
+	const char *name; /* [a-z0-9_]+ */
 	const char *description;
 	crund_job_fn run;
 	const crund_arg_spec *args; /* n_args entries */
@@ -82,15 +82,16 @@ typedef struct crund_job_spec {
 } crund_job_spec;
 
 /* Descriptor flags */
-#define CRUND_PLUGIN_RUNS_COMMANDS 0x1u /* runs arbitrary commands: loaded
-                                         * only when configured to allow */
+#define CRUND_PLUGIN_RUNS_COMMANDS \
+	0x1u /* runs arbitrary commands: loaded
+	      * only when configured to allow */
 
 typedef struct crund_plugin {
-	uint64_t magic;             /* CRUND_PLUGIN_MAGIC */
-	uint16_t abi_major;         /* CRUND_PLUGIN_ABI_MAJOR */
-	uint16_t abi_minor;         /* CRUND_PLUGIN_ABI_MINOR */
-	uint32_t size;              /* sizeof(crund_plugin) */
-	const char *name;           /* [a-z0-9_-]+, unique among plugins */
+	uint64_t magic;     /* CRUND_PLUGIN_MAGIC */
+	uint16_t abi_major; /* CRUND_PLUGIN_ABI_MAJOR */
+	uint16_t abi_minor; /* CRUND_PLUGIN_ABI_MINOR */
+	uint32_t size;      /* sizeof(crund_plugin) */
+	const char *name;   /* [a-z0-9_-]+, unique among plugins */
 	const char *version;
 	const char *description;
 	const crund_job_spec *jobs;
@@ -101,25 +102,23 @@ typedef struct crund_plugin {
 	 * handed to every job as crund_job_plugin_state(). */
 	int (*init)(const crund_host_api *host, void **ret_state);
 	void (*fini)(const crund_host_api *host, void *state);
-	uint32_t flags;             /* CRUND_PLUGIN_* */
+	uint32_t flags; /* CRUND_PLUGIN_* */
 } crund_plugin;
 
 /* Declare the descriptor:  CRUND_PLUGIN_DEFINE(.name = "demo", ...); */
-#define CRUND_PLUGIN_DEFINE(...)                                               \
-	__attribute__((visibility("default"))) extern const crund_plugin           \
-		crund_plugin_v1;                                                   \
-	const crund_plugin crund_plugin_v1 = {                                     \
-		.magic = CRUND_PLUGIN_MAGIC,                                       \
-		.abi_major = CRUND_PLUGIN_ABI_MAJOR,                               \
-		.abi_minor = CRUND_PLUGIN_ABI_MINOR,                               \
-		.size = sizeof(crund_plugin),                                      \
-		__VA_ARGS__}
+#define CRUND_PLUGIN_DEFINE(...)                                                          \
+	__attribute__((visibility("default"))) extern const crund_plugin crund_plugin_v1; \
+	const crund_plugin crund_plugin_v1 = {.magic = CRUND_PLUGIN_MAGIC,                \
+					      .abi_major = CRUND_PLUGIN_ABI_MAJOR,        \
+					      .abi_minor = CRUND_PLUGIN_ABI_MINOR,        \
+					      .size = sizeof(crund_plugin),               \
+					      __VA_ARGS__}
 
 enum { CRUND_LOG_ERROR = 3, CRUND_LOG_WARNING = 4, CRUND_LOG_INFO = 6, CRUND_LOG_DEBUG = 7 };
 
 /* The daemon's services.  Reached through the inline wrappers. */
 struct crund_host_api {
-	uint32_t size;              /* sizeof(crund_host_api) of the daemon */
+	uint32_t size; /* sizeof(crund_host_api) of the daemon */
 	uint16_t abi_major, abi_minor;
 	/* job services */
 	const json_t *(*job_args)(crund_job *job);
@@ -134,7 +133,7 @@ struct crund_host_api {
 	const char *daemon_version;
 };
 
-struct crund_job {             /* the public head of the daemon's job */
+struct crund_job { /* the public head of the daemon's job */
 	const crund_host_api *api;
 };
 
@@ -142,7 +141,10 @@ struct crund_job {             /* the public head of the daemon's job */
  * the job's life). */
 static inline const json_t *crund_job_args(crund_job *job) { return job->api->job_args(job); }
 static inline const char *crund_job_id(crund_job *job) { return job->api->job_id(job); }
-static inline void *crund_job_plugin_state(crund_job *job) { return job->api->job_plugin_state(job); }
+static inline void *crund_job_plugin_state(crund_job *job)
+{
+	return job->api->job_plugin_state(job);
+}
 
 /* Set the result (steals the reference; any JSON).  -E2BIG when larger
  * than the daemon's result limit (the job then fails with result_too_large). */

@@ -30,7 +30,7 @@
 
 /* Plugin state made by init, handed to every job, freed by fini. */
 struct demo_state {
-	cr_ctxvar *counter;  /* value: the count, as intptr_t */
+	cr_ctxvar *counter; /* value: the count, as intptr_t */
 };
 
 /* Set the result; a NULL value (json_pack failed) is out of memory. */
@@ -53,10 +53,7 @@ static json_int_t int_arg(crund_job *job, const char *name)
 
 /* ----------------------------------------------------------- noop */
 
-static int job_noop(crund_job *job)
-{
-	return set_result(job, json_pack("{s:b}", "ok", 1));
-}
+static int job_noop(crund_job *job) { return set_result(job, json_pack("{s:b}", "ok", 1)); }
 
 /* ---------------------------------------------------------- sleep */
 
@@ -219,7 +216,8 @@ static int job_linger(crund_job *job)
 	if (rc == -ECANCELED) {
 		crund_job_log(job, CRUND_LOG_INFO, "cleaning up");
 		rc = cr_sleep(num_arg(job, "cleanup_seconds"));
-		crund_job_log(job, CRUND_LOG_INFO, rc == 0 ? "cleanup done" : "cleanup interrupted");
+		crund_job_log(job, CRUND_LOG_INFO,
+			      rc == 0 ? "cleanup done" : "cleanup interrupted");
 		return -ECANCELED;
 	}
 	if (rc < 0)
@@ -247,44 +245,90 @@ static int job_hog(crund_job *job)
 /* ------------------------------------------------------- the table */
 
 static const crund_arg_spec sleep_args[] = {
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .required = true,
-	 .description = "how long to sleep, in seconds", .has_range = true, .min = 0, .max = 3600},
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .required = true,
+	 .description = "how long to sleep, in seconds",
+	 .has_range = true,
+	 .min = 0,
+	 .max = 3600},
 };
 static const crund_arg_spec echo_args[] = {
-	{.name = "value", .type = CRUND_ARG_ANY, .required = true,
+	{.name = "value",
+	 .type = CRUND_ARG_ANY,
+	 .required = true,
 	 .description = "any JSON value, returned as the result"},
 };
 static const crund_arg_spec fail_args[] = {
-	{.name = "message", .type = CRUND_ARG_STRING, .default_json = "\"failed on purpose\"",
+	{.name = "message",
+	 .type = CRUND_ARG_STRING,
+	 .default_json = "\"failed on purpose\"",
 	 .description = "the failure message"},
 };
 static const crund_arg_spec fanout_args[] = {
-	{.name = "n", .type = CRUND_ARG_INTEGER, .default_json = "10",
-	 .description = "number of child tasks", .has_range = true, .min = 1, .max = 10000},
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .default_json = "0.1",
-	 .description = "how long each child sleeps", .has_range = true, .min = 0, .max = 3600},
+	{.name = "n",
+	 .type = CRUND_ARG_INTEGER,
+	 .default_json = "10",
+	 .description = "number of child tasks",
+	 .has_range = true,
+	 .min = 1,
+	 .max = 10000},
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "0.1",
+	 .description = "how long each child sleeps",
+	 .has_range = true,
+	 .min = 0,
+	 .max = 3600},
 };
 static const crund_arg_spec compute_args[] = {
-	{.name = "n", .type = CRUND_ARG_INTEGER, .default_json = "1000000",
-	 .description = "count the primes below n", .has_range = true, .min = 2, .max = 100000000},
+	{.name = "n",
+	 .type = CRUND_ARG_INTEGER,
+	 .default_json = "1000000",
+	 .description = "count the primes below n",
+	 .has_range = true,
+	 .min = 2,
+	 .max = 100000000},
 };
 static const crund_arg_spec progress_args[] = {
-	{.name = "steps", .type = CRUND_ARG_INTEGER, .default_json = "5",
-	 .description = "number of steps", .has_range = true, .min = 1, .max = 10000},
-	{.name = "interval", .type = CRUND_ARG_NUMBER, .default_json = "0.1",
-	 .description = "seconds between steps", .has_range = true, .min = 0, .max = 60},
+	{.name = "steps",
+	 .type = CRUND_ARG_INTEGER,
+	 .default_json = "5",
+	 .description = "number of steps",
+	 .has_range = true,
+	 .min = 1,
+	 .max = 10000},
+	{.name = "interval",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "0.1",
+	 .description = "seconds between steps",
+	 .has_range = true,
+	 .min = 0,
+	 .max = 60},
 };
 static const crund_arg_spec linger_args[] = {
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .default_json = "60",
-	 .description = "how long to sleep before finishing", .has_range = true, .min = 0,
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "60",
+	 .description = "how long to sleep before finishing",
+	 .has_range = true,
+	 .min = 0,
 	 .max = 86400},
-	{.name = "cleanup_seconds", .type = CRUND_ARG_NUMBER, .default_json = "1",
-	 .description = "how long the cleanup takes once cancelled", .has_range = true, .min = 0,
+	{.name = "cleanup_seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "1",
+	 .description = "how long the cleanup takes once cancelled",
+	 .has_range = true,
+	 .min = 0,
 	 .max = 3600},
 };
 static const crund_arg_spec hog_args[] = {
-	{.name = "seconds", .type = CRUND_ARG_NUMBER, .default_json = "1",
-	 .description = "how long to block the loop thread", .has_range = true, .min = 0,
+	{.name = "seconds",
+	 .type = CRUND_ARG_NUMBER,
+	 .default_json = "1",
+	 .description = "how long to block the loop thread",
+	 .has_range = true,
+	 .min = 0,
 	 .max = 60},
 };
 
@@ -292,28 +336,39 @@ static const crund_arg_spec hog_args[] = {
 
 static const crund_job_spec demo_jobs[] = {
 	{.name = "noop", .description = "do nothing, return {\"ok\": true}", .run = job_noop},
-	{.name = "sleep", .description = "sleep without blocking the loop", .run = job_sleep,
+	{.name = "sleep",
+	 .description = "sleep without blocking the loop",
+	 .run = job_sleep,
 	 ARGS(sleep_args)},
-	{.name = "echo", .description = "return the value given", .run = job_echo,
-	 ARGS(echo_args)},
-	{.name = "fail", .description = "fail with a message (error code plugin_error)",
-	 .run = job_fail, ARGS(fail_args)},
+	{.name = "echo", .description = "return the value given", .run = job_echo, ARGS(echo_args)},
+	{.name = "fail",
+	 .description = "fail with a message (error code plugin_error)",
+	 .run = job_fail,
+	 ARGS(fail_args)},
 	{.name = "counter",
 	 .description = "add one to a context variable: shared jobs count 1, 2, 3...; "
 			"isolated jobs do not affect the others",
 	 .run = job_counter},
-	{.name = "fanout", .description = "spawn n child tasks that sleep, and gather them",
-	 .run = job_fanout, ARGS(fanout_args)},
+	{.name = "fanout",
+	 .description = "spawn n child tasks that sleep, and gather them",
+	 .run = job_fanout,
+	 ARGS(fanout_args)},
 	{.name = "compute",
 	 .description = "count primes below n on an executor thread (the loop stays responsive)",
-	 .run = job_compute, ARGS(compute_args)},
-	{.name = "progress", .description = "report progress and a log line at each step",
-	 .run = job_progress, ARGS(progress_args)},
+	 .run = job_compute,
+	 ARGS(compute_args)},
+	{.name = "progress",
+	 .description = "report progress and a log line at each step",
+	 .run = job_progress,
+	 ARGS(progress_args)},
 	{.name = "linger",
 	 .description = "sleep; when cancelled, await a cleanup before ending cancelled",
-	 .run = job_linger, ARGS(linger_args)},
-	{.name = "hog", .description = "block the loop thread on purpose (for stall detection)",
-	 .run = job_hog, ARGS(hog_args)},
+	 .run = job_linger,
+	 ARGS(linger_args)},
+	{.name = "hog",
+	 .description = "block the loop thread on purpose (for stall detection)",
+	 .run = job_hog,
+	 ARGS(hog_args)},
 };
 
 /* ------------------------------------------------------ init / fini */

@@ -38,7 +38,9 @@ static const crund_arg_spec typed_args[] = {
 	{.name = "l", .type = CRUND_ARG_ARRAY},
 	{.name = "req", .type = CRUND_ARG_STRING, .required = true, .default_json = "\"d\""},
 };
-static const crund_job_spec typed_job = {.name = "typed", .run = run_none, .args = typed_args,
+static const crund_job_spec typed_job = {.name = "typed",
+					 .run = run_none,
+					 .args = typed_args,
 					 .n_args = sizeof(typed_args) / sizeof(typed_args[0])};
 
 static const crund_job_spec *pick_job(const char *name)
@@ -61,13 +63,27 @@ static const crund_arg_spec *find_spec(const crund_job_spec *job, const char *na
 static void check_value(const crund_arg_spec *a, const json_t *v)
 {
 	switch (a->type) {
-	case CRUND_ARG_STRING: FUZZ_CHECK(json_is_string(v)); break;
-	case CRUND_ARG_INTEGER: FUZZ_CHECK(json_is_integer(v)); break;
-	case CRUND_ARG_NUMBER: FUZZ_CHECK(json_is_number(v)); break;
-	case CRUND_ARG_BOOLEAN: FUZZ_CHECK(json_is_boolean(v)); break;
-	case CRUND_ARG_OBJECT: FUZZ_CHECK(json_is_object(v)); break;
-	case CRUND_ARG_ARRAY: FUZZ_CHECK(json_is_array(v)); break;
-	case CRUND_ARG_ANY: FUZZ_CHECK(v != NULL); break;
+	case CRUND_ARG_STRING:
+		FUZZ_CHECK(json_is_string(v));
+		break;
+	case CRUND_ARG_INTEGER:
+		FUZZ_CHECK(json_is_integer(v));
+		break;
+	case CRUND_ARG_NUMBER:
+		FUZZ_CHECK(json_is_number(v));
+		break;
+	case CRUND_ARG_BOOLEAN:
+		FUZZ_CHECK(json_is_boolean(v));
+		break;
+	case CRUND_ARG_OBJECT:
+		FUZZ_CHECK(json_is_object(v));
+		break;
+	case CRUND_ARG_ARRAY:
+		FUZZ_CHECK(json_is_array(v));
+		break;
+	case CRUND_ARG_ANY:
+		FUZZ_CHECK(v != NULL);
+		break;
 	}
 	if (a->has_range && json_is_number(v)) {
 		double x = json_number_value(v);
@@ -108,7 +124,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * of its declared type and in range. */
 		const char *key;
 		json_t *v;
-		json_object_foreach(out, key, v) {
+		json_object_foreach(out, key, v)
+		{
 			const crund_arg_spec *a = find_spec(job, key);
 			FUZZ_CHECK(a != NULL);
 			check_value(a, v);

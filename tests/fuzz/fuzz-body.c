@@ -37,10 +37,7 @@ static crund_loaded_plugin demo = {.desc = &crund_plugin_v1, .path = (char *)"de
 static crund_plugin_registry reg = {.plugins = &demo, .n = 1};
 
 static double clock_now;
-static double fake_now(void)
-{
-	return clock_now += 0.25;
-}
+static double fake_now(void) { return clock_now += 0.25; }
 
 static int fake_start(crund_jobrec *j, void *data)
 {
@@ -82,9 +79,9 @@ static void check_render(const crund_jobrec *j)
 		json_decref(res);
 	}
 	if (j->err_msg && crund_job_state_ended(j->state))
-		FUZZ_CHECK(!strcmp(json_string_value(json_object_get(json_object_get(v, "error"),
-								      "message")),
-				   j->err_msg));
+		FUZZ_CHECK(!strcmp(
+			json_string_value(json_object_get(json_object_get(v, "error"), "message")),
+			j->err_msg));
 	json_decref(v);
 	crund_buf_free(&b);
 }
@@ -99,7 +96,8 @@ static void submit(crund_jobs *s, json_t *body)
 {
 	json_t *jp = json_object_get(body, "plugin"), *jj = json_object_get(body, "job");
 	json_t *ja = json_object_get(body, "args"), *jt = json_object_get(body, "timeout");
-	json_t *jc = json_object_get(body, "context"), *jk = json_object_get(body, "idempotency_key");
+	json_t *jc = json_object_get(body, "context"),
+	       *jk = json_object_get(body, "idempotency_key");
 
 	const crund_loaded_plugin *p = crund_plugins_find(&reg, json_string_value(jp));
 	const crund_job_spec *spec = crund_plugins_find_job(p, json_string_value(jj));
@@ -121,13 +119,18 @@ static void submit(crund_jobs *s, json_t *body)
 
 	json_t *args = NULL;
 	char err[300];
-	if (crund_args_validate(spec, json_is_object(ja) ? ja : NULL, &args, err, sizeof(err)) < 0) {
+	if (crund_args_validate(spec, json_is_object(ja) ? ja : NULL, &args, err, sizeof(err)) <
+	    0) {
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
 		return;
 	}
 	json_t *keep = json_incref(args);
-	crund_job_req req = {.plugin = p, .spec = spec, .args = args, .timeout = timeout,
-			     .isolated = ctx && !strcmp(ctx, "isolated"), .idem_key = idem};
+	crund_job_req req = {.plugin = p,
+			     .spec = spec,
+			     .args = args,
+			     .timeout = timeout,
+			     .isolated = ctx && !strcmp(ctx, "isolated"),
+			     .idem_key = idem};
 	crund_jobrec *j = NULL;
 	bool existing = false;
 	int rc = crund_jobs_submit(s, &req, &j, &existing);
@@ -152,7 +155,7 @@ static void outside_text(crund_jobs *s, const char *t)
 	crund_jobrec *j = crund_jobs_find(s, t);
 	if (j) {
 		FUZZ_CHECK(crund_jobs_parse_id(s, t, &seq) == 0 && seq == j->seq);
-		FUZZ_CHECK(!strcmp(j->id, t));  /* one canonical spelling */
+		FUZZ_CHECK(!strcmp(j->id, t)); /* one canonical spelling */
 	}
 	unsigned mask = 0;
 	if (crund_parse_state_mask(t, &mask) < 0)
@@ -195,8 +198,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 
 	/* Small limits, so a few submissions fill the queue and evict. */
-	crund_jobs_limits lim = {.max_running = 2, .max_queued = 2, .retain_jobs = 3,
-				 .retain_seconds = 3600, .max_result_bytes = 1024,
+	crund_jobs_limits lim = {.max_running = 2,
+				 .max_queued = 2,
+				 .retain_jobs = 3,
+				 .retain_seconds = 3600,
+				 .max_result_bytes = 1024,
 				 .max_log_bytes = 256};
 	crund_jobs_ops ops = {.start = fake_start, .cancel = fake_cancel};
 	crund_jobs s;
@@ -209,7 +215,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (json_is_array(body)) {
 		size_t i;
 		json_t *v;
-		json_array_foreach(body, i, v) {
+		json_array_foreach(body, i, v)
+		{
 			if (i == 64)
 				break;
 			if (json_is_object(v))

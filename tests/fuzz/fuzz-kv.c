@@ -37,7 +37,7 @@ static crund_arg_type daemon_type(const char *type)
 	for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
 		if (!strcmp(type, map[i].name))
 			return map[i].t;
-	return CRUND_ARG_STRING;  /* crunctl sends unknown types as strings */
+	return CRUND_ARG_STRING; /* crunctl sends unknown types as strings */
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -77,7 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				char derr[300];
 				int drc = crund_arg_check(&spec, v, &checked, derr, sizeof(derr));
 				if (drc < 0)
-					fprintf(stderr, "crunctl typed '%s' as %s, the daemon says: %s\n",
+					fprintf(stderr,
+						"crunctl typed '%s' as %s, the daemon says: %s\n",
 						value, type, derr);
 				FUZZ_CHECK(drc == 0);
 				json_decref(checked);

@@ -23,7 +23,8 @@ static bool param_chars_ok(const char *p)
 	if (n == 0 || n > 127)
 		return false;
 	for (; *p; p++)
-		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", *p))
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~",
+			    *p))
 			return false;
 	return true;
 }
@@ -36,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (f[0] && f[1]) {
 		crund_route_match m;
-		memset(&m, 0xa5, sizeof(m));  /* every field must be written */
+		memset(&m, 0xa5, sizeof(m)); /* every field must be written */
 		crund_route(f[0], f[1], &m);
 		FUZZ_CHECK(m.status == 0 || m.status == 404 || m.status == 405);
 		FUZZ_CHECK(memchr(m.param, '\0', sizeof(m.param)));

@@ -18,10 +18,10 @@
 #include "fuzz.h"
 
 typedef struct events {
-	char *text;   /* "name\0data\0" per event */
+	char *text; /* "name\0data\0" per event */
 	size_t len, cap;
 	size_t n;
-	size_t stop_at;   /* 0: never stop */
+	size_t stop_at; /* 0: never stop */
 } events;
 
 static void append(events *e, const char *s)

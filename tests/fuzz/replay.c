@@ -38,8 +38,8 @@
 #error "FUZZ_CORPUS (the corpus dir of this target) must be defined"
 #endif
 
-#define FUZZ_MAX_INPUT (64u << 10)   /* mutations never grow an input past this */
-#define MAX_SEEDS 4096
+#define FUZZ_MAX_INPUT (64u << 10) /* mutations never grow an input past this */
+#define MAX_SEEDS      4096
 
 typedef struct seed {
 	uint8_t *data;
@@ -61,7 +61,7 @@ static void die(const char *fmt, const char *arg)
 	fprintf(stderr, "replay: ");
 	fprintf(stderr, fmt, arg);
 	fputc('\n', stderr);
-	exit(99);  /* a hard error for the test driver, not a finding */
+	exit(99); /* a hard error for the test driver, not a finding */
 }
 
 /* ------------------------------------------------------------- corpus */
@@ -194,28 +194,68 @@ static uint64_t rnd(void)
 	return z ^ (z >> 31);
 }
 
-static size_t below(size_t n)
-{
-	return n ? (size_t)(rnd() % n) : 0;
-}
+static size_t below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
 
 /* Bytes that matter to the parsers under test (JSON, key=value lines,
  * SSE, paths) and to binary formats (ELF). */
 static const uint8_t magic_bytes[] = {
-	0, 1, 0x7f, 0x80, 0xff, '\n', '\r', ' ', '\t', '"', '\\', '{', '}', '[', ']', ':', ',',
-	'=', '#', '/', '.', '-', '+', '0', '9', 'e', 'E', 'u', '~', '%', '?', '&',
+	0,   1,   0x7f, 0x80, 0xff, '\n', '\r', ' ', '\t', '"', '\\', '{', '}', '[', ']', ':',
+	',', '=', '#',  '/',  '.',  '-',  '+',  '0', '9',  'e', 'E',  'u', '~', '%', '?', '&',
 };
 /* Text that hits boundaries of number parsers. */
 static const char *const magic_text[] = {
-	"-1", "0", "1", "-0", "0.5", "1e308", "1e-400", "1e309", "4294967296", "4294967295",
-	"9223372036854775807", "9223372036854775808", "-9223372036854775809", "nan", "inf",
-	"0x10", "1e3", "300", "300.0000001", "1000", "1001", "65535", "65536", "\"\"", "null",
-	"true", "[]", "{}", "\\u0000", "\\ud800", "\xc3\x28", "\xf0\x9f\x98\x80",
+	"-1",
+	"0",
+	"1",
+	"-0",
+	"0.5",
+	"1e308",
+	"1e-400",
+	"1e309",
+	"4294967296",
+	"4294967295",
+	"9223372036854775807",
+	"9223372036854775808",
+	"-9223372036854775809",
+	"nan",
+	"inf",
+	"0x10",
+	"1e3",
+	"300",
+	"300.0000001",
+	"1000",
+	"1001",
+	"65535",
+	"65536",
+	"\"\"",
+	"null",
+	"true",
+	"[]",
+	"{}",
+	"\\u0000",
+	"\\ud800",
+	"\xc3\x28",
+	"\xf0\x9f\x98\x80",
 };
 /* Integer bytes for binary headers (offsets, sizes, counts). */
 static const uint64_t magic_ints[] = {
-	0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffff, 0x80000000, 0xffffffff,
-	UINT64_C(0x7fffffffffffffff), UINT64_C(0x8000000000000000), UINT64_MAX, 64, 56, 24,
+	0,
+	1,
+	0x7f,
+	0x80,
+	0xff,
+	0x7fff,
+	0x8000,
+	0xffff,
+	0x7fffffff,
+	0x80000000,
+	0xffffffff,
+	UINT64_C(0x7fffffffffffffff),
+	UINT64_C(0x8000000000000000),
+	UINT64_MAX,
+	64,
+	56,
+	24,
 };
 
 /* Mutate buf (size *n, room FUZZ_MAX_INPUT) once. */
@@ -241,7 +281,8 @@ static void mutate_once(uint8_t *buf, size_t *n)
 			break;
 		memmove(buf + at + k, buf + at, len - at);
 		for (size_t i = 0; i < k; i++)
-			buf[at + i] = (rnd() & 1) ? magic_bytes[below(sizeof(magic_bytes))] : (uint8_t)rnd();
+			buf[at + i] = (rnd() & 1) ? magic_bytes[below(sizeof(magic_bytes))]
+						  : (uint8_t)rnd();
 		len += k;
 		break;
 	}

@@ -35,5 +35,5 @@ static void fini(const crund_host_api *host, void *state)
 	free(state);
 }
 
-CRUND_PLUGIN_DEFINE(.name = "awaits", .version = "1", .jobs = jobs, .n_jobs = 1,
-		    .init = init, .fini = fini);
+CRUND_PLUGIN_DEFINE(.name = "awaits", .version = "1", .jobs = jobs, .n_jobs = 1, .init = init,
+		    .fini = fini);

@@ -13,5 +13,4 @@ static int init(const crund_host_api *host, void **ret_state)
 	return -EIO;
 }
 
-CRUND_PLUGIN_DEFINE(.name = "init_fail", .version = "1", .jobs = jobs, .n_jobs = 1,
-		    .init = init);
+CRUND_PLUGIN_DEFINE(.name = "init_fail", .version = "1", .jobs = jobs, .n_jobs = 1, .init = init);

@@ -12,9 +12,9 @@
 
 #include "crunner.h"
 #include "crund/plugin.h"
-#include "crund-config.h"
-#include "jobs.h"
-#include "plugins.h"
+#include "settings.h"
+#include "jobs/jobs.h"
+#include "plugins/plugins.h"
 
 typedef struct crund_http crund_http;
 
@@ -37,10 +37,10 @@ typedef struct crund_daemon {
 
 extern crund_daemon crund_d;
 
-/* host.c: the service table plugins reach through crund_job->api. */
+/* plugins/host.c: the service table plugins reach through crund_job->api. */
 extern const crund_host_api crund_host;
 
-/* exec.c: running a job as a task on the runner (the store's ops). */
+/* jobs/run.c: running a job as a task on the runner (the store's ops). */
 int crund_exec_start(crund_jobrec *job, void *data);
 void crund_exec_cancel(crund_jobrec *job, void *data);
 /* Jobs whose task is still alive (a forced end at shutdown leaves some). */
@@ -55,7 +55,7 @@ void crund_watchdog_job(const crund_jobrec *job);
 bool crund_watchdog_stalled(void);
 double crund_watchdog_lag(void); /* last measured loop lag, s */
 
-/* metrics.c */
+/* api/metrics.c */
 void crund_metrics_count_status(unsigned status);
 /* Prometheus text exposition into b. */
 void crund_metrics_render(crund_buf *b);

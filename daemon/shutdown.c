@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "http.h"
+#include "http/http.h"
 #include "log.h"
 #include "notify.h"
 

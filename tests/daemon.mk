@@ -9,16 +9,16 @@ check_PROGRAMS += tests/test-http tests/test-jobs tests/test-config
 DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) -I$(top_srcdir)/daemon
 DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) -lm
 
-tests_test_http_SOURCES = tests/test-http.c daemon/route.c daemon/jobs.c daemon/buf.c \
-	daemon/submit.c daemon/plugins.c daemon/args.c
+tests_test_http_SOURCES = tests/test-http.c daemon/http/route.c daemon/jobs/jobs.c daemon/buf.c \
+	daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/args.c
 tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) -ldl
 
-tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs.c daemon/buf.c
+tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs/jobs.c daemon/buf.c
 tests_test_jobs_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_jobs_LDADD = $(DAEMON_TEST_LIBS)
 
-tests_test_config_SOURCES = tests/test-config.c daemon/config.c daemon/log.c
+tests_test_config_SOURCES = tests/test-config.c daemon/settings.c daemon/log.c
 tests_test_config_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_config_LDADD = $(DAEMON_TEST_LIBS)
 endif

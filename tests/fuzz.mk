@@ -16,7 +16,7 @@ FUZZ_COMMON = tests/fuzz/replay.c tests/fuzz/fuzz.h
 FUZZ_CORPUS_DIR = $(abs_top_srcdir)/tests/fuzz/corpus
 
 tests_fuzz_fuzz_route_SOURCES = tests/fuzz/fuzz-route.c $(FUZZ_COMMON) \
-	daemon/route.c daemon/jobs.c daemon/buf.c
+	daemon/http/route.c daemon/jobs/jobs.c daemon/buf.c
 tests_fuzz_fuzz_route_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/route"'
 tests_fuzz_fuzz_route_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_route_LDADD = $(JANSSON_LIBS) -lm
@@ -24,26 +24,26 @@ tests_fuzz_fuzz_route_LDADD = $(JANSSON_LIBS) -lm
 # args and body read the demo plugin's real job table: its source is
 # linked in (its job bodies need libcrunner; they never run here).
 tests_fuzz_fuzz_args_SOURCES = tests/fuzz/fuzz-args.c $(FUZZ_COMMON) \
-	daemon/args.c plugins/demo/demo.c
+	daemon/plugins/args.c plugins/demo/demo.c
 tests_fuzz_fuzz_args_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/args"'
 tests_fuzz_fuzz_args_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_args_LDADD = lib/libcrunner.la $(JANSSON_LIBS) -lm
 
 tests_fuzz_fuzz_body_SOURCES = tests/fuzz/fuzz-body.c $(FUZZ_COMMON) \
-	daemon/args.c daemon/plugins.c daemon/jobs.c daemon/buf.c daemon/route.c \
+	daemon/plugins/args.c daemon/plugins/registry.c daemon/jobs/jobs.c daemon/buf.c daemon/http/route.c \
 	plugins/demo/demo.c
 tests_fuzz_fuzz_body_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/body"'
 tests_fuzz_fuzz_body_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_body_LDADD = lib/libcrunner.la $(JANSSON_LIBS) -ldl -lm
 
 tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz-config.c $(FUZZ_COMMON) \
-	daemon/config.c daemon/log.c
+	daemon/settings.c daemon/log.c
 tests_fuzz_fuzz_config_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/config"'
 tests_fuzz_fuzz_config_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_config_LDADD = -lm
 
 tests_fuzz_fuzz_elf_SOURCES = tests/fuzz/fuzz-elf.c $(FUZZ_COMMON) \
-	daemon/plugins.c daemon/args.c
+	daemon/plugins/registry.c daemon/plugins/args.c
 tests_fuzz_fuzz_elf_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/elf"'
 tests_fuzz_fuzz_elf_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_elf_LDADD = lib/libcrunner.la $(JANSSON_LIBS) -ldl -lm
@@ -54,7 +54,7 @@ tests_fuzz_fuzz_sse_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_sse_LDADD = $(JANSSON_LIBS)
 
 tests_fuzz_fuzz_kv_SOURCES = tests/fuzz/fuzz-kv.c $(FUZZ_COMMON) \
-	client/args.c client/format.c daemon/args.c
+	client/args.c client/format.c daemon/plugins/args.c
 tests_fuzz_fuzz_kv_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/kv"'
 tests_fuzz_fuzz_kv_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_kv_LDADD = $(JANSSON_LIBS) -lm

@@ -58,7 +58,7 @@ examples_plugin_hello_hello_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)
 # through a fake host inside cr_run().
 PLUGIN_TESTS += tests/test-plugins tests/test-args
 check_PROGRAMS += tests/test-plugins tests/test-args
-tests_test_plugins_SOURCES = tests/test-plugins.c daemon/plugins.c daemon/args.c daemon/plugins.h
+tests_test_plugins_SOURCES = tests/test-plugins.c daemon/plugins/registry.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_plugins_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	-DTEST_BUILDDIR='"$(abs_top_builddir)"'
 tests_test_plugins_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
@@ -66,7 +66,7 @@ tests_test_plugins_LDADD = lib/libcrunner.la $(CHECK_LIBS) $(JANSSON_LIBS)
 # The suite loads these; make sure they are built before it runs.
 EXTRA_tests_test_plugins_DEPENDENCIES = plugins/demo.la $(PLUGIN_FIXTURES)
 
-tests_test_args_SOURCES = tests/test-args.c daemon/args.c daemon/plugins.h
+tests_test_args_SOURCES = tests/test-args.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
 tests_test_args_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_args_LDADD = $(CHECK_LIBS) $(JANSSON_LIBS)

@@ -7,7 +7,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 static int run_dummy(crund_job *job) { return 0; }
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "crund-config.h"
+#include "settings.h"
 #include "log.h"
 #include "testutil.h"
 

@@ -10,9 +10,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "route.h"
-#include "jobs.h"
-#include "submit.h"
+#include "http/route.h"
+#include "jobs/jobs.h"
+#include "jobs/submit.h"
 #include "testutil.h"
 
 static crund_route_match m;

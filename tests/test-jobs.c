@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jobs.h"
+#include "jobs/jobs.h"
 #include "testutil.h"
 
 static crund_plugin desc_a = {.name = "alpha"};

@@ -27,7 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 /* ------------------------------------------------------------ helpers */
 

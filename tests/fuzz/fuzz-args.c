@@ -15,7 +15,7 @@
 #include <math.h>
 
 #include "fuzz.h"
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 /* plugins/demo/demo.c, linked in. */
 extern const crund_plugin crund_plugin_v1;

@@ -27,9 +27,9 @@
 #include <math.h>
 
 #include "fuzz.h"
-#include "jobs.h"
-#include "plugins.h"
-#include "route.h"
+#include "jobs/jobs.h"
+#include "plugins/plugins.h"
+#include "http/route.h"
 
 extern const crund_plugin crund_plugin_v1;
 

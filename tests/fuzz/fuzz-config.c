@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <math.h>
 
-#include "crund-config.h"
+#include "settings.h"
 #include "fuzz.h"
 #include "log.h"
 

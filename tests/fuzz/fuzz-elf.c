@@ -14,7 +14,7 @@
 #include <errno.h>
 
 #include "fuzz.h"
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -21,7 +21,7 @@
 
 #include "crunctl.h"
 #include "fuzz.h"
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 static crund_arg_type daemon_type(const char *type)
 {

@@ -14,8 +14,8 @@
 #include <math.h>
 
 #include "fuzz.h"
-#include "jobs.h"
-#include "route.h"
+#include "jobs/jobs.h"
+#include "http/route.h"
 
 static bool param_chars_ok(const char *p)
 {

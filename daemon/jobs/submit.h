@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 #define CRUND_IDEM_KEY_MAX 200
 #define CRUND_TIMEOUT_MAX  (365 * 86400.0)

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route.h"
-#include "jobs.h"
+#include "http/route.h"
+#include "jobs/jobs.h"
 
 crund_method crund_method_parse(const char *m)
 {

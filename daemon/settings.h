@@ -1,5 +1,5 @@
 /*
- * crund-config.h (config.c) — crund's settings: defaults, command-line flags and the
+ * settings.h (settings.c) — crund's settings: defaults, command-line flags and the
  * optional config file (`--config FILE`, `key = value` lines, same names
  * as the long flags, '#' comments).  Flags given on the command line win
  * over the file; a repeatable key (listen, plugin-dir) given on the command

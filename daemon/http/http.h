@@ -20,8 +20,8 @@
 #include <microhttpd.h>
 
 #include "buf.h"
-#include "jobs.h"
-#include "route.h"
+#include "jobs/jobs.h"
+#include "http/route.h"
 
 #if MHD_VERSION >= 0x00097002
 typedef enum MHD_Result crund_mhd_result;
@@ -101,9 +101,9 @@ crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double secon
 /* Answer with a text/event-stream of the job's events. */
 crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job);
 
-/* api.c: answer a request whose body (if any) is complete. */
+/* api/api.c: answer a request whose body (if any) is complete. */
 crund_mhd_result crund_api_handle(crund_req *req);
-/* api.c: the token check (constant time); true when no token is set. */
+/* api/api.c: the token check (constant time); true when no token is set. */
 bool crund_api_authorized(struct MHD_Connection *conn);
 
 #endif

@@ -5,7 +5,7 @@
  * streams waiting on a job).
  *
  * The store knows nothing of tasks or HTTP: starting and cancelling a
- * running job go through crund_jobs_ops (exec.c spawns a task on the
+ * running job go through crund_jobs_ops (jobs/run.c spawns a task on the
  * runner; the unit tests use fakes).  Everything runs on the loop thread.
  *
  * States: queued → running → succeeded | failed | cancelled; a queued job
@@ -23,7 +23,7 @@
 
 #include "crund/plugin.h"
 #include "buf.h"
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 typedef enum crund_job_state {
 	CRUND_JOB_QUEUED = 0,
@@ -94,7 +94,7 @@ struct crund_jobrec {
 	char *log;                /* owned lines, or NULL */
 	uint32_t log_len, log_cap;
 	char *idem_key;                             /* owned, or NULL */
-	void *task;                                 /* cr_task* while the task lives (exec.c) */
+	void *task;                                 /* cr_task* while the task lives (run.c) */
 	double created_at, started_at, finished_at; /* CLOCK_REALTIME s, 0 unset */
 	double timeout;                             /* seconds, 0: none */
 	const char *cancel_code;                    /* static: "cancelled" or "shutdown" */

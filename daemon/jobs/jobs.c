@@ -34,7 +34,7 @@
 #include <valgrind/valgrind.h>
 #endif
 
-#include "jobs.h"
+#include "jobs/jobs.h"
 
 static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford */
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "submit.h"
+#include "jobs/submit.h"
 
 static int bad(const char **ret_code, const char *code, char *msg, size_t msglen, const char *fmt,
 	       ...) __attribute__((format(printf, 5, 6)));

@@ -18,7 +18,7 @@
 #include <event2/event.h>
 
 #include "daemon.h"
-#include "http.h"
+#include "http/http.h"
 #include "log.h"
 
 #define JSON_CT            "application/json; charset=utf-8"

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "http.h"
+#include "http/http.h"
 #include "log.h"
 
 static uint64_t status_count[600];

@@ -14,9 +14,9 @@
 #include <string.h>
 
 #include "daemon.h"
-#include "http.h"
+#include "http/http.h"
 #include "log.h"
-#include "submit.h"
+#include "jobs/submit.h"
 
 #define JSON_CT "application/json; charset=utf-8"
 

@@ -1,5 +1,5 @@
 /*
- * exec.c — a job runs as a task on the runner's loop (the store's ops).
+ * jobs/run.c — a job runs as a task on the runner's loop (the store's ops).
  *
  * The task body calls the plugin's coroutine, under the job's timeout
  * scope when it has one.  The terminal state is decided in the task's done

@@ -16,7 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 const char *crund_arg_type_name(crund_arg_type type)
 {

@@ -1,5 +1,5 @@
 /*
- * plugins.c — the plugin registry: find plugin files, check them, load
+ * plugins/registry.c — the plugin registry: find plugin files, check them, load
  * them, run their init/fini, and describe them as JSON.
  *
  * The order of the checks is the point of this file.  dlopen() runs the
@@ -36,7 +36,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "plugins.h"
+#include "plugins/plugins.h"
 
 /* The fixed head every descriptor version starts with. */
 struct desc_head {

@@ -1,7 +1,7 @@
 /*
  * plugins.h — the daemon's plugin registry: find, check, load, init and
  * fini plugins; look jobs up; validate submitted arguments against a job's
- * declared argument specs.  Owned by daemon/plugins.c and daemon/args.c.
+ * declared argument specs.  Owned by daemon/plugins/registry.c and daemon/plugins/args.c.
  */
 #ifndef CRUND_PLUGINS_H
 #define CRUND_PLUGINS_H

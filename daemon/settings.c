@@ -1,5 +1,5 @@
 /*
- * config.c — flags, config file and defaults; see crund-config.h.
+ * settings.c — flags, config file and defaults; see settings.h.
  *
  * One table describes every setting, so the command line and the config
  * file accept exactly the same names and values, and a new setting is one
@@ -17,7 +17,7 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include "crund-config.h"
+#include "settings.h"
 #include "log.h"
 
 const char crund_config_help[] =

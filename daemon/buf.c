@@ -9,7 +9,7 @@
 
 #include "buf.h"
 
-bool crund_buf_reserve(crund_buf *b, size_t extra)
+bool crd_buf_reserve(crd_buf *b, size_t extra)
 {
 	if (b->oom)
 		return false;
@@ -33,23 +33,23 @@ bool crund_buf_reserve(crund_buf *b, size_t extra)
 	return true;
 }
 
-void crund_buf_add(crund_buf *b, const void *p, size_t n)
+void crd_buf_add(crd_buf *b, const void *p, size_t n)
 {
-	if (!crund_buf_reserve(b, n))
+	if (!crd_buf_reserve(b, n))
 		return;
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
 	b->data[b->len] = '\0';
 }
 
-void crund_buf_adds(crund_buf *b, const char *s) { crund_buf_add(b, s, strlen(s)); }
+void crd_buf_adds(crd_buf *b, const char *s) { crd_buf_add(b, s, strlen(s)); }
 
-void crund_buf_addc(crund_buf *b, char c) { crund_buf_add(b, &c, 1); }
+void crd_buf_addc(crd_buf *b, char c) { crd_buf_add(b, &c, 1); }
 
-void crund_buf_addvf(crund_buf *b, const char *fmt, va_list ap)
+void crd_buf_addvf(crd_buf *b, const char *fmt, va_list ap)
 {
 	va_list aq;
-	if (!crund_buf_reserve(b, 64))
+	if (!crd_buf_reserve(b, 64))
 		return;
 	va_copy(aq, ap);
 	int n = vsnprintf(b->data + b->len, b->cap - b->len, fmt, aq);
@@ -59,79 +59,79 @@ void crund_buf_addvf(crund_buf *b, const char *fmt, va_list ap)
 		return;
 	}
 	if ((size_t)n >= b->cap - b->len) {
-		if (!crund_buf_reserve(b, (size_t)n))
+		if (!crd_buf_reserve(b, (size_t)n))
 			return;
 		vsnprintf(b->data + b->len, b->cap - b->len, fmt, ap);
 	}
 	b->len += (size_t)n;
 }
 
-void crund_buf_addf(crund_buf *b, const char *fmt, ...)
+void crd_buf_addf(crd_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	crund_buf_addvf(b, fmt, ap);
+	crd_buf_addvf(b, fmt, ap);
 	va_end(ap);
 }
 
-void crund_buf_add_jstrn(crund_buf *b, const char *s, size_t n)
+void crd_buf_add_jstrn(crd_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
-	if (!crund_buf_reserve(b, n + 2))
+	if (!crd_buf_reserve(b, n + 2))
 		return;
-	crund_buf_addc(b, '"');
+	crd_buf_addc(b, '"');
 	size_t start = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		crund_buf_add(b, s + start, i - start);
+		crd_buf_add(b, s + start, i - start);
 		start = i + 1;
 		switch (c) {
 		case '"':
-			crund_buf_add(b, "\\\"", 2);
+			crd_buf_add(b, "\\\"", 2);
 			break;
 		case '\\':
-			crund_buf_add(b, "\\\\", 2);
+			crd_buf_add(b, "\\\\", 2);
 			break;
 		case '\n':
-			crund_buf_add(b, "\\n", 2);
+			crd_buf_add(b, "\\n", 2);
 			break;
 		case '\r':
-			crund_buf_add(b, "\\r", 2);
+			crd_buf_add(b, "\\r", 2);
 			break;
 		case '\t':
-			crund_buf_add(b, "\\t", 2);
+			crd_buf_add(b, "\\t", 2);
 			break;
 		default: {
 			char e[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-			crund_buf_add(b, e, 6);
+			crd_buf_add(b, e, 6);
 		}
 		}
 	}
-	crund_buf_add(b, s + start, n - start);
-	crund_buf_addc(b, '"');
+	crd_buf_add(b, s + start, n - start);
+	crd_buf_addc(b, '"');
 }
 
-void crund_buf_add_jstr(crund_buf *b, const char *s)
+void crd_buf_add_jstr(crd_buf *b, const char *s)
 {
 	if (!s)
-		crund_buf_add(b, "null", 4);
+		crd_buf_add(b, "null", 4);
 	else
-		crund_buf_add_jstrn(b, s, strlen(s));
+		crd_buf_add_jstrn(b, s, strlen(s));
 }
 
 static int dump_cb(const char *p, size_t n, void *data)
 {
-	crund_buf *b = data;
-	crund_buf_add(b, p, n);
+	crd_buf *b = data;
+	crd_buf_add(b, p, n);
 	return b->oom ? -1 : 0;
 }
 
-void crund_buf_add_json(crund_buf *b, const json_t *v)
+void crd_buf_add_json(crd_buf *b, const json_t *v)
 {
 	if (!v) {
-		crund_buf_add(b, "null", 4);
+		crd_buf_add(b, "null", 4);
 		return;
 	}
 	/* JSON_ENCODE_ANY: results may be scalars. */
@@ -140,7 +140,7 @@ void crund_buf_add_json(crund_buf *b, const json_t *v)
 		b->oom = true;
 }
 
-char *crund_json_text(const json_t *v, size_t max, size_t *ret_len)
+char *crd_json_text(const json_t *v, size_t max, size_t *ret_len)
 {
 	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
 	char small[512];
@@ -162,22 +162,22 @@ char *crund_json_text(const json_t *v, size_t max, size_t *ret_len)
 	return t;
 }
 
-void crund_buf_add_num(crund_buf *b, double v)
+void crd_buf_add_num(crd_buf *b, double v)
 {
 	if (v != v || v > 1e300 || v < -1e300) { /* NaN/inf are not JSON */
-		crund_buf_add(b, "null", 4);
+		crd_buf_add(b, "null", 4);
 		return;
 	}
-	crund_buf_addf(b, "%.15g", v);
+	crd_buf_addf(b, "%.15g", v);
 }
 
-char *crund_buf_steal(crund_buf *b, size_t *ret_len)
+char *crd_buf_steal(crd_buf *b, size_t *ret_len)
 {
 	if (b->oom) {
-		crund_buf_free(b);
+		crd_buf_free(b);
 		return NULL;
 	}
-	if (!b->data && !crund_buf_reserve(b, 0))
+	if (!b->data && !crd_buf_reserve(b, 0))
 		return NULL;
 	if (!b->len)
 		b->data[0] = '\0';
@@ -189,7 +189,7 @@ char *crund_buf_steal(crund_buf *b, size_t *ret_len)
 	return p;
 }
 
-void crund_buf_free(crund_buf *b)
+void crd_buf_free(crd_buf *b)
 {
 	free(b->data);
 	b->data = NULL;

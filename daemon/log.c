@@ -20,16 +20,16 @@
 static int log_max = CRUND_LOG_INFO;
 static int log_systemd = -1; /* -1: not yet detected */
 
-void crund_log_setup(int max_level)
+void crd_log_setup(int max_level)
 {
 	log_max = max_level;
 	const char *js = getenv("JOURNAL_STREAM"), *inv = getenv("INVOCATION_ID");
 	log_systemd = (js && *js) || (inv && *inv);
 }
 
-int crund_log_level(void) { return log_max; }
+int crd_log_level(void) { return log_max; }
 
-int crund_log_parse_level(const char *s)
+int crd_log_parse_level(const char *s)
 {
 	if (!strcasecmp(s, "error") || !strcasecmp(s, "err"))
 		return CRUND_LOG_ERROR;
@@ -58,7 +58,7 @@ static const char *level_name(int level)
 	}
 }
 
-void crund_logv(int level, const char *job_id, const char *fmt, va_list ap)
+void crd_logv(int level, const char *job_id, const char *fmt, va_list ap)
 {
 	static __thread char line[4096];
 	size_t n = 0, cap = sizeof(line) - 2; /* room for '\n' and NUL */
@@ -67,7 +67,7 @@ void crund_logv(int level, const char *job_id, const char *fmt, va_list ap)
 	if (level > log_max)
 		return;
 	if (log_systemd < 0)
-		crund_log_setup(log_max);
+		crd_log_setup(log_max);
 	if (level < 0)
 		level = 0;
 	if (log_systemd) {
@@ -103,18 +103,18 @@ void crund_logv(int level, const char *job_id, const char *fmt, va_list ap)
 	errno = saved;
 }
 
-void crund_log(int level, const char *fmt, ...)
+void crd_log(int level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	crund_logv(level, NULL, fmt, ap);
+	crd_logv(level, NULL, fmt, ap);
 	va_end(ap);
 }
 
-void crund_log_job(int level, const char *job_id, const char *fmt, ...)
+void crd_log_job(int level, const char *job_id, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	crund_logv(level, job_id, fmt, ap);
+	crd_logv(level, job_id, fmt, ap);
 	va_end(ap);
 }

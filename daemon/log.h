@@ -15,15 +15,15 @@
 #include "crund/plugin.h" /* CRUND_LOG_* levels */
 
 /* Detect systemd, set the threshold (CRUND_LOG_*: lines above it are dropped). */
-void crund_log_setup(int max_level);
-int crund_log_level(void);
+void crd_log_setup(int max_level);
+int crd_log_level(void);
 /* "error", "warning", "info", "debug" → level; -1 for anything else. */
-int crund_log_parse_level(const char *s);
+int crd_log_parse_level(const char *s);
 
-void crund_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void crund_log_job(int level, const char *job_id, const char *fmt, ...)
+void crd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void crd_log_job(int level, const char *job_id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* job_id may be NULL. */
-void crund_logv(int level, const char *job_id, const char *fmt, va_list ap);
+void crd_logv(int level, const char *job_id, const char *fmt, va_list ap);
 
 #endif

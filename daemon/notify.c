@@ -19,7 +19,7 @@
 
 static int notify_fd = -1;
 
-int crund_notify(const char *state)
+int crd_notify(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa;
@@ -49,7 +49,7 @@ int crund_notify(const char *state)
 	return 0;
 }
 
-void crund_notify_close(void)
+void crd_notify_close(void)
 {
 	if (notify_fd >= 0)
 		close(notify_fd);
@@ -69,7 +69,7 @@ static int env_is_our_pid(const char *name)
 	return pid == (unsigned long)getpid();
 }
 
-uint64_t crund_watchdog_usec(void)
+uint64_t crd_watchdog_usec(void)
 {
 	const char *u = getenv("WATCHDOG_USEC");
 	if (!u || !*u)
@@ -84,7 +84,7 @@ uint64_t crund_watchdog_usec(void)
 	return v;
 }
 
-int crund_listen_fds(void)
+int crd_listen_fds(void)
 {
 	const char *n = getenv("LISTEN_FDS");
 	int ours = env_is_our_pid("LISTEN_PID");

@@ -11,18 +11,18 @@
 
 /* Send `state` ("READY=1", "STOPPING=1", "WATCHDOG=1", "STATUS=...").
  * 0 when sent or when not under systemd (no NOTIFY_SOCKET); -errno else. */
-int crund_notify(const char *state);
+int crd_notify(const char *state);
 
 /* The watchdog interval in microseconds, 0 when systemd did not ask for
  * one (or asked another pid). */
-uint64_t crund_watchdog_usec(void);
+uint64_t crd_watchdog_usec(void);
 
 /* Socket activation: the number of inherited listening fds (starting at
  * 3), 0 when none were passed to this process.  Unsets the variables so
  * children do not inherit them, and marks the fds close-on-exec. */
-int crund_listen_fds(void);
+int crd_listen_fds(void);
 
 /* Close the notify socket (at exit). */
-void crund_notify_close(void);
+void crd_notify_close(void);
 
 #endif

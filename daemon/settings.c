@@ -20,7 +20,7 @@
 #include "settings.h"
 #include "log.h"
 
-const char crund_config_help[] =
+const char crd_config_help[] =
 	"Usage: crund [OPTION]...\n"
 	"Run jobs from plugins over an HTTP/JSON API (one runner, one event loop).\n"
 	"\n"
@@ -59,12 +59,12 @@ enum opt_type { T_LIST, T_STR, T_UINT, T_DOUBLE, T_SIZE, T_BOOL, T_LEVEL };
 struct opt {
 	const char *name;
 	enum opt_type type;
-	size_t off;   /* into crund_config */
+	size_t off;   /* into crd_config */
 	size_t n_off; /* T_LIST: the count */
 	double min, max;
 };
 
-#define O(f) offsetof(crund_config, f)
+#define O(f) offsetof(crd_config, f)
 static const struct opt opts[] = {
 	{"listen", T_LIST, O(listen), O(n_listen), 0, 0},
 	{"plugin-dir", T_LIST, O(plugin_dirs), O(n_plugin_dirs), 0, 0},
@@ -89,7 +89,7 @@ static const struct opt opts[] = {
 };
 #undef O
 
-void crund_config_defaults(crund_config *c)
+void crd_config_defaults(crd_config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->max_running = CRUND_DEFAULT_MAX_RUNNING;
@@ -116,7 +116,7 @@ static void free_list(char ***list, size_t *n)
 	*n = 0;
 }
 
-void crund_config_free(crund_config *c)
+void crd_config_free(crd_config *c)
 {
 	free_list(&c->listen, &c->n_listen);
 	free_list(&c->plugin_dirs, &c->n_plugin_dirs);
@@ -202,7 +202,7 @@ static int parse_bool(const char *v, bool *ret)
 
 /* Apply one setting.  `replace_list`: first occurrence of a list key at
  * this level (command line replaces the file's list). */
-static int apply(crund_config *c, const struct opt *o, const char *v, bool replace_list,
+static int apply(crd_config *c, const struct opt *o, const char *v, bool replace_list,
 		 const char *where, char *err, size_t errlen)
 {
 	char *base = (char *)c;
@@ -267,7 +267,7 @@ static int apply(crund_config *c, const struct opt *o, const char *v, bool repla
 				    o->name, v);
 		return 0;
 	case T_LEVEL: {
-		int l = crund_log_parse_level(v);
+		int l = crd_log_parse_level(v);
 		if (l < 0)
 			return fail(err, errlen,
 				    "%s--%s: '%s' is not a level (error, warning, info, debug)",
@@ -289,8 +289,8 @@ static char *trim(char *s)
 	return s;
 }
 
-int crund_config_parse_text(crund_config *c, const char *text, const char *origin, char *err,
-			    size_t errlen)
+int crd_config_parse_text(crd_config *c, const char *text, const char *origin, char *err,
+			  size_t errlen)
 {
 	char *copy = strdup(text), *save = NULL, *line;
 	bool seen_list[sizeof(opts) / sizeof(opts[0])] = {false};
@@ -378,7 +378,7 @@ static int read_file(const char *path, char **ret, size_t max, char *err, size_t
 	return 0;
 }
 
-int crund_config_read_token(const char *path, char **ret_token, char *err, size_t errlen)
+int crd_config_read_token(const char *path, char **ret_token, char *err, size_t errlen)
 {
 	char *data;
 	char why[512];
@@ -411,9 +411,9 @@ int crund_config_read_token(const char *path, char **ret_token, char *err, size_
 	return 0;
 }
 
-int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t errlen)
+int crd_listen_parse(const char *s, crd_listen_addr *ret, char *err, size_t errlen)
 {
-	crund_listen_addr a;
+	crd_listen_addr a;
 	memset(&a, 0, sizeof(a));
 	if (!strncmp(s, "unix:", 5)) {
 		const char *p = s + 5;
@@ -459,7 +459,7 @@ int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t 
 	return 0;
 }
 
-static int set_default_lists(crund_config *c)
+static int set_default_lists(crd_config *c)
 {
 	if (!c->n_listen) {
 		if (!(c->listen = malloc(sizeof(char *))) ||
@@ -476,7 +476,7 @@ static int set_default_lists(crund_config *c)
 	return 0;
 }
 
-int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t errlen)
+int crd_config_parse(crd_config *c, int argc, char **argv, char *err, size_t errlen)
 {
 	bool seen_list[sizeof(opts) / sizeof(opts[0])] = {false};
 	int rc;
@@ -486,7 +486,7 @@ int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-			fputs(crund_config_help, stdout);
+			fputs(crd_config_help, stdout);
 			return 1;
 		}
 		if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
@@ -513,7 +513,7 @@ int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t
 		char *text, why[512];
 		if ((rc = read_file(c->config_file, &text, 1 << 20, why, sizeof(why))) < 0)
 			return fail(err, errlen, "--config: %s", why);
-		rc = crund_config_parse_text(c, text, c->config_file, err, errlen);
+		rc = crd_config_parse_text(c, text, c->config_file, err, errlen);
 		free(text);
 		if (rc < 0)
 			return rc;
@@ -553,8 +553,8 @@ int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t
 	if (set_default_lists(c) < 0)
 		return fail(err, errlen, "out of memory");
 	for (size_t i = 0; i < c->n_listen; i++) {
-		crund_listen_addr la;
-		if ((rc = crund_listen_parse(c->listen[i], &la, err, errlen)) < 0)
+		crd_listen_addr la;
+		if ((rc = crd_listen_parse(c->listen[i], &la, err, errlen)) < 0)
 			return rc;
 	}
 	if (c->debug && c->log_level < CRUND_LOG_DEBUG)
@@ -562,7 +562,7 @@ int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t
 	if (c->token_file) {
 		free(c->token);
 		c->token = NULL;
-		if ((rc = crund_config_read_token(c->token_file, &c->token, err, errlen)) < 0)
+		if ((rc = crd_config_read_token(c->token_file, &c->token, err, errlen)) < 0)
 			return rc;
 	}
 	return 0;

@@ -31,7 +31,7 @@
  * like nginx's and aiohttp's keep-alive */
 #define CRUND_DEFAULT_IDLE_TIMEOUT     75u
 
-typedef struct crund_config {
+typedef struct crd_config {
 	char **listen; /* n_listen strings, owned */
 	size_t n_listen;
 	char **plugin_dirs; /* owned */
@@ -56,36 +56,36 @@ typedef struct crund_config {
 	bool debug;
 	int log_level;     /* CRUND_LOG_* */
 	char *config_file; /* owned, or NULL */
-} crund_config;
+} crd_config;
 
-void crund_config_defaults(crund_config *c);
-void crund_config_free(crund_config *c);
+void crd_config_defaults(crd_config *c);
+void crd_config_free(crd_config *c);
 
 /* Parse argv (argv[0] is the program name).  Returns 0 to run, 1 when
  * --help or --version was printed to stdout (exit 0), -EINVAL on a usage
  * or config error (message in err; exit 2).  Reads --config FILE and the
  * token file.  Fills defaults for the lists when nothing was given. */
-int crund_config_parse(crund_config *c, int argc, char **argv, char *err, size_t errlen);
+int crd_config_parse(crd_config *c, int argc, char **argv, char *err, size_t errlen);
 
 /* Parse one `key = value` text (a whole config file's contents); `origin`
  * names it in messages ("FILE:LINE: ...").  -EINVAL + err on error. */
-int crund_config_parse_text(crund_config *c, const char *text, const char *origin, char *err,
-			    size_t errlen);
+int crd_config_parse_text(crd_config *c, const char *text, const char *origin, char *err,
+			  size_t errlen);
 
 /* Read the token file: first line, surrounding whitespace removed, must be
  * non-empty.  *ret_token is malloc'd. */
-int crund_config_read_token(const char *path, char **ret_token, char *err, size_t errlen);
+int crd_config_read_token(const char *path, char **ret_token, char *err, size_t errlen);
 
 /* A listen address: "HOST:PORT", "[V6]:PORT" or "unix:PATH". */
-typedef struct crund_listen_addr {
+typedef struct crd_listen_addr {
 	bool is_unix;
 	char host[256]; /* without brackets */
 	char path[108]; /* unix socket path */
 	unsigned port;
-} crund_listen_addr;
-int crund_listen_parse(const char *s, crund_listen_addr *ret, char *err, size_t errlen);
+} crd_listen_addr;
+int crd_listen_parse(const char *s, crd_listen_addr *ret, char *err, size_t errlen);
 
 /* The --help text. */
-extern const char crund_config_help[];
+extern const char crd_config_help[];
 
 #endif

@@ -31,21 +31,21 @@
 static void on_signal(void *arg)
 {
 	int signo = (int)(intptr_t)arg;
-	if (!crund_d.draining) {
-		crund_d.draining = true;
-		crund_log(CRUND_LOG_INFO,
-			  "received %s: draining (no new jobs; running jobs get %g s to finish; "
-			  "send it again to cancel them now)",
-			  signo == SIGINT ? "SIGINT" : "SIGTERM", crund_d.cfg.grace);
-		cr_event_set(crund_d.stop_ev);
-	} else if (!crund_d.force) {
-		crund_d.force = true;
-		crund_log(CRUND_LOG_WARNING, "received %s again: cancelling running jobs now",
-			  signo == SIGINT ? "SIGINT" : "SIGTERM");
+	if (!crd_d.draining) {
+		crd_d.draining = true;
+		crd_log(CRUND_LOG_INFO,
+			"received %s: draining (no new jobs; running jobs get %g s to finish; "
+			"send it again to cancel them now)",
+			signo == SIGINT ? "SIGINT" : "SIGTERM", crd_d.cfg.grace);
+		cr_event_set(crd_d.stop_ev);
+	} else if (!crd_d.force) {
+		crd_d.force = true;
+		crd_log(CRUND_LOG_WARNING, "received %s again: cancelling running jobs now",
+			signo == SIGINT ? "SIGINT" : "SIGTERM");
 	}
 }
 
-int crund_shutdown_install_signals(cr_loop *loop)
+int crd_shutdown_install_signals(cr_loop *loop)
 {
 	int rc = cr_loop_add_signal_handler(loop, SIGTERM, on_signal, (void *)(intptr_t)SIGTERM);
 	if (rc < 0)
@@ -53,31 +53,31 @@ int crund_shutdown_install_signals(cr_loop *loop)
 	return cr_loop_add_signal_handler(loop, SIGINT, on_signal, (void *)(intptr_t)SIGINT);
 }
 
-static size_t running(void) { return crund_d.jobs.n_state[CRUND_JOB_RUNNING]; }
+static size_t running(void) { return crd_d.jobs.n_state[CRUND_JOB_RUNNING]; }
 
-void crund_shutdown_run(void)
+void crd_shutdown_run(void)
 {
-	cr_loop *loop = crund_d.loop;
+	cr_loop *loop = crd_d.loop;
 	double t0 = cr_loop_time(loop);
 
-	crund_notify("STOPPING=1\nSTATUS=draining");
-	crund_d.draining = true;
-	size_t queued = crund_d.jobs.n_state[CRUND_JOB_QUEUED];
-	crund_jobs_drain(&crund_d.jobs);
+	crd_notify("STOPPING=1\nSTATUS=draining");
+	crd_d.draining = true;
+	size_t queued = crd_d.jobs.n_state[CRUND_JOB_QUEUED];
+	crd_jobs_drain(&crd_d.jobs);
 	if (queued)
-		crund_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
+		crd_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
 
 	/* 1. the grace period */
-	double deadline = t0 + crund_d.cfg.grace;
-	while (running() && !crund_d.force && cr_loop_time(loop) < deadline)
+	double deadline = t0 + crd_d.cfg.grace;
+	while (running() && !crd_d.force && cr_loop_time(loop) < deadline)
 		if (cr_sleep(POLL) < 0)
 			break;
 
 	/* 2. cancel what still runs, await the cleanup (bounded) */
 	if (running()) {
-		crund_log(CRUND_LOG_INFO, "%s: cancelling %zu running jobs",
-			  crund_d.force ? "drain skipped" : "grace period over", running());
-		crund_jobs_cancel_running(&crund_d.jobs, "shutdown");
+		crd_log(CRUND_LOG_INFO, "%s: cancelling %zu running jobs",
+			crd_d.force ? "drain skipped" : "grace period over", running());
+		crd_jobs_cancel_running(&crd_d.jobs, "shutdown");
 		deadline = cr_loop_time(loop) + CLEANUP_BOUND;
 		while (running() && cr_loop_time(loop) < deadline)
 			if (cr_sleep(POLL) < 0)
@@ -85,28 +85,28 @@ void crund_shutdown_run(void)
 	}
 	/* 3. jobs that ignore cancellation: recorded, their tasks abandoned */
 	if (running()) {
-		crund_log(CRUND_LOG_WARNING,
-			  "%zu jobs did not stop within %g s of cancellation; recording them "
-			  "cancelled",
-			  running(), CLEANUP_BOUND);
+		crd_log(CRUND_LOG_WARNING,
+			"%zu jobs did not stop within %g s of cancellation; recording them "
+			"cancelled",
+			running(), CLEANUP_BOUND);
 		/* Collect first: finishing runs retention, which may free
 		 * ended records next to these (never these: their tasks live). */
 		size_t n = running(), k = 0;
-		crund_jobrec **list = calloc(n, sizeof(*list));
-		for (crund_jobrec *j = crund_d.jobs.newest; j && list && k < n; j = j->older)
+		crd_jobrec **list = calloc(n, sizeof(*list));
+		for (crd_jobrec *j = crd_d.jobs.newest; j && list && k < n; j = j->older)
 			if (j->state == CRUND_JOB_RUNNING)
 				list[k++] = j;
 		for (size_t i = 0; i < k; i++)
-			crund_jobs_finish(
-				&crund_d.jobs, list[i], CRUND_JOB_CANCELLED, "shutdown",
+			crd_jobs_finish(
+				&crd_d.jobs, list[i], CRUND_JOB_CANCELLED, "shutdown",
 				"the daemon shut down; the job did not stop when cancelled");
 		free(list);
 	}
 	/* 4. let the answers of long-polls and event streams go out */
 	deadline = cr_loop_time(loop) + FLUSH_BOUND;
-	while (crund_http_suspended(crund_d.http) && cr_loop_time(loop) < deadline)
+	while (crd_http_suspended(crd_d.http) && cr_loop_time(loop) < deadline)
 		if (cr_sleep(POLL) < 0)
 			break;
 	cr_sleep(POLL); /* one more turn for MHD to write what was resumed last */
-	crund_log(CRUND_LOG_INFO, "drained in %.1f s", cr_loop_time(loop) - t0);
+	crd_log(CRUND_LOG_INFO, "drained in %.1f s", cr_loop_time(loop) - t0);
 }

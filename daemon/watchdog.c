@@ -58,7 +58,7 @@ static long long mono_ns(void)
 	return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-void crund_watchdog_job(const crund_jobrec *j)
+void crd_watchdog_job(const crd_jobrec *j)
 {
 	if (j) {
 		atomic_store_explicit(&cur_spec, j->spec, memory_order_relaxed);
@@ -79,8 +79,8 @@ static void beat(void *arg)
 		lag = 0;
 	if (lag > STALL) {
 		stall_end = (double)now_ns / 1e9;
-		crund_log(CRUND_LOG_WARNING, "the event loop was blocked for %.1f s",
-			  lag + HEARTBEAT);
+		crd_log(CRUND_LOG_WARNING, "the event loop was blocked for %.1f s",
+			lag + HEARTBEAT);
 	}
 	atomic_store(&beat_ns, now_ns);
 	expected = now + HEARTBEAT;
@@ -93,7 +93,7 @@ static void beat(void *arg)
 static void sd_ping(void *arg)
 {
 	(void)arg;
-	crund_notify("WATCHDOG=1");
+	crd_notify("WATCHDOG=1");
 	cr_handle_unref(sd_h);
 	sd_h = NULL;
 	if (cr_call_later(wd_loop, sd_interval, sd_ping, NULL, &sd_h) < 0)
@@ -118,15 +118,15 @@ static void *watch_thread(void *arg)
 								      memory_order_relaxed);
 			if (seq && sp && pd) {
 				char id[CRUND_JOB_ID_MAX];
-				crund_jobs_format_id(&crund_d.jobs, seq, id);
-				crund_log(CRUND_LOG_WARNING,
-					  "the event loop has not turned for %.1f s: job %s "
-					  "(%s/%s) is "
-					  "probably blocking it (a job must await, not block)",
-					  idle, id, pd->name, sp->name);
+				crd_jobs_format_id(&crd_d.jobs, seq, id);
+				crd_log(CRUND_LOG_WARNING,
+					"the event loop has not turned for %.1f s: job %s "
+					"(%s/%s) is "
+					"probably blocking it (a job must await, not block)",
+					idle, id, pd->name, sp->name);
 			} else {
-				crund_log(CRUND_LOG_WARNING,
-					  "the event loop has not turned for %.1f s", idle);
+				crd_log(CRUND_LOG_WARNING,
+					"the event loop has not turned for %.1f s", idle);
 			}
 			reported = true;
 			reported_beat = b;
@@ -135,7 +135,7 @@ static void *watch_thread(void *arg)
 	return NULL;
 }
 
-int crund_watchdog_start(cr_loop *loop)
+int crd_watchdog_start(cr_loop *loop)
 {
 	wd_loop = loop;
 	expected = cr_loop_time(loop) + HEARTBEAT;
@@ -143,10 +143,10 @@ int crund_watchdog_start(cr_loop *loop)
 	int rc = cr_call_later(loop, HEARTBEAT, beat, NULL, &beat_h);
 	if (rc < 0)
 		return rc;
-	uint64_t usec = crund_watchdog_usec();
+	uint64_t usec = crd_watchdog_usec();
 	if (usec) {
 		sd_interval = (double)usec / 2e6;
-		crund_notify("WATCHDOG=1");
+		crd_notify("WATCHDOG=1");
 		if ((rc = cr_call_later(loop, sd_interval, sd_ping, NULL, &sd_h)) < 0)
 			return rc;
 	}
@@ -164,11 +164,11 @@ int crund_watchdog_start(cr_loop *loop)
 	if (prc == 0)
 		thread_started = true;
 	else
-		crund_log(CRUND_LOG_WARNING, "cannot start the stall watchdog thread");
+		crd_log(CRUND_LOG_WARNING, "cannot start the stall watchdog thread");
 	return 0;
 }
 
-void crund_watchdog_stop(void)
+void crd_watchdog_stop(void)
 {
 	if (beat_h)
 		cr_handle_cancel(beat_h);
@@ -183,7 +183,7 @@ void crund_watchdog_stop(void)
 	}
 }
 
-bool crund_watchdog_stalled(void)
+bool crd_watchdog_stalled(void)
 {
 	double now = (double)mono_ns() / 1e9;
 	double b = (double)atomic_load(&beat_ns) / 1e9;
@@ -192,4 +192,4 @@ bool crund_watchdog_stalled(void)
 	return stall_end > 0 && now - stall_end < STALL_REPORT;
 }
 
-double crund_watchdog_lag(void) { return lag; }
+double crd_watchdog_lag(void) { return lag; }

@@ -1,5 +1,5 @@
 /*
- * test-args.c — crund_args_validate(): every rule, every message.
+ * test-args.c — crd_args_validate(): every rule, every message.
  */
 #include "config.h"
 
@@ -61,7 +61,7 @@ static int validate(const crund_job_spec *spec, const char *text, json_t **out, 
 	}
 	json_t *res = NULL;
 	err[0] = '\0';
-	int rc = crund_args_validate(spec, args, &res, err, errlen);
+	int rc = crd_args_validate(spec, args, &res, err, errlen);
 	json_decref(args);
 	if (out)
 		*out = res;
@@ -218,7 +218,7 @@ START_TEST(input_is_not_modified_and_output_is_new)
 	json_t *args = json_pack("{s:f}", "n", 4.0);
 	json_t *out = NULL;
 	char err[128];
-	ck_assert_int_eq(crund_args_validate(&fanout_job, args, &out, err, sizeof err), 0);
+	ck_assert_int_eq(crd_args_validate(&fanout_job, args, &out, err, sizeof err), 0);
 	ck_assert_ptr_ne(out, args);
 	ck_assert_int_eq(json_object_size(args), 1);
 	ck_assert(json_is_real(json_object_get(args, "n")));
@@ -233,11 +233,11 @@ START_TEST(error_buffer_may_be_small_or_absent)
 {
 	json_t *args = json_pack("{s:s}", "seconds", "x");
 	json_t *out = (json_t *)0x1;
-	ck_assert_int_eq(crund_args_validate(&sleep_job, args, &out, NULL, 0), -EINVAL);
+	ck_assert_int_eq(crd_args_validate(&sleep_job, args, &out, NULL, 0), -EINVAL);
 	ck_assert_ptr_eq(out, (json_t *)0x1); /* not written on failure */
 	char tiny[10];
 	memset(tiny, 'z', sizeof tiny);
-	ck_assert_int_eq(crund_args_validate(&sleep_job, args, &out, tiny, sizeof tiny), -EINVAL);
+	ck_assert_int_eq(crd_args_validate(&sleep_job, args, &out, tiny, sizeof tiny), -EINVAL);
 	ck_assert_str_eq(tiny, "argument ");
 	json_decref(args);
 }
@@ -259,11 +259,11 @@ START_TEST(arg_check_single_value)
 {
 	char err[128];
 	json_t *v = json_real(2.0), *out = NULL;
-	ck_assert_int_eq(crund_arg_check(&fanout_args[0], v, &out, err, sizeof err), 0);
+	ck_assert_int_eq(crd_arg_check(&fanout_args[0], v, &out, err, sizeof err), 0);
 	ck_assert(json_is_integer(out));
 	json_decref(out);
 	out = NULL;
-	ck_assert_int_eq(crund_arg_check(&sleep_args[0], v, &out, err, sizeof err), 0);
+	ck_assert_int_eq(crd_arg_check(&sleep_args[0], v, &out, err, sizeof err), 0);
 	ck_assert_ptr_eq(out, v); /* same value, new reference */
 	json_decref(out);
 	json_decref(v);
@@ -272,14 +272,14 @@ END_TEST
 
 START_TEST(type_names)
 {
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_STRING), "string");
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_INTEGER), "integer");
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_NUMBER), "number");
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_BOOLEAN), "boolean");
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_ANY), "any");
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_OBJECT), "object");
-	ck_assert_str_eq(crund_arg_type_name(CRUND_ARG_ARRAY), "array");
-	ck_assert_str_eq(crund_arg_type_name((crund_arg_type)99), "unknown");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_STRING), "string");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_INTEGER), "integer");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_NUMBER), "number");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_BOOLEAN), "boolean");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_ANY), "any");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_OBJECT), "object");
+	ck_assert_str_eq(crd_arg_type_name(CRUND_ARG_ARRAY), "array");
+	ck_assert_str_eq(crd_arg_type_name((crund_arg_type)99), "unknown");
 }
 END_TEST
 

@@ -15,13 +15,13 @@
 #include "log.h"
 #include "testutil.h"
 
-static crund_config C;
+static crd_config C;
 static char err[1024];
 static char tmpdir[64];
 
 static void setup(void)
 {
-	crund_config_defaults(&C);
+	crd_config_defaults(&C);
 	err[0] = '\0';
 	strcpy(tmpdir, "/tmp/test-config-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
@@ -30,14 +30,14 @@ static void setup(void)
 static void teardown(void)
 {
 	char cmd[128];
-	crund_config_free(&C);
+	crd_config_free(&C);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	ck_assert_int_eq(system(cmd), 0);
 }
 
 static int parse(int argc, const char **argv)
 {
-	return crund_config_parse(&C, argc, (char **)argv, err, sizeof(err));
+	return crd_config_parse(&C, argc, (char **)argv, err, sizeof(err));
 }
 
 static const char *write_file(const char *name, const char *text)
@@ -145,8 +145,8 @@ START_TEST(bad_flags_and_values_are_usage_errors)
 		{"--debug=maybe", NULL, "boolean"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		crund_config_free(&C);
-		crund_config_defaults(&C);
+		crd_config_free(&C);
+		crd_config_defaults(&C);
 		const char *argv[] = {"crund", cases[i][0], cases[i][1]};
 		int argc = cases[i][1] ? 3 : 2;
 		ck_assert_msg(parse(argc, argv) == -EINVAL, "%s %s accepted", cases[i][0],
@@ -170,7 +170,7 @@ START_TEST(help_and_version_exit_zero)
 	ck_assert_int_eq(parse(2, v), 1);
 	fclose(stdout);
 	stdout = saved;
-	ck_assert_ptr_nonnull(strstr(crund_config_help, "--token-file"));
+	ck_assert_ptr_nonnull(strstr(crd_config_help, "--token-file"));
 }
 END_TEST
 
@@ -215,16 +215,16 @@ START_TEST(config_file_errors_name_file_and_line)
 	ck_assert_ptr_nonnull(strstr(err, "bad.conf:3:"));
 	ck_assert_ptr_nonnull(strstr(err, "no-such-key"));
 
-	crund_config_free(&C);
-	crund_config_defaults(&C);
+	crd_config_free(&C);
+	crd_config_defaults(&C);
 	f = write_file("bad2.conf", "grace\n");
 	const char *argv2[] = {"crund", "--config", f};
 	ck_assert_int_eq(parse(3, argv2), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "needs '= value'"));
 
-	crund_config_free(&C);
-	crund_config_defaults(&C);
-	ck_assert_int_eq(crund_config_parse_text(&C, "max-queued = lots\n", "t", err, sizeof(err)),
+	crd_config_free(&C);
+	crd_config_defaults(&C);
+	ck_assert_int_eq(crd_config_parse_text(&C, "max-queued = lots\n", "t", err, sizeof(err)),
 			 -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "t:1:"));
 }
@@ -238,48 +238,48 @@ START_TEST(token_file_first_line_trimmed)
 	ck_assert_str_eq(C.token, "s3cret-token");
 	char *t = NULL;
 	f = write_file("empty", "\n   \n");
-	ck_assert_int_eq(crund_config_read_token(f, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(crd_config_read_token(f, &t, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "empty"));
 	f = write_file("spaces", "two words\n");
-	ck_assert_int_eq(crund_config_read_token(f, &t, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(crd_config_read_token(f, &t, err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_null(t);
 }
 END_TEST
 
 START_TEST(listen_addresses_parse)
 {
-	crund_listen_addr a;
-	ck_assert_int_eq(crund_listen_parse("127.0.0.1:7733", &a, err, sizeof(err)), 0);
+	crd_listen_addr a;
+	ck_assert_int_eq(crd_listen_parse("127.0.0.1:7733", &a, err, sizeof(err)), 0);
 	ck_assert(!a.is_unix);
 	ck_assert_str_eq(a.host, "127.0.0.1");
 	ck_assert_uint_eq(a.port, 7733);
-	ck_assert_int_eq(crund_listen_parse("[::1]:80", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(crd_listen_parse("[::1]:80", &a, err, sizeof(err)), 0);
 	ck_assert_str_eq(a.host, "::1");
 	ck_assert_uint_eq(a.port, 80);
-	ck_assert_int_eq(crund_listen_parse("localhost:0", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(crd_listen_parse("localhost:0", &a, err, sizeof(err)), 0);
 	ck_assert_uint_eq(a.port, 0);
-	ck_assert_int_eq(crund_listen_parse("unix:/run/crund.sock", &a, err, sizeof(err)), 0);
+	ck_assert_int_eq(crd_listen_parse("unix:/run/crund.sock", &a, err, sizeof(err)), 0);
 	ck_assert(a.is_unix);
 	ck_assert_str_eq(a.path, "/run/crund.sock");
 	const char *bad[] = {"",        ":80",   "host",  "host:",  "host:x",
 			     "[::1]80", "[]:80", "a:b:c", "host:-1"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(crund_listen_parse(bad[i], &a, err, sizeof(err)) == -EINVAL,
+		ck_assert_msg(crd_listen_parse(bad[i], &a, err, sizeof(err)) == -EINVAL,
 			      "'%s' accepted", bad[i]);
 	char longp[200] = "unix:";
 	memset(longp + 5, 'p', 150);
 	longp[155] = '\0';
-	ck_assert_int_eq(crund_listen_parse(longp, &a, err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(crd_listen_parse(longp, &a, err, sizeof(err)), -EINVAL);
 }
 END_TEST
 
 START_TEST(log_levels_parse)
 {
-	ck_assert_int_eq(crund_log_parse_level("error"), CRUND_LOG_ERROR);
-	ck_assert_int_eq(crund_log_parse_level("WARNING"), CRUND_LOG_WARNING);
-	ck_assert_int_eq(crund_log_parse_level("info"), CRUND_LOG_INFO);
-	ck_assert_int_eq(crund_log_parse_level("debug"), CRUND_LOG_DEBUG);
-	ck_assert_int_eq(crund_log_parse_level("chatty"), -1);
+	ck_assert_int_eq(crd_log_parse_level("error"), CRUND_LOG_ERROR);
+	ck_assert_int_eq(crd_log_parse_level("WARNING"), CRUND_LOG_WARNING);
+	ck_assert_int_eq(crd_log_parse_level("info"), CRUND_LOG_INFO);
+	ck_assert_int_eq(crd_log_parse_level("debug"), CRUND_LOG_DEBUG);
+	ck_assert_int_eq(crd_log_parse_level("chatty"), -1);
 }
 END_TEST
 

@@ -15,15 +15,15 @@
 #include "jobs/submit.h"
 #include "testutil.h"
 
-static crund_route_match m;
+static crd_route_match m;
 
-#define ROUTE(meth, path) crund_route(meth, path, &m)
+#define ROUTE(meth, path) crd_route(meth, path, &m)
 
 START_TEST(every_route_matches_its_methods)
 {
 	struct {
 		const char *method, *path;
-		crund_route_id id;
+		crd_route_id id;
 		const char *param;
 	} ok[] = {
 		{"GET", "/v1/jobs", CRUND_R_JOBS, ""},
@@ -128,64 +128,64 @@ END_TEST
 
 START_TEST(methods_parse)
 {
-	ck_assert_int_eq(crund_method_parse("GET"), CRUND_M_GET);
-	ck_assert_int_eq(crund_method_parse("POST"), CRUND_M_POST);
-	ck_assert_int_eq(crund_method_parse("HEAD"), CRUND_M_HEAD);
-	ck_assert_int_eq(crund_method_parse("DELETE"), CRUND_M_DELETE);
-	ck_assert_int_eq(crund_method_parse("get"), CRUND_M_OTHER);
-	ck_assert_int_eq(crund_method_parse(""), CRUND_M_OTHER);
+	ck_assert_int_eq(crd_method_parse("GET"), CRUND_M_GET);
+	ck_assert_int_eq(crd_method_parse("POST"), CRUND_M_POST);
+	ck_assert_int_eq(crd_method_parse("HEAD"), CRUND_M_HEAD);
+	ck_assert_int_eq(crd_method_parse("DELETE"), CRUND_M_DELETE);
+	ck_assert_int_eq(crd_method_parse("get"), CRUND_M_OTHER);
+	ck_assert_int_eq(crd_method_parse(""), CRUND_M_OTHER);
 }
 END_TEST
 
 START_TEST(wait_parses_seconds_in_range)
 {
 	double d = -1;
-	ck_assert_int_eq(crund_parse_wait("5", &d), 0);
+	ck_assert_int_eq(crd_parse_wait("5", &d), 0);
 	ck_assert(d == 5);
-	ck_assert_int_eq(crund_parse_wait("0.25", &d), 0);
+	ck_assert_int_eq(crd_parse_wait("0.25", &d), 0);
 	ck_assert(d == 0.25);
-	ck_assert_int_eq(crund_parse_wait("300", &d), 0);
-	ck_assert_int_eq(crund_parse_wait("0", &d), 0);
+	ck_assert_int_eq(crd_parse_wait("300", &d), 0);
+	ck_assert_int_eq(crd_parse_wait("0", &d), 0);
 	ck_assert(d == 0);
 	const char *bad[] = {"", "abc", "-1", "300.5", "1e9", "5s", "nan", "inf", " 5x", "0x"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		ck_assert_msg(crund_parse_wait(bad[i], &d) == -EINVAL, "'%s' accepted", bad[i]);
-	ck_assert_int_eq(crund_parse_wait(NULL, &d), -EINVAL);
+		ck_assert_msg(crd_parse_wait(bad[i], &d) == -EINVAL, "'%s' accepted", bad[i]);
+	ck_assert_int_eq(crd_parse_wait(NULL, &d), -EINVAL);
 }
 END_TEST
 
 START_TEST(limit_parses_with_default_and_bounds)
 {
 	size_t n = 0;
-	ck_assert_int_eq(crund_parse_limit(NULL, &n), 0);
+	ck_assert_int_eq(crd_parse_limit(NULL, &n), 0);
 	ck_assert_uint_eq(n, 100);
-	ck_assert_int_eq(crund_parse_limit("1", &n), 0);
+	ck_assert_int_eq(crd_parse_limit("1", &n), 0);
 	ck_assert_uint_eq(n, 1);
-	ck_assert_int_eq(crund_parse_limit("1000", &n), 0);
-	ck_assert_int_eq(crund_parse_limit("1001", &n), -EINVAL);
-	ck_assert_int_eq(crund_parse_limit("0", &n), -EINVAL);
-	ck_assert_int_eq(crund_parse_limit("-3", &n), -EINVAL);
-	ck_assert_int_eq(crund_parse_limit("10x", &n), -EINVAL);
-	ck_assert_int_eq(crund_parse_limit("", &n), -EINVAL);
+	ck_assert_int_eq(crd_parse_limit("1000", &n), 0);
+	ck_assert_int_eq(crd_parse_limit("1001", &n), -EINVAL);
+	ck_assert_int_eq(crd_parse_limit("0", &n), -EINVAL);
+	ck_assert_int_eq(crd_parse_limit("-3", &n), -EINVAL);
+	ck_assert_int_eq(crd_parse_limit("10x", &n), -EINVAL);
+	ck_assert_int_eq(crd_parse_limit("", &n), -EINVAL);
 }
 END_TEST
 
 START_TEST(state_filter_parses_lists)
 {
 	unsigned mask = 99;
-	ck_assert_int_eq(crund_parse_state_mask(NULL, &mask), 0);
+	ck_assert_int_eq(crd_parse_state_mask(NULL, &mask), 0);
 	ck_assert_uint_eq(mask, 0);
-	ck_assert_int_eq(crund_parse_state_mask("running", &mask), 0);
+	ck_assert_int_eq(crd_parse_state_mask("running", &mask), 0);
 	ck_assert_uint_eq(mask, 1u << CRUND_JOB_RUNNING);
-	ck_assert_int_eq(crund_parse_state_mask("queued,failed,cancelled", &mask), 0);
+	ck_assert_int_eq(crd_parse_state_mask("queued,failed,cancelled", &mask), 0);
 	ck_assert_uint_eq(mask, 1u << CRUND_JOB_QUEUED | 1u << CRUND_JOB_FAILED |
 					1u << CRUND_JOB_CANCELLED);
-	ck_assert_int_eq(crund_parse_state_mask("", &mask), -EINVAL);
-	ck_assert_int_eq(crund_parse_state_mask("done", &mask), -EINVAL);
-	ck_assert_int_eq(crund_parse_state_mask("running,", &mask), 0);
-	ck_assert_int_eq(crund_parse_state_mask(",running", &mask), -EINVAL);
-	ck_assert_int_eq(crund_parse_state_mask("running,,failed", &mask), -EINVAL);
-	ck_assert_int_eq(crund_parse_state_mask("averyveryverylongstatename", &mask), -EINVAL);
+	ck_assert_int_eq(crd_parse_state_mask("", &mask), -EINVAL);
+	ck_assert_int_eq(crd_parse_state_mask("done", &mask), -EINVAL);
+	ck_assert_int_eq(crd_parse_state_mask("running,", &mask), 0);
+	ck_assert_int_eq(crd_parse_state_mask(",running", &mask), -EINVAL);
+	ck_assert_int_eq(crd_parse_state_mask("running,,failed", &mask), -EINVAL);
+	ck_assert_int_eq(crd_parse_state_mask("averyveryverylongstatename", &mask), -EINVAL);
 }
 END_TEST
 
@@ -215,17 +215,17 @@ static const crund_plugin desc = {.magic = CRUND_PLUGIN_MAGIC,
 				  .version = "1",
 				  .jobs = jobs_tbl,
 				  .n_jobs = 2};
-static crund_loaded_plugin loaded = {.desc = &desc, .path = (char *)"demo.so"};
-static const crund_plugin_registry reg = {.plugins = &loaded, .n = 1};
+static crd_loaded_plugin loaded = {.desc = &desc, .path = (char *)"demo.so"};
+static const crd_plugin_registry reg = {.plugins = &loaded, .n = 1};
 
-static int parse_body(const char *body, crund_submission *s, const char **code, char *msg)
+static int parse_body(const char *body, crd_submission *s, const char **code, char *msg)
 {
-	return crund_submission_parse(&reg, body, strlen(body), s, code, msg, 300);
+	return crd_submission_parse(&reg, body, strlen(body), s, code, msg, 300);
 }
 
 START_TEST(submission_parses_every_field)
 {
-	crund_submission s;
+	crd_submission s;
 	const char *code = NULL;
 	char msg[300];
 	ck_assert_int_eq(
@@ -240,7 +240,7 @@ START_TEST(submission_parses_every_field)
 	ck_assert_str_eq(s.idem_key, "k");
 	ck_assert(json_real_value(json_object_get(s.args, "seconds")) == 1.5);
 	ck_assert_str_eq(json_string_value(json_object_get(s.args, "label")), "x"); /* default */
-	crund_submission_free(&s);
+	crd_submission_free(&s);
 	ck_assert_int_eq(parse_body("{\"plugin\":\"demo\",\"job\":\"noop\",\"args\":null,"
 				    "\"timeout\":null,\"context\":\"shared\"}",
 				    &s, &code, msg),
@@ -248,7 +248,7 @@ START_TEST(submission_parses_every_field)
 	ck_assert(!s.isolated);
 	ck_assert(s.timeout == 0);
 	ck_assert_ptr_null(s.idem_key);
-	crund_submission_free(&s);
+	crd_submission_free(&s);
 }
 END_TEST
 
@@ -293,7 +293,7 @@ START_TEST(bad_submissions_name_the_problem)
 		 "invalid_args", "zz"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		crund_submission s;
+		crd_submission s;
 		const char *code = NULL;
 		char msg[300] = "";
 		int rc = parse_body(cases[i].body, &s, &code, msg);
@@ -315,7 +315,7 @@ START_TEST(oversized_idempotency_key_is_refused)
 	key[201] = '\0';
 	snprintf(body, sizeof(body),
 		 "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"%s\"}", key);
-	crund_submission s;
+	crd_submission s;
 	const char *code = NULL;
 	char msg[300];
 	ck_assert_int_eq(parse_body(body, &s, &code, msg), -EINVAL);
@@ -323,7 +323,7 @@ START_TEST(oversized_idempotency_key_is_refused)
 	snprintf(body, sizeof(body),
 		 "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"%s\"}", key);
 	ck_assert_int_eq(parse_body(body, &s, &code, msg), 0);
-	crund_submission_free(&s);
+	crd_submission_free(&s);
 }
 END_TEST
 

@@ -14,19 +14,19 @@
 
 static crund_plugin desc_a = {.name = "alpha"};
 static crund_plugin desc_b = {.name = "beta"};
-static crund_loaded_plugin plug_a = {.desc = &desc_a};
-static crund_loaded_plugin plug_b = {.desc = &desc_b};
+static crd_loaded_plugin plug_a = {.desc = &desc_a};
+static crd_loaded_plugin plug_b = {.desc = &desc_b};
 static crund_job_spec spec_noop = {.name = "noop"};
 static crund_job_spec spec_other = {.name = "other"};
 
 static double fake_now = 1000.0;
 static double now_fn(void) { return fake_now; }
 
-static crund_jobrec *started[64];
+static crd_jobrec *started[64];
 static int n_started, n_cancel_asked, n_ended_hook;
 static int start_rc;
 
-static int fake_start(crund_jobrec *j, void *data)
+static int fake_start(crd_jobrec *j, void *data)
 {
 	(void)data;
 	if (start_rc)
@@ -34,67 +34,67 @@ static int fake_start(crund_jobrec *j, void *data)
 	started[n_started++ % 64] = j;
 	return 0;
 }
-static void fake_cancel(crund_jobrec *j, void *data)
+static void fake_cancel(crd_jobrec *j, void *data)
 {
 	(void)j;
 	(void)data;
 	n_cancel_asked++;
 }
-static void fake_ended(crund_jobrec *j, void *data)
+static void fake_ended(crd_jobrec *j, void *data)
 {
 	(void)j;
 	(void)data;
 	n_ended_hook++;
 }
 
-static crund_jobs S;
+static crd_jobs S;
 
 static void setup_lim(unsigned run, unsigned queued, unsigned retain, double retain_s)
 {
-	crund_jobs_limits lim = {run, queued, retain, retain_s, 1024, 64};
-	crund_jobs_ops ops = {fake_start, fake_cancel, fake_ended};
+	crd_jobs_limits lim = {run, queued, retain, retain_s, 1024, 64};
+	crd_jobs_ops ops = {fake_start, fake_cancel, fake_ended};
 	n_started = n_cancel_asked = n_ended_hook = 0;
 	start_rc = 0;
 	fake_now = 1000.0;
-	ck_assert_int_eq(crund_jobs_init(&S, &lim, &ops, NULL, now_fn), 0);
-	crund_jobs_set_prefix(&S, "tst");
+	ck_assert_int_eq(crd_jobs_init(&S, &lim, &ops, NULL, now_fn), 0);
+	crd_jobs_set_prefix(&S, "tst");
 }
 
 static void setup(void) { setup_lim(2, 3, 100, 3600); }
-static void teardown(void) { crund_jobs_free(&S); }
+static void teardown(void) { crd_jobs_free(&S); }
 
-static crund_jobrec *submit_full(const crund_loaded_plugin *p, const crund_job_spec *sp,
-				 const char *args, const char *key, int *ret_rc, bool *existing)
+static crd_jobrec *submit_full(const crd_loaded_plugin *p, const crund_job_spec *sp,
+			       const char *args, const char *key, int *ret_rc, bool *existing)
 {
-	crund_job_req req = {.plugin = p,
-			     .spec = sp,
-			     .args = json_loads(args ? args : "{}", 0, NULL),
-			     .idem_key = key};
-	crund_jobrec *j = NULL;
-	*ret_rc = crund_jobs_submit(&S, &req, &j, existing);
+	crd_job_req req = {.plugin = p,
+			   .spec = sp,
+			   .args = json_loads(args ? args : "{}", 0, NULL),
+			   .idem_key = key};
+	crd_jobrec *j = NULL;
+	*ret_rc = crd_jobs_submit(&S, &req, &j, existing);
 	return *ret_rc == 0 ? j : NULL;
 }
 
-static crund_jobrec *submit(void)
+static crd_jobrec *submit(void)
 {
 	int rc;
-	crund_jobrec *j = submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL);
+	crd_jobrec *j = submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL);
 	ck_assert_int_eq(rc, 0);
 	return j;
 }
 
 START_TEST(ids_are_unique_and_found_by_id)
 {
-	crund_jobrec *a = submit(), *b = submit();
+	crd_jobrec *a = submit(), *b = submit();
 	ck_assert_str_ne(a->id, b->id);
-	ck_assert_ptr_eq(crund_jobs_find(&S, a->id), a);
-	ck_assert_ptr_eq(crund_jobs_find(&S, b->id), b);
+	ck_assert_ptr_eq(crd_jobs_find(&S, a->id), a);
+	ck_assert_ptr_eq(crd_jobs_find(&S, b->id), b);
 	ck_assert_int_eq(strncmp(a->id, "tst", 3), 0);
 	/* another process's prefix, garbage, non-canonical */
-	ck_assert_ptr_null(crund_jobs_find(&S, "xyz1"));
-	ck_assert_ptr_null(crund_jobs_find(&S, "tst"));
-	ck_assert_ptr_null(crund_jobs_find(&S, "tst01"));
-	ck_assert_ptr_null(crund_jobs_find(&S, "tst!"));
+	ck_assert_ptr_null(crd_jobs_find(&S, "xyz1"));
+	ck_assert_ptr_null(crd_jobs_find(&S, "tst"));
+	ck_assert_ptr_null(crd_jobs_find(&S, "tst01"));
+	ck_assert_ptr_null(crd_jobs_find(&S, "tst!"));
 	for (const char *p = a->id; *p; p++)
 		ck_assert(strchr("0123456789abcdefghjkmnpqrstvwxyz", *p));
 }
@@ -102,22 +102,22 @@ END_TEST
 
 START_TEST(random_prefix_differs_between_stores)
 {
-	crund_jobs other;
-	crund_jobs_limits lim = {1, 1, 1, 1, 1, 1};
-	crund_jobs_ops ops = {0};
-	ck_assert_int_eq(crund_jobs_init(&other, &lim, &ops, NULL, NULL), 0);
-	crund_jobs third;
-	ck_assert_int_eq(crund_jobs_init(&third, &lim, &ops, NULL, NULL), 0);
+	crd_jobs other;
+	crd_jobs_limits lim = {1, 1, 1, 1, 1, 1};
+	crd_jobs_ops ops = {0};
+	ck_assert_int_eq(crd_jobs_init(&other, &lim, &ops, NULL, NULL), 0);
+	crd_jobs third;
+	ck_assert_int_eq(crd_jobs_init(&third, &lim, &ops, NULL, NULL), 0);
 	ck_assert_uint_eq(other.prefix_len, 13);
 	ck_assert_str_ne(other.prefix, third.prefix);
-	crund_jobs_free(&other);
-	crund_jobs_free(&third);
+	crd_jobs_free(&other);
+	crd_jobs_free(&third);
 }
 END_TEST
 
 START_TEST(submit_starts_when_a_slot_is_free)
 {
-	crund_jobrec *j = submit();
+	crd_jobrec *j = submit();
 	ck_assert_int_eq(j->state, CRUND_JOB_RUNNING);
 	ck_assert_int_eq(n_started, 1);
 	ck_assert(j->started_at > 0);
@@ -128,15 +128,15 @@ END_TEST
 
 START_TEST(max_running_queues_in_fifo_order)
 {
-	crund_jobrec *a = submit(), *b = submit(), *c = submit(), *d = submit();
+	crd_jobrec *a = submit(), *b = submit(), *c = submit(), *d = submit();
 	ck_assert_int_eq(c->state, CRUND_JOB_QUEUED);
 	ck_assert_int_eq(d->state, CRUND_JOB_QUEUED);
 	ck_assert_int_eq(n_started, 2);
-	crund_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	ck_assert_int_eq(c->state, CRUND_JOB_RUNNING);
 	ck_assert_int_eq(d->state, CRUND_JOB_QUEUED);
 	ck_assert_ptr_eq(started[2], c);
-	crund_jobs_finish(&S, a, CRUND_JOB_FAILED, "plugin_error", "boom");
+	crd_jobs_finish(&S, a, CRUND_JOB_FAILED, "plugin_error", "boom");
 	ck_assert_int_eq(d->state, CRUND_JOB_RUNNING);
 	ck_assert_uint_eq(S.n_state[CRUND_JOB_RUNNING], 2);
 	ck_assert_uint_eq(S.n_state[CRUND_JOB_QUEUED], 0);
@@ -167,11 +167,11 @@ END_TEST
 
 START_TEST(queued_job_that_cannot_start_ends_failed_internal)
 {
-	crund_jobrec *a = submit();
+	crd_jobrec *a = submit();
 	submit();
-	crund_jobrec *c = submit();
+	crd_jobrec *c = submit();
 	start_rc = -ENOMEM;
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	ck_assert_int_eq(c->state, CRUND_JOB_FAILED);
 	ck_assert_str_eq(c->err_code, "internal");
 }
@@ -181,53 +181,53 @@ START_TEST(cancel_queued_ends_at_once)
 {
 	submit();
 	submit();
-	crund_jobrec *c = submit();
-	ck_assert_int_eq(crund_jobs_cancel(&S, c, "cancelled"), 0);
+	crd_jobrec *c = submit();
+	ck_assert_int_eq(crd_jobs_cancel(&S, c, "cancelled"), 0);
 	ck_assert_int_eq(c->state, CRUND_JOB_CANCELLED);
 	ck_assert_str_eq(c->err_code, "cancelled");
 	ck_assert_int_eq(n_cancel_asked, 0);
-	ck_assert_int_eq(crund_jobs_cancel(&S, c, "cancelled"), -EALREADY);
+	ck_assert_int_eq(crd_jobs_cancel(&S, c, "cancelled"), -EALREADY);
 }
 END_TEST
 
 START_TEST(cancel_running_asks_and_waits)
 {
-	crund_jobrec *a = submit();
-	ck_assert_int_eq(crund_jobs_cancel(&S, a, "cancelled"), 0);
+	crd_jobrec *a = submit();
+	ck_assert_int_eq(crd_jobs_cancel(&S, a, "cancelled"), 0);
 	ck_assert_int_eq(a->state, CRUND_JOB_RUNNING);
 	ck_assert_int_eq(n_cancel_asked, 1);
 	ck_assert(a->flags & CRUND_JF_CANCEL_REQ);
 	ck_assert_str_eq(a->cancel_code, "cancelled");
 	/* asking twice does not cancel twice; shutdown overrides the reason */
-	crund_jobs_cancel(&S, a, "cancelled");
+	crd_jobs_cancel(&S, a, "cancelled");
 	ck_assert_int_eq(n_cancel_asked, 1);
-	crund_jobs_cancel(&S, a, "shutdown");
+	crd_jobs_cancel(&S, a, "shutdown");
 	ck_assert_str_eq(a->cancel_code, "shutdown");
 }
 END_TEST
 
 START_TEST(terminal_state_is_recorded_once)
 {
-	crund_jobrec *a = submit();
-	crund_jobs_finish(&S, a, CRUND_JOB_FAILED, "timeout", "too slow");
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobrec *a = submit();
+	crd_jobs_finish(&S, a, CRUND_JOB_FAILED, "timeout", "too slow");
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	ck_assert_int_eq(a->state, CRUND_JOB_FAILED);
 	ck_assert_str_eq(a->err_code, "timeout");
 	ck_assert_str_eq(a->err_msg, "too slow");
 	ck_assert_int_eq(n_ended_hook, 1);
 	/* a non-terminal state is not a finish */
-	crund_jobrec *b = submit();
-	crund_jobs_finish(&S, b, CRUND_JOB_RUNNING, NULL, NULL);
+	crd_jobrec *b = submit();
+	crd_jobs_finish(&S, b, CRUND_JOB_RUNNING, NULL, NULL);
 	ck_assert_int_eq(b->state, CRUND_JOB_RUNNING);
 }
 END_TEST
 
 START_TEST(finish_may_reuse_its_own_error_strings)
 {
-	crund_jobrec *a = submit();
+	crd_jobrec *a = submit();
 	a->err_code = strdup("custom");
 	a->err_msg = strdup("custom message");
-	crund_jobs_finish(&S, a, CRUND_JOB_FAILED, a->err_code, a->err_msg);
+	crd_jobs_finish(&S, a, CRUND_JOB_FAILED, a->err_code, a->err_msg);
 	ck_assert_str_eq(a->err_code, "custom");
 	ck_assert_str_eq(a->err_msg, "custom message");
 }
@@ -235,13 +235,13 @@ END_TEST
 
 START_TEST(delete_refuses_active_and_forgets_ended)
 {
-	crund_jobrec *a = submit();
+	crd_jobrec *a = submit();
 	char id[CRUND_JOB_ID_MAX];
 	strcpy(id, a->id);
-	ck_assert_int_eq(crund_jobs_delete(&S, a), -EBUSY);
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	ck_assert_int_eq(crund_jobs_delete(&S, a), 0);
-	ck_assert_ptr_null(crund_jobs_find(&S, id));
+	ck_assert_int_eq(crd_jobs_delete(&S, a), -EBUSY);
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	ck_assert_int_eq(crd_jobs_delete(&S, a), 0);
+	ck_assert_ptr_null(crd_jobs_find(&S, id));
 	ck_assert_uint_eq(S.count, 0);
 	ck_assert_uint_eq(S.n_state[CRUND_JOB_SUCCEEDED], 0);
 }
@@ -249,55 +249,55 @@ END_TEST
 
 START_TEST(retention_by_count_forgets_oldest_ended)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(10, 10, 2, 3600);
-	crund_jobrec *j[4];
+	crd_jobrec *j[4];
 	char ids[4][CRUND_JOB_ID_MAX];
 	for (int i = 0; i < 4; i++) {
 		j[i] = submit();
 		strcpy(ids[i], j[i]->id);
 	}
 	for (int i = 0; i < 4; i++)
-		crund_jobs_finish(&S, j[i], CRUND_JOB_SUCCEEDED, NULL, NULL);
-	ck_assert_ptr_null(crund_jobs_find(&S, ids[0]));
-	ck_assert_ptr_null(crund_jobs_find(&S, ids[1]));
-	ck_assert_ptr_nonnull(crund_jobs_find(&S, ids[2]));
-	ck_assert_ptr_nonnull(crund_jobs_find(&S, ids[3]));
+		crd_jobs_finish(&S, j[i], CRUND_JOB_SUCCEEDED, NULL, NULL);
+	ck_assert_ptr_null(crd_jobs_find(&S, ids[0]));
+	ck_assert_ptr_null(crd_jobs_find(&S, ids[1]));
+	ck_assert_ptr_nonnull(crd_jobs_find(&S, ids[2]));
+	ck_assert_ptr_nonnull(crd_jobs_find(&S, ids[3]));
 	ck_assert_uint_eq(S.count, 2);
 }
 END_TEST
 
 START_TEST(retention_keeps_record_while_its_task_lives)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(10, 10, 0, 3600);
-	crund_jobrec *a = submit();
+	crd_jobrec *a = submit();
 	a->task = (void *)1; /* forced end at shutdown: the task still runs */
-	crund_jobs_finish(&S, a, CRUND_JOB_CANCELLED, "shutdown", NULL);
+	crd_jobs_finish(&S, a, CRUND_JOB_CANCELLED, "shutdown", NULL);
 	ck_assert_uint_eq(S.count, 1);
-	ck_assert_int_eq(crund_jobs_delete(&S, a), -EBUSY);
+	ck_assert_int_eq(crd_jobs_delete(&S, a), -EBUSY);
 	a->task = NULL;
 }
 END_TEST
 
 START_TEST(retention_by_age)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(10, 10, 100, 60);
-	crund_jobrec *a = submit(), *b = submit();
+	crd_jobrec *a = submit(), *b = submit();
 	char ida[CRUND_JOB_ID_MAX], idb[CRUND_JOB_ID_MAX];
 	strcpy(ida, a->id);
 	strcpy(idb, b->id);
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	fake_now += 30;
-	crund_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	fake_now += 40; /* a is 70 s old, b 40 s */
-	crund_jobs_expire(&S);
-	ck_assert_ptr_null(crund_jobs_find(&S, ida));
-	ck_assert_ptr_nonnull(crund_jobs_find(&S, idb));
+	crd_jobs_expire(&S);
+	ck_assert_ptr_null(crd_jobs_find(&S, ida));
+	ck_assert_ptr_nonnull(crd_jobs_find(&S, idb));
 	fake_now += 30;
-	crund_jobs_expire(&S);
-	ck_assert_ptr_null(crund_jobs_find(&S, idb));
+	crd_jobs_expire(&S);
+	ck_assert_ptr_null(crd_jobs_find(&S, idb));
 }
 END_TEST
 
@@ -305,10 +305,10 @@ START_TEST(idempotency_key_returns_existing_or_conflicts)
 {
 	int rc;
 	bool existing = true;
-	crund_jobrec *a = submit_full(&plug_a, &spec_noop, "{\"x\":1}", "key-1", &rc, &existing);
+	crd_jobrec *a = submit_full(&plug_a, &spec_noop, "{\"x\":1}", "key-1", &rc, &existing);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(!existing);
-	crund_jobrec *b = submit_full(&plug_a, &spec_noop, "{\"x\":1}", "key-1", &rc, &existing);
+	crd_jobrec *b = submit_full(&plug_a, &spec_noop, "{\"x\":1}", "key-1", &rc, &existing);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(existing);
 	ck_assert_ptr_eq(a, b);
@@ -317,9 +317,9 @@ START_TEST(idempotency_key_returns_existing_or_conflicts)
 	ck_assert_ptr_null(submit_full(&plug_a, &spec_other, "{\"x\":1}", "key-1", &rc, &existing));
 	ck_assert_int_eq(rc, -EEXIST);
 	/* once the job is forgotten the key is free again */
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	crund_jobs_delete(&S, a);
-	crund_jobrec *c = submit_full(&plug_a, &spec_noop, "{\"x\":2}", "key-1", &rc, &existing);
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_delete(&S, a);
+	crd_jobrec *c = submit_full(&plug_a, &spec_noop, "{\"x\":2}", "key-1", &rc, &existing);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(!existing);
 	ck_assert_ptr_nonnull(c);
@@ -328,7 +328,7 @@ END_TEST
 
 static char seen[16][CRUND_JOB_ID_MAX];
 static int n_seen;
-static void collect(crund_jobrec *j, void *arg)
+static void collect(crd_jobrec *j, void *arg)
 {
 	(void)arg;
 	strcpy(seen[n_seen++ % 16], j->id);
@@ -336,14 +336,14 @@ static void collect(crund_jobrec *j, void *arg)
 
 START_TEST(list_is_newest_first_with_cursor_pages)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(10, 10, 100, 3600);
 	char ids[5][CRUND_JOB_ID_MAX];
 	for (int i = 0; i < 5; i++)
 		strcpy(ids[i], submit()->id);
 	bool more;
 	n_seen = 0;
-	ck_assert_int_eq(crund_jobs_list(&S, 0, NULL, NULL, 2, collect, NULL, &more), 0);
+	ck_assert_int_eq(crd_jobs_list(&S, 0, NULL, NULL, 2, collect, NULL, &more), 0);
 	ck_assert_int_eq(n_seen, 2);
 	ck_assert(more);
 	ck_assert_str_eq(seen[0], ids[4]);
@@ -351,40 +351,40 @@ START_TEST(list_is_newest_first_with_cursor_pages)
 	char cur[CRUND_JOB_ID_MAX];
 	strcpy(cur, seen[1]);
 	n_seen = 0;
-	crund_jobs_list(&S, 0, NULL, cur, 2, collect, NULL, &more);
+	crd_jobs_list(&S, 0, NULL, cur, 2, collect, NULL, &more);
 	ck_assert_str_eq(seen[0], ids[2]);
 	ck_assert_str_eq(seen[1], ids[1]);
 	ck_assert(more);
 	strcpy(cur, seen[1]);
 	n_seen = 0;
-	crund_jobs_list(&S, 0, NULL, cur, 2, collect, NULL, &more);
+	crd_jobs_list(&S, 0, NULL, cur, 2, collect, NULL, &more);
 	ck_assert_int_eq(n_seen, 1);
 	ck_assert_str_eq(seen[0], ids[0]);
 	ck_assert(!more);
 	/* exactly limit left: no further page */
 	n_seen = 0;
-	crund_jobs_list(&S, 0, NULL, NULL, 5, collect, NULL, &more);
+	crd_jobs_list(&S, 0, NULL, NULL, 5, collect, NULL, &more);
 	ck_assert_int_eq(n_seen, 5);
 	ck_assert(!more);
-	ck_assert_int_eq(crund_jobs_list(&S, 0, NULL, "nope", 2, collect, NULL, &more), -EINVAL);
+	ck_assert_int_eq(crd_jobs_list(&S, 0, NULL, "nope", 2, collect, NULL, &more), -EINVAL);
 }
 END_TEST
 
 START_TEST(list_cursor_of_a_forgotten_job_resumes_after_it)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(10, 10, 100, 3600);
-	crund_jobrec *j[4];
+	crd_jobrec *j[4];
 	char ids[4][CRUND_JOB_ID_MAX];
 	for (int i = 0; i < 4; i++) {
 		j[i] = submit();
 		strcpy(ids[i], j[i]->id);
 	}
-	crund_jobs_finish(&S, j[2], CRUND_JOB_SUCCEEDED, NULL, NULL);
-	crund_jobs_delete(&S, j[2]);
+	crd_jobs_finish(&S, j[2], CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_delete(&S, j[2]);
 	bool more;
 	n_seen = 0;
-	crund_jobs_list(&S, 0, NULL, ids[2], 10, collect, NULL, &more);
+	crd_jobs_list(&S, 0, NULL, ids[2], 10, collect, NULL, &more);
 	ck_assert_int_eq(n_seen, 2);
 	ck_assert_str_eq(seen[0], ids[1]);
 	ck_assert_str_eq(seen[1], ids[0]);
@@ -393,37 +393,37 @@ END_TEST
 
 START_TEST(list_filters_by_state_and_plugin)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(10, 10, 100, 3600);
 	int rc;
-	crund_jobrec *a = submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL);
-	crund_jobrec *b = submit_full(&plug_b, &spec_noop, NULL, NULL, &rc, NULL);
+	crd_jobrec *a = submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL);
+	crd_jobrec *b = submit_full(&plug_b, &spec_noop, NULL, NULL, &rc, NULL);
 	submit_full(&plug_b, &spec_noop, NULL, NULL, &rc, NULL);
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	crund_jobs_finish(&S, b, CRUND_JOB_FAILED, "x", NULL);
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, b, CRUND_JOB_FAILED, "x", NULL);
 	bool more;
 	n_seen = 0;
-	crund_jobs_list(&S, 1u << CRUND_JOB_SUCCEEDED | 1u << CRUND_JOB_FAILED, NULL, NULL, 10,
-			collect, NULL, &more);
+	crd_jobs_list(&S, 1u << CRUND_JOB_SUCCEEDED | 1u << CRUND_JOB_FAILED, NULL, NULL, 10,
+		      collect, NULL, &more);
 	ck_assert_int_eq(n_seen, 2);
 	n_seen = 0;
-	crund_jobs_list(&S, 0, "beta", NULL, 10, collect, NULL, &more);
+	crd_jobs_list(&S, 0, "beta", NULL, 10, collect, NULL, &more);
 	ck_assert_int_eq(n_seen, 2);
 	n_seen = 0;
-	crund_jobs_list(&S, 1u << CRUND_JOB_RUNNING, "alpha", NULL, 10, collect, NULL, &more);
+	crd_jobs_list(&S, 1u << CRUND_JOB_RUNNING, "alpha", NULL, 10, collect, NULL, &more);
 	ck_assert_int_eq(n_seen, 0);
 }
 END_TEST
 
 struct test_sub {
-	crund_sub sub;
+	crd_sub sub;
 	int events[8];
 	int n;
 	bool free_on_end;
 };
 static int n_freed;
 
-static void on_ev(crund_sub *s, crund_jobrec *job, int ev, const char *data, size_t len)
+static void on_ev(crd_sub *s, crd_jobrec *job, int ev, const char *data, size_t len)
 {
 	struct test_sub *t = (struct test_sub *)s;
 	(void)job;
@@ -440,21 +440,21 @@ START_TEST(subscribers_get_events_and_may_free_themselves_at_end)
 {
 	submit();
 	submit();
-	crund_jobrec *c = submit(); /* queued */
+	crd_jobrec *c = submit(); /* queued */
 	struct test_sub *t1 = calloc(1, sizeof(*t1)), t2 = {0}, t3 = {0};
 	t1->sub.on_event = on_ev;
 	t1->free_on_end = true;
 	t2.sub.on_event = on_ev;
 	t3.sub.on_event = on_ev;
-	crund_jobs_subscribe(c, &t1->sub);
-	crund_jobs_subscribe(c, &t2.sub);
-	crund_jobs_subscribe(c, &t3.sub);
-	crund_jobs_unsubscribe(&t3.sub);
-	crund_jobs_unsubscribe(&t3.sub); /* twice is harmless */
-	crund_jobs_emit(c, CRUND_EV_PROGRESS, "{}", 2);
-	crund_jobs_finish(&S, started[0], CRUND_JOB_SUCCEEDED, NULL, NULL); /* c starts */
+	crd_jobs_subscribe(c, &t1->sub);
+	crd_jobs_subscribe(c, &t2.sub);
+	crd_jobs_subscribe(c, &t3.sub);
+	crd_jobs_unsubscribe(&t3.sub);
+	crd_jobs_unsubscribe(&t3.sub); /* twice is harmless */
+	crd_jobs_emit(c, CRUND_EV_PROGRESS, "{}", 2);
+	crd_jobs_finish(&S, started[0], CRUND_JOB_SUCCEEDED, NULL, NULL); /* c starts */
 	n_freed = 0;
-	crund_jobs_finish(&S, c, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, c, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	ck_assert_int_eq(n_freed, 1);
 	ck_assert_int_eq(t2.n, 3);
 	ck_assert_int_eq(t2.events[0], CRUND_EV_PROGRESS);
@@ -468,10 +468,10 @@ END_TEST
 
 START_TEST(drain_cancels_queued_and_refuses_new_jobs)
 {
-	crund_jobrec *a = submit();
+	crd_jobrec *a = submit();
 	submit();
-	crund_jobrec *c = submit(), *d = submit();
-	crund_jobs_drain(&S);
+	crd_jobrec *c = submit(), *d = submit();
+	crd_jobs_drain(&S);
 	ck_assert_int_eq(c->state, CRUND_JOB_CANCELLED);
 	ck_assert_int_eq(d->state, CRUND_JOB_CANCELLED);
 	ck_assert_str_eq(c->err_code, "shutdown");
@@ -480,29 +480,29 @@ START_TEST(drain_cancels_queued_and_refuses_new_jobs)
 	ck_assert_ptr_null(submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL));
 	ck_assert_int_eq(rc, -ESHUTDOWN);
 	/* ending a running job does not start anything while draining */
-	crund_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	ck_assert_int_eq(n_started, 2);
-	crund_jobs_cancel_running(&S, "shutdown");
+	crd_jobs_cancel_running(&S, "shutdown");
 	ck_assert_int_eq(n_cancel_asked, 1);
-	ck_assert_uint_eq(crund_jobs_active(&S), 1);
+	ck_assert_uint_eq(crd_jobs_active(&S), 1);
 }
 END_TEST
 
 START_TEST(render_is_json_with_every_field)
 {
-	crund_jobrec *a = submit();
-	crund_jobrec *b = submit();
-	crund_jobs_finish(&S, a, CRUND_JOB_FAILED, "plugin_error", "bad \"quote\"\n");
-	ck_assert_int_eq(crund_jobs_set_result(b, json_pack("{s:b}", "ok", 1)), 0);
+	crd_jobrec *a = submit();
+	crd_jobrec *b = submit();
+	crd_jobs_finish(&S, a, CRUND_JOB_FAILED, "plugin_error", "bad \"quote\"\n");
+	ck_assert_int_eq(crd_jobs_set_result(b, json_pack("{s:b}", "ok", 1)), 0);
 	b->flags |= CRUND_JF_PROGRESS;
 	b->progress = 0.5;
-	crund_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	crd_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	const char *keys[] = {"id",         "plugin",     "job",         "args",
 			      "state",      "result",     "error",       "progress",
 			      "created_at", "started_at", "finished_at", "timeout"};
 	for (int k = 0; k < 2; k++) {
-		crund_buf buf = CRUND_BUF_INIT;
-		crund_job_render(&buf, k ? b : a);
+		crd_buf buf = CRUND_BUF_INIT;
+		crd_job_render(&buf, k ? b : a);
 		json_error_t e;
 		json_t *v = json_loads(buf.data, 0, &e);
 		ck_assert_msg(v != NULL, "bad JSON: %s: %s", e.text, buf.data);
@@ -525,19 +525,19 @@ START_TEST(render_is_json_with_every_field)
 		ck_assert_uint_eq(strlen(ts), 24); /* 1970-01-01T00:16:40.000Z */
 		ck_assert_int_eq(ts[23], 'Z');
 		json_decref(v);
-		crund_buf_free(&buf);
+		crd_buf_free(&buf);
 	}
 }
 END_TEST
 
 START_TEST(log_is_bounded)
 {
-	crund_jobrec *a = submit(); /* max_log_bytes 64 */
-	crund_jobs_log_append(a, "0123456789", 10);
-	crund_jobs_log_append(a, "0123456789", 10);
+	crd_jobrec *a = submit(); /* max_log_bytes 64 */
+	crd_jobs_log_append(a, "0123456789", 10);
+	crd_jobs_log_append(a, "0123456789", 10);
 	ck_assert_uint_eq(a->log_len, 22);
 	for (int i = 0; i < 10; i++)
-		crund_jobs_log_append(a, "0123456789", 10);
+		crd_jobs_log_append(a, "0123456789", 10);
 	ck_assert_uint_le(a->log_len, 64);
 	ck_assert(a->flags & CRUND_JF_LOG_TRUNC);
 	ck_assert_int_eq(a->log[a->log_len - 1], '\n');
@@ -546,13 +546,13 @@ END_TEST
 
 START_TEST(many_jobs_grow_the_hash)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(100000, 10, 100000, 3600);
 	char first[CRUND_JOB_ID_MAX];
 	strcpy(first, submit()->id);
 	for (int i = 0; i < 5000; i++)
 		submit();
-	ck_assert_ptr_nonnull(crund_jobs_find(&S, first));
+	ck_assert_ptr_nonnull(crd_jobs_find(&S, first));
 	ck_assert_uint_ge(S.hsize, 4096);
 	ck_assert_uint_eq(S.count, 5001);
 }
@@ -560,10 +560,10 @@ END_TEST
 
 START_TEST(records_stay_found_while_the_table_grows)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(100000, 10, 100000, 3600);
 	enum { N = 6000 };
-	static crund_jobrec *js[N];
+	static crd_jobrec *js[N];
 	static bool gone[N];
 	memset(gone, 0, sizeof(gone));
 	bool saw_move = false;
@@ -574,19 +574,19 @@ START_TEST(records_stay_found_while_the_table_grows)
 			/* forget one older record now and then, moved or not */
 			int k = i / 2;
 			if (!gone[k]) {
-				crund_jobs_finish(&S, js[k], CRUND_JOB_SUCCEEDED, NULL, NULL);
-				ck_assert_int_eq(crund_jobs_delete(&S, js[k]), 0);
+				crd_jobs_finish(&S, js[k], CRUND_JOB_SUCCEEDED, NULL, NULL);
+				ck_assert_int_eq(crd_jobs_delete(&S, js[k]), 0);
 				gone[k] = true;
 			}
 		}
 		if (i % 251 == 0 || i == N - 1) {
 			for (int k = 0; k <= i; k++) {
 				char id[CRUND_JOB_ID_MAX];
-				crund_jobs_format_id(&S, (uint64_t)k + 1, id);
+				crd_jobs_format_id(&S, (uint64_t)k + 1, id);
 				if (gone[k])
-					ck_assert_ptr_null(crund_jobs_find(&S, id));
+					ck_assert_ptr_null(crd_jobs_find(&S, id));
 				else
-					ck_assert_ptr_eq(crund_jobs_find(&S, id), js[k]);
+					ck_assert_ptr_eq(crd_jobs_find(&S, id), js[k]);
 			}
 		}
 	}
@@ -597,22 +597,22 @@ END_TEST
 
 START_TEST(forgotten_records_are_reused)
 {
-	crund_jobs_free(&S);
+	crd_jobs_free(&S);
 	setup_lim(1, 10, 50, 3600);
-	crund_jobrec *last[50];
+	crd_jobrec *last[50];
 	char ids[50][CRUND_JOB_ID_MAX];
 	for (int i = 0; i < 5000; i++) {
-		crund_jobrec *j = submit();
+		crd_jobrec *j = submit();
 		ck_assert_int_eq(j->state, CRUND_JOB_RUNNING);
 		ck_assert_ptr_null(j->result);
-		ck_assert_int_eq(crund_jobs_set_result(j, json_integer(i)), 0);
+		ck_assert_int_eq(crd_jobs_set_result(j, json_integer(i)), 0);
 		last[i % 50] = j;
 		strcpy(ids[i % 50], j->id);
-		crund_jobs_finish(&S, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
+		crd_jobs_finish(&S, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
 	}
 	ck_assert_uint_eq(S.count, 50);
 	for (int k = 0; k < 50; k++) {
-		ck_assert_ptr_eq(crund_jobs_find(&S, ids[k]), last[k]);
+		ck_assert_ptr_eq(crd_jobs_find(&S, ids[k]), last[k]);
 		ck_assert_int_eq(last[k]->state, CRUND_JOB_SUCCEEDED);
 		/* job i kept result i: i = 4950 + k' with i % 50 == k */
 		ck_assert_int_eq(atoi(last[k]->result) % 50, k);

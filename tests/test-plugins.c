@@ -135,12 +135,12 @@ static void capture_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static crund_plugins_opts opts = {.log = capture_log};
+static crd_plugins_opts opts = {.log = capture_log};
 
 static void setup(void)
 {
 	logbuf[0] = '\0';
-	opts = (crund_plugins_opts){.log = capture_log};
+	opts = (crd_plugins_opts){.log = capture_log};
 	tmpdir[0] = '\0';
 }
 
@@ -150,14 +150,14 @@ static void teardown(void)
 		remove_dir(tmpdir);
 }
 
-static int load1(crund_plugin_registry *reg, const char *dir)
+static int load1(crd_plugin_registry *reg, const char *dir)
 {
 	const char *dirs[] = {dir};
-	return crund_plugins_load(reg, dirs, 1, &opts);
+	return crd_plugins_load(reg, dirs, 1, &opts);
 }
 
 /* The recorded refusal reason for a file name in the registry. */
-static const char *refusal_of(const crund_plugin_registry *reg, const char *file)
+static const char *refusal_of(const crd_plugin_registry *reg, const char *file)
 {
 	for (size_t i = 0; i < reg->n_refused; i++) {
 		const char *slash = strrchr(reg->refused[i].path, '/');
@@ -174,30 +174,30 @@ START_TEST(demo_loads_with_its_jobs)
 	const char *dir = new_dir();
 	add_plugin(dir, "demo", NULL);
 	write_text(dir, "README", "not a plugin\n", 13); /* not *.so: ignored */
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
 	ck_assert_uint_eq(reg.n_refused, 0);
-	const crund_loaded_plugin *p = crund_plugins_find(&reg, "demo");
+	const crd_loaded_plugin *p = crd_plugins_find(&reg, "demo");
 	ck_assert_ptr_nonnull(p);
-	ck_assert_ptr_null(crund_plugins_find(&reg, "demo2"));
+	ck_assert_ptr_null(crd_plugins_find(&reg, "demo2"));
 	ck_assert_str_eq(p->desc->version, "1.0.0");
 	ck_assert(!p->initialized);
 	static const char *const names[] = {"noop",   "sleep",   "echo",     "fail",   "counter",
 					    "fanout", "compute", "progress", "linger", "hog"};
 	ck_assert_uint_eq(p->desc->n_jobs, 10);
 	for (size_t i = 0; i < 10; i++) {
-		const crund_job_spec *j = crund_plugins_find_job(p, names[i]);
+		const crund_job_spec *j = crd_plugins_find_job(p, names[i]);
 		ck_assert_msg(j != NULL, "job %s missing", names[i]);
 		ck_assert_ptr_nonnull(j->description);
 		for (size_t k = 0; k < j->n_args; k++)
 			ck_assert_msg(j->args[k].description && *j->args[k].description,
 				      "%s.%s undocumented", names[i], j->args[k].name);
 	}
-	ck_assert_ptr_null(crund_plugins_find_job(p, "nope"));
+	ck_assert_ptr_null(crd_plugins_find_job(p, "nope"));
 	ck_assert_ptr_nonnull(strstr(logbuf, "plugin demo 1.0.0 loaded from"));
-	crund_plugins_free(&reg);
-	crund_plugins_free(&reg); /* zeroed: safe again */
+	crd_plugins_free(&reg);
+	crd_plugins_free(&reg); /* zeroed: safe again */
 }
 END_TEST
 
@@ -221,7 +221,7 @@ START_TEST(broken_fixture_is_refused_with_its_reason)
 	const char *dir = new_dir();
 	add_plugin(dir, refusals[_i].fixture, NULL);
 	add_plugin(dir, "demo", NULL); /* the others still load */
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
 	ck_assert_str_eq(reg.plugins[0].desc->name, "demo");
@@ -236,7 +236,7 @@ START_TEST(broken_fixture_is_refused_with_its_reason)
 	char line[1024];
 	snprintf(line, sizeof line, "plugin %s/%s refused: %s", dir, file, why);
 	ck_assert_msg(strstr(logbuf, line) != NULL, "log lacks \"%s\":\n%s", line, logbuf);
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 }
 END_TEST
 
@@ -248,7 +248,7 @@ START_TEST(constructor_never_runs_for_a_refused_plugin)
 	snprintf(marker, sizeof marker, "%s/marker", dir);
 	setenv("CRUND_TEST_MARKER", marker, 1);
 
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_ptr_nonnull(refusal_of(&reg, "ctor.so"));
@@ -256,7 +256,7 @@ START_TEST(constructor_never_runs_for_a_refused_plugin)
 			 "ABI 2.0 is newer than this daemon's 1.0 (upgrade crund or rebuild the "
 			 "plugin against this crund)");
 	ck_assert_msg(access(marker, F_OK) != 0, "the plugin's constructor ran");
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 
 	/* Control: loading it for real does run the constructor, so the
 	 * absence above means something. */
@@ -288,14 +288,14 @@ START_TEST(non_elf_and_truncated_files_are_refused)
 	write_text(dir, "cut.so", head, sizeof head);
 	mkdir(strcat(strcpy(demo, dir), "/dir.so"), 0755);
 
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_uint_eq(reg.n_refused, 3);
 	ck_assert_str_eq(refusal_of(&reg, "text.so"), "not an ELF file");
 	ck_assert_str_eq(refusal_of(&reg, "cut.so"), "malformed ELF program headers");
 	ck_assert_str_eq(refusal_of(&reg, "dir.so"), "not a regular file");
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 	rmdir(demo);
 }
 END_TEST
@@ -341,7 +341,7 @@ START_TEST(stripped_section_headers_use_the_dynamic_segment)
 	char marker[512];
 	snprintf(marker, sizeof marker, "%s/marker", dir);
 	setenv("CRUND_TEST_MARKER", marker, 1);
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
 	ck_assert_str_eq(reg.plugins[0].desc->name, "demo");
@@ -349,7 +349,7 @@ START_TEST(stripped_section_headers_use_the_dynamic_segment)
 	ck_assert_ptr_nonnull(strstr(refusal_of(&reg, "ctor.so"), "ABI 2.0 is newer"));
 	ck_assert_msg(access(marker, F_OK) != 0, "the plugin's constructor ran");
 	unsetenv("CRUND_TEST_MARKER");
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 }
 END_TEST
 
@@ -362,14 +362,14 @@ START_TEST(elf_check_survives_truncation_and_corruption)
 	size_t size;
 	unsigned char *img = slurp("demo", &size);
 	char why[512];
-	ck_assert_int_eq(crund_plugin_check_image(img, size, why, sizeof why), 0);
+	ck_assert_int_eq(crd_plugin_check_image(img, size, why, sizeof why), 0);
 	size_t refused = 0;
 	for (size_t len = 0; len < size; len += len < 2048 ? 1 : 61) {
 		unsigned char *cut = malloc(len ? len : 1);
 		ck_assert_ptr_nonnull(cut);
 		memcpy(cut, img, len);
 		why[0] = '\0';
-		int rc = crund_plugin_check_image(cut, len, why, sizeof why);
+		int rc = crd_plugin_check_image(cut, len, why, sizeof why);
 		if (rc < 0) {
 			ck_assert_msg(why[0] != '\0', "no reason at length %zu", len);
 			refused++;
@@ -405,7 +405,7 @@ START_TEST(elf_check_survives_truncation_and_corruption)
 				bad[at] = (unsigned char)rand_r(&seed);
 		}
 		why[0] = '\0';
-		int rc = crund_plugin_check_image(bad, size, why, sizeof why);
+		int rc = crd_plugin_check_image(bad, size, why, sizeof why);
 		ck_assert(rc == 0 || why[0] != '\0');
 	}
 	free(bad);
@@ -417,7 +417,7 @@ START_TEST(insecure_dir_is_refused_unless_allowed)
 {
 	const char *dir = new_dir();
 	add_plugin(dir, "demo", NULL);
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 
 	ck_assert_int_eq(chmod(dir, 0707), 0);
 	ck_assert_int_eq(load1(&reg, dir), -EPERM);
@@ -432,7 +432,7 @@ START_TEST(insecure_dir_is_refused_unless_allowed)
 	opts.allow_insecure_dir = true;
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 	chmod(dir, 0700);
 }
 END_TEST
@@ -444,17 +444,17 @@ START_TEST(insecure_file_is_refused_unless_allowed)
 	char path[512];
 	snprintf(path, sizeof path, "%s/demo.so", dir);
 	ck_assert_int_eq(chmod(path, 0646), 0);
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0); /* the dir is fine */
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_str_eq(refusal_of(&reg, "demo.so"),
 			 "the file is writable by others (mode 0646); fix with chmod go-w");
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 
 	opts.allow_insecure_dir = true;
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 }
 END_TEST
 
@@ -466,17 +466,17 @@ START_TEST(file_owned_by_a_stranger_is_refused)
 	char path[512];
 	snprintf(path, sizeof path, "%s/demo.so", dir);
 	ck_assert_int_eq(chown(path, 12345, 12345), 0);
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_ptr_nonnull(strstr(refusal_of(&reg, "demo.so"),
 				     "the file is owned by uid 12345, neither root nor"));
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 
 	ck_assert_int_eq(chown(dir, 12345, 12345), 0);
 	ck_assert_int_eq(load1(&reg, dir), -EPERM);
 	ck_assert_ptr_nonnull(strstr(logbuf, "the directory is owned by uid 12345"));
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 }
 END_TEST
 
@@ -485,7 +485,7 @@ START_TEST(duplicate_name_first_wins)
 	const char *dir = new_dir();
 	add_plugin(dir, "demo", "a-demo.so");
 	add_plugin(dir, "demo", "b-demo.so");
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
 	ck_assert_ptr_nonnull(strstr(reg.plugins[0].path, "/a-demo.so"));
@@ -501,14 +501,14 @@ START_TEST(duplicate_name_first_wins)
 	strcpy(dir2, dir);
 	const char *d3 = new_dir();
 	add_plugin(d3, "demo", NULL);
-	crund_plugin_registry reg2 = {0};
+	crd_plugin_registry reg2 = {0};
 	const char *dirs[] = {d3, dir2};
-	ck_assert_int_eq(crund_plugins_load(&reg2, dirs, 2, &opts), 0);
+	ck_assert_int_eq(crd_plugins_load(&reg2, dirs, 2, &opts), 0);
 	ck_assert_uint_eq(reg2.n, 1);
 	ck_assert_ptr_nonnull(strstr(reg2.plugins[0].path, d3));
 	ck_assert_uint_eq(reg2.n_refused, 2);
-	crund_plugins_free(&reg2);
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg2);
+	crd_plugins_free(&reg);
 	remove_dir(dir2);
 }
 END_TEST
@@ -517,20 +517,20 @@ START_TEST(command_plugin_needs_allow_commands)
 {
 	const char *dir = new_dir();
 	add_plugin(dir, "commands", NULL);
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 0);
 	opts.allow_commands = true;
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 1);
-	ck_assert_ptr_nonnull(crund_plugins_find(&reg, "commands"));
-	crund_plugins_free(&reg);
+	ck_assert_ptr_nonnull(crd_plugins_find(&reg, "commands"));
+	crd_plugins_free(&reg);
 }
 END_TEST
 
 START_TEST(bad_dirs_are_errors)
 {
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, "/nonexistent/crund-plugins"), -ENOENT);
 	ck_assert_ptr_nonnull(strstr(logbuf, "plugin directory /nonexistent/crund-plugins:"));
 	const char *dir = new_dir();
@@ -541,10 +541,10 @@ START_TEST(bad_dirs_are_errors)
 	/* an empty dir is fine */
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 0);
-	ck_assert_int_eq(crund_plugins_load(&reg, NULL, 0, &opts), 0);
-	ck_assert_int_eq(crund_plugins_load(NULL, NULL, 0, &opts), -EINVAL);
-	crund_plugins_free(&reg);
-	crund_plugins_free(NULL);
+	ck_assert_int_eq(crd_plugins_load(&reg, NULL, 0, &opts), 0);
+	ck_assert_int_eq(crd_plugins_load(NULL, NULL, 0, &opts), -EINVAL);
+	crd_plugins_free(&reg);
+	crd_plugins_free(NULL);
 }
 END_TEST
 
@@ -553,13 +553,13 @@ START_TEST(registry_is_sorted_by_name)
 	const char *dir = new_dir();
 	add_plugin(dir, "hello", "0-hello.so"); /* scanned first */
 	add_plugin(dir, "demo", "1-demo.so");
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 2);
 	ck_assert_str_eq(reg.plugins[0].desc->name, "demo");
 	ck_assert_str_eq(reg.plugins[1].desc->name, "hello");
-	ck_assert_ptr_eq(crund_plugins_find(&reg, "hello"), &reg.plugins[1]);
-	crund_plugins_free(&reg);
+	ck_assert_ptr_eq(crd_plugins_find(&reg, "hello"), &reg.plugins[1]);
+	crd_plugins_free(&reg);
 }
 END_TEST
 
@@ -686,7 +686,7 @@ START_TEST(descriptor_rules)
 {
 	const char *want = break_descriptor(_i);
 	char why[512] = "";
-	int rc = crund_plugin_check_descriptor(&t_desc, &opts, why, sizeof why);
+	int rc = crd_plugin_check_descriptor(&t_desc, &opts, why, sizeof why);
 	if (!want) {
 		ck_assert_msg(rc == 0, "rule %d refused: %s", _i, why);
 	} else {
@@ -722,9 +722,9 @@ START_TEST(json_views_describe_jobs_and_args)
 	const char *dir = new_dir();
 	add_plugin(dir, "demo", NULL);
 	add_plugin(dir, "hello", NULL);
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
-	json_t *all = crund_plugins_to_json(&reg);
+	json_t *all = crd_plugins_to_json(&reg);
 	ck_assert_ptr_nonnull(all);
 	ck_assert_uint_eq(json_array_size(all), 2);
 	json_t *demo = json_array_get(all, 0);
@@ -752,11 +752,11 @@ START_TEST(json_views_describe_jobs_and_args)
 	ck_assert_str_eq(json_string_value(json_object_get(job_json(demo, "noop"), "description")),
 			 "do nothing, return {\"ok\": true}");
 
-	json_t *one = crund_plugin_to_json(crund_plugins_find(&reg, "hello"));
+	json_t *one = crd_plugin_to_json(crd_plugins_find(&reg, "hello"));
 	ck_assert(json_equal(one, json_array_get(all, 1)));
 	json_decref(one);
 	json_decref(all);
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 }
 END_TEST
 
@@ -835,17 +835,17 @@ static const crund_host_api fake_host = {
 };
 
 /* One loaded registry and a runner for the runtime tests. */
-static crund_plugin_registry rt_reg;
+static crd_plugin_registry rt_reg;
 static cr_runner *runner;
 
 static int init_task(void *arg, void **ret_value)
 {
-	return crund_plugins_init(&rt_reg, &fake_host, &opts);
+	return crd_plugins_init(&rt_reg, &fake_host, &opts);
 }
 
 static int fini_task(void *arg, void **ret_value)
 {
-	crund_plugins_fini(&rt_reg, &fake_host);
+	crd_plugins_fini(&rt_reg, &fake_host);
 	return 0;
 }
 
@@ -868,7 +868,7 @@ static void rt_teardown(void)
 	ck_assert_ptr_nonnull(strstr(logbuf, "demo plugin stopped"));
 	cr_runner_free(runner);
 	runner = NULL;
-	crund_plugins_free(&rt_reg);
+	crd_plugins_free(&rt_reg);
 	teardown();
 }
 
@@ -877,15 +877,14 @@ static void job_prepare(struct fake_job *j, const char *name, const char *args_j
 {
 	memset(j, 0, sizeof *j);
 	j->head.api = &fake_host;
-	const crund_loaded_plugin *p = crund_plugins_find(&rt_reg, "demo");
-	j->spec = crund_plugins_find_job(p, name);
+	const crd_loaded_plugin *p = crd_plugins_find(&rt_reg, "demo");
+	j->spec = crd_plugins_find_job(p, name);
 	ck_assert_ptr_nonnull(j->spec);
 	j->state = p->state;
 	json_t *given = json_loads(args_json, 0, NULL);
 	ck_assert_ptr_nonnull(given);
 	char err[256];
-	ck_assert_msg(crund_args_validate(j->spec, given, &j->args, err, sizeof err) == 0, "%s",
-		      err);
+	ck_assert_msg(crd_args_validate(j->spec, given, &j->args, err, sizeof err) == 0, "%s", err);
 	json_decref(given);
 }
 
@@ -921,7 +920,7 @@ START_TEST(init_and_fini_run_as_coroutines)
 	ck_assert_ptr_nonnull(rt_reg.plugins[0].state);
 
 	/* A second registry: an init that awaits, and one that fails. */
-	crund_plugin_registry saved = rt_reg;
+	crd_plugin_registry saved = rt_reg;
 	const char *dir = new_dir();
 	add_plugin(dir, "awaits", NULL);
 	add_plugin(dir, "init-fail", NULL);
@@ -939,7 +938,7 @@ START_TEST(init_and_fini_run_as_coroutines)
 	ck_assert_int_eq(cr_runner_run(runner, fini_task, NULL, NULL, NULL), 0);
 	ck_assert_ptr_nonnull(strstr(logbuf, "awaits: fini slept rc=0 state=42"));
 	ck_assert(!rt_reg.plugins[0].initialized);
-	crund_plugins_free(&rt_reg);
+	crd_plugins_free(&rt_reg);
 	remove_dir(dir);
 	rt_reg = saved;
 	/* restore rt_setup's dir name for teardown */
@@ -955,7 +954,7 @@ struct init_cancel {
 static int init_body(void *arg, void **ret_value)
 {
 	struct init_cancel *ic = arg;
-	ic->init_rc = crund_plugins_init(&rt_reg, &fake_host, &opts);
+	ic->init_rc = crd_plugins_init(&rt_reg, &fake_host, &opts);
 	return 0;
 }
 
@@ -976,7 +975,7 @@ static int init_canceller(void *arg, void **ret_value)
 
 START_TEST(init_cancelled_stops_and_leaves_the_rest_uninitialised)
 {
-	crund_plugin_registry saved = rt_reg;
+	crd_plugin_registry saved = rt_reg;
 	const char *dir = new_dir();
 	add_plugin(dir, "awaits", NULL);
 	add_plugin(dir, "hello", NULL);
@@ -993,8 +992,8 @@ START_TEST(init_cancelled_stops_and_leaves_the_rest_uninitialised)
 	ck_assert(!rt_reg.plugins[0].initialized);
 	ck_assert_ptr_nonnull(
 		strstr(refusal_of(&rt_reg, "awaits.so"), "(the daemon is shutting down)"));
-	crund_plugins_fini(&rt_reg, &fake_host); /* skips hello: never initialised */
-	crund_plugins_free(&rt_reg);
+	crd_plugins_fini(&rt_reg, &fake_host); /* skips hello: never initialised */
+	crd_plugins_free(&rt_reg);
 	remove_dir(dir);
 	rt_reg = saved;
 	snprintf(tmpdir, sizeof tmpdir, "%s", saved.plugins[0].path);
@@ -1005,15 +1004,15 @@ END_TEST
 START_TEST(plugins_without_init_need_no_coroutine)
 {
 	/* hello has no init/fini: initialised without awaiting anything */
-	crund_plugin_registry reg = {0};
+	crd_plugin_registry reg = {0};
 	const char *dir = new_dir();
 	add_plugin(dir, "hello", NULL);
 	ck_assert_int_eq(load1(&reg, dir), 0);
-	ck_assert_int_eq(crund_plugins_init(&reg, &fake_host, &opts), 0);
+	ck_assert_int_eq(crd_plugins_init(&reg, &fake_host, &opts), 0);
 	ck_assert(reg.plugins[0].initialized);
-	crund_plugins_fini(&reg, &fake_host);
+	crd_plugins_fini(&reg, &fake_host);
 	ck_assert(!reg.plugins[0].initialized);
-	crund_plugins_free(&reg);
+	crd_plugins_free(&reg);
 }
 END_TEST
 

@@ -1,7 +1,7 @@
 /*
  * api.c — the HTTP API v1 (DESIGN §4): one function per route.
  *
- * Answers are JSON built by hand into a crund_buf (no json_t tree per
+ * Answers are JSON built by hand into a crd_buf (no json_t tree per
  * answer); request bodies are parsed with jansson.  Error bodies are
  * {"error":{"code","message"}} with a sentence that says what was wrong.
  */
@@ -20,20 +20,20 @@
 
 #define JSON_CT "application/json; charset=utf-8"
 
-static const char *query(crund_req *r, const char *key)
+static const char *query(crd_req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
-static bool has_query(crund_req *r, const char *key)
+static bool has_query(crd_req *r, const char *key)
 {
 	return MHD_lookup_connection_value_n(r->conn, MHD_GET_ARGUMENT_KIND, key, strlen(key), NULL,
 					     NULL) == MHD_YES;
 }
 
-bool crund_api_authorized(struct MHD_Connection *conn)
+bool crd_api_authorized(struct MHD_Connection *conn)
 {
-	const char *tok = crund_d.cfg.token;
+	const char *tok = crd_d.cfg.token;
 	if (!tok)
 		return true;
 	const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -51,69 +51,67 @@ bool crund_api_authorized(struct MHD_Connection *conn)
 	return diff == 0;
 }
 
-static crund_mhd_result send_job(crund_req *r, unsigned status, const crund_jobrec *j,
-				 bool location)
+static crd_mhd_result send_job(crd_req *r, unsigned status, const crd_jobrec *j, bool location)
 {
-	crund_buf *b = crund_http_out(r);
+	crd_buf *b = crd_http_out(r);
 	char loc[16 + CRUND_JOB_ID_MAX];
-	crund_resp_opts o = {0};
-	crund_job_render(b, j);
-	crund_buf_addc(b, '\n');
+	crd_resp_opts o = {0};
+	crd_job_render(b, j);
+	crd_buf_addc(b, '\n');
 	if (location) {
 		snprintf(loc, sizeof(loc), "/v1/jobs/%s", j->id);
 		o.location = loc;
 	}
-	return crund_http_send(r, status, &o);
+	return crd_http_send(r, status, &o);
 }
 
-static crund_mhd_result job_not_found(crund_req *r)
+static crd_mhd_result job_not_found(crd_req *r)
 {
-	return crund_http_error(r, 404, "not_found", NULL, "no job with id '%s'", r->rm.param);
+	return crd_http_error(r, 404, "not_found", NULL, "no job with id '%s'", r->rm.param);
 }
 
 /* ?wait: absent → 0; present and invalid → -EINVAL (400 answered). */
-static int get_wait(crund_req *r, double *ret)
+static int get_wait(crd_req *r, double *ret)
 {
 	*ret = 0;
 	if (!has_query(r, "wait"))
 		return 0;
-	return crund_parse_wait(query(r, "wait"), ret);
+	return crd_parse_wait(query(r, "wait"), ret);
 }
 
-static crund_mhd_result bad_wait(crund_req *r)
+static crd_mhd_result bad_wait(crd_req *r)
 {
-	return crund_http_error(r, 400, "invalid_parameter", NULL,
-				"'wait' must be a number of seconds, 0 < wait <= %g",
-				CRUND_WAIT_MAX);
+	return crd_http_error(r, 400, "invalid_parameter", NULL,
+			      "'wait' must be a number of seconds, 0 < wait <= %g", CRUND_WAIT_MAX);
 }
 
 /* ------------------------------------------------------------ POST /v1/jobs */
 
-static crund_mhd_result post_job(crund_req *r)
+static crd_mhd_result post_job(crd_req *r)
 {
-	crund_submission sub;
+	crd_submission sub;
 	const char *code = "invalid_request";
 	char err[300];
 	double wait;
 	int rc;
 
-	if (crund_d.draining) {
-		crund_resp_opts o = {.retry_after = 5};
-		return crund_http_error(r, 503, "draining", &o,
-					"the daemon is shutting down and accepts no new jobs");
+	if (crd_d.draining) {
+		crd_resp_opts o = {.retry_after = 5};
+		return crd_http_error(r, 503, "draining", &o,
+				      "the daemon is shutting down and accepts no new jobs");
 	}
 	if (get_wait(r, &wait) < 0)
 		return bad_wait(r);
-	rc = crund_submission_parse(&crund_d.reg, r->body.data, r->body.len, &sub, &code, err,
-				    sizeof(err));
+	rc = crd_submission_parse(&crd_d.reg, r->body.data, r->body.len, &sub, &code, err,
+				  sizeof(err));
 	if (rc == -EINVAL)
-		return crund_http_error(r, 400, code, NULL, "%s", err);
+		return crd_http_error(r, 400, code, NULL, "%s", err);
 	if (rc == -ENOENT) /* DESIGN §4: unknown plugin or job → 404 */
-		return crund_http_error(r, 404, code, NULL, "%s", err);
+		return crd_http_error(r, 404, code, NULL, "%s", err);
 	if (rc < 0)
-		return crund_http_error(r, 500, "internal", NULL, "out of memory");
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
 
-	crund_job_req req = {
+	crd_job_req req = {
 		.plugin = sub.plugin,
 		.spec = sub.spec,
 		.args = sub.args,
@@ -122,166 +120,164 @@ static crund_mhd_result post_job(crund_req *r)
 		.idem_key = sub.idem_key,
 	};
 	sub.args = NULL; /* the store takes it */
-	crund_jobrec *job;
+	crd_jobrec *job;
 	bool existing = false;
-	crund_mhd_result ret;
-	rc = crund_jobs_submit(&crund_d.jobs, &req, &job, &existing);
+	crd_mhd_result ret;
+	rc = crd_jobs_submit(&crd_d.jobs, &req, &job, &existing);
 	if (rc == -EAGAIN) {
-		crund_resp_opts o = {.retry_after = 1};
-		ret = crund_http_error(r, 429, "queue_full", &o,
-				       "too many jobs: %u running and %u queued; retry later",
-				       crund_d.jobs.lim.max_running, crund_d.jobs.lim.max_queued);
+		crd_resp_opts o = {.retry_after = 1};
+		ret = crd_http_error(r, 429, "queue_full", &o,
+				     "too many jobs: %u running and %u queued; retry later",
+				     crd_d.jobs.lim.max_running, crd_d.jobs.lim.max_queued);
 	} else if (rc == -EEXIST) {
-		ret = crund_http_error(r, 409, "idempotency_conflict", NULL,
-				       "idempotency key '%s' was used for a different submission",
-				       sub.idem_key);
+		ret = crd_http_error(r, 409, "idempotency_conflict", NULL,
+				     "idempotency key '%s' was used for a different submission",
+				     sub.idem_key);
 	} else if (rc == -ESHUTDOWN) {
-		crund_resp_opts o = {.retry_after = 5};
-		ret = crund_http_error(r, 503, "draining", &o,
-				       "the daemon is shutting down and accepts no new jobs");
+		crd_resp_opts o = {.retry_after = 5};
+		ret = crd_http_error(r, 503, "draining", &o,
+				     "the daemon is shutting down and accepts no new jobs");
 	} else if (rc < 0) {
-		ret = crund_http_error(r, 500, "internal", NULL, "cannot create the job: %s",
-				       cr_strerror(rc));
+		ret = crd_http_error(r, 500, "internal", NULL, "cannot create the job: %s",
+				     cr_strerror(rc));
 	} else {
 		unsigned status = existing ? 200 : 201;
-		if (wait > 0 && !crund_job_state_ended(job->state))
-			ret = crund_http_wait(r, job, wait, status, true);
+		if (wait > 0 && !crd_job_state_ended(job->state))
+			ret = crd_http_wait(r, job, wait, status, true);
 		else
 			ret = send_job(r, status, job, true);
 	}
-	crund_submission_free(&sub);
+	crd_submission_free(&sub);
 	return ret;
 }
 
 /* ------------------------------------------------------------- GET /v1/jobs */
 
 struct list_ctx {
-	crund_buf *b;
+	crd_buf *b;
 	size_t n;
 	const char *last;
 };
 
-static void list_one(crund_jobrec *j, void *arg)
+static void list_one(crd_jobrec *j, void *arg)
 {
 	struct list_ctx *c = arg;
 	if (c->n++)
-		crund_buf_addc(c->b, ',');
-	crund_job_render(c->b, j);
+		crd_buf_addc(c->b, ',');
+	crd_job_render(c->b, j);
 	c->last = j->id;
 }
 
-static crund_mhd_result list_jobs(crund_req *r)
+static crd_mhd_result list_jobs(crd_req *r)
 {
 	unsigned mask;
 	size_t limit;
 	const char *plugin = query(r, "plugin"), *cursor = query(r, "cursor");
 
-	if (crund_parse_state_mask(query(r, "state"), &mask) < 0)
-		return crund_http_error(
-			r, 400, "invalid_parameter", NULL,
-			"'state' must be a comma-separated list of queued, running, "
-			"succeeded, failed, cancelled");
-	if (crund_parse_limit(query(r, "limit"), &limit) < 0)
-		return crund_http_error(r, 400, "invalid_parameter", NULL,
-					"'limit' must be a whole number from 1 to %d",
-					CRUND_LIST_MAX);
+	if (crd_parse_state_mask(query(r, "state"), &mask) < 0)
+		return crd_http_error(r, 400, "invalid_parameter", NULL,
+				      "'state' must be a comma-separated list of queued, running, "
+				      "succeeded, failed, cancelled");
+	if (crd_parse_limit(query(r, "limit"), &limit) < 0)
+		return crd_http_error(r, 400, "invalid_parameter", NULL,
+				      "'limit' must be a whole number from 1 to %d",
+				      CRUND_LIST_MAX);
 	if (cursor && !*cursor)
 		cursor = NULL;
-	crund_buf *b = crund_http_out(r);
+	crd_buf *b = crd_http_out(r);
 	struct list_ctx c = {b, 0, NULL};
 	bool more;
-	crund_buf_adds(b, "{\"jobs\":[");
-	if (crund_jobs_list(&crund_d.jobs, mask, plugin && *plugin ? plugin : NULL, cursor, limit,
-			    list_one, &c, &more) < 0) {
-		crund_buf_free(b);
-		return crund_http_error(
-			r, 400, "invalid_parameter", NULL,
-			"'cursor' is not a cursor from this daemon (use next_cursor "
-			"of a previous page)");
+	crd_buf_adds(b, "{\"jobs\":[");
+	if (crd_jobs_list(&crd_d.jobs, mask, plugin && *plugin ? plugin : NULL, cursor, limit,
+			  list_one, &c, &more) < 0) {
+		crd_buf_free(b);
+		return crd_http_error(r, 400, "invalid_parameter", NULL,
+				      "'cursor' is not a cursor from this daemon (use next_cursor "
+				      "of a previous page)");
 	}
-	crund_buf_adds(b, "],\"next_cursor\":");
+	crd_buf_adds(b, "],\"next_cursor\":");
 	if (more && c.last)
-		crund_buf_add_jstr(b, c.last);
+		crd_buf_add_jstr(b, c.last);
 	else
-		crund_buf_adds(b, "null");
-	crund_buf_adds(b, "}\n");
-	return crund_http_send(r, 200, NULL);
+		crd_buf_adds(b, "null");
+	crd_buf_adds(b, "}\n");
+	return crd_http_send(r, 200, NULL);
 }
 
 /* ------------------------------------------------------------ one job */
 
-static crund_mhd_result get_job(crund_req *r, crund_jobrec *j)
+static crd_mhd_result get_job(crd_req *r, crd_jobrec *j)
 {
 	double wait;
 	if (get_wait(r, &wait) < 0)
 		return bad_wait(r);
-	if (wait > 0 && !crund_job_state_ended(j->state))
-		return crund_http_wait(r, j, wait, 200, false);
+	if (wait > 0 && !crd_job_state_ended(j->state))
+		return crd_http_wait(r, j, wait, 200, false);
 	return send_job(r, 200, j, false);
 }
 
-static crund_mhd_result cancel_job(crund_req *r, crund_jobrec *j)
+static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 {
-	if (crund_job_state_ended(j->state))
-		return crund_http_error(r, 409, "job_ended", NULL, "job '%s' already ended (%s)",
-					j->id, crund_job_state_name(j->state));
+	if (crd_job_state_ended(j->state))
+		return crd_http_error(r, 409, "job_ended", NULL, "job '%s' already ended (%s)",
+				      j->id, crd_job_state_name(j->state));
 	/* A queued job ends at once (and may even be forgotten by retention
 	 * right away): answer with a rendering made before that can happen. */
-	crund_buf *b = crund_http_out(r);
+	crd_buf *b = crd_http_out(r);
 	bool queued = j->state == CRUND_JOB_QUEUED;
 	if (!queued) {
-		crund_jobs_cancel(&crund_d.jobs, j, "cancelled");
-		crund_job_render(b, j);
+		crd_jobs_cancel(&crd_d.jobs, j, "cancelled");
+		crd_job_render(b, j);
 	} else {
 		uint64_t seq = j->seq;
-		crund_jobs_cancel(&crund_d.jobs, j, "cancelled");
-		crund_jobrec *still = crund_jobs_find_seq(&crund_d.jobs, seq);
+		crd_jobs_cancel(&crd_d.jobs, j, "cancelled");
+		crd_jobrec *still = crd_jobs_find_seq(&crd_d.jobs, seq);
 		if (still)
-			crund_job_render(b, still);
+			crd_job_render(b, still);
 		else
-			crund_buf_adds(b, "{}");
+			crd_buf_adds(b, "{}");
 	}
-	crund_buf_addc(b, '\n');
-	return crund_http_send(r, 202, NULL);
+	crd_buf_addc(b, '\n');
+	return crd_http_send(r, 202, NULL);
 }
 
-static crund_mhd_result delete_job(crund_req *r, crund_jobrec *j)
+static crd_mhd_result delete_job(crd_req *r, crd_jobrec *j)
 {
-	if (crund_jobs_delete(&crund_d.jobs, j) < 0)
-		return crund_http_error(r, 409, "job_active", NULL,
-					"job '%s' is still %s; cancel it first", j->id,
-					crund_job_state_name(j->state));
-	return crund_http_respond(r, 204, NULL, 0, NULL);
+	if (crd_jobs_delete(&crd_d.jobs, j) < 0)
+		return crd_http_error(r, 409, "job_active", NULL,
+				      "job '%s' is still %s; cancel it first", j->id,
+				      crd_job_state_name(j->state));
+	return crd_http_respond(r, 204, NULL, 0, NULL);
 }
 
-static crund_mhd_result job_log(crund_req *r, crund_jobrec *j)
+static crd_mhd_result job_log(crd_req *r, crd_jobrec *j)
 {
-	crund_buf *b = crund_http_out(r);
-	crund_resp_opts o = {.content_type = "text/plain; charset=utf-8"};
+	crd_buf *b = crd_http_out(r);
+	crd_resp_opts o = {.content_type = "text/plain; charset=utf-8"};
 	if (j->log_len)
-		crund_buf_add(b, j->log, j->log_len);
+		crd_buf_add(b, j->log, j->log_len);
 	if (j->flags & CRUND_JF_LOG_TRUNC)
-		crund_buf_addf(b, "[log truncated: the limit is %zu bytes]\n",
-			       crund_d.jobs.lim.max_log_bytes);
-	return crund_http_send(r, 200, &o);
+		crd_buf_addf(b, "[log truncated: the limit is %zu bytes]\n",
+			     crd_d.jobs.lim.max_log_bytes);
+	return crd_http_send(r, 200, &o);
 }
 
 /* -------------------------------------------------------------- plugins */
 
-static crund_mhd_result send_json(crund_req *r, unsigned status, json_t *v)
+static crd_mhd_result send_json(crd_req *r, unsigned status, json_t *v)
 {
 	if (!v)
-		return crund_http_error(r, 500, "internal", NULL, "out of memory");
-	crund_buf *b = crund_http_out(r);
-	crund_buf_add_json(b, v);
-	crund_buf_addc(b, '\n');
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	crd_buf *b = crd_http_out(r);
+	crd_buf_add_json(b, v);
+	crd_buf_addc(b, '\n');
 	json_decref(v);
-	return crund_http_send(r, status, NULL);
+	return crd_http_send(r, status, NULL);
 }
 
-static crund_mhd_result get_plugins(crund_req *r)
+static crd_mhd_result get_plugins(crd_req *r)
 {
-	json_t *list = crund_plugins_to_json(&crund_d.reg);
+	json_t *list = crd_plugins_to_json(&crd_d.reg);
 	if (!list)
 		return send_json(r, 200, NULL);
 	if (json_is_array(list))
@@ -289,89 +285,89 @@ static crund_mhd_result get_plugins(crund_req *r)
 	return send_json(r, 200, list);
 }
 
-static crund_mhd_result get_plugin(crund_req *r)
+static crd_mhd_result get_plugin(crd_req *r)
 {
-	const crund_loaded_plugin *p = crund_plugins_find(&crund_d.reg, r->rm.param);
+	const crd_loaded_plugin *p = crd_plugins_find(&crd_d.reg, r->rm.param);
 	if (!p)
-		return crund_http_error(r, 404, "not_found", NULL, "no plugin named '%s'",
-					r->rm.param);
-	return send_json(r, 200, crund_plugin_to_json(p));
+		return crd_http_error(r, 404, "not_found", NULL, "no plugin named '%s'",
+				      r->rm.param);
+	return send_json(r, 200, crd_plugin_to_json(p));
 }
 
 /* ------------------------------------------------------------ info etc. */
 
-static crund_mhd_result get_info(crund_req *r)
+static crd_mhd_result get_info(crd_req *r)
 {
-	crund_buf *b = crund_http_out(r);
-	crund_jobs *s = &crund_d.jobs;
-	const crund_config *c = &crund_d.cfg;
+	crd_buf *b = crd_http_out(r);
+	crd_jobs *s = &crd_d.jobs;
+	const crd_config *c = &crd_d.cfg;
 	char ts[40];
 
-	crund_format_time(crund_d.start_real, ts, sizeof(ts));
-	crund_buf_addf(b,
-		       "{\"version\":\"%s\",\"libcrunner\":\"%d.%d.%d\",\"plugin_abi\":\"%d.%d\","
-		       "\"loop_backend\":",
-		       PACKAGE_VERSION, CR_VERSION_MAJOR, CR_VERSION_MINOR, CR_VERSION_PATCH,
-		       CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
-	crund_buf_add_jstr(b, cr_loop_backend(crund_d.loop));
-	crund_buf_addf(b,
-		       ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
-		       "\"state\":\"%s\",\"jobs\":{",
-		       cr_loop_get_debug(crund_d.loop) ? "true" : "false", ts,
-		       cr_loop_time(crund_d.loop) - crund_d.start_mono,
-		       crund_d.draining ? "draining" : "running");
+	crd_format_time(crd_d.start_real, ts, sizeof(ts));
+	crd_buf_addf(b,
+		     "{\"version\":\"%s\",\"libcrunner\":\"%d.%d.%d\",\"plugin_abi\":\"%d.%d\","
+		     "\"loop_backend\":",
+		     PACKAGE_VERSION, CR_VERSION_MAJOR, CR_VERSION_MINOR, CR_VERSION_PATCH,
+		     CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+	crd_buf_add_jstr(b, cr_loop_backend(crd_d.loop));
+	crd_buf_addf(b,
+		     ",\"debug\":%s,\"started_at\":\"%s\",\"uptime_seconds\":%.3f,"
+		     "\"state\":\"%s\",\"jobs\":{",
+		     cr_loop_get_debug(crd_d.loop) ? "true" : "false", ts,
+		     cr_loop_time(crd_d.loop) - crd_d.start_mono,
+		     crd_d.draining ? "draining" : "running");
 	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
-		crund_buf_addf(b, "%s\"%s\":%zu", st ? "," : "", crund_job_state_name(st),
-			       s->n_state[st]);
-	crund_buf_addf(b,
-		       "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
-		       "\"max_queued\":%u,\"grace_seconds\":%g,\"retain_jobs\":%u,"
-		       "\"retain_seconds\":%g,\"max_body_bytes\":%zu,\"max_connections\":%u,"
-		       "\"max_result_bytes\":%zu,\"max_log_bytes\":%zu,\"max_wait_seconds\":%g},"
-		       "\"plugins\":%zu,\"auth\":%s,\"listen\":[",
-		       (unsigned long long)s->n_submitted, c->max_running, c->max_queued, c->grace,
-		       c->retain_jobs, c->retain_seconds, c->max_body, c->max_connections,
-		       c->max_result_bytes, c->max_log_bytes, CRUND_WAIT_MAX, crund_d.reg.n,
-		       c->token ? "true" : "false");
-	const char *const *urls = crund_http_urls(crund_d.http);
+		crd_buf_addf(b, "%s\"%s\":%zu", st ? "," : "", crd_job_state_name(st),
+			     s->n_state[st]);
+	crd_buf_addf(b,
+		     "},\"jobs_submitted\":%llu,\"limits\":{\"max_running\":%u,"
+		     "\"max_queued\":%u,\"grace_seconds\":%g,\"retain_jobs\":%u,"
+		     "\"retain_seconds\":%g,\"max_body_bytes\":%zu,\"max_connections\":%u,"
+		     "\"max_result_bytes\":%zu,\"max_log_bytes\":%zu,\"max_wait_seconds\":%g},"
+		     "\"plugins\":%zu,\"auth\":%s,\"listen\":[",
+		     (unsigned long long)s->n_submitted, c->max_running, c->max_queued, c->grace,
+		     c->retain_jobs, c->retain_seconds, c->max_body, c->max_connections,
+		     c->max_result_bytes, c->max_log_bytes, CRUND_WAIT_MAX, crd_d.reg.n,
+		     c->token ? "true" : "false");
+	const char *const *urls = crd_http_urls(crd_d.http);
 	for (size_t i = 0; urls[i]; i++) {
 		if (i)
-			crund_buf_addc(b, ',');
-		crund_buf_add_jstr(b, urls[i]);
+			crd_buf_addc(b, ',');
+		crd_buf_add_jstr(b, urls[i]);
 	}
-	crund_buf_adds(b, "]}\n");
-	return crund_http_send(r, 200, NULL);
+	crd_buf_adds(b, "]}\n");
+	return crd_http_send(r, 200, NULL);
 }
 
-static crund_mhd_result get_health(crund_req *r)
+static crd_mhd_result get_health(crd_req *r)
 {
-	crund_resp_opts o = {.retry_after = 5};
-	if (crund_d.draining)
-		return crund_http_respond(r, 503, "{\"status\":\"draining\"}\n", 22, &o);
-	if (crund_watchdog_stalled())
-		return crund_http_respond(r, 503, "{\"status\":\"stalled\"}\n", 21, NULL);
-	return crund_http_respond(r, 200, "{\"status\":\"ok\"}\n", 16, NULL);
+	crd_resp_opts o = {.retry_after = 5};
+	if (crd_d.draining)
+		return crd_http_respond(r, 503, "{\"status\":\"draining\"}\n", 22, &o);
+	if (crd_watchdog_stalled())
+		return crd_http_respond(r, 503, "{\"status\":\"stalled\"}\n", 21, NULL);
+	return crd_http_respond(r, 200, "{\"status\":\"ok\"}\n", 16, NULL);
 }
 
-static crund_mhd_result get_metrics(crund_req *r)
+static crd_mhd_result get_metrics(crd_req *r)
 {
-	crund_buf *b = crund_http_out(r);
-	crund_resp_opts o = {.content_type = "text/plain; version=0.0.4; charset=utf-8"};
-	crund_metrics_render(b);
-	return crund_http_send(r, 200, &o);
+	crd_buf *b = crd_http_out(r);
+	crd_resp_opts o = {.content_type = "text/plain; version=0.0.4; charset=utf-8"};
+	crd_metrics_render(b);
+	return crd_http_send(r, 200, &o);
 }
 
 /* ------------------------------------------------------------- dispatch */
 
-crund_mhd_result crund_api_handle(crund_req *r)
+crd_mhd_result crd_api_handle(crd_req *r)
 {
-	crund_jobrec *j = NULL;
+	crd_jobrec *j = NULL;
 	switch (r->rm.route) {
 	case CRUND_R_JOB:
 	case CRUND_R_JOB_CANCEL:
 	case CRUND_R_JOB_EVENTS:
 	case CRUND_R_JOB_LOG:
-		j = crund_jobs_find(&crund_d.jobs, r->rm.param);
+		j = crd_jobs_find(&crd_d.jobs, r->rm.param);
 		if (!j)
 			return job_not_found(r);
 		break;
@@ -386,7 +382,7 @@ crund_mhd_result crund_api_handle(crund_req *r)
 	case CRUND_R_JOB_CANCEL:
 		return cancel_job(r, j);
 	case CRUND_R_JOB_EVENTS:
-		return crund_http_stream(r, j);
+		return crd_http_stream(r, j);
 	case CRUND_R_JOB_LOG:
 		return job_log(r, j);
 	case CRUND_R_PLUGINS:
@@ -400,6 +396,6 @@ crund_mhd_result crund_api_handle(crund_req *r)
 	case CRUND_R_METRICS:
 		return get_metrics(r);
 	default:
-		return crund_http_error(r, 404, "not_found", NULL, "no such route");
+		return crd_http_error(r, 404, "not_found", NULL, "no such route");
 	}
 }

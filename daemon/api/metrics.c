@@ -16,74 +16,73 @@
 
 static uint64_t status_count[600];
 
-void crund_metrics_count_status(unsigned status)
+void crd_metrics_count_status(unsigned status)
 {
 	if (status < 600)
 		status_count[status]++;
 }
 
-void crund_metrics_render(crund_buf *b)
+void crd_metrics_render(crd_buf *b)
 {
-	crund_jobs *s = &crund_d.jobs;
-	size_t np = crund_d.reg.n;
+	crd_jobs *s = &crd_d.jobs;
+	size_t np = crd_d.reg.n;
 	size_t *counts = calloc(np * CRUND_JOB_NSTATES + 1, sizeof(size_t));
 
-	crund_buf_adds(b, "# HELP crund_jobs Jobs known to the daemon, by state and plugin.\n"
-			  "# TYPE crund_jobs gauge\n");
+	crd_buf_adds(b, "# HELP crund_jobs Jobs known to the daemon, by state and plugin.\n"
+			"# TYPE crund_jobs gauge\n");
 	if (counts) {
-		for (crund_jobrec *j = s->newest; j; j = j->older) {
-			size_t pi = (size_t)(j->plugin - crund_d.reg.plugins);
+		for (crd_jobrec *j = s->newest; j; j = j->older) {
+			size_t pi = (size_t)(j->plugin - crd_d.reg.plugins);
 			if (pi < np)
 				counts[pi * CRUND_JOB_NSTATES + j->state]++;
 		}
 		for (size_t p = 0; p < np; p++)
 			for (int st = 0; st < CRUND_JOB_NSTATES; st++)
-				crund_buf_addf(b, "crund_jobs{state=\"%s\",plugin=\"%s\"} %zu\n",
-					       crund_job_state_name(st),
-					       crund_d.reg.plugins[p].desc->name,
-					       counts[p * CRUND_JOB_NSTATES + (size_t)st]);
+				crd_buf_addf(b, "crund_jobs{state=\"%s\",plugin=\"%s\"} %zu\n",
+					     crd_job_state_name(st),
+					     crd_d.reg.plugins[p].desc->name,
+					     counts[p * CRUND_JOB_NSTATES + (size_t)st]);
 		free(counts);
 	}
-	crund_buf_addf(b,
-		       "# HELP crund_jobs_queued Jobs waiting for a running slot.\n"
-		       "# TYPE crund_jobs_queued gauge\n"
-		       "crund_jobs_queued %zu\n"
-		       "# HELP crund_jobs_running Jobs running now.\n"
-		       "# TYPE crund_jobs_running gauge\n"
-		       "crund_jobs_running %zu\n",
-		       s->n_state[CRUND_JOB_QUEUED], s->n_state[CRUND_JOB_RUNNING]);
-	crund_buf_addf(
-		b,
-		"# HELP crund_jobs_submitted_total Jobs accepted since start.\n"
-		"# TYPE crund_jobs_submitted_total counter\n"
-		"crund_jobs_submitted_total %llu\n"
-		"# HELP crund_jobs_ended_total Jobs that reached a terminal state, by state.\n"
-		"# TYPE crund_jobs_ended_total counter\n",
-		(unsigned long long)s->n_submitted);
+	crd_buf_addf(b,
+		     "# HELP crund_jobs_queued Jobs waiting for a running slot.\n"
+		     "# TYPE crund_jobs_queued gauge\n"
+		     "crund_jobs_queued %zu\n"
+		     "# HELP crund_jobs_running Jobs running now.\n"
+		     "# TYPE crund_jobs_running gauge\n"
+		     "crund_jobs_running %zu\n",
+		     s->n_state[CRUND_JOB_QUEUED], s->n_state[CRUND_JOB_RUNNING]);
+	crd_buf_addf(b,
+		     "# HELP crund_jobs_submitted_total Jobs accepted since start.\n"
+		     "# TYPE crund_jobs_submitted_total counter\n"
+		     "crund_jobs_submitted_total %llu\n"
+		     "# HELP crund_jobs_ended_total Jobs that reached a terminal state, by state.\n"
+		     "# TYPE crund_jobs_ended_total counter\n",
+		     (unsigned long long)s->n_submitted);
 	for (int st = CRUND_JOB_SUCCEEDED; st < CRUND_JOB_NSTATES; st++)
-		crund_buf_addf(b, "crund_jobs_ended_total{state=\"%s\"} %llu\n",
-			       crund_job_state_name(st), (unsigned long long)s->n_ended_total[st]);
-	crund_buf_addf(b,
-		       "# HELP crund_loop_lag_seconds How late the loop's last heartbeat ran.\n"
-		       "# TYPE crund_loop_lag_seconds gauge\n"
-		       "crund_loop_lag_seconds %.6f\n",
-		       crund_watchdog_lag());
-	crund_buf_adds(b, "# HELP crund_http_requests_total HTTP answers, by status code.\n"
-			  "# TYPE crund_http_requests_total counter\n");
+		crd_buf_addf(b, "crund_jobs_ended_total{state=\"%s\"} %llu\n",
+			     crd_job_state_name(st), (unsigned long long)s->n_ended_total[st]);
+	crd_buf_addf(b,
+		     "# HELP crund_loop_lag_seconds How late the loop's last heartbeat ran.\n"
+		     "# TYPE crund_loop_lag_seconds gauge\n"
+		     "crund_loop_lag_seconds %.6f\n",
+		     crd_watchdog_lag());
+	crd_buf_adds(b, "# HELP crund_http_requests_total HTTP answers, by status code.\n"
+			"# TYPE crund_http_requests_total counter\n");
 	for (unsigned c = 100; c < 600; c++)
 		if (status_count[c])
-			crund_buf_addf(b, "crund_http_requests_total{code=\"%u\"} %llu\n", c,
-				       (unsigned long long)status_count[c]);
-	crund_buf_addf(b,
-		       "# HELP crund_uptime_seconds Seconds since the daemon started.\n"
-		       "# TYPE crund_uptime_seconds gauge\n"
-		       "crund_uptime_seconds %.3f\n"
-		       "# HELP crund_http_held_connections Long-polls and event streams waiting.\n"
-		       "# TYPE crund_http_held_connections gauge\n"
-		       "crund_http_held_connections %zu\n"
-		       "# HELP crund_draining 1 while the daemon shuts down.\n"
-		       "# TYPE crund_draining gauge\n"
-		       "crund_draining %d\n",
-		       cr_loop_time(crund_d.loop) - crund_d.start_mono,
-		       crund_http_suspended(crund_d.http), crund_d.draining ? 1 : 0);
+			crd_buf_addf(b, "crund_http_requests_total{code=\"%u\"} %llu\n", c,
+				     (unsigned long long)status_count[c]);
+	crd_buf_addf(b,
+		     "# HELP crund_uptime_seconds Seconds since the daemon started.\n"
+		     "# TYPE crund_uptime_seconds gauge\n"
+		     "crund_uptime_seconds %.3f\n"
+		     "# HELP crund_http_held_connections Long-polls and event streams waiting.\n"
+		     "# TYPE crund_http_held_connections gauge\n"
+		     "crund_http_held_connections %zu\n"
+		     "# HELP crund_draining 1 while the daemon shuts down.\n"
+		     "# TYPE crund_draining gauge\n"
+		     "crund_draining %d\n",
+		     cr_loop_time(crd_d.loop) - crd_d.start_mono, crd_http_suspended(crd_d.http),
+		     crd_d.draining ? 1 : 0);
 }

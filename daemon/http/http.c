@@ -41,16 +41,16 @@ struct server {
 	char *unix_path; /* to unlink at stop (ours, not inherited) */
 };
 
-struct crund_http {
+struct crd_http {
 	struct server *srv;
 	size_t n;
-	char **urls;     /* n + 1, NULL-terminated */
-	crund_req *susp; /* suspended requests */
+	char **urls;   /* n + 1, NULL-terminated */
+	crd_req *susp; /* suspended requests */
 	size_t n_susp;
-	bool stopping; /* no more suspends: crund_http_stop runs */
+	bool stopping; /* no more suspends: crd_http_stop runs */
 };
 
-static crund_http *the_http;
+static crd_http *the_http;
 static bool kick_pending;
 
 /* ---------------------------------------------------------- driving MHD */
@@ -89,17 +89,17 @@ static void kick_cb(void *arg)
 		run_server(&the_http->srv[i]);
 }
 
-void crund_http_kick(void)
+void crd_http_kick(void)
 {
 	if (kick_pending || !the_http)
 		return;
-	if (cr_call_soon(crund_d.loop, kick_cb, NULL, NULL) == 0)
+	if (cr_call_soon(crd_d.loop, kick_cb, NULL, NULL) == 0)
 		kick_pending = true;
 }
 
 /* ------------------------------------------------------ suspend / resume */
 
-static void suspend(crund_req *r)
+static void suspend(crd_req *r)
 {
 	if (r->suspended)
 		return;
@@ -113,7 +113,7 @@ static void suspend(crund_req *r)
 	the_http->n_susp++;
 }
 
-static void unlink_susp(crund_req *r)
+static void unlink_susp(crd_req *r)
 {
 	if (r->sprev)
 		r->sprev->snext = r->snext;
@@ -126,28 +126,28 @@ static void unlink_susp(crund_req *r)
 		the_http->n_susp--;
 }
 
-static void resume(crund_req *r)
+static void resume(crd_req *r)
 {
 	if (!r->suspended)
 		return;
 	r->suspended = false;
 	unlink_susp(r);
 	MHD_resume_connection(r->conn);
-	crund_http_kick();
+	crd_http_kick();
 }
 
-size_t crund_http_suspended(const crund_http *h) { return h ? h->n_susp : 0; }
+size_t crd_http_suspended(const crd_http *h) { return h ? h->n_susp : 0; }
 
 /* ------------------------------------------------------------- answers */
 
-crund_buf *crund_http_out(crund_req *req)
+crd_buf *crd_http_out(crd_req *req)
 {
 	req->out.len = 0;
 	req->out.oom = false;
 	return &req->out;
 }
 
-static crund_mhd_result send_out(crund_req *req, unsigned status, const crund_resp_opts *o)
+static crd_mhd_result send_out(crd_req *req, unsigned status, const crd_resp_opts *o)
 {
 	/* PERSISTENT: MHD reads the body from req->out while it sends and
 	 * never after notify_completed, which is when req is released. */
@@ -171,34 +171,34 @@ static crund_mhd_result send_out(crund_req *req, unsigned status, const crund_re
 	}
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
-	crund_mhd_result rc = MHD_queue_response(req->conn, status, resp);
+	crd_mhd_result rc = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
 	req->status = status;
 	req->mode = RQ_DONE;
-	crund_metrics_count_status(status);
+	crd_metrics_count_status(status);
 	return rc;
 }
 
-crund_mhd_result crund_http_send(crund_req *req, unsigned status, const crund_resp_opts *o)
+crd_mhd_result crd_http_send(crd_req *req, unsigned status, const crd_resp_opts *o)
 {
-	if (!crund_buf_ok(&req->out))
-		return crund_http_error(req, 500, "internal", NULL, "out of memory");
+	if (!crd_buf_ok(&req->out))
+		return crd_http_error(req, 500, "internal", NULL, "out of memory");
 	return send_out(req, status, o);
 }
 
-crund_mhd_result crund_http_respond(crund_req *req, unsigned status, const char *body, size_t len,
-				    const crund_resp_opts *o)
+crd_mhd_result crd_http_respond(crd_req *req, unsigned status, const char *body, size_t len,
+				const crd_resp_opts *o)
 {
-	crund_buf *b = crund_http_out(req);
+	crd_buf *b = crd_http_out(req);
 	if (len)
-		crund_buf_add(b, body, len);
-	return crund_http_send(req, status, o);
+		crd_buf_add(b, body, len);
+	return crd_http_send(req, status, o);
 }
 
-crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *code,
-				  const crund_resp_opts *o, const char *fmt, ...)
+crd_mhd_result crd_http_error(crd_req *req, unsigned status, const char *code,
+			      const crd_resp_opts *o, const char *fmt, ...)
 {
-	crund_buf *b = crund_http_out(req);
+	crd_buf *b = crd_http_out(req);
 	char small[256];
 	char *msg = small;
 	va_list ap;
@@ -215,41 +215,41 @@ crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *c
 		vsnprintf(msg, (size_t)n + 1, fmt, ap);
 		va_end(ap);
 	}
-	crund_buf_add(b, "{\"error\":{\"code\":", 17);
-	crund_buf_add_jstr(b, code);
-	crund_buf_add(b, ",\"message\":", 11);
-	crund_buf_add_jstrn(b, msg, (size_t)n);
-	crund_buf_add(b, "}}\n", 3);
+	crd_buf_add(b, "{\"error\":{\"code\":", 17);
+	crd_buf_add_jstr(b, code);
+	crd_buf_add(b, ",\"message\":", 11);
+	crd_buf_add_jstrn(b, msg, (size_t)n);
+	crd_buf_add(b, "}}\n", 3);
 	if (msg != small)
 		free(msg);
-	if (!crund_buf_ok(b))
+	if (!crd_buf_ok(b))
 		return MHD_NO;
 	return send_out(req, status, o);
 }
 
-static crund_mhd_result answer_pending(crund_req *r)
+static crd_mhd_result answer_pending(crd_req *r)
 {
 	char loc[16 + sizeof(r->rm.param)];
-	crund_resp_opts o = {0};
+	crd_resp_opts o = {0};
 	if (r->pending_location) {
 		snprintf(loc, sizeof(loc), "/v1/jobs/%s", r->rm.param);
 		o.location = loc;
 	}
-	return crund_http_send(r, r->pending_status, &o);
+	return crd_http_send(r, r->pending_status, &o);
 }
 
-static void render_pending(crund_req *r, const crund_jobrec *job)
+static void render_pending(crd_req *r, const crd_jobrec *job)
 {
-	crund_buf *b = crund_http_out(r);
-	crund_job_render(b, job);
-	crund_buf_addc(b, '\n');
+	crd_buf *b = crd_http_out(r);
+	crd_job_render(b, job);
+	crd_buf_addc(b, '\n');
 }
 
 /* ------------------------------------------------------------ long-poll */
 
-static void wait_event(crund_sub *sub, crund_jobrec *job, int ev, const char *data, size_t len)
+static void wait_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data, size_t len)
 {
-	crund_req *r = (crund_req *)((char *)sub - offsetof(crund_req, sub));
+	crd_req *r = (crd_req *)((char *)sub - offsetof(crd_req, sub));
 	(void)data;
 	(void)len;
 	if (ev != CRUND_EV_END)
@@ -263,15 +263,15 @@ static void wait_event(crund_sub *sub, crund_jobrec *job, int ev, const char *da
 	if (r->suspended)
 		resume(r);
 	else
-		crund_http_kick(); /* deferred: MHD asks again on its next run */
+		crd_http_kick(); /* deferred: MHD asks again on its next run */
 }
 
 static void wait_timeout(void *arg)
 {
-	crund_req *r = arg;
+	crd_req *r = arg;
 	r->timer = cr_handle_unref(r->timer);
-	crund_jobrec *job = r->sub.job;
-	crund_jobs_unsubscribe(&r->sub);
+	crd_jobrec *job = r->sub.job;
+	crd_jobs_unsubscribe(&r->sub);
 	if (job)
 		render_pending(r, job);
 	r->mode = RQ_READY;
@@ -282,7 +282,7 @@ static void wait_timeout(void *arg)
  * first step yet or has returned with the job's end not yet recorded (its
  * done callback is queued): both resolve within a loop turn or two.  A
  * task waiting on something, or a job queued behind max-running, parks. */
-static bool job_about_to_end(const crund_jobrec *j)
+static bool job_about_to_end(const crd_jobrec *j)
 {
 	if (!j || j->state != CRUND_JOB_RUNNING || !j->task)
 		return false;
@@ -290,12 +290,12 @@ static bool job_about_to_end(const crund_jobrec *j)
 }
 
 /* Park a waiting request: arm its wait timer and suspend the connection. */
-static crund_mhd_result park(crund_req *r)
+static crd_mhd_result park(crd_req *r)
 {
 	r->deferred = false;
-	if (cr_call_later(crund_d.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
-		crund_jobs_unsubscribe(&r->sub);
-		return crund_http_error(r, 500, "internal", NULL, "cannot arm the wait timer");
+	if (cr_call_later(crd_d.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
+		crd_jobs_unsubscribe(&r->sub);
+		return crd_http_error(r, 500, "internal", NULL, "cannot arm the wait timer");
 	}
 	suspend(r);
 	return MHD_YES;
@@ -312,8 +312,8 @@ static crund_mhd_result park(crund_req *r)
  * a timer, one that has not is parked.  The wait is measured from the
  * park, a few microseconds late at most.
  */
-crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds, unsigned status,
-				 bool location)
+crd_mhd_result crd_http_wait(crd_req *req, crd_jobrec *job, double seconds, unsigned status,
+			     bool location)
 {
 	req->pending_status = status;
 	req->pending_location = location;
@@ -326,7 +326,7 @@ crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double secon
 		render_pending(req, job);
 		return answer_pending(req);
 	}
-	crund_jobs_subscribe(job, &req->sub);
+	crd_jobs_subscribe(job, &req->sub);
 	req->mode = RQ_WAITING;
 	req->deferred = true;
 	return MHD_YES;
@@ -334,18 +334,18 @@ crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double secon
 
 /* --------------------------------------------------------- event stream */
 
-static void stream_add_job(crund_req *r, const char *event, const crund_jobrec *job)
+static void stream_add_job(crd_req *r, const char *event, const crd_jobrec *job)
 {
-	crund_buf_adds(&r->stream, "event: ");
-	crund_buf_adds(&r->stream, event);
-	crund_buf_adds(&r->stream, "\ndata: ");
-	crund_job_render(&r->stream, job);
-	crund_buf_adds(&r->stream, "\n\n");
+	crd_buf_adds(&r->stream, "event: ");
+	crd_buf_adds(&r->stream, event);
+	crd_buf_adds(&r->stream, "\ndata: ");
+	crd_job_render(&r->stream, job);
+	crd_buf_adds(&r->stream, "\n\n");
 }
 
-static void stream_event(crund_sub *sub, crund_jobrec *job, int ev, const char *data, size_t len)
+static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data, size_t len)
 {
-	crund_req *r = (crund_req *)((char *)sub - offsetof(crund_req, sub));
+	crd_req *r = (crd_req *)((char *)sub - offsetof(crd_req, sub));
 	/* A client that does not read does not get to grow our memory:
 	 * intermediate events are dropped past the limit, the end never. */
 	bool full = r->stream.len - r->stream_off > STREAM_MAX_PENDING;
@@ -358,10 +358,10 @@ static void stream_event(crund_sub *sub, crund_jobrec *job, int ev, const char *
 	case CRUND_EV_LOG:
 		if (full)
 			break;
-		crund_buf_adds(&r->stream, ev == CRUND_EV_LOG ? "event: log\ndata: "
-							      : "event: progress\ndata: ");
-		crund_buf_add(&r->stream, data, len);
-		crund_buf_adds(&r->stream, "\n\n");
+		crd_buf_adds(&r->stream,
+			     ev == CRUND_EV_LOG ? "event: log\ndata: " : "event: progress\ndata: ");
+		crd_buf_add(&r->stream, data, len);
+		crd_buf_adds(&r->stream, "\n\n");
 		break;
 	case CRUND_EV_END:
 		stream_add_job(r, "end", job);
@@ -377,20 +377,20 @@ static void stream_event(crund_sub *sub, crund_jobrec *job, int ev, const char *
 
 static void stream_ping(void *arg)
 {
-	crund_req *r = arg;
+	crd_req *r = arg;
 	r->timer = cr_handle_unref(r->timer);
 	if (r->stream_end)
 		return;
 	if (r->stream.len - r->stream_off <= STREAM_MAX_PENDING)
-		crund_buf_adds(&r->stream, ": ping\n\n");
-	if (cr_call_later(crund_d.loop, crund_d.cfg.stream_ping, stream_ping, r, &r->timer) < 0)
+		crd_buf_adds(&r->stream, ": ping\n\n");
+	if (cr_call_later(crd_d.loop, crd_d.cfg.stream_ping, stream_ping, r, &r->timer) < 0)
 		r->timer = NULL;
 	resume(r);
 }
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
-	crund_req *r = cls;
+	crd_req *r = cls;
 	(void)pos;
 	if (r->stream.oom)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
@@ -410,19 +410,19 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 	return 0;
 }
 
-crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job)
+crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job)
 {
 	stream_add_job(req, "state", job);
-	if (crund_job_state_ended(job->state)) {
+	if (crd_job_state_ended(job->state)) {
 		stream_add_job(req, "end", job);
 		req->stream_end = true;
 	} else {
 		memset(&req->sub, 0, sizeof(req->sub));
 		req->sub.on_event = stream_event;
-		crund_jobs_subscribe(job, &req->sub);
+		crd_jobs_subscribe(job, &req->sub);
 		/* best effort: without pings a vanished client is noticed at
 		 * the job's end */
-		if (cr_call_later(crund_d.loop, crund_d.cfg.stream_ping, stream_ping, req,
+		if (cr_call_later(crd_d.loop, crd_d.cfg.stream_ping, stream_ping, req,
 				  &req->timer) < 0)
 			req->timer = NULL;
 	}
@@ -434,11 +434,11 @@ crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job)
 				"text/event-stream; charset=utf-8");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-	crund_mhd_result rc = MHD_queue_response(req->conn, 200, resp);
+	crd_mhd_result rc = MHD_queue_response(req->conn, 200, resp);
 	MHD_destroy_response(resp);
 	req->status = 200;
 	req->mode = RQ_STREAM;
-	crund_metrics_count_status(200);
+	crd_metrics_count_status(200);
 	return rc;
 }
 
@@ -450,12 +450,12 @@ crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job)
 #define REQ_POOL_MAX 1024
 #define REQ_KEEP_BUF ((size_t)16 * 1024)
 
-static crund_req *req_pool;
+static crd_req *req_pool;
 static size_t n_req_pool;
 
-static crund_req *req_new(void)
+static crd_req *req_new(void)
 {
-	crund_req *r = req_pool;
+	crd_req *r = req_pool;
 	if (!r)
 		return calloc(1, sizeof(*r));
 	req_pool = r->snext;
@@ -464,24 +464,24 @@ static crund_req *req_new(void)
 	return r;
 }
 
-static void keep_buf(crund_buf *b)
+static void keep_buf(crd_buf *b)
 {
 	if (b->cap > REQ_KEEP_BUF)
-		crund_buf_free(b);
+		crd_buf_free(b);
 	b->len = 0;
 	b->oom = false;
 }
 
-static void req_release(crund_req *r)
+static void req_release(crd_req *r)
 {
-	crund_buf_free(&r->stream);
+	crd_buf_free(&r->stream);
 	if (n_req_pool >= REQ_POOL_MAX) {
-		crund_buf_free(&r->body);
-		crund_buf_free(&r->out);
+		crd_buf_free(&r->body);
+		crd_buf_free(&r->out);
 		free(r);
 		return;
 	}
-	crund_buf body = r->body, out = r->out;
+	crd_buf body = r->body, out = r->out;
 	keep_buf(&body);
 	keep_buf(&out);
 	memset(r, 0, sizeof(*r));
@@ -495,10 +495,10 @@ static void req_release(crund_req *r)
 static void req_pool_free(void)
 {
 	while (req_pool) {
-		crund_req *r = req_pool;
+		crd_req *r = req_pool;
 		req_pool = r->snext;
-		crund_buf_free(&r->body);
-		crund_buf_free(&r->out);
+		crd_buf_free(&r->body);
+		crd_buf_free(&r->out);
 		free(r);
 	}
 	n_req_pool = 0;
@@ -506,11 +506,11 @@ static void req_pool_free(void)
 
 /* -------------------------------------------------------- MHD callbacks */
 
-static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				   const char *method, const char *version, const char *upload_data,
-				   size_t *upload_size, void **con_cls)
+static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+				 const char *method, const char *version, const char *upload_data,
+				 size_t *upload_size, void **con_cls)
 {
-	crund_req *r = *con_cls;
+	crd_req *r = *con_cls;
 	(void)cls;
 	(void)version;
 
@@ -520,39 +520,39 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 			return MHD_NO;
 		*con_cls = r;
 		r->conn = conn;
-		crund_route(method, url, &r->rm);
+		crd_route(method, url, &r->rm);
 		if (r->rm.status == 404)
-			return crund_http_error(r, 404, "not_found", NULL, "no route for %s %s",
-						method, url);
-		if (r->rm.route != CRUND_R_HEALTH && !crund_api_authorized(conn))
-			return crund_http_error(
+			return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s",
+					      method, url);
+		if (r->rm.route != CRUND_R_HEALTH && !crd_api_authorized(conn))
+			return crd_http_error(
 				r, 401, "unauthorized", NULL,
 				"missing or wrong token: send 'Authorization: Bearer TOKEN'");
 		if (r->rm.status == 405) {
-			crund_resp_opts o = {.allow = r->rm.allow};
-			return crund_http_error(r, 405, "method_not_allowed", &o,
-						"%s is not allowed on %s (allowed: %s)", method,
-						url, r->rm.allow);
+			crd_resp_opts o = {.allow = r->rm.allow};
+			return crd_http_error(r, 405, "method_not_allowed", &o,
+					      "%s is not allowed on %s (allowed: %s)", method, url,
+					      r->rm.allow);
 		}
 		/* Even without a body, answer on the next call: an answer
 		 * queued from the first call makes MHD close the connection
 		 * (no keep-alive). */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > crund_d.cfg.max_body)
-			return crund_http_error(r, 413, "body_too_large", NULL,
-						"the request body is larger than %zu bytes",
-						crund_d.cfg.max_body);
+		if (cl && strtoull(cl, NULL, 10) > crd_d.cfg.max_body)
+			return crd_http_error(r, 413, "body_too_large", NULL,
+					      "the request body is larger than %zu bytes",
+					      crd_d.cfg.max_body);
 		r->mode = RQ_BODY;
 		return MHD_YES;
 	}
 	if (*upload_size) {
 		if (!r->too_large) {
-			if (r->body.len + *upload_size > crund_d.cfg.max_body) {
+			if (r->body.len + *upload_size > crd_d.cfg.max_body) {
 				r->too_large = true;
-				crund_buf_free(&r->body);
+				crd_buf_free(&r->body);
 			} else {
-				crund_buf_add(&r->body, upload_data, *upload_size);
+				crd_buf_add(&r->body, upload_data, *upload_size);
 			}
 		}
 		*upload_size = 0;
@@ -561,13 +561,13 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 	switch (r->mode) {
 	case RQ_BODY:
 		if (r->too_large)
-			return crund_http_error(r, 413, "body_too_large", NULL,
-						"the request body is larger than %zu bytes",
-						crund_d.cfg.max_body);
+			return crd_http_error(r, 413, "body_too_large", NULL,
+					      "the request body is larger than %zu bytes",
+					      crd_d.cfg.max_body);
 		if (r->body.oom)
-			return crund_http_error(r, 500, "internal", NULL, "out of memory");
+			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;
-		return crund_api_handle(r);
+		return crd_api_handle(r);
 	case RQ_READY:
 		return answer_pending(r);
 	case RQ_WAITING:
@@ -580,8 +580,8 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 		/* resumed without an answer (shutdown resumed everyone), or
 		 * deferred at shutdown: the job's current state is the answer */
 		if (r->sub.job) {
-			crund_jobrec *job = r->sub.job;
-			crund_jobs_unsubscribe(&r->sub);
+			crd_jobrec *job = r->sub.job;
+			crd_jobs_unsubscribe(&r->sub);
 			render_pending(r, job);
 		}
 		if (r->timer) {
@@ -597,14 +597,14 @@ static crund_mhd_result on_request(void *cls, struct MHD_Connection *conn, const
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	crund_req *r = *con_cls;
+	crd_req *r = *con_cls;
 	(void)cls;
 	(void)conn;
 	(void)toe;
 	if (!r)
 		return;
 	*con_cls = NULL;
-	crund_jobs_unsubscribe(&r->sub);
+	crd_jobs_unsubscribe(&r->sub);
 	if (r->timer) {
 		cr_handle_cancel(r->timer);
 		cr_handle_unref(r->timer);
@@ -619,7 +619,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
-	crund_logv(CRUND_LOG_DEBUG, NULL, fmt, ap);
+	crd_logv(CRUND_LOG_DEBUG, NULL, fmt, ap);
 }
 
 /* ----------------------------------------------------------- listening */
@@ -668,12 +668,12 @@ static char *sock_url(int fd)
 /* Resolve and check one --listen address; bind and listen. */
 static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 {
-	crund_listen_addr a;
+	crd_listen_addr a;
 	char err[300];
 	int fd, rc;
 
-	if (crund_listen_parse(spec, &a, err, sizeof(err)) < 0) {
-		crund_log(CRUND_LOG_ERROR, "%s", err);
+	if (crd_listen_parse(spec, &a, err, sizeof(err)) < 0) {
+		crd_log(CRUND_LOG_ERROR, "%s", err);
 		return -EINVAL;
 	}
 	if (a.is_unix) {
@@ -691,8 +691,8 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 			return -errno;
 		if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 1024) < 0) {
 			rc = -errno;
-			crund_log(CRUND_LOG_ERROR, "cannot listen on unix:%s: %s", a.path,
-				  strerror(-rc));
+			crd_log(CRUND_LOG_ERROR, "cannot listen on unix:%s: %s", a.path,
+				strerror(-rc));
 			close(fd);
 			return rc;
 		}
@@ -709,17 +709,17 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 	snprintf(port, sizeof(port), "%u", a.port);
 	rc = getaddrinfo(a.host[0] ? a.host : NULL, port, &hints, &res);
 	if (rc != 0) {
-		crund_log(CRUND_LOG_ERROR, "--listen %s: cannot resolve '%s': %s", spec, a.host,
-			  gai_strerror(rc));
+		crd_log(CRUND_LOG_ERROR, "--listen %s: cannot resolve '%s': %s", spec, a.host,
+			gai_strerror(rc));
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next)
-		if (!addr_is_loopback(ai->ai_addr) && !crund_d.cfg.token) {
-			crund_log(CRUND_LOG_ERROR,
-				  "refusing to listen on %s beyond loopback without a token: set "
-				  "--token-file FILE (clients then send 'Authorization: Bearer "
-				  "TOKEN')",
-				  spec);
+		if (!addr_is_loopback(ai->ai_addr) && !crd_d.cfg.token) {
+			crd_log(CRUND_LOG_ERROR,
+				"refusing to listen on %s beyond loopback without a token: set "
+				"--token-file FILE (clients then send 'Authorization: Bearer "
+				"TOKEN')",
+				spec);
 			freeaddrinfo(res);
 			return -EINVAL;
 		}
@@ -744,7 +744,7 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 		close(fd);
 	}
 	freeaddrinfo(res);
-	crund_log(CRUND_LOG_ERROR, "cannot listen on %s: %s", spec, strerror(-rc));
+	crd_log(CRUND_LOG_ERROR, "cannot listen on %s: %s", spec, strerror(-rc));
 	return rc;
 }
 
@@ -754,8 +754,8 @@ static int start_server(struct server *s, int fd)
 	s->fd = fd;
 	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
 				(MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)crund_d.cfg.max_connections,
-				MHD_OPTION_CONNECTION_TIMEOUT, crund_d.cfg.idle_timeout,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)crd_d.cfg.max_connections,
+				MHD_OPTION_CONNECTION_TIMEOUT, crd_d.cfg.idle_timeout,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!s->d)
@@ -763,7 +763,7 @@ static int start_server(struct server *s, int fd)
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info)
 		return -EIO;
-	struct event_base *base = cr_loop_event_base(crund_d.loop);
+	struct event_base *base = cr_loop_event_base(crd_d.loop);
 	s->io = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_io, s);
 	s->tm = evtimer_new(base, on_io, s);
 	if (!s->io || !s->tm || event_add(s->io, NULL) < 0)
@@ -772,10 +772,10 @@ static int start_server(struct server *s, int fd)
 	return 0;
 }
 
-int crund_http_start(crund_http **ret)
+int crd_http_start(crd_http **ret)
 {
-	crund_http *h = calloc(1, sizeof(*h));
-	size_t n = crund_d.n_listen_fds > 0 ? (size_t)crund_d.n_listen_fds : crund_d.cfg.n_listen;
+	crd_http *h = calloc(1, sizeof(*h));
+	size_t n = crd_d.n_listen_fds > 0 ? (size_t)crd_d.n_listen_fds : crd_d.cfg.n_listen;
 	int rc = 0;
 
 	if (!h)
@@ -792,45 +792,44 @@ int crund_http_start(crund_http **ret)
 	for (size_t i = 0; i < n; i++) {
 		int fd = -1;
 		char *upath = NULL;
-		if (crund_d.n_listen_fds > 0) {
+		if (crd_d.n_listen_fds > 0) {
 			fd = 3 + (int)i;
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof(ss);
 			if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
-				crund_log(CRUND_LOG_ERROR, "inherited fd %d is not a socket", fd);
+				crd_log(CRUND_LOG_ERROR, "inherited fd %d is not a socket", fd);
 				rc = -EINVAL;
 				break;
 			}
-			if (!addr_is_loopback((struct sockaddr *)&ss) && !crund_d.cfg.token) {
-				crund_log(CRUND_LOG_ERROR, "refusing a socket-activated listener "
-							   "beyond loopback without a "
-							   "token: set --token-file FILE");
+			if (!addr_is_loopback((struct sockaddr *)&ss) && !crd_d.cfg.token) {
+				crd_log(CRUND_LOG_ERROR, "refusing a socket-activated listener "
+							 "beyond loopback without a "
+							 "token: set --token-file FILE");
 				rc = -EINVAL;
 				break;
 			}
-		} else if ((rc = open_listener(crund_d.cfg.listen[i], &fd, &upath)) < 0) {
+		} else if ((rc = open_listener(crd_d.cfg.listen[i], &fd, &upath)) < 0) {
 			break;
 		}
 		h->n++;
 		h->srv[i].unix_path = upath;
 		h->urls[i] = sock_url(fd);
 		if ((rc = start_server(&h->srv[i], fd)) < 0) {
-			crund_log(CRUND_LOG_ERROR, "cannot start the HTTP server on %s",
-				  h->urls[i]);
+			crd_log(CRUND_LOG_ERROR, "cannot start the HTTP server on %s", h->urls[i]);
 			break;
 		}
 	}
 	if (rc < 0) {
-		crund_http_stop(h);
+		crd_http_stop(h);
 		return rc;
 	}
 	*ret = h;
 	return 0;
 }
 
-const char *const *crund_http_urls(const crund_http *h) { return (const char *const *)h->urls; }
+const char *const *crd_http_urls(const crd_http *h) { return (const char *const *)h->urls; }
 
-void crund_http_stop(crund_http *h)
+void crd_http_stop(crd_http *h)
 {
 	if (!h)
 		return;
@@ -840,11 +839,11 @@ void crund_http_stop(crund_http *h)
 	 * Deferred long-polls answer the same way on that run. */
 	h->stopping = true;
 	while (h->susp) {
-		crund_req *r = h->susp;
+		crd_req *r = h->susp;
 		r->suspended = false;
 		unlink_susp(r);
 		if (r->mode == RQ_STREAM) {
-			crund_jobs_unsubscribe(&r->sub);
+			crd_jobs_unsubscribe(&r->sub);
 			r->stream_end = true;
 		}
 		MHD_resume_connection(r->conn);

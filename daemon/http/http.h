@@ -10,7 +10,7 @@
  *
  * Long-polls and event streams suspend their connection.  Resuming does
  * not wake the loop (no ITC without an internal thread), so every resume
- * schedules an MHD_run on the loop soon after (crund_http_kick).
+ * schedules an MHD_run on the loop soon after (crd_http_kick).
  */
 #ifndef CRUND_HTTP_H
 #define CRUND_HTTP_H
@@ -24,24 +24,24 @@
 #include "http/route.h"
 
 #if MHD_VERSION >= 0x00097002
-typedef enum MHD_Result crund_mhd_result;
+typedef enum MHD_Result crd_mhd_result;
 #else
-typedef int crund_mhd_result;
+typedef int crd_mhd_result;
 #endif
 
-typedef struct crund_req crund_req;
+typedef struct crd_req crd_req;
 
 /* Per-request state (MHD's con_cls), freed when MHD completes it. */
-struct crund_req {
+struct crd_req {
 	struct MHD_Connection *conn;
-	crund_route_match rm;
-	crund_buf body;
+	crd_route_match rm;
+	crd_buf body;
 	uint8_t mode; /* RQ_* (http.c) */
 	bool suspended;
 	bool too_large;
 	unsigned status; /* answered status (metrics) */
 	/* long-poll */
-	crund_sub sub;
+	crd_sub sub;
 	cr_handle *timer;
 	double wait_seconds;
 	bool deferred;      /* asked again on MHD's next run (http.c) */
@@ -51,59 +51,59 @@ struct crund_req {
 	/* The answer's body.  MHD sends it from here without a copy (the
 	 * request outlives its answer), and the buffers stay with a pooled
 	 * request for the next one. */
-	crund_buf out;
+	crd_buf out;
 	/* event stream */
-	crund_buf stream;
+	crd_buf stream;
 	size_t stream_off;
 	bool stream_end;
-	crund_req *snext, *sprev; /* suspended requests */
+	crd_req *snext, *sprev; /* suspended requests */
 };
 
 /* Extra answer headers. */
-typedef struct crund_resp_opts {
+typedef struct crd_resp_opts {
 	const char *content_type; /* NULL: application/json; charset=utf-8 */
 	const char *location;     /* Location, or NULL */
 	const char *allow;        /* Allow (405), or NULL */
 	int retry_after;          /* seconds, 0: none */
-} crund_resp_opts;
+} crd_resp_opts;
 
 /* Start listening on every configured address (or the inherited
  * socket-activation fds).  -EINVAL after logging when an address is
  * refused (beyond loopback without a token: a configuration error). */
-int crund_http_start(crund_http **ret);
+int crd_http_start(crd_http **ret);
 /* Resume every suspended request (answers go out), then stop and free. */
-void crund_http_stop(crund_http *h);
+void crd_http_stop(crd_http *h);
 /* Suspended long-polls and streams still open. */
-size_t crund_http_suspended(const crund_http *h);
+size_t crd_http_suspended(const crd_http *h);
 /* Schedule an MHD_run of every daemon on the loop soon. */
-void crund_http_kick(void);
+void crd_http_kick(void);
 /* The listening addresses as "http://HOST:PORT" / "unix:PATH" (for logs
  * and /v1/info), a NULL-terminated static array. */
-const char *const *crund_http_urls(const crund_http *h);
+const char *const *crd_http_urls(const crd_http *h);
 
 /* Queue an answer; takes body (malloc'd, may be NULL when len is 0). */
 /* The answer's body buffer, emptied: build the body here, then send it
- * with crund_http_send. */
-crund_buf *crund_http_out(crund_req *req);
+ * with crd_http_send. */
+crd_buf *crd_http_out(crd_req *req);
 /* Answer with req->out (500 when building it ran out of memory). */
-crund_mhd_result crund_http_send(crund_req *req, unsigned status, const crund_resp_opts *o);
+crd_mhd_result crd_http_send(crd_req *req, unsigned status, const crd_resp_opts *o);
 /* Answer with a copy of body (len 0: no body). */
-crund_mhd_result crund_http_respond(crund_req *req, unsigned status, const char *body, size_t len,
-				    const crund_resp_opts *o);
+crd_mhd_result crd_http_respond(crd_req *req, unsigned status, const char *body, size_t len,
+				const crd_resp_opts *o);
 /* Queue a JSON error {"error":{"code","message"}}. */
-crund_mhd_result crund_http_error(crund_req *req, unsigned status, const char *code,
-				  const crund_resp_opts *o, const char *fmt, ...)
+crd_mhd_result crd_http_error(crd_req *req, unsigned status, const char *code,
+			      const crd_resp_opts *o, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 /* Hold the answer until the job ends or `seconds` pass, then answer
  * `status` with the job (Location when `location`). */
-crund_mhd_result crund_http_wait(crund_req *req, crund_jobrec *job, double seconds, unsigned status,
-				 bool location);
+crd_mhd_result crd_http_wait(crd_req *req, crd_jobrec *job, double seconds, unsigned status,
+			     bool location);
 /* Answer with a text/event-stream of the job's events. */
-crund_mhd_result crund_http_stream(crund_req *req, crund_jobrec *job);
+crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job);
 
 /* api/api.c: answer a request whose body (if any) is complete. */
-crund_mhd_result crund_api_handle(crund_req *req);
+crd_mhd_result crd_api_handle(crd_req *req);
 /* api/api.c: the token check (constant time); true when no token is set. */
-bool crund_api_authorized(struct MHD_Connection *conn);
+bool crd_api_authorized(struct MHD_Connection *conn);
 
 #endif

@@ -14,7 +14,7 @@
 #include "http/route.h"
 #include "jobs/jobs.h"
 
-crund_method crund_method_parse(const char *m)
+crd_method crd_method_parse(const char *m)
 {
 	if (!strcmp(m, "GET"))
 		return CRUND_M_GET;
@@ -43,7 +43,7 @@ static bool param_ok(const char *p, size_t n)
 /* Method sets per route. */
 enum { A_GET = 1, A_POST = 2, A_DELETE = 4 };
 
-static void finish(crund_route_match *m, crund_route_id r, unsigned allowed, const char *allow)
+static void finish(crd_route_match *m, crd_route_id r, unsigned allowed, const char *allow)
 {
 	bool ok;
 	switch (m->method) {
@@ -66,10 +66,10 @@ static void finish(crund_route_match *m, crund_route_id r, unsigned allowed, con
 	m->status = ok ? 0 : 405;
 }
 
-void crund_route(const char *method, const char *path, crund_route_match *m)
+void crd_route(const char *method, const char *path, crd_route_match *m)
 {
 	m->route = CRUND_R_NONE;
-	m->method = crund_method_parse(method);
+	m->method = crd_method_parse(method);
 	m->status = 404;
 	m->allow = NULL;
 	m->param[0] = '\0';
@@ -124,7 +124,7 @@ void crund_route(const char *method, const char *path, crund_route_match *m)
 		finish(m, CRUND_R_HEALTH, A_GET, "GET, HEAD");
 }
 
-int crund_parse_wait(const char *s, double *ret)
+int crd_parse_wait(const char *s, double *ret)
 {
 	char *end;
 	if (!s || !*s)
@@ -137,7 +137,7 @@ int crund_parse_wait(const char *s, double *ret)
 	return 0;
 }
 
-int crund_parse_limit(const char *s, size_t *ret)
+int crd_parse_limit(const char *s, size_t *ret)
 {
 	if (!s) {
 		*ret = CRUND_LIST_DEFAULT;
@@ -152,7 +152,7 @@ int crund_parse_limit(const char *s, size_t *ret)
 	return 0;
 }
 
-int crund_parse_state_mask(const char *s, unsigned *ret)
+int crd_parse_state_mask(const char *s, unsigned *ret)
 {
 	unsigned mask = 0;
 	if (!s) {
@@ -169,7 +169,7 @@ int crund_parse_state_mask(const char *s, unsigned *ret)
 			return -EINVAL;
 		memcpy(name, s, n);
 		name[n] = '\0';
-		int st = crund_job_state_parse(name);
+		int st = crd_job_state_parse(name);
 		if (st < 0)
 			return -EINVAL;
 		mask |= 1u << st;

@@ -42,12 +42,12 @@ static const char *const state_names[CRUND_JOB_NSTATES] = {
 	"queued", "running", "succeeded", "failed", "cancelled",
 };
 
-const char *crund_job_state_name(int state)
+const char *crd_job_state_name(int state)
 {
 	return state >= 0 && state < CRUND_JOB_NSTATES ? state_names[state] : "unknown";
 }
 
-int crund_job_state_parse(const char *s)
+int crd_job_state_parse(const char *s)
 {
 	for (int i = 0; i < CRUND_JOB_NSTATES; i++)
 		if (!strcmp(s, state_names[i]))
@@ -55,7 +55,7 @@ int crund_job_state_parse(const char *s)
 	return -1;
 }
 
-double crund_now_realtime(void)
+double crd_now_realtime(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -68,7 +68,7 @@ static int b32_val(char c)
 	return c && p ? (int)(p - b32) : -1;
 }
 
-void crund_jobs_set_prefix(crund_jobs *s, const char *prefix)
+void crd_jobs_set_prefix(crd_jobs *s, const char *prefix)
 {
 	size_t n = strlen(prefix);
 	if (n > 13)
@@ -85,9 +85,9 @@ void crund_jobs_set_prefix(crund_jobs *s, const char *prefix)
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
 #endif
-#define REC_SIZE ((sizeof(crund_jobrec) + 15) & ~(size_t)15)
+#define REC_SIZE ((sizeof(crd_jobrec) + 15) & ~(size_t)15)
 
-#define SLAB_HEAD ((sizeof(struct crund_rec_slab) + 63) & ~(size_t)63)
+#define SLAB_HEAD ((sizeof(struct crd_rec_slab) + 63) & ~(size_t)63)
 
 static bool plain_records(void)
 {
@@ -105,9 +105,9 @@ static bool plain_records(void)
 	return false;
 }
 
-static crund_jobrec *rec_alloc(crund_jobs *s)
+static crd_jobrec *rec_alloc(crd_jobs *s)
 {
-	crund_jobrec *j = s->rec_free;
+	crd_jobrec *j = s->rec_free;
 	if (s->rec_plain)
 		return calloc(1, sizeof(*j));
 	if (j) {
@@ -115,8 +115,8 @@ static crund_jobrec *rec_alloc(crund_jobs *s)
 	} else {
 		if (s->slab_left < REC_SIZE) {
 			int flags = MAP_PRIVATE | MAP_ANONYMOUS | (s->pop_whole ? MAP_POPULATE : 0);
-			struct crund_rec_slab *sl = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE,
-							 flags, -1, 0);
+			struct crd_rec_slab *sl = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE,
+						       flags, -1, 0);
 			if (sl == MAP_FAILED)
 				return NULL;
 			sl->next = s->slabs;
@@ -132,7 +132,7 @@ static crund_jobrec *rec_alloc(crund_jobs *s)
 					true; /* older kernel: MAP_POPULATE from the next slab */
 			s->slab_pop += POP_CHUNK;
 		}
-		j = (crund_jobrec *)s->slab_pos;
+		j = (crd_jobrec *)s->slab_pos;
 		s->slab_pos += REC_SIZE;
 		s->slab_left -= REC_SIZE;
 	}
@@ -140,7 +140,7 @@ static crund_jobrec *rec_alloc(crund_jobs *s)
 	return j;
 }
 
-static void rec_free(crund_jobs *s, crund_jobrec *j)
+static void rec_free(crd_jobs *s, crd_jobrec *j)
 {
 	if (s->rec_plain) {
 		free(j);
@@ -150,15 +150,15 @@ static void rec_free(crund_jobs *s, crund_jobrec *j)
 	s->rec_free = j;
 }
 
-int crund_jobs_init(crund_jobs *s, const crund_jobs_limits *lim, const crund_jobs_ops *ops,
-		    void *ops_data, double (*now)(void))
+int crd_jobs_init(crd_jobs *s, const crd_jobs_limits *lim, const crd_jobs_ops *ops, void *ops_data,
+		  double (*now)(void))
 {
 	uint64_t r = 0;
 	memset(s, 0, sizeof(*s));
 	s->lim = *lim;
 	s->ops = *ops;
 	s->ops_data = ops_data;
-	s->now = now ? now : crund_now_realtime;
+	s->now = now ? now : crd_now_realtime;
 	s->rec_plain = plain_records();
 	s->next_seq = 1;
 	s->hsize = 1024;
@@ -184,14 +184,14 @@ int crund_jobs_init(crund_jobs *s, const crund_jobs_limits *lim, const crund_job
 		r >>= 5;
 	}
 	p[13] = '\0';
-	crund_jobs_set_prefix(s, p);
+	crd_jobs_set_prefix(s, p);
 	return 0;
 }
 
 /* The args text of a job without arguments: shared, never freed. */
 static char empty_args[] = "{}";
 
-static void job_free(crund_jobs *s, crund_jobrec *j)
+static void job_free(crd_jobs *s, crd_jobrec *j)
 {
 	json_decref(j->args);
 	if (j->args_json != empty_args)
@@ -205,18 +205,18 @@ static void job_free(crund_jobs *s, crund_jobrec *j)
 	rec_free(s, j);
 }
 
-void crund_jobs_free(crund_jobs *s)
+void crd_jobs_free(crd_jobs *s)
 {
-	crund_jobrec *j = s->oldest;
+	crd_jobrec *j = s->oldest;
 	while (j) {
-		crund_jobrec *n = j->newer;
+		crd_jobrec *n = j->newer;
 		/* detach subscribers (their owners are gone by now) */
 		j->subs = NULL;
 		job_free(s, j);
 		j = n;
 	}
 	while (s->slabs) {
-		struct crund_rec_slab *sl = s->slabs;
+		struct crd_rec_slab *sl = s->slabs;
 		s->slabs = sl->next;
 		munmap(sl, SLAB_BYTES);
 	}
@@ -239,13 +239,13 @@ void crund_jobs_free(crund_jobs *s)
  */
 #define REHASH_STEP 4
 
-static void rehash_step(crund_jobs *s, size_t buckets)
+static void rehash_step(crd_jobs *s, size_t buckets)
 {
 	while (s->old_htab && buckets--) {
-		crund_jobrec *j = s->old_htab[s->old_pos];
+		crd_jobrec *j = s->old_htab[s->old_pos];
 		s->old_htab[s->old_pos] = NULL;
 		while (j) {
-			crund_jobrec *n = j->hnext;
+			crd_jobrec *n = j->hnext;
 			size_t h = j->seq & (s->hsize - 1);
 			j->hnext = s->htab[h];
 			s->htab[h] = j;
@@ -259,10 +259,10 @@ static void rehash_step(crund_jobs *s, size_t buckets)
 	}
 }
 
-static int hash_grow(crund_jobs *s)
+static int hash_grow(crd_jobs *s)
 {
 	size_t nsize = s->hsize * 2;
-	crund_jobrec **nt = calloc(nsize, sizeof(*nt));
+	crd_jobrec **nt = calloc(nsize, sizeof(*nt));
 	if (!nt)
 		return -ENOMEM;
 	rehash_step(s, SIZE_MAX); /* a move still on (deletions only slow it) */
@@ -274,7 +274,7 @@ static int hash_grow(crund_jobs *s)
 	return 0;
 }
 
-static bool chain_remove(crund_jobrec **pp, crund_jobrec *j)
+static bool chain_remove(crd_jobrec **pp, crd_jobrec *j)
 {
 	while (*pp && *pp != j)
 		pp = &(*pp)->hnext;
@@ -284,15 +284,15 @@ static bool chain_remove(crund_jobrec **pp, crund_jobrec *j)
 	return true;
 }
 
-static void hash_remove(crund_jobs *s, crund_jobrec *j)
+static void hash_remove(crd_jobs *s, crd_jobrec *j)
 {
 	if (!chain_remove(&s->htab[j->seq & (s->hsize - 1)], j) && s->old_htab)
 		chain_remove(&s->old_htab[j->seq & (s->old_hsize - 1)], j);
 }
 
-crund_jobrec *crund_jobs_find_seq(crund_jobs *s, uint64_t seq)
+crd_jobrec *crd_jobs_find_seq(crd_jobs *s, uint64_t seq)
 {
-	crund_jobrec *j = s->htab[seq & (s->hsize - 1)];
+	crd_jobrec *j = s->htab[seq & (s->hsize - 1)];
 	while (j && j->seq != seq)
 		j = j->hnext;
 	if (!j && s->old_htab) {
@@ -303,7 +303,7 @@ crund_jobrec *crund_jobs_find_seq(crund_jobs *s, uint64_t seq)
 	return j;
 }
 
-int crund_jobs_parse_id(const crund_jobs *s, const char *id, uint64_t *ret_seq)
+int crd_jobs_parse_id(const crd_jobs *s, const char *id, uint64_t *ret_seq)
 {
 	size_t n = strlen(id);
 	if (n <= s->prefix_len || n > s->prefix_len + 12 || memcmp(id, s->prefix, s->prefix_len))
@@ -322,15 +322,15 @@ int crund_jobs_parse_id(const crund_jobs *s, const char *id, uint64_t *ret_seq)
 	return 0;
 }
 
-crund_jobrec *crund_jobs_find(crund_jobs *s, const char *id)
+crd_jobrec *crd_jobs_find(crd_jobs *s, const char *id)
 {
 	uint64_t seq;
-	if (crund_jobs_parse_id(s, id, &seq) < 0)
+	if (crd_jobs_parse_id(s, id, &seq) < 0)
 		return NULL;
-	return crund_jobs_find_seq(s, seq);
+	return crd_jobs_find_seq(s, seq);
 }
 
-static void make_id(const crund_jobs *s, uint64_t seq, char *out)
+static void make_id(const crd_jobs *s, uint64_t seq, char *out)
 {
 	char tmp[16];
 	int n = 0;
@@ -347,7 +347,7 @@ static void make_id(const crund_jobs *s, uint64_t seq, char *out)
 
 /* ------------------------------------------------------------- lists */
 
-static void q_push(crund_jobrec **head, crund_jobrec **tail, crund_jobrec *j)
+static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
 {
 	j->lnext = NULL;
 	j->lprev = *tail;
@@ -358,7 +358,7 @@ static void q_push(crund_jobrec **head, crund_jobrec **tail, crund_jobrec *j)
 	*tail = j;
 }
 
-static void q_unlink(crund_jobrec **head, crund_jobrec **tail, crund_jobrec *j)
+static void q_unlink(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
 {
 	if (j->lprev)
 		j->lprev->lnext = j->lnext;
@@ -372,7 +372,7 @@ static void q_unlink(crund_jobrec **head, crund_jobrec **tail, crund_jobrec *j)
 }
 
 /* Remove a record from every structure and free it. */
-static void job_forget(crund_jobs *s, crund_jobrec *j)
+static void job_forget(crd_jobs *s, crd_jobrec *j)
 {
 	hash_remove(s, j);
 	if (j->older)
@@ -385,7 +385,7 @@ static void job_forget(crund_jobs *s, crund_jobrec *j)
 		s->newest = j->older;
 	if (j->state == CRUND_JOB_QUEUED)
 		q_unlink(&s->q_head, &s->q_tail, j);
-	else if (crund_job_state_ended(j->state))
+	else if (crd_job_state_ended(j->state))
 		q_unlink(&s->e_head, &s->e_tail, j);
 	if (j->idem_key) {
 		json_t *v = json_object_get(s->idem, j->idem_key);
@@ -399,13 +399,13 @@ static void job_forget(crund_jobs *s, crund_jobrec *j)
 
 /* Count retention: oldest ended first; a record whose task still runs
  * (forced end at shutdown) is kept until the task is gone. */
-static void retain_count(crund_jobs *s)
+static void retain_count(crd_jobs *s)
 {
-	crund_jobrec *j = s->e_head;
+	crd_jobrec *j = s->e_head;
 	size_t ended = s->n_state[CRUND_JOB_SUCCEEDED] + s->n_state[CRUND_JOB_FAILED] +
 		       s->n_state[CRUND_JOB_CANCELLED];
 	while (j && ended > s->lim.retain_jobs) {
-		crund_jobrec *n = j->lnext;
+		crd_jobrec *n = j->lnext;
 		if (!j->task) {
 			job_forget(s, j);
 			ended--;
@@ -414,12 +414,12 @@ static void retain_count(crund_jobs *s)
 	}
 }
 
-void crund_jobs_expire(crund_jobs *s)
+void crd_jobs_expire(crd_jobs *s)
 {
 	double limit = s->now() - s->lim.retain_seconds;
-	crund_jobrec *j = s->e_head;
+	crd_jobrec *j = s->e_head;
 	while (j && j->finished_at < limit) {
-		crund_jobrec *n = j->lnext;
+		crd_jobrec *n = j->lnext;
 		if (!j->task)
 			job_forget(s, j);
 		j = n;
@@ -428,14 +428,14 @@ void crund_jobs_expire(crund_jobs *s)
 
 /* ---------------------------------------------------------- state machine */
 
-static void set_state(crund_jobs *s, crund_jobrec *j, int st)
+static void set_state(crd_jobs *s, crd_jobrec *j, int st)
 {
 	s->n_state[j->state]--;
 	j->state = (uint8_t)st;
 	s->n_state[st]++;
 }
 
-static int start_job(crund_jobs *s, crund_jobrec *j)
+static int start_job(crd_jobs *s, crd_jobrec *j)
 {
 	set_state(s, j, CRUND_JOB_RUNNING);
 	j->started_at = s->now();
@@ -446,20 +446,20 @@ static int start_job(crund_jobs *s, crund_jobrec *j)
 		return rc;
 	}
 	if (j->subs)
-		crund_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
 	return 0;
 }
 
 /* Fill free running slots from the queue (FIFO). */
-static void start_queued(crund_jobs *s)
+static void start_queued(crd_jobs *s)
 {
 	while (s->q_head && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->draining) {
-		crund_jobrec *j = s->q_head;
+		crd_jobrec *j = s->q_head;
 		q_unlink(&s->q_head, &s->q_tail, j);
 		int rc = start_job(s, j);
 		if (rc < 0) {
 			/* it is no longer queued nor running: finish records it */
-			crund_jobs_finish(
+			crd_jobs_finish(
 				s, j, CRUND_JOB_FAILED, "internal",
 				"the job could not be started (out of memory or coroutine stacks)");
 			return; /* finish called start_queued again */
@@ -467,7 +467,7 @@ static void start_queued(crund_jobs *s)
 	}
 }
 
-static bool same_args(const crund_jobrec *j, const json_t *args)
+static bool same_args(const crd_jobrec *j, const json_t *args)
 {
 	if (j->args)
 		return json_equal(j->args, args);
@@ -478,13 +478,13 @@ static bool same_args(const crund_jobrec *j, const json_t *args)
 	return same;
 }
 
-static bool same_submission(const crund_jobrec *j, const crund_job_req *r)
+static bool same_submission(const crd_jobrec *j, const crd_job_req *r)
 {
 	return j->plugin == r->plugin && j->spec == r->spec && same_args(j, r->args) &&
 	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated;
 }
 
-static int args_text(crund_jobrec *j)
+static int args_text(crd_jobrec *j)
 {
 	size_t len;
 	if (json_object_size(j->args) == 0 && json_is_object(j->args)) {
@@ -492,14 +492,14 @@ static int args_text(crund_jobrec *j)
 		j->args_len = 2;
 		return 0;
 	}
-	j->args_json = crund_json_text(j->args, UINT32_MAX, &len);
+	j->args_json = crd_json_text(j->args, UINT32_MAX, &len);
 	if (!j->args_json)
 		return len ? -ENOMEM : -EINVAL;
 	j->args_len = (uint32_t)len;
 	return 0;
 }
 
-int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job, bool *ret_existing)
+int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *ret_existing)
 {
 	json_t *args = req->args;
 	req->args = NULL;
@@ -511,8 +511,7 @@ int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
 	}
 	if (req->idem_key) {
 		json_t *v = json_object_get(s->idem, req->idem_key);
-		crund_jobrec *old = v ? crund_jobs_find_seq(s, (uint64_t)json_integer_value(v))
-				      : NULL;
+		crd_jobrec *old = v ? crd_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
 		if (old) {
 			req->args = args;
 			bool same = same_submission(old, req);
@@ -536,7 +535,7 @@ int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
 		json_decref(args);
 		return -ENOMEM;
 	}
-	crund_jobrec *j = rec_alloc(s);
+	crd_jobrec *j = rec_alloc(s);
 	if (!j) {
 		json_decref(args);
 		return -ENOMEM;
@@ -598,10 +597,9 @@ int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
 	return 0;
 }
 
-void crund_jobs_finish(crund_jobs *s, crund_jobrec *j, int state, const char *code,
-		       const char *message)
+void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, const char *message)
 {
-	if (crund_job_state_ended(j->state) || !crund_job_state_ended(state))
+	if (crd_job_state_ended(j->state) || !crd_job_state_ended(state))
 		return;
 	if (j->state == CRUND_JOB_QUEUED && (j->lprev || s->q_head == j))
 		q_unlink(&s->q_head, &s->q_tail, j);
@@ -620,15 +618,15 @@ void crund_jobs_finish(crund_jobs *s, crund_jobrec *j, int state, const char *co
 		j->result_len = 0;
 	}
 	if (!j->task)
-		crund_jobs_task_gone(j);
+		crd_jobs_task_gone(j);
 	q_push(&s->e_head, &s->e_tail, j);
 	s->n_ended_total[state]++;
 
 	/* Subscribers: detach the whole list first, so each may free itself. */
-	crund_sub *sub = j->subs;
+	crd_sub *sub = j->subs;
 	j->subs = NULL;
 	while (sub) {
-		crund_sub *n = sub->next;
+		crd_sub *n = sub->next;
 		sub->next = sub->prev = NULL;
 		sub->job = NULL;
 		sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
@@ -640,12 +638,12 @@ void crund_jobs_finish(crund_jobs *s, crund_jobrec *j, int state, const char *co
 	retain_count(s);
 }
 
-int crund_jobs_set_result(crund_jobrec *j, json_t *result)
+int crd_jobs_set_result(crd_jobrec *j, json_t *result)
 {
 	size_t len;
 	if (!result)
 		return -EINVAL;
-	char *text = crund_json_text(result, j->store->lim.max_result_bytes, &len);
+	char *text = crd_json_text(result, j->store->lim.max_result_bytes, &len);
 	json_decref(result);
 	if (!text) {
 		if (len > j->store->lim.max_result_bytes) {
@@ -661,21 +659,21 @@ int crund_jobs_set_result(crund_jobrec *j, json_t *result)
 	return 0;
 }
 
-void crund_jobs_task_gone(crund_jobrec *j)
+void crd_jobs_task_gone(crd_jobrec *j)
 {
 	json_decref(j->args);
 	j->args = NULL;
 }
 
-int crund_jobs_cancel(crund_jobs *s, crund_jobrec *j, const char *code)
+int crd_jobs_cancel(crd_jobs *s, crd_jobrec *j, const char *code)
 {
-	if (crund_job_state_ended(j->state))
+	if (crd_job_state_ended(j->state))
 		return -EALREADY;
 	bool shutdown = code && !strcmp(code, "shutdown");
 	if (j->state == CRUND_JOB_QUEUED) {
-		crund_jobs_finish(s, j, CRUND_JOB_CANCELLED, shutdown ? "shutdown" : "cancelled",
-				  shutdown ? "the daemon shut down before the job started"
-					   : "cancelled by request before it started");
+		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, shutdown ? "shutdown" : "cancelled",
+				shutdown ? "the daemon shut down before the job started"
+					 : "cancelled by request before it started");
 		return 0;
 	}
 	/* A later "shutdown" overrides a pending request: the record says why
@@ -689,38 +687,38 @@ int crund_jobs_cancel(crund_jobs *s, crund_jobrec *j, const char *code)
 	return 0;
 }
 
-int crund_jobs_delete(crund_jobs *s, crund_jobrec *j)
+int crd_jobs_delete(crd_jobs *s, crd_jobrec *j)
 {
-	if (!crund_job_state_ended(j->state) || j->task)
+	if (!crd_job_state_ended(j->state) || j->task)
 		return -EBUSY;
 	job_forget(s, j);
 	return 0;
 }
 
-void crund_jobs_drain(crund_jobs *s)
+void crd_jobs_drain(crd_jobs *s)
 {
 	s->draining = true;
 	while (s->q_head)
-		crund_jobs_cancel(s, s->q_head, "shutdown");
+		crd_jobs_cancel(s, s->q_head, "shutdown");
 }
 
-void crund_jobs_cancel_running(crund_jobs *s, const char *code)
+void crd_jobs_cancel_running(crd_jobs *s, const char *code)
 {
 	/* newest first is as good as any order; collect nothing: cancel only
 	 * asks, records change later in finish. */
-	for (crund_jobrec *j = s->newest; j; j = j->older)
+	for (crd_jobrec *j = s->newest; j; j = j->older)
 		if (j->state == CRUND_JOB_RUNNING)
-			crund_jobs_cancel(s, j, code);
+			crd_jobs_cancel(s, j, code);
 }
 
-size_t crund_jobs_active(const crund_jobs *s)
+size_t crd_jobs_active(const crd_jobs *s)
 {
 	return s->n_state[CRUND_JOB_QUEUED] + s->n_state[CRUND_JOB_RUNNING];
 }
 
 /* ----------------------------------------------------------- subscribers */
 
-void crund_jobs_subscribe(crund_jobrec *job, crund_sub *sub)
+void crd_jobs_subscribe(crd_jobrec *job, crd_sub *sub)
 {
 	sub->job = job;
 	sub->prev = NULL;
@@ -730,9 +728,9 @@ void crund_jobs_subscribe(crund_jobrec *job, crund_sub *sub)
 	job->subs = sub;
 }
 
-void crund_jobs_unsubscribe(crund_sub *sub)
+void crd_jobs_unsubscribe(crd_sub *sub)
 {
-	crund_jobrec *j = sub->job;
+	crd_jobrec *j = sub->job;
 	if (!j)
 		return;
 	if (sub->prev)
@@ -745,17 +743,17 @@ void crund_jobs_unsubscribe(crund_sub *sub)
 	sub->job = NULL;
 }
 
-void crund_jobs_emit(crund_jobrec *job, int ev, const char *data, size_t len)
+void crd_jobs_emit(crd_jobrec *job, int ev, const char *data, size_t len)
 {
-	crund_sub *sub = job->subs;
+	crd_sub *sub = job->subs;
 	while (sub) {
-		crund_sub *n = sub->next;
+		crd_sub *n = sub->next;
 		sub->on_event(sub, job, ev, data, len);
 		sub = n;
 	}
 }
 
-void crund_jobs_log_append(crund_jobrec *j, const char *line, size_t len)
+void crd_jobs_log_append(crd_jobrec *j, const char *line, size_t len)
 {
 	size_t max = j->store->lim.max_log_bytes;
 	if (j->flags & CRUND_JF_LOG_TRUNC)
@@ -785,16 +783,15 @@ void crund_jobs_log_append(crund_jobrec *j, const char *line, size_t len)
 
 /* ---------------------------------------------------------------- listing */
 
-int crund_jobs_list(crund_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
-		    size_t limit, void (*fn)(crund_jobrec *job, void *arg), void *arg,
-		    bool *ret_more)
+int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
+		  size_t limit, void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more)
 {
-	crund_jobrec *j = s->newest;
+	crd_jobrec *j = s->newest;
 	if (cursor) {
 		uint64_t seq;
-		if (crund_jobs_parse_id(s, cursor, &seq) < 0)
+		if (crd_jobs_parse_id(s, cursor, &seq) < 0)
 			return -EINVAL;
-		crund_jobrec *c = crund_jobs_find_seq(s, seq);
+		crd_jobrec *c = crd_jobs_find_seq(s, seq);
 		if (c) {
 			j = c->older;
 		} else {
@@ -823,7 +820,7 @@ int crund_jobs_list(crund_jobs *s, unsigned state_mask, const char *plugin, cons
 
 /* -------------------------------------------------------------- rendering */
 
-void crund_format_time(double t, char *out, size_t outlen)
+void crd_format_time(double t, char *out, size_t outlen)
 {
 	/* Every job answer carries up to three timestamps, mostly within
 	 * the same second: cache the formatted second (per thread). */
@@ -857,74 +854,74 @@ void crund_format_time(double t, char *out, size_t outlen)
 	p[5] = '\0';
 }
 
-void crund_jobs_format_id(const crund_jobs *s, uint64_t seq, char *out) { make_id(s, seq, out); }
+void crd_jobs_format_id(const crd_jobs *s, uint64_t seq, char *out) { make_id(s, seq, out); }
 
-static void add_time(crund_buf *b, const char *key, double t)
+static void add_time(crd_buf *b, const char *key, double t)
 {
-	crund_buf_adds(b, key);
+	crd_buf_adds(b, key);
 	if (t <= 0) {
-		crund_buf_add(b, "null", 4);
+		crd_buf_add(b, "null", 4);
 		return;
 	}
 	char ts[40];
-	crund_format_time(t, ts, sizeof(ts));
-	crund_buf_addc(b, '"');
-	crund_buf_adds(b, ts);
-	crund_buf_addc(b, '"');
+	crd_format_time(t, ts, sizeof(ts));
+	crd_buf_addc(b, '"');
+	crd_buf_adds(b, ts);
+	crd_buf_addc(b, '"');
 }
 
-void crund_job_render(crund_buf *b, const crund_jobrec *j)
+void crd_job_render(crd_buf *b, const crd_jobrec *j)
 {
-	crund_buf_add(b, "{\"id\":\"", 7);
-	crund_buf_adds(b, j->id);
-	crund_buf_add(b, "\",\"plugin\":", 11);
-	crund_buf_add_jstr(b, j->plugin->desc->name);
-	crund_buf_add(b, ",\"job\":", 7);
-	crund_buf_add_jstr(b, j->spec->name);
-	crund_buf_add(b, ",\"args\":", 8);
-	crund_buf_add(b, j->args_json, j->args_len);
-	crund_buf_add(b, ",\"state\":\"", 10);
-	crund_buf_adds(b, state_names[j->state]);
-	crund_buf_add(b, "\",\"result\":", 11);
+	crd_buf_add(b, "{\"id\":\"", 7);
+	crd_buf_adds(b, j->id);
+	crd_buf_add(b, "\",\"plugin\":", 11);
+	crd_buf_add_jstr(b, j->plugin->desc->name);
+	crd_buf_add(b, ",\"job\":", 7);
+	crd_buf_add_jstr(b, j->spec->name);
+	crd_buf_add(b, ",\"args\":", 8);
+	crd_buf_add(b, j->args_json, j->args_len);
+	crd_buf_add(b, ",\"state\":\"", 10);
+	crd_buf_adds(b, state_names[j->state]);
+	crd_buf_add(b, "\",\"result\":", 11);
 	if (j->state == CRUND_JOB_SUCCEEDED && j->result)
-		crund_buf_add(b, j->result, j->result_len);
+		crd_buf_add(b, j->result, j->result_len);
 	else
-		crund_buf_add(b, "null", 4);
-	crund_buf_add(b, ",\"error\":", 9);
-	if (j->err_code && crund_job_state_ended(j->state)) {
-		crund_buf_add(b, "{\"code\":", 8);
-		crund_buf_add_jstr(b, j->err_code);
-		crund_buf_add(b, ",\"message\":", 11);
-		crund_buf_add_jstr(b, j->err_msg ? j->err_msg : j->err_code);
-		crund_buf_addc(b, '}');
+		crd_buf_add(b, "null", 4);
+	crd_buf_add(b, ",\"error\":", 9);
+	if (j->err_code && crd_job_state_ended(j->state)) {
+		crd_buf_add(b, "{\"code\":", 8);
+		crd_buf_add_jstr(b, j->err_code);
+		crd_buf_add(b, ",\"message\":", 11);
+		crd_buf_add_jstr(b, j->err_msg ? j->err_msg : j->err_code);
+		crd_buf_addc(b, '}');
 	} else {
-		crund_buf_add(b, "null", 4);
+		crd_buf_add(b, "null", 4);
 	}
-	crund_buf_add(b, ",\"progress\":", 12);
+	crd_buf_add(b, ",\"progress\":", 12);
 	if (j->flags & CRUND_JF_PROGRESS) {
-		crund_buf_add(b, "{\"fraction\":", 12);
-		crund_buf_add_num(b, j->progress);
-		crund_buf_add(b, ",\"message\":", 11);
-		crund_buf_add_jstr(b, j->progress_msg);
-		crund_buf_addc(b, '}');
+		crd_buf_add(b, "{\"fraction\":", 12);
+		crd_buf_add_num(b, j->progress);
+		crd_buf_add(b, ",\"message\":", 11);
+		crd_buf_add_jstr(b, j->progress_msg);
+		crd_buf_addc(b, '}');
 	} else {
-		crund_buf_add(b, "null", 4);
+		crd_buf_add(b, "null", 4);
 	}
 	add_time(b, ",\"created_at\":", j->created_at);
 	add_time(b, ",\"started_at\":", j->started_at);
 	add_time(b, ",\"finished_at\":", j->finished_at);
-	crund_buf_add(b, ",\"timeout\":", 11);
+	crd_buf_add(b, ",\"timeout\":", 11);
 	if (j->timeout > 0)
-		crund_buf_add_num(b, j->timeout);
+		crd_buf_add_num(b, j->timeout);
 	else
-		crund_buf_add(b, "null", 4);
-	crund_buf_add(b,
-		      (j->flags & CRUND_JF_ISOLATED) ? ",\"context\":\"isolated\""
-						     : ",\"context\":\"shared\"",
-		      (j->flags & CRUND_JF_ISOLATED) ? 21 : 19);
+		crd_buf_add(b, "null", 4);
+	crd_buf_add(b,
+		    (j->flags & CRUND_JF_ISOLATED) ? ",\"context\":\"isolated\""
+						   : ",\"context\":\"shared\"",
+		    (j->flags & CRUND_JF_ISOLATED) ? 21 : 19);
 	if (j->idem_key) {
-		crund_buf_add(b, ",\"idempotency_key\":", 19);
-		crund_buf_add_jstr(b, j->idem_key);
+		crd_buf_add(b, ",\"idempotency_key\":", 19);
+		crd_buf_add_jstr(b, j->idem_key);
 	}
-	crund_buf_addc(b, '}');
+	crd_buf_addc(b, '}');
 }

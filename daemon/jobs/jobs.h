@@ -5,12 +5,12 @@
  * streams waiting on a job).
  *
  * The store knows nothing of tasks or HTTP: starting and cancelling a
- * running job go through crund_jobs_ops (jobs/run.c spawns a task on the
+ * running job go through crd_jobs_ops (jobs/run.c spawns a task on the
  * runner; the unit tests use fakes).  Everything runs on the loop thread.
  *
  * States: queued → running → succeeded | failed | cancelled; a queued job
  * may also go straight to cancelled.  Every job that was accepted ends in
- * one terminal state, recorded once (crund_jobs_finish ignores later
+ * one terminal state, recorded once (crd_jobs_finish ignores later
  * calls).
  */
 #ifndef CRUND_JOBS_H
@@ -25,34 +25,34 @@
 #include "buf.h"
 #include "plugins/plugins.h"
 
-typedef enum crund_job_state {
+typedef enum crd_job_state {
 	CRUND_JOB_QUEUED = 0,
 	CRUND_JOB_RUNNING,
 	CRUND_JOB_SUCCEEDED,
 	CRUND_JOB_FAILED,
 	CRUND_JOB_CANCELLED,
 	CRUND_JOB_NSTATES
-} crund_job_state;
+} crd_job_state;
 
-const char *crund_job_state_name(int state);
+const char *crd_job_state_name(int state);
 /* -1 when s names no state. */
-int crund_job_state_parse(const char *s);
-static inline bool crund_job_state_ended(int st) { return st >= CRUND_JOB_SUCCEEDED; }
+int crd_job_state_parse(const char *s);
+static inline bool crd_job_state_ended(int st) { return st >= CRUND_JOB_SUCCEEDED; }
 
 /* Events for subscribers. */
 enum { CRUND_EV_STATE, CRUND_EV_PROGRESS, CRUND_EV_LOG, CRUND_EV_END };
 
-typedef struct crund_jobrec crund_jobrec;
-typedef struct crund_sub crund_sub;
+typedef struct crd_jobrec crd_jobrec;
+typedef struct crd_sub crd_sub;
 /* A subscriber lives in the subscriber's own memory (a request).  on_event
  * gets JSON text in data for PROGRESS ({"fraction","message"}) and LOG
  * ({"level","message"}); NULL for STATE and END (render the job).  Before
  * END the subscriber is already unlinked: it may free itself in on_event.
  * For other events it may unsubscribe itself (only itself). */
-struct crund_sub {
-	crund_sub *next, *prev;
-	crund_jobrec *job;
-	void (*on_event)(crund_sub *s, crund_jobrec *job, int ev, const char *data, size_t len);
+struct crd_sub {
+	crd_sub *next, *prev;
+	crd_jobrec *job;
+	void (*on_event)(crd_sub *s, crd_jobrec *job, int ev, const char *data, size_t len);
 };
 
 /* flags */
@@ -70,16 +70,16 @@ enum {
 #define CRUND_JOB_ID_MAX 32
 
 /* A job.  Kept compact: the daemon can hold tens of thousands at once. */
-struct crund_jobrec {
+struct crd_jobrec {
 	struct crund_job head; /* public head handed to plugins: first */
-	struct crund_jobs *store;
-	uint64_t seq;                /* creation order, 1.. */
-	crund_jobrec *older, *newer; /* every job, creation order */
-	crund_jobrec *hnext;         /* id hash chain */
-	crund_jobrec *lprev, *lnext; /* the FIFO queue (queued) or the
-	                              * ended list (ended), never both */
-	crund_sub *subs;
-	const crund_loaded_plugin *plugin;
+	struct crd_jobs *store;
+	uint64_t seq;              /* creation order, 1.. */
+	crd_jobrec *older, *newer; /* every job, creation order */
+	crd_jobrec *hnext;         /* id hash chain */
+	crd_jobrec *lprev, *lnext; /* the FIFO queue (queued) or the
+	                            * ended list (ended), never both */
+	crd_sub *subs;
+	const crd_loaded_plugin *plugin;
 	const crund_job_spec *spec;
 	/* Ended records are kept as text: a json_t tree costs ~200 bytes
 	 * even for {}, and every render would serialise it again. */
@@ -104,46 +104,46 @@ struct crund_jobrec {
 	char id[CRUND_JOB_ID_MAX];
 };
 
-typedef struct crund_jobs_limits {
+typedef struct crd_jobs_limits {
 	unsigned max_running;
 	unsigned max_queued;
 	unsigned retain_jobs;
 	double retain_seconds;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
-} crund_jobs_limits;
+} crd_jobs_limits;
 
-typedef struct crund_jobs_ops {
+typedef struct crd_jobs_ops {
 	/* Start a job the store just marked running (spawn its task).  A
 	 * negative return ends the job failed with code "internal". */
-	int (*start)(crund_jobrec *job, void *data);
+	int (*start)(crd_jobrec *job, void *data);
 	/* Ask a running job to stop (cancel its task); it ends later through
-	 * crund_jobs_finish. */
-	void (*cancel)(crund_jobrec *job, void *data);
+	 * crd_jobs_finish. */
+	void (*cancel)(crd_jobrec *job, void *data);
 	/* Optional: a job reached its terminal state (after subscribers). */
-	void (*ended)(crund_jobrec *job, void *data);
-} crund_jobs_ops;
+	void (*ended)(crd_jobrec *job, void *data);
+} crd_jobs_ops;
 
 /* A slab of job records (jobs.c): this head, then the records. */
-struct crund_rec_slab {
-	struct crund_rec_slab *next;
+struct crd_rec_slab {
+	struct crd_rec_slab *next;
 };
 
-typedef struct crund_jobs {
-	crund_jobs_limits lim;
-	crund_jobs_ops ops;
+typedef struct crd_jobs {
+	crd_jobs_limits lim;
+	crd_jobs_ops ops;
 	void *ops_data;
 	double (*now)(void); /* wall clock, seconds */
 	char prefix[16];     /* per-process random id prefix */
 	size_t prefix_len;
 	uint64_t next_seq;
-	crund_jobrec **htab;
+	crd_jobrec **htab;
 	size_t hsize, count;
-	crund_jobrec **old_htab;   /* being emptied into htab, or NULL */
+	crd_jobrec **old_htab;     /* being emptied into htab, or NULL */
 	size_t old_hsize, old_pos; /* old_pos: buckets moved so far */
-	crund_jobrec *newest, *oldest;
-	crund_jobrec *q_head, *q_tail;
-	crund_jobrec *e_head, *e_tail;
+	crd_jobrec *newest, *oldest;
+	crd_jobrec *q_head, *q_tail;
+	crd_jobrec *e_head, *e_tail;
 	size_t n_state[CRUND_JOB_NSTATES]; /* live records by state */
 	uint64_t n_submitted;
 	uint64_t n_ended_total[CRUND_JOB_NSTATES];
@@ -151,32 +151,32 @@ typedef struct crund_jobs {
 	bool draining;
 	/* record slabs (jobs.c) */
 	bool rec_plain; /* calloc/free: sanitizers, valgrind */
-	struct crund_rec_slab *slabs;
+	struct crd_rec_slab *slabs;
 	char *slab_pos, *slab_pop; /* next record; populated up to */
 	size_t slab_left;
-	bool pop_whole;         /* no MADV_POPULATE_WRITE: MAP_POPULATE */
-	crund_jobrec *rec_free; /* free records, linked by hnext */
-} crund_jobs;
+	bool pop_whole;       /* no MADV_POPULATE_WRITE: MAP_POPULATE */
+	crd_jobrec *rec_free; /* free records, linked by hnext */
+} crd_jobs;
 
 /* now NULL: CLOCK_REALTIME.  The id prefix comes from getrandom(). */
-int crund_jobs_init(crund_jobs *s, const crund_jobs_limits *lim, const crund_jobs_ops *ops,
-		    void *ops_data, double (*now)(void));
+int crd_jobs_init(crd_jobs *s, const crd_jobs_limits *lim, const crd_jobs_ops *ops, void *ops_data,
+		  double (*now)(void));
 /* Free every record (tasks must be gone: after the runner closed). */
-void crund_jobs_free(crund_jobs *s);
+void crd_jobs_free(crd_jobs *s);
 /* Set the id prefix (tests); 1..13 chars of [0-9a-z]. */
-void crund_jobs_set_prefix(crund_jobs *s, const char *prefix);
+void crd_jobs_set_prefix(crd_jobs *s, const char *prefix);
 
-double crund_now_realtime(void);
+double crd_now_realtime(void);
 
 /* A submission, already validated. */
-typedef struct crund_job_req {
-	const crund_loaded_plugin *plugin;
+typedef struct crd_job_req {
+	const crd_loaded_plugin *plugin;
 	const crund_job_spec *spec;
 	json_t *args;   /* STOLEN (also on failure) */
 	double timeout; /* 0: none */
 	bool isolated;
 	const char *idem_key; /* copied; NULL: none */
-} crund_job_req;
+} crd_job_req;
 
 /* Create a job: it starts at once when a running slot is free, or waits
  * in the FIFO queue.  *ret_job is borrowed (store-owned).  Returns 0, or:
@@ -186,72 +186,70 @@ typedef struct crund_job_req {
  *   -ENOMEM, or the start hook's error (nothing kept).
  * With an idempotency key seen before and the same submission, returns 0
  * with the existing job and *ret_existing = true. */
-int crund_jobs_submit(crund_jobs *s, crund_job_req *req, crund_jobrec **ret_job,
-		      bool *ret_existing);
+int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *ret_existing);
 
 /* The id of sequence number seq into out (CRUND_JOB_ID_MAX bytes). */
-void crund_jobs_format_id(const crund_jobs *s, uint64_t seq, char *out);
+void crd_jobs_format_id(const crd_jobs *s, uint64_t seq, char *out);
 
 /* Look a job up by id; NULL when unknown (or evicted). */
-crund_jobrec *crund_jobs_find(crund_jobs *s, const char *id);
-crund_jobrec *crund_jobs_find_seq(crund_jobs *s, uint64_t seq);
+crd_jobrec *crd_jobs_find(crd_jobs *s, const char *id);
+crd_jobrec *crd_jobs_find_seq(crd_jobs *s, uint64_t seq);
 /* Decode an id of this process into its sequence number; -EINVAL else. */
-int crund_jobs_parse_id(const crund_jobs *s, const char *id, uint64_t *ret_seq);
+int crd_jobs_parse_id(const crd_jobs *s, const char *id, uint64_t *ret_seq);
 
 /* Record the terminal state (once; later calls are ignored).  code and
  * message are copied (may be NULL).  Notifies subscribers (END), runs the
  * ended hook, starts queued jobs when slots are free and applies the
  * count retention — so `job` may be freed on return. */
-void crund_jobs_finish(crund_jobs *s, crund_jobrec *job, int state, const char *code,
-		       const char *message);
+void crd_jobs_finish(crd_jobs *s, crd_jobrec *job, int state, const char *code,
+		     const char *message);
 
 /* Set the result of a running job (steals the reference): kept as text.
  * -E2BIG over max_result_bytes (CRUND_JF_RESULT_BIG is set), -EINVAL when
  * result is NULL or cannot be written as JSON, -ENOMEM. */
-int crund_jobs_set_result(crund_jobrec *job, json_t *result);
+int crd_jobs_set_result(crd_jobrec *job, json_t *result);
 
 /* The task of a job that ended by force is gone: drop what only a running
  * job needs (its json_t args; the text stays). */
-void crund_jobs_task_gone(crund_jobrec *job);
+void crd_jobs_task_gone(crd_jobrec *job);
 
 /* Cancel: a queued job ends cancelled at once; a running one is asked to
  * stop (ops.cancel) and ends later.  code: "cancelled" or "shutdown"
  * (static strings).  -EALREADY when the job already ended. */
-int crund_jobs_cancel(crund_jobs *s, crund_jobrec *job, const char *code);
+int crd_jobs_cancel(crd_jobs *s, crd_jobrec *job, const char *code);
 
 /* Forget an ended job.  -EBUSY while it is active. */
-int crund_jobs_delete(crund_jobs *s, crund_jobrec *job);
+int crd_jobs_delete(crd_jobs *s, crd_jobrec *job);
 
 /* Age retention: forget ended jobs older than retain_seconds. */
-void crund_jobs_expire(crund_jobs *s);
+void crd_jobs_expire(crd_jobs *s);
 
 /* Draining: refuse submissions, cancel queued jobs with code "shutdown". */
-void crund_jobs_drain(crund_jobs *s);
-/* Ask every running job to stop with code (see crund_jobs_cancel). */
-void crund_jobs_cancel_running(crund_jobs *s, const char *code);
-size_t crund_jobs_active(const crund_jobs *s); /* queued + running */
+void crd_jobs_drain(crd_jobs *s);
+/* Ask every running job to stop with code (see crd_jobs_cancel). */
+void crd_jobs_cancel_running(crd_jobs *s, const char *code);
+size_t crd_jobs_active(const crd_jobs *s); /* queued + running */
 
 /* Subscribers */
-void crund_jobs_subscribe(crund_jobrec *job, crund_sub *sub);
-void crund_jobs_unsubscribe(crund_sub *sub); /* no-op when not linked */
+void crd_jobs_subscribe(crd_jobrec *job, crd_sub *sub);
+void crd_jobs_unsubscribe(crd_sub *sub); /* no-op when not linked */
 /* Send an event to the job's subscribers (progress/log/state). */
-void crund_jobs_emit(crund_jobrec *job, int ev, const char *data, size_t len);
+void crd_jobs_emit(crd_jobrec *job, int ev, const char *data, size_t len);
 
 /* Log: append a line (bounded by max_log_bytes; sets LOG_TRUNC once full). */
-void crund_jobs_log_append(crund_jobrec *job, const char *line, size_t len);
+void crd_jobs_log_append(crd_jobrec *job, const char *line, size_t len);
 
 /* Listing, newest first.  state_mask: bit per state (0: all); plugin NULL:
  * all.  Start after `cursor` (a job id from a previous page; NULL: from
  * the newest).  fn is called for up to `limit` jobs; *ret_more says
  * whether more matching jobs follow (the last one's id is the next
  * cursor).  -EINVAL for a cursor not from this process. */
-int crund_jobs_list(crund_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
-		    size_t limit, void (*fn)(crund_jobrec *job, void *arg), void *arg,
-		    bool *ret_more);
+int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
+		  size_t limit, void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more);
 
 /* The job's JSON object, appended to b (see DESIGN §4). */
-void crund_job_render(crund_buf *b, const crund_jobrec *job);
+void crd_job_render(crd_buf *b, const crd_jobrec *job);
 /* RFC 3339 UTC with milliseconds, into out (>= 25 bytes). */
-void crund_format_time(double t, char *out, size_t outlen);
+void crd_format_time(double t, char *out, size_t outlen);
 
 #endif

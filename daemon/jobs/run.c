@@ -22,11 +22,11 @@ static size_t live_tasks;
 
 static int job_main(void *arg, void **ret_value)
 {
-	crund_jobrec *j = arg;
+	crd_jobrec *j = arg;
 	int rc;
 
 	j->flags |= CRUND_JF_STEPPED;
-	crund_watchdog_job(j);
+	crd_watchdog_job(j);
 	if (j->timeout > 0) {
 		cr_timeout_scope sc;
 		rc = cr_timeout_enter(&sc, j->timeout);
@@ -39,24 +39,24 @@ static int job_main(void *arg, void **ret_value)
 	} else {
 		rc = j->spec->run(&j->head);
 	}
-	crund_watchdog_job(NULL);
+	crd_watchdog_job(NULL);
 	return rc;
 }
 
-static void end_job(crund_jobrec *j, int rc, bool cancelled);
+static void end_job(crd_jobrec *j, int rc, bool cancelled);
 
 static void job_done(cr_task *t, void *arg)
 {
-	crund_jobrec *j = arg;
+	crd_jobrec *j = arg;
 	int rc = cr_task_result(t, NULL);
 	bool cancelled = cr_task_cancelled(t);
 
 	j->task = NULL;
 	cr_task_unref(t);
 	live_tasks--;
-	if (crund_job_state_ended(j->state)) {
+	if (crd_job_state_ended(j->state)) {
 		/* ended by force at shutdown; the record was waiting for us */
-		crund_jobs_task_gone(j);
+		crd_jobs_task_gone(j);
 		return;
 	}
 	end_job(j, rc, cancelled);
@@ -64,20 +64,19 @@ static void job_done(cr_task *t, void *arg)
 
 /* Log one line about the end (job id on it), then record it: the record
  * may be forgotten by retention as soon as it is recorded. */
-static void finish(crund_jobrec *j, int state, const char *code, const char *message)
+static void finish(crd_jobrec *j, int state, const char *code, const char *message)
 {
 	if (state == CRUND_JOB_SUCCEEDED)
-		crund_log_job(CRUND_LOG_DEBUG, j->id, "%s/%s succeeded", j->plugin->desc->name,
-			      j->spec->name);
+		crd_log_job(CRUND_LOG_DEBUG, j->id, "%s/%s succeeded", j->plugin->desc->name,
+			    j->spec->name);
 	else
-		crund_log_job(state == CRUND_JOB_FAILED ? CRUND_LOG_INFO : CRUND_LOG_DEBUG, j->id,
-			      "%s/%s %s: %s: %s", j->plugin->desc->name, j->spec->name,
-			      crund_job_state_name(state), code ? code : "",
-			      message ? message : "");
-	crund_jobs_finish(j->store, j, state, code, message);
+		crd_log_job(state == CRUND_JOB_FAILED ? CRUND_LOG_INFO : CRUND_LOG_DEBUG, j->id,
+			    "%s/%s %s: %s: %s", j->plugin->desc->name, j->spec->name,
+			    crd_job_state_name(state), code ? code : "", message ? message : "");
+	crd_jobs_finish(j->store, j, state, code, message);
 }
 
-static void end_job(crund_jobrec *j, int rc, bool cancelled)
+static void end_job(crd_jobrec *j, int rc, bool cancelled)
 {
 	char msg[160];
 
@@ -104,7 +103,7 @@ static void end_job(crund_jobrec *j, int rc, bool cancelled)
 	}
 }
 
-int crund_exec_start(crund_jobrec *j, void *data)
+int crd_exec_start(crd_jobrec *j, void *data)
 {
 	cr_spawn_opts o;
 	cr_context *copy = NULL;
@@ -114,19 +113,19 @@ int crund_exec_start(crund_jobrec *j, void *data)
 	(void)data;
 	memset(&o, 0, sizeof(o));
 	o.size = sizeof(o);
-	o.context = crund_d.shared;
+	o.context = crd_d.shared;
 	/* The task name is only shown by debug reports; naming every task
 	 * costs an allocation per job, so only in debug mode. */
-	if (crund_d.cfg.debug)
+	if (crd_d.cfg.debug)
 		o.name = j->id;
 	if (j->flags & CRUND_JF_ISOLATED) {
-		rc = cr_context_copy(crund_d.shared, &copy);
+		rc = cr_context_copy(crd_d.shared, &copy);
 		if (rc < 0)
 			return rc;
 		o.context = copy;
 	}
-	j->head.api = &crund_host;
-	rc = cr_loop_spawn(crund_d.loop, job_main, j, &o, &t);
+	j->head.api = &crd_host;
+	rc = cr_loop_spawn(crd_d.loop, job_main, j, &o, &t);
 	cr_context_unref(copy); /* the task holds its own reference */
 	if (rc < 0)
 		return rc;
@@ -141,11 +140,11 @@ int crund_exec_start(crund_jobrec *j, void *data)
 	return 0;
 }
 
-void crund_exec_cancel(crund_jobrec *j, void *data)
+void crd_exec_cancel(crd_jobrec *j, void *data)
 {
 	(void)data;
 	if (j->task)
 		cr_task_cancel(j->task, j->cancel_code);
 }
 
-size_t crund_exec_live_tasks(void) { return live_tasks; }
+size_t crd_exec_live_tasks(void) { return live_tasks; }

@@ -31,18 +31,18 @@ static bool known_field(const char *k)
 	       !strcmp(k, "timeout") || !strcmp(k, "context") || !strcmp(k, "idempotency_key");
 }
 
-void crund_submission_free(crund_submission *s)
+void crd_submission_free(crd_submission *s)
 {
 	json_decref(s->args);
 	free(s->idem_key);
 	memset(s, 0, sizeof(*s));
 }
 
-int crund_submission_parse(const crund_plugin_registry *reg, const char *body, size_t len,
-			   crund_submission *ret, const char **ret_code, char *msg, size_t msglen)
+int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_t len,
+			 crd_submission *ret, const char **ret_code, char *msg, size_t msglen)
 {
 	json_error_t jerr;
-	crund_submission s;
+	crd_submission s;
 	const char *key;
 	json_t *v, *root;
 	int rc;
@@ -108,14 +108,14 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 	}
 #undef BAD
 	const char *pname = json_string_value(jp), *jname = json_string_value(jj);
-	s.plugin = crund_plugins_find(reg, pname);
+	s.plugin = crd_plugins_find(reg, pname);
 	if (!s.plugin) {
 		bad(ret_code, "unknown_plugin", msg, msglen,
 		    "no plugin named '%.64s' (GET /v1/plugins lists them)", pname);
 		rc = -ENOENT;
 		goto out;
 	}
-	s.spec = crund_plugins_find_job(s.plugin, jname);
+	s.spec = crd_plugins_find_job(s.plugin, jname);
 	if (!s.spec) {
 		bad(ret_code, "unknown_job", msg, msglen,
 		    "plugin '%s' has no job named '%.64s' (GET /v1/plugins/%s lists them)",
@@ -123,7 +123,7 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 		rc = -ENOENT;
 		goto out;
 	}
-	if (crund_args_validate(s.spec, json_is_object(ja) ? ja : NULL, &s.args, msg, msglen) < 0) {
+	if (crd_args_validate(s.spec, json_is_object(ja) ? ja : NULL, &s.args, msg, msglen) < 0) {
 		*ret_code = "invalid_args";
 		rc = -EINVAL;
 		goto out;
@@ -133,6 +133,6 @@ int crund_submission_parse(const crund_plugin_registry *reg, const char *body, s
 	return 0;
 out:
 	json_decref(root);
-	crund_submission_free(&s);
+	crd_submission_free(&s);
 	return rc;
 }

@@ -16,23 +16,23 @@
 #define CRUND_IDEM_KEY_MAX 200
 #define CRUND_TIMEOUT_MAX  (365 * 86400.0)
 
-typedef struct crund_submission {
-	const crund_loaded_plugin *plugin;
+typedef struct crd_submission {
+	const crd_loaded_plugin *plugin;
 	const crund_job_spec *spec;
 	json_t *args;   /* owned: validated, defaults filled */
 	double timeout; /* 0: none */
 	bool isolated;
 	char *idem_key; /* owned, or NULL */
-} crund_submission;
+} crd_submission;
 
 /* Parse and validate.  On success fills *ret (free with
- * crund_submission_free) and returns 0.  On a bad body returns -EINVAL
+ * crd_submission_free) and returns 0.  On a bad body returns -EINVAL
  * (*ret_code "invalid_json", "invalid_request" or "invalid_args"), for a
  * plugin or job that does not exist -ENOENT (*ret_code "unknown_plugin" or
  * "unknown_job": the API answers 404); msg is a sentence naming what is
  * wrong.  -ENOMEM when memory ran out. */
-int crund_submission_parse(const crund_plugin_registry *reg, const char *body, size_t len,
-			   crund_submission *ret, const char **ret_code, char *msg, size_t msglen);
-void crund_submission_free(crund_submission *s);
+int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_t len,
+			 crd_submission *ret, const char **ret_code, char *msg, size_t msglen);
+void crd_submission_free(crd_submission *s);
 
 #endif

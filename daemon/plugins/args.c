@@ -18,7 +18,7 @@
 
 #include "plugins/plugins.h"
 
-const char *crund_arg_type_name(crund_arg_type type)
+const char *crd_arg_type_name(crund_arg_type type)
 {
 	switch (type) {
 	case CRUND_ARG_STRING:
@@ -108,8 +108,8 @@ static void fmt_num(char *buf, size_t len, double x)
 /* 2^63: the first double outside json_int_t. */
 #define INT_LIMIT 9223372036854775808.0
 
-int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value, char *err,
-		    size_t errlen)
+int crd_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value, char *err,
+		  size_t errlen)
 {
 	json_t *out = NULL;
 	bool ok;
@@ -197,8 +197,8 @@ static const crund_arg_spec *find_arg(const crund_job_spec *spec, const char *na
 	return NULL;
 }
 
-int crund_args_validate(const crund_job_spec *spec, const json_t *args, json_t **ret_args,
-			char *err, size_t errlen)
+int crd_args_validate(const crund_job_spec *spec, const json_t *args, json_t **ret_args, char *err,
+		      size_t errlen)
 {
 	if (args && !json_is_object(args)) {
 		set_err(err, errlen, "arguments must be a JSON object, got %s", json_kind(args));
@@ -249,7 +249,7 @@ int crund_args_validate(const crund_job_spec *spec, const json_t *args, json_t *
 		json_t *use = NULL;
 		int rc;
 		if (given) {
-			rc = crund_arg_check(a, given, &use, err, errlen);
+			rc = crd_arg_check(a, given, &use, err, errlen);
 		} else if (a->default_json) {
 			/* Checked at load; checked again so a default can never
 			 * reach a job with a type the job does not expect. */
@@ -259,7 +259,7 @@ int crund_args_validate(const crund_job_spec *spec, const json_t *args, json_t *
 					a->name);
 				rc = -EINVAL;
 			} else {
-				rc = crund_arg_check(a, def, &use, err, errlen);
+				rc = crd_arg_check(a, def, &use, err, errlen);
 				json_decref(def);
 			}
 		} else if (a->required) {

@@ -1,7 +1,7 @@
 /*
  * host.c — crund_host_api: the daemon's services as plugins see them.
  *
- * Plugins only hold a `crund_job *`, the public head of a crund_jobrec
+ * Plugins only hold a `crund_job *`, the public head of a crd_jobrec
  * (its first member), so the cast below is the whole "handle" story.
  * Job coroutines call these on their own (small) stacks: formatting goes
  * into thread-local or heap buffers, never big locals.
@@ -18,7 +18,7 @@
 #include "daemon.h"
 #include "log.h"
 
-static inline crund_jobrec *rec(crund_job *job) { return (crund_jobrec *)job; }
+static inline crd_jobrec *rec(crund_job *job) { return (crd_jobrec *)job; }
 
 static const json_t *h_job_args(crund_job *job) { return rec(job)->args; }
 
@@ -28,15 +28,15 @@ static void *h_job_plugin_state(crund_job *job) { return rec(job)->plugin->state
 
 static int h_job_set_result(crund_job *job, json_t *result)
 {
-	return crund_jobs_set_result(rec(job), result);
+	return crd_jobs_set_result(rec(job), result);
 }
 
 static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list ap)
 {
-	crund_jobrec *j = rec(job);
-	crund_buf b = CRUND_BUF_INIT;
-	crund_buf_addvf(&b, fmt ? fmt : "plugin error", ap);
-	char *msg = crund_buf_steal(&b, NULL);
+	crd_jobrec *j = rec(job);
+	crd_buf b = CRUND_BUF_INIT;
+	crd_buf_addvf(&b, fmt ? fmt : "plugin error", ap);
+	char *msg = crd_buf_steal(&b, NULL);
 	char *c = strdup(code && *code ? code : "plugin_error");
 	if (!msg || !c) {
 		free(msg);
@@ -53,7 +53,7 @@ static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list
 
 static int h_job_progress(crund_job *job, double fraction, const char *message)
 {
-	crund_jobrec *j = rec(job);
+	crd_jobrec *j = rec(job);
 	if (!isfinite(fraction))
 		return -EINVAL;
 	if (fraction < 0)
@@ -68,15 +68,15 @@ static int h_job_progress(crund_job *job, double fraction, const char *message)
 	j->progress = fraction;
 	j->flags |= CRUND_JF_PROGRESS;
 	if (j->subs) {
-		crund_buf b = CRUND_BUF_INIT;
-		crund_buf_add(&b, "{\"fraction\":", 12);
-		crund_buf_add_num(&b, fraction);
-		crund_buf_add(&b, ",\"message\":", 11);
-		crund_buf_add_jstr(&b, message);
-		crund_buf_addc(&b, '}');
-		if (crund_buf_ok(&b))
-			crund_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
-		crund_buf_free(&b);
+		crd_buf b = CRUND_BUF_INIT;
+		crd_buf_add(&b, "{\"fraction\":", 12);
+		crd_buf_add_num(&b, fraction);
+		crd_buf_add(&b, ",\"message\":", 11);
+		crd_buf_add_jstr(&b, message);
+		crd_buf_addc(&b, '}');
+		if (crd_buf_ok(&b))
+			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
+		crd_buf_free(&b);
 	}
 	return 0;
 }
@@ -94,54 +94,54 @@ static const char *level_word(int level)
 
 static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
 {
-	crund_jobrec *j = rec(job);
-	crund_buf b = CRUND_BUF_INIT;
+	crd_jobrec *j = rec(job);
+	crd_buf b = CRUND_BUF_INIT;
 	va_list aq;
 
 	va_copy(aq, ap);
-	crund_logv(level, j->id, fmt, aq);
+	crd_logv(level, j->id, fmt, aq);
 	va_end(aq);
 
 	/* The stored line: "TIME LEVEL message" (the /log endpoint). */
 	char ts[40];
-	crund_format_time(crund_now_realtime(), ts, sizeof(ts));
-	crund_buf_adds(&b, ts);
-	crund_buf_addc(&b, ' ');
-	crund_buf_adds(&b, level_word(level));
-	crund_buf_addc(&b, ' ');
+	crd_format_time(crd_now_realtime(), ts, sizeof(ts));
+	crd_buf_adds(&b, ts);
+	crd_buf_addc(&b, ' ');
+	crd_buf_adds(&b, level_word(level));
+	crd_buf_addc(&b, ' ');
 	size_t msg_at = b.len;
-	crund_buf_addvf(&b, fmt, ap);
-	if (!crund_buf_ok(&b)) {
-		crund_buf_free(&b);
+	crd_buf_addvf(&b, fmt, ap);
+	if (!crd_buf_ok(&b)) {
+		crd_buf_free(&b);
 		return;
 	}
 	for (size_t i = 0; i < b.len; i++)
 		if (b.data[i] == '\n' || b.data[i] == '\r')
 			b.data[i] = ' ';
-	crund_jobs_log_append(j, b.data, b.len);
+	crd_jobs_log_append(j, b.data, b.len);
 	if (j->subs) {
-		crund_buf e = CRUND_BUF_INIT;
-		crund_buf_add(&e, "{\"time\":\"", 9);
-		crund_buf_adds(&e, ts);
-		crund_buf_add(&e, "\",\"level\":\"", 11);
-		crund_buf_adds(&e, level_word(level));
-		crund_buf_add(&e, "\",\"message\":", 12);
-		crund_buf_add_jstrn(&e, b.data + msg_at, b.len - msg_at);
-		crund_buf_addc(&e, '}');
-		if (crund_buf_ok(&e))
-			crund_jobs_emit(j, CRUND_EV_LOG, e.data, e.len);
-		crund_buf_free(&e);
+		crd_buf e = CRUND_BUF_INIT;
+		crd_buf_add(&e, "{\"time\":\"", 9);
+		crd_buf_adds(&e, ts);
+		crd_buf_add(&e, "\",\"level\":\"", 11);
+		crd_buf_adds(&e, level_word(level));
+		crd_buf_add(&e, "\",\"message\":", 12);
+		crd_buf_add_jstrn(&e, b.data + msg_at, b.len - msg_at);
+		crd_buf_addc(&e, '}');
+		if (crd_buf_ok(&e))
+			crd_jobs_emit(j, CRUND_EV_LOG, e.data, e.len);
+		crd_buf_free(&e);
 	}
-	crund_buf_free(&b);
+	crd_buf_free(&b);
 }
 
 static void h_log(const crund_host_api *host, int level, const char *fmt, va_list ap)
 {
 	(void)host;
-	crund_logv(level, NULL, fmt, ap);
+	crd_logv(level, NULL, fmt, ap);
 }
 
-const crund_host_api crund_host = {
+const crund_host_api crd_host = {
 	.size = sizeof(crund_host_api),
 	.abi_major = CRUND_PLUGIN_ABI_MAJOR,
 	.abi_minor = CRUND_PLUGIN_ABI_MINOR,

@@ -11,26 +11,26 @@
 #include <jansson.h>
 #include "crund/plugin.h"
 
-typedef struct crund_loaded_plugin {
+typedef struct crd_loaded_plugin {
 	const crund_plugin *desc; /* inside the loaded object */
 	char *path;               /* the .so file */
 	void *dl;                 /* dlopen handle */
 	void *state;              /* from init */
 	bool initialized;         /* init ran and succeeded */
-} crund_loaded_plugin;
+} crd_loaded_plugin;
 
 /* A plugin file that was refused, and why (also logged). */
-typedef struct crund_plugin_refusal {
+typedef struct crd_plugin_refusal {
 	char *path;   /* the .so file */
 	char *reason; /* one sentence, e.g. "bad magic" */
-} crund_plugin_refusal;
+} crd_plugin_refusal;
 
-typedef struct crund_plugin_registry {
-	crund_loaded_plugin *plugins; /* n entries, sorted by name */
+typedef struct crd_plugin_registry {
+	crd_loaded_plugin *plugins; /* n entries, sorted by name */
 	size_t n;
-	size_t n_refused;              /* plugins refused (logged) */
-	crund_plugin_refusal *refused; /* n_refused entries, in refusal order */
-} crund_plugin_registry;
+	size_t n_refused;            /* plugins refused (logged) */
+	crd_plugin_refusal *refused; /* n_refused entries, in refusal order */
+} crd_plugin_registry;
 
 /* Limits on what a descriptor may declare (a bigger table is refused as
  * garbage rather than trusted). */
@@ -38,12 +38,12 @@ typedef struct crund_plugin_registry {
 #define CRUND_PLUGIN_MAX_ARGS 64
 #define CRUND_PLUGIN_MAX_NAME 64 /* plugin, job and argument names */
 
-typedef struct crund_plugins_opts {
+typedef struct crd_plugins_opts {
 	bool allow_insecure_dir; /* accept group/other-writable dir/files */
 	bool allow_commands;     /* load CRUND_PLUGIN_RUNS_COMMANDS plugins */
 	/* log sink for refusals etc.: level = CRUND_LOG_*, one line, no '\n' */
 	void (*log)(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-} crund_plugins_opts;
+} crd_plugins_opts;
 
 /* Scan each dir (*.so, sorted), check each descriptor BEFORE running any
  * plugin code (ELF read of the exported symbol: magic, ABI major equal,
@@ -57,70 +57,70 @@ typedef struct crund_plugins_opts {
  * that cannot be read (-ENOENT, -EACCES, ...) or is insecure (-EPERM),
  * message logged; plugins loaded before the error stay loaded.  opts may
  * be NULL (defaults, log to stderr). */
-int crund_plugins_load(crund_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
-		       const crund_plugins_opts *opts);
+int crd_plugins_load(crd_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
+		     const crd_plugins_opts *opts);
 
 /* The ELF pre-check on an image of a whole .so file in memory (no code of
  * it runs): finds the exported CRUND_PLUGIN_SYMBOL (.dynsym, or the
  * dynamic segment when section headers are stripped) and checks the
  * descriptor head it points to in the file.  Returns 0, or -ENOEXEC (not
  * a plugin / malformed) or -EPROTO (bad magic, ABI, size) with the reason
- * in why.  crund_plugins_load() runs it on every file. */
-int crund_plugin_check_image(const void *image, size_t size, char *why, size_t whylen);
+ * in why.  crd_plugins_load() runs it on every file. */
+int crd_plugin_check_image(const void *image, size_t size, char *why, size_t whylen);
 
 /* The in-memory check of a loaded descriptor: the head again, the plugin
  * name, flags against opts (allow_commands), and the whole job table
  * (names, run functions, argument specs, defaults).  Returns 0, or a
  * negative code with the reason in why.  opts may be NULL. */
-int crund_plugin_check_descriptor(const crund_plugin *desc, const crund_plugins_opts *opts,
-				  char *why, size_t whylen);
+int crd_plugin_check_descriptor(const crund_plugin *desc, const crd_plugins_opts *opts, char *why,
+				size_t whylen);
 
 /* AWAITS (call from a task on the runner): run every plugin's init as a
  * coroutine, in name order; a plugin whose init fails is logged, recorded
  * in reg->refused and removed (dlclosed).  Returns 0, or -ECANCELED when
  * the calling task was cancelled during an init: that plugin is removed
  * and the ones after it stay uninitialised (fini skips them). */
-int crund_plugins_init(crund_plugin_registry *reg, const crund_host_api *host,
-		       const crund_plugins_opts *opts);
+int crd_plugins_init(crd_plugin_registry *reg, const crund_host_api *host,
+		     const crd_plugins_opts *opts);
 
 /* AWAITS: fini of every initialised plugin (reverse order).  The objects
  * stay mapped (job specs and names stay readable) until
- * crund_plugins_free(), so call it only when no job of theirs runs. */
-void crund_plugins_fini(crund_plugin_registry *reg, const crund_host_api *host);
+ * crd_plugins_free(), so call it only when no job of theirs runs. */
+void crd_plugins_fini(crd_plugin_registry *reg, const crund_host_api *host);
 
 /* Release everything (dlclose, free).  Safe on a zeroed registry. */
-void crund_plugins_free(crund_plugin_registry *reg);
+void crd_plugins_free(crd_plugin_registry *reg);
 
-const crund_loaded_plugin *crund_plugins_find(const crund_plugin_registry *reg, const char *name);
-const crund_job_spec *crund_plugins_find_job(const crund_loaded_plugin *p, const char *job);
+const crd_loaded_plugin *crd_plugins_find(const crd_plugin_registry *reg, const char *name);
+const crund_job_spec *crd_plugins_find_job(const crd_loaded_plugin *p, const char *job);
 
 /* JSON views for the API: one plugin {name, version, description, jobs:
  * [{name, description, args: [{name,type,required,default,description,
  * min,max}]}]} and the list. New references (NULL on ENOMEM).  "default"
  * is the parsed JSON value and present only when the arg has one;
  * "min"/"max" only when it declares a range; "type" is
- * crund_arg_type_name(). */
-json_t *crund_plugin_to_json(const crund_loaded_plugin *p);
-json_t *crund_plugins_to_json(const crund_plugin_registry *reg);
+ * crd_arg_type_name(). */
+json_t *crd_plugin_to_json(const crd_loaded_plugin *p);
+json_t *crd_plugins_to_json(const crd_plugin_registry *reg);
 
 /* "string", "integer", "number", "boolean", "any", "object", "array";
  * "unknown" for anything else.  Static string. */
-const char *crund_arg_type_name(crund_arg_type type);
+const char *crd_arg_type_name(crund_arg_type type);
 
 /* Check one value against one argument spec (type and range).  On
  * success *ret_value is a new reference to the value to use: the same
  * value, or for an integer argument given as an integral real (3.0) the
  * JSON integer 3.  On error -EINVAL and a sentence naming the argument in
  * err.  Used for submissions and for the declared defaults at load. */
-int crund_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value, char *err,
-		    size_t errlen);
+int crd_arg_check(const crund_arg_spec *spec, const json_t *value, json_t **ret_value, char *err,
+		  size_t errlen);
 
 /* Validate `args` (an object, or NULL = {}) against the job's spec: unknown
  * keys, missing required, wrong types, out-of-range numbers are errors.
  * On success *ret_args is a new object with defaults filled in.  On error
  * returns -EINVAL and writes a sentence naming the argument into err
  * (e.g. "argument 'seconds' must be a number, got string"). */
-int crund_args_validate(const crund_job_spec *spec, const json_t *args, json_t **ret_args,
-			char *err, size_t errlen);
+int crd_args_validate(const crund_job_spec *spec, const json_t *args, json_t **ret_args, char *err,
+		      size_t errlen);
 
 #endif

@@ -59,10 +59,10 @@ _Static_assert(offsetof(crund_plugin, magic) == 0 && offsetof(crund_plugin, abi_
 
 /* ------------------------------------------------------------ logging */
 
-static void plog(const crund_plugins_opts *opts, int level, const char *fmt, ...)
+static void plog(const crd_plugins_opts *opts, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-static void plog(const crund_plugins_opts *opts, int level, const char *fmt, ...)
+static void plog(const crd_plugins_opts *opts, int level, const char *fmt, ...)
 {
 	char buf[1024];
 	va_list ap;
@@ -77,9 +77,9 @@ static void plog(const crund_plugins_opts *opts, int level, const char *fmt, ...
 
 /* Record a refusal (logged by the caller).  Allocation failure loses
  * only the record, never the log line. */
-static void add_refusal(crund_plugin_registry *reg, const char *path, const char *reason)
+static void add_refusal(crd_plugin_registry *reg, const char *path, const char *reason)
 {
-	crund_plugin_refusal *r = realloc(reg->refused, (reg->n_refused + 1) * sizeof *r);
+	crd_plugin_refusal *r = realloc(reg->refused, (reg->n_refused + 1) * sizeof *r);
 	if (!r)
 		return;
 	reg->refused = r;
@@ -94,7 +94,7 @@ static void add_refusal(crund_plugin_registry *reg, const char *path, const char
 	reg->n_refused++;
 }
 
-static void refuse(crund_plugin_registry *reg, const crund_plugins_opts *opts, const char *path,
+static void refuse(crd_plugin_registry *reg, const crd_plugins_opts *opts, const char *path,
 		   const char *reason)
 {
 	plog(opts, CRUND_LOG_ERROR, "plugin %s refused: %s", path, reason);
@@ -398,7 +398,7 @@ malformed:
 	return -ENOEXEC;
 }
 
-int crund_plugin_check_image(const void *image, size_t size, char *why, size_t whylen)
+int crd_plugin_check_image(const void *image, size_t size, char *why, size_t whylen)
 {
 	struct elf_view v = {.img = image, .size = size};
 	Ehdr *eh = &v.eh;
@@ -507,7 +507,7 @@ static int check_owner_mode(const struct stat *st, const char *what, char *why, 
 }
 
 /* Open, stat and pre-check one file.  Returns 0 when it may be loaded. */
-static int precheck_file(const char *path, const crund_plugins_opts *opts, char *why, size_t whylen)
+static int precheck_file(const char *path, const crd_plugins_opts *opts, char *why, size_t whylen)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -543,7 +543,7 @@ static int precheck_file(const char *path, const crund_plugins_opts *opts, char 
 		snprintf(why, whylen, "cannot map: %s", strerror(-rc));
 		goto out;
 	}
-	rc = crund_plugin_check_image(img, (size_t)st.st_size, why, whylen);
+	rc = crd_plugin_check_image(img, (size_t)st.st_size, why, whylen);
 	munmap(img, (size_t)st.st_size);
 out:
 	close(fd);
@@ -581,7 +581,7 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 	if (a->has_range) {
 		if (a->type != CRUND_ARG_INTEGER && a->type != CRUND_ARG_NUMBER) {
 			snprintf(why, whylen, "job '%s': argument '%s' has a range but is a %s",
-				 job->name, a->name, crund_arg_type_name(a->type));
+				 job->name, a->name, crd_arg_type_name(a->type));
 			return -EINVAL;
 		}
 		if (!(a->min <= a->max)) { /* also catches NaN */
@@ -613,7 +613,7 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 		}
 		char err[256];
 		json_t *norm = NULL;
-		int rc = crund_arg_check(a, v, &norm, err, sizeof err);
+		int rc = crd_arg_check(a, v, &norm, err, sizeof err);
 		json_decref(v);
 		json_decref(norm);
 		if (rc < 0) {
@@ -624,8 +624,8 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 	return 0;
 }
 
-int crund_plugin_check_descriptor(const crund_plugin *d, const crund_plugins_opts *opts, char *why,
-				  size_t whylen)
+int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *opts, char *why,
+				size_t whylen)
 {
 	struct desc_head h = {d->magic, d->abi_major, d->abi_minor, d->size};
 	int rc = check_head(&h, why, whylen);
@@ -687,7 +687,7 @@ int crund_plugin_check_descriptor(const crund_plugin *d, const crund_plugins_opt
 
 /* ------------------------------------------------------------ loading */
 
-static void loaded_release(crund_loaded_plugin *p)
+static void loaded_release(crd_loaded_plugin *p)
 {
 	if (p->dl)
 		dlclose(p->dl);
@@ -695,7 +695,7 @@ static void loaded_release(crund_loaded_plugin *p)
 	memset(p, 0, sizeof *p);
 }
 
-const crund_loaded_plugin *crund_plugins_find(const crund_plugin_registry *reg, const char *name)
+const crd_loaded_plugin *crd_plugins_find(const crd_plugin_registry *reg, const char *name)
 {
 	if (!reg || !name)
 		return NULL;
@@ -705,7 +705,7 @@ const crund_loaded_plugin *crund_plugins_find(const crund_plugin_registry *reg, 
 	return NULL;
 }
 
-const crund_job_spec *crund_plugins_find_job(const crund_loaded_plugin *p, const char *job)
+const crund_job_spec *crd_plugins_find_job(const crd_loaded_plugin *p, const char *job)
 {
 	if (!p || !job)
 		return NULL;
@@ -717,7 +717,7 @@ const crund_job_spec *crund_plugins_find_job(const crund_loaded_plugin *p, const
 
 /* Check, load and register one file.  Refusals are logged and recorded;
  * returns -ENOMEM only (the caller's scan goes on otherwise). */
-static int load_one(crund_plugin_registry *reg, const char *path, const crund_plugins_opts *opts)
+static int load_one(crd_plugin_registry *reg, const char *path, const crd_plugins_opts *opts)
 {
 	char why[512];
 	if (precheck_file(path, opts, why, sizeof why) < 0) {
@@ -741,10 +741,10 @@ static int load_one(crund_plugin_registry *reg, const char *path, const crund_pl
 		snprintf(why, sizeof why, "not a crund plugin (no %s symbol)", CRUND_PLUGIN_SYMBOL);
 		rc = -ENOEXEC;
 	} else {
-		rc = crund_plugin_check_descriptor(d, opts, why, sizeof why);
+		rc = crd_plugin_check_descriptor(d, opts, why, sizeof why);
 	}
 	if (rc == 0) {
-		const crund_loaded_plugin *other = crund_plugins_find(reg, d->name);
+		const crd_loaded_plugin *other = crd_plugins_find(reg, d->name);
 		if (other) {
 			snprintf(why, sizeof why,
 				 "duplicate plugin name '%s' (already loaded from %s)", d->name,
@@ -759,7 +759,7 @@ static int load_one(crund_plugin_registry *reg, const char *path, const crund_pl
 	}
 
 	char *p = strdup(path);
-	crund_loaded_plugin *arr = p ? realloc(reg->plugins, (reg->n + 1) * sizeof *arr) : NULL;
+	crd_loaded_plugin *arr = p ? realloc(reg->plugins, (reg->n + 1) * sizeof *arr) : NULL;
 	if (!arr) {
 		free(p);
 		dlclose(dl);
@@ -767,7 +767,7 @@ static int load_one(crund_plugin_registry *reg, const char *path, const crund_pl
 		return -ENOMEM;
 	}
 	reg->plugins = arr;
-	arr[reg->n++] = (crund_loaded_plugin){.desc = d, .path = p, .dl = dl};
+	arr[reg->n++] = (crd_loaded_plugin){.desc = d, .path = p, .dl = dl};
 	plog(opts, CRUND_LOG_INFO, "plugin %s %s loaded from %s (%zu job%s)", d->name,
 	     d->version ? d->version : "(no version)", path, d->n_jobs, d->n_jobs == 1 ? "" : "s");
 	return 0;
@@ -780,7 +780,7 @@ static int cmp_names(const void *a, const void *b)
 
 static int cmp_plugins(const void *a, const void *b)
 {
-	const crund_loaded_plugin *x = a, *y = b;
+	const crd_loaded_plugin *x = a, *y = b;
 	return strcmp(x->desc->name, y->desc->name);
 }
 
@@ -790,7 +790,7 @@ static bool has_so_suffix(const char *name)
 	return n > 3 && strcmp(name + n - 3, ".so") == 0 && name[0] != '.';
 }
 
-static int load_dir(crund_plugin_registry *reg, const char *dir, const crund_plugins_opts *opts)
+static int load_dir(crd_plugin_registry *reg, const char *dir, const crd_plugins_opts *opts)
 {
 	char why[512];
 	struct stat st;
@@ -864,8 +864,8 @@ static int load_dir(crund_plugin_registry *reg, const char *dir, const crund_plu
 	return rc;
 }
 
-int crund_plugins_load(crund_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
-		       const crund_plugins_opts *opts)
+int crd_plugins_load(crd_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
+		     const crd_plugins_opts *opts)
 {
 	if (!reg || (n_dirs && !dirs))
 		return -EINVAL;
@@ -879,18 +879,18 @@ int crund_plugins_load(crund_plugin_registry *reg, const char *const *dirs, size
 
 /* --------------------------------------------------------- init / fini */
 
-static void remove_at(crund_plugin_registry *reg, size_t i)
+static void remove_at(crd_plugin_registry *reg, size_t i)
 {
 	loaded_release(&reg->plugins[i]);
 	memmove(&reg->plugins[i], &reg->plugins[i + 1], (reg->n - i - 1) * sizeof *reg->plugins);
 	reg->n--;
 }
 
-int crund_plugins_init(crund_plugin_registry *reg, const crund_host_api *host,
-		       const crund_plugins_opts *opts)
+int crd_plugins_init(crd_plugin_registry *reg, const crund_host_api *host,
+		     const crd_plugins_opts *opts)
 {
 	for (size_t i = 0; i < reg->n;) {
-		crund_loaded_plugin *p = &reg->plugins[i];
+		crd_loaded_plugin *p = &reg->plugins[i];
 		if (p->initialized) {
 			i++;
 			continue;
@@ -921,10 +921,10 @@ int crund_plugins_init(crund_plugin_registry *reg, const crund_host_api *host,
 	return 0;
 }
 
-void crund_plugins_fini(crund_plugin_registry *reg, const crund_host_api *host)
+void crd_plugins_fini(crd_plugin_registry *reg, const crund_host_api *host)
 {
 	for (size_t i = reg->n; i-- > 0;) {
-		crund_loaded_plugin *p = &reg->plugins[i];
+		crd_loaded_plugin *p = &reg->plugins[i];
 		if (!p->initialized)
 			continue;
 		/* fini may await; even if our task is being cancelled each
@@ -936,7 +936,7 @@ void crund_plugins_fini(crund_plugin_registry *reg, const crund_host_api *host)
 	}
 }
 
-void crund_plugins_free(crund_plugin_registry *reg)
+void crd_plugins_free(crd_plugin_registry *reg)
 {
 	if (!reg)
 		return;
@@ -967,7 +967,7 @@ static json_t *arg_to_json(const crund_arg_spec *a)
 	if (!o)
 		return NULL;
 	int bad = set_new(o, "name", json_string(a->name)) |
-		  set_new(o, "type", json_string(crund_arg_type_name(a->type))) |
+		  set_new(o, "type", json_string(crd_arg_type_name(a->type))) |
 		  set_new(o, "required", json_boolean(a->required)) |
 		  set_new(o, "description", str_or_empty(a->description));
 	if (a->default_json)
@@ -1009,7 +1009,7 @@ fail:
 	return NULL;
 }
 
-json_t *crund_plugin_to_json(const crund_loaded_plugin *p)
+json_t *crd_plugin_to_json(const crd_loaded_plugin *p)
 {
 	const crund_plugin *d = p->desc;
 	json_t *o = json_object(), *jobs = json_array();
@@ -1033,13 +1033,13 @@ fail:
 	return NULL;
 }
 
-json_t *crund_plugins_to_json(const crund_plugin_registry *reg)
+json_t *crd_plugins_to_json(const crd_plugin_registry *reg)
 {
 	json_t *a = json_array();
 	if (!a)
 		return NULL;
 	for (size_t i = 0; i < reg->n; i++)
-		if (json_array_append_new(a, crund_plugin_to_json(&reg->plugins[i])) < 0) {
+		if (json_array_append_new(a, crd_plugin_to_json(&reg->plugins[i])) < 0) {
 			json_decref(a);
 			return NULL;
 		}

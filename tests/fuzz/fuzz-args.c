@@ -1,6 +1,6 @@
 /*
  * fuzz-args.c — a submission's "args" against a job's declared argument
- * specs: crund_args_validate() and crund_arg_check() (daemon/args.c).
+ * specs: crd_args_validate() and crd_arg_check() (daemon/args.c).
  *
  * The specs are the real ones of the demo plugin (plugins/demo/demo.c is
  * linked in; its descriptor is read, no plugin code runs), plus one job
@@ -105,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *out = NULL;
 
 	memset(err, 0, sizeof(err));
-	int rc = crund_args_validate(job, args, &out, err, sizeof(err));
+	int rc = crd_args_validate(job, args, &out, err, sizeof(err));
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (args && !json_is_object(args))
 		FUZZ_CHECK(rc == -EINVAL);
@@ -136,7 +136,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* Validated arguments validate again to themselves: the daemon
 		 * may check a stored submission again (idempotent resubmit). */
 		json_t *again = NULL;
-		FUZZ_CHECK(crund_args_validate(job, out, &again, err, sizeof(err)) == 0);
+		FUZZ_CHECK(crd_args_validate(job, out, &again, err, sizeof(err)) == 0);
 		FUZZ_CHECK(json_equal(again, out));
 		json_decref(again);
 		/* And they serialise: the job is rendered and sent. */
@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (size_t i = 0; i < typed_job.n_args; i++) {
 			json_t *one = NULL;
 			memset(err, 0, sizeof(err));
-			rc = crund_arg_check(&typed_args[i], args, &one, err, sizeof(err));
+			rc = crd_arg_check(&typed_args[i], args, &one, err, sizeof(err));
 			FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 			if (rc == 0) {
 				check_value(&typed_args[i], one);

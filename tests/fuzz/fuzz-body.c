@@ -1,6 +1,6 @@
 /*
  * fuzz-body.c — a POST /v1/jobs body from parsing to a stored, rendered
- * job: jansson, the plugin and job lookup, crund_args_validate(), then the
+ * job: jansson, the plugin and job lookup, crd_args_validate(), then the
  * job store (daemon/jobs.c: submit with idempotency keys, the queue,
  * retention, lookups by id, cursors, log lines, finishing) and the job's
  * JSON rendering, which must always be valid JSON that gives back what was
@@ -33,30 +33,30 @@
 
 extern const crund_plugin crund_plugin_v1;
 
-static crund_loaded_plugin demo = {.desc = &crund_plugin_v1, .path = (char *)"demo.so"};
-static crund_plugin_registry reg = {.plugins = &demo, .n = 1};
+static crd_loaded_plugin demo = {.desc = &crund_plugin_v1, .path = (char *)"demo.so"};
+static crd_plugin_registry reg = {.plugins = &demo, .n = 1};
 
 static double clock_now;
 static double fake_now(void) { return clock_now += 0.25; }
 
-static int fake_start(crund_jobrec *j, void *data)
+static int fake_start(crd_jobrec *j, void *data)
 {
 	(void)j;
 	(void)data;
 	return 0;
 }
-static void fake_cancel(crund_jobrec *j, void *data)
+static void fake_cancel(crd_jobrec *j, void *data)
 {
 	(void)data;
 	j->flags |= CRUND_JF_CANCEL_REQ;
 }
 
 /* Render j; the text must be one JSON object with j's fields. */
-static void check_render(const crund_jobrec *j)
+static void check_render(const crd_jobrec *j)
 {
-	crund_buf b = CRUND_BUF_INIT;
-	crund_job_render(&b, j);
-	FUZZ_CHECK(crund_buf_ok(&b));
+	crd_buf b = CRUND_BUF_INIT;
+	crd_job_render(&b, j);
+	FUZZ_CHECK(crd_buf_ok(&b));
 	json_error_t jerr;
 	json_t *v = json_loadb(b.data, b.len, 0, &jerr);
 	if (!v)
@@ -69,7 +69,7 @@ static void check_render(const crund_jobrec *j)
 	FUZZ_CHECK(!j->args || json_equal(j->args, args));
 	json_decref(args);
 	FUZZ_CHECK(!strcmp(json_string_value(json_object_get(v, "state")),
-			   crund_job_state_name(j->state)));
+			   crd_job_state_name(j->state)));
 	if (j->idem_key)
 		FUZZ_CHECK(!strcmp(json_string_value(json_object_get(v, "idempotency_key")),
 				   j->idem_key));
@@ -78,29 +78,29 @@ static void check_render(const crund_jobrec *j)
 		FUZZ_CHECK(json_equal(json_object_get(v, "result"), res));
 		json_decref(res);
 	}
-	if (j->err_msg && crund_job_state_ended(j->state))
+	if (j->err_msg && crd_job_state_ended(j->state))
 		FUZZ_CHECK(!strcmp(
 			json_string_value(json_object_get(json_object_get(v, "error"), "message")),
 			j->err_msg));
 	json_decref(v);
-	crund_buf_free(&b);
+	crd_buf_free(&b);
 }
 
-static void render_cb(crund_jobrec *j, void *arg)
+static void render_cb(crd_jobrec *j, void *arg)
 {
 	(void)arg;
 	check_render(j);
 }
 
-static void submit(crund_jobs *s, json_t *body)
+static void submit(crd_jobs *s, json_t *body)
 {
 	json_t *jp = json_object_get(body, "plugin"), *jj = json_object_get(body, "job");
 	json_t *ja = json_object_get(body, "args"), *jt = json_object_get(body, "timeout");
 	json_t *jc = json_object_get(body, "context"),
 	       *jk = json_object_get(body, "idempotency_key");
 
-	const crund_loaded_plugin *p = crund_plugins_find(&reg, json_string_value(jp));
-	const crund_job_spec *spec = crund_plugins_find_job(p, json_string_value(jj));
+	const crd_loaded_plugin *p = crd_plugins_find(&reg, json_string_value(jp));
+	const crund_job_spec *spec = crd_plugins_find_job(p, json_string_value(jj));
 	if (!spec)
 		return;
 	if (ja && !json_is_object(ja) && !json_is_null(ja))
@@ -119,25 +119,24 @@ static void submit(crund_jobs *s, json_t *body)
 
 	json_t *args = NULL;
 	char err[300];
-	if (crund_args_validate(spec, json_is_object(ja) ? ja : NULL, &args, err, sizeof(err)) <
-	    0) {
+	if (crd_args_validate(spec, json_is_object(ja) ? ja : NULL, &args, err, sizeof(err)) < 0) {
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
 		return;
 	}
 	json_t *keep = json_incref(args);
-	crund_job_req req = {.plugin = p,
-			     .spec = spec,
-			     .args = args,
-			     .timeout = timeout,
-			     .isolated = ctx && !strcmp(ctx, "isolated"),
-			     .idem_key = idem};
-	crund_jobrec *j = NULL;
+	crd_job_req req = {.plugin = p,
+			   .spec = spec,
+			   .args = args,
+			   .timeout = timeout,
+			   .isolated = ctx && !strcmp(ctx, "isolated"),
+			   .idem_key = idem};
+	crd_jobrec *j = NULL;
 	bool existing = false;
-	int rc = crund_jobs_submit(s, &req, &j, &existing);
+	int rc = crd_jobs_submit(s, &req, &j, &existing);
 	FUZZ_CHECK(rc == 0 || rc == -EEXIST || rc == -EAGAIN);
 	if (rc == 0) {
 		FUZZ_CHECK(j != NULL);
-		FUZZ_CHECK(crund_jobs_find(s, j->id) == j);
+		FUZZ_CHECK(crd_jobs_find(s, j->id) == j);
 		FUZZ_CHECK(json_equal(j->args, keep));
 		if (!existing) {
 			FUZZ_CHECK(j->spec == spec);
@@ -149,45 +148,45 @@ static void submit(crund_jobs *s, json_t *body)
 }
 
 /* Text from outside the daemon: ids, cursors, ?state=, log lines, errors. */
-static void outside_text(crund_jobs *s, const char *t)
+static void outside_text(crd_jobs *s, const char *t)
 {
 	uint64_t seq;
-	crund_jobrec *j = crund_jobs_find(s, t);
+	crd_jobrec *j = crd_jobs_find(s, t);
 	if (j) {
-		FUZZ_CHECK(crund_jobs_parse_id(s, t, &seq) == 0 && seq == j->seq);
+		FUZZ_CHECK(crd_jobs_parse_id(s, t, &seq) == 0 && seq == j->seq);
 		FUZZ_CHECK(!strcmp(j->id, t)); /* one canonical spelling */
 	}
 	unsigned mask = 0;
-	if (crund_parse_state_mask(t, &mask) < 0)
+	if (crd_parse_state_mask(t, &mask) < 0)
 		mask = 0;
 	bool more = false;
-	int rc = crund_jobs_list(s, mask, NULL, t, 3, render_cb, NULL, &more);
+	int rc = crd_jobs_list(s, mask, NULL, t, 3, render_cb, NULL, &more);
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
-	rc = crund_jobs_list(s, 0, t, NULL, 2, render_cb, NULL, &more);
+	rc = crd_jobs_list(s, 0, t, NULL, 2, render_cb, NULL, &more);
 	FUZZ_CHECK(rc == 0);
 
 	if (s->newest)
-		crund_jobs_log_append(s->newest, t, strlen(t));
+		crd_jobs_log_append(s->newest, t, strlen(t));
 	for (j = s->oldest; j; j = j->newer) {
 		if (j->state == CRUND_JOB_RUNNING) {
-			crund_jobs_finish(s, j, CRUND_JOB_FAILED, "plugin_error", t);
+			crd_jobs_finish(s, j, CRUND_JOB_FAILED, "plugin_error", t);
 			break;
 		}
 	}
 }
 
-static void outside_number(crund_jobs *s, json_int_t n)
+static void outside_number(crd_jobs *s, json_int_t n)
 {
-	crund_jobrec *j = crund_jobs_find_seq(s, (uint64_t)n);
+	crd_jobrec *j = crd_jobs_find_seq(s, (uint64_t)n);
 	if (!j)
 		return;
 	if (j->state == CRUND_JOB_RUNNING && (j->flags & CRUND_JF_CANCEL_REQ)) {
-		int rc = crund_jobs_set_result(j, json_incref(j->args));
+		int rc = crd_jobs_set_result(j, json_incref(j->args));
 		FUZZ_CHECK(rc == 0 || rc == -E2BIG);
-		crund_jobs_finish(s, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
+		crd_jobs_finish(s, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
 		return;
 	}
-	int rc = crund_jobs_cancel(s, j, "cancelled");
+	int rc = crd_jobs_cancel(s, j, "cancelled");
 	FUZZ_CHECK(rc == 0 || rc == -EALREADY);
 }
 
@@ -198,17 +197,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 
 	/* Small limits, so a few submissions fill the queue and evict. */
-	crund_jobs_limits lim = {.max_running = 2,
-				 .max_queued = 2,
-				 .retain_jobs = 3,
-				 .retain_seconds = 3600,
-				 .max_result_bytes = 1024,
-				 .max_log_bytes = 256};
-	crund_jobs_ops ops = {.start = fake_start, .cancel = fake_cancel};
-	crund_jobs s;
+	crd_jobs_limits lim = {.max_running = 2,
+			       .max_queued = 2,
+			       .retain_jobs = 3,
+			       .retain_seconds = 3600,
+			       .max_result_bytes = 1024,
+			       .max_log_bytes = 256};
+	crd_jobs_ops ops = {.start = fake_start, .cancel = fake_cancel};
+	crd_jobs s;
 	clock_now = 1.7e9;
-	FUZZ_CHECK(crund_jobs_init(&s, &lim, &ops, NULL, fake_now) == 0);
-	crund_jobs_set_prefix(&s, "fz");
+	FUZZ_CHECK(crd_jobs_init(&s, &lim, &ops, NULL, fake_now) == 0);
+	crd_jobs_set_prefix(&s, "fz");
 
 	if (json_is_object(body)) {
 		submit(&s, body);
@@ -229,10 +228,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* Everything the store holds renders. */
 	bool more;
-	FUZZ_CHECK(crund_jobs_list(&s, 0, NULL, NULL, 1000, render_cb, NULL, &more) == 0);
+	FUZZ_CHECK(crd_jobs_list(&s, 0, NULL, NULL, 1000, render_cb, NULL, &more) == 0);
 	FUZZ_CHECK(!more);
 	FUZZ_CHECK(s.count <= lim.max_running + lim.max_queued + lim.retain_jobs);
-	crund_jobs_free(&s);
+	crd_jobs_free(&s);
 	json_decref(body);
 	return 0;
 }

@@ -1,7 +1,7 @@
 /*
  * fuzz-config.c — crund's settings from outside: the config file
- * (crund_config_parse_text), the command line (crund_config_parse) and
- * listen addresses (crund_listen_parse), all in daemon/config.c.
+ * (crd_config_parse_text), the command line (crd_config_parse) and
+ * listen addresses (crd_listen_parse), all in daemon/config.c.
  *
  * Input: a config file's text; or, when it starts with "ARGV\n", a
  * command line, one argument per line.  Arguments that would read files
@@ -18,7 +18,7 @@
 #include "log.h"
 
 /* Every accepted setting is inside its documented bounds (crund --help). */
-static void check_config(const crund_config *c)
+static void check_config(const crd_config *c)
 {
 	FUZZ_CHECK(c->max_running >= 1 && c->max_running <= 1000000);
 	FUZZ_CHECK(c->max_queued <= 10000000);
@@ -40,10 +40,10 @@ static void check_config(const crund_config *c)
 
 static void check_listen(const char *s)
 {
-	crund_listen_addr a;
+	crd_listen_addr a;
 	char err[512];
 	memset(err, 0, sizeof(err));
-	int rc = crund_listen_parse(s, &a, err, sizeof(err));
+	int rc = crd_listen_parse(s, &a, err, sizeof(err));
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc < 0) {
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
@@ -80,11 +80,11 @@ static void fuzz_argv(char *text)
 	}
 	argv[argc] = NULL;
 
-	crund_config c;
+	crd_config c;
 	char err[512];
-	crund_config_defaults(&c);
+	crd_config_defaults(&c);
 	memset(err, 0, sizeof(err));
-	int rc = crund_config_parse(&c, argc, argv, err, sizeof(err));
+	int rc = crd_config_parse(&c, argc, argv, err, sizeof(err));
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc == 0) {
 		check_config(&c);
@@ -95,7 +95,7 @@ static void fuzz_argv(char *text)
 	} else {
 		FUZZ_CHECK(fuzz_err_ok(err, sizeof(err)));
 	}
-	crund_config_free(&c);
+	crd_config_free(&c);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -107,11 +107,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	}
 
-	crund_config c;
+	crd_config c;
 	char err[512];
-	crund_config_defaults(&c);
+	crd_config_defaults(&c);
 	memset(err, 0, sizeof(err));
-	int rc = crund_config_parse_text(&c, text, "fuzz.conf", err, sizeof(err));
+	int rc = crd_config_parse_text(&c, text, "fuzz.conf", err, sizeof(err));
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc == 0) {
 		check_config(&c);
@@ -125,7 +125,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	 * and each listen value is parsed as the daemon would. */
 	for (size_t i = 0; i < c.n_listen; i++)
 		check_listen(c.listen[i]);
-	crund_config_free(&c);
+	crd_config_free(&c);
 	free(text);
 	return 0;
 }

@@ -8,7 +8,7 @@
  *
  * Cross-check with the daemon: a value crunctl typed for a declared type
  * must pass the daemon's own check for that type (daemon/args.c,
- * crund_arg_check), or the user gets a 400 for a value crunctl accepted.
+ * crd_arg_check), or the user gets a 400 for a value crunctl accepted.
  *
  * Input: "TYPE\nARG": TYPE is the declared type as GET /v1/plugins gives
  * it ("string", "integer", ... or anything: unknown types are strings),
@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				crund_arg_spec spec = {.name = key, .type = daemon_type(type)};
 				json_t *checked = NULL;
 				char derr[300];
-				int drc = crund_arg_check(&spec, v, &checked, derr, sizeof(derr));
+				int drc = crd_arg_check(&spec, v, &checked, derr, sizeof(derr));
 				if (drc < 0)
 					fprintf(stderr,
 						"crunctl typed '%s' as %s, the daemon says: %s\n",

@@ -1,6 +1,6 @@
 /*
  * fuzz-route.c — the request line and the query values of the HTTP API:
- * crund_route() (method + path, as libmicrohttpd hands them over, query
+ * crd_route() (method + path, as libmicrohttpd hands them over, query
  * string already stripped) and the ?wait, ?limit and ?state parsers
  * (daemon/route.c).
  *
@@ -36,9 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_split_lines(text, f, 5);
 
 	if (f[0] && f[1]) {
-		crund_route_match m;
+		crd_route_match m;
 		memset(&m, 0xa5, sizeof(m)); /* every field must be written */
-		crund_route(f[0], f[1], &m);
+		crd_route(f[0], f[1], &m);
 		FUZZ_CHECK(m.status == 0 || m.status == 404 || m.status == 405);
 		FUZZ_CHECK(memchr(m.param, '\0', sizeof(m.param)));
 		if (m.status == 404) {
@@ -56,27 +56,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		/* HEAD is GET without a body: they route the same. */
 		if (!strcmp(f[0], "GET")) {
-			crund_route_match h;
-			crund_route("HEAD", f[1], &h);
+			crd_route_match h;
+			crd_route("HEAD", f[1], &h);
 			FUZZ_CHECK(h.route == m.route && h.status == m.status);
 			FUZZ_CHECK(!strcmp(h.param, m.param));
 		}
 	}
 
 	double wait = -1;
-	int rc = crund_parse_wait(f[2], &wait);
+	int rc = crd_parse_wait(f[2], &wait);
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc == 0)
 		FUZZ_CHECK(isfinite(wait) && wait >= 0 && wait <= CRUND_WAIT_MAX);
 
 	size_t limit = 0;
-	rc = crund_parse_limit(f[3], &limit);
+	rc = crd_parse_limit(f[3], &limit);
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc == 0)
 		FUZZ_CHECK(limit >= 1 && limit <= CRUND_LIST_MAX);
 
 	unsigned mask = 0xdead;
-	rc = crund_parse_state_mask(f[4], &mask);
+	rc = crd_parse_state_mask(f[4], &mask);
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc == 0)
 		FUZZ_CHECK(mask < (1u << CRUND_JOB_NSTATES) && (f[4] == NULL || mask != 0));

@@ -1,5 +1,5 @@
 /* Fixture: a valid plugin whose init logs why and returns -EIO.  Loaded,
- * then removed by crund_plugins_init() with "init failed". */
+ * then removed by crd_plugins_init() with "init failed". */
 #include <errno.h>
 
 #include <crund/plugin.h>

@@ -22,3 +22,15 @@ tests_test_config_SOURCES = tests/test-config.c daemon/settings.c daemon/log.c
 tests_test_config_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_config_LDADD = $(DAEMON_TEST_LIBS)
 endif
+
+# test-store: the store seam, the same cases against memory: and sqlite:,
+# then what only a file shows (reopen, lock, foreign/newer files, a failing
+# disk).
+if HAVE_CHECK
+DAEMON_TESTS += tests/test-store
+check_PROGRAMS += tests/test-store
+tests_test_store_SOURCES = tests/test-store.c tests/testutil.h daemon/store/store.c \
+	daemon/store/memory.c daemon/store/sqlite.c
+tests_test_store_CFLAGS = $(DAEMON_TEST_CFLAGS) $(SQLITE_CFLAGS)
+tests_test_store_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(SQLITE_LIBS) -lpthread
+endif

@@ -26,6 +26,7 @@ typedef struct crd_daemon {
 	crd_plugin_registry reg;
 	crd_plugins_opts popts;
 	crd_jobs jobs;
+	crd_store *store; /* the job store (memory: or durable) */
 	crd_http *http;
 	int n_listen_fds;  /* socket activation: fds 3.. */
 	bool draining;     /* first signal seen */
@@ -45,6 +46,9 @@ int crd_exec_start(crd_jobrec *job, void *data);
 void crd_exec_cancel(crd_jobrec *job, void *data);
 /* Jobs whose task is still alive (a forced end at shutdown leaves some). */
 size_t crd_exec_live_tasks(void);
+/* The jobs module's wake_at: crd_jobs_due() at wall-clock time `when`. */
+void crd_exec_wake_at(double when, void *data);
+void crd_exec_wake_stop(void);
 
 /* watchdog.c: loop heartbeat, stall detection, systemd WATCHDOG=1. */
 int crd_watchdog_start(cr_loop *loop);

@@ -22,7 +22,8 @@
 #include "log.h"
 #include "notify.h"
 
-#define EXPIRE_INTERVAL 1.0 /* s between age-retention sweeps */
+#define EXPIRE_INTERVAL   1.0  /* s between age-retention sweeps */
+#define STORE_DRAIN_BOUND 10.0 /* s the store gets at shutdown to write what is pending */
 
 crd_daemon crd_d;
 static int exit_code;
@@ -36,10 +37,57 @@ static void plugins_log(int level, const char *fmt, ...)
 	va_end(ap);
 }
 
+static const crund_job_spec *resolve_job(void *arg, const char *plugin, const char *job,
+					 const crd_loaded_plugin **ret_plugin)
+{
+	(void)arg;
+	const crd_loaded_plugin *p = crd_plugins_find(&crd_d.reg, plugin);
+	*ret_plugin = p;
+	return p ? crd_plugins_find_job(p, job) : NULL;
+}
+
+/* Open the store, hand it to the jobs module and read its jobs back.  A
+ * store that cannot be opened, locked or read stops the start (logged
+ * with the path and what to do). */
+static int open_store(const crd_config *c)
+{
+	char err[768];
+	char *url = c->store ? strdup(c->store) : crd_store_default_url();
+	crd_store_opts so = {.sync = c->sync, .loop = crd_d.loop};
+	int rc;
+	if (!url) {
+		crd_log(CRUND_LOG_ERROR, "out of memory");
+		return -ENOMEM;
+	}
+	rc = crd_store_open(url, &so, &crd_d.store, err, sizeof(err));
+	free(url);
+	if (rc < 0) {
+		crd_log(CRUND_LOG_ERROR, "%s", err);
+		return rc;
+	}
+	crd_jobs_set_store(&crd_d.jobs, crd_d.store);
+	if ((rc = crd_jobs_load(&crd_d.jobs, resolve_job, NULL)) < 0) {
+		crd_log(CRUND_LOG_ERROR, "store %s: cannot read its jobs: %s",
+			crd_store_describe(crd_d.store), cr_strerror(rc));
+		return rc;
+	}
+	if (crd_store_durable(crd_d.store))
+		crd_log(CRUND_LOG_INFO,
+			"store %s: %zu jobs (%zu queued, %zu running; %llu interrupted by the "
+			"last stop)",
+			crd_store_describe(crd_d.store), crd_d.jobs.count,
+			crd_d.jobs.n_state[CRUND_JOB_QUEUED], crd_d.jobs.n_state[CRUND_JOB_RUNNING],
+			(unsigned long long)crd_d.jobs.n_interrupted);
+	else
+		crd_log(CRUND_LOG_INFO, "store %s", crd_store_describe(crd_d.store));
+	return 0;
+}
+
 static void expire_tick(void *arg)
 {
 	(void)arg;
 	crd_jobs_expire(&crd_d.jobs);
+	crd_jobs_flush_dirty(&crd_d.jobs);
 	cr_handle_unref(expire_h);
 	if (cr_call_later(crd_d.loop, EXPIRE_INTERVAL, expire_tick, NULL, &expire_h) < 0)
 		expire_h = NULL;
@@ -100,14 +148,20 @@ static int serve_main(void *arg, void **ret_value)
 		.retain_seconds = c->retain_seconds,
 		.max_result_bytes = c->max_result_bytes,
 		.max_log_bytes = c->max_log_bytes,
+		.retry_max_delay = c->retry_max_delay,
 	};
 	crd_jobs_ops ops = {
 		.start = crd_exec_start,
 		.cancel = crd_exec_cancel,
+		.wake_at = crd_exec_wake_at,
 	};
 	if ((rc = crd_jobs_init(&crd_d.jobs, &lim, &ops, NULL, NULL)) < 0) {
 		crd_log(CRUND_LOG_ERROR, "out of memory");
 		exit_code = 1;
+		goto fini;
+	}
+	if ((rc = open_store(c)) < 0) {
+		exit_code = rc == -EINVAL ? 2 : 1; /* a URL this crund does not know: usage */
 		goto fini;
 	}
 	if ((rc = crd_http_start(&crd_d.http)) < 0) {
@@ -144,6 +198,14 @@ static int serve_main(void *arg, void **ret_value)
 			break;
 
 	crd_shutdown_run();
+	crd_exec_wake_stop();
+	crd_jobs_flush_dirty(&crd_d.jobs);
+	if (crd_d.store && crd_store_drain(crd_d.store, STORE_DRAIN_BOUND) < 0)
+		crd_log(CRUND_LOG_WARNING, "store %s: could not write everything within %g s%s%s",
+			crd_store_describe(crd_d.store), STORE_DRAIN_BOUND,
+			crd_store_error(crd_d.store, NULL) ? ": " : "",
+			crd_store_error(crd_d.store, NULL) ? crd_store_error(crd_d.store, NULL)
+							   : "");
 	if (expire_h) {
 		cr_handle_cancel(expire_h);
 		expire_h = cr_handle_unref(expire_h);
@@ -219,6 +281,10 @@ int main(int argc, char **argv)
 	cr_runner_close(crd_d.runner);
 	cr_runner_free(crd_d.runner);
 	crd_d.stop_ev = cr_event_free(crd_d.stop_ev);
+	/* after the runner: jobs that ended while it closed are written too */
+	crd_jobs_flush_dirty(&crd_d.jobs);
+	crd_store_close(crd_d.store);
+	crd_d.store = NULL;
 	crd_jobs_free(&crd_d.jobs);
 	crd_plugins_free(&crd_d.reg);
 	crd_notify_close();

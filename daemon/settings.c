@@ -19,6 +19,7 @@
 
 #include "settings.h"
 #include "log.h"
+#include "store/store.h"
 
 const char crd_config_help[] =
 	"Usage: crund [OPTION]...\n"
@@ -47,6 +48,14 @@ const char crd_config_help[] =
 	"  --allow-command-plugins   load plugins that run arbitrary commands\n"
 	"  --debug                   runtime debug mode and debug logging\n"
 	"  --log-level LEVEL         error, warning, info (default) or debug\n"
+	"  --store URL               where jobs are kept: sqlite:PATH (default\n"
+	"                            $STATE_DIRECTORY/crund.db under systemd, else\n"
+	"                            /var/lib/crund/crund.db for root and\n"
+	"                            ~/.local/state/crund/crund.db for others) or\n"
+	"                            memory: (every job is lost when crund exits)\n"
+	"  --sync full|normal        full (default): an accepted job survives power loss;\n"
+	"                            normal: it survives a crash of crund, not of the machine\n"
+	"  --retry-max-delay S       longest backoff before a retry (default 3600)\n"
 	"  --config FILE             read settings from FILE ('key = value' lines,\n"
 	"                            keys as the long options without '--')\n"
 	"  --version                 print the version and exit\n"
@@ -54,7 +63,7 @@ const char crd_config_help[] =
 	"\n"
 	"Exit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n";
 
-enum opt_type { T_LIST, T_STR, T_UINT, T_DOUBLE, T_SIZE, T_BOOL, T_LEVEL };
+enum opt_type { T_LIST, T_STR, T_UINT, T_DOUBLE, T_SIZE, T_BOOL, T_LEVEL, T_SYNC };
 
 struct opt {
 	const char *name;
@@ -86,6 +95,9 @@ static const struct opt opts[] = {
 	{"allow-command-plugins", T_BOOL, O(allow_command_plugins), 0, 0, 0},
 	{"debug", T_BOOL, O(debug), 0, 0, 0},
 	{"log-level", T_LEVEL, O(log_level), 0, 0, 0},
+	{"store", T_STR, O(store), 0, 0, 0},
+	{"sync", T_SYNC, O(sync), 0, 0, 0},
+	{"retry-max-delay", T_DOUBLE, O(retry_max_delay), 0, 0, 30 * 86400.0},
 };
 #undef O
 
@@ -105,6 +117,7 @@ void crd_config_defaults(crd_config *c)
 	c->stream_ping = CRUND_DEFAULT_STREAM_PING;
 	c->idle_timeout = CRUND_DEFAULT_IDLE_TIMEOUT;
 	c->log_level = CRUND_LOG_INFO;
+	c->retry_max_delay = CRUND_DEFAULT_RETRY_MAX_DELAY;
 }
 
 static void free_list(char ***list, size_t *n)
@@ -126,6 +139,7 @@ void crd_config_free(crd_config *c)
 		free(c->token);
 	}
 	free(c->config_file);
+	free(c->store);
 	memset(c, 0, sizeof(*c));
 }
 
@@ -264,6 +278,15 @@ static int apply(crd_config *c, const struct opt *o, const char *v, bool replace
 	case T_BOOL:
 		if (parse_bool(v, (bool *)(base + o->off)) < 0)
 			return fail(err, errlen, "%s%s: '%s' is not a boolean (true/false)", where,
+				    o->name, v);
+		return 0;
+	case T_SYNC:
+		if (!strcmp(v, "full"))
+			*(int *)(base + o->off) = CRD_STORE_SYNC_FULL;
+		else if (!strcmp(v, "normal"))
+			*(int *)(base + o->off) = CRD_STORE_SYNC_NORMAL;
+		else
+			return fail(err, errlen, "%s--%s: '%s' is not full or normal", where,
 				    o->name, v);
 		return 0;
 	case T_LEVEL: {

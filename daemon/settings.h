@@ -30,6 +30,7 @@
 /* s: a connection idle (or a client this slow) this long is closed; 75 s
  * like nginx's and aiohttp's keep-alive */
 #define CRUND_DEFAULT_IDLE_TIMEOUT     75u
+#define CRUND_DEFAULT_RETRY_MAX_DELAY  3600.0
 
 typedef struct crd_config {
 	char **listen; /* n_listen strings, owned */
@@ -54,8 +55,11 @@ typedef struct crd_config {
 	bool allow_insecure_plugins;
 	bool allow_command_plugins;
 	bool debug;
-	int log_level;     /* CRUND_LOG_* */
-	char *config_file; /* owned, or NULL */
+	int log_level;          /* CRUND_LOG_* */
+	char *config_file;      /* owned, or NULL */
+	char *store;            /* --store URL, owned; NULL: crd_store_default_url() */
+	int sync;               /* CRD_STORE_SYNC_* */
+	double retry_max_delay; /* s: the cap of a retry's backoff */
 } crd_config;
 
 void crd_config_defaults(crd_config *c);

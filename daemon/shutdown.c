@@ -62,9 +62,10 @@ void crd_shutdown_run(void)
 
 	crd_notify("STOPPING=1\nSTATUS=draining");
 	crd_d.draining = true;
-	size_t queued = crd_d.jobs.n_state[CRUND_JOB_QUEUED];
-	crd_jobs_drain(&crd_d.jobs);
-	if (queued)
+	size_t queued = crd_jobs_drain(&crd_d.jobs);
+	if (queued && crd_store_durable(crd_d.store))
+		crd_log(CRUND_LOG_INFO, "%zu queued jobs stay queued for the next start", queued);
+	else if (queued)
 		crd_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
 
 	/* 1. the grace period */

@@ -6,17 +6,17 @@
 if HAVE_CHECK
 DAEMON_TESTS += tests/test-http tests/test-jobs tests/test-config
 check_PROGRAMS += tests/test-http tests/test-jobs tests/test-config
-DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) -I$(top_srcdir)/daemon
-DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) -lm
+DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/daemon
+DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
 
-tests_test_http_SOURCES = tests/test-http.c daemon/http/route.c daemon/jobs/jobs.c daemon/buf.c \
+tests_test_http_SOURCES = tests/test-http.c daemon/http/route.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c \
 	daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/args.c
 tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) -ldl
 
-tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs/jobs.c daemon/buf.c
+tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c
 tests_test_jobs_CFLAGS = $(DAEMON_TEST_CFLAGS)
-tests_test_jobs_LDADD = $(DAEMON_TEST_LIBS)
+tests_test_jobs_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS)
 
 tests_test_config_SOURCES = tests/test-config.c daemon/settings.c daemon/log.c
 tests_test_config_CFLAGS = $(DAEMON_TEST_CFLAGS)
@@ -29,8 +29,7 @@ endif
 if HAVE_CHECK
 DAEMON_TESTS += tests/test-store
 check_PROGRAMS += tests/test-store
-tests_test_store_SOURCES = tests/test-store.c tests/testutil.h daemon/store/store.c \
-	daemon/store/memory.c daemon/store/sqlite.c
-tests_test_store_CFLAGS = $(DAEMON_TEST_CFLAGS) $(SQLITE_CFLAGS)
-tests_test_store_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(SQLITE_LIBS) -lpthread
+tests_test_store_SOURCES = tests/test-store.c tests/testutil.h $(STORE_SOURCES)
+tests_test_store_CFLAGS = $(DAEMON_TEST_CFLAGS)
+tests_test_store_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS)
 endif

@@ -51,8 +51,8 @@ static crd_jobs S;
 
 static void setup_lim(unsigned run, unsigned queued, unsigned retain, double retain_s)
 {
-	crd_jobs_limits lim = {run, queued, retain, retain_s, 1024, 64};
-	crd_jobs_ops ops = {fake_start, fake_cancel, fake_ended};
+	crd_jobs_limits lim = {run, queued, retain, retain_s, 1024, 64, 0};
+	crd_jobs_ops ops = {fake_start, fake_cancel, fake_ended, NULL};
 	n_started = n_cancel_asked = n_ended_hook = 0;
 	start_rc = 0;
 	fake_now = 1000.0;
@@ -103,7 +103,7 @@ END_TEST
 START_TEST(random_prefix_differs_between_stores)
 {
 	crd_jobs other;
-	crd_jobs_limits lim = {1, 1, 1, 1, 1, 1};
+	crd_jobs_limits lim = {1, 1, 1, 1, 1, 1, 0};
 	crd_jobs_ops ops = {0};
 	ck_assert_int_eq(crd_jobs_init(&other, &lim, &ops, NULL, NULL), 0);
 	crd_jobs third;

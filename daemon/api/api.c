@@ -87,6 +87,49 @@ static crd_mhd_result bad_wait(crd_req *r)
 
 /* ------------------------------------------------------------ POST /v1/jobs */
 
+static crd_mhd_result store_unavailable(crd_req *r)
+{
+	int code = 0;
+	const char *why = crd_store_error(crd_d.store, &code);
+	crd_resp_opts o = {.retry_after = 1};
+	return crd_http_error(r, 503, "store_unavailable", &o,
+			      "the job store cannot take the job: %s; nothing was accepted",
+			      why ? why : cr_strerror(code ? code : -EIO));
+}
+
+/* A submission waiting for its commit. */
+struct accept_ticket {
+	struct crd_hold_ticket hold;
+};
+
+static void job_accepted(void *arg, crd_jobrec *job, int rc)
+{
+	struct accept_ticket *t = arg;
+	crd_req *r = t->hold.req;
+	if (r) {
+		r->accept_rc = rc;
+		if (job)
+			snprintf(r->rm.param, sizeof(r->rm.param), "%s", job->id);
+		crd_http_release(&t->hold);
+	}
+	free(t);
+}
+
+crd_mhd_result crd_api_resume(crd_req *r)
+{
+	if (r->accept_rc < 0) {
+		if (r->accept_rc == -ENOMEM)
+			return crd_http_error(r, 500, "internal", NULL, "out of memory");
+		return store_unavailable(r);
+	}
+	crd_jobrec *job = crd_jobs_find(&crd_d.jobs, r->rm.param);
+	if (!job) /* forgotten already (retention of 0) */
+		return job_not_found(r);
+	if (r->wait_seconds > 0 && !crd_job_state_ended(job->state))
+		return crd_http_wait(r, job, r->wait_seconds, 201, true);
+	return send_job(r, 201, job, true);
+}
+
 static crd_mhd_result post_job(crd_req *r)
 {
 	crd_submission sub;
@@ -111,6 +154,11 @@ static crd_mhd_result post_job(crd_req *r)
 	if (rc < 0)
 		return crd_http_error(r, 500, "internal", NULL, "out of memory");
 
+	struct accept_ticket *t = NULL;
+	if (crd_store_durable(crd_d.store) && !(t = calloc(1, sizeof(*t)))) {
+		crd_submission_free(&sub);
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	}
 	crd_job_req req = {
 		.plugin = sub.plugin,
 		.spec = sub.spec,
@@ -118,13 +166,26 @@ static crd_mhd_result post_job(crd_req *r)
 		.timeout = sub.timeout,
 		.isolated = sub.isolated,
 		.idem_key = sub.idem_key,
+		.max_attempts = sub.max_attempts,
+		.run_at = sub.run_at,
+		.on_interrupt = sub.on_interrupt,
+		.accepted = job_accepted,
+		.accepted_arg = t,
 	};
 	sub.args = NULL; /* the store takes it */
 	crd_jobrec *job;
 	bool existing = false;
 	crd_mhd_result ret;
 	rc = crd_jobs_submit(&crd_d.jobs, &req, &job, &existing);
-	if (rc == -EAGAIN) {
+	if (rc != CRD_JOBS_PENDING)
+		free(t);
+	if (rc == CRD_JOBS_PENDING) {
+		/* durable: answered once the job's row has committed */
+		r->wait_seconds = wait;
+		ret = crd_http_hold(r, &t->hold);
+	} else if (rc == -EIO) {
+		ret = store_unavailable(r);
+	} else if (rc == -EAGAIN) {
 		crd_resp_opts o = {.retry_after = 1};
 		ret = crd_http_error(r, 429, "queue_full", &o,
 				     "too many jobs: %u running and %u queued; retry later",
@@ -335,7 +396,12 @@ static crd_mhd_result get_info(crd_req *r)
 			crd_buf_addc(b, ',');
 		crd_buf_add_jstr(b, urls[i]);
 	}
-	crd_buf_adds(b, "]}\n");
+	crd_buf_adds(b, "],\"store\":{\"url\":");
+	crd_buf_add_jstr(b, crd_store_describe(crd_d.store));
+	crd_buf_addf(
+		b, ",\"durable\":%s,\"error\":", crd_store_durable(crd_d.store) ? "true" : "false");
+	crd_buf_add_jstr(b, crd_store_error(crd_d.store, NULL));
+	crd_buf_adds(b, "}}\n");
 	return crd_http_send(r, 200, NULL);
 }
 
@@ -346,6 +412,15 @@ static crd_mhd_result get_health(crd_req *r)
 		return crd_http_respond(r, 503, "{\"status\":\"draining\"}\n", 22, &o);
 	if (crd_watchdog_stalled())
 		return crd_http_respond(r, 503, "{\"status\":\"stalled\"}\n", 21, NULL);
+	const char *why = crd_store_error(crd_d.store, NULL);
+	if (why) {
+		/* submissions are refused: a balancer should send them elsewhere */
+		crd_buf *b = crd_http_out(r);
+		crd_buf_adds(b, "{\"status\":\"store_unavailable\",\"message\":");
+		crd_buf_add_jstr(b, why);
+		crd_buf_adds(b, "}\n");
+		return crd_http_send(r, 503, NULL);
+	}
 	return crd_http_respond(r, 200, "{\"status\":\"ok\"}\n", 16, NULL);
 }
 

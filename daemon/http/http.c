@@ -32,7 +32,7 @@
 #define CONNECTION_MEMORY  ((size_t)16 * 1024)
 #define STREAM_MAX_PENDING ((size_t)1 << 20) /* unread event-stream bytes */
 
-enum { RQ_NEW, RQ_BODY, RQ_WAITING, RQ_READY, RQ_DONE, RQ_STREAM };
+enum { RQ_NEW, RQ_BODY, RQ_WAITING, RQ_READY, RQ_DONE, RQ_STREAM, RQ_HELD, RQ_RELEASED };
 
 struct server {
 	struct MHD_Daemon *d;
@@ -332,6 +332,31 @@ crd_mhd_result crd_http_wait(crd_req *req, crd_jobrec *job, double seconds, unsi
 	return MHD_YES;
 }
 
+/* ------------------------------------------------------------ holding */
+
+crd_mhd_result crd_http_hold(crd_req *req, struct crd_hold_ticket *ticket)
+{
+	ticket->req = req;
+	req->ticket = ticket;
+	req->mode = RQ_HELD;
+	suspend(req);
+	return MHD_YES;
+}
+
+void crd_http_release(struct crd_hold_ticket *ticket)
+{
+	crd_req *r = ticket->req;
+	if (!r)
+		return;
+	ticket->req = NULL;
+	r->ticket = NULL;
+	r->mode = RQ_RELEASED;
+	if (r->suspended)
+		resume(r);
+	else
+		crd_http_kick();
+}
+
 /* --------------------------------------------------------- event stream */
 
 static void stream_add_job(crd_req *r, const char *event, const crd_jobrec *job)
@@ -570,6 +595,19 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		return crd_api_handle(r);
 	case RQ_READY:
 		return answer_pending(r);
+	case RQ_RELEASED:
+		r->mode = RQ_DONE;
+		return crd_api_resume(r);
+	case RQ_HELD:
+		/* resumed at shutdown before its release */
+		if (r->ticket) {
+			r->ticket->req = NULL;
+			r->ticket = NULL;
+		}
+		r->mode = RQ_DONE;
+		return crd_http_error(r, 503, "draining", NULL,
+				      "the daemon is shutting down; the job may still run at its "
+				      "next start");
 	case RQ_WAITING:
 		/* asked again while deferred: the job is still going */
 		if (r->deferred && !the_http->stopping) {
@@ -605,6 +643,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	*con_cls = NULL;
 	crd_jobs_unsubscribe(&r->sub);
+	if (r->ticket) { /* held: its release will find nobody */
+		r->ticket->req = NULL;
+		r->ticket = NULL;
+	}
 	if (r->timer) {
 		cr_handle_cancel(r->timer);
 		cr_handle_unref(r->timer);

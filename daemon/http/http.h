@@ -57,6 +57,16 @@ struct crd_req {
 	size_t stream_off;
 	bool stream_end;
 	crd_req *snext, *sprev; /* suspended requests */
+	/* a submission waiting for its commit (api.c) */
+	struct crd_hold_ticket *ticket;
+	int accept_rc;
+};
+
+/* A held request's link to whoever will release it: the request clears
+ * `req` when it goes away first (client gone), so a late release finds
+ * nothing to answer. */
+struct crd_hold_ticket {
+	crd_req *req;
 };
 
 /* Extra answer headers. */
@@ -98,11 +108,18 @@ crd_mhd_result crd_http_error(crd_req *req, unsigned status, const char *code,
  * `status` with the job (Location when `location`). */
 crd_mhd_result crd_http_wait(crd_req *req, crd_jobrec *job, double seconds, unsigned status,
 			     bool location);
+/* Hold the answer (suspend) until crd_http_release: the handler then runs
+ * crd_api_resume(req).  The request's ticket is set (owned by the caller
+ * that releases it: free it after release, or when ticket->req is NULL). */
+crd_mhd_result crd_http_hold(crd_req *req, struct crd_hold_ticket *ticket);
+void crd_http_release(struct crd_hold_ticket *ticket);
 /* Answer with a text/event-stream of the job's events. */
 crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job);
 
 /* api/api.c: answer a request whose body (if any) is complete. */
 crd_mhd_result crd_api_handle(crd_req *req);
+/* api/api.c: a held request was released (crd_http_hold). */
+crd_mhd_result crd_api_resume(crd_req *req);
 /* api/api.c: the token check (constant time); true when no token is set. */
 bool crd_api_authorized(struct MHD_Connection *conn);
 

@@ -202,8 +202,19 @@ static void job_free(crd_jobs *s, crd_jobrec *j)
 	free(j->progress_msg);
 	free(j->log);
 	free(j->idem_key);
+	free(j->attempts);
 	rec_free(s, j);
 }
+
+/* A plugin (or one of its jobs) that recorded jobs name but that is not
+ * loaded now: ended jobs keep their names through it. */
+struct crd_ghost {
+	struct crd_ghost *next;
+	crund_plugin desc;
+	crd_loaded_plugin lp;
+	crund_job_spec spec;
+	char names[];
+};
 
 void crd_jobs_free(crd_jobs *s)
 {
@@ -223,6 +234,11 @@ void crd_jobs_free(crd_jobs *s)
 	free(s->htab);
 	free(s->old_htab);
 	json_decref(s->idem);
+	while (s->ghosts) {
+		struct crd_ghost *g = s->ghosts;
+		s->ghosts = g->next;
+		free(g);
+	}
 	memset(s, 0, sizeof(*s));
 }
 
@@ -327,7 +343,8 @@ crd_jobrec *crd_jobs_find(crd_jobs *s, const char *id)
 	uint64_t seq;
 	if (crd_jobs_parse_id(s, id, &seq) < 0)
 		return NULL;
-	return crd_jobs_find_seq(s, seq);
+	crd_jobrec *j = crd_jobs_find_seq(s, seq);
+	return j && !(j->flags & CRUND_JF_UNCOMMITTED) ? j : NULL;
 }
 
 static void make_id(const crd_jobs *s, uint64_t seq, char *out)
@@ -345,7 +362,268 @@ static void make_id(const crd_jobs *s, uint64_t seq, char *out)
 	out[k] = '\0';
 }
 
+/* ------------------------------------------------------------- store */
+
+void crd_jobs_set_store(crd_jobs *s, crd_store *st)
+{
+	s->st = crd_store_durable(st) ? st : NULL;
+	if (s->st) {
+		const char *p = crd_store_id_prefix(st);
+		if (p && *p)
+			crd_jobs_set_prefix(s, p);
+		if (crd_store_max_seq(st) >= s->next_seq)
+			s->next_seq = crd_store_max_seq(st) + 1;
+	}
+}
+
+/* Hand the record's durable fields to the store (a row; the store copies
+ * it).  A put that cannot even be queued (out of memory) is counted; the
+ * record's next transition writes it again. */
+static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
+{
+	if (!s->st)
+		return;
+	crd_store_job row = {
+		.seq = j->seq,
+		.id = j->id,
+		.plugin = j->plugin->desc->name,
+		.job = j->spec->name,
+		.args = j->args_json,
+		.state = j->state,
+		.attempt = j->attempt,
+		.max_attempts = j->max_attempts,
+		.on_interrupt = j->on_interrupt,
+		.isolated = (j->flags & CRUND_JF_ISOLATED) != 0,
+		.timeout = j->timeout,
+		.run_at = j->run_at,
+		.idem_key = j->idem_key,
+		.result = j->state == CRUND_JOB_SUCCEEDED ? j->result : NULL,
+		.err_code = j->err_code,
+		.err_msg = j->err_msg,
+		.progress = (j->flags & CRUND_JF_PROGRESS) ? j->progress : -1,
+		.progress_msg = j->progress_msg,
+		.created_at = j->created_at,
+		.started_at = j->started_at,
+		.finished_at = j->finished_at,
+		.attempts = j->attempts,
+		.log = j->log,
+		.log_len = j->log_len,
+		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
+	};
+	j->flags &= (uint16_t)~CRUND_JF_DIRTY;
+	if (crd_store_put(s->st, &row, done, arg) < 0)
+		s->n_store_errors++;
+}
+
+static void mark_dirty(crd_jobrec *j)
+{
+	crd_jobs *s = j->store;
+	if (!s->st || (j->flags & CRUND_JF_DIRTY))
+		return;
+	j->flags |= CRUND_JF_DIRTY;
+	j->dnext = s->dirty;
+	s->dirty = j;
+}
+
+void crd_jobs_flush_dirty(crd_jobs *s)
+{
+	crd_jobrec *j = s->dirty;
+	s->dirty = NULL;
+	while (j) {
+		crd_jobrec *n = j->dnext;
+		j->dnext = NULL;
+		if (j->flags & CRUND_JF_DIRTY)
+			persist(s, j, NULL, NULL);
+		j = n;
+	}
+}
+
+static void dirty_remove(crd_jobs *s, crd_jobrec *j)
+{
+	for (crd_jobrec **pp = &s->dirty; *pp; pp = &(*pp)->dnext)
+		if (*pp == j) {
+			*pp = j->dnext;
+			break;
+		}
+	j->dnext = NULL;
+	j->flags &= (uint16_t)~CRUND_JF_DIRTY;
+}
+
 /* ------------------------------------------------------------- lists */
+
+static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j);
+static void enqueue(crd_jobs *s, crd_jobrec *j);
+static void start_queued(crd_jobs *s);
+static void retain_count(crd_jobs *s);
+static void set_state(crd_jobs *s, crd_jobrec *j, int st);
+static void requeue(crd_jobs *s, crd_jobrec *j, double run_at);
+static void record_attempt(crd_jobrec *j, double finished, const char *code, const char *msg);
+static int set_error(crd_jobrec *j, const char *code, const char *message);
+
+static const crund_job_spec *ghost_spec(crd_jobs *s, const char *plugin, const char *job,
+					const crd_loaded_plugin **ret_plugin)
+{
+	for (struct crd_ghost *g = s->ghosts; g; g = g->next)
+		if (!strcmp(g->desc.name, plugin) && !strcmp(g->spec.name, job)) {
+			*ret_plugin = &g->lp;
+			return &g->spec;
+		}
+	size_t pl = strlen(plugin) + 1, jl = strlen(job) + 1;
+	struct crd_ghost *g = calloc(1, sizeof(*g) + pl + jl);
+	if (!g)
+		return NULL;
+	memcpy(g->names, plugin, pl);
+	memcpy(g->names + pl, job, jl);
+	g->desc.name = g->names;
+	g->spec.name = g->names + pl;
+	g->lp.desc = &g->desc;
+	g->next = s->ghosts;
+	s->ghosts = g;
+	*ret_plugin = &g->lp;
+	return &g->spec;
+}
+
+static char *dup_or_null(const char *t) { return t ? strdup(t) : NULL; }
+
+struct load_ctx {
+	crd_jobs *s;
+	crd_jobs_resolve_fn resolve;
+	void *arg;
+};
+
+/* One stored job back into a record. */
+static int load_row(const crd_store_job *row, void *arg)
+{
+	struct load_ctx *c = arg;
+	crd_jobs *s = c->s;
+	const crd_loaded_plugin *p = NULL;
+	const crund_job_spec *spec = c->resolve(c->arg, row->plugin, row->job, &p);
+	bool missing = !spec;
+	if (missing && !(spec = ghost_spec(s, row->plugin, row->job, &p)))
+		return -ENOMEM;
+	if (row->state < 0 || row->state >= CRUND_JOB_NSTATES ||
+	    strlen(row->id) >= CRUND_JOB_ID_MAX)
+		return 0; /* not a row this crund wrote: skip it */
+	if (s->count >= s->hsize && hash_grow(s) < 0)
+		return -ENOMEM;
+	rehash_step(s, REHASH_STEP);
+	crd_jobrec *j = rec_alloc(s);
+	if (!j)
+		return -ENOMEM;
+	j->store = s;
+	j->seq = row->seq;
+	memcpy(j->id, row->id, strlen(row->id) + 1);
+	j->plugin = p;
+	j->spec = spec;
+	j->args_json = strdup(row->args);
+	j->args_len = j->args_json ? (uint32_t)strlen(j->args_json) : 0;
+	j->idem_key = dup_or_null(row->idem_key);
+	j->result = dup_or_null(row->result);
+	j->result_len = j->result ? (uint32_t)strlen(j->result) : 0;
+	j->err_code = dup_or_null(row->err_code);
+	j->err_msg = dup_or_null(row->err_msg);
+	j->progress_msg = dup_or_null(row->progress_msg);
+	j->attempts = dup_or_null(row->attempts);
+	if (row->log_len) {
+		size_t n = row->log_len < s->lim.max_log_bytes ? row->log_len
+							       : s->lim.max_log_bytes;
+		if ((j->log = malloc(n + 1))) {
+			memcpy(j->log, row->log, n);
+			j->log_len = j->log_cap = (uint32_t)n;
+		}
+	}
+	bool oom = !j->args_json || (row->idem_key && !j->idem_key) ||
+		   (row->result && !j->result) || (row->err_code && !j->err_code) ||
+		   (row->attempts && !j->attempts);
+	/* queued and running jobs will run: they need their args as a tree */
+	if (!oom && !crd_job_state_ended(row->state) &&
+	    !(j->args = json_loads(j->args_json, 0, NULL)))
+		oom = true;
+	if (oom) {
+		job_free(s, j);
+		return -ENOMEM;
+	}
+	j->timeout = row->timeout;
+	j->progress = row->progress;
+	if (row->progress >= 0)
+		j->flags |= CRUND_JF_PROGRESS;
+	if (row->isolated)
+		j->flags |= CRUND_JF_ISOLATED;
+	if (row->log_truncated)
+		j->flags |= CRUND_JF_LOG_TRUNC;
+	j->created_at = row->created_at;
+	j->started_at = row->started_at;
+	j->finished_at = row->finished_at;
+	j->attempt = (uint16_t)row->attempt;
+	j->max_attempts = (uint16_t)(row->max_attempts ? row->max_attempts : 1);
+	j->on_interrupt = row->on_interrupt == CRD_ON_INTERRUPT_RETRY ? CRD_ON_INTERRUPT_RETRY
+								      : CRD_ON_INTERRUPT_FAIL;
+	j->run_at = row->run_at;
+	j->state = (uint8_t)row->state;
+	if (j->idem_key &&
+	    json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) < 0) {
+		job_free(s, j);
+		return -ENOMEM;
+	}
+	size_t h = j->seq & (s->hsize - 1);
+	j->hnext = s->htab[h];
+	s->htab[h] = j;
+	j->older = s->newest;
+	if (s->newest)
+		s->newest->newer = j;
+	else
+		s->oldest = j;
+	s->newest = j;
+	s->count++;
+	s->n_state[j->state]++;
+	if (j->seq >= s->next_seq)
+		s->next_seq = j->seq + 1;
+
+	if (crd_job_state_ended(j->state)) {
+		q_push(&s->e_head, &s->e_tail, j);
+	} else if (missing) {
+		if (j->state == CRUND_JOB_RUNNING)
+			s->n_interrupted++;
+		char msg[200];
+		snprintf(msg, sizeof(msg), "the plugin job %s/%s is not loaded any more",
+			 row->plugin, row->job);
+		if (j->state == CRUND_JOB_QUEUED)
+			enqueue(s, j); /* so finish finds it where queued jobs are */
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "plugin_missing", msg);
+	} else if (j->state == CRUND_JOB_QUEUED) {
+		enqueue(s, j);
+	} else {
+		/* running when its crund died */
+		char msg[160];
+		s->n_interrupted++;
+		snprintf(msg, sizeof(msg), "crund stopped while the job ran (attempt %u of %u)",
+			 (unsigned)j->attempt, (unsigned)j->max_attempts);
+		if (j->on_interrupt == CRD_ON_INTERRUPT_RETRY && j->attempt < j->max_attempts) {
+			record_attempt(j, 0, "interrupted", msg);
+			set_error(j, "interrupted", msg);
+			requeue(s, j, 0);
+			s->n_retries--; /* counted as an interruption */
+		} else {
+			crd_jobs_finish(s, j, CRUND_JOB_FAILED, "interrupted", msg);
+		}
+	}
+	return 0;
+}
+
+int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg)
+{
+	if (!s->st)
+		return 0;
+	struct load_ctx c = {s, resolve, arg};
+	s->loading = true;
+	int rc = crd_store_load(s->st, load_row, &c);
+	s->loading = false;
+	if (rc < 0)
+		return rc;
+	start_queued(s);
+	retain_count(s);
+	return 0;
+}
 
 static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
 {
@@ -383,10 +661,16 @@ static void job_forget(crd_jobs *s, crd_jobrec *j)
 		j->newer->older = j->older;
 	else
 		s->newest = j->older;
-	if (j->state == CRUND_JOB_QUEUED)
+	if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED))
+		q_unlink(&s->d_head, &s->d_tail, j);
+	else if (j->state == CRUND_JOB_QUEUED && !(j->flags & CRUND_JF_UNCOMMITTED))
 		q_unlink(&s->q_head, &s->q_tail, j);
 	else if (crd_job_state_ended(j->state))
 		q_unlink(&s->e_head, &s->e_tail, j);
+	if (j->flags & CRUND_JF_DIRTY)
+		dirty_remove(s, j);
+	if (s->st && !(j->flags & CRUND_JF_UNCOMMITTED) && crd_store_delete(s->st, j->seq) < 0)
+		s->n_store_errors++;
 	if (j->idem_key) {
 		json_t *v = json_object_get(s->idem, j->idem_key);
 		if (v && (uint64_t)json_integer_value(v) == j->seq)
@@ -437,23 +721,92 @@ static void set_state(crd_jobs *s, crd_jobrec *j, int st)
 
 static int start_job(crd_jobs *s, crd_jobrec *j)
 {
+	double prev_started = j->started_at;
 	set_state(s, j, CRUND_JOB_RUNNING);
 	j->started_at = s->now();
+	j->run_at = 0;
+	j->attempt++;
+	/* a new attempt: its own outcome flags */
+	j->flags &= (uint16_t) ~(CRUND_JF_TIMED_OUT | CRUND_JF_CANCEL_REQ | CRUND_JF_FAIL_SET |
+				 CRUND_JF_STEPPED | CRUND_JF_RESULT_BIG);
 	int rc = s->ops.start ? s->ops.start(j, s->ops_data) : 0;
 	if (rc < 0) {
 		set_state(s, j, CRUND_JOB_QUEUED);
-		j->started_at = 0;
+		j->started_at = prev_started;
+		j->attempt--;
 		return rc;
 	}
+	persist(s, j, NULL, NULL);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
 	return 0;
 }
 
+/* ------------------------------------------------------- delayed jobs */
+
+/* Insert into the delayed list, ordered by run_at (from the tail: retry
+ * and delay times mostly arrive in order). */
+static void delay_push(crd_jobs *s, crd_jobrec *j)
+{
+	crd_jobrec *after = s->d_tail;
+	while (after && after->run_at > j->run_at)
+		after = after->lprev;
+	j->flags |= CRUND_JF_DELAYED;
+	j->lprev = after;
+	j->lnext = after ? after->lnext : s->d_head;
+	if (j->lnext)
+		j->lnext->lprev = j;
+	else
+		s->d_tail = j;
+	if (after)
+		after->lnext = j;
+	else
+		s->d_head = j;
+}
+
+static void arm_wake(crd_jobs *s)
+{
+	if (!s->d_head || !s->ops.wake_at || s->draining)
+		return;
+	if (s->wake_armed == s->d_head->run_at)
+		return;
+	s->wake_armed = s->d_head->run_at;
+	s->ops.wake_at(s->wake_armed, s->ops_data);
+}
+
+static void start_queued(crd_jobs *s);
+
+void crd_jobs_due(crd_jobs *s)
+{
+	double now = s->now();
+	s->wake_armed = 0;
+	while (s->d_head && s->d_head->run_at <= now) {
+		crd_jobrec *j = s->d_head;
+		q_unlink(&s->d_head, &s->d_tail, j);
+		j->flags &= (uint16_t)~CRUND_JF_DELAYED;
+		q_push(&s->q_head, &s->q_tail, j);
+	}
+	start_queued(s);
+	arm_wake(s);
+}
+
+/* Queue a job: the delayed list when its time has not come, else FIFO. */
+static void enqueue(crd_jobs *s, crd_jobrec *j)
+{
+	if (j->run_at > s->now()) {
+		delay_push(s, j);
+		arm_wake(s);
+	} else {
+		j->run_at = 0;
+		q_push(&s->q_head, &s->q_tail, j);
+	}
+}
+
 /* Fill free running slots from the queue (FIFO). */
 static void start_queued(crd_jobs *s)
 {
-	while (s->q_head && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->draining) {
+	while (s->q_head && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->draining &&
+	       !s->loading) {
 		crd_jobrec *j = s->q_head;
 		q_unlink(&s->q_head, &s->q_tail, j);
 		int rc = start_job(s, j);
@@ -481,7 +834,8 @@ static bool same_args(const crd_jobrec *j, const json_t *args)
 static bool same_submission(const crd_jobrec *j, const crd_job_req *r)
 {
 	return j->plugin == r->plugin && j->spec == r->spec && same_args(j, r->args) &&
-	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated;
+	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated &&
+	       j->max_attempts == (r->max_attempts ? r->max_attempts : 1);
 }
 
 static int args_text(crd_jobrec *j)
@@ -499,6 +853,38 @@ static int args_text(crd_jobrec *j)
 	return 0;
 }
 
+/* A submission waiting for its commit. */
+struct accept_wait {
+	crd_jobs *s;
+	uint64_t seq;
+	void (*accepted)(void *arg, crd_jobrec *job, int rc);
+	void *arg;
+};
+
+static void on_committed(void *arg, int rc)
+{
+	struct accept_wait *w = arg;
+	crd_jobs *s = w->s;
+	crd_jobrec *j = crd_jobs_find_seq(s, w->seq);
+	if (j && (j->flags & CRUND_JF_UNCOMMITTED)) {
+		j->flags &= (uint16_t)~CRUND_JF_UNCOMMITTED;
+		if (rc < 0) {
+			/* not acknowledged: it never existed (the store keeps the
+			 * row pending and may still write it: delete it there too) */
+			s->n_submitted--;
+			job_forget(s, j);
+			j = NULL;
+		} else {
+			enqueue(s, j); /* draining: it waits for the next start */
+		}
+	}
+	if (w->accepted)
+		w->accepted(w->arg, j, j ? 0 : (rc < 0 ? rc : -ENOENT));
+	free(w);
+	if (j && rc == 0)
+		start_queued(s);
+}
+
 int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *ret_existing)
 {
 	json_t *args = req->args;
@@ -512,6 +898,12 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	if (req->idem_key) {
 		json_t *v = json_object_get(s->idem, req->idem_key);
 		crd_jobrec *old = v ? crd_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
+		if (old && (old->flags & CRUND_JF_UNCOMMITTED)) {
+			/* the same key again before the first one is durable: the
+			 * first decides; this one may retry */
+			json_decref(args);
+			return -EAGAIN;
+		}
 		if (old) {
 			req->args = args;
 			bool same = same_submission(old, req);
@@ -525,7 +917,12 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			return 0;
 		}
 	}
-	bool slot = s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->q_head;
+	if (s->st && crd_store_error(s->st, NULL)) {
+		json_decref(args);
+		return -EIO; /* refused fast while the store fails; it retries alone */
+	}
+	bool due = req->run_at <= s->now();
+	bool slot = due && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->q_head;
 	if (!slot && s->n_state[CRUND_JOB_QUEUED] >= s->lim.max_queued) {
 		json_decref(args);
 		return -EAGAIN;
@@ -557,6 +954,10 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	}
 	j->timeout = req->timeout;
 	j->progress = -1;
+	j->max_attempts = (uint16_t)(req->max_attempts ? req->max_attempts : 1);
+	j->on_interrupt = req->on_interrupt == CRD_ON_INTERRUPT_RETRY ? CRD_ON_INTERRUPT_RETRY
+								      : CRD_ON_INTERRUPT_FAIL;
+	j->run_at = due ? 0 : req->run_at;
 	j->state = CRUND_JOB_QUEUED;
 	if (req->isolated)
 		j->flags |= CRUND_JF_ISOLATED;
@@ -581,6 +982,25 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	s->count++;
 	s->n_state[CRUND_JOB_QUEUED]++;
 
+	if (s->st) {
+		/* durable: nothing runs and nobody sees it before its commit */
+		struct accept_wait *w = malloc(sizeof(*w));
+		if (!w) {
+			job_forget(s, j);
+			return -ENOMEM;
+		}
+		j->flags |= CRUND_JF_UNCOMMITTED;
+		w->s = s;
+		w->seq = j->seq;
+		w->accepted = req->accepted;
+		w->arg = req->accepted_arg;
+		persist(s, j, on_committed, w);
+		s->n_submitted++;
+		*ret_job = j;
+		if (ret_existing)
+			*ret_existing = false;
+		return CRD_JOBS_PENDING;
+	}
 	if (slot) {
 		if ((rc = start_job(s, j)) < 0) {
 			/* not accepted: undo completely */
@@ -588,7 +1008,7 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			return rc;
 		}
 	} else {
-		q_push(&s->q_head, &s->q_tail, j);
+		enqueue(s, j);
 	}
 	s->n_submitted++;
 	*ret_job = j;
@@ -601,11 +1021,21 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 {
 	if (crd_job_state_ended(j->state) || !crd_job_state_ended(state))
 		return;
-	if (j->state == CRUND_JOB_QUEUED && (j->lprev || s->q_head == j))
+	if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED)) {
+		q_unlink(&s->d_head, &s->d_tail, j);
+		j->flags &= (uint16_t)~CRUND_JF_DELAYED;
+	} else if (j->state == CRUND_JOB_QUEUED && (j->lprev || s->q_head == j)) {
 		q_unlink(&s->q_head, &s->q_tail, j);
+	}
 	set_state(s, j, state);
+	j->run_at = 0;
 	j->finished_at = s->now();
-	if (state != CRUND_JOB_SUCCEEDED) {
+	if (state == CRUND_JOB_SUCCEEDED) {
+		/* an earlier attempt's error no longer applies */
+		free(j->err_code);
+		free(j->err_msg);
+		j->err_code = j->err_msg = NULL;
+	} else {
 		/* copy first: code/message may point at the old strings */
 		char *nc = strdup(code ? code : "internal");
 		char *nm = message ? strdup(message) : NULL;
@@ -621,6 +1051,7 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 		crd_jobs_task_gone(j);
 	q_push(&s->e_head, &s->e_tail, j);
 	s->n_ended_total[state]++;
+	persist(s, j, NULL, NULL);
 
 	/* Subscribers: detach the whole list first, so each may free itself. */
 	crd_sub *sub = j->subs;
@@ -656,6 +1087,197 @@ int crd_jobs_set_result(crd_jobrec *j, json_t *result)
 	j->result = text;
 	j->result_len = (uint32_t)len;
 	j->flags &= (uint8_t)~CRUND_JF_RESULT_BIG;
+	return 0;
+}
+
+/* ------------------------------------------------------ attempts */
+
+static double backoff(const crd_jobs *s, unsigned attempt)
+{
+	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), capped */
+	double cap = s->lim.retry_max_delay > 0 ? s->lim.retry_max_delay : 3600;
+	double a = attempt, d = a * a * a * a;
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)(attempt * 2654435761u);
+	d *= 0.9 + 0.2 * ((double)r / 4294967295.0);
+	return d < cap ? d : cap;
+}
+
+/* Append this attempt to the job's history: {attempt, started_at,
+ * finished_at, error}.  Out of memory: the history misses it. */
+static void record_attempt(crd_jobrec *j, double finished, const char *code, const char *msg)
+{
+	crd_buf b = CRUND_BUF_INIT;
+	char ts[40];
+	if (j->attempts && strlen(j->attempts) > 2) {
+		crd_buf_add(&b, j->attempts, strlen(j->attempts) - 1);
+		crd_buf_addc(&b, ',');
+	} else {
+		crd_buf_addc(&b, '[');
+	}
+	crd_buf_addf(&b, "{\"attempt\":%u,\"started_at\":", (unsigned)j->attempt);
+	if (j->started_at > 0) {
+		crd_format_time(j->started_at, ts, sizeof(ts));
+		crd_buf_add_jstr(&b, ts);
+	} else {
+		crd_buf_adds(&b, "null");
+	}
+	crd_buf_adds(&b, ",\"finished_at\":");
+	if (finished > 0) {
+		crd_format_time(finished, ts, sizeof(ts));
+		crd_buf_add_jstr(&b, ts);
+	} else {
+		crd_buf_adds(&b, "null");
+	}
+	crd_buf_adds(&b, ",\"error\":");
+	if (code) {
+		crd_buf_adds(&b, "{\"code\":");
+		crd_buf_add_jstr(&b, code);
+		crd_buf_adds(&b, ",\"message\":");
+		crd_buf_add_jstr(&b, msg ? msg : code);
+		crd_buf_addc(&b, '}');
+	} else {
+		crd_buf_adds(&b, "null");
+	}
+	crd_buf_adds(&b, "}]");
+	char *t = crd_buf_steal(&b, NULL);
+	if (t) {
+		free(j->attempts);
+		j->attempts = t;
+	}
+}
+
+static int set_error(crd_jobrec *j, const char *code, const char *message)
+{
+	char *nc = strdup(code ? code : "internal");
+	char *nm = message ? strdup(message) : NULL;
+	if (!nc || (message && !nm)) {
+		free(nc);
+		free(nm);
+		return -ENOMEM;
+	}
+	free(j->err_code);
+	free(j->err_msg);
+	j->err_code = nc;
+	j->err_msg = nm;
+	return 0;
+}
+
+static bool retryable(const char *code)
+{
+	return code && (!strcmp(code, "plugin_error") || !strcmp(code, "timeout") ||
+			!strcmp(code, "interrupted") || !strcmp(code, "exit_status"));
+}
+
+/* A running (or, at load, interrupted) job goes back to the queue for
+ * another attempt at run_at. */
+static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
+{
+	set_state(s, j, CRUND_JOB_QUEUED);
+	j->run_at = run_at;
+	free(j->result);
+	j->result = NULL;
+	j->result_len = 0;
+	s->n_retries++;
+	enqueue(s, j);
+	persist(s, j, NULL, NULL);
+	if (j->subs)
+		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+}
+
+/* The attempt failed with code/message: retry when it may, else end. */
+static void attempt_failed(crd_jobs *s, crd_jobrec *j, int state, const char *code,
+			   const char *message)
+{
+	if (state == CRUND_JOB_FAILED && retryable(code) && j->attempt < j->max_attempts &&
+	    !s->draining) {
+		double now = s->now();
+		record_attempt(j, now, code, message);
+		set_error(j, code, message); /* shown while it waits */
+		requeue(s, j, now + backoff(s, j->attempt));
+		return;
+	}
+	crd_jobs_finish(s, j, state, code, message);
+}
+
+void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, bool timed_out)
+{
+	char msg[160];
+	if (crd_job_state_ended(j->state))
+		return;
+	if (timed_out) {
+		snprintf(msg, sizeof(msg), "the job did not finish within its timeout of %g s",
+			 j->timeout);
+		attempt_failed(s, j, CRUND_JOB_FAILED, "timeout", msg);
+	} else if (rc == -ECANCELED || cancelled) {
+		const char *code = j->cancel_code ? j->cancel_code : "cancelled";
+		bool shutdown = !strcmp(code, "shutdown");
+		if (shutdown && s->st && j->on_interrupt == CRD_ON_INTERRUPT_RETRY) {
+			/* stopped by the daemon, not by anyone's wish: it runs
+			 * again at the next start, and this attempt does not count */
+			record_attempt(j, s->now(), "shutdown",
+				       "the daemon shut down while the job ran");
+			j->attempt--;
+			j->cancel_code = NULL;
+			requeue(s, j, 0);
+			s->n_retries--;
+			return;
+		}
+		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, code,
+				shutdown ? "the daemon shut down while the job ran"
+					 : "cancelled by request");
+	} else if (j->flags & CRUND_JF_RESULT_BIG) {
+		snprintf(msg, sizeof(msg), "the job's result is larger than the limit of %zu bytes",
+			 s->lim.max_result_bytes);
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "result_too_large", msg);
+	} else if (rc < 0) {
+		if (j->flags & CRUND_JF_FAIL_SET) {
+			/* finish copies before it frees the old strings */
+			attempt_failed(s, j, CRUND_JOB_FAILED, j->err_code, j->err_msg);
+		} else {
+			attempt_failed(s, j, CRUND_JOB_FAILED, "plugin_error", cr_strerror(rc));
+		}
+	} else {
+		crd_jobs_finish(s, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	}
+}
+
+int crd_jobs_set_failure(crd_jobrec *j, const char *code, const char *message)
+{
+	int rc = set_error(j, code && *code ? code : "plugin_error", message);
+	if (rc == 0)
+		j->flags |= CRUND_JF_FAIL_SET;
+	return rc;
+}
+
+int crd_jobs_set_progress(crd_jobrec *j, double fraction, const char *message)
+{
+	if (!isfinite(fraction))
+		return -EINVAL;
+	if (fraction < 0)
+		fraction = 0;
+	if (fraction > 1)
+		fraction = 1;
+	char *m = NULL;
+	if (message && !(m = strdup(message)))
+		return -ENOMEM;
+	free(j->progress_msg);
+	j->progress_msg = m;
+	j->progress = fraction;
+	j->flags |= CRUND_JF_PROGRESS;
+	mark_dirty(j);
+	if (j->subs) {
+		crd_buf b = CRUND_BUF_INIT;
+		crd_buf_add(&b, "{\"fraction\":", 12);
+		crd_buf_add_num(&b, fraction);
+		crd_buf_add(&b, ",\"message\":", 11);
+		crd_buf_add_jstr(&b, message);
+		crd_buf_addc(&b, '}');
+		if (crd_buf_ok(&b))
+			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
+		crd_buf_free(&b);
+	}
 	return 0;
 }
 
@@ -695,11 +1317,17 @@ int crd_jobs_delete(crd_jobs *s, crd_jobrec *j)
 	return 0;
 }
 
-void crd_jobs_drain(crd_jobs *s)
+size_t crd_jobs_drain(crd_jobs *s)
 {
+	size_t n = s->n_state[CRUND_JOB_QUEUED];
 	s->draining = true;
+	if (s->st)
+		return n; /* durable: they wait for the next start */
 	while (s->q_head)
 		crd_jobs_cancel(s, s->q_head, "shutdown");
+	while (s->d_head)
+		crd_jobs_cancel(s, s->d_head, "shutdown");
+	return n;
 }
 
 void crd_jobs_cancel_running(crd_jobs *s, const char *code)
@@ -779,6 +1407,7 @@ void crd_jobs_log_append(crd_jobrec *j, const char *line, size_t len)
 	memcpy(j->log + j->log_len, line, len);
 	j->log_len += (uint32_t)len;
 	j->log[j->log_len++] = '\n';
+	mark_dirty(j);
 }
 
 /* ---------------------------------------------------------------- listing */
@@ -805,6 +1434,8 @@ int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const ch
 	*ret_more = false;
 	for (; j; j = j->older) {
 		if (state_mask && !(state_mask & (1u << j->state)))
+			continue;
+		if (j->flags & CRUND_JF_UNCOMMITTED)
 			continue;
 		if (plugin && strcmp(plugin, j->plugin->desc->name))
 			continue;
@@ -888,7 +1519,8 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 	else
 		crd_buf_add(b, "null", 4);
 	crd_buf_add(b, ",\"error\":", 9);
-	if (j->err_code && crd_job_state_ended(j->state)) {
+	if (j->err_code &&
+	    (crd_job_state_ended(j->state) || (j->state == CRUND_JOB_QUEUED && j->attempt > 0))) {
 		crd_buf_add(b, "{\"code\":", 8);
 		crd_buf_add_jstr(b, j->err_code);
 		crd_buf_add(b, ",\"message\":", 11);
@@ -923,5 +1555,15 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 		crd_buf_add(b, ",\"idempotency_key\":", 19);
 		crd_buf_add_jstr(b, j->idem_key);
 	}
+	crd_buf_addf(b, ",\"attempt\":%u,\"max_attempts\":%u", (unsigned)j->attempt,
+		     (unsigned)j->max_attempts);
+	add_time(b, ",\"run_at\":", j->state == CRUND_JOB_QUEUED ? j->run_at : 0);
+	crd_buf_adds(b, j->on_interrupt == CRD_ON_INTERRUPT_RETRY ? ",\"on_interrupt\":\"retry\""
+								  : ",\"on_interrupt\":\"fail\"");
+	crd_buf_add(b, ",\"attempts\":", 12);
+	if (j->attempts)
+		crd_buf_adds(b, j->attempts);
+	else
+		crd_buf_add(b, "[]", 2);
 	crd_buf_addc(b, '}');
 }

@@ -4,14 +4,18 @@
  * idempotency keys, cursor listing and subscribers (long-polls and event
  * streams waiting on a job).
  *
- * The store knows nothing of tasks or HTTP: starting and cancelling a
- * running job go through crd_jobs_ops (jobs/run.c spawns a task on the
- * runner; the unit tests use fakes).  Everything runs on the loop thread.
+ * This module owns the job record: every transition is decided here and
+ * handed to the durable store (store/store.h) when one is configured.  It
+ * knows nothing of tasks or HTTP: starting and cancelling a running job
+ * and waking it for a delayed start go through crd_jobs_ops (jobs/run.c
+ * spawns a task on the runner; the unit tests use fakes).  Everything runs
+ * on the loop thread.
  *
  * States: queued → running → succeeded | failed | cancelled; a queued job
- * may also go straight to cancelled.  Every job that was accepted ends in
- * one terminal state, recorded once (crd_jobs_finish ignores later
- * calls).
+ * may also go straight to cancelled.  A failed attempt with attempts left
+ * goes back to queued with a run_at (backoff); so does a delayed job
+ * until its time.  Every job that was accepted ends in one terminal
+ * state, recorded once (crd_jobs_finish ignores later calls).
  */
 #ifndef CRUND_JOBS_H
 #define CRUND_JOBS_H
@@ -24,6 +28,7 @@
 #include "crund/plugin.h"
 #include "buf.h"
 #include "plugins/plugins.h"
+#include "store/store.h"
 
 typedef enum crd_job_state {
 	CRUND_JOB_QUEUED = 0,
@@ -57,14 +62,17 @@ struct crd_sub {
 
 /* flags */
 enum {
-	CRUND_JF_ISOLATED = 0x01,   /* runs in a copy of the shared context */
-	CRUND_JF_PROGRESS = 0x02,   /* progress reported */
-	CRUND_JF_LOG_TRUNC = 0x04,  /* log limit reached */
-	CRUND_JF_RESULT_BIG = 0x08, /* set_result over the limit */
-	CRUND_JF_TIMED_OUT = 0x10,  /* its timeout ran out */
-	CRUND_JF_CANCEL_REQ = 0x20, /* cancellation requested */
-	CRUND_JF_FAIL_SET = 0x40,   /* job_fail() recorded code/message */
-	CRUND_JF_STEPPED = 0x80,    /* its task has begun to run */
+	CRUND_JF_ISOLATED = 0x01,     /* runs in a copy of the shared context */
+	CRUND_JF_PROGRESS = 0x02,     /* progress reported */
+	CRUND_JF_LOG_TRUNC = 0x04,    /* log limit reached */
+	CRUND_JF_RESULT_BIG = 0x08,   /* set_result over the limit */
+	CRUND_JF_TIMED_OUT = 0x10,    /* its timeout ran out */
+	CRUND_JF_CANCEL_REQ = 0x20,   /* cancellation requested */
+	CRUND_JF_FAIL_SET = 0x40,     /* job_fail() recorded code/message */
+	CRUND_JF_STEPPED = 0x80,      /* its task has begun to run */
+	CRUND_JF_DELAYED = 0x100,     /* queued, in the delayed list (run_at) */
+	CRUND_JF_UNCOMMITTED = 0x200, /* submitted, its row not yet durable */
+	CRUND_JF_DIRTY = 0x400,       /* log/progress not yet handed to the store */
 };
 
 #define CRUND_JOB_ID_MAX 32
@@ -99,8 +107,14 @@ struct crd_jobrec {
 	double timeout;                             /* seconds, 0: none */
 	const char *cancel_code;                    /* static: "cancelled" or "shutdown" */
 	double progress;
+	double run_at;     /* queued: not before (delay, backoff); 0: due */
+	char *attempts;    /* JSON array text of the earlier attempts, owned, or NULL */
+	crd_jobrec *dnext; /* dirty list (log/progress to persist) */
+	uint16_t attempt;  /* the current or last attempt, 1..; 0 before the first */
+	uint16_t max_attempts;
+	uint8_t on_interrupt; /* CRD_ON_INTERRUPT_* */
 	uint8_t state;
-	uint8_t flags;
+	uint16_t flags;
 	char id[CRUND_JOB_ID_MAX];
 };
 
@@ -111,6 +125,7 @@ typedef struct crd_jobs_limits {
 	double retain_seconds;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
+	double retry_max_delay; /* backoff cap, seconds; 0: 3600 */
 } crd_jobs_limits;
 
 typedef struct crd_jobs_ops {
@@ -122,6 +137,9 @@ typedef struct crd_jobs_ops {
 	void (*cancel)(crd_jobrec *job, void *data);
 	/* Optional: a job reached its terminal state (after subscribers). */
 	void (*ended)(crd_jobrec *job, void *data);
+	/* Optional: call crd_jobs_due() at wall-clock time `when` (the
+	 * earliest run_at of a delayed job; a later call replaces it). */
+	void (*wake_at)(double when, void *data);
 } crd_jobs_ops;
 
 /* A slab of job records (jobs.c): this head, then the records. */
@@ -149,6 +167,13 @@ typedef struct crd_jobs {
 	uint64_t n_ended_total[CRUND_JOB_NSTATES];
 	json_t *idem; /* idempotency key → seq */
 	bool draining;
+	crd_store *st;               /* durable store, or NULL (memory:) */
+	crd_jobrec *d_head, *d_tail; /* delayed (queued with run_at), by run_at */
+	crd_jobrec *dirty;           /* records with log/progress to persist */
+	double wake_armed;           /* the wake_at asked for, 0: none */
+	uint64_t n_retries, n_interrupted, n_store_errors;
+	bool loading;             /* crd_jobs_load: start nothing yet */
+	struct crd_ghost *ghosts; /* stand-ins for plugins no longer loaded */
 	/* record slabs (jobs.c) */
 	bool rec_plain; /* calloc/free: sanitizers, valgrind */
 	struct crd_rec_slab *slabs;
@@ -168,6 +193,17 @@ void crd_jobs_set_prefix(crd_jobs *s, const char *prefix);
 
 double crd_now_realtime(void);
 
+/* Use a durable store (NULL or memory: none).  Before crd_jobs_load. */
+void crd_jobs_set_store(crd_jobs *s, crd_store *st);
+/* Read the store's jobs at start: ids continue the store's, queued jobs
+ * keep their order and run_at, a job recorded `running` (its process
+ * died) follows its on_interrupt policy.  Jobs of plugins no longer loaded
+ * are kept if ended, and fail with "plugin_missing" if not.  Starts what
+ * can run.  0 or a negative code (the store's, or -ENOMEM). */
+typedef const crund_job_spec *(*crd_jobs_resolve_fn)(void *arg, const char *plugin, const char *job,
+						     const crd_loaded_plugin **ret_plugin);
+int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg);
+
 /* A submission, already validated. */
 typedef struct crd_job_req {
 	const crd_loaded_plugin *plugin;
@@ -175,18 +211,50 @@ typedef struct crd_job_req {
 	json_t *args;   /* STOLEN (also on failure) */
 	double timeout; /* 0: none */
 	bool isolated;
-	const char *idem_key; /* copied; NULL: none */
+	const char *idem_key;  /* copied; NULL: none */
+	unsigned max_attempts; /* 0: 1 */
+	double run_at;         /* wall clock; 0: now */
+	int on_interrupt;      /* CRD_ON_INTERRUPT_*, -1: the default (fail) */
+	/* With a durable store the job waits for its commit: accepted(arg,
+	 * job, rc) runs later on the loop thread, rc 0 once it is durable (it
+	 * is queued or started then), or the store's error (the job is gone).
+	 * Required when a store is set. */
+	void (*accepted)(void *arg, crd_jobrec *job, int rc);
+	void *accepted_arg;
 } crd_job_req;
 
+#define CRD_JOBS_PENDING 1
+
 /* Create a job: it starts at once when a running slot is free, or waits
- * in the FIFO queue.  *ret_job is borrowed (store-owned).  Returns 0, or:
+ * in the FIFO queue (or the delayed list until run_at).  *ret_job is
+ * borrowed (store-owned).  Returns 0, CRD_JOBS_PENDING (durable store:
+ * req->accepted will tell; until then the job is invisible), or:
  *   -EEXIST     idempotency key used with a different submission
  *   -EAGAIN     the queue is full
  *   -ESHUTDOWN  draining
+ *   -EIO        the durable store is failing (crd_store_error says why)
  *   -ENOMEM, or the start hook's error (nothing kept).
  * With an idempotency key seen before and the same submission, returns 0
  * with the existing job and *ret_existing = true. */
 int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *ret_existing);
+
+/* Delayed jobs whose run_at has come are queued (ops.wake_at asked). */
+void crd_jobs_due(crd_jobs *s);
+/* Hand records with new log lines or progress to the store (a second's
+ * batching; their transitions write them anyway). */
+void crd_jobs_flush_dirty(crd_jobs *s);
+
+/* The attempt's outcome, decided from how the task ended: rc is the job
+ * function's return, cancelled whether the task was cancelled, timed_out
+ * whether its timeout ran out.  Retries a failed attempt with attempts
+ * left (backoff), or records the terminal state. */
+void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *job, int rc, bool cancelled, bool timed_out);
+/* The plugin's failure message for this attempt (copied; code NULL:
+ * "plugin_error").  0 or -ENOMEM. */
+int crd_jobs_set_failure(crd_jobrec *job, const char *code, const char *message);
+/* Progress: fraction clamped to [0,1]; message copied (may be NULL);
+ * subscribers get a PROGRESS event.  -EINVAL for a NaN, -ENOMEM. */
+int crd_jobs_set_progress(crd_jobrec *job, double fraction, const char *message);
 
 /* The id of sequence number seq into out (CRUND_JOB_ID_MAX bytes). */
 void crd_jobs_format_id(const crd_jobs *s, uint64_t seq, char *out);
@@ -224,8 +292,10 @@ int crd_jobs_delete(crd_jobs *s, crd_jobrec *job);
 /* Age retention: forget ended jobs older than retain_seconds. */
 void crd_jobs_expire(crd_jobs *s);
 
-/* Draining: refuse submissions, cancel queued jobs with code "shutdown". */
-void crd_jobs_drain(crd_jobs *s);
+/* Draining: refuse submissions and start nothing more.  Without a durable
+ * store queued jobs end cancelled ("shutdown"); with one they wait for the
+ * next start.  Returns how many queued jobs were cancelled or kept. */
+size_t crd_jobs_drain(crd_jobs *s);
 /* Ask every running job to stop with code (see crd_jobs_cancel). */
 void crd_jobs_cancel_running(crd_jobs *s, const char *code);
 size_t crd_jobs_active(const crd_jobs *s); /* queued + running */

@@ -35,15 +35,13 @@ static int job_main(void *arg, void **ret_value)
 		rc = j->spec->run(&j->head);
 		rc = cr_timeout_exit(&sc, rc);
 		if (cr_timeout_expired(&sc))
-			j->flags |= CRUND_JF_TIMED_OUT;
+			j->flags |= CRUND_JF_TIMED_OUT; /* read back in job_done */
 	} else {
 		rc = j->spec->run(&j->head);
 	}
 	crd_watchdog_job(NULL);
 	return rc;
 }
-
-static void end_job(crd_jobrec *j, int rc, bool cancelled);
 
 static void job_done(cr_task *t, void *arg)
 {
@@ -59,48 +57,13 @@ static void job_done(cr_task *t, void *arg)
 		crd_jobs_task_gone(j);
 		return;
 	}
-	end_job(j, rc, cancelled);
-}
-
-/* Log one line about the end (job id on it), then record it: the record
- * may be forgotten by retention as soon as it is recorded. */
-static void finish(crd_jobrec *j, int state, const char *code, const char *message)
-{
-	if (state == CRUND_JOB_SUCCEEDED)
-		crd_log_job(CRUND_LOG_DEBUG, j->id, "%s/%s succeeded", j->plugin->desc->name,
-			    j->spec->name);
-	else
-		crd_log_job(state == CRUND_JOB_FAILED ? CRUND_LOG_INFO : CRUND_LOG_DEBUG, j->id,
-			    "%s/%s %s: %s: %s", j->plugin->desc->name, j->spec->name,
-			    crd_job_state_name(state), code ? code : "", message ? message : "");
-	crd_jobs_finish(j->store, j, state, code, message);
-}
-
-static void end_job(crd_jobrec *j, int rc, bool cancelled)
-{
-	char msg[160];
-
-	if (j->flags & CRUND_JF_TIMED_OUT) {
-		snprintf(msg, sizeof(msg), "the job did not finish within its timeout of %g s",
-			 j->timeout);
-		finish(j, CRUND_JOB_FAILED, "timeout", msg);
-	} else if (rc == -ECANCELED || cancelled) {
-		const char *code = j->cancel_code ? j->cancel_code : "cancelled";
-		finish(j, CRUND_JOB_CANCELLED, code,
-		       !strcmp(code, "shutdown") ? "the daemon shut down while the job ran"
-						 : "cancelled by request");
-	} else if (j->flags & CRUND_JF_RESULT_BIG) {
-		snprintf(msg, sizeof(msg), "the job's result is larger than the limit of %zu bytes",
-			 j->store->lim.max_result_bytes);
-		finish(j, CRUND_JOB_FAILED, "result_too_large", msg);
-	} else if (rc < 0) {
-		if (j->flags & CRUND_JF_FAIL_SET)
-			finish(j, CRUND_JOB_FAILED, j->err_code, j->err_msg);
-		else
-			finish(j, CRUND_JOB_FAILED, "plugin_error", cr_strerror(rc));
-	} else {
-		finish(j, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	}
+	if (rc < 0 && rc != -ECANCELED && !cancelled && !(j->flags & CRUND_JF_TIMED_OUT))
+		crd_log_job(CRUND_LOG_INFO, j->id, "%s/%s attempt %u failed: %s",
+			    j->plugin->desc->name, j->spec->name, (unsigned)j->attempt,
+			    (j->flags & CRUND_JF_FAIL_SET) && j->err_msg ? j->err_msg
+									 : cr_strerror(rc));
+	/* the jobs module decides: success, retry, or which terminal state */
+	crd_jobs_attempt_ended(j->store, j, rc, cancelled, (j->flags & CRUND_JF_TIMED_OUT) != 0);
 }
 
 int crd_exec_start(crd_jobrec *j, void *data)
@@ -148,3 +111,32 @@ void crd_exec_cancel(crd_jobrec *j, void *data)
 }
 
 size_t crd_exec_live_tasks(void) { return live_tasks; }
+
+/* One timer for the earliest delayed job (the jobs module asks again
+ * whenever the earliest changes). */
+static cr_handle *wake_h;
+
+static void wake_cb(void *arg)
+{
+	(void)arg;
+	cr_handle_unref(wake_h);
+	wake_h = NULL;
+	crd_jobs_due(&crd_d.jobs);
+}
+
+void crd_exec_wake_at(double when, void *data)
+{
+	(void)data;
+	double delay = when - crd_now_realtime();
+	crd_exec_wake_stop();
+	if (cr_call_later(crd_d.loop, delay > 0 ? delay + 0.001 : 0, wake_cb, NULL, &wake_h) < 0)
+		wake_h = NULL; /* out of memory: the next submission or end asks again */
+}
+
+void crd_exec_wake_stop(void)
+{
+	if (wake_h) {
+		cr_handle_cancel(wake_h);
+		wake_h = cr_handle_unref(wake_h);
+	}
+}

@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "jobs/jobs.h"
 #include "jobs/submit.h"
 
 static int bad(const char **ret_code, const char *code, char *msg, size_t msglen, const char *fmt,
@@ -28,7 +30,71 @@ static int bad(const char **ret_code, const char *code, char *msg, size_t msglen
 static bool known_field(const char *k)
 {
 	return !strcmp(k, "plugin") || !strcmp(k, "job") || !strcmp(k, "args") ||
-	       !strcmp(k, "timeout") || !strcmp(k, "context") || !strcmp(k, "idempotency_key");
+	       !strcmp(k, "timeout") || !strcmp(k, "context") || !strcmp(k, "idempotency_key") ||
+	       !strcmp(k, "max_attempts") || !strcmp(k, "delay") || !strcmp(k, "run_at") ||
+	       !strcmp(k, "on_interrupt");
+}
+
+static int digits(const char *p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+int crd_parse_rfc3339(const char *s, double *ret)
+{
+	/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) */
+	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
+		return -EINVAL;
+	int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
+	int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
+	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
+	    sec < 0 || sec > 60)
+		return -EINVAL;
+	const char *p = s + 19;
+	double frac = 0;
+	if (*p == '.') {
+		double scale = 0.1;
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		while (*p >= '0' && *p <= '9') {
+			frac += (*p - '0') * scale;
+			scale /= 10;
+			p++;
+		}
+	}
+	int off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh = digits(p + 1, 2), om = p[3] == ':' ? digits(p + 4, 2) : -1;
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -EINVAL;
+		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	struct tm tm = {.tm_year = Y - 1900,
+			.tm_mon = M - 1,
+			.tm_mday = D,
+			.tm_hour = h,
+			.tm_min = m,
+			.tm_sec = sec};
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != D) /* 2026-02-31 normalises: refuse */
+		return -EINVAL;
+	*ret = (double)t - off + frac;
+	return 0;
 }
 
 void crd_submission_free(crd_submission *s)
@@ -68,13 +134,16 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 	{
 		if (!known_field(key))
 			BAD("unknown field '%.64s' (expected plugin, job, args, timeout, context, "
-			    "idempotency_key)",
+			    "idempotency_key, max_attempts, delay, run_at, on_interrupt)",
 			    key);
 	}
 	json_t *jp = json_object_get(root, "plugin"), *jj = json_object_get(root, "job");
 	json_t *ja = json_object_get(root, "args"), *jt = json_object_get(root, "timeout");
 	json_t *jc = json_object_get(root, "context"),
 	       *jk = json_object_get(root, "idempotency_key");
+	json_t *jm = json_object_get(root, "max_attempts"), *jd = json_object_get(root, "delay");
+	json_t *jr = json_object_get(root, "run_at"), *ji = json_object_get(root, "on_interrupt");
+	s.on_interrupt = -1;
 	if (!json_is_string(jp))
 		BAD("field 'plugin' must be a string naming a plugin");
 	if (!json_is_string(jj))
@@ -105,6 +174,40 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 			rc = -ENOMEM;
 			goto out;
 		}
+	}
+	if (jm && !json_is_null(jm)) {
+		json_int_t n = json_integer_value(jm);
+		if (!json_is_integer(jm) || n < 1 || n > CRUND_MAX_ATTEMPTS_MAX)
+			BAD("field 'max_attempts' must be an integer from 1 to %d",
+			    CRUND_MAX_ATTEMPTS_MAX);
+		s.max_attempts = (unsigned)n;
+	}
+	if (jd && !json_is_null(jd) && jr && !json_is_null(jr))
+		BAD("give 'delay' or 'run_at', not both");
+	if (jd && !json_is_null(jd)) {
+		double d = json_number_value(jd);
+		if (!json_is_number(jd) || !(d >= 0) || d > CRUND_DELAY_MAX)
+			BAD("field 'delay' must be a number of seconds from 0 to %g",
+			    CRUND_DELAY_MAX);
+		if (d > 0)
+			s.run_at = crd_now_realtime() + d;
+	}
+	if (jr && !json_is_null(jr)) {
+		const char *t = json_string_value(jr);
+		double when;
+		if (!t || crd_parse_rfc3339(t, &when) < 0)
+			BAD("field 'run_at' must be an RFC 3339 time such as "
+			    "\"2026-12-03T10:00:00Z\"");
+		if (when > crd_now_realtime() + CRUND_DELAY_MAX)
+			BAD("field 'run_at' is more than a year ahead");
+		s.run_at = when > crd_now_realtime() ? when : 0;
+	}
+	if (ji && !json_is_null(ji)) {
+		const char *c = json_string_value(ji);
+		if (!c || (strcmp(c, "retry") && strcmp(c, "fail")))
+			BAD("field 'on_interrupt' must be \"retry\" or \"fail\"");
+		s.on_interrupt = !strcmp(c, "retry") ? CRD_ON_INTERRUPT_RETRY
+						     : CRD_ON_INTERRUPT_FAIL;
 	}
 #undef BAD
 	const char *pname = json_string_value(jp), *jname = json_string_value(jj);

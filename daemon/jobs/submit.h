@@ -13,8 +13,10 @@
 
 #include "plugins/plugins.h"
 
-#define CRUND_IDEM_KEY_MAX 200
-#define CRUND_TIMEOUT_MAX  (365 * 86400.0)
+#define CRUND_IDEM_KEY_MAX     200
+#define CRUND_TIMEOUT_MAX      (365 * 86400.0)
+#define CRUND_DELAY_MAX        (365 * 86400.0) /* delay / run_at at most a year ahead */
+#define CRUND_MAX_ATTEMPTS_MAX 1000
 
 typedef struct crd_submission {
 	const crd_loaded_plugin *plugin;
@@ -22,8 +24,15 @@ typedef struct crd_submission {
 	json_t *args;   /* owned: validated, defaults filled */
 	double timeout; /* 0: none */
 	bool isolated;
-	char *idem_key; /* owned, or NULL */
+	char *idem_key;        /* owned, or NULL */
+	unsigned max_attempts; /* 0: not given (the job spec's default, else 1) */
+	double run_at;         /* wall clock from delay or run_at; 0: now */
+	int on_interrupt;      /* CRD_ON_INTERRUPT_*, -1: not given */
 } crd_submission;
+
+/* RFC 3339 date-time ("2026-12-03T10:00:00Z", fractions and offsets
+ * allowed) to seconds since the epoch.  -EINVAL when it is not one. */
+int crd_parse_rfc3339(const char *s, double *ret);
 
 /* Parse and validate.  On success fills *ret (free with
  * crd_submission_free) and returns 0.  On a bad body returns -EINVAL

@@ -33,52 +33,18 @@ static int h_job_set_result(crund_job *job, json_t *result)
 
 static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list ap)
 {
-	crd_jobrec *j = rec(job);
 	crd_buf b = CRUND_BUF_INIT;
 	crd_buf_addvf(&b, fmt ? fmt : "plugin error", ap);
-	char *msg = crd_buf_steal(&b, NULL);
-	char *c = strdup(code && *code ? code : "plugin_error");
-	if (!msg || !c) {
-		free(msg);
-		free(c);
+	if (!crd_buf_ok(&b))
 		return -ENOMEM;
-	}
-	free(j->err_code);
-	free(j->err_msg);
-	j->err_code = c;
-	j->err_msg = msg;
-	j->flags |= CRUND_JF_FAIL_SET;
-	return -EIO;
+	int rc = crd_jobs_set_failure(rec(job), code, b.data ? b.data : "");
+	crd_buf_free(&b);
+	return rc < 0 ? rc : -EIO;
 }
 
 static int h_job_progress(crund_job *job, double fraction, const char *message)
 {
-	crd_jobrec *j = rec(job);
-	if (!isfinite(fraction))
-		return -EINVAL;
-	if (fraction < 0)
-		fraction = 0;
-	if (fraction > 1)
-		fraction = 1;
-	char *m = NULL;
-	if (message && !(m = strdup(message)))
-		return -ENOMEM;
-	free(j->progress_msg);
-	j->progress_msg = m;
-	j->progress = fraction;
-	j->flags |= CRUND_JF_PROGRESS;
-	if (j->subs) {
-		crd_buf b = CRUND_BUF_INIT;
-		crd_buf_add(&b, "{\"fraction\":", 12);
-		crd_buf_add_num(&b, fraction);
-		crd_buf_add(&b, ",\"message\":", 11);
-		crd_buf_add_jstr(&b, message);
-		crd_buf_addc(&b, '}');
-		if (crd_buf_ok(&b))
-			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
-		crd_buf_free(&b);
-	}
-	return 0;
+	return crd_jobs_set_progress(rec(job), fraction, message);
 }
 
 static const char *level_word(int level)

@@ -24,6 +24,7 @@ slow() { echo $(($1 * E2E_SLOW)); }
 E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/crund-e2e.XXXXXX") || exit 99
 CRUND_BIN="$top_builddir/daemon/crund"
 CRUND_PLUGIN_DIR="$top_builddir/plugins/.libs"
+CRUND_STORE="sqlite:$E2E_TMP/crund.db"  # start_crund's default --store
 CRUND_PID=
 CRUND_PORT=
 CRUND_URL=
@@ -179,19 +180,26 @@ crund_cmd() {
 }
 
 # start_crund [EXTRA FLAGS...]: starts crund listening on a fresh port with
-# the build tree's plugins; waits (bounded) for /v1/health to answer 200.
+# the build tree's plugins and, unless the flags name a --store, the
+# durable store $CRUND_STORE (an SQLite file in this script's temporary
+# directory: a restart finds the jobs of the previous start); waits
+# (bounded) for /v1/health to answer 200.
 # Sets CRUND_PID, CRUND_PORT, CRUND_URL, CRUND_LOG.  Returns non-zero (with
 # the log in diagnostics) if the daemon never became healthy.
 start_crund() {
 	[ -x "$CRUND_BIN" ] || bail "crund not built: $CRUND_BIN"
-	local attempt i code
+	local attempt i code a
+	local store=(--store "$CRUND_STORE")
+	for a in "$@"; do
+		[ "$a" = --store ] && store=()
+	done
 	for ((attempt = 0; attempt < 3; attempt++)); do
 		CRUND_PORT=$(free_port) || bail "no free port"
 		CRUND_URL="http://127.0.0.1:$CRUND_PORT"
 		CRUND_N=$((CRUND_N + 1))
 		CRUND_LOG="$E2E_TMP/crund-$CRUND_N.log"
 		CRUND_STATUS=
-		crund_cmd --listen "$CRUND_HOST:$CRUND_PORT" "${CRUND_PLUGIN_ARGS[@]}" "$@"
+		crund_cmd --listen "$CRUND_HOST:$CRUND_PORT" "${CRUND_PLUGIN_ARGS[@]}" "${store[@]}" "$@"
 		"${CRUND_CMD[@]}" >"$CRUND_LOG" 2>&1 </dev/null 7>&- 8<&- &
 		CRUND_PID=$!
 		for ((i = 0; i < $(slow 100); i++)); do
@@ -213,7 +221,7 @@ start_crund() {
 		fi
 		wait "$CRUND_PID" 2>/dev/null
 		CRUND_PID=
-		grep -qi "in use" "$CRUND_LOG" || break
+		grep -qi "address already in use" "$CRUND_LOG" || break
 	done
 	diag "crund exited at start:"
 	tail -n 20 "$CRUND_LOG" | sed 's/^/# /'

@@ -1,8 +1,9 @@
 #!/bin/bash
 # shutdown.sh — crund's graceful close (DESIGN §3): drain answers, grace
-# period, cancellation with awaited cleanup, queued jobs ended "shutdown",
-# waiting clients told the final state, exit 0; a second signal skips the
-# grace.  Prints TAP.
+# period, cancellation with awaited cleanup, queued jobs ended "shutdown"
+# (memory: store) or kept for the next start (durable store), a running
+# job whose policy is retry queued again, waiting clients told the final
+# state, exit 0; a second signal skips the grace.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 . "$(dirname "$0")/lib.sh"
 
@@ -14,7 +15,7 @@ final_state() { # FILE: "state/error.code" of a job JSON (or a final SSE event) 
 # grace + cleanup is the window the drain checks below run in: wide enough
 # for a loaded machine, short enough to keep the script quick.
 grace=$(slow 2)
-start_crund --grace "$grace" --max-running 1 || bail "crund did not start"
+start_crund --store memory: --grace "$grace" --max-running 1 || bail "crund did not start"
 
 submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":1}}'
 linger_id=$JOB_ID
@@ -132,7 +133,40 @@ like "$(final_state "$E2E_TMP/lp-comp.json")" '^(cancelled/shutdown|succeeded/No
 check "executor shutdown log has no sanitizer/valgrind reports" log_is_clean
 check "executor shutdown log reports no leaked tasks" log_has_no_leaked_tasks
 
-# ============================================================ 5: SIGINT
+# ============================================================ 5: durable store
+# queued jobs wait for the next start; a running job whose policy is retry
+# is queued again (its interrupted attempt does not count), one whose
+# policy is fail ends cancelled, shutdown.
+start_crund --grace 0 --max-running 2 || bail "crund did not restart"
+submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":0.1},"on_interrupt":"retry"}'
+retry_id=$JOB_ID
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+fail_id=$JOB_ID
+poll_state "$retry_id" running 5
+poll_state "$fail_id" running 5
+submit '{"plugin":"demo","job":"noop"}'
+kept_id=$JOB_ID
+is "$(job_state "$kept_id")" queued "durable: a third job waits behind max-running 2"
+kill -TERM "$CRUND_PID"
+wait_crund_exit "$(slow 15)"
+is "$CRUND_STATUS" 0 "durable: exits 0"
+check "durable: the log says the queued job stays queued" grep -q "1 queued jobs stay queued" "$CRUND_LOG"
+start_crund --grace 0 --max-running 2 || bail "crund did not restart on its store"
+job_wait "$kept_id"
+jt 'd["state"] == "succeeded"' "durable: the queued job ran at the next start"
+req GET "/v1/jobs/$fail_id"
+jt 'd["state"] == "cancelled" and d["error"]["code"] == "shutdown"' \
+	"durable: the running job with on_interrupt fail ended cancelled, shutdown"
+poll_state "$retry_id" running 5
+req GET "/v1/jobs/$retry_id"
+jt 'd["state"] == "running" and d["attempt"] == 1 and len(d["attempts"]) == 1 and d["attempts"][0]["error"]["code"] == "shutdown"' \
+	"durable: the running job with on_interrupt retry runs again (attempt 1; the shutdown recorded)"
+req POST "/v1/jobs/$retry_id/cancel"
+job_wait "$retry_id"
+jt 'd["state"] == "cancelled" and d["error"]["code"] == "cancelled"' "durable: cancelled by request, never retried"
+stop_and_check_crund
+
+# ============================================================ 6: SIGINT
 start_crund || bail "crund did not restart"
 kill -INT "$CRUND_PID"
 wait_crund_exit "$(slow 10)"

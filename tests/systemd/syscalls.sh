@@ -76,12 +76,31 @@ wait_until 10 test -S "$tmp/notify.sock"
 lt=
 [ -x "$top_builddir/libtool" ] && lt="$top_builddir/libtool --mode=execute"
 sock="$tmp/crund.sock"
+state="$tmp/state"
+trace="$tmp/strace.out"
+# The unit runs crund as its own user, never root: as root, SQLite also
+# gives the files it creates the database's owner (fchown), which the
+# unit's filter refuses and an unprivileged crund never calls.  So when
+# we are root, the traced daemon drops to uid 65534 as the unit would.
+as_user=
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups test -r "$(plugin_dir)/demo.so" 2>/dev/null; then
+	chmod 711 "$tmp"
+	mkdir -p "$tmp/run"
+	chown 65534:65534 "$tmp/run"
+	chmod 666 "$tmp/notify.sock"
+	sock="$tmp/run/crund.sock"
+	state="$tmp/run/state"
+	as_user="setpriv --reuid=65534 --regid=65534 --clear-groups"
+	trace="$tmp/run/strace.out"
+fi
 # LeakSanitizer cannot work under ptrace (sanitizer builds): leaks are
 # the other suites' business.
 NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=200000 \
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
-	$lt strace -f -qq -o "$tmp/strace.out" \
+	$lt $as_user strace -f -qq -o "$trace" \
 	"$CRUND" --plugin-dir "$(plugin_dir)" --listen "unix:$sock" --grace 0.5 \
+	--store "sqlite:$state/crund.db" \
 	> "$tmp/crund.log" 2>&1 &
 strace_pid=$!
 pids_to_kill="$pids_to_kill $strace_pid"
@@ -115,7 +134,7 @@ if wait_until 60 up; then
 	fi
 fi
 # strace's pid is not crund's: signal the traced daemon itself.
-crund_pid=$(awk 'NR == 1 { print $1 }' "$tmp/strace.out")
+crund_pid=$(awk 'NR == 1 { print $1 }' "$trace")
 kill -TERM "$crund_pid" 2>/dev/null
 if [ $served = yes ] && wait_exit "$strace_pid" 60 && [ "$exit_status" -eq 0 ]; then
 	ok "crund under strace served requests and jobs, exit status 0"
@@ -128,7 +147,7 @@ fi
 # resumed>"); the first line is strace's own execve of crund, made before
 # systemd's filter would apply... and execve is allowed anyway.
 sed -n -e 's/^[0-9]* *\([a-z0-9_]*\)(.*/\1/p' -e 's/^[0-9]* *<\.\.\. \([a-z0-9_]*\) resumed>.*/\1/p' \
-	"$tmp/strace.out" | sort -u > "$tmp/used"
+	"$trace" | sort -u > "$tmp/used"
 diag "crund made $(wc -l < "$tmp/used") distinct system calls"
 denied=$(comm -23 "$tmp/used" "$tmp/allowed" | tr '\n' ' ')
 if [ -s "$tmp/used" ] && [ -z "$denied" ]; then
@@ -136,14 +155,14 @@ if [ -s "$tmp/used" ] && [ -z "$denied" ]; then
 else
 	not_ok "every system call crund made passes SystemCallFilter= (denied: ${denied:-no trace})"
 	for s in $denied; do
-		grep -m 2 " $s(" "$tmp/strace.out" | sed 's/^/# /'
+		grep -m 2 " $s(" "$trace" | sed 's/^/# /'
 	done
 fi
 
 # MemoryDenyWriteExecute=yes: no mmap with PROT_WRITE|PROT_EXEC, no
 # mprotect/pkey_mprotect adding PROT_EXEC.
 wx=$(grep -E -e '(mmap|mmap2)\(.*PROT_WRITE\|PROT_EXEC|PROT_EXEC\|PROT_WRITE' \
-	-e '(mprotect|pkey_mprotect)\(.*PROT_EXEC' "$tmp/strace.out" | head -n 5)
+	-e '(mprotect|pkey_mprotect)\(.*PROT_EXEC' "$trace" | head -n 5)
 if [ -s "$tmp/used" ] && [ -z "$wx" ]; then
 	ok "no writable+executable or late-executable mapping (MemoryDenyWriteExecute=yes)"
 else

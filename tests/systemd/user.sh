@@ -40,6 +40,7 @@ as_service_user() {
 }
 
 as_service_user $(crund_cmd) --plugin-dir "$(plugin_dir)" --listen "unix:$sock" --grace 1 \
+	--store "sqlite:$tmp/run/state/crund.db" \
 	> "$tmp/crund.log" 2>&1 &
 crund_pid=$!
 pids_to_kill="$pids_to_kill $crund_pid"
@@ -77,6 +78,7 @@ cp "$(plugin_dir)/demo.so" "$tmp/theirs/"
 chown -R 1:1 "$tmp/theirs"
 chmod 755 "$tmp/theirs"
 as_service_user $(crund_cmd) --plugin-dir "$tmp/theirs" --listen "unix:$tmp/run/theirs.sock" \
+	--store memory: \
 	> "$tmp/theirs.log" 2>&1 &
 crund_pid=$!
 pids_to_kill="$pids_to_kill $crund_pid"

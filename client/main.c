@@ -1,6 +1,6 @@
 /*
  * main.c — crunctl's entry: global options, the environment, the token
- * file, help texts and dispatch to commands.c.
+ * file, help texts and dispatch to the commands (crunctl-VERB.c).
  *
  * Start-up stays cheap: no request is made and libcurl is not even set up
  * for `help`, `--version` or a usage error.

@@ -326,7 +326,7 @@ typedef int (*crunctl_option_cb)(crunctl *ctl, int opt, const char *arg, void *u
 /* The syntax of one command. */
 typedef struct crunctl_syntax {
 	const char *command;          /* for usage errors: "submit" */
-	const char *short_options;    /* getopt's: "fw" ("" for none; no values) */
+	const char *short_options;    /* getopt's: "fw", or NULL; flags only */
 	const struct option *options; /* getopt_long's, {0}-terminated, or NULL;
 	                               * `val` below 0x1000, not 1 */
 	bool dashdash;                /* "--" ends the options; without, it is an

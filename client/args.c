@@ -1,6 +1,7 @@
 /*
- * args.c — turning what a user types into values: durations, counts, and
- * the `key=value` job arguments typed by the job's declared argument spec.
+ * args.c — turning what a user types into values: durations, counts, the
+ * `key=value` job arguments typed by the job's declared argument spec, and
+ * the JSON object of `--args JSON|@FILE|-` they extend.
  *
  * Nothing here talks to the network, so all of it is unit-tested in
  * tests/test-crunctl-args.c.
@@ -10,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +19,9 @@
 #include <strings.h>
 
 #include "crunctl.h"
+
+/* Largest --args file (or standard input) read. */
+#define ARGS_FILE_MAX (16u << 20)
 
 int crunctl_parse_duration(const char *text, double *ret_seconds)
 {
@@ -341,4 +346,162 @@ int crunctl_exit_for_state(const char *state)
 	if (strcmp(state, "cancelled") == 0)
 		return CRUNCTL_EXIT_CANCELLED;
 	return CRUNCTL_EXIT_WAIT_TIMEOUT;
+}
+
+/* ------------------------------------------------------------- --args */
+
+/* Put a sentence into *ret_error and return `code`, or -ENOMEM (and NULL). */
+__attribute__((format(printf, 3, 4))) static int fail(char **ret_error, int code, const char *fmt,
+						      ...)
+{
+	va_list ap;
+	int r;
+
+	va_start(ap, fmt);
+	r = vasprintf(ret_error, fmt, ap);
+	va_end(ap);
+	if (r < 0) {
+		*ret_error = NULL;
+		return -ENOMEM;
+	}
+	return code;
+}
+
+/* All of f, NUL-terminated, into *ret (caller frees).  -EIO with a
+ * sentence naming `what` in *ret_error, or -ENOMEM. */
+static int read_all(FILE *f, const char *what, char **ret, char **ret_error)
+{
+	size_t cap = 4096, len = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		size_t n;
+		if (len + 1 == cap) {
+			char *nb;
+			if (cap >= ARGS_FILE_MAX) {
+				free(buf);
+				return fail(ret_error, -EIO, "%s is larger than %u MiB", what,
+					    ARGS_FILE_MAX >> 20);
+			}
+			nb = realloc(buf, cap * 2);
+			if (!nb) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		n = fread(buf + len, 1, cap - len - 1, f);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (ferror(f)) {
+		int e = errno;
+		free(buf);
+		return fail(ret_error, -EIO, "cannot read %s: %s", what, strerror(e));
+	}
+	buf[len] = '\0';
+	*ret = buf;
+	return 0;
+}
+
+/* The text of --args: *ret NULL when spec is the JSON itself; `what` names
+ * it in messages. */
+static int args_text(const char *spec, char **ret, char *what, size_t what_len, char **ret_error)
+{
+	FILE *f;
+	int r;
+
+	*ret = NULL;
+	if (strcmp(spec, "-") == 0) {
+		snprintf(what, what_len, "standard input");
+		return read_all(stdin, what, ret, ret_error);
+	}
+	if (spec[0] != '@') {
+		snprintf(what, what_len, "--args");
+		return 0;
+	}
+	snprintf(what, what_len, "'%s'", spec + 1);
+	f = fopen(spec + 1, "r");
+	if (!f)
+		return fail(ret_error, -EIO, "cannot open %s: %s", what, strerror(errno));
+	r = read_all(f, what, ret, ret_error);
+	fclose(f);
+	return r;
+}
+
+int crunctl_load_args(const char *spec, json_t **ret, char **ret_error)
+{
+	char *text, what[512];
+	json_error_t jerr;
+	json_t *v;
+	int r;
+
+	*ret_error = NULL;
+	r = args_text(spec, &text, what, sizeof(what), ret_error);
+	if (r < 0)
+		return r;
+	v = json_loads(text ? text : spec, JSON_REJECT_DUPLICATES, &jerr);
+	free(text);
+	if (v && json_is_object(v)) {
+		*ret = v;
+		return 0;
+	}
+	if (v) {
+		json_decref(v);
+		return fail(ret_error, -EINVAL, "%s must be a JSON object", what);
+	}
+	return fail(ret_error, -EINVAL, "%s is not valid JSON: %s (line %d, column %d)", what,
+		    jerr.text, jerr.line, jerr.column);
+}
+
+/* ---------------------------------------------------------- key=value */
+
+bool crunctl_is_kv_arg(const char *arg)
+{
+	return strchr(arg, '=') && arg[0] != '=' && !(arg[0] == ':' && arg[1] == '=');
+}
+
+/* Type one key=value by the job's spec into args; -EINVAL with a sentence,
+ * or -ENOMEM. */
+static int apply_one(json_t *job_spec, const char *plugin, const char *job, const char *arg,
+		     json_t *args, char **ret_error)
+{
+	char *key, err[1024];
+	const char *text;
+	bool raw;
+	json_t *a, *v;
+	int r = 0;
+
+	if (crunctl_split_kv(arg, &key, &text, &raw) < 0)
+		return fail(ret_error, -EINVAL, "'%s' is not key=value", arg);
+	a = crunctl_job_find_arg(job_spec, key);
+	if (!a) {
+		char *names = crunctl_job_arg_names(job_spec);
+		r = fail(ret_error, -EINVAL, "job %s/%s has no argument '%s'; its arguments: %s",
+			 plugin, job, key, names ? names : "?");
+		free(names);
+	} else if ((raw ? crunctl_raw_value(key, text, &v, err, sizeof(err))
+			: crunctl_typed_value(key, crunctl_jstr(a, "type"), text, &v, err,
+					      sizeof(err))) < 0) {
+		r = (*ret_error = strdup(err)) ? -EINVAL : -ENOMEM;
+	} else if (json_object_set_new(args, key, v) < 0) {
+		r = -ENOMEM;
+	}
+	free(key);
+	return r;
+}
+
+int crunctl_apply_kv(json_t *job_spec, const char *plugin, const char *job, char *const *kv,
+		     int n_kv, json_t *args, char **ret_error)
+{
+	int r = 0;
+
+	*ret_error = NULL;
+	for (int i = 0; i < n_kv && r == 0; i++)
+		r = apply_one(job_spec, plugin, job, kv[i], args, ret_error);
+	return r;
 }

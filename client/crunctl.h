@@ -3,12 +3,17 @@
  *
  * The client is split so that everything that does not talk to the network
  * can be unit-tested without a daemon (tests/test-crunctl-args.c):
- *   args.c     parsing of command-line values (durations, key=value typing)
- *   format.c   human output: durations, times, tables, colour, progress bar
- *   sse.c      the incremental text/event-stream parser
- *   http.c     the one libcurl handle and the API error mapping
- *   commands.c one function per command
- *   main.c     global options, dispatch, help texts
+ *   args.c            values typed on the command line: durations, counts,
+ *                     key=value typed by the job's spec, --args JSON|@FILE|-
+ *   format.c          human output: durations, times, tables, colour, progress
+ *                     bar, the job table's rows
+ *   sse.c             the incremental text/event-stream parser
+ *   http.c            the one libcurl handle, the API error mapping, API paths
+ *   options.c         the one option parser of the commands (getopt_long)
+ *   follow.c          waiting for a job: long-poll, progress view, the event
+ *                     stream (submit --wait/--follow, wait, log -f)
+ *   crunctl-VERB.c    one file per command (submit, status, wait, ...)
+ *   main.c            global options, dispatch, help texts
  */
 #ifndef CRUNCTL_H
 #define CRUNCTL_H
@@ -18,6 +23,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <getopt.h>
 #include <jansson.h>
 
 /* Exit status, documented in crunctl(1) and `crunctl help`.  Scripts rely
@@ -35,6 +41,21 @@ enum crunctl_exit {
 
 /* Longest single long-poll the client asks for; longer waits are split. */
 #define CRUNCTL_MAX_POLL_SECONDS 300.0
+
+/* Requests that do not wait for anything get this long before the client
+ * gives up on a stalled daemon; long-polls get their wait plus this. */
+#define CRUNCTL_REQUEST_TIMEOUT 60.0
+
+/* Reals shown to people: 15 significant digits print 0.1 as "0.1", not
+ * as its nearest double "0.10000000000000001" (--json is unaffected). */
+#define CRUNCTL_HUMAN_REAL JSON_REAL_PRECISION(15)
+
+/* The string member `key` of a JSON object; borrowed, NULL when o is not an
+ * object or the member is missing or not a string. */
+static inline const char *crunctl_jstr(json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
 
 /* ---- args.c ---------------------------------------------------------- */
 
@@ -79,6 +100,29 @@ char *crunctl_job_arg_names(json_t *job_spec);
 
 /* Find job `job` in a plugin object ({"jobs": [...]}); borrowed or NULL. */
 json_t *crunctl_plugin_find_job(json_t *plugin, const char *job);
+
+/* --args JSON | @FILE | - : the base object of a job's arguments (the
+ * text itself, a file, or standard input; at most 16 MiB).  On success
+ * *ret is a new reference.  Errors return a negative errno code and put a
+ * sentence into *ret_error (new string, caller frees; NULL after -ENOMEM):
+ *   -EINVAL  not JSON or not an object (a usage error),
+ *   -EIO     the file or standard input could not be read or is too big,
+ *   -ENOMEM  memory ran out. */
+int crunctl_load_args(const char *spec, json_t **ret, char **ret_error);
+
+/* Does a command-line operand look like an argument (key=value or
+ * key:=JSON with a non-empty key)? */
+bool crunctl_is_kv_arg(const char *arg);
+
+/* Type each of kv[0..n_kv) ("key=value" or "key:=JSON") by the argument
+ * spec of job `job_spec` (an object of GET /v1/plugins/NAME's "jobs",
+ * named plugin/job in messages) and set it in `args` (an object; a later
+ * key replaces an earlier one and a key of --args).  Stops at the first
+ * error: -EINVAL with a sentence in *ret_error (new string, caller frees)
+ * for an operand that is not key=value, an unknown key or a value of the
+ * wrong type; -ENOMEM (*ret_error NULL). */
+int crunctl_apply_kv(json_t *job_spec, const char *plugin, const char *job, char *const *kv,
+		     int n_kv, json_t *args, char **ret_error);
 
 /* Is `state` one of the final states (succeeded, failed, cancelled)? */
 bool crunctl_state_is_final(const char *state);
@@ -135,6 +179,29 @@ void crunctl_table_free(crunctl_table *t);
 /* SGR colour code for a job state ("32" green succeeded, "31" red failed,
  * "33" yellow cancelled/running) or NULL. */
 const char *crunctl_state_colour(const char *state);
+
+/* A job state for a person: "-" for NULL, the state in its colour when
+ * `colour`, else the state.  Returns buf, `state` or a literal. */
+const char *crunctl_state_text(const char *state, bool colour, char *buf, size_t len);
+
+/* The time `key` of a job object ("created_at", ...) in seconds since the
+ * epoch; false when it is missing or not RFC 3339. */
+bool crunctl_job_time(json_t *job, const char *key, double *ret_epoch);
+
+/* How long the job ran (or, unfinished, has been running at `now`); false
+ * when it has not started. */
+bool crunctl_job_duration(json_t *job, double now, double *ret_seconds);
+
+/* The columns of a table of jobs (status of several, list). */
+#define CRUNCTL_JOB_COLUMNS 6
+extern const char *const crunctl_job_headers[CRUNCTL_JOB_COLUMNS];
+
+/* Add a job object as a row of a table made with crunctl_job_headers:
+ * id, plugin, job, state (coloured), age at `now`, duration.  0 or -ENOMEM. */
+int crunctl_table_add_job(crunctl_table *t, json_t *job, double now);
+
+/* "crunctl: out of memory" on stderr. */
+void crunctl_oom(void);
 
 /* ---- sse.c ----------------------------------------------------------- */
 
@@ -218,6 +285,15 @@ int crunctl_report_api_error(const crunctl_response *resp);
 /* A path segment escaped for a URL; new string or NULL (ENOMEM). */
 char *crunctl_escape(crunctl_client *c, const char *segment);
 
+/* "/v1/jobs/ID" + suffix ("/log", or NULL for none), the id escaped;
+ * "/v1/plugins/NAME".  New strings; NULL when memory ran out (reported). */
+char *crunctl_job_path(crunctl_client *c, const char *id, const char *suffix);
+char *crunctl_plugin_path(crunctl_client *c, const char *name);
+
+/* Print a reply body unchanged on stdout (plus a final newline if it lacks
+ * one). */
+void crunctl_print_raw(const crunctl_response *resp);
+
 /* ---- the program ----------------------------------------------------- */
 
 typedef struct crunctl {
@@ -229,7 +305,108 @@ typedef struct crunctl {
 	const char *prog; /* "crunctl" */
 } crunctl;
 
-/* commands.c: each takes the arguments after the command name. */
+/* Request, check the status is 2xx, parse the body as JSON.  On success
+ * *resp holds the reply (caller frees) and, when ret is not NULL, *ret the
+ * parsed body (new reference).  Otherwise the error is printed, *resp is
+ * freed and an exit code returned. */
+int crunctl_call(crunctl *ctl, const char *method, const char *path, const char *body,
+		 double timeout, crunctl_response *resp, json_t **ret);
+
+/* ---- options.c ------------------------------------------------------- */
+
+/* What options.c's parser passes for an operand (not an option). */
+#define CRUNCTL_OPT_OPERAND 1
+
+/* Called for each operand (opt CRUNCTL_OPT_OPERAND, arg the operand) and
+ * each of the command's own options (opt its `val`, arg its value or NULL),
+ * in command-line order.  Return 0 to go on, or an exit code (after
+ * printing why) to stop the parse with it. */
+typedef int (*crunctl_option_cb)(crunctl *ctl, int opt, const char *arg, void *userdata);
+
+/* The syntax of one command. */
+typedef struct crunctl_syntax {
+	const char *command;          /* for usage errors: "submit" */
+	const char *short_options;    /* getopt's: "fw", or NULL; flags only */
+	const struct option *options; /* getopt_long's, {0}-terminated, or NULL;
+	                               * `val` below 0x1000, not 1 */
+	bool dashdash;                /* "--" ends the options; without, it is an
+	                               * unknown option */
+	crunctl_option_cb on_option;
+} crunctl_syntax;
+
+/* Parse the arguments of a command (argv after its name) with getopt_long.
+ * The global flags --json, -q/--quiet, --no-color/--no-colour are accepted
+ * here too and applied to ctl.  Every option must be spelled out as
+ * written in the table: "--name", "--name=VALUE" or "--name VALUE" (a
+ * required value), "-c"; abbreviations, bundles ("-qf") and "--flag=x" are
+ * "unknown option".  Returns 0, an exit code from the callback, or
+ * CRUNCTL_EXIT_USAGE after printing the usage error. */
+int crunctl_parse_options(crunctl *ctl, const crunctl_syntax *syntax, int argc, char **argv,
+			  void *userdata);
+
+/* The arguments of the commands that act on jobs (status, cancel, rm):
+ * the global flags and at least one ID.  *ret_ids (free it; the strings
+ * are argv's) and *ret_n on success; else an exit code, the error printed. */
+int crunctl_parse_ids(crunctl *ctl, const char *command, int argc, char **argv, char ***ret_ids,
+		      int *ret_n);
+
+/* For commands acting on several jobs: keep the first failure's exit code
+ * in *rc; true when the daemon is unreachable (no point going on). */
+static inline bool crunctl_merge_rc(int *rc, int one)
+{
+	if (one && !*rc)
+		*rc = one;
+	return one == CRUNCTL_EXIT_UNREACHABLE;
+}
+
+/* ---- follow.c -------------------------------------------------------- */
+
+/* What shows a job's progress while crunctl waits: a bar redrawn in place
+ * on stderr when it is a terminal (and neither --quiet nor --json), else
+ * nothing or a line per change.  On the stack of the command. */
+typedef struct crunctl_progress {
+	crunctl *ctl;
+	bool bar; /* draw a bar (stderr is a terminal) */
+	double last_fraction;
+	char *last_message;
+	bool have;
+} crunctl_progress;
+
+/* Start a view; with `allow_bar` a bar is drawn when stderr is a terminal,
+ * and SIGINT/SIGTERM erase it before ending crunctl. */
+void crunctl_progress_init(crunctl_progress *pv, crunctl *ctl, bool allow_bar);
+
+/* Erase the bar and restore the signals. */
+void crunctl_progress_done(crunctl_progress *pv);
+
+/* Long-poll GET /v1/jobs/{id}?wait= in chunks of at most 300 s (0.5 s
+ * while a progress bar is shown, so it moves) until the job is final or
+ * the deadline (crunctl_now() based; INFINITY: none) passes.  *job and
+ * *resp come in with the last state known (or NULL and zeroed) and hold
+ * the last state on return 0; the caller checks whether it is final.
+ * Otherwise an exit code (error printed). */
+int crunctl_wait_job(crunctl *ctl, const char *id, double deadline, crunctl_progress *pv,
+		     json_t **job, crunctl_response *resp);
+
+/* Print the outcome of a waited-for job and return the exit code by its
+ * state: the result on stdout (or the job object with --json), a failure
+ * or "still running after `waited` s" on stderr. */
+int crunctl_finish_job(crunctl *ctl, json_t *job, const crunctl_response *resp, double waited);
+
+/* How crunctl_follow_job shows a job. */
+typedef struct crunctl_follow_opts {
+	FILE *log_out;      /* where log lines go */
+	bool show_progress; /* progress events: the view (JSON lines with --json) */
+	bool show_state;    /* state changes: "job ID: STATE" on stderr */
+} crunctl_follow_opts;
+
+/* Print the job's log so far and then its events as they come, until the
+ * end event or until crund closes the stream.  Returns 0 or an exit code
+ * (error printed). */
+int crunctl_follow_job(crunctl *ctl, const char *id, crunctl_progress *pv,
+		       const crunctl_follow_opts *opts);
+
+/* ---- crunctl-VERB.c: each takes the arguments after the command name. */
 int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_status(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_wait(crunctl *ctl, int argc, char **argv);

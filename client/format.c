@@ -1,7 +1,8 @@
 /*
- * format.c — human output: durations, times, aligned tables, colour and
- * the progress bar.  Pure functions of their inputs (the clock is passed
- * in), so tests/test-crunctl-args.c checks them exactly.
+ * format.c — human output: durations, times, aligned tables, colour, the
+ * progress bar and the rows of a job table.  Pure functions of their
+ * inputs (the clock is passed in), so tests/test-crunctl-args.c checks
+ * them exactly.
  */
 #include "config.h"
 
@@ -202,6 +203,39 @@ const char *crunctl_state_colour(const char *state)
 	return NULL;
 }
 
+const char *crunctl_state_text(const char *state, bool colour, char *buf, size_t len)
+{
+	const char *col = crunctl_state_colour(state);
+
+	if (!state)
+		return "-";
+	if (colour && col) {
+		snprintf(buf, len, "\033[%sm%s\033[0m", col, state);
+		return buf;
+	}
+	return state;
+}
+
+bool crunctl_job_time(json_t *job, const char *key, double *ret_epoch)
+{
+	const char *t = crunctl_jstr(job, key);
+	return t && crunctl_parse_rfc3339(t, ret_epoch) == 0;
+}
+
+bool crunctl_job_duration(json_t *job, double now, double *ret_seconds)
+{
+	double start, end;
+
+	if (!crunctl_job_time(job, "started_at", &start))
+		return false;
+	if (!crunctl_job_time(job, "finished_at", &end))
+		end = now;
+	*ret_seconds = end - start;
+	return true;
+}
+
+void crunctl_oom(void) { fprintf(stderr, "crunctl: out of memory\n"); }
+
 struct crunctl_table {
 	size_t n_cols;
 	size_t n_rows, cap_rows; /* rows include the header row */
@@ -311,4 +345,28 @@ void crunctl_table_free(crunctl_table *t)
 	free(t->cells);
 	free(t->colours);
 	free(t);
+}
+
+const char *const crunctl_job_headers[CRUNCTL_JOB_COLUMNS] = {"ID",    "PLUGIN", "JOB",
+							      "STATE", "AGE",    "DURATION"};
+
+int crunctl_table_add_job(crunctl_table *t, json_t *job, double now)
+{
+	char age[32] = "-", dur[32] = "-";
+	double created, d;
+	const char *state = crunctl_jstr(job, "state");
+	const char *cells[CRUNCTL_JOB_COLUMNS], *colours[CRUNCTL_JOB_COLUMNS] = {NULL};
+
+	if (crunctl_job_time(job, "created_at", &created))
+		crunctl_format_relative(created, now, age, sizeof(age));
+	if (crunctl_job_duration(job, now, &d))
+		crunctl_format_duration(d, dur, sizeof(dur));
+	cells[0] = crunctl_jstr(job, "id");
+	cells[1] = crunctl_jstr(job, "plugin");
+	cells[2] = crunctl_jstr(job, "job");
+	cells[3] = state;
+	cells[4] = age;
+	cells[5] = dur;
+	colours[3] = crunctl_state_colour(state);
+	return crunctl_table_add(t, cells, colours);
 }

@@ -1,6 +1,7 @@
 /*
- * http.c — crunctl's one libcurl easy handle and the mapping of transport
- * and API failures to the exit codes and sentences people read.
+ * http.c — crunctl's one libcurl easy handle, the mapping of transport
+ * and API failures to the exit codes and sentences people read, and the
+ * API's paths.
  *
  * One handle serves every request of a run, so a command that makes several
  * requests (submit with typed arguments, list following cursors, wait in
@@ -231,6 +232,37 @@ char *crunctl_escape(crunctl_client *c, const char *segment)
 	copy = strdup(e);
 	curl_free(e);
 	return copy;
+}
+
+char *crunctl_job_path(crunctl_client *c, const char *id, const char *suffix)
+{
+	char *e = crunctl_escape(c, id), *p = NULL;
+
+	if (!e || asprintf(&p, "/v1/jobs/%s%s", e, suffix ? suffix : "") < 0)
+		p = NULL;
+	free(e);
+	if (!p)
+		crunctl_oom();
+	return p;
+}
+
+char *crunctl_plugin_path(crunctl_client *c, const char *name)
+{
+	char *e = crunctl_escape(c, name), *p = NULL;
+
+	if (!e || asprintf(&p, "/v1/plugins/%s", e) < 0)
+		p = NULL;
+	free(e);
+	if (!p)
+		crunctl_oom();
+	return p;
+}
+
+void crunctl_print_raw(const crunctl_response *resp)
+{
+	fwrite(resp->body, 1, resp->len, stdout);
+	if (resp->len && resp->body[resp->len - 1] != '\n')
+		putchar('\n');
 }
 
 void crunctl_response_free(crunctl_response *resp)
@@ -465,4 +497,28 @@ int crunctl_report_api_error(const crunctl_response *resp)
 		fprintf(stderr, "crunctl: try again in %.0f s\n", resp->retry_after);
 	json_decref(root);
 	return CRUNCTL_EXIT_API;
+}
+
+int crunctl_call(crunctl *ctl, const char *method, const char *path, const char *body,
+		 double timeout, crunctl_response *resp, json_t **ret)
+{
+	json_error_t jerr;
+	int rc = crunctl_request(ctl->client, method, path, body, timeout, resp);
+
+	if (rc)
+		return rc;
+	if (resp->status < 200 || resp->status >= 300) {
+		rc = crunctl_report_api_error(resp);
+		crunctl_response_free(resp);
+		return rc;
+	}
+	if (!ret)
+		return 0;
+	*ret = json_loadb(resp->body, resp->len, JSON_DECODE_ANY, &jerr);
+	if (!*ret) {
+		fprintf(stderr, "crunctl: crund sent a reply that is not JSON (%s)\n", jerr.text);
+		crunctl_response_free(resp);
+		return CRUNCTL_EXIT_INTERNAL;
+	}
+	return 0;
 }

@@ -1,13 +1,25 @@
 # client rules (owned by the client area)
 #
-# crunctl: the command-line client.  Everything that does not talk to the
-# network (args.c, format.c, sse.c) is also linked into the unit tests
-# (tests/client.mk), so those files must not need libcurl.
+# crunctl: the command-line client, one crunctl-VERB.c per command (see
+# crunctl.h).  Everything that does not talk to the network (args.c,
+# format.c, sse.c) is also linked into the unit tests (tests/client.mk), so
+# those files must not need libcurl.
 bin_PROGRAMS += client/crunctl
 client_crunctl_SOURCES = \
 	client/crunctl.h \
 	client/main.c \
-	client/commands.c \
+	client/options.c \
+	client/follow.c \
+	client/crunctl-submit.c \
+	client/crunctl-status.c \
+	client/crunctl-wait.c \
+	client/crunctl-cancel.c \
+	client/crunctl-rm.c \
+	client/crunctl-list.c \
+	client/crunctl-log.c \
+	client/crunctl-plugins.c \
+	client/crunctl-info.c \
+	client/crunctl-health.c \
 	client/http.c \
 	client/args.c \
 	client/format.c \

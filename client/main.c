@@ -1,6 +1,6 @@
 /*
  * main.c — crunctl's entry: global options, the environment, the token
- * file, help texts and dispatch to commands.c.
+ * file, help texts and dispatch to the commands (crunctl-VERB.c).
  *
  * Start-up stays cheap: no request is made and libcurl is not even set up
  * for `help`, `--version` or a usage error.
@@ -256,24 +256,28 @@ static const char *env(const char *name)
 	return v && *v ? v : NULL;
 }
 
-int main(int argc, char **argv)
-{
-	crunctl ctl = {.prog = "crunctl"};
-	crunctl_client_opts opts = {0};
-	const char *url = NULL, *socket_path = NULL, *token_file = NULL;
-	bool no_colour = false;
-	char *token = NULL;
-	const command *cmd;
-	char **cmd_argv;
-	int i, rc, cmd_argc;
+/* Where and how to connect, from the options and the environment. */
+typedef struct connection {
+	const char *url, *socket_path, *token_file;
+	bool no_colour;
+} connection;
 
-	for (i = 1; i < argc; i++) {
-		const char *a = argv[i];
+/* Used by the functions below for "go on": every exit code is >= 0. */
+#define GO_ON (-1)
+
+/* The options before the command; *i ends at the command.  GO_ON, or the
+ * exit code (--help, --version, a usage error). */
+static int global_options(crunctl *ctl, connection *conn, int argc, char **argv, int *i)
+{
+	int rc;
+
+	for (*i = 1; *i < argc; (*i)++) {
+		const char *a = argv[*i];
 
 		if (a[0] != '-' || strcmp(a, "-") == 0)
 			break;
 		if (strcmp(a, "--") == 0) {
-			i++;
+			(*i)++;
 			break;
 		}
 		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -285,36 +289,38 @@ int main(int argc, char **argv)
 			return CRUNCTL_EXIT_OK;
 		}
 		if (strcmp(a, "--json") == 0) {
-			ctl.json = true;
+			ctl->json = true;
 			continue;
 		}
 		if (strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0) {
-			ctl.quiet = true;
+			ctl->quiet = true;
 			continue;
 		}
 		if (strcmp(a, "--no-color") == 0 || strcmp(a, "--no-colour") == 0) {
-			no_colour = true;
+			conn->no_colour = true;
 			continue;
 		}
-		rc = connection_option(argc, argv, &i, &url, &socket_path, &token_file);
+		rc = connection_option(argc, argv, i, &conn->url, &conn->socket_path,
+				       &conn->token_file);
 		if (rc < 0)
 			return CRUNCTL_EXIT_USAGE;
 		if (rc == 0)
 			return crunctl_usage_error(NULL, "unknown option '%s'", a);
 	}
-	if (i >= argc)
-		return crunctl_usage_error(NULL, "missing COMMAND");
-	cmd = find_command(argv[i]);
-	if (!cmd)
-		return crunctl_usage_error(NULL, "unknown command '%s'", argv[i]);
-	if (!cmd->run)
-		return cmd_help(argc - i - 1, argv + i + 1);
-	/* After the command: `crunctl submit --help`, and the connection
-	 * options, which are taken out of what the command sees.  Values of
-	 * the commands' own options are stepped over, so `--args --url` stays
-	 * an --args. */
-	cmd_argc = 0;
-	cmd_argv = argv + i + 1;
+	return GO_ON;
+}
+
+/* After the command at argv[i]: `crunctl submit --help`, and the
+ * connection options, which are taken out of what the command sees (the
+ * rest is moved down to argv[i + 1...], *ret_argc of them).  Values of the
+ * commands' own options are stepped over, so `--args --url` stays an
+ * --args.  GO_ON, or the exit code. */
+static int command_arguments(const command *cmd, connection *conn, int argc, char **argv, int i,
+			     int *ret_argc)
+{
+	char **cmd_argv = argv + i + 1;
+	int cmd_argc = 0;
+
 	for (int k = i + 1; k < argc; k++) {
 		const char *a = argv[k];
 		int m;
@@ -328,7 +334,8 @@ int main(int argc, char **argv)
 			char *name = (char *)cmd->name;
 			return cmd_help(1, &name);
 		}
-		m = connection_option(argc, argv, &k, &url, &socket_path, &token_file);
+		m = connection_option(argc, argv, &k, &conn->url, &conn->socket_path,
+				      &conn->token_file);
 		if (m < 0)
 			return CRUNCTL_EXIT_USAGE;
 		if (m > 0)
@@ -337,36 +344,85 @@ int main(int argc, char **argv)
 		if (takes_value(a) && k + 1 < argc)
 			cmd_argv[cmd_argc++] = argv[++k];
 	}
+	*ret_argc = cmd_argc;
+	return GO_ON;
+}
 
-	if (url && socket_path)
+/* The address (options, else the environment: CRUND_URL before
+ * CRUND_SOCKET) and the token into *opts; *ret_token is the token to
+ * wipe and free after use.  GO_ON, or the exit code. */
+static int connection_settings(connection *conn, crunctl_client_opts *opts, char **ret_token)
+{
+	int rc;
+
+	if (conn->url && conn->socket_path)
 		return crunctl_usage_error(NULL, "give --url or --socket, not both");
-	if (!url && !socket_path) {
-		/* The environment, CRUND_URL before CRUND_SOCKET. */
-		url = env("CRUND_URL");
-		if (!url)
-			socket_path = env("CRUND_SOCKET");
+	if (!conn->url && !conn->socket_path) {
+		conn->url = env("CRUND_URL");
+		if (!conn->url)
+			conn->socket_path = env("CRUND_SOCKET");
 	}
-	if (url && strncmp(url, "unix:", 5) == 0) {
-		socket_path = url + 5;
-		url = NULL;
-		if (!*socket_path)
+	if (conn->url && strncmp(conn->url, "unix:", 5) == 0) {
+		conn->socket_path = conn->url + 5;
+		conn->url = NULL;
+		if (!*conn->socket_path)
 			return crunctl_usage_error(NULL, "'unix:' needs a socket path");
 	}
-	if (!token_file)
-		token_file = env("CRUND_TOKEN_FILE");
-	if (token_file) {
-		rc = read_token(token_file, &token);
+	if (!conn->token_file)
+		conn->token_file = env("CRUND_TOKEN_FILE");
+	if (conn->token_file) {
+		rc = read_token(conn->token_file, ret_token);
 		if (rc)
 			return rc;
 	}
+	opts->url = conn->url;
+	opts->socket_path = conn->socket_path;
+	opts->token = *ret_token;
+	opts->verbose = env("CRUNCTL_DEBUG") != NULL;
+	return GO_ON;
+}
 
-	ctl.colour = !no_colour && !ctl.json && isatty(STDOUT_FILENO) && !env("NO_COLOR") &&
+/* Run the command with a client; flush stdout and report a failed write. */
+static int run_command(crunctl *ctl, const command *cmd, int argc, char **argv)
+{
+	int rc = cmd->run(ctl, argc, argv);
+
+	crunctl_client_free(ctl->client);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "crunctl: cannot write the output: %s\n", strerror(errno));
+		if (rc == 0)
+			rc = CRUNCTL_EXIT_INTERNAL;
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	crunctl ctl = {.prog = "crunctl"};
+	crunctl_client_opts opts = {0};
+	connection conn = {0};
+	char *token = NULL;
+	const command *cmd;
+	int i, rc, cmd_argc = 0;
+
+	rc = global_options(&ctl, &conn, argc, argv, &i);
+	if (rc != GO_ON)
+		return rc;
+	if (i >= argc)
+		return crunctl_usage_error(NULL, "missing COMMAND");
+	cmd = find_command(argv[i]);
+	if (!cmd)
+		return crunctl_usage_error(NULL, "unknown command '%s'", argv[i]);
+	if (!cmd->run)
+		return cmd_help(argc - i - 1, argv + i + 1);
+	rc = command_arguments(cmd, &conn, argc, argv, i, &cmd_argc);
+	if (rc == GO_ON)
+		rc = connection_settings(&conn, &opts, &token);
+	if (rc != GO_ON)
+		return rc;
+	ctl.colour = !conn.no_colour && !ctl.json && isatty(STDOUT_FILENO) && !env("NO_COLOR") &&
 		     !(env("TERM") && strcmp(env("TERM"), "dumb") == 0);
 	ctl.tty_err = isatty(STDERR_FILENO) && !(env("TERM") && strcmp(env("TERM"), "dumb") == 0);
-	opts.url = url;
-	opts.socket_path = socket_path;
-	opts.token = token;
-	opts.verbose = env("CRUNCTL_DEBUG") != NULL;
 	ctl.client = crunctl_client_new(&opts);
 	if (token) {
 		explicit_bzero(token, strlen(token));
@@ -374,12 +430,5 @@ int main(int argc, char **argv)
 	}
 	if (!ctl.client)
 		return CRUNCTL_EXIT_INTERNAL;
-	rc = cmd->run(&ctl, cmd_argc, cmd_argv);
-	crunctl_client_free(ctl.client);
-	if (fflush(stdout) != 0 || ferror(stdout)) {
-		fprintf(stderr, "crunctl: cannot write the output: %s\n", strerror(errno));
-		if (rc == 0)
-			rc = CRUNCTL_EXIT_INTERNAL;
-	}
-	return rc;
+	return run_command(&ctl, cmd, cmd_argc, argv + i + 1);
 }

@@ -1,5 +1,5 @@
 #!/bin/bash
-# shutdown.sh — crund's graceful close (DESIGN §3): drain answers, grace
+# shutdown.sh — crund's graceful close (docs/ARCHITECTURE.md §4.1): drain answers, grace
 # period, cancellation with awaited cleanup, queued jobs ended "shutdown",
 # waiting clients told the final state, exit 0; a second signal skips the
 # grace.  Prints TAP.

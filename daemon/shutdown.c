@@ -1,5 +1,5 @@
 /*
- * shutdown.c — the graceful close (DESIGN §3).
+ * shutdown.c — the graceful close (docs/ARCHITECTURE.md §4.1).
  *
  * SIGTERM or SIGINT: tell systemd STOPPING=1, refuse new jobs (503),
  * cancel the queued ones ("shutdown"), give the running ones --grace

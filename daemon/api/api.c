@@ -1,5 +1,5 @@
 /*
- * api.c — the HTTP API v1 (DESIGN §4): one function per route.
+ * api.c — the HTTP API v1 (docs/ARCHITECTURE.md §5): one function per route.
  *
  * Answers are JSON built by hand into a crd_buf (no json_t tree per
  * answer); request bodies are parsed with jansson.  Error bodies are
@@ -149,7 +149,7 @@ static crd_mhd_result post_job(crd_req *r)
 				  sizeof(err));
 	if (rc == -EINVAL)
 		return crd_http_error(r, 400, code, NULL, "%s", err);
-	if (rc == -ENOENT) /* DESIGN §4: unknown plugin or job → 404 */
+	if (rc == -ENOENT) /* docs/ARCHITECTURE.md §5.1: unknown plugin or job → 404 */
 		return crd_http_error(r, 404, code, NULL, "%s", err);
 	if (rc < 0)
 		return crd_http_error(r, 500, "internal", NULL, "out of memory");

@@ -317,7 +317,7 @@ void crd_jobs_log_append(crd_jobrec *job, const char *line, size_t len);
 int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
 		  size_t limit, void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more);
 
-/* The job's JSON object, appended to b (see DESIGN §4). */
+/* The job's JSON object, appended to b (see docs/ARCHITECTURE.md §5.1). */
 void crd_job_render(crd_buf *b, const crd_jobrec *job);
 /* RFC 3339 UTC with milliseconds, into out (>= 25 bytes). */
 void crd_format_time(double t, char *out, size_t outlen);

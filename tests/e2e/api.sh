@@ -1,5 +1,5 @@
 #!/bin/bash
-# api.sh — every route of HTTP API v1 (DESIGN §4) against a real crund with
+# api.sh — every route of HTTP API v1 (docs/ARCHITECTURE.md §5) against a real crund with
 # the demo plugin, driven by curl.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 . "$(dirname "$0")/lib.sh"
@@ -260,7 +260,7 @@ jt 'd["state"] == "succeeded" and d["result"] == {"primes": 5761455}' "compute n
 
 # ------------------------------------------------------------ stall detection
 # hog blocks the loop thread for 1.5 s: health cannot answer meanwhile, and
-# right after it the watchdog must still report the stall (DESIGN: 503 when
+# right after it the watchdog must still report the stall (docs/ARCHITECTURE.md §2.3: 503 when
 # the loop has not turned for a second), then recover.
 submit '{"plugin":"demo","job":"hog","args":{"seconds":1.5}}'
 hog_id=$JOB_ID

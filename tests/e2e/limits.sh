@@ -1,5 +1,5 @@
 #!/bin/bash
-# limits.sh — the daemon's configured bounds and start-up checks (DESIGN §3):
+# limits.sh — the daemon's configured bounds and start-up checks (docs/ARCHITECTURE.md §5.6):
 # the config file, bounded result and log size, retention of ended jobs by
 # count and by age, ids unique across restarts, plugin loading (a bad .so
 # is refused and the others load; a directory writable by others is

@@ -1,9 +1,10 @@
 #!/bin/bash
-# shutdown.sh — crund's graceful close (DESIGN §3): drain answers, grace
-# period, cancellation with awaited cleanup, queued jobs ended "shutdown"
-# (memory: store) or kept for the next start (durable store), a running
-# job whose policy is retry queued again, waiting clients told the final
-# state, exit 0; a second signal skips the grace.  Prints TAP.
+# shutdown.sh — crund's graceful close (docs/ARCHITECTURE.md §4.1): drain
+# answers, grace period, cancellation with awaited cleanup, queued jobs
+# ended "shutdown" (memory: store) or kept for the next start (durable
+# store), a running job whose policy is retry queued again, waiting
+# clients told the final state, exit 0; a second signal skips the grace.
+# Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
 . "$(dirname "$0")/lib.sh"
 

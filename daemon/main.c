@@ -168,6 +168,7 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = rc == -EINVAL ? 2 : 1;
 		goto fini;
 	}
+	crd_jobs_run(&crd_d.jobs); /* the jobs read from the store start now */
 	crd_watchdog_start(crd_d.loop);
 	if (cr_call_later(crd_d.loop, EXPIRE_INTERVAL, expire_tick, NULL, &expire_h) < 0)
 		expire_h = NULL;
@@ -233,6 +234,9 @@ int main(int argc, char **argv)
 	int rc;
 
 	signal(SIGPIPE, SIG_IGN);
+	/* a file-size limit makes a write fail with EFBIG (the store reports it)
+	 * instead of killing the daemon */
+	signal(SIGXFSZ, SIG_IGN);
 	crd_config_defaults(&crd_d.cfg);
 	rc = crd_config_parse(&crd_d.cfg, argc, argv, err, sizeof(err));
 	if (rc == 1) {

@@ -454,6 +454,7 @@ static void dirty_remove(crd_jobs *s, crd_jobrec *j)
 static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j);
 static void enqueue(crd_jobs *s, crd_jobrec *j);
 static void start_queued(crd_jobs *s);
+static void arm_wake(crd_jobs *s);
 static void retain_count(crd_jobs *s);
 static void set_state(crd_jobs *s, crd_jobrec *j, int st);
 static void requeue(crd_jobs *s, crd_jobrec *j, double run_at);
@@ -617,12 +618,17 @@ int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg)
 	struct load_ctx c = {s, resolve, arg};
 	s->loading = true;
 	int rc = crd_store_load(s->st, load_row, &c);
-	s->loading = false;
 	if (rc < 0)
 		return rc;
-	start_queued(s);
 	retain_count(s);
-	return 0;
+	return 0; /* nothing runs before crd_jobs_run */
+}
+
+void crd_jobs_run(crd_jobs *s)
+{
+	s->loading = false;
+	start_queued(s);
+	arm_wake(s);
 }
 
 static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
@@ -775,6 +781,7 @@ static void arm_wake(crd_jobs *s)
 }
 
 static void start_queued(crd_jobs *s);
+static void arm_wake(crd_jobs *s);
 
 void crd_jobs_due(crd_jobs *s)
 {

@@ -203,6 +203,9 @@ void crd_jobs_set_store(crd_jobs *s, crd_store *st);
 typedef const crund_job_spec *(*crd_jobs_resolve_fn)(void *arg, const char *plugin, const char *job,
 						     const crd_loaded_plugin **ret_plugin);
 int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg);
+/* After a load: start what can run now (the daemon serves).  Until then
+ * loaded jobs wait, so a start that fails half-way runs nothing. */
+void crd_jobs_run(crd_jobs *s);
 
 /* A submission, already validated. */
 typedef struct crd_job_req {

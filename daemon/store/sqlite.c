@@ -392,6 +392,15 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
 		 " PRAGMA journal_size_limit=67108864;",
 		 o->sync == CRD_STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		snprintf(err, errlen,
+			 "store %s is read-only (file attributes, permissions or a read-only "
+			 "file system): crund must write its store; fix that or give another "
+			 "--store",
+			 s->path);
+		rc = -EROFS;
+		goto out;
+	}
 	if ((rc = exec_sql(s, pragmas, "cannot open it", err, errlen)) < 0 ||
 	    (rc = migrate(s, err, errlen)) < 0 || (rc = read_meta(s, err, errlen)) < 0)
 		goto out;

@@ -79,7 +79,14 @@ jt 'len(jobs(d)) == 3' "retain-jobs 3: the list holds three jobs"
 first_daemon_id=${ids[4]}
 stop_and_check_crund "crund with a config file"
 
-# ------------------------------------------------------------ retention by age, ids across restarts
+# ------------------------------------------------------------ ids across restarts
+start_crund || bail "crund did not restart"
+req GET "/v1/jobs/$first_daemon_id"
+is "$HTTP_STATUS" 200 "a job of the previous start is still there (durable store)"
+jt "d['id'] == '$first_daemon_id' and d['state'] == 'succeeded'" "... with its id and its end"
+stop_crund
+
+# ------------------------------------------------------------ retention by age
 retain=$(slow 2)
 start_crund --retain-seconds "$retain" || bail "crund did not restart"
 # an active job older than retain-seconds by the time the ended one is gone
@@ -88,9 +95,6 @@ active_id=$JOB_ID
 submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 aged_id=$JOB_ID
 check "job ids are unique across restarts" test -n "$aged_id" -a "$aged_id" != "$first_daemon_id"
-req GET "/v1/jobs/$first_daemon_id"
-is "$HTTP_STATUS" 200 "a job of the previous start is still there (durable store)"
-jt "d['id'] == '$first_daemon_id' and d['state'] == 'succeeded'" "... with its id and its end"
 req GET "/v1/jobs/$aged_id"
 is "$HTTP_STATUS" 200 "retain-seconds $retain: a fresh ended job is there"
 for ((i = 0; i < $(slow 50); i++)); do

@@ -58,7 +58,8 @@ examples_plugin_hello_hello_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)
 # through a fake host inside cr_run().
 PLUGIN_TESTS += tests/test-plugins tests/test-args
 check_PROGRAMS += tests/test-plugins tests/test-args
-tests_test_plugins_SOURCES = tests/test-plugins.c daemon/plugins/registry.c daemon/plugins/args.c daemon/plugins/plugins.h
+tests_test_plugins_SOURCES = tests/test-plugins.c daemon/plugins/registry.c daemon/plugins/elf.c \
+	daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_plugins_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	-DTEST_BUILDDIR='"$(abs_top_builddir)"'
 tests_test_plugins_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)

@@ -1,13 +1,15 @@
 /*
  * plugins.h — the daemon's plugin registry: find, check, load, init and
  * fini plugins; look jobs up; validate submitted arguments against a job's
- * declared argument specs.  Owned by daemon/plugins/registry.c and daemon/plugins/args.c.
+ * declared argument specs.  Owned by daemon/plugins/registry.c, elf.c (the
+ * pre-check of a file before dlopen) and args.c.
  */
 #ifndef CRUND_PLUGINS_H
 #define CRUND_PLUGINS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 #include "crund/plugin.h"
 
@@ -59,6 +61,20 @@ typedef struct crd_plugins_opts {
  * be NULL (defaults, log to stderr). */
 int crd_plugins_load(crd_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
 		     const crd_plugins_opts *opts);
+
+/* The fixed head every descriptor version starts with (the first 16
+ * bytes of crund_plugin). */
+struct crd_plugin_head {
+	uint64_t magic;
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	uint32_t size;
+};
+
+/* Check a descriptor head against this daemon's ABI (magic, major, minor,
+ * size).  Returns 0, or -EPROTO with the reason in why.  Shared by the file
+ * check and the in-memory re-check, so both say the same thing. */
+int crd_plugin_check_head(const struct crd_plugin_head *h, char *why, size_t whylen);
 
 /* The ELF pre-check on an image of a whole .so file in memory (no code of
  * it runs): finds the exported CRUND_PLUGIN_SYMBOL (.dynsym, or the

@@ -8,8 +8,8 @@
  * read the descriptor out of the ELF file ourselves first — dynamic symbol
  * table, then the PT_LOAD segment holding the symbol — and check its fixed
  * head (magic, ABI major/minor, size) without running anything.
- * registry.c runs this on every file, and checks the head again in memory
- * after dlopen() with crd_plugin_check_head().
+ * registry.c runs this on every file; after dlopen(), abi.c checks the
+ * head again in memory with the same crd_plugin_check_head().
  */
 #include "config.h"
 
@@ -26,11 +26,6 @@ _Static_assert(offsetof(crund_plugin, magic) == 0 && offsetof(crund_plugin, abi_
 		       offsetof(crund_plugin, abi_minor) == 10 &&
 		       offsetof(crund_plugin, size) == 12,
 	       "descriptor head layout is ABI");
-
-/* Smallest descriptor a plugin of ABI 1.0 may have: every field up to
- * and including `flags`.  Later minors append fields and will give their
- * own minimum here. */
-#define DESC_MIN_SIZE_1_0 (offsetof(crund_plugin, flags) + sizeof(uint32_t))
 
 /* ------------------------------------------------------ ELF pre-check */
 
@@ -114,10 +109,19 @@ int crd_plugin_check_head(const struct crd_plugin_head *h, char *why, size_t why
 			 CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
 		return -EPROTO;
 	}
-	if (h->size < DESC_MIN_SIZE_1_0) {
+	/* Each minor's descriptor holds at least that minor's fields. */
+	size_t need = crd_plugin_desc_min_size(h->abi_minor);
+	if (h->size < need) {
 		snprintf(why, whylen,
 			 "descriptor too small (%" PRIu32 " bytes, ABI %u.%u needs %zu)", h->size,
-			 h->abi_major, h->abi_minor, (size_t)DESC_MIN_SIZE_1_0);
+			 h->abi_major, h->abi_minor, need);
+		return -EPROTO;
+	}
+	if (h->size > CRD_PLUGIN_MAX_DESC_SIZE) {
+		snprintf(why, whylen,
+			 "descriptor size %" PRIu32 " is larger than the %d bytes a descriptor "
+			 "may have",
+			 h->size, CRD_PLUGIN_MAX_DESC_SIZE);
 		return -EPROTO;
 	}
 	return 0;

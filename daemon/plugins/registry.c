@@ -9,9 +9,11 @@
  * out of the ELF file ourselves first (elf.c: dynamic symbol table, then
  * the PT_LOAD segment holding the symbol) and check its fixed head (magic,
  * ABI major/minor, size) without running anything.  Only a file that
- * passes is dlopen()ed; the in-memory descriptor is then checked again
- * (same head, plus everything behind pointers, which only exists after
- * relocation: names, job table, argument specs, defaults).
+ * passes is dlopen()ed; the in-memory descriptor is then read into the
+ * daemon's own layout (abi.c: the same head, the element sizes, the
+ * tables copied entry by entry) and that copy is checked for everything
+ * behind pointers, which only exists after relocation: names, job table,
+ * argument specs, defaults.  From then on the daemon reads only the copy.
  *
  * Security: the plugin directory and each .so must be writable only by
  * their owner, and that owner must be root or us; otherwise anyone who can
@@ -222,10 +224,7 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *opts, char *why,
 				size_t whylen)
 {
-	struct crd_plugin_head h = {d->magic, d->abi_major, d->abi_minor, d->size};
-	int rc = crd_plugin_check_head(&h, why, whylen);
-	if (rc < 0)
-		return rc;
+	int rc;
 	if (!valid_name(d->name, true)) {
 		snprintf(why, whylen, "plugin name '%s' is not [a-z0-9_-]+ (at most %d characters)",
 			 d->name ? d->name : "(null)", CRUND_PLUGIN_MAX_NAME);
@@ -238,7 +237,7 @@ int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *o
 			 d->name);
 		return -EPERM;
 	}
-	if (d->n_jobs > CRUND_PLUGIN_MAX_JOBS || (d->n_jobs && !d->jobs)) {
+	if (d->n_jobs > CRUND_PLUGIN_MAX_JOBS || (d->n_jobs && !d->jobs)) { /* import checked */
 		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, table %s)", d->name,
 			 d->n_jobs, d->jobs ? "present" : "NULL");
 		return -EINVAL;
@@ -284,6 +283,7 @@ int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *o
 
 static void loaded_release(crd_loaded_plugin *p)
 {
+	free(p->desc_copy); /* before dlclose: nothing reads it after */
 	if (p->dl)
 		dlclose(p->dl);
 	free(p->path);
@@ -330,14 +330,23 @@ static int load_one(crd_plugin_registry *reg, const char *path, const crd_plugin
 		refuse(reg, opts, path, why);
 		return 0;
 	}
-	const crund_plugin *d = dlsym(dl, CRUND_PLUGIN_SYMBOL);
+	/* From here on only the daemon-layout copy is read (abi.c). */
+	const crund_plugin *raw = dlsym(dl, CRUND_PLUGIN_SYMBOL);
+	crund_plugin *d = NULL;
 	int rc;
-	if (!d) {
+	if (!raw) {
 		snprintf(why, sizeof why, "not a crund plugin (no %s symbol)", CRUND_PLUGIN_SYMBOL);
 		rc = -ENOEXEC;
 	} else {
-		rc = crd_plugin_check_descriptor(d, opts, why, sizeof why);
+		rc = crd_plugin_import(raw, &d, why, sizeof why);
+		if (rc == -ENOMEM) {
+			dlclose(dl);
+			plog(opts, CRUND_LOG_ERROR, "plugin %s: out of memory", path);
+			return -ENOMEM;
+		}
 	}
+	if (rc == 0)
+		rc = crd_plugin_check_descriptor(d, opts, why, sizeof why);
 	if (rc == 0) {
 		const crd_loaded_plugin *other = crd_plugins_find(reg, d->name);
 		if (other) {
@@ -348,6 +357,7 @@ static int load_one(crd_plugin_registry *reg, const char *path, const crd_plugin
 		}
 	}
 	if (rc < 0) {
+		free(d);
 		dlclose(dl);
 		refuse(reg, opts, path, why);
 		return 0;
@@ -357,14 +367,17 @@ static int load_one(crd_plugin_registry *reg, const char *path, const crd_plugin
 	crd_loaded_plugin *arr = p ? realloc(reg->plugins, (reg->n + 1) * sizeof *arr) : NULL;
 	if (!arr) {
 		free(p);
+		free(d);
 		dlclose(dl);
 		plog(opts, CRUND_LOG_ERROR, "plugin %s: out of memory", path);
 		return -ENOMEM;
 	}
 	reg->plugins = arr;
-	arr[reg->n++] = (crd_loaded_plugin){.desc = d, .path = p, .dl = dl};
-	plog(opts, CRUND_LOG_INFO, "plugin %s %s loaded from %s (%zu job%s)", d->name,
-	     d->version ? d->version : "(no version)", path, d->n_jobs, d->n_jobs == 1 ? "" : "s");
+	arr[reg->n++] = (crd_loaded_plugin){
+		.desc = d, .desc_copy = d, .abi_minor = raw->abi_minor, .path = p, .dl = dl};
+	plog(opts, CRUND_LOG_INFO, "plugin %s %s loaded from %s (%zu job%s, ABI %u.%u)", d->name,
+	     d->version ? d->version : "(no version)", path, d->n_jobs, d->n_jobs == 1 ? "" : "s",
+	     (unsigned)raw->abi_major, (unsigned)raw->abi_minor);
 	return 0;
 }
 

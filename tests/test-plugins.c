@@ -704,8 +704,11 @@ static const char *break_descriptor(int i)
 		       "have";
 	case 34:
 		/* A 1.0 descriptor has no element sizes: whatever lies where 1.1
-		 * put them (its tail padding) is never read. */
+		 * put them (its tail padding) is never read.  (No tables: ours
+		 * are in today's layout, a 1.0 plugin's are not.) */
 		t_desc.abi_minor = 0;
+		t_desc.n_jobs = 0;
+		t_desc.jobs = NULL;
 		t_desc.size = offsetof(crund_plugin, flags) + sizeof(uint32_t);
 		t_desc.job_spec_size = 0xdeadbeef;
 		t_desc.arg_spec_size = 3;

@@ -40,6 +40,11 @@
  *  - crund_host_api goes the other way: the daemon fills it, and a plugin
  *    reads a field added in minor N only when host->abi_minor >= N.
  *
+ * Appending a field therefore takes: the field at the end of its struct
+ * with its meaning when zero, CRUND_PLUGIN_ABI_MINOR + 1, a line below, and
+ * (in crund's tree) the new minor's entry in layouts[] of
+ * daemon/plugins/abi.c, whose _Static_asserts fail the build without it.
+ *
  * History: 1.0 first version; 1.1 appended job_spec_size and
  * arg_spec_size to crund_plugin.
  */

@@ -78,6 +78,11 @@ tests_test_plugins_LDADD = lib/libcrunner.la $(CHECK_LIBS) $(JANSSON_LIBS)
 # The suite loads these; make sure they are built before it runs.
 EXTRA_tests_test_plugins_DEPENDENCIES = plugins/demo.la $(PLUGIN_FIXTURES)
 
+# abi-e2e: a real crund (tests/e2e/lib.sh) loads the ABI layout fixtures
+# and shows and runs their jobs through the API.
+PLUGIN_TESTS += tests/plugins/abi-e2e.sh
+EXTRA_DIST += tests/plugins/abi-e2e.sh
+
 tests_test_args_SOURCES = tests/test-args.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
 tests_test_args_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)

@@ -6,6 +6,8 @@
 # checks are in tests/test-plugins.c; this is the same through the API.
 # Uses tests/e2e/lib.sh; prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+: "${top_srcdir:?top_srcdir must be set (the harness exports it)}"
+# shellcheck source=tests/e2e/lib.sh
 . "$top_srcdir/tests/e2e/lib.sh"
 
 pdir="$E2E_TMP/plugins"
@@ -17,6 +19,7 @@ done
 cp "$CRUND_PLUGIN_DIR/demo.so" "$pdir/demo.so"
 chmod 644 "$pdir"/*.so
 CRUND_PLUGIN_ARGS=(--plugin-dir "$pdir")
+# shellcheck disable=SC2119 # no extra flags
 start_crund || bail "crund did not start"
 
 req GET /v1/plugins

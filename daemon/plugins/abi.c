@@ -128,7 +128,10 @@ static const struct abi_layout {
 };
 _Static_assert(sizeof layouts / sizeof layouts[0] == CRUND_PLUGIN_ABI_MINOR + 1,
 	       "bumping CRUND_PLUGIN_ABI_MINOR needs that minor's entry in layouts[]");
-/* The newest entry describes this daemon's own structs: nothing after it. */
+/* The newest entry describes this daemon's own structs.  An append that
+ * grows one of them fails here until NEWEST_*_END and layouts[] follow (an
+ * append that fits in the old tail padding does not grow it: the minor
+ * bump it needs is what the assert above catches). */
 #define NEWEST_DESC_END END_OF(crund_plugin, arg_spec_size)
 #define NEWEST_JOB_END  END_OF(crund_job_spec, n_args)
 #define NEWEST_ARG_END  END_OF(crund_arg_spec, max)

@@ -10,7 +10,8 @@ DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFL
 DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
 
 tests_test_http_SOURCES = tests/test-http.c daemon/http/route.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c \
-	daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/args.c
+	daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/elf.c \
+	daemon/plugins/abi.c daemon/plugins/args.c
 tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) -ldl
 

@@ -30,7 +30,8 @@ tests_fuzz_fuzz_args_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_args_LDADD = lib/libcrunner.la $(JANSSON_LIBS) -lm
 
 tests_fuzz_fuzz_body_SOURCES = tests/fuzz/fuzz-body.c $(FUZZ_COMMON) \
-	daemon/plugins/args.c daemon/plugins/registry.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c daemon/http/route.c \
+	daemon/plugins/args.c daemon/plugins/registry.c daemon/plugins/elf.c daemon/plugins/abi.c \
+	daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c daemon/http/route.c \
 	plugins/demo/demo.c
 tests_fuzz_fuzz_body_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/body"'
 tests_fuzz_fuzz_body_CFLAGS = $(FUZZ_CFLAGS)
@@ -43,10 +44,10 @@ tests_fuzz_fuzz_config_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_config_LDADD = -lm
 
 tests_fuzz_fuzz_elf_SOURCES = tests/fuzz/fuzz-elf.c $(FUZZ_COMMON) \
-	daemon/plugins/registry.c daemon/plugins/args.c
+	daemon/plugins/elf.c daemon/plugins/abi.c
 tests_fuzz_fuzz_elf_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/elf"'
 tests_fuzz_fuzz_elf_CFLAGS = $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_elf_LDADD = lib/libcrunner.la $(JANSSON_LIBS) -ldl -lm
+tests_fuzz_fuzz_elf_LDADD =
 
 tests_fuzz_fuzz_sse_SOURCES = tests/fuzz/fuzz-sse.c $(FUZZ_COMMON) client/sse.c
 tests_fuzz_fuzz_sse_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/sse"'

@@ -10,6 +10,7 @@ PLUGIN_FIXTURES = tests/plugins/bad-magic.la tests/plugins/newer-major.la \
 	tests/plugins/newer-minor.la tests/plugins/no-symbol.la tests/plugins/too-small.la \
 	tests/plugins/bad-run.la tests/plugins/bad-default.la tests/plugins/ctor.la \
 	tests/plugins/commands.la tests/plugins/init-fail.la tests/plugins/awaits.la \
+	tests/plugins/abi-1-0.la tests/plugins/abi-wide.la \
 	examples/plugin-hello/hello.la
 check_LTLIBRARIES += $(PLUGIN_FIXTURES)
 tests_plugins_bad_magic_la_SOURCES = tests/plugins/bad-magic.c
@@ -48,6 +49,16 @@ tests_plugins_awaits_la_SOURCES = tests/plugins/awaits.c
 tests_plugins_awaits_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
 tests_plugins_awaits_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
 tests_plugins_awaits_la_LIBADD = lib/libcrunner.la
+# The ABI layout fixtures: the same jobs (abi-fixture.h) in the ABI 1.0
+# layout and in a layout with fields appended.
+tests_plugins_abi_1_0_la_SOURCES = tests/plugins/abi-1-0.c tests/plugins/abi-fixture.h
+tests_plugins_abi_1_0_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
+tests_plugins_abi_1_0_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
+tests_plugins_abi_1_0_la_LIBADD = $(JANSSON_LIBS)
+tests_plugins_abi_wide_la_SOURCES = tests/plugins/abi-wide.c tests/plugins/abi-fixture.h
+tests_plugins_abi_wide_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
+tests_plugins_abi_wide_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
+tests_plugins_abi_wide_la_LIBADD = $(JANSSON_LIBS)
 examples_plugin_hello_hello_la_SOURCES = examples/plugin-hello/hello.c
 examples_plugin_hello_hello_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
 examples_plugin_hello_hello_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
@@ -58,13 +69,19 @@ examples_plugin_hello_hello_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)
 # through a fake host inside cr_run().
 PLUGIN_TESTS += tests/test-plugins tests/test-args
 check_PROGRAMS += tests/test-plugins tests/test-args
-tests_test_plugins_SOURCES = tests/test-plugins.c daemon/plugins/registry.c daemon/plugins/args.c daemon/plugins/plugins.h
+tests_test_plugins_SOURCES = tests/test-plugins.c daemon/plugins/registry.c daemon/plugins/elf.c \
+	daemon/plugins/abi.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_plugins_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon \
 	-DTEST_BUILDDIR='"$(abs_top_builddir)"'
 tests_test_plugins_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_plugins_LDADD = lib/libcrunner.la $(CHECK_LIBS) $(JANSSON_LIBS)
 # The suite loads these; make sure they are built before it runs.
 EXTRA_tests_test_plugins_DEPENDENCIES = plugins/demo.la $(PLUGIN_FIXTURES)
+
+# abi-e2e: a real crund (tests/e2e/lib.sh) loads the ABI layout fixtures
+# and shows and runs their jobs through the API.
+PLUGIN_TESTS += tests/plugins/abi-e2e.sh
+EXTRA_DIST += tests/plugins/abi-e2e.sh
 
 tests_test_args_SOURCES = tests/test-args.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "plugins/abi-fixture.h"
 #include "plugins/plugins.h"
 
 /* ------------------------------------------------------------ helpers */
@@ -206,10 +207,10 @@ static const struct {
 	const char *reason;
 } refusals[] = {
 	{"bad-magic", "bad magic 0x0123456789abcdef (expected 0x31474c50444e5243)"},
-	{"newer-major", "ABI 2.0 is newer than this daemon's 1.0"},
-	{"newer-minor", "ABI minor 5 newer than 0"},
+	{"newer-major", "ABI 2.0 is newer than this daemon's 1.1"},
+	{"newer-minor", "ABI minor 6 newer than 1"},
 	{"no-symbol", "not a crund plugin (no crund_plugin_v1 symbol)"},
-	{"too-small", "descriptor too small (16 bytes, ABI 1.0 needs"},
+	{"too-small", "descriptor too small (16 bytes, ABI 1.1 needs"},
 	{"bad-run", "job 'broken' has no run function"},
 	{"bad-default",
 	 "job 'count': bad default: argument 'count' must be an integer, got string"},
@@ -253,7 +254,7 @@ START_TEST(constructor_never_runs_for_a_refused_plugin)
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_ptr_nonnull(refusal_of(&reg, "ctor.so"));
 	ck_assert_str_eq(refusal_of(&reg, "ctor.so"),
-			 "ABI 2.0 is newer than this daemon's 1.0 (upgrade crund or rebuild the "
+			 "ABI 2.0 is newer than this daemon's 1.1 (upgrade crund or rebuild the "
 			 "plugin against this crund)");
 	ck_assert_msg(access(marker, F_OK) != 0, "the plugin's constructor ran");
 	crd_plugins_free(&reg);
@@ -590,7 +591,9 @@ static const char *break_descriptor(int i)
 				.size = sizeof(crund_plugin),
 				.name = "t-plugin",
 				.jobs = t_jobs,
-				.n_jobs = 2};
+				.n_jobs = 2,
+				.job_spec_size = sizeof(crund_job_spec),
+				.arg_spec_size = sizeof(crund_arg_spec)};
 	switch (i) {
 	case 0:
 		return NULL;
@@ -662,8 +665,8 @@ static const char *break_descriptor(int i)
 		t_desc.flags = CRUND_PLUGIN_RUNS_COMMANDS;
 		return "plugin 't-plugin' runs arbitrary commands";
 	case 23:
-		t_desc.abi_minor = 1;
-		return "ABI minor 1 newer than 0";
+		t_desc.abi_minor = CRUND_PLUGIN_ABI_MINOR + 1;
+		return "ABI minor 2 newer than 1";
 	case 24:
 		t_desc.size = 8;
 		return "descriptor too small (8 bytes";
@@ -677,16 +680,54 @@ static const char *break_descriptor(int i)
 	case 27:
 		t_args[0].default_json = "2.0";
 		return NULL; /* integral real: fine */
+	/* The element sizes (ABI 1.1). */
+	case 28:
+		t_desc.job_spec_size = 0; /* a hand-made descriptor that forgot them */
+		return "job_spec_size 0 is smaller than ABI 1.1's 40 bytes (build the plugin with "
+		       "CRUND_PLUGIN_DEFINE, which sets it)";
+	case 29:
+		t_desc.arg_spec_size = 48;
+		return "arg_spec_size 48 is smaller than ABI 1.1's 56 bytes";
+	case 30:
+		t_desc.job_spec_size = 4096;
+		return "job_spec_size 4096 is larger than the 1024 bytes a table entry may have";
+	case 31:
+		t_desc.arg_spec_size = 60;
+		return "arg_spec_size 60 is not a multiple of 8";
+	case 32:
+		/* A 1.1 descriptor needs the 1.1 fields. */
+		t_desc.size = offsetof(crund_plugin, flags) + sizeof(uint32_t);
+		return "descriptor too small (76 bytes, ABI 1.1 needs 84)";
+	case 33:
+		t_desc.size = 1u << 20;
+		return "descriptor size 1048576 is larger than the 4096 bytes a descriptor may "
+		       "have";
+	case 34:
+		/* A 1.0 descriptor has no element sizes: whatever lies where 1.1
+		 * put them (its tail padding) is never read.  (No tables: ours
+		 * are in today's layout, a 1.0 plugin's are not.) */
+		t_desc.abi_minor = 0;
+		t_desc.n_jobs = 0;
+		t_desc.jobs = NULL;
+		t_desc.size = offsetof(crund_plugin, flags) + sizeof(uint32_t);
+		t_desc.job_spec_size = 0xdeadbeef;
+		t_desc.arg_spec_size = 3;
+		return NULL;
 	}
 	return "unreachable";
 }
-#define N_DESC_RULES 28
+#define N_DESC_RULES 35
 
 START_TEST(descriptor_rules)
 {
 	const char *want = break_descriptor(_i);
 	char why[512] = "";
-	int rc = crd_plugin_check_descriptor(&t_desc, &opts, why, sizeof why);
+	crund_plugin *copy = NULL;
+	int rc = crd_plugin_import(&t_desc, &copy, why, sizeof why);
+	if (rc == 0) {
+		rc = crd_plugin_check_descriptor(copy, &opts, why, sizeof why);
+		free(copy);
+	}
 	if (!want) {
 		ck_assert_msg(rc == 0, "rule %d refused: %s", _i, why);
 	} else {
@@ -1001,6 +1042,191 @@ START_TEST(init_cancelled_stops_and_leaves_the_rest_uninitialised)
 }
 END_TEST
 
+/* ------------------------------------------------- ABI layouts */
+
+/* What abi-1-0.so and abi-wide.so declare (tests/plugins/abi-fixture.h),
+ * each in its own struct layout. */
+struct want_arg {
+	const char *name;
+	crund_arg_type type;
+	bool required;
+	const char *default_json;
+	const char *description;
+	bool has_range;
+	double min, max;
+};
+#define WANT_ARG(n, t, r, d, desc, hr, mn, mx) {n, t, r, d, desc, hr, mn, mx},
+static const struct want_arg want_alpha[] = {ABI_ALPHA_ARGS(WANT_ARG)};
+static const struct want_arg want_beta[] = {ABI_BETA_ARGS(WANT_ARG)};
+static const struct want_arg want_gamma[] = {ABI_GAMMA_ARGS(WANT_ARG)};
+#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
+static const struct {
+	const char *name, *description, *run_symbol;
+	const struct want_arg *args;
+	size_t n_args;
+} want_jobs[ABI_N_JOBS] = {
+	{"alpha", "the first job", "abi_run_alpha", want_alpha, N_OF(want_alpha)},
+	{"beta", "the second job", "abi_run_beta", want_beta, N_OF(want_beta)},
+	{"gamma", "the third job", "abi_run_gamma", want_gamma, N_OF(want_gamma)},
+	{"delta", "a job without arguments", "abi_run_delta", NULL, 0},
+};
+
+static const struct {
+	const char *fixture, *name, *version;
+	unsigned abi_minor;
+} abi_fixtures[] = {
+	{"abi-1-0", "abi_1_0", "1.0-layout", 0},    /* the 1.0 structs, no element sizes */
+	{"abi-wide", "abi_wide", "wide-layout", 1}, /* fields appended to every struct */
+};
+
+static void assert_str_or_null(const char *got, const char *want, const char *what)
+{
+	if (!want)
+		ck_assert_msg(got == NULL, "%s: got \"%s\", want NULL", what, got);
+	else
+		ck_assert_msg(got && strcmp(got, want) == 0, "%s: got \"%s\", want \"%s\"", what,
+			      got ? got : "(null)", want);
+}
+
+/* Every job and every argument of a plugin built against another layout
+ * than the daemon's reads back exactly as declared: names, descriptions,
+ * run functions, types, required, defaults, ranges. */
+START_TEST(other_layouts_read_every_job_and_argument)
+{
+	const char *dir = new_dir();
+	add_plugin(dir, abi_fixtures[_i].fixture, NULL);
+	crd_plugin_registry reg = {0};
+	ck_assert_int_eq(load1(&reg, dir), 0);
+	ck_assert_msg(reg.n == 1, "refused: %s", reg.n_refused ? reg.refused[0].reason : "?");
+	const crd_loaded_plugin *p = crd_plugins_find(&reg, abi_fixtures[_i].name);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(p->abi_minor, abi_fixtures[_i].abi_minor);
+	ck_assert_str_eq(p->desc->version, abi_fixtures[_i].version);
+	ck_assert_ptr_null(p->desc->init);
+	ck_assert_ptr_null(p->desc->fini);
+	ck_assert_uint_eq(p->desc->flags, 0);
+	char line[256];
+	snprintf(line, sizeof line, "(4 jobs, ABI 1.%u)", abi_fixtures[_i].abi_minor);
+	ck_assert_msg(strstr(logbuf, line), "log lacks \"%s\":\n%s", line, logbuf);
+
+	ck_assert_uint_eq(p->desc->n_jobs, ABI_N_JOBS);
+	for (size_t i = 0; i < ABI_N_JOBS; i++) {
+		const crund_job_spec *j = &p->desc->jobs[i];
+		char what[128];
+		snprintf(what, sizeof what, "%s job %zu", abi_fixtures[_i].fixture, i);
+		assert_str_or_null(j->name, want_jobs[i].name, what);
+		assert_str_or_null(j->description, want_jobs[i].description, what);
+		ck_assert_ptr_eq(crd_plugins_find_job(p, want_jobs[i].name), j);
+		/* The run pointer is the plugin's own function, and runs. */
+		ck_assert_ptr_nonnull(j->run);
+		void *sym = dlsym(p->dl, want_jobs[i].run_symbol);
+		ck_assert_ptr_nonnull(sym);
+		ck_assert_msg((void *)j->run == sym, "%s: run is not %s", what,
+			      want_jobs[i].run_symbol);
+		struct fake_job fj = {.head.api = &fake_host};
+		ck_assert_int_eq(j->run(&fj.head), 0);
+		ck_assert_str_eq(json_string_value(fj.result), want_jobs[i].name);
+		json_decref(fj.result);
+
+		ck_assert_uint_eq(j->n_args, want_jobs[i].n_args);
+		if (!j->n_args)
+			ck_assert_ptr_null(j->args);
+		for (size_t k = 0; k < j->n_args; k++) {
+			const crund_arg_spec *a = &j->args[k];
+			const struct want_arg *w = &want_jobs[i].args[k];
+			snprintf(what, sizeof what, "%s %s arg %zu", abi_fixtures[_i].fixture,
+				 want_jobs[i].name, k);
+			assert_str_or_null(a->name, w->name, what);
+			ck_assert_msg(a->type == w->type, "%s: type %d", what, (int)a->type);
+			ck_assert_msg(a->required == w->required, "%s: required", what);
+			assert_str_or_null(a->default_json, w->default_json, what);
+			assert_str_or_null(a->description, w->description, what);
+			ck_assert_msg(a->has_range == w->has_range, "%s: has_range", what);
+			ck_assert_msg(a->min == w->min && a->max == w->max, "%s: range %g..%g",
+				      what, a->min, a->max);
+		}
+	}
+	ck_assert_ptr_null(crd_plugins_find_job(p, "epsilon"));
+
+	/* What the daemon builds on those tables: defaults filled in, ranges
+	 * enforced, the JSON view. */
+	json_t *out = NULL;
+	char err[256];
+	json_t *in = json_loads("{\"label\": \"x\"}", 0, NULL);
+	ck_assert_int_eq(
+		crd_args_validate(crd_plugins_find_job(p, "alpha"), in, &out, err, sizeof err), 0);
+	assert_json(out, "{\"label\": \"x\", \"count\": 5, \"ratio\": 0.25}");
+	json_decref(out);
+	json_decref(in);
+	in = json_loads("{\"offset\": 101}", 0, NULL);
+	ck_assert_int_eq(
+		crd_args_validate(crd_plugins_find_job(p, "gamma"), in, &out, err, sizeof err),
+		-EINVAL);
+	ck_assert_str_eq(err, "argument 'offset' must be between -100 and 100, got 101");
+	json_decref(in);
+	json_t *view = crd_plugin_to_json(p);
+	assert_json(
+		json_object_get(view, "jobs"),
+		"[{\"name\": \"alpha\", \"description\": \"the first job\", \"args\": ["
+		"  {\"name\": \"count\", \"type\": \"integer\", \"required\": false,"
+		"   \"default\": 5, \"description\": \"how many times\", \"min\": 1, \"max\": 10},"
+		"  {\"name\": \"label\", \"type\": \"string\", \"required\": true,"
+		"   \"description\": \"what to call it\"},"
+		"  {\"name\": \"ratio\", \"type\": \"number\", \"required\": false,"
+		"   \"default\": 0.25, \"description\": \"a fraction\", \"min\": 0.0,"
+		"   \"max\": 1.0}]},"
+		" {\"name\": \"beta\", \"description\": \"the second job\", \"args\": ["
+		"  {\"name\": \"flag\", \"type\": \"boolean\", \"required\": false,"
+		"   \"default\": true, \"description\": \"a switch\"},"
+		"  {\"name\": \"payload\", \"type\": \"any\", \"required\": true,"
+		"   \"description\": \"any JSON value\"}]},"
+		" {\"name\": \"gamma\", \"description\": \"the third job\", \"args\": ["
+		"  {\"name\": \"items\", \"type\": \"array\", \"required\": false,"
+		"   \"default\": [1, 2], \"description\": \"a list\"},"
+		"  {\"name\": \"options\", \"type\": \"object\", \"required\": false,"
+		"   \"default\": {\"a\": 1}, \"description\": \"an object\"},"
+		"  {\"name\": \"offset\", \"type\": \"integer\", \"required\": false,"
+		"   \"description\": \"bounded, no default\", \"min\": -100, \"max\": 100},"
+		"  {\"name\": \"note\", \"type\": \"string\", \"required\": false,"
+		"   \"default\": \"none\", \"description\": \"a note\"}]},"
+		" {\"name\": \"delta\", \"description\": \"a job without arguments\","
+		"  \"args\": []}]");
+	json_decref(view);
+	crd_plugins_free(&reg);
+}
+END_TEST
+
+/* Both layouts side by side in one registry, next to the demo plugin. */
+START_TEST(old_and_new_layouts_load_together)
+{
+	const char *dir = new_dir();
+	add_plugin(dir, "abi-1-0", NULL);
+	add_plugin(dir, "abi-wide", NULL);
+	add_plugin(dir, "demo", NULL);
+	crd_plugin_registry reg = {0};
+	ck_assert_int_eq(load1(&reg, dir), 0);
+	ck_assert_uint_eq(reg.n_refused, 0);
+	ck_assert_uint_eq(reg.n, 3);
+	const crd_loaded_plugin *old = crd_plugins_find(&reg, "abi_1_0");
+	const crd_loaded_plugin *wide = crd_plugins_find(&reg, "abi_wide");
+	ck_assert_ptr_nonnull(old);
+	ck_assert_ptr_nonnull(wide);
+	/* Same declarations, different objects: each job runs its own
+	 * plugin's function. */
+	for (size_t i = 0; i < ABI_N_JOBS; i++) {
+		ck_assert_str_eq(old->desc->jobs[i].name, wide->desc->jobs[i].name);
+		ck_assert_ptr_ne((void *)old->desc->jobs[i].run, (void *)wide->desc->jobs[i].run);
+		ck_assert_ptr_eq((void *)wide->desc->jobs[i].run,
+				 dlsym(wide->dl, want_jobs[i].run_symbol));
+	}
+	json_t *a = crd_plugin_to_json(old), *b = crd_plugin_to_json(wide);
+	ck_assert(json_equal(json_object_get(a, "jobs"), json_object_get(b, "jobs")));
+	json_decref(a);
+	json_decref(b);
+	crd_plugins_free(&reg);
+}
+END_TEST
+
 START_TEST(plugins_without_init_need_no_coroutine)
 {
 	/* hello has no init/fini: initialised without awaiting anything */
@@ -1225,6 +1451,9 @@ int main(void)
 	tcase_add_test(tc, json_views_describe_jobs_and_args);
 	tcase_add_loop_test(tc, descriptor_rules, 0, N_DESC_RULES);
 	tcase_add_test(tc, plugins_without_init_need_no_coroutine);
+	tcase_add_loop_test(tc, other_layouts_read_every_job_and_argument, 0,
+			    sizeof abi_fixtures / sizeof abi_fixtures[0]);
+	tcase_add_test(tc, old_and_new_layouts_load_together);
 	suite_add_tcase(s, tc);
 
 	TCase *rt = tcase_create("runtime");

@@ -1,22 +1,33 @@
 /*
  * plugins.h — the daemon's plugin registry: find, check, load, init and
  * fini plugins; look jobs up; validate submitted arguments against a job's
- * declared argument specs.  Owned by daemon/plugins/registry.c and daemon/plugins/args.c.
+ * declared argument specs.  Owned by daemon/plugins/registry.c, elf.c (the
+ * pre-check of a file before dlopen), abi.c (a descriptor of any supported
+ * ABI minor read into the daemon's layout) and args.c.
  */
 #ifndef CRUND_PLUGINS_H
 #define CRUND_PLUGINS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <jansson.h>
 #include "crund/plugin.h"
 
 typedef struct crd_loaded_plugin {
-	const crund_plugin *desc; /* inside the loaded object */
-	char *path;               /* the .so file */
-	void *dl;                 /* dlopen handle */
-	void *state;              /* from init */
-	bool initialized;         /* init ran and succeeded */
+	/* The descriptor in this daemon's layout (crd_plugin_import()'s copy
+	 * of the plugin's own, whatever ABI minor it was built against), with
+	 * its job and argument tables also copied.  The rest of the daemon
+	 * reads only this, so it may index desc->jobs[] and jobs[].args[] as
+	 * C arrays; the plugin's own tables are never indexed outside abi.c.
+	 * Strings and functions still point into the loaded object. */
+	const crund_plugin *desc;
+	crund_plugin *desc_copy; /* owns desc (NULL: desc belongs to the caller) */
+	uint16_t abi_minor;      /* the ABI minor the plugin was built against */
+	char *path;              /* the .so file */
+	void *dl;                /* dlopen handle */
+	void *state;             /* from init */
+	bool initialized;        /* init ran and succeeded */
 } crd_loaded_plugin;
 
 /* A plugin file that was refused, and why (also logged). */
@@ -34,9 +45,13 @@ typedef struct crd_plugin_registry {
 
 /* Limits on what a descriptor may declare (a bigger table is refused as
  * garbage rather than trusted). */
-#define CRUND_PLUGIN_MAX_JOBS 256
-#define CRUND_PLUGIN_MAX_ARGS 64
-#define CRUND_PLUGIN_MAX_NAME 64 /* plugin, job and argument names */
+#define CRUND_PLUGIN_MAX_JOBS    256
+#define CRUND_PLUGIN_MAX_ARGS    64
+#define CRUND_PLUGIN_MAX_NAME    64 /* plugin, job and argument names */
+/* Largest descriptor size and job_spec_size / arg_spec_size a plugin may
+ * declare: far above any real layout, so a bigger one is garbage. */
+#define CRD_PLUGIN_MAX_DESC_SIZE 4096
+#define CRD_PLUGIN_MAX_SPEC_SIZE 1024
 
 typedef struct crd_plugins_opts {
 	bool allow_insecure_dir; /* accept group/other-writable dir/files */
@@ -60,6 +75,41 @@ typedef struct crd_plugins_opts {
 int crd_plugins_load(crd_plugin_registry *reg, const char *const *dirs, size_t n_dirs,
 		     const crd_plugins_opts *opts);
 
+/* The fixed head every descriptor version starts with (the first 16
+ * bytes of crund_plugin). */
+struct crd_plugin_head {
+	uint64_t magic;
+	uint16_t abi_major;
+	uint16_t abi_minor;
+	uint32_t size;
+};
+
+/* Check a descriptor head against this daemon's ABI (magic, major, minor,
+ * and a size that holds at least the fields of that minor).  Returns 0, or
+ * -EPROTO with the reason in why.  Shared by the file check and the
+ * in-memory import, so both say the same thing. */
+int crd_plugin_check_head(const struct crd_plugin_head *h, char *why, size_t whylen);
+
+/* The smallest crund_plugin a plugin built against ABI minor `minor` (of
+ * our major) can have: the end of that minor's last field.  0 for a minor
+ * newer than ours. */
+size_t crd_plugin_desc_min_size(unsigned minor);
+
+/* Read a descriptor as dlsym() found it, built against any ABI minor up
+ * to ours, into this daemon's layout (daemon/plugins/abi.c): checks the
+ * head, the element sizes it declares (job_spec_size, arg_spec_size; the
+ * 1.0 sizes for a 1.0 descriptor) and the bounds of its tables, then
+ * copies the descriptor, its job table and every argument table, stepping
+ * through each by the plugin's element size and copying only the fields
+ * of its minor into zero-filled structs.  On success *ret_copy is one
+ * allocation the caller frees with free(); its tables are ordinary arrays
+ * of this daemon's structs (jobs NULL when there are none, args NULL for a
+ * job without arguments) and its head says this daemon's ABI and sizes.
+ * Names and other rules are checked by crd_plugin_check_descriptor().
+ * Returns 0, -EPROTO (head, sizes) or -EINVAL (tables) with the reason in
+ * why, or -ENOMEM. */
+int crd_plugin_import(const crund_plugin *raw, crund_plugin **ret_copy, char *why, size_t whylen);
+
 /* The ELF pre-check on an image of a whole .so file in memory (no code of
  * it runs): finds the exported CRUND_PLUGIN_SYMBOL (.dynsym, or the
  * dynamic segment when section headers are stripped) and checks the
@@ -68,10 +118,11 @@ int crd_plugins_load(crd_plugin_registry *reg, const char *const *dirs, size_t n
  * in why.  crd_plugins_load() runs it on every file. */
 int crd_plugin_check_image(const void *image, size_t size, char *why, size_t whylen);
 
-/* The in-memory check of a loaded descriptor: the head again, the plugin
- * name, flags against opts (allow_commands), and the whole job table
- * (names, run functions, argument specs, defaults).  Returns 0, or a
- * negative code with the reason in why.  opts may be NULL. */
+/* The rules for a descriptor in this daemon's layout (one from
+ * crd_plugin_import()): the plugin name, flags against opts
+ * (allow_commands), and the whole job table (names, run functions,
+ * argument specs, defaults).  Returns 0, or a negative code with the
+ * reason in why.  opts may be NULL. */
 int crd_plugin_check_descriptor(const crund_plugin *desc, const crd_plugins_opts *opts, char *why,
 				size_t whylen);
 

@@ -17,9 +17,36 @@
  *     cc -shared -fPIC -o myplugin.so myplugin.c $(pkg-config --cflags --libs crund-plugin)
  * and install into $(pkg-config --variable=plugindir crund-plugin).
  *
- * ABI rules: fields are only ever appended; a daemon accepts descriptors
- * with its own major and a minor <= its own; `size` fields let either side
- * detect a shorter struct.
+ * ABI rules (version CRUND_PLUGIN_ABI_MAJOR.CRUND_PLUGIN_ABI_MINOR):
+ *
+ *  - A daemon loads plugins of its own major and of any minor up to its
+ *    own.  A plugin built against a newer minor is refused (it may rely on
+ *    fields this daemon would ignore), as is any other major.
+ *  - Fields are only ever appended, at the end of crund_plugin,
+ *    crund_job_spec, crund_arg_spec or crund_host_api, and every append
+ *    bumps the minor.  Nothing is removed, reordered, resized or given a
+ *    new meaning; such a change bumps the major.
+ *  - Every appended field means "as before" when it is zero/NULL: that is
+ *    what the daemon sees for a plugin built against an older minor.
+ *  - The job table and each job's argument table are arrays whose element
+ *    size grows with the minor, so the descriptor says which size the
+ *    plugin was compiled with (job_spec_size, arg_spec_size, since 1.1;
+ *    CRUND_PLUGIN_DEFINE fills them).  The daemon steps through the tables
+ *    by those sizes, never by its own, and copies each element into a
+ *    zero-filled struct of its own layout; a 1.0 descriptor (without the
+ *    two fields) is read with the 1.0 sizes.  Which fields exist is told
+ *    by abi_minor, not by the sizes: an appended field may sit in what was
+ *    the previous version's tail padding.
+ *  - crund_host_api goes the other way: the daemon fills it, and a plugin
+ *    reads a field added in minor N only when host->abi_minor >= N.
+ *
+ * Appending a field therefore takes: the field at the end of its struct
+ * with its meaning when zero, CRUND_PLUGIN_ABI_MINOR + 1, a line below, and
+ * (in crund's tree) the new minor's entry in layouts[] of
+ * daemon/plugins/abi.c, whose _Static_asserts fail the build without it.
+ *
+ * History: 1.0 first version; 1.1 appended job_spec_size and
+ * arg_spec_size to crund_plugin.
  */
 #ifndef CRUND_PLUGIN_H
 #define CRUND_PLUGIN_H
@@ -38,7 +65,7 @@ extern "C" {
 
 #define CRUND_PLUGIN_MAGIC     UINT64_C(0x31474c50444e5243) /* "CRNDPLG1" */
 #define CRUND_PLUGIN_ABI_MAJOR 1
-#define CRUND_PLUGIN_ABI_MINOR 0
+#define CRUND_PLUGIN_ABI_MINOR 1
 #define CRUND_PLUGIN_SYMBOL    "crund_plugin_v1"
 
 /* Argument types a job can declare; submissions are validated against
@@ -103,15 +130,24 @@ typedef struct crund_plugin {
 	int (*init)(const crund_host_api *host, void **ret_state);
 	void (*fini)(const crund_host_api *host, void *state);
 	uint32_t flags; /* CRUND_PLUGIN_* */
+	/* --- ABI 1.1 --- */
+	/* sizeof(crund_job_spec) and sizeof(crund_arg_spec) as this plugin
+	 * was compiled: the element sizes of `jobs` and of every job's
+	 * `args`.  The daemon indexes the tables by them. */
+	uint32_t job_spec_size;
+	uint32_t arg_spec_size;
 } crund_plugin;
 
-/* Declare the descriptor:  CRUND_PLUGIN_DEFINE(.name = "demo", ...); */
+/* Declare the descriptor:  CRUND_PLUGIN_DEFINE(.name = "demo", ...);
+ * It fills the head (magic, ABI version, sizes); you give the rest. */
 #define CRUND_PLUGIN_DEFINE(...)                                                          \
 	__attribute__((visibility("default"))) extern const crund_plugin crund_plugin_v1; \
 	const crund_plugin crund_plugin_v1 = {.magic = CRUND_PLUGIN_MAGIC,                \
 					      .abi_major = CRUND_PLUGIN_ABI_MAJOR,        \
 					      .abi_minor = CRUND_PLUGIN_ABI_MINOR,        \
 					      .size = sizeof(crund_plugin),               \
+					      .job_spec_size = sizeof(crund_job_spec),    \
+					      .arg_spec_size = sizeof(crund_arg_spec),    \
 					      __VA_ARGS__}
 
 enum { CRUND_LOG_ERROR = 3, CRUND_LOG_WARNING = 4, CRUND_LOG_INFO = 6, CRUND_LOG_DEBUG = 7 };

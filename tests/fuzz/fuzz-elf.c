@@ -1,6 +1,6 @@
 /*
  * fuzz-elf.c — the plugin pre-check on a .so file's bytes, before any
- * code of it runs: crd_plugin_check_image() (daemon/plugins.c) reads the
+ * code of it runs: crd_plugin_check_image() (daemon/plugins/elf.c) reads the
  * ELF header, program and section headers, .dynsym or the dynamic
  * segment with its DT_HASH / DT_GNU_HASH tables, and the descriptor head
  * the exported symbol points to.  A plugin directory is outside input: a

@@ -1,5 +1,5 @@
-/* Fixture: ABI 1.5, a minor newer than the daemon's.  Refused by the ELF
- * pre-check with "ABI minor 5 newer than 0". */
+/* Fixture: a minor five above the daemon's (1.6 against 1.1).  Refused by the
+ * ELF pre-check with "ABI minor 6 newer than 1". */
 #include <crund/plugin.h>
 
 static int run(crund_job *job) { return 0; }

@@ -1,4 +1,4 @@
-/* Fixture: a descriptor whose size field is smaller than ABI 1.0's
+/* Fixture: a descriptor whose size field is smaller than its ABI minor's
  * descriptor.  Refused with "descriptor too small". */
 #include <crund/plugin.h>
 

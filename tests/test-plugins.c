@@ -30,6 +30,18 @@
 #include "plugins/abi-fixture.h"
 #include "plugins/plugins.h"
 
+/* Messages name this daemon's ABI minor: written with it, so a bump does
+ * not rewrite every expected message (sizes still say which minor). */
+#define STR_(x)       #x
+#define STR(x)        STR_(x)
+#define ABI_MINOR_STR STR(CRUND_PLUGIN_ABI_MINOR)
+#if CRUND_PLUGIN_ABI_MINOR == 2
+#define MINOR_PLUS_1_STR "3"
+#define MINOR_PLUS_5_STR "7"
+#else
+#error "update MINOR_PLUS_*_STR for this ABI minor"
+#endif
+
 /* ------------------------------------------------------------ helpers */
 
 static const char *builddir(void)
@@ -207,10 +219,10 @@ static const struct {
 	const char *reason;
 } refusals[] = {
 	{"bad-magic", "bad magic 0x0123456789abcdef (expected 0x31474c50444e5243)"},
-	{"newer-major", "ABI 2.0 is newer than this daemon's 1.1"},
-	{"newer-minor", "ABI minor 6 newer than 1"},
+	{"newer-major", "ABI 2.0 is newer than this daemon's 1." ABI_MINOR_STR},
+	{"newer-minor", "ABI minor " MINOR_PLUS_5_STR " newer than " ABI_MINOR_STR},
 	{"no-symbol", "not a crund plugin (no crund_plugin_v1 symbol)"},
-	{"too-small", "descriptor too small (16 bytes, ABI 1.1 needs"},
+	{"too-small", "descriptor too small (16 bytes, ABI 1." ABI_MINOR_STR " needs"},
 	{"bad-run", "job 'broken' has no run function"},
 	{"bad-default",
 	 "job 'count': bad default: argument 'count' must be an integer, got string"},
@@ -254,7 +266,8 @@ START_TEST(constructor_never_runs_for_a_refused_plugin)
 	ck_assert_uint_eq(reg.n, 0);
 	ck_assert_ptr_nonnull(refusal_of(&reg, "ctor.so"));
 	ck_assert_str_eq(refusal_of(&reg, "ctor.so"),
-			 "ABI 2.0 is newer than this daemon's 1.1 (upgrade crund or rebuild the "
+			 "ABI 2.0 is newer than this daemon's 1." ABI_MINOR_STR
+			 " (upgrade crund or rebuild the "
 			 "plugin against this crund)");
 	ck_assert_msg(access(marker, F_OK) != 0, "the plugin's constructor ran");
 	crd_plugins_free(&reg);
@@ -666,7 +679,7 @@ static const char *break_descriptor(int i)
 		return "plugin 't-plugin' runs arbitrary commands";
 	case 23:
 		t_desc.abi_minor = CRUND_PLUGIN_ABI_MINOR + 1;
-		return "ABI minor 2 newer than 1";
+		return "ABI minor " MINOR_PLUS_1_STR " newer than " ABI_MINOR_STR;
 	case 24:
 		t_desc.size = 8;
 		return "descriptor too small (8 bytes";
@@ -680,14 +693,17 @@ static const char *break_descriptor(int i)
 	case 27:
 		t_args[0].default_json = "2.0";
 		return NULL; /* integral real: fine */
-	/* The element sizes (ABI 1.1). */
+	/* The element sizes (since ABI 1.1; the sizes are those of today's
+	 * minor: 1.2 appended max_attempts and flags to the job spec). */
 	case 28:
 		t_desc.job_spec_size = 0; /* a hand-made descriptor that forgot them */
-		return "job_spec_size 0 is smaller than ABI 1.1's 40 bytes (build the plugin with "
+		return "job_spec_size 0 is smaller than ABI 1." ABI_MINOR_STR
+		       "'s 48 bytes (build the "
+		       "plugin with "
 		       "CRUND_PLUGIN_DEFINE, which sets it)";
 	case 29:
 		t_desc.arg_spec_size = 48;
-		return "arg_spec_size 48 is smaller than ABI 1.1's 56 bytes";
+		return "arg_spec_size 48 is smaller than ABI 1." ABI_MINOR_STR "'s 56 bytes";
 	case 30:
 		t_desc.job_spec_size = 4096;
 		return "job_spec_size 4096 is larger than the 1024 bytes a table entry may have";
@@ -697,7 +713,7 @@ static const char *break_descriptor(int i)
 	case 32:
 		/* A 1.1 descriptor needs the 1.1 fields. */
 		t_desc.size = offsetof(crund_plugin, flags) + sizeof(uint32_t);
-		return "descriptor too small (76 bytes, ABI 1.1 needs 84)";
+		return "descriptor too small (76 bytes, ABI 1." ABI_MINOR_STR " needs 84)";
 	case 33:
 		t_desc.size = 1u << 20;
 		return "descriptor size 1048576 is larger than the 4096 bytes a descriptor may "
@@ -1167,7 +1183,8 @@ START_TEST(other_layouts_read_every_job_and_argument)
 	json_t *view = crd_plugin_to_json(p);
 	assert_json(
 		json_object_get(view, "jobs"),
-		"[{\"name\": \"alpha\", \"description\": \"the first job\", \"args\": ["
+		"[{\"name\": \"alpha\", \"description\": \"the first job\", \"max_attempts\": 1,"
+		" \"on_interrupt\": \"fail\", \"args\": ["
 		"  {\"name\": \"count\", \"type\": \"integer\", \"required\": false,"
 		"   \"default\": 5, \"description\": \"how many times\", \"min\": 1, \"max\": 10},"
 		"  {\"name\": \"label\", \"type\": \"string\", \"required\": true,"
@@ -1175,12 +1192,14 @@ START_TEST(other_layouts_read_every_job_and_argument)
 		"  {\"name\": \"ratio\", \"type\": \"number\", \"required\": false,"
 		"   \"default\": 0.25, \"description\": \"a fraction\", \"min\": 0.0,"
 		"   \"max\": 1.0}]},"
-		" {\"name\": \"beta\", \"description\": \"the second job\", \"args\": ["
+		" {\"name\": \"beta\", \"description\": \"the second job\", \"max_attempts\": 1,"
+		" \"on_interrupt\": \"fail\", \"args\": ["
 		"  {\"name\": \"flag\", \"type\": \"boolean\", \"required\": false,"
 		"   \"default\": true, \"description\": \"a switch\"},"
 		"  {\"name\": \"payload\", \"type\": \"any\", \"required\": true,"
 		"   \"description\": \"any JSON value\"}]},"
-		" {\"name\": \"gamma\", \"description\": \"the third job\", \"args\": ["
+		" {\"name\": \"gamma\", \"description\": \"the third job\", \"max_attempts\": 1,"
+		" \"on_interrupt\": \"fail\", \"args\": ["
 		"  {\"name\": \"items\", \"type\": \"array\", \"required\": false,"
 		"   \"default\": [1, 2], \"description\": \"a list\"},"
 		"  {\"name\": \"options\", \"type\": \"object\", \"required\": false,"
@@ -1190,7 +1209,7 @@ START_TEST(other_layouts_read_every_job_and_argument)
 		"  {\"name\": \"note\", \"type\": \"string\", \"required\": false,"
 		"   \"default\": \"none\", \"description\": \"a note\"}]},"
 		" {\"name\": \"delta\", \"description\": \"a job without arguments\","
-		"  \"args\": []}]");
+		"  \"max_attempts\": 1, \"on_interrupt\": \"fail\", \"args\": []}]");
 	json_decref(view);
 	crd_plugins_free(&reg);
 }

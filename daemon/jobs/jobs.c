@@ -842,7 +842,7 @@ static bool same_submission(const crd_jobrec *j, const crd_job_req *r)
 {
 	return j->plugin == r->plugin && j->spec == r->spec && same_args(j, r->args) &&
 	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated &&
-	       j->max_attempts == (r->max_attempts ? r->max_attempts : 1);
+	       (!r->max_attempts || j->max_attempts == r->max_attempts);
 }
 
 static int args_text(crd_jobrec *j)
@@ -961,9 +961,16 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	}
 	j->timeout = req->timeout;
 	j->progress = -1;
-	j->max_attempts = (uint16_t)(req->max_attempts ? req->max_attempts : 1);
-	j->on_interrupt = req->on_interrupt == CRD_ON_INTERRUPT_RETRY ? CRD_ON_INTERRUPT_RETRY
-								      : CRD_ON_INTERRUPT_FAIL;
+	/* what the submission does not say, the job spec does */
+	unsigned attempts = req->max_attempts ? req->max_attempts : req->spec->max_attempts;
+	if (attempts > UINT16_MAX)
+		attempts = UINT16_MAX;
+	j->max_attempts = (uint16_t)(attempts ? attempts : 1);
+	int oi = req->on_interrupt >= 0                      ? req->on_interrupt
+		 : (req->spec->flags & CRUND_JOB_RERUN_SAFE) ? CRD_ON_INTERRUPT_RETRY
+							     : CRD_ON_INTERRUPT_FAIL;
+	j->on_interrupt = oi == CRD_ON_INTERRUPT_RETRY ? CRD_ON_INTERRUPT_RETRY
+						       : CRD_ON_INTERRUPT_FAIL;
 	j->run_at = due ? 0 : req->run_at;
 	j->state = CRUND_JOB_QUEUED;
 	if (req->isolated)

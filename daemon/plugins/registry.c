@@ -604,7 +604,10 @@ static json_t *job_to_json(const crund_job_spec *j)
 		if (json_array_append_new(args, arg_to_json(&j->args[i])) < 0)
 			goto fail;
 	if (set_new(o, "name", json_string(j->name)) |
-	    set_new(o, "description", str_or_empty(j->description)))
+	    set_new(o, "description", str_or_empty(j->description)) |
+	    set_new(o, "max_attempts", json_integer(j->max_attempts ? j->max_attempts : 1)) |
+	    set_new(o, "on_interrupt",
+		    json_string(j->flags & CRUND_JOB_RERUN_SAFE ? "retry" : "fail")))
 		goto fail;
 	if (json_object_set_new(o, "args", args) < 0) {
 		args = NULL;

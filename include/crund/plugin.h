@@ -46,7 +46,8 @@
  * daemon/plugins/abi.c, whose _Static_asserts fail the build without it.
  *
  * History: 1.0 first version; 1.1 appended job_spec_size and
- * arg_spec_size to crund_plugin.
+ * arg_spec_size to crund_plugin; 1.2 appended max_attempts and flags to
+ * crund_job_spec (retries and re-running after an interruption).
  */
 #ifndef CRUND_PLUGIN_H
 #define CRUND_PLUGIN_H
@@ -65,7 +66,7 @@ extern "C" {
 
 #define CRUND_PLUGIN_MAGIC     UINT64_C(0x31474c50444e5243) /* "CRNDPLG1" */
 #define CRUND_PLUGIN_ABI_MAJOR 1
-#define CRUND_PLUGIN_ABI_MINOR 1
+#define CRUND_PLUGIN_ABI_MINOR 2
 #define CRUND_PLUGIN_SYMBOL    "crund_plugin_v1"
 
 /* Argument types a job can declare; submissions are validated against
@@ -106,7 +107,19 @@ typedef struct crund_job_spec {
 	crund_job_fn run;
 	const crund_arg_spec *args; /* n_args entries */
 	size_t n_args;
+	/* --- ABI 1.2 --- */
+	/* Attempts a submission gets when it names no max_attempts (a failed
+	 * attempt is retried with backoff while attempts are left); 0: 1. */
+	uint32_t max_attempts;
+	uint32_t flags; /* CRUND_JOB_* */
 } crund_job_spec;
+
+/* Job flags (crund_job_spec.flags, ABI 1.2) */
+/* Running the job again after crund died (or stopped) while it ran is
+ * safe: its on_interrupt policy defaults to "retry" (re-queued at the
+ * next start) instead of "fail" (ended failed, code "interrupted").  A
+ * submission may override it with "on_interrupt". */
+#define CRUND_JOB_RERUN_SAFE 0x1u
 
 /* Descriptor flags */
 #define CRUND_PLUGIN_RUNS_COMMANDS \

@@ -334,14 +334,27 @@ static const crund_arg_spec hog_args[] = {
 
 #define ARGS(a) .args = a, .n_args = sizeof(a) / sizeof((a)[0])
 
+/* CRUND_JOB_RERUN_SAFE: the job may run again after crund died while it
+ * ran (it has no effect outside its result).  counter and hog do not say
+ * so: counter's effect on the shared context would count twice, and hog
+ * is not something to repeat. */
 static const crund_job_spec demo_jobs[] = {
-	{.name = "noop", .description = "do nothing, return {\"ok\": true}", .run = job_noop},
+	{.name = "noop",
+	 .flags = CRUND_JOB_RERUN_SAFE,
+	 .description = "do nothing, return {\"ok\": true}",
+	 .run = job_noop},
 	{.name = "sleep",
+	 .flags = CRUND_JOB_RERUN_SAFE,
 	 .description = "sleep without blocking the loop",
 	 .run = job_sleep,
 	 ARGS(sleep_args)},
-	{.name = "echo", .description = "return the value given", .run = job_echo, ARGS(echo_args)},
+	{.name = "echo",
+	 .flags = CRUND_JOB_RERUN_SAFE,
+	 .description = "return the value given",
+	 .run = job_echo,
+	 ARGS(echo_args)},
 	{.name = "fail",
+	 .flags = CRUND_JOB_RERUN_SAFE,
 	 .description = "fail with a message (error code plugin_error)",
 	 .run = job_fail,
 	 ARGS(fail_args)},
@@ -350,18 +363,22 @@ static const crund_job_spec demo_jobs[] = {
 			"isolated jobs do not affect the others",
 	 .run = job_counter},
 	{.name = "fanout",
+	 .flags = CRUND_JOB_RERUN_SAFE,
 	 .description = "spawn n child tasks that sleep, and gather them",
 	 .run = job_fanout,
 	 ARGS(fanout_args)},
 	{.name = "compute",
+	 .flags = CRUND_JOB_RERUN_SAFE,
 	 .description = "count primes below n on an executor thread (the loop stays responsive)",
 	 .run = job_compute,
 	 ARGS(compute_args)},
 	{.name = "progress",
+	 .flags = CRUND_JOB_RERUN_SAFE,
 	 .description = "report progress and a log line at each step",
 	 .run = job_progress,
 	 ARGS(progress_args)},
 	{.name = "linger",
+	 .flags = CRUND_JOB_RERUN_SAFE,
 	 .description = "sleep; when cancelled, await a cleanup before ending cancelled",
 	 .run = job_linger,
 	 ARGS(linger_args)},

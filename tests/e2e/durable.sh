@@ -23,10 +23,11 @@ cat >"$E2E_TMP/load.py" <<'EOF'
 import http.client, json, sys, threading, time
 port, out, seconds, cap = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 bodies = [
-    ('fail', {"plugin": "demo", "job": "noop"}),
+    ('fail', {"plugin": "demo", "job": "noop", "on_interrupt": "fail"}),
     ('retry', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.02},
                "on_interrupt": "retry", "max_attempts": 1000}),
-    ('fail', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.01}}),
+    ('fail', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.01},
+              "on_interrupt": "fail"}),
 ]
 lock = threading.Lock()
 f = open(out, "a")
@@ -175,6 +176,16 @@ post_json /v1/jobs '{"plugin":"demo","job":"noop","max_attempts":0}'
 is "$HTTP_STATUS" 400 "max_attempts 0: 400"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","on_interrupt":"maybe"}'
 is "$HTTP_STATUS" 400 "on_interrupt other than retry or fail: 400"
+
+# ------------------------------------------------------------ defaults from the job spec
+req GET /v1/plugins/demo
+jt '[(j["name"], j["on_interrupt"]) for j in d["jobs"] if j["name"] in ("sleep", "counter")] == [("sleep", "retry"), ("counter", "fail")]' \
+	"the plugin view shows each job's on_interrupt default (demo: sleep is rerun-safe, counter is not)"
+jt 'all(j["max_attempts"] == 1 for j in d["jobs"])' "the plugin view shows each job's max_attempts default"
+submit '{"plugin":"demo","job":"counter"}'
+jt 'd["on_interrupt"] == "fail"' "a job that is not rerun-safe defaults to on_interrupt fail"
+submit '{"plugin":"demo","job":"counter","on_interrupt":"retry"}'
+jt 'd["on_interrupt"] == "retry"' "a submission overrides the job's on_interrupt"
 
 # ------------------------------------------------------------ one crund per store
 keep_pid=$CRUND_PID

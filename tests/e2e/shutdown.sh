@@ -90,7 +90,7 @@ check "grace log has no sanitizer/valgrind reports" log_is_clean
 
 # ============================================================ 3: second signal
 start_crund --grace 30 || bail "crund did not restart"
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60},"on_interrupt":"fail"}'
 long_id=$JOB_ID
 poll_state "$long_id" running 5
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-long.json" "$CRUND_URL/v1/jobs/$long_id?wait=30"
@@ -115,9 +115,9 @@ check "second-signal log reports no leaked tasks" log_has_no_leaked_tasks
 # children are cancelled at once; the daemon must still exit 0, record both
 # ends, and leak no task.
 start_crund --grace 0 || bail "crund did not restart"
-submit '{"plugin":"demo","job":"fanout","args":{"n":500,"seconds":60}}'
+submit '{"plugin":"demo","job":"fanout","args":{"n":500,"seconds":60},"on_interrupt":"fail"}'
 fan_id=$JOB_ID
-submit '{"plugin":"demo","job":"compute","args":{"n":100000000}}'
+submit '{"plugin":"demo","job":"compute","args":{"n":100000000},"on_interrupt":"fail"}'
 comp_id=$JOB_ID
 poll_state "$fan_id" running 5
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-fan.json" "$CRUND_URL/v1/jobs/$fan_id?wait=30"
@@ -139,9 +139,11 @@ check "executor shutdown log reports no leaked tasks" log_has_no_leaked_tasks
 # is queued again (its interrupted attempt does not count), one whose
 # policy is fail ends cancelled, shutdown.
 start_crund --grace 0 --max-running 2 || bail "crund did not restart"
-submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":0.1},"on_interrupt":"retry"}'
+# linger is marked rerun-safe by the demo plugin: retry is its default
+submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":0.1}}'
 retry_id=$JOB_ID
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+jt 'd["on_interrupt"] == "retry"' "durable: a rerun-safe job's on_interrupt defaults to retry"
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60},"on_interrupt":"fail"}'
 fail_id=$JOB_ID
 poll_state "$retry_id" running 5
 poll_state "$fail_id" running 5

@@ -27,21 +27,22 @@ jt 'sorted(p["name"] for p in (d if isinstance(d, list) else d["plugins"])) == [
 	"both layouts load next to demo"
 check "the log names each plugin's ABI" grep -q 'plugin abi_1_0 1.0-layout loaded from .*(4 jobs, ABI 1.0)' "$CRUND_LOG"
 
-# What both fixtures declare (tests/plugins/abi-fixture.h), as the API shows it.
+# What both fixtures declare (tests/plugins/abi-fixture.h), as the API shows it
+# (max_attempts and on_interrupt are ABI 1.2 fields: their defaults here).
 want='[
- {"name": "alpha", "description": "the first job", "args": [
+ {"name": "alpha", "description": "the first job", "max_attempts": 1, "on_interrupt": "fail", "args": [
   {"name": "count", "type": "integer", "required": False, "default": 5, "description": "how many times", "min": 1, "max": 10},
   {"name": "label", "type": "string", "required": True, "description": "what to call it"},
   {"name": "ratio", "type": "number", "required": False, "default": 0.25, "description": "a fraction", "min": 0.0, "max": 1.0}]},
- {"name": "beta", "description": "the second job", "args": [
+ {"name": "beta", "description": "the second job", "max_attempts": 1, "on_interrupt": "fail", "args": [
   {"name": "flag", "type": "boolean", "required": False, "default": True, "description": "a switch"},
   {"name": "payload", "type": "any", "required": True, "description": "any JSON value"}]},
- {"name": "gamma", "description": "the third job", "args": [
+ {"name": "gamma", "description": "the third job", "max_attempts": 1, "on_interrupt": "fail", "args": [
   {"name": "items", "type": "array", "required": False, "default": [1, 2], "description": "a list"},
   {"name": "options", "type": "object", "required": False, "default": {"a": 1}, "description": "an object"},
   {"name": "offset", "type": "integer", "required": False, "description": "bounded, no default", "min": -100, "max": 100},
   {"name": "note", "type": "string", "required": False, "default": "none", "description": "a note"}]},
- {"name": "delta", "description": "a job without arguments", "args": []}]'
+ {"name": "delta", "description": "a job without arguments", "max_attempts": 1, "on_interrupt": "fail", "args": []}]'
 want=$(printf '%s' "$want" | tr -d '\n')
 
 for name in abi_1_0 abi_wide; do

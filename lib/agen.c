@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,9 @@ struct cr_agen {
 	cr_agen *fin_prev, *fin_next; /* registry->finalizing links */
 };
 
-static unsigned agen_counter;
+/* Process-wide, like the task counter: loops in several threads number
+ * their generators from it. */
+static atomic_uint agen_counter;
 
 /* ------------------------------------------------------------- registry */
 
@@ -185,7 +188,8 @@ static int agen_start(cr_agen *g)
 	if (!reg)
 		return cr__error(-ENOMEM, "out of memory starting an async generator");
 	if (!g->name) {
-		snprintf(namebuf, sizeof(namebuf), "agen-%u", ++agen_counter);
+		snprintf(namebuf, sizeof(namebuf), "agen-%u",
+			 atomic_fetch_add_explicit(&agen_counter, 1, memory_order_relaxed) + 1);
 		g->name = strdup(namebuf);
 		if (!g->name)
 			return cr__error(-ENOMEM, "out of memory starting an async generator");
@@ -383,10 +387,16 @@ static bool begin_close(cr_agen *g)
 	return false;
 }
 
-/* Wait until the body returned; its code (a clean -ESHUTDOWN return is 0). */
+/* Wait until the body returned; its code (a clean -ESHUTDOWN return is 0).
+ * A cancellation of the waiter is passed on to the body, and the waiter
+ * still waits for the body to end, as a task awaiting aclose() in asyncio
+ * does (the CancelledError is thrown into the generator): a cleanup error
+ * then replaces the cancellation instead of being lost, and -ECANCELED is
+ * returned only when the cleanup ended cleanly or cancelled. */
 static int wait_closed(cr_agen *g)
 {
 	cr_task *self = cr_current_task();
+	bool cancelled = false;
 	int r;
 
 	while (g->state != G_DONE) {
@@ -402,15 +412,15 @@ static int wait_closed(cr_agen *g)
 		r = cr__task_park(consumer_on_cancel, g);
 		if (g->consumer == self)
 			g->consumer = NULL;
-		if (r == -ECANCELED) {
+		if (r == -ECANCELED && !cancelled) {
 			/* The closer was cancelled: so is the cleanup. */
+			cancelled = true;
 			if (g->task && !cr_task_done(g->task) && g->state != G_DONE)
 				cr_task_cancel(g->task, NULL);
-			return r;
 		}
 	}
 	if (g->result == -ESHUTDOWN || g->result == -ECANCELED || g->result_reported)
-		return 0;
+		return cancelled ? -ECANCELED : 0;
 	g->result_reported = true;
 	return g->result;
 }

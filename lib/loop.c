@@ -691,10 +691,16 @@ int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg, cr_handle 
 
 int cr_call_later(cr_loop *loop, double delay, cr_callback cb, void *arg, cr_handle **ret_handle)
 {
+	int rc;
+
 	if (!loop)
 		return cr__error(-EINVAL, "cr_call_later: loop is NULL");
 	if (isnan(delay))
 		return cr__error(-EINVAL, "cr_call_later: delay is NaN");
+	/* Before reading the loop's time: that read fills the loop's clock
+	 * cache, which only the loop's thread may write. */
+	if ((rc = cr__loop_check_thread(loop, "call_later")) < 0)
+		return rc;
 	return cr_call_at(loop, cr__loop_now(loop) + delay, cb, arg, ret_handle);
 }
 

@@ -78,7 +78,7 @@ static struct registry *registry_get(cr_loop *loop, bool create)
 
 	if (reg || !create)
 		return reg;
-	reg = calloc(1, sizeof(*reg));
+	reg = cr__calloc(1, sizeof(*reg));
 	if (reg)
 		cr__loop_set_slot(loop, CR__SLOT_AGENS, reg);
 	return reg;
@@ -190,7 +190,7 @@ static int agen_start(cr_agen *g)
 	if (!g->name) {
 		snprintf(namebuf, sizeof(namebuf), "agen-%u",
 			 atomic_fetch_add_explicit(&agen_counter, 1, memory_order_relaxed) + 1);
-		g->name = strdup(namebuf);
+		g->name = cr__strdup(namebuf);
 		if (!g->name)
 			return cr__error(-ENOMEM, "out of memory starting an async generator");
 	}
@@ -219,7 +219,7 @@ int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_ge
 
 	if (!fn || !ret_gen)
 		return cr__error(-EINVAL, "cr_agen_new: NULL argument");
-	g = calloc(1, sizeof(*g));
+	g = cr__calloc(1, sizeof(*g));
 	if (!g)
 		return cr__error(-ENOMEM, "out of memory creating an async generator");
 	g->refs = 1;
@@ -227,7 +227,7 @@ int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_ge
 	g->arg = arg;
 	g->state = G_NEW;
 	if (opts && opts->name) {
-		g->name = strdup(opts->name);
+		g->name = cr__strdup(opts->name);
 		if (!g->name) {
 			free(g);
 			return cr__error(-ENOMEM, "out of memory creating an async generator");
@@ -534,7 +534,7 @@ int cr_loop_shutdown_asyncgens(cr_loop *loop)
 		return 0;
 	for (cr_agen *g = reg->head; g; g = g->next)
 		n++;
-	list = malloc(n * sizeof(*list));
+	list = cr__malloc(n * sizeof(*list));
 	if (!list)
 		return cr__error(-ENOMEM, "out of memory closing async generators");
 	i = 0;

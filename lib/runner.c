@@ -179,7 +179,7 @@ int cr_runner_new(const cr_runner_opts *opts, cr_runner **ret_runner)
 		return cr__error(-EINVAL, "cr_runner_new: opts.debug must be a CR_DEBUG_* value");
 	if (opts && opts->executor_timeout < 0)
 		return cr__error(-EINVAL, "cr_runner_new: opts.executor_timeout is negative");
-	r = calloc(1, sizeof(*r));
+	r = cr__calloc(1, sizeof(*r));
 	if (!r)
 		return cr__error(-ENOMEM, "out of memory creating a runner");
 	if (opts)
@@ -339,7 +339,7 @@ static void collect_task(cr_task *t, void *arg)
 		return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
-		cr_task **nt = realloc(l->tasks, cap * sizeof(*nt));
+		cr_task **nt = cr__realloc(l->tasks, cap * sizeof(*nt));
 
 		if (!nt) {
 			/* Still cancel it; we just cannot wait for it. */
@@ -367,7 +367,7 @@ static void cancel_all_tasks(cr_loop *loop, const char *what)
 	}
 	for (size_t i = 0; i < l.n; i++)
 		cr_task_cancel(l.tasks[i], NULL);
-	codes = calloc(l.n, sizeof(*codes));
+	codes = cr__calloc(l.n, sizeof(*codes));
 	cr_gather(l.tasks, l.n, codes);
 	for (size_t i = 0; i < l.n; i++) {
 		int rc = codes ? codes[i] : cr_task_result(l.tasks[i], NULL);

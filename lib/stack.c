@@ -233,7 +233,7 @@ static struct size_class *class_of(size_t size, bool create)
 	for (c = classes; c; c = c->next)
 		if (c->size == size)
 			return c;
-	if (!create || !(c = calloc(1, sizeof(*c))))
+	if (!create || !(c = cr__calloc(1, sizeof(*c))))
 		return NULL;
 	c->size = size;
 	c->next_k = SLAB_FIRST;
@@ -320,7 +320,7 @@ static int slab_new(struct size_class *c)
 				 "no coroutine stack: %ld kernel mappings in use by stacks "
 				 "reach the vm.max_map_count budget",
 				 cr__stack_vmas_in_use());
-	sl = calloc(1, sizeof(*sl) + k * sizeof(sl->stacks[0]));
+	sl = cr__calloc(1, sizeof(*sl) + k * sizeof(sl->stacks[0]));
 	if (!sl) {
 		atomic_fetch_sub(&vmas_in_use, vmas);
 		return cr__error(-ENOMEM, "out of memory allocating a stack record");

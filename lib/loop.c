@@ -12,13 +12,15 @@
  *      the next iteration, so a task yielding in a loop cannot starve I/O).
  *
  * Poll pacing.  A non-blocking poll (event_base_loop with
- * EVLOOP_NONBLOCK) is an epoll_wait syscall, ~1.2 µs on this machine,
- * twenty times a whole task switch.  So while tasks are runnable we do NOT
- * poll on every iteration: only after CR__POLL_STEPS steps (callbacks or
- * task steps) or when CR__POLL_INTERVAL seconds passed since the last poll
- * (checked every CR__POLL_CHECK iterations), whichever comes first.  I/O
- * readiness is then noticed a few µs to ~1 ms late under load and is never
- * starved; when nothing is runnable we block in the poll.
+ * EVLOOP_NONBLOCK) is an epoll_wait syscall, many times the cost of a
+ * whole task switch (bench/README.md's dated results give both figures
+ * on the machine they were measured on).  So while tasks are runnable we
+ * do NOT poll on every iteration: only after CR__POLL_STEPS steps
+ * (callbacks or task steps) or when CR__POLL_INTERVAL seconds passed since
+ * the last poll (checked every CR__POLL_CHECK iterations), whichever comes
+ * first.  I/O readiness is then noticed a few µs to ~1 ms late under
+ * load and is never starved; when nothing is runnable we block in the
+ * poll.
  *
  * Lazy clock.  clock_gettime costs ~56 ns here (kvm-clock), more than a
  * whole yield, so the loop reads the clock at most once per iteration and

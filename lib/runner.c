@@ -97,10 +97,12 @@ static void sigint_hook(void *arg)
 	if (atomic_load(&sigint_current) != r)
 		return;
 	n = atomic_load(&r->sigint_count);
-	if (n > r->sigint_seen && r->sigint_seen == 0) {
+	if (n > r->sigint_seen && r->sigint_seen == 0 && r->main_task &&
+	    !cr_task_done(r->main_task)) {
+		/* Seen only once it cancels: a SIGINT too late to cancel
+		 * the main task is run()'s to report (-EINTR). */
 		r->sigint_seen = 1;
-		if (r->main_task && !cr_task_done(r->main_task))
-			cr_task_cancel(r->main_task, "interrupted");
+		cr_task_cancel(r->main_task, "interrupted");
 	}
 	if (n >= 2 && !r->interrupted) {
 		/* Second SIGINT: asyncio raises KeyboardInterrupt wherever it

@@ -1010,15 +1010,22 @@ static void late_cb(void *arg)
 	atomic_fetch_add(&late_calls, 1);
 }
 
-/* A blocking call that, near its end, sends a callback to the loop. */
+static atomic_bool main_returning;
+
+/* A blocking call that, once the main coroutine returned, sends a
+ * callback to the loop, then waits (up to 5 s) for it and the timer to
+ * have run: the close waits for this job meanwhile. */
 static int slow_then_call_back(void *arg, void **ret)
 {
 	(void)ret;
 	atomic_store(&exec_started, true);
-	msleep(150);
+	while (!atomic_load(&main_returning))
+		msleep(1);
+	msleep(20);
 	if (cr_call_soon_threadsafe(arg, late_cb, NULL) == 0)
 		atomic_fetch_add(&late_calls, 10);
-	msleep(150);
+	for (int i = 0; i < 500 && atomic_load(&late_calls) < 12; i++)
+		msleep(10);
 	return 0;
 }
 
@@ -1044,6 +1051,7 @@ static int leave_executor_and_timer(void *arg, void **ret)
 	if (cr_task_join(t, NULL) != -ECANCELED)
 		return -EPROTO;
 	cr_task_unref(t);
+	atomic_store(&main_returning, true);
 	return cr_call_later(cr_loop_current(), 0.05, late_cb, NULL, NULL);
 }
 
@@ -1054,6 +1062,7 @@ START_TEST(loop_runs_while_default_executor_shuts_down)
 	cr_runner *r = new_runner(NULL);
 
 	atomic_store(&late_calls, 0);
+	atomic_store(&main_returning, false);
 	ck_assert_int_eq(cr_runner_run(r, leave_executor_and_timer, NULL, NULL, NULL), 0);
 	ck_assert_int_eq(cr_runner_close(r), 0);
 	/* 10 for the accepted threadsafe call, 1 per callback run. */

@@ -24,6 +24,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,7 +66,9 @@ struct cr_agen {
 	cr_agen *fin_prev, *fin_next; /* registry->finalizing links */
 };
 
-static unsigned agen_counter;
+/* Process-wide, like the task counter: loops in several threads number
+ * their generators from it. */
+static atomic_uint agen_counter;
 
 /* ------------------------------------------------------------- registry */
 
@@ -75,7 +78,7 @@ static struct registry *registry_get(cr_loop *loop, bool create)
 
 	if (reg || !create)
 		return reg;
-	reg = calloc(1, sizeof(*reg));
+	reg = cr__calloc(1, sizeof(*reg));
 	if (reg)
 		cr__loop_set_slot(loop, CR__SLOT_AGENS, reg);
 	return reg;
@@ -185,8 +188,9 @@ static int agen_start(cr_agen *g)
 	if (!reg)
 		return cr__error(-ENOMEM, "out of memory starting an async generator");
 	if (!g->name) {
-		snprintf(namebuf, sizeof(namebuf), "agen-%u", ++agen_counter);
-		g->name = strdup(namebuf);
+		snprintf(namebuf, sizeof(namebuf), "agen-%u",
+			 atomic_fetch_add_explicit(&agen_counter, 1, memory_order_relaxed) + 1);
+		g->name = cr__strdup(namebuf);
 		if (!g->name)
 			return cr__error(-ENOMEM, "out of memory starting an async generator");
 	}
@@ -215,7 +219,7 @@ int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_ge
 
 	if (!fn || !ret_gen)
 		return cr__error(-EINVAL, "cr_agen_new: NULL argument");
-	g = calloc(1, sizeof(*g));
+	g = cr__calloc(1, sizeof(*g));
 	if (!g)
 		return cr__error(-ENOMEM, "out of memory creating an async generator");
 	g->refs = 1;
@@ -223,7 +227,7 @@ int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_ge
 	g->arg = arg;
 	g->state = G_NEW;
 	if (opts && opts->name) {
-		g->name = strdup(opts->name);
+		g->name = cr__strdup(opts->name);
 		if (!g->name) {
 			free(g);
 			return cr__error(-ENOMEM, "out of memory creating an async generator");
@@ -383,10 +387,16 @@ static bool begin_close(cr_agen *g)
 	return false;
 }
 
-/* Wait until the body returned; its code (a clean -ESHUTDOWN return is 0). */
+/* Wait until the body returned; its code (a clean -ESHUTDOWN return is 0).
+ * A cancellation of the waiter is passed on to the body, and the waiter
+ * still waits for the body to end, as a task awaiting aclose() in asyncio
+ * does (the CancelledError is thrown into the generator): a cleanup error
+ * then replaces the cancellation instead of being lost, and -ECANCELED is
+ * returned only when the cleanup ended cleanly or cancelled. */
 static int wait_closed(cr_agen *g)
 {
 	cr_task *self = cr_current_task();
+	bool cancelled = false;
 	int r;
 
 	while (g->state != G_DONE) {
@@ -402,15 +412,15 @@ static int wait_closed(cr_agen *g)
 		r = cr__task_park(consumer_on_cancel, g);
 		if (g->consumer == self)
 			g->consumer = NULL;
-		if (r == -ECANCELED) {
+		if (r == -ECANCELED && !cancelled) {
 			/* The closer was cancelled: so is the cleanup. */
+			cancelled = true;
 			if (g->task && !cr_task_done(g->task) && g->state != G_DONE)
 				cr_task_cancel(g->task, NULL);
-			return r;
 		}
 	}
 	if (g->result == -ESHUTDOWN || g->result == -ECANCELED || g->result_reported)
-		return 0;
+		return cancelled ? -ECANCELED : 0;
 	g->result_reported = true;
 	return g->result;
 }
@@ -524,7 +534,7 @@ int cr_loop_shutdown_asyncgens(cr_loop *loop)
 		return 0;
 	for (cr_agen *g = reg->head; g; g = g->next)
 		n++;
-	list = malloc(n * sizeof(*list));
+	list = cr__malloc(n * sizeof(*list));
 	if (!list)
 		return cr__error(-ENOMEM, "out of memory closing async generators");
 	i = 0;

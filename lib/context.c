@@ -114,7 +114,7 @@ __attribute__((destructor)) static void base_fini(void)
 
 static struct ctxmap *map_alloc(uint32_t cap)
 {
-	struct ctxmap *m = malloc(sizeof(*m) + (size_t)cap * sizeof(struct ctxent));
+	struct ctxmap *m = cr__malloc(sizeof(*m) + (size_t)cap * sizeof(struct ctxent));
 
 	if (!m)
 		return NULL;
@@ -160,7 +160,7 @@ static int map_make_writable(cr_context *ctx, bool grow)
 	if (m && atomic_load_explicit(&m->refs, memory_order_acquire) == 1) {
 		uint32_t cap = m->cap ? m->cap * 2 : 4;
 
-		c = realloc(m, sizeof(*m) + (size_t)cap * sizeof(struct ctxent));
+		c = cr__realloc(m, sizeof(*m) + (size_t)cap * sizeof(struct ctxent));
 		if (!c)
 			return -ENOMEM;
 		c->cap = cap;
@@ -242,7 +242,7 @@ static inline bool ctx_lookup(const cr_context *ctx, uint64_t id, void **ret_val
 
 static cr_context *ctx_alloc(struct ctxmap *map)
 {
-	cr_context *ctx = malloc(sizeof(*ctx));
+	cr_context *ctx = cr__malloc(sizeof(*ctx));
 
 	if (!ctx)
 		return NULL;
@@ -387,7 +387,7 @@ int cr_ctxvar_new(const char *name, bool has_default, void *default_value, cr_ct
 	if (!name || !ret_var)
 		return cr__error(-EINVAL, "cr_ctxvar_new: NULL argument");
 	len = strlen(name);
-	v = malloc(sizeof(*v) + len + 1);
+	v = cr__malloc(sizeof(*v) + len + 1);
 	if (!v)
 		return cr__error(-ENOMEM, "out of memory creating a context variable");
 	v->id = atomic_fetch_add_explicit(&next_var_id, 1, memory_order_relaxed);
@@ -442,7 +442,7 @@ int cr_ctxvar_set(cr_ctxvar *var, void *value, cr_ctxtoken **ret_token)
 	if (!ctx)
 		return cr__error(-ENOMEM, "out of memory creating the base context");
 	if (ret_token) {
-		tok = malloc(sizeof(*tok));
+		tok = cr__malloc(sizeof(*tok));
 		if (!tok)
 			return cr__error(-ENOMEM, "out of memory creating a token");
 		tok->var = var;

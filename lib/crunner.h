@@ -16,8 +16,13 @@
  *    -EPERM otherwise.  Any await returns -ECANCELED when the task is
  *    cancelled while it waits (or was cancelled before the await): the
  *    cancellation is delivered once, so cleanup code may await again.
- *  - Everything but cr_call_soon_threadsafe() and cr_loop_wakeup() must be
- *    called on the loop's thread.
+ *  - Everything but cr_call_soon_threadsafe() (and the _ref and _unref
+ *    functions of loops, tasks and contexts, which are atomic) must be
+ *    called on the loop's thread; in debug mode the scheduling calls
+ *    check it (-EPERM).
+ *  - Every function returning int lists its codes under "Errors:".  -EINVAL
+ *    (a NULL or out-of-range argument) and, for AWAITS calls, -EPERM
+ *    (outside a task) and -ECANCELED are listed once here, not repeated.
  *
  * Codes used beyond their usual meaning:
  *   -ECANCELED  the task was cancelled        (asyncio.CancelledError)
@@ -106,10 +111,13 @@ cr_loop *cr_loop_current(void);
 
 /* Run the loop until `task` is done (asyncio's run_until_complete).
  * Returns the task's result code; value via cr_task_result().
- * -EBUSY when a loop already runs on this thread, -ESHUTDOWN when closed. */
+ * Errors: -EBUSY (a loop already runs on this thread), -ESHUTDOWN
+ * (closed), -EAGAIN (cr_loop_stop() before the task was done), -EINVAL
+ * (the task belongs to another loop). */
 int cr_loop_run_until_complete(cr_loop *loop, cr_task *task);
 
-/* Run the loop until cr_loop_stop() is called. */
+/* Run the loop until cr_loop_stop() is called.  Returns 0.
+ * Errors: -EBUSY, -ESHUTDOWN as cr_loop_run_until_complete(). */
 int cr_loop_run_forever(cr_loop *loop);
 void cr_loop_stop(cr_loop *loop);
 bool cr_loop_is_running(const cr_loop *loop);
@@ -117,7 +125,7 @@ bool cr_loop_is_closed(const cr_loop *loop);
 
 /* Close the loop: drops pending callbacks and timers, frees the libevent
  * base it created.  Does not cancel tasks (the runner does that first).
- * Idempotent.  -EBUSY while running. */
+ * Idempotent.  Errors: -EBUSY (running). */
 int cr_loop_close(cr_loop *loop);
 
 /* Monotonic time in seconds (CLOCK_MONOTONIC), cached per loop iteration. */
@@ -130,19 +138,25 @@ double cr_loop_time(const cr_loop *loop);
 struct event_base *cr_loop_event_base(cr_loop *loop);
 const char *cr_loop_backend(const cr_loop *loop);
 
+/* 1 when debug mode is on, else 0 (never fails). */
 int cr_loop_get_debug(const cr_loop *loop);
 void cr_loop_set_debug(cr_loop *loop, bool on);
 void cr_loop_set_slow_callback_duration(cr_loop *loop, double seconds);
 
 /* Schedule cb(arg) for the next loop iteration.  The handle may be NULL
- * if not wanted; otherwise *ret_handle owns a reference (cr_handle_unref). */
+ * if not wanted; otherwise *ret_handle owns a reference (cr_handle_unref).
+ * Errors: -ENOMEM, -ESHUTDOWN (loop closed), -EPERM (debug: another
+ * thread). */
 int cr_call_soon(cr_loop *loop, cr_callback cb, void *arg, cr_handle **ret_handle);
 
 /* From any thread: schedule cb(arg) and wake the loop.  Safe after the
- * loop closed: returns -ESHUTDOWN and never runs cb. */
+ * loop closed: returns -ESHUTDOWN and never runs cb.  Errors: -ENOMEM,
+ * -ESHUTDOWN. */
 int cr_call_soon_threadsafe(cr_loop *loop, cr_callback cb, void *arg);
 
-/* Run cb(arg) after `delay` seconds (call_later) or at loop time `when`. */
+/* Run cb(arg) after `delay` seconds (call_later) or at loop time `when`.
+ * Errors: -EINVAL (NaN), -ENOMEM, -ESHUTDOWN, -EPERM (debug: another
+ * thread; refused before the loop's state is touched). */
 int cr_call_later(cr_loop *loop, double delay, cr_callback cb, void *arg, cr_handle **ret_handle);
 int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg, cr_handle **ret_handle);
 
@@ -150,7 +164,11 @@ int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg, cr_handle 
 void cr_handle_cancel(cr_handle *h);
 cr_handle *cr_handle_unref(cr_handle *h);
 
-/* Signals: run cb(arg) on the loop thread when signo arrives. */
+/* Signals: run cb(arg) on the loop thread when signo arrives; adding a
+ * handler for a signal that has one replaces it.  Errors (add): -EINVAL
+ * (SIGKILL, SIGSTOP, out of range), -ENOMEM, -ESHUTDOWN, -EIO (libevent
+ * could not watch it), -EPERM (debug: another thread).  Errors (remove):
+ * -ENOENT (no handler for signo). */
 int cr_loop_add_signal_handler(cr_loop *loop, int signo, cr_callback cb, void *arg);
 int cr_loop_remove_signal_handler(cr_loop *loop, int signo);
 
@@ -179,7 +197,8 @@ typedef struct cr_spawn_opts {
 
 /* Create a task running fn(arg) on `loop`, scheduled for the next
  * iteration.  No stack is taken until its first step.  *ret_task owns a
- * reference.  -ENOMEM, -ESHUTDOWN (loop closed). */
+ * reference.  Errors: -ENOMEM, -ESHUTDOWN (loop closed), -EPERM (debug:
+ * another thread). */
 int cr_loop_spawn(cr_loop *loop, cr_fn fn, void *arg, const cr_spawn_opts *opts,
 		  cr_task **ret_task);
 /* The same on the running loop (asyncio.create_task).  -EPERM outside. */
@@ -196,50 +215,59 @@ cr_loop *cr_task_loop(const cr_task *t);
 bool cr_task_done(const cr_task *t);
 bool cr_task_cancelled(const cr_task *t);
 
-/* Non-blocking: the finished task's code (and value).  -EAGAIN if not done. */
+/* Non-blocking: the finished task's code (and value).  Errors: -EAGAIN
+ * (not done). */
 int cr_task_result(cr_task *t, void **ret_value);
 
 /* AWAITS until t is done; returns its result code.  Joining marks the
- * task as observed (no "never retrieved" report). */
+ * task as observed (no "never retrieved" report).  Errors: -EDEADLK (t
+ * is the caller), -EINVAL (t on another loop); cancelling the caller
+ * cancels t too (asyncio's await), and the caller waits for it. */
 int cr_task_join(cr_task *t, void **ret_value);
 
 /* Request cancellation: delivered as -ECANCELED at t's current or next
  * await.  Counted (cr_task_cancelling).  msg (copied) may be NULL.
- * Returns 0, or -EALREADY if t is already done. A task that ends with a
+ * Returns 0.  Errors: -EALREADY (t is done), -ENOMEM (copying msg),
+ * -EPERM (debug: another thread).  A task that ends with a
  * success while a cancellation is still counted (never uncancelled) ends
  * cancelled: a cancellation cannot be lost silently. */
 int cr_task_cancel(cr_task *t, const char *msg);
+/* The number of cancellation requests not yet uncancelled (never fails). */
 int cr_task_cancelling(const cr_task *t);
 /* Decrement the count; returns the remaining count. */
 int cr_task_uncancel(cr_task *t);
 const char *cr_task_cancel_message(const cr_task *t);
 
-/* Called with the task when it finishes (done callbacks run soon after). */
+/* Called with the task when it finishes (done callbacks run soon after).
+ * Errors: -ENOMEM, -ESHUTDOWN (t is done and its loop closed). */
 int cr_task_add_done_callback(cr_task *t, void (*cb)(cr_task *t, void *arg), void *arg);
 
 /* AWAITS: yield to the other runnable tasks (asyncio.sleep(0)). */
 int cr_yield(void);
-/* AWAITS: sleep `seconds` (≤ 0 is a yield). */
+/* AWAITS: sleep `seconds` (≤ 0 is a yield).  Errors: -ENOMEM. */
 int cr_sleep(double seconds);
 
 /* AWAITS: wait for t for at most `timeout` seconds (< 0: forever).  On
  * timeout t is cancelled, awaited, and -ETIMEDOUT returned. If the caller
- * is cancelled, t is cancelled too. */
+ * is cancelled, t is cancelled too.  Errors: as cr_task_join(), -ENOMEM
+ * (the timer), -ETIMEDOUT. */
 int cr_wait_for(cr_task *t, double timeout, void **ret_value);
 
 /* AWAITS: wait for t without propagating the caller's cancellation to it
- * (asyncio.shield).  The caller gets -ECANCELED, t keeps running. */
+ * (asyncio.shield).  The caller gets -ECANCELED, t keeps running.
+ * Errors: -EDEADLK, -EINVAL as cr_task_join(). */
 int cr_shield(cr_task *t, void **ret_value);
 
 /* AWAITS: wait for all n tasks.  ret_codes (may be NULL) receives each
  * result code.  Returns 0 when all succeeded, otherwise the first failure
  * code by position.  If the caller is cancelled, every unfinished task is
- * cancelled, and gather waits for them to end before returning -ECANCELED. */
+ * cancelled, and gather waits for them to end before returning -ECANCELED.
+ * Errors: -ENOMEM (nothing awaited), -EDEADLK, -EINVAL as cr_task_join(). */
 int cr_gather(cr_task *const *tasks, size_t n, int *ret_codes);
 
 /* AWAITS: asyncio.wait.  Returns when `mode` is satisfied or timeout (< 0:
  * none) ran out; returns the number of finished tasks (tasks are not
- * cancelled on timeout). */
+ * cancelled on timeout).  Errors: -ENOMEM, -EDEADLK, -EINVAL. */
 enum { CR_WAIT_ALL = 0, CR_WAIT_FIRST_COMPLETED = 1, CR_WAIT_FIRST_ERROR = 2 };
 int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout);
 
@@ -249,7 +277,10 @@ int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout);
  *     cr_timeout_enter(&s, 2.5);
  *     rc = work();                       // awaits get -ECANCELED on expiry
  *     rc = cr_timeout_exit(&s, rc);      // → -ETIMEDOUT if it expired
- * Scopes nest.  The struct lives on the coroutine's stack. */
+ * Scopes nest.  The struct lives on the coroutine's stack.
+ * Errors (enter): -EPERM (outside a task), -EINVAL (NaN), -ENOMEM (the
+ * timer).  cr_timeout_exit returns rc, or -ETIMEDOUT for the -ECANCELED
+ * of its own expiry. */
 typedef struct cr_timeout_scope {
 	cr_task *task;
 	cr_handle *timer;
@@ -264,11 +295,17 @@ bool cr_timeout_expired(const cr_timeout_scope *s);
 
 /* AWAITS: wait until fd is readable (CR_READ) and/or writable (CR_WRITE),
  * or `timeout` seconds (< 0: forever).  Returns the ready events mask,
- * -ETIMEDOUT, or -ECANCELED. */
+ * -ETIMEDOUT, or -ECANCELED.  Errors: -EBADF (bad or unwatchable fd),
+ * -ENOMEM, -EIO (no libevent base). */
 enum { CR_READ = 0x02, CR_WRITE = 0x04 };
 int cr_wait_fd(int fd, int events, double timeout);
 
 /* ----------------------------------------------------- synchronisation */
+
+/* Errors: *_new -ENOMEM; the AWAITS calls -ESHUTDOWN when the object is
+ * freed under a waiter; cr_lock_release -EPERM (not locked);
+ * cr_queue_put_nowait -EAGAIN (full) or -ENOMEM (growing the ring),
+ * cr_queue_get_nowait -EAGAIN (empty); cr_queue_put also -ENOMEM. */
 
 /* asyncio.Event */
 int cr_event_new(cr_event **ret);
@@ -312,6 +349,11 @@ size_t cr_queue_size(const cr_queue *q);
  * variable returns -ENOENT (LookupError).  Variables live until freed;
  * free them only when no context will be read with them again. */
 int cr_ctxvar_new(const char *name, bool has_default, void *default_value, cr_ctxvar **ret_var);
+/* Errors of this section: -ENOMEM (new, set, reset, copies, and get on a
+ * thread whose base context cannot be made); get: -ENOENT (unset, no
+ * default); reset: -EINVAL (token used, or from another variable or
+ * context); cr_context_run: -EBUSY (ctx is already entered), otherwise
+ * fn's own return value. */
 void cr_ctxvar_free(cr_ctxvar *var);
 const char *cr_ctxvar_name(const cr_ctxvar *var);
 
@@ -350,9 +392,15 @@ typedef int (*cr_blocking_fn)(void *arg, void **ret_value);
  * dropped.  -ESHUTDOWN after the executor was shut down. */
 int cr_run_in_executor(cr_blocking_fn fn, void *arg, void **ret_value);
 
-/* Worker count of the default executor (before first use), 0: min(32, cpus + 4). */
+/* Errors (cr_run_in_executor): -ENOMEM, -ESHUTDOWN, -EAGAIN (no worker
+ * thread could be started); otherwise fn's own return code. */
+
+/* Worker count of the default executor (before first use), 0: min(32,
+ * cpus + 4).  Errors: -EBUSY (the executor exists). */
 int cr_loop_set_executor_threads(cr_loop *loop, unsigned n);
-/* Timeout used by shutdown from the runner (default 300 s). */
+/* Shutdown timeout in seconds (≥ 0; 0: do not wait; default 300 s),
+ * used by cr_loop_shutdown_default_executor(loop, -1) and by a runner
+ * whose opts.executor_timeout is 0.  Negative values are ignored. */
 void cr_loop_set_executor_timeout(cr_loop *loop, double seconds);
 
 /* AWAITS (or call outside a coroutine with the loop not running):
@@ -360,31 +408,41 @@ void cr_loop_set_executor_timeout(cr_loop *loop, double seconds);
  * for the workers to finish; when it runs out, warn through the exception
  * handler ("The executor did not finishing joining its threads within N
  * seconds.") and leave the late workers detached: they never touch the
- * loop again.  Returns 0 or -ETIMEDOUT. */
+ * loop again.  Returns 0.  Errors: -ETIMEDOUT, -ENOMEM, -EBUSY (loop
+ * running and not called from a coroutine on it), -ECANCELED (the
+ * caller was cancelled: the workers are waited for by the next call). */
 int cr_loop_shutdown_default_executor(cr_loop *loop, double timeout);
 
 /* -------------------------------------------------------- async generators */
 
 /* A generator body: calls cr_agen_yield() to produce values, returns when
- * exhausted.  Runs on its own stack, in the context of its consumer. */
+ * exhausted.  Runs on its own stack, in the context of its consumer.
+ * Errors: -ENOMEM. */
 int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_gen);
 /* Inside the generator: hand `value` to the consumer and wait for the next
  * request.  Returns 0 to continue, -ECANCELED when the consumer cancelled,
  * or -ESHUTDOWN when the generator is being closed (the body must clean up
- * — it may await — and return). */
+ * — it may await — and return).  Errors: -EPERM (not in a generator). */
 int cr_agen_yield(void *value);
 /* AWAITS: the next value.  -ENODATA when the generator finished; a
- * negative code the generator returned is passed through once. */
+ * negative code the generator returned is passed through once.
+ * Errors: -EBUSY (another next() or aclose() is under way), -ENOMEM and
+ * the body task's start errors (first call). */
 int cr_agen_next(cr_agen *g, void **ret_value);
 /* AWAITS: close (aclose): the body sees -ESHUTDOWN from its yield, runs
- * its cleanup, and this returns its result (0 when it returned cleanly). */
+ * its cleanup, and this returns its result (0 when it returned cleanly).
+ * If the caller is cancelled meanwhile, the cleanup is cancelled too and
+ * still awaited (asyncio throws CancelledError into the generator): a
+ * cleanup error then replaces -ECANCELED.  Errors: -EBUSY (a next() is
+ * under way). */
 int cr_agen_aclose(cr_agen *g);
 /* Free a generator; one not yet closed is closed by the loop later. */
 cr_agen *cr_agen_unref(cr_agen *g);
 cr_agen *cr_agen_ref(cr_agen *g);
 
 /* AWAITS: close every live async generator of the running loop
- * (loop.shutdown_asyncgens); cleanup errors go to the exception handler. */
+ * (loop.shutdown_asyncgens); cleanup errors go to the exception handler.
+ * Errors: -EPERM (not in a task on `loop`), -ENOMEM. */
 int cr_loop_shutdown_asyncgens(cr_loop *loop);
 
 /* ---------------------------------------------------------------- runner */
@@ -400,37 +458,54 @@ typedef struct cr_runner_opts {
 	int debug;                    /* CR_DEBUG_* */
 	cr_loop_factory loop_factory; /* NULL: cr_loop_new(NULL) */
 	void *loop_factory_data;
-	double executor_timeout; /* shutdown timeout, 0: 300 s */
+	double executor_timeout; /* shutdown timeout (s), 0: the loop's
+	                          * (cr_loop_set_executor_timeout, 300 s
+	                          * unless changed) */
 	int sigint;              /* CR_SIGINT_AUTO: like asyncio, only
 	                          * in the main thread and when SIGINT
 	                          * has its default disposition */
 } cr_runner_opts;
 
 /* Create a runner (asyncio.Runner).  Lazy: no loop or context until the
- * first run() or get_loop().  opts may be NULL. */
+ * first run() or get_loop().  opts may be NULL.  Errors: -ENOMEM,
+ * -EINVAL (opts.size too small, bad debug value, negative timeout). */
 int cr_runner_new(const cr_runner_opts *opts, cr_runner **ret_runner);
 
 /* Run fn(arg) as a task on the runner's loop until it completes and return
  * its code (value through ret_value).  ctx NULL: the runner's own context,
  * shared by every run() call; otherwise ctx is used as is.
- * -EBUSY "Runner.run() cannot be called from a running event loop",
- * -ESHUTDOWN "Runner is closed", -EINTR after SIGINT cancelled it. */
+ * Errors: -EBUSY "Runner.run() cannot be called from a running event
+ * loop", -ESHUTDOWN "Runner is closed", -ENOMEM, the loop factory's
+ * code, -EINTR (KeyboardInterrupt): SIGINT cancelled the main task and it
+ * ended cancelled, or arrived too late to cancel it (during its last
+ * step; its result is dropped), or a second SIGINT stopped the loop.
+ *
+ * Differences from asyncio.Runner, where C has no exceptions: the main
+ * task's failure is its negative code; KeyboardInterrupt is -EINTR;
+ * CancelledError is -ECANCELED. */
 int cr_runner_run(cr_runner *r, cr_fn fn, void *arg, cr_context *ctx, void **ret_value);
 
-/* The runner's loop (initialising lazily); borrowed. -ESHUTDOWN if closed. */
+/* The runner's loop (initialising lazily); borrowed.  Errors:
+ * -ESHUTDOWN (closed), -ENOMEM, the loop factory's code. */
 int cr_runner_get_loop(cr_runner *r, cr_loop **ret_loop);
-/* The runner's shared context (initialising lazily); borrowed. */
+/* The runner's shared context (initialising lazily); borrowed.  Errors:
+ * as cr_runner_get_loop(). */
 int cr_runner_get_context(cr_runner *r, cr_context **ret_ctx);
 
 /* Close: cancel leftover tasks and wait for them (their errors go to the
- * exception handler), close async generators, shut the default executor
- * down with its timeout, close the loop, release the context.  Idempotent.
- * -EBUSY from inside the running loop. */
+ * exception handler, "unhandled exception during Runner.close()
+ * shutdown"), close async generators, shut the default executor down with
+ * its timeout while the loop keeps running (timers due and callbacks sent
+ * meanwhile run), close the loop, release the context.  Idempotent, and
+ * like asyncio a no-op on a runner never initialised: that one can still
+ * run.  Errors: -EBUSY (from inside the running loop). */
 int cr_runner_close(cr_runner *r);
 /* Close (if needed) and free.  NULL ok. */
 void cr_runner_free(cr_runner *r);
 
-/* asyncio.run: a runner for one call.  opts may be NULL. */
+/* asyncio.run: a runner for one call (leftover task failures are reported
+ * as "... during asyncio.run() shutdown").  opts may be NULL.  Returns
+ * fn's code.  Errors: as cr_runner_new() and cr_runner_run(). */
 int cr_run(cr_fn fn, void *arg, void **ret_value, const cr_runner_opts *opts);
 
 #ifdef __cplusplus

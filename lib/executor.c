@@ -10,9 +10,10 @@
  *     has valid state to look at.
  *   - The caller's task parks (cr__task_park) on a work item; a worker
  *     runs it and pushes it on a completion list.  Only the worker that
- *     finds that list empty calls cr_call_soon_threadsafe(): a burst of
- *     completions costs one loop wake-up, and the loop-side flush wakes
- *     every finished task in one go.
+ *     finds that list empty sends the pool's cr__async (no allocation,
+ *     so it cannot fail and strand a result): a burst of completions
+ *     costs one loop wake-up, and the loop-side flush wakes every
+ *     finished task in one go.
  *   - Workers drain the queue without sleeping between items.  One
  *     worker at most spins briefly before blocking (more would steal the
  *     CPU from the loop thread that feeds them on a small machine), and a
@@ -21,7 +22,7 @@
  *     item, and the submitter signals only when nobody awake is free.
  *   - `detached` (set under the lock when the loop closes) tells late
  *     workers the loop is gone: they free what they finish and exit
- *     without touching the loop.  cr_call_soon_threadsafe() is only ever
+ *     without touching the loop.  cr__async_send() is only ever
  *     called with the lock held and `detached` false, and the loop sets
  *     `detached` under the same lock before it frees anything, so a worker
  *     can never reach a closed loop.
@@ -97,9 +98,9 @@ struct pool {
 	unsigned spin;                   /* current spin length (the spinner's only) */
 	atomic_bool shutdown;            /* refuse new work; workers exit when idle */
 	atomic_bool detached;            /* the loop is closed (set under lock) */
+	struct cr__async flush;          /* workers wake the loop's flush with it */
 	cr_loop *loop;                   /* not a reference; never used once detached */
 	struct work *head, *tail;        /* workers' FIFO (under lock) */
-	bool flush_failed;               /* a flush could not be queued: retry */
 	bool joined;                     /* shutdown finished joining or detaching */
 	unsigned max_threads;
 	unsigned nthreads;  /* threads started and not yet exited (lock) */
@@ -140,6 +141,8 @@ static unsigned default_threads(void)
 	return n < EXECUTOR_MAX_DEFAULT_THREADS ? n : EXECUTOR_MAX_DEFAULT_THREADS;
 }
 
+static void flush_completions(void *arg);
+
 static struct pool *pool_get(cr_loop *loop, bool create)
 {
 	struct pool *p = cr__loop_slot(loop, CR__SLOT_EXECUTOR);
@@ -147,12 +150,12 @@ static struct pool *pool_get(cr_loop *loop, bool create)
 
 	if (p || !create)
 		return p;
-	p = calloc(1, sizeof(*p));
+	p = cr__calloc(1, sizeof(*p));
 	if (!p)
 		return NULL;
 	n = cr__loop_executor_threads(loop);
 	p->max_threads = n ? n : default_threads();
-	p->threads = calloc(p->max_threads, sizeof(pthread_t));
+	p->threads = cr__calloc(p->max_threads, sizeof(pthread_t));
 	if (!p->threads) {
 		free(p);
 		return NULL;
@@ -180,6 +183,7 @@ static struct pool *pool_get(cr_loop *loop, bool create)
 	atomic_init(&p->shutdown, false);
 	atomic_init(&p->detached, false);
 	p->loop = loop;
+	cr__async_start(loop, &p->flush, flush_completions, p);
 	cr__loop_set_slot(loop, CR__SLOT_EXECUTOR, p);
 	return p;
 fail:
@@ -283,8 +287,9 @@ static void schedule_flush(struct pool *p)
 		return;
 	}
 	/* Under the lock: the loop sets `detached` under it before closing,
-	 * so it cannot close while we reach into it. */
-	p->flush_failed = cr_call_soon_threadsafe(p->loop, flush_completions, p) < 0;
+	 * so it cannot close while we reach into it.  Cannot fail (no
+	 * allocation): a completion is never stranded. */
+	cr__async_send(p->loop, &p->flush);
 }
 
 /* Without the lock, by the one spinning worker (`spinning` set): wait a
@@ -386,7 +391,7 @@ static void *worker_main(void *arg)
 		push(&p->done, w, &was_empty);
 		pthread_mutex_lock(&p->lock);
 		atomic_fetch_add(&p->idle, 1);
-		if (was_empty || p->flush_failed)
+		if (was_empty)
 			schedule_flush(p);
 	}
 	p->nthreads--;
@@ -485,7 +490,7 @@ int cr_run_in_executor(cr_blocking_fn fn, void *arg, void **ret_value)
 		return cr__error(-ENOMEM, "out of memory creating the default executor");
 	if (atomic_load_explicit(&p->shutdown, memory_order_relaxed))
 		return cr__error(-ESHUTDOWN, "Executor shutdown has been called");
-	w = malloc(sizeof(*w));
+	w = cr__malloc(sizeof(*w));
 	if (!w)
 		return cr__error(-ENOMEM, "out of memory submitting to the executor");
 	w->fn = fn;
@@ -665,6 +670,8 @@ void cr__executor_loop_closed(cr_loop *loop)
 	atomic_store(&p->detached, true);
 	atomic_store(&p->shutdown, true);
 	pthread_cond_broadcast(&p->work_cv);
+	/* Workers send only under the lock and not detached: none will. */
+	cr__async_stop(loop, &p->flush);
 	/* Completions nobody will flush any more (a worker pushing later
 	 * finds `detached` in schedule_flush and frees its own). */
 	free_list(atomic_exchange(&p->done, NULL));

@@ -8,11 +8,44 @@
 #ifndef CRUNNER_INTERNAL_H
 #define CRUNNER_INTERNAL_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+
 #include "crunner.h"
 
 /* -------------------------------------------------- errors (errors.c) */
 /* Record the message cr_last_error() returns and return `err` (negative). */
 int cr__error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------ allocation (alloc.c) */
+/* Every allocation of the runtime goes through these, so that tests can
+ * make the N-th one fail (cr__test_alloc_fail).  Freed with free(). */
+extern atomic_long cr__alloc_countdown;
+bool cr__alloc_fail_now(void); /* the injector's slow path */
+
+static inline bool cr__alloc_fails(void)
+{
+	return __builtin_expect(
+		       atomic_load_explicit(&cr__alloc_countdown, memory_order_relaxed) != 0, 0) &&
+	       cr__alloc_fail_now();
+}
+static inline void *cr__malloc(size_t n) { return cr__alloc_fails() ? NULL : malloc(n); }
+static inline void *cr__calloc(size_t n, size_t size)
+{
+	return cr__alloc_fails() ? NULL : calloc(n, size);
+}
+static inline void *cr__realloc(void *p, size_t n)
+{
+	return cr__alloc_fails() ? NULL : realloc(p, n);
+}
+char *cr__strdup(const char *s);
+
+/* Test only (exported, declared nowhere else): from now on, the n-th
+ * allocation fails (n <= 0: none); persistent: every later one too.
+ * Resets the count of injected failures, which the second one returns. */
+void cr__test_alloc_fail(long n, bool persistent);
+long cr__test_alloc_failures(void);
 
 /* ---------------------------------------- current context (context.c) */
 /* The context current on this thread: the running task's, or the thread's
@@ -50,6 +83,24 @@ void cr__agen_loop_closed(cr_loop *loop);     /* agen.c */
  * "leftover tasks" for the runner (asyncio's all_tasks() never lists a
  * generator): they are closed by cr_loop_shutdown_asyncgens instead. */
 bool cr__agen_is_body(cr_task *t);
+
+/* An allocation-free wake-up from any thread (libuv's uv_async_t): its
+ * owner embeds one and starts it on the loop thread; then any thread may
+ * send it, and cb(arg) runs once on the loop thread at the next iteration
+ * however many sends came before.  Sending cannot fail, unlike
+ * cr_call_soon_threadsafe (which allocates): the executor's completions
+ * travel this way so that no result is stranded by a failed allocation.
+ * Stop it (loop thread) before it is freed, and make sure no thread sends
+ * it afterwards. */
+struct cr__async {
+	cr_callback cb;
+	void *arg;
+	atomic_bool pending;
+	struct cr__async *prev, *next; /* the loop's list */
+};
+void cr__async_start(cr_loop *loop, struct cr__async *a, cr_callback cb, void *arg);
+void cr__async_stop(cr_loop *loop, struct cr__async *a);
+void cr__async_send(cr_loop *loop, struct cr__async *a); /* any thread */
 
 /* Executor settings kept by the loop (cr_loop_set_executor_*). */
 unsigned cr__loop_executor_threads(const cr_loop *loop);

@@ -4,6 +4,7 @@ include_HEADERS += lib/crunner.h
 lib_libcrunner_la_SOURCES = \
 	lib/crunner.h lib/internal.h \
 	lib/errors.c \
+	lib/alloc.c \
 	lib/coro.c lib/coro.h \
 	lib/stack.c lib/stack.h \
 	lib/loop.c lib/loop.h \
@@ -22,7 +23,9 @@ lib_libcrunner_la_SOURCES += lib/switch-aarch64.S
 endif
 lib_libcrunner_la_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS)
 lib_libcrunner_la_LIBADD = $(LIBEVENT_LIBS)
-lib_libcrunner_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(CRUNNER_LT_VERSION) -export-symbols-regex '^cr_[a-z]'
+# Public symbols are cr_*; cr__test_* (lib/alloc.c, declared only in
+# lib/internal.h) are the allocation failure injector of tests/test-alloc.
+lib_libcrunner_la_LDFLAGS = $(AM_LDFLAGS) -version-info $(CRUNNER_LT_VERSION) -export-symbols-regex '^cr_([a-z]|_test_)'
 
 # A small program that uses the library the way the README shows.
 noinst_PROGRAMS += examples/hello

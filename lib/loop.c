@@ -12,13 +12,15 @@
  *      the next iteration, so a task yielding in a loop cannot starve I/O).
  *
  * Poll pacing.  A non-blocking poll (event_base_loop with
- * EVLOOP_NONBLOCK) is an epoll_wait syscall, ~1.2 µs on this machine,
- * twenty times a whole task switch.  So while tasks are runnable we do NOT
- * poll on every iteration: only after CR__POLL_STEPS steps (callbacks or
- * task steps) or when CR__POLL_INTERVAL seconds passed since the last poll
- * (checked every CR__POLL_CHECK iterations), whichever comes first.  I/O
- * readiness is then noticed a few µs to ~1 ms late under load and is never
- * starved; when nothing is runnable we block in the poll.
+ * EVLOOP_NONBLOCK) is an epoll_wait syscall, many times the cost of a
+ * whole task switch (bench/README.md's dated results give both figures
+ * on the machine they were measured on).  So while tasks are runnable we
+ * do NOT poll on every iteration: only after CR__POLL_STEPS steps
+ * (callbacks or task steps) or when CR__POLL_INTERVAL seconds passed since
+ * the last poll (checked every CR__POLL_CHECK iterations), whichever comes
+ * first.  I/O readiness is then noticed a few µs to ~1 ms late under
+ * load and is never starved; when nothing is runnable we block in the
+ * poll.
  *
  * Lazy clock.  clock_gettime costs ~56 ns here (kvm-clock), more than a
  * whole yield, so the loop reads the clock at most once per iteration and
@@ -246,7 +248,7 @@ int cr_loop_new(const cr_loop_opts *opts, cr_loop **ret_loop)
 	if (evthread_rc != 0)
 		return cr__error(-EIO, "libevent: evthread_use_pthreads failed");
 
-	loop = calloc(1, sizeof(*loop));
+	loop = cr__calloc(1, sizeof(*loop));
 	if (!loop)
 		return cr__error(-ENOMEM, "out of memory creating a loop");
 	atomic_init(&loop->refs, 1);
@@ -418,7 +420,7 @@ void cr_loop_call_exception_handler(cr_loop *loop, const cr_error_report *r)
 
 static cr_handle *handle_new(cr_loop *loop, cr_callback cb, void *arg)
 {
-	cr_handle *h = malloc(sizeof(*h));
+	cr_handle *h = cr__malloc(sizeof(*h));
 
 	if (!h)
 		return NULL;
@@ -531,7 +533,7 @@ static int heap_reserve(cr_loop *loop)
 	if (loop->heap_len < loop->heap_cap)
 		return 0;
 	size_t cap = loop->heap_cap ? loop->heap_cap * 2 : 64;
-	struct cr__heap_ent *nh = realloc(loop->heap, cap * sizeof(*nh));
+	struct cr__heap_ent *nh = cr__realloc(loop->heap, cap * sizeof(*nh));
 
 	if (!nh)
 		return -ENOMEM;
@@ -691,10 +693,16 @@ int cr_call_at(cr_loop *loop, double when, cr_callback cb, void *arg, cr_handle 
 
 int cr_call_later(cr_loop *loop, double delay, cr_callback cb, void *arg, cr_handle **ret_handle)
 {
+	int rc;
+
 	if (!loop)
 		return cr__error(-EINVAL, "cr_call_later: loop is NULL");
 	if (isnan(delay))
 		return cr__error(-EINVAL, "cr_call_later: delay is NaN");
+	/* Before reading the loop's time: that read fills the loop's clock
+	 * cache, which only the loop's thread may write. */
+	if ((rc = cr__loop_check_thread(loop, "call_later")) < 0)
+		return rc;
 	return cr_call_at(loop, cr__loop_now(loop) + delay, cb, arg, ret_handle);
 }
 
@@ -779,7 +787,7 @@ int cr_loop_add_signal_handler(cr_loop *loop, int signo, cr_callback cb, void *a
 			return 0;
 		}
 	}
-	s = calloc(1, sizeof(*s));
+	s = cr__calloc(1, sizeof(*s));
 	if (!s)
 		return cr__error(-ENOMEM, "out of memory adding a signal handler");
 	s->loop = loop;
@@ -841,7 +849,8 @@ static void poll_without_base(cr_loop *loop, int rc)
 		if (t < dt)
 			dt = t;
 	}
-	if (dt > 0 && atomic_load(&loop->inbox_n) == 0 && !atomic_load(&loop->sig_pending)) {
+	if (dt > 0 && atomic_load(&loop->inbox_n) == 0 && !atomic_load(&loop->sig_pending) &&
+	    !atomic_load(&loop->async_pending)) {
 		struct timespec ts = {0, (long)(dt * 1e9) + 1};
 
 		nanosleep(&ts, NULL);
@@ -886,7 +895,8 @@ static void poll_io(cr_loop *loop, bool block)
 		}
 		if (block) {
 			atomic_store(&loop->polling, true);
-			if (atomic_load(&loop->inbox_n) > 0 || atomic_load(&loop->sig_pending))
+			if (atomic_load(&loop->inbox_n) > 0 || atomic_load(&loop->sig_pending) ||
+			    atomic_load(&loop->async_pending))
 				block = false;
 		}
 		event_base_loop(loop->base, block ? EVLOOP_ONCE : EVLOOP_ONCE | EVLOOP_NONBLOCK);
@@ -925,6 +935,20 @@ static void run_handle(cr_loop *loop, cr_handle *h)
 	cr_handle_unref(h);
 }
 
+/* The cr__async wake-ups sent since the last look.  A callback may stop
+ * its own async (not another one). */
+static void run_asyncs(cr_loop *loop)
+{
+	struct cr__async *a, *next;
+
+	for (a = loop->asyncs; a; a = next) {
+		next = a->next;
+		if (atomic_load_explicit(&a->pending, memory_order_relaxed) &&
+		    atomic_exchange(&a->pending, false))
+			a->cb(a->arg);
+	}
+}
+
 static void run_once(cr_loop *loop)
 {
 	struct cr__rq *e;
@@ -945,6 +969,9 @@ static void run_once(cr_loop *loop)
 	if (atomic_load_explicit(&loop->sig_pending, memory_order_relaxed) &&
 	    atomic_exchange(&loop->sig_pending, false) && loop->sig_hook)
 		loop->sig_hook(loop->sig_hook_arg);
+	if (atomic_load_explicit(&loop->async_pending, memory_order_relaxed) &&
+	    atomic_exchange(&loop->async_pending, false))
+		run_asyncs(loop);
 	for (cr_handle *h; (h = timer_first(loop)) && h->when <= cr__loop_now(loop);) {
 		timer_unlink(loop, h);
 		h->where = CR__H_READY;
@@ -982,6 +1009,44 @@ void cr__loop_signal_wake(cr_loop *loop)
 {
 	atomic_store(&loop->sig_pending, true);
 	if (atomic_load(&loop->polling)) {
+		uint64_t one = 1;
+		ssize_t w = write(loop->wake_fd, &one, sizeof(one));
+
+		(void)w; /* EAGAIN: the counter is full, the loop wakes anyway */
+	}
+}
+
+void cr__async_start(cr_loop *loop, struct cr__async *a, cr_callback cb, void *arg)
+{
+	a->cb = cb;
+	a->arg = arg;
+	atomic_init(&a->pending, false);
+	a->prev = NULL;
+	a->next = loop->asyncs;
+	if (loop->asyncs)
+		loop->asyncs->prev = a;
+	loop->asyncs = a;
+}
+
+void cr__async_stop(cr_loop *loop, struct cr__async *a)
+{
+	if (a->prev)
+		a->prev->next = a->next;
+	else if (loop->asyncs == a)
+		loop->asyncs = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	a->prev = a->next = NULL;
+}
+
+/* Any thread: the same ordering as cr_call_soon_threadsafe (flags, then
+ * `polling`; the loop sets `polling`, then looks at the flags), without
+ * the inbox and its allocation. */
+void cr__async_send(cr_loop *loop, struct cr__async *a)
+{
+	atomic_store(&a->pending, true);
+	atomic_store(&loop->async_pending, true);
+	if (atomic_load(&loop->polling) && !atomic_exchange(&loop->wake_pending, true)) {
 		uint64_t one = 1;
 		ssize_t w = write(loop->wake_fd, &one, sizeof(one));
 

@@ -108,6 +108,10 @@ struct cr_loop {
 	cr_callback sig_hook;
 	void *sig_hook_arg;
 
+	/* cr__async wake-ups: started ones, and "one of them was sent". */
+	struct cr__async *asyncs;
+	atomic_bool async_pending;
+
 	/* poll pacing while tasks are runnable */
 	unsigned steps_since_poll;
 	unsigned iters_since_check;

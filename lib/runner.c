@@ -36,8 +36,6 @@
 #include "internal.h"
 #include "loop.h"
 
-#define RUNNER_EXECUTOR_TIMEOUT 300.0
-
 enum { R_INITIAL, R_INITIALIZED, R_CLOSED };
 
 struct cr_runner {
@@ -50,6 +48,7 @@ struct cr_runner {
 	int sigint_seen;         /* SIGINTs handled on the loop thread */
 	bool interrupted;        /* a second SIGINT stopped the loop */
 	int sigint_mode;         /* SIGINT handling: unknown, on, off */
+	bool is_run;             /* made by cr_run (names asyncio.run) */
 };
 
 enum { SIGINT_UNKNOWN, SIGINT_ON, SIGINT_OFF };
@@ -98,10 +97,12 @@ static void sigint_hook(void *arg)
 	if (atomic_load(&sigint_current) != r)
 		return;
 	n = atomic_load(&r->sigint_count);
-	if (n > r->sigint_seen && r->sigint_seen == 0) {
+	if (n > r->sigint_seen && r->sigint_seen == 0 && r->main_task &&
+	    !cr_task_done(r->main_task)) {
+		/* Seen only once it cancels: a SIGINT too late to cancel
+		 * the main task is run()'s to report (-EINTR). */
 		r->sigint_seen = 1;
-		if (r->main_task && !cr_task_done(r->main_task))
-			cr_task_cancel(r->main_task, "interrupted");
+		cr_task_cancel(r->main_task, "interrupted");
 	}
 	if (n >= 2 && !r->interrupted) {
 		/* Second SIGINT: asyncio raises KeyboardInterrupt wherever it
@@ -180,7 +181,7 @@ int cr_runner_new(const cr_runner_opts *opts, cr_runner **ret_runner)
 		return cr__error(-EINVAL, "cr_runner_new: opts.debug must be a CR_DEBUG_* value");
 	if (opts && opts->executor_timeout < 0)
 		return cr__error(-EINVAL, "cr_runner_new: opts.executor_timeout is negative");
-	r = calloc(1, sizeof(*r));
+	r = cr__calloc(1, sizeof(*r));
 	if (!r)
 		return cr__error(-ENOMEM, "out of memory creating a runner");
 	if (opts)
@@ -301,6 +302,15 @@ int cr_runner_run(cr_runner *r, cr_fn fn, void *arg, cr_context *ctx, void **ret
 			cr_task_unref(task);
 			return cr__error(-EINTR, "interrupted");
 		}
+		if (atomic_load(&r->sigint_count) > 0 && r->sigint_seen == 0) {
+			/* SIGINT arrived while the main task ran its last step
+			 * (or the loop ended before its hook ran): too late to
+			 * cancel it, so it is the interruption itself, as
+			 * asyncio raises KeyboardInterrupt there.  The result
+			 * is dropped. */
+			cr_task_unref(task);
+			return cr__error(-EINTR, "interrupted");
+		}
 	}
 	if (cr_task_done(task)) {
 		int rc = cr_task_result(task, &value);
@@ -331,7 +341,7 @@ static void collect_task(cr_task *t, void *arg)
 		return;
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 16;
-		cr_task **nt = realloc(l->tasks, cap * sizeof(*nt));
+		cr_task **nt = cr__realloc(l->tasks, cap * sizeof(*nt));
 
 		if (!nt) {
 			/* Still cancel it; we just cannot wait for it. */
@@ -345,8 +355,9 @@ static void collect_task(cr_task *t, void *arg)
 	l->tasks[l->n++] = cr_task_ref(t);
 }
 
-/* Cancel every other task of the loop, wait for them, report failures. */
-static void cancel_all_tasks(cr_loop *loop)
+/* Cancel every other task of the loop, wait for them, report failures
+ * (`what` names the shutdown, as asyncio does). */
+static void cancel_all_tasks(cr_loop *loop, const char *what)
 {
 	struct leftovers l = {.self = cr_current_task()};
 	int *codes;
@@ -358,14 +369,14 @@ static void cancel_all_tasks(cr_loop *loop)
 	}
 	for (size_t i = 0; i < l.n; i++)
 		cr_task_cancel(l.tasks[i], NULL);
-	codes = calloc(l.n, sizeof(*codes));
+	codes = cr__calloc(l.n, sizeof(*codes));
 	cr_gather(l.tasks, l.n, codes);
 	for (size_t i = 0; i < l.n; i++) {
 		int rc = codes ? codes[i] : cr_task_result(l.tasks[i], NULL);
 
 		if (rc < 0 && rc != -ECANCELED && !cr_task_cancelled(l.tasks[i])) {
 			cr_error_report rep = {
-				.message = "unhandled exception during Runner.close() shutdown",
+				.message = what,
 				.error = rc,
 				.task = l.tasks[i],
 			};
@@ -377,15 +388,14 @@ static void cancel_all_tasks(cr_loop *loop)
 	free(l.tasks);
 }
 
-/* opts.executor_timeout, else the loop's setting (300 s unless changed
- * with cr_loop_set_executor_timeout). */
+/* opts.executor_timeout, else the loop's setting as is (300 s unless
+ * changed with cr_loop_set_executor_timeout; 0 there means no wait), the
+ * same rule as cr_loop_shutdown_default_executor(loop, -1). */
 static double executor_timeout(const cr_runner *r)
 {
 	double t = r->opts.executor_timeout;
 
-	if (t <= 0)
-		t = cr__loop_executor_timeout(r->loop);
-	return t > 0 ? t : RUNNER_EXECUTOR_TIMEOUT;
+	return t > 0 ? t : cr__loop_executor_timeout(r->loop);
 }
 
 static int closer_main(void *arg, void **ret_value)
@@ -394,7 +404,8 @@ static int closer_main(void *arg, void **ret_value)
 	double timeout = executor_timeout(r);
 
 	(void)ret_value;
-	cancel_all_tasks(r->loop);
+	cancel_all_tasks(r->loop, r->is_run ? "unhandled exception during asyncio.run() shutdown"
+					    : "unhandled exception during Runner.close() shutdown");
 	cr_loop_shutdown_asyncgens(r->loop);
 	if (cr__loop_slot(r->loop, CR__SLOT_EXECUTOR))
 		cr_loop_shutdown_default_executor(r->loop, timeout);
@@ -407,18 +418,22 @@ int cr_runner_close(cr_runner *r)
 
 	if (!r)
 		return 0;
-	if (r->state != R_INITIALIZED) {
-		r->state = R_CLOSED;
+	/* Like asyncio: nothing to do unless initialised, so a runner closed
+	 * before its first use still runs (and an R_CLOSED one stays so). */
+	if (r->state != R_INITIALIZED)
 		return 0;
-	}
 	loop = r->loop;
 	if (cr_loop_current() || cr_loop_is_running(loop))
 		return cr__error(-EBUSY,
 				 "Runner.close() cannot be called from a running event loop");
 	if (!cr_loop_is_closed(loop)) {
 		/* The closer task costs a spawn and a loop pass: skip it when
-		 * there are no tasks and no generator ever started. */
-		if (cr__loop_task_count(loop) > 0 || cr__loop_slot(loop, CR__SLOT_AGENS)) {
+		 * there are no tasks, no generator ever started and no
+		 * executor.  With an executor the loop runs while it is waited
+		 * for, as in asyncio: timers due meanwhile and callbacks sent
+		 * by its workers still run. */
+		if (cr__loop_task_count(loop) > 0 || cr__loop_slot(loop, CR__SLOT_AGENS) ||
+		    cr__loop_slot(loop, CR__SLOT_EXECUTOR)) {
 			cr_spawn_opts so = {
 				.size = sizeof(so), .name = "Runner.close", .context = r->ctx};
 			cr_task *t;
@@ -426,11 +441,11 @@ int cr_runner_close(cr_runner *r)
 			if (cr_loop_spawn(loop, closer_main, r, &so, &t) == 0) {
 				cr_loop_run_until_complete(loop, t);
 				cr_task_unref(t);
+			} else if (cr__loop_slot(loop, CR__SLOT_EXECUTOR)) {
+				/* No task to run it (out of memory): at least wait
+				 * for the workers, outside the loop. */
+				cr_loop_shutdown_default_executor(loop, executor_timeout(r));
 			}
-		} else if (cr__loop_slot(loop, CR__SLOT_EXECUTOR)) {
-			/* Nothing to await but the executor: wait outside the
-			 * loop, saving a task. */
-			cr_loop_shutdown_default_executor(loop, executor_timeout(r));
 		}
 	}
 	sigint_release(r);
@@ -466,6 +481,7 @@ int cr_run(cr_fn fn, void *arg, void **ret_value, const cr_runner_opts *opts)
 	e = cr_runner_new(opts, &r);
 	if (e < 0)
 		return e;
+	r->is_run = true;
 	e = cr_runner_run(r, fn, arg, NULL, ret_value);
 	c = cr_runner_close(r);
 	free(r);

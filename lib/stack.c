@@ -1,11 +1,13 @@
 /*
  * stack.c — coroutine stacks.
  *
- * Cost model (see DESIGN.md): a fresh mmap + guard costs microseconds, the
- * first touch of a page ~11 µs and a munmap a TLB flush on every thread of
- * the process, so stacks are made in slabs and reused: a task that
- * finishes gives its stack back, the next task to start takes it with no
- * syscall and no page fault, whichever loop (and thread) it runs on.
+ * Cost model (see docs/ARCHITECTURE.md; measured figures are in
+ * bench/README.md's dated results): a fresh mmap + guard costs
+ * microseconds, the first touch of a page more, and a munmap a TLB flush
+ * on every thread of the process, so stacks are made in slabs and
+ * reused: a task that finishes gives its stack back, the next task to
+ * start takes it with no syscall and no page fault, whichever loop (and
+ * thread) it runs on.
  *
  * Two levels of free stacks:
  *   - the loop's pool (cr__stack_pool), touched by the loop thread only: no
@@ -41,10 +43,11 @@
  * instead of a crash somewhere else.  With guards installed the address
  * space runs out first (~100 TiB: 400 million default stacks).
  *
- * First touch: a page fault on a fresh stack costs ~30 µs on this kind of
- * VM, MADV_POPULATE_WRITE of the same page ~4 µs, so a stack handed out
- * for the first time gets its top page (where every task's first frames
- * live) populated by madvise; older kernels (EINVAL) just fault.
+ * First touch: on a VM a page fault on a fresh stack costs several times
+ * a MADV_POPULATE_WRITE of the same page (bench/README.md's dated results
+ * give measured figures), so a stack handed out for the first time gets
+ * its top page (where every task's first frames live) populated by
+ * madvise; older kernels (EINVAL) just fault.
  *
  * Transparent huge pages are refused on slabs (MADV_NOHUGEPAGE): a slab is
  * large and aligned enough that a huge page would make a sleeping task's
@@ -233,7 +236,7 @@ static struct size_class *class_of(size_t size, bool create)
 	for (c = classes; c; c = c->next)
 		if (c->size == size)
 			return c;
-	if (!create || !(c = calloc(1, sizeof(*c))))
+	if (!create || !(c = cr__calloc(1, sizeof(*c))))
 		return NULL;
 	c->size = size;
 	c->next_k = SLAB_FIRST;
@@ -320,7 +323,7 @@ static int slab_new(struct size_class *c)
 				 "no coroutine stack: %ld kernel mappings in use by stacks "
 				 "reach the vm.max_map_count budget",
 				 cr__stack_vmas_in_use());
-	sl = calloc(1, sizeof(*sl) + k * sizeof(sl->stacks[0]));
+	sl = cr__calloc(1, sizeof(*sl) + k * sizeof(sl->stacks[0]));
 	if (!sl) {
 		atomic_fetch_sub(&vmas_in_use, vmas);
 		return cr__error(-ENOMEM, "out of memory allocating a stack record");

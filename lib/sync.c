@@ -110,7 +110,7 @@ int cr_event_new(cr_event **ret)
 
 	if (!ret)
 		return cr__error(-EINVAL, "cr_event_new: ret is NULL");
-	e = calloc(1, sizeof(*e));
+	e = cr__calloc(1, sizeof(*e));
 	if (!e)
 		return cr__error(-ENOMEM, "out of memory creating an event");
 	*ret = e;
@@ -169,7 +169,7 @@ int cr_lock_new(cr_lock **ret)
 
 	if (!ret)
 		return cr__error(-EINVAL, "cr_lock_new: ret is NULL");
-	l = calloc(1, sizeof(*l));
+	l = cr__calloc(1, sizeof(*l));
 	if (!l)
 		return cr__error(-ENOMEM, "out of memory creating a lock");
 	*ret = l;
@@ -234,7 +234,7 @@ int cr_sem_new(unsigned value, cr_sem **ret)
 
 	if (!ret)
 		return cr__error(-EINVAL, "cr_sem_new: ret is NULL");
-	s = calloc(1, sizeof(*s));
+	s = cr__calloc(1, sizeof(*s));
 	if (!s)
 		return cr__error(-ENOMEM, "out of memory creating a semaphore");
 	s->value = value;
@@ -300,7 +300,7 @@ int cr_queue_new(size_t maxsize, cr_queue **ret)
 
 	if (!ret)
 		return cr__error(-EINVAL, "cr_queue_new: ret is NULL");
-	q = calloc(1, sizeof(*q));
+	q = cr__calloc(1, sizeof(*q));
 	if (!q)
 		return cr__error(-ENOMEM, "out of memory creating a queue");
 	q->maxsize = maxsize;
@@ -331,7 +331,7 @@ static int q_push(cr_queue *q, void *item)
 
 		if (q->maxsize && cap > q->maxsize)
 			cap = q->maxsize;
-		r = malloc(cap * sizeof(*r));
+		r = cr__malloc(cap * sizeof(*r));
 		if (!r)
 			return cr__error(-ENOMEM, "out of memory growing a queue");
 		for (size_t i = 0; i < q->len; i++)

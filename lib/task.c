@@ -90,7 +90,7 @@ static cr_task *task_alloc(void)
 	cr_task *t = task_cache.head;
 
 	if (!t)
-		return malloc(sizeof(*t));
+		return cr__malloc(sizeof(*t));
 	task_cache.head = *(cr_task **)(void *)t;
 	task_cache.n--;
 	return t;
@@ -163,7 +163,7 @@ int cr_loop_spawn(cr_loop *loop, cr_fn fn, void *arg, const cr_spawn_opts *opts,
 	if (!t)
 		return cr__error(-ENOMEM, "out of memory creating a task");
 	memset(t, 0, sizeof(*t));
-	if (name && !(t->name = strdup(name))) {
+	if (name && !(t->name = cr__strdup(name))) {
 		task_release(t);
 		return cr__error(-ENOMEM, "out of memory creating a task");
 	}
@@ -270,7 +270,7 @@ const char *cr_task_name(const cr_task *ct)
 		char buf[32];
 
 		snprintf(buf, sizeof(buf), "Task-%" PRIu64, t->id);
-		t->name = strdup(buf);
+		t->name = cr__strdup(buf);
 		if (!t->name)
 			return "Task";
 	}
@@ -580,7 +580,7 @@ int cr_task_cancel(cr_task *t, const char *msg)
 	if ((rc = cr__loop_check_thread(t->loop, "cancel")) < 0)
 		return rc;
 	if (msg) {
-		char *m = strdup(msg);
+		char *m = cr__strdup(msg);
 
 		if (!m)
 			return cr__error(-ENOMEM, "out of memory copying a cancel message");
@@ -610,7 +610,7 @@ int cr_task_add_done_callback(cr_task *t, void (*cb)(cr_task *t, void *arg), voi
 		return cr__error(-EINVAL, "cr_task_add_done_callback: NULL argument");
 	if (is_done(t) && t->loop->closed)
 		return cr__error(-ESHUTDOWN, "Event loop is closed");
-	d = malloc(sizeof(*d));
+	d = cr__malloc(sizeof(*d));
 	if (!d)
 		return cr__error(-ENOMEM, "out of memory adding a done callback");
 	d->next = NULL;
@@ -819,7 +819,7 @@ int cr_gather(cr_task *const *tasks, size_t n, int *ret_codes)
 		if (!is_done(tasks[i]))
 			g.pending++;
 	if (g.pending) {
-		ws = calloc(g.pending, sizeof(*ws));
+		ws = cr__calloc(g.pending, sizeof(*ws));
 		if (!ws)
 			return cr__error(-ENOMEM, "out of memory in cr_gather");
 		for (size_t i = 0, k = 0; i < n; i++) {
@@ -913,7 +913,7 @@ int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout)
 	}
 	size_t nw = c.left;
 
-	ws = calloc(nw, sizeof(*ws));
+	ws = cr__calloc(nw, sizeof(*ws));
 	if (!ws)
 		return cr__error(-ENOMEM, "out of memory in cr_wait");
 	if (timeout > 0 && cr__timer_reserve(self->loop) < 0) {

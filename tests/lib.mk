@@ -53,9 +53,16 @@ tests_test_coro_LDADD = lib/libcrunner.la $(CHECK_LIBS)
 tests_test_coro_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 # Per-target assembler flags give the test its own object of the .S file.
 tests_test_coro_CCASFLAGS = $(AM_CCASFLAGS)
-tests_test_stack_SOURCES = tests/test-stack.c tests/testutil.h lib/stack.c lib/stack.h lib/errors.c
+tests_test_stack_SOURCES = tests/test-stack.c tests/testutil.h lib/stack.c lib/stack.h lib/errors.c lib/alloc.c
 tests_test_stack_LDADD = $(CHECK_LIBS) -lpthread
 tests_test_stack_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+# Out of memory: the N-th allocation fails, for every N, across a runner's
+# lifecycle (the injector is lib/alloc.c's test-only cr__test_alloc_fail).
+LIB_TESTS += tests/test-alloc
+check_PROGRAMS += tests/test-alloc
+tests_test_alloc_SOURCES = tests/test-alloc.c tests/testutil.h
+tests_test_alloc_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_alloc_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
 LIB_TESTS += tests/test-stress
 check_PROGRAMS += tests/test-stress
 tests_test_stress_SOURCES = tests/test-stress.c tests/testutil.h

@@ -5,6 +5,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -380,6 +381,70 @@ START_TEST(dropped_generator_is_closed_by_the_loop)
 }
 END_TEST
 
+/* Generator ids come from one process-wide counter, like task ids: two
+ * loops in two threads never hand out the same default name. */
+enum { ID_GENS = 20000 };
+static char *id_names[2][ID_GENS];
+
+static int name_body(void *arg, void **ret)
+{
+	char **slot = arg;
+
+	(void)ret;
+	*slot = strdup(cr_task_name(cr_current_task()));
+	return 0;
+}
+
+static int make_named(void *arg, void **ret)
+{
+	char **names = arg;
+
+	(void)ret;
+	for (int i = 0; i < ID_GENS; i++) {
+		cr_agen *g;
+
+		if (cr_agen_new(name_body, &names[i], NULL, &g) < 0)
+			return -ENOMEM;
+		if (cr_agen_next(g, NULL) != -ENODATA)
+			return -EPROTO;
+		cr_agen_unref(g);
+	}
+	return 0;
+}
+
+static void *names_thread(void *arg) { return (void *)(intptr_t)tu_run(make_named, arg, NULL); }
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+START_TEST(generator_ids_unique_across_threads)
+{
+	pthread_t th[2];
+	void *rc;
+	char **all = malloc(sizeof(char *) * 2 * ID_GENS);
+
+	for (int k = 0; k < 2; k++)
+		ck_assert_int_eq(pthread_create(&th[k], NULL, names_thread, id_names[k]), 0);
+	for (int k = 0; k < 2; k++) {
+		pthread_join(th[k], &rc);
+		ck_assert_int_eq(VI(rc), 0);
+	}
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < ID_GENS; i++) {
+			ck_assert_ptr_nonnull(id_names[k][i]);
+			all[k * ID_GENS + i] = id_names[k][i];
+		}
+	qsort(all, 2 * ID_GENS, sizeof(char *), cmp_str);
+	for (int i = 1; i < 2 * ID_GENS; i++)
+		ck_assert_msg(strcmp(all[i - 1], all[i]) != 0, "duplicate name %s", all[i]);
+	for (int i = 0; i < 2 * ID_GENS; i++)
+		free(all[i]);
+	free(all);
+}
+END_TEST
+
 static Suite *agen_suite(void)
 {
 	Suite *s = suite_create("agen");
@@ -397,6 +462,7 @@ static Suite *agen_suite(void)
 	tcase_add_test(tc, yield_outside_generator_is_refused);
 	tcase_add_test(tc, shutdown_asyncgens_closes_all_and_reports_errors);
 	tcase_add_test(tc, dropped_generator_is_closed_by_the_loop);
+	tcase_add_test(tc, generator_ids_unique_across_threads);
 	suite_add_tcase(s, tc);
 	return s;
 }

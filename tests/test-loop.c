@@ -758,6 +758,75 @@ START_TEST(debug_reports_slow_callback)
 }
 END_TEST
 
+/* cr_call_later from a foreign thread (debug mode) is refused before it
+ * touches the loop: the loop's cached time stays the loop's own.  The
+ * foreign thread waits until the loop blocks (its clock cache is then
+ * empty), calls cr_call_later, reads the clock, and sends a callback that
+ * reads the loop's time: that must not be older than the foreign read. */
+struct foreign_later {
+	cr_loop *loop;
+	int rc;
+	double after;
+	double seen;
+	atomic_bool blocked;
+};
+
+static double mono(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void read_time_and_stop(void *arg)
+{
+	struct foreign_later *f = arg;
+
+	f->seen = cr_loop_time(f->loop);
+	cr_loop_stop(f->loop);
+}
+
+static void *foreign_call_later(void *arg)
+{
+	struct foreign_later *f = arg;
+	struct timespec ts = {0, 20 * 1000000L};
+
+	while (!atomic_load(&f->blocked))
+		nanosleep(&ts, NULL);
+	nanosleep(&ts, NULL); /* the loop is in its poll by now */
+	f->rc = cr_call_later(f->loop, 0.001, stop_cb, f->loop, NULL);
+	f->after = mono();
+	cr_call_soon_threadsafe(f->loop, read_time_and_stop, f);
+	return NULL;
+}
+
+static void mark_blocked(void *arg)
+{
+	struct foreign_later *f = arg;
+
+	atomic_store(&f->blocked, true);
+}
+
+START_TEST(call_later_from_foreign_thread_leaves_loop_clock_alone)
+{
+	cr_loop_opts o = {.size = sizeof(o), .debug = CR_DEBUG_ON};
+	struct foreign_later f = {0};
+	pthread_t th;
+
+	ck_assert_int_eq(cr_loop_new(&o, &f.loop), 0);
+	cr_call_soon(f.loop, mark_blocked, &f, NULL);
+	ck_assert_int_eq(pthread_create(&th, NULL, foreign_call_later, &f), 0);
+	ck_assert_int_eq(cr_loop_run_forever(f.loop), 0);
+	pthread_join(th, NULL);
+	ck_assert_int_eq(f.rc, -EPERM);
+	ck_assert_msg(f.seen >= f.after, "loop time %.9f older than the foreign read %.9f", f.seen,
+		      f.after);
+	cr_loop_close(f.loop);
+	cr_loop_unref(f.loop);
+}
+END_TEST
+
 static Suite *loop_suite(void)
 {
 	Suite *s = suite_create("loop");
@@ -785,6 +854,7 @@ static Suite *loop_suite(void)
 	tcase_add_test(tc, loop_without_fds_still_runs_timers_and_wakes);
 	tcase_add_test(tc, exception_handler_receives_reports);
 	tcase_add_test(tc, executor_settings_are_kept);
+	tcase_add_test(tc, call_later_from_foreign_thread_leaves_loop_clock_alone);
 	suite_add_tcase(s, tc);
 	return s;
 }

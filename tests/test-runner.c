@@ -448,7 +448,6 @@ START_TEST(close_is_idempotent)
 	ck_assert_int_eq(cr_runner_close(r), 0);
 	ck_assert_int_eq(cr_runner_close(r), 0);
 	ck_assert_int_eq(factory_calls, 0);
-	ck_assert_int_eq(cr_runner_run(r, return_value, NULL, NULL, NULL), -ESHUTDOWN);
 	cr_runner_free(r);
 	/* Used. */
 	ck_assert_int_eq(cr_runner_new(NULL, &r), 0);
@@ -902,6 +901,207 @@ START_TEST(sigint_between_runs_behaves_like_default)
 }
 END_TEST
 
+/* --------------------------------------------- issue 11: asyncio parity */
+
+/* asyncio's Runner.close() does nothing unless the runner was initialised:
+ * a runner closed before any use still runs. */
+START_TEST(closing_unused_runner_keeps_it_usable)
+{
+	cr_runner *r;
+	cr_loop *l;
+
+	ck_assert_int_eq(cr_runner_new(NULL, &r), 0);
+	ck_assert_int_eq(cr_runner_close(r), 0);
+	ck_assert_int_eq(cr_runner_run(r, return_value, NULL, NULL, NULL), 3);
+	ck_assert_int_eq(cr_runner_get_loop(r, &l), 0);
+	ck_assert_int_eq(cr_runner_close(r), 0);
+	ck_assert_int_eq(cr_runner_run(r, return_value, NULL, NULL, NULL), -ESHUTDOWN);
+	cr_runner_free(r);
+}
+END_TEST
+
+START_TEST(asyncio_run_names_itself_in_leftover_report)
+{
+	cr_runner_opts o = {.size = sizeof(o), .loop_factory = factory};
+
+	ck_assert_int_eq(cr_run(leave_tasks, NULL, NULL, &o), 0);
+	ck_assert_int_eq(reports, 1);
+	ck_assert_int_eq(last_error, -EIO);
+	ck_assert_str_eq(last_message, "unhandled exception during asyncio.run() shutdown");
+	factory_loop = cr_loop_unref(factory_loop);
+}
+END_TEST
+
+/* A generator whose cleanup awaits (or not: arg) and then fails. */
+static int cleanup_fails_edom(void *arg, void **ret)
+{
+	(void)ret;
+	if (cr_agen_yield(IV(1)) == -ESHUTDOWN) {
+		if (arg)
+			cr_sleep(0.001);
+		atomic_store(&gen_cleaned, true);
+		return -EDOM;
+	}
+	return 0;
+}
+
+/* Take one value, drop the generator, return at once. */
+static int drop_gen_and_return(void *arg, void **ret)
+{
+	cr_agen *g;
+
+	(void)ret;
+	if (cr_agen_new(cleanup_fails_edom, arg, NULL, &g) < 0)
+		return -ENOMEM;
+	if (cr_agen_next(g, NULL) < 0)
+		return -EPROTO;
+	cr_agen_unref(g);
+	return 0;
+}
+
+START_TEST(asyncgen_cleanup_error_reported_when_main_returns_after_drop)
+{
+	for (int awaits = 0; awaits < 2; awaits++) {
+		cr_runner *r = new_runner(NULL);
+
+		reports = 0;
+		last_error = 0;
+		atomic_store(&gen_cleaned, false);
+		ck_assert_int_eq(cr_runner_run(r, drop_gen_and_return, IV(awaits), NULL, NULL), 0);
+		ck_assert_int_eq(cr_runner_close(r), 0);
+		ck_assert(atomic_load(&gen_cleaned));
+		ck_assert_int_eq(reports, 1);
+		ck_assert_int_eq(last_error, -EDOM);
+		cr_runner_free(r);
+	}
+}
+END_TEST
+
+static int raise_sigint_and_return(void *arg, void **ret)
+{
+	(void)arg;
+	raise(SIGINT);
+	*ret = IV(42);
+	return 42;
+}
+
+/* asyncio raises KeyboardInterrupt when SIGINT lands during the main
+ * coroutine's last step; the next run is not affected. */
+START_TEST(sigint_during_last_step_interrupts_run)
+{
+	cr_runner *r;
+	void *v = NULL;
+
+	ck_assert_int_eq(cr_runner_new(NULL, &r), 0);
+	ck_assert_int_eq(cr_runner_run(r, raise_sigint_and_return, NULL, NULL, &v), -EINTR);
+	ck_assert_ptr_null(v);
+	ck_assert_int_eq(cr_runner_run(r, return_value, IV(7), NULL, &v), 3);
+	ck_assert_int_eq(VI(v), 7);
+	cr_runner_free(r);
+	ck_assert_int_eq(cr_run(raise_sigint_and_return, NULL, NULL, NULL), -EINTR);
+}
+END_TEST
+
+static atomic_int late_calls;
+
+static void late_cb(void *arg)
+{
+	(void)arg;
+	atomic_fetch_add(&late_calls, 1);
+}
+
+static atomic_bool main_returning;
+
+/* A blocking call that, once the main coroutine returned, sends a
+ * callback to the loop, then waits (up to 5 s) for it and the timer to
+ * have run: the close waits for this job meanwhile. */
+static int slow_then_call_back(void *arg, void **ret)
+{
+	(void)ret;
+	atomic_store(&exec_started, true);
+	while (!atomic_load(&main_returning))
+		msleep(1);
+	msleep(20);
+	if (cr_call_soon_threadsafe(arg, late_cb, NULL) == 0)
+		atomic_fetch_add(&late_calls, 10);
+	for (int i = 0; i < 500 && atomic_load(&late_calls) < 12; i++)
+		msleep(10);
+	return 0;
+}
+
+static int call_slow_then_call_back(void *arg, void **ret)
+{
+	(void)ret;
+	return cr_run_in_executor(slow_then_call_back, arg, NULL);
+}
+
+static int leave_executor_and_timer(void *arg, void **ret)
+{
+	cr_task *t;
+
+	(void)arg;
+	(void)ret;
+	atomic_store(&exec_started, false);
+	if (cr_spawn(call_slow_then_call_back, cr_loop_current(), NULL, &t) < 0)
+		return -ENOMEM;
+	while (!atomic_load(&exec_started))
+		cr_sleep(0.001);
+	/* Its caller gives up: no task is left, the job runs on. */
+	cr_task_cancel(t, NULL);
+	if (cr_task_join(t, NULL) != -ECANCELED)
+		return -EPROTO;
+	cr_task_unref(t);
+	atomic_store(&main_returning, true);
+	return cr_call_later(cr_loop_current(), 0.05, late_cb, NULL, NULL);
+}
+
+/* asyncio keeps the loop running while it waits for the executor: a timer
+ * due meanwhile runs, and so does a callback a worker sends meanwhile. */
+START_TEST(loop_runs_while_default_executor_shuts_down)
+{
+	cr_runner *r = new_runner(NULL);
+
+	atomic_store(&late_calls, 0);
+	atomic_store(&main_returning, false);
+	ck_assert_int_eq(cr_runner_run(r, leave_executor_and_timer, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(cr_runner_close(r), 0);
+	/* 10 for the accepted threadsafe call, 1 per callback run. */
+	ck_assert_int_eq(atomic_load(&late_calls), 12);
+	ck_assert_int_eq(reports, 0);
+	cr_runner_free(r);
+}
+END_TEST
+
+static int set_loop_executor_timeout(void *data, cr_loop **ret_loop)
+{
+	int e = factory(data, ret_loop);
+
+	if (e == 0)
+		cr_loop_set_executor_timeout(*ret_loop, 0.05);
+	return e;
+}
+
+/* opts.executor_timeout 0: the loop's own setting. */
+START_TEST(executor_timeout_zero_uses_loop_setting)
+{
+	cr_runner_opts o = {.size = sizeof(o), .loop_factory = set_loop_executor_timeout};
+	cr_runner *r;
+
+	ck_assert_int_eq(cr_runner_new(&o, &r), 0);
+	atomic_store(&exec_done, false);
+	ck_assert_int_eq(cr_runner_run(r, start_slow_worker, NULL, NULL, NULL), 0);
+	ck_assert_int_eq(cr_runner_close(r), 0);
+	ck_assert_int_eq(reports, 1);
+	ck_assert_str_eq(last_message,
+			 "The executor did not finishing joining its threads within 0.05 seconds.");
+	cr_runner_free(r);
+	factory_loop = cr_loop_unref(factory_loop);
+	while (!atomic_load(&exec_done))
+		msleep(5);
+	msleep(30);
+}
+END_TEST
+
 static Suite *runner_suite(void)
 {
 	Suite *s = suite_create("runner");
@@ -935,6 +1135,12 @@ static Suite *runner_suite(void)
 	tcase_add_test(tc, sigint_left_alone_when_not_default_or_disabled);
 	tcase_add_test(tc, sigint_not_handled_outside_main_thread);
 	tcase_add_test(tc, sigint_between_runs_behaves_like_default);
+	tcase_add_test(tc, closing_unused_runner_keeps_it_usable);
+	tcase_add_test(tc, asyncio_run_names_itself_in_leftover_report);
+	tcase_add_test(tc, asyncgen_cleanup_error_reported_when_main_returns_after_drop);
+	tcase_add_test(tc, sigint_during_last_step_interrupts_run);
+	tcase_add_test(tc, loop_runs_while_default_executor_shuts_down);
+	tcase_add_test(tc, executor_timeout_zero_uses_loop_setting);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "crunctl.h"
 
@@ -69,6 +70,61 @@ int crunctl_parse_count(const char *text, long *ret_count)
 	if (*end || errno == ERANGE || v <= 0)
 		return -EINVAL;
 	*ret_count = v;
+	return 0;
+}
+
+/* n decimal digits at *p, moved past them; -EINVAL when there are fewer. */
+static int fixed_digits(const char **p, int n, int *ret)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!isdigit((unsigned char)(*p)[i]))
+			return -EINVAL;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*ret = v;
+	return 0;
+}
+
+int crunctl_parse_time(const char *text, double *ret_epoch)
+{
+	const char *p = text;
+	struct tm tm = {.tm_isdst = -1};
+	int y, mo, d, h, mi, sec = 0;
+	time_t t;
+
+	if (!text)
+		return -EINVAL;
+	if (crunctl_parse_rfc3339(text, ret_epoch) == 0)
+		return 0;
+	/* Without an offset: a local time, as status prints them, so a time
+	 * seen there can be typed back. */
+	if (fixed_digits(&p, 4, &y) || *p++ != '-' || fixed_digits(&p, 2, &mo) || *p++ != '-' ||
+	    fixed_digits(&p, 2, &d) || (*p != ' ' && *p != 'T' && *p != 't'))
+		return -EINVAL;
+	p++;
+	if (fixed_digits(&p, 2, &h) || *p++ != ':' || fixed_digits(&p, 2, &mi))
+		return -EINVAL;
+	if (*p == ':') {
+		p++;
+		if (fixed_digits(&p, 2, &sec))
+			return -EINVAL;
+	}
+	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 59)
+		return -EINVAL;
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = h;
+	tm.tm_min = mi;
+	tm.tm_sec = sec;
+	t = mktime(&tm);
+	/* mktime normalises 31 April to 1 May: refuse what it had to move */
+	if (t == (time_t)-1 || tm.tm_mday != d || tm.tm_mon != mo - 1)
+		return -EINVAL;
+	*ret_epoch = (double)t;
 	return 0;
 }
 

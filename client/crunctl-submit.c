@@ -23,13 +23,24 @@ enum {
 	OPT_TIMEOUT,
 	OPT_ISOLATED,
 	OPT_IDEMPOTENCY_KEY,
+	OPT_DELAY,
+	OPT_AT,
+	OPT_MAX_ATTEMPTS,
+	OPT_ON_INTERRUPT,
 };
+
+/* The API's bound of max_attempts (CRUND_MAX_ATTEMPTS_MAX in the daemon). */
+#define SUBMIT_MAX_ATTEMPTS 1000
 
 static const struct option submit_options[] = {
 	{"args", required_argument, NULL, OPT_ARGS},
 	{"timeout", required_argument, NULL, OPT_TIMEOUT},
 	{"isolated", no_argument, NULL, OPT_ISOLATED},
 	{"idempotency-key", required_argument, NULL, OPT_IDEMPOTENCY_KEY},
+	{"delay", required_argument, NULL, OPT_DELAY},
+	{"at", required_argument, NULL, OPT_AT},
+	{"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
+	{"on-interrupt", required_argument, NULL, OPT_ON_INTERRUPT},
 	{"wait", optional_argument, NULL, 'w'},
 	{"follow", no_argument, NULL, 'f'},
 	{0},
@@ -41,9 +52,13 @@ typedef struct submit {
 	char **kv; /* the key=value operands (argv's strings) */
 	int n_kv;
 	const char *args_opt, *timeout_opt, *idempotency_key;
+	const char *delay_opt, *at_opt, *on_interrupt;
 	bool isolated, wait, follow;
-	double wait_for; /* --wait=S, else INFINITY */
-	double timeout;  /* --timeout in seconds (when timeout_opt) */
+	double wait_for;   /* --wait=S, else INFINITY */
+	double timeout;    /* --timeout in seconds (when timeout_opt) */
+	double delay;      /* --delay in seconds (when delay_opt) */
+	double at;         /* --at, seconds since the epoch (when at_opt) */
+	long max_attempts; /* --max-attempts, 0 when not given */
 } submit;
 
 static int on_submit_option(crunctl *ctl, int opt, const char *arg, void *userdata)
@@ -70,6 +85,35 @@ static int on_submit_option(crunctl *ctl, int opt, const char *arg, void *userda
 		return 0;
 	case OPT_ISOLATED:
 		s->isolated = true;
+		return 0;
+	case OPT_DELAY:
+		s->delay_opt = arg;
+		if (crunctl_parse_duration(arg, &s->delay) < 0)
+			return crunctl_usage_error(
+				"submit",
+				"--delay wants a duration (e.g. 30, 90s, 5m, 2h), got '%s'", arg);
+		return 0;
+	case OPT_AT:
+		s->at_opt = arg;
+		if (crunctl_parse_time(arg, &s->at) < 0)
+			return crunctl_usage_error(
+				"submit",
+				"--at wants an RFC 3339 time (2026-12-03T10:00:00Z) or a local "
+				"time (2026-12-03 11:00), got '%s'",
+				arg);
+		return 0;
+	case OPT_MAX_ATTEMPTS:
+		if (crunctl_parse_count(arg, &s->max_attempts) < 0 ||
+		    s->max_attempts > SUBMIT_MAX_ATTEMPTS)
+			return crunctl_usage_error(
+				"submit", "--max-attempts wants an integer from 1 to %d, got '%s'",
+				SUBMIT_MAX_ATTEMPTS, arg);
+		return 0;
+	case OPT_ON_INTERRUPT:
+		if (strcmp(arg, "retry") != 0 && strcmp(arg, "fail") != 0)
+			return crunctl_usage_error(
+				"submit", "--on-interrupt wants 'retry' or 'fail', got '%s'", arg);
+		s->on_interrupt = arg;
 		return 0;
 	case 'f':
 		s->follow = true;
@@ -117,6 +161,30 @@ static int parse_submit(crunctl *ctl, int argc, char **argv, submit *s)
 	    (crunctl_parse_duration(s->timeout_opt, &s->timeout) < 0 || s->timeout <= 0))
 		return crunctl_usage_error("submit", "'%s' is not a duration (e.g. 30, 90s, 5m)",
 					   s->timeout_opt);
+	if (s->delay_opt && s->at_opt)
+		return crunctl_usage_error("submit", "give --delay or --at, not both");
+	return 0;
+}
+
+/* --delay, --at, --max-attempts and --on-interrupt into the body; 0 or
+ * -ENOMEM.  --at goes as UTC whatever zone it was typed in, so the daemon
+ * needs to know nothing of the client's time zone. */
+static int schedule_fields(const submit *s, json_t *body)
+{
+	char at[40];
+
+	if (s->delay_opt && json_object_set_new(body, "delay", json_real(s->delay)) < 0)
+		return -ENOMEM;
+	if (s->at_opt &&
+	    json_object_set_new(body, "run_at",
+				json_string(crunctl_format_rfc3339(s->at, at, sizeof(at)))) < 0)
+		return -ENOMEM;
+	if (s->max_attempts &&
+	    json_object_set_new(body, "max_attempts", json_integer(s->max_attempts)) < 0)
+		return -ENOMEM;
+	if (s->on_interrupt &&
+	    json_object_set_new(body, "on_interrupt", json_string(s->on_interrupt)) < 0)
+		return -ENOMEM;
 	return 0;
 }
 
@@ -207,6 +275,11 @@ static int job_body(crunctl *ctl, const submit *s, char **ret_text)
 		return rc;
 	body = json_pack("{s:s, s:s, s:O}", "plugin", s->plugin, "job", s->job, "args", args);
 	json_decref(args);
+	if (body && schedule_fields(s, body) < 0) {
+		crunctl_oom();
+		json_decref(body);
+		return CRUNCTL_EXIT_INTERNAL;
+	}
 	if (!body ||
 	    (s->timeout_opt && json_object_set_new(body, "timeout", json_real(s->timeout))) ||
 	    (s->isolated && json_object_set_new(body, "context", json_string("isolated"))) ||

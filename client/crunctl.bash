@@ -92,7 +92,11 @@ _crunctl()
 		COMPREPLY=($(compgen -f -- "$cur"))
 		return
 		;;
-	--timeout | --idempotency-key | --limit)
+	--timeout | --idempotency-key | --limit | --delay | --at | --max-attempts)
+		return
+		;;
+	--on-interrupt)
+		COMPREPLY=($(compgen -W "retry fail" -- "$cur"))
 		return
 		;;
 	--args)
@@ -122,7 +126,7 @@ _crunctl()
 		w=${words[i]}
 		case $w in
 		--url | --socket | --token-file | --timeout | --args | --idempotency-key | \
-			--state | --plugin | --limit)
+			--delay | --at | --max-attempts | --on-interrupt | --state | --plugin | --limit)
 			((i++))
 			continue
 			;;
@@ -146,7 +150,10 @@ _crunctl()
 
 	local cmd_opts=""
 	case $cmd in
-	submit) cmd_opts="--args --timeout --isolated --idempotency-key --wait --wait= --follow" ;;
+	submit)
+		cmd_opts="--args --timeout --isolated --idempotency-key --delay --at --max-attempts"
+		cmd_opts+=" --on-interrupt --wait --wait= --follow"
+		;;
 	wait) cmd_opts="--timeout" ;;
 	list) cmd_opts="--state --plugin --limit" ;;
 	log) cmd_opts="-f --follow" ;;

@@ -68,6 +68,13 @@ int crunctl_parse_duration(const char *text, double *ret_seconds);
 /* Parse a positive integer (e.g. --limit); 0 or -EINVAL. */
 int crunctl_parse_count(const char *text, long *ret_count);
 
+/* Parse a moment given by a user (submit --at): an RFC 3339 time with
+ * its offset ("2024-05-01T12:00:00Z", "...+02:00"), or a local time as
+ * crunctl prints it, "YYYY-MM-DD HH:MM[:SS]" ('T' accepted for the space),
+ * read in the local time zone.  Returns 0 and writes *ret_epoch (seconds
+ * since the epoch), or -EINVAL. */
+int crunctl_parse_time(const char *text, double *ret_epoch);
+
 /* Split a command-line argument "key=value" or "key:=JSON".  On success
  * *ret_key is a new string (caller frees), *ret_value points INTO arg (not
  * owned), *ret_raw tells whether the value is raw JSON (":=").  Returns
@@ -141,6 +148,11 @@ char *crunctl_format_duration(double seconds, char *buf, size_t len);
  * accepted) into seconds since the epoch.  0 or -EINVAL. */
 int crunctl_parse_rfc3339(const char *text, double *ret_epoch);
 
+/* An RFC 3339 time in UTC for the API: "2024-05-01T12:00:03Z", with
+ * milliseconds ("...03.250Z") when the moment has a fraction.  Returns
+ * buf (at least 32 bytes). */
+char *crunctl_format_rfc3339(double epoch, char *buf, size_t len);
+
 /* A moment relative to `now`: "just now", "5s ago", "3m ago", "2h ago",
  * "4d ago", "in 5s" (clock skew).  Returns buf. */
 char *crunctl_format_relative(double epoch, double now, char *buf, size_t len);
@@ -192,12 +204,23 @@ bool crunctl_job_time(json_t *job, const char *key, double *ret_epoch);
  * when it has not started. */
 bool crunctl_job_duration(json_t *job, double now, double *ret_seconds);
 
+/* The attempt of a job for a table cell: "2/5", or "-" before its first
+ * start (attempt 0) and when the job has no attempt (an older crund).
+ * Returns buf. */
+char *crunctl_format_attempt(json_t *job, char *buf, size_t len);
+
+/* When a queued job waiting for its run_at (a delay or a retry's backoff)
+ * will run: true and *ret_epoch, else false (no run_at: it is due). */
+bool crunctl_job_run_at(json_t *job, double *ret_epoch);
+
 /* The columns of a table of jobs (status of several, list). */
-#define CRUNCTL_JOB_COLUMNS 6
+#define CRUNCTL_JOB_COLUMNS 7
 extern const char *const crunctl_job_headers[CRUNCTL_JOB_COLUMNS];
 
 /* Add a job object as a row of a table made with crunctl_job_headers:
- * id, plugin, job, state (coloured), age at `now`, duration.  0 or -ENOMEM. */
+ * id, plugin, job, state (coloured), attempt ("1/3", "-"), age at `now`,
+ * and the duration — for a queued job, when it will run ("in 12s", or "-"
+ * when due).  0 or -ENOMEM. */
 int crunctl_table_add_job(crunctl_table *t, json_t *job, double now);
 
 /* "crunctl: out of memory" on stderr. */
@@ -390,7 +413,8 @@ int crunctl_wait_job(crunctl *ctl, const char *id, double deadline, crunctl_prog
 
 /* Print the outcome of a waited-for job and return the exit code by its
  * state: the result on stdout (or the job object with --json), a failure
- * or "still running after `waited` s" on stderr. */
+ * ("failed after 3 attempts: ..." when it had more than one) or "still
+ * running after `waited` s" on stderr. */
 int crunctl_finish_job(crunctl *ctl, json_t *job, const crunctl_response *resp, double waited);
 
 /* How crunctl_follow_job shows a job. */

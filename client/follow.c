@@ -178,6 +178,7 @@ int crunctl_finish_job(crunctl *ctl, json_t *job, const crunctl_response *resp, 
 	const char *id = crunctl_jstr(job, "id");
 	json_t *err = json_object_get(job, "error");
 	const char *emsg = crunctl_jstr(err, "message"), *ecode = crunctl_jstr(err, "code");
+	long long attempt = json_integer_value(json_object_get(job, "attempt"));
 	int code = crunctl_exit_for_state(state);
 
 	if (ctl->json)
@@ -206,6 +207,8 @@ int crunctl_finish_job(crunctl *ctl, json_t *job, const crunctl_response *resp, 
 	case CRUNCTL_EXIT_CANCELLED:
 		fprintf(stderr, "crunctl: job %s %s", id ? id : "?",
 			code == CRUNCTL_EXIT_JOB_FAILED ? "failed" : "was cancelled");
+		if (attempt > 1)
+			fprintf(stderr, " after %lld attempts", attempt);
 		if (emsg)
 			fprintf(stderr, ": %s", emsg);
 		if (ecode)

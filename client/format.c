@@ -114,6 +114,30 @@ int crunctl_parse_rfc3339(const char *text, double *ret_epoch)
 	return 0;
 }
 
+char *crunctl_format_rfc3339(double epoch, char *buf, size_t len)
+{
+	double whole = floor(epoch);
+	long ms = lround((epoch - whole) * 1000.0);
+	time_t t;
+	struct tm tm;
+	char day[32];
+
+	if (ms == 1000) {
+		whole += 1;
+		ms = 0;
+	}
+	t = (time_t)whole;
+	if (!gmtime_r(&t, &tm) || strftime(day, sizeof(day), "%Y-%m-%dT%H:%M:%S", &tm) == 0) {
+		snprintf(buf, len, "-");
+		return buf;
+	}
+	if (ms)
+		snprintf(buf, len, "%s.%03ldZ", day, ms);
+	else
+		snprintf(buf, len, "%sZ", day);
+	return buf;
+}
+
 char *crunctl_format_relative(double epoch, double now, char *buf, size_t len)
 {
 	double delta = now - epoch;
@@ -347,26 +371,66 @@ void crunctl_table_free(crunctl_table *t)
 	free(t);
 }
 
-const char *const crunctl_job_headers[CRUNCTL_JOB_COLUMNS] = {"ID",    "PLUGIN", "JOB",
-							      "STATE", "AGE",    "DURATION"};
+char *crunctl_format_attempt(json_t *job, char *buf, size_t len)
+{
+	json_t *a = json_object_get(job, "attempt"), *m = json_object_get(job, "max_attempts");
+
+	if (!json_is_integer(a) || json_integer_value(a) < 1)
+		snprintf(buf, len, "-");
+	else if (json_is_integer(m))
+		snprintf(buf, len, "%lld/%lld", (long long)json_integer_value(a),
+			 (long long)json_integer_value(m));
+	else
+		snprintf(buf, len, "%lld", (long long)json_integer_value(a));
+	return buf;
+}
+
+bool crunctl_job_run_at(json_t *job, double *ret_epoch)
+{
+	const char *state = crunctl_jstr(job, "state");
+
+	return state && strcmp(state, "queued") == 0 && crunctl_job_time(job, "run_at", ret_epoch);
+}
+
+const char *const crunctl_job_headers[CRUNCTL_JOB_COLUMNS] = {
+	"ID", "PLUGIN", "JOB", "STATE", "ATTEMPT", "AGE", "DURATION"};
+
+/* The DURATION cell.  A queued job has not run (a job waiting for a retry
+ * still carries its last attempt's started_at), so there the cell says
+ * when it will run: that is what a person scanning a queue wants to know,
+ * and a column of its own would be empty for every other job. */
+static void duration_cell(json_t *job, double now, char *buf, size_t len)
+{
+	const char *state = crunctl_jstr(job, "state");
+	double t;
+
+	snprintf(buf, len, "-");
+	if (state && strcmp(state, "queued") == 0) {
+		if (crunctl_job_run_at(job, &t) && t - now >= 1.0)
+			crunctl_format_relative(t, now, buf, len);
+		return;
+	}
+	if (crunctl_job_duration(job, now, &t))
+		crunctl_format_duration(t, buf, len);
+}
 
 int crunctl_table_add_job(crunctl_table *t, json_t *job, double now)
 {
-	char age[32] = "-", dur[32] = "-";
-	double created, d;
+	char age[32] = "-", dur[32], attempt[48];
+	double created;
 	const char *state = crunctl_jstr(job, "state");
 	const char *cells[CRUNCTL_JOB_COLUMNS], *colours[CRUNCTL_JOB_COLUMNS] = {NULL};
 
 	if (crunctl_job_time(job, "created_at", &created))
 		crunctl_format_relative(created, now, age, sizeof(age));
-	if (crunctl_job_duration(job, now, &d))
-		crunctl_format_duration(d, dur, sizeof(dur));
+	duration_cell(job, now, dur, sizeof(dur));
 	cells[0] = crunctl_jstr(job, "id");
 	cells[1] = crunctl_jstr(job, "plugin");
 	cells[2] = crunctl_jstr(job, "job");
 	cells[3] = state;
-	cells[4] = age;
-	cells[5] = dur;
+	cells[4] = crunctl_format_attempt(job, attempt, sizeof(attempt));
+	cells[5] = age;
+	cells[6] = dur;
 	colours[3] = crunctl_state_colour(state);
 	return crunctl_table_add(t, cells, colours);
 }

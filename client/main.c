@@ -30,7 +30,8 @@ typedef struct command {
 static const command commands[] = {
 	{"submit", crunctl_cmd_submit,
 	 "submit PLUGIN JOB [key=value | key:=JSON ...] [--args JSON|@FILE|-] [--timeout S]\n"
-	 "               [--isolated] [--idempotency-key K] [--wait[=S]] [--follow]",
+	 "               [--isolated] [--idempotency-key K] [--delay S | --at TIME]\n"
+	 "               [--max-attempts N] [--on-interrupt retry|fail] [--wait[=S]] [--follow]",
 	 "submit a job; prints its id (or its result with --wait)",
 	 "Submit job JOB of plugin PLUGIN.  Arguments are given as key=value, typed by the\n"
 	 "job's argument spec (integer and number become JSON numbers; boolean takes\n"
@@ -41,6 +42,16 @@ static const command commands[] = {
 	 "  --timeout S            fail the job with code 'timeout' after S (90, 90s, 5m, 2h)\n"
 	 "  --isolated             run in a copy of the daemon's shared context\n"
 	 "  --idempotency-key K    submitting K again returns the existing job\n"
+	 "  --delay S              run the job S from now (30, 90s, 5m, 2h), queued until then\n"
+	 "  --at TIME              run the job at TIME: RFC 3339 (2026-12-03T10:00:00Z,\n"
+	 "                         ...+01:00) or local time (2026-12-03 11:00[:00]); not\n"
+	 "                         with --delay\n"
+	 "  --max-attempts N       run a failed job again, up to N attempts in all (1..1000),\n"
+	 "                         after a growing back-off (default: the job's spec, else 1)\n"
+	 "  --on-interrupt retry|fail\n"
+	 "                         when crund dies or stops while the job runs, queue it\n"
+	 "                         again for the next start (retry) or end it (fail)\n"
+	 "                         (default: the job's spec)\n"
 	 "  --wait[=S]             wait for the job to end (at most S); print its result\n"
 	 "                         and exit by its state (0, 1 failed, 3 cancelled, 4 still\n"
 	 "                         running when S ran out)\n"
@@ -48,7 +59,9 @@ static const command commands[] = {
 	 "                         it runs, then its result, as --wait\n"
 	 "Without --wait or --follow the job's id is printed and crunctl exits 0."},
 	{"status", crunctl_cmd_status, "status ID...", "show jobs",
-	 "Show one job in detail, or several as a table.  --json prints each job object."},
+	 "Show one job in detail, or several as a table.  The detail has the attempt\n"
+	 "(\"2 of 5\"), when a queued job will run (Runs at:), the on-interrupt policy\n"
+	 "and one line per earlier failed attempt.  --json prints each job object."},
 	{"wait", crunctl_cmd_wait, "wait ID [--timeout S]",
 	 "wait for a job to end; print its result",
 	 "Wait until the job ends (at most S), print its result and exit by its state:\n"
@@ -59,6 +72,9 @@ static const command commands[] = {
 	 "Remove ended jobs from the daemon.  An active job cannot be removed (exit 6)."},
 	{"list", crunctl_cmd_list, "list [--state S] [--plugin P] [--limit N]", "list jobs",
 	 "List jobs, newest first: at most N (default 50), following the API's pages.\n"
+	 "ATTEMPT is the attempt and the most allowed (\"2/3\"; \"-\" before the first start).\n"
+	 "DURATION is how long the job ran, or for a queued job that waits for a delay or a\n"
+	 "retry, when it will run (\"in 12s\").\n"
 	 "States: queued, running, succeeded, failed, cancelled."},
 	{"log", crunctl_cmd_log, "log ID [-f]", "print a job's log",
 	 "Print the job's log lines.  -f (--follow) prints them as they come until the\n"
@@ -241,8 +257,9 @@ static int connection_option(int argc, char **argv, int *i, const char **url,
 /* Options of the commands that take a separate value. */
 static bool takes_value(const char *a)
 {
-	static const char *const names[] = {"--args",  "--timeout", "--idempotency-key",
-					    "--state", "--plugin",  "--limit"};
+	static const char *const names[] = {
+		"--args",  "--timeout",      "--idempotency-key", "--delay",  "--at",
+		"--state", "--max-attempts", "--on-interrupt",    "--plugin", "--limit"};
 
 	for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
 		if (strcmp(a, names[k]) == 0)

@@ -112,7 +112,9 @@ free_port()
 	echo $((20000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 40000))
 }
 
-# Start crund; a port taken between free_port and bind is retried.
+# Start crund; a port taken between free_port and bind is retried.  Its
+# store is a file of this run (never the default under /var/lib or $HOME),
+# and retries wait at most 0.2 s, so a job with --max-attempts ends quickly.
 printf 's3cret-token\n' >"$tmp/token"
 chmod 600 "$tmp/token"
 printf 'wrong-token\n' >"$tmp/badtoken"
@@ -121,7 +123,8 @@ started=no
 for attempt in 1 2 3 4 5; do
 	port=$(free_port)
 	"$CRUND" --listen "127.0.0.1:$port" --listen "unix:$sock" --plugin-dir "$PLUGINS" \
-		--token-file "$tmp/token" --grace 60 >"$tmp/crund.log" 2>&1 &
+		--token-file "$tmp/token" --grace 60 --store "sqlite:$tmp/crund.db" \
+		--retry-max-delay 0.2 >"$tmp/crund.log" 2>&1 &
 	pid=$!
 	i=0
 	while [ $i -lt 100 ]; do
@@ -172,6 +175,20 @@ run 2 "wait takes one ID" wait a b
 run 2 "unreadable token file" --token-file "$tmp/nope" health
 run 2 "--args that is not an object" submit demo echo --args '[1]'
 run 2 "--args from a missing file" submit demo echo --args @"$tmp/nope.json"
+run 2 "--delay with --at" submit demo noop --delay 30 --at 2030-01-01T00:00:00Z
+check "--delay with --at says why" err 'give --delay or --at, not both'
+run 2 "--max-attempts 0" submit demo noop --max-attempts 0
+check "--max-attempts 0 names the option" err "^crunctl: --max-attempts wants an integer from 1 to 1000, got '0'"
+run 2 "--max-attempts over 1000" submit demo noop --max-attempts=1001
+run 2 "bad --delay" submit demo noop --delay soon
+check "bad --delay names the option" err "^crunctl: --delay wants a duration"
+run 2 "bad --at" submit demo noop --at tomorrow
+check "bad --at names the option" err "^crunctl: --at wants an RFC 3339 time"
+run 2 "bad --on-interrupt" submit demo noop --on-interrupt never
+check "bad --on-interrupt names the option" err "^crunctl: --on-interrupt wants 'retry' or 'fail'"
+run 0 "help submit documents the new options" help submit
+check "help submit: --delay and --at" out '--delay S +run the job S from now'
+check "help submit: --max-attempts and --on-interrupt" out '--on-interrupt retry\|fail'
 
 # --- reachability --------------------------------------------------------
 run 5 "unreachable daemon" --url "http://127.0.0.1:1" health
@@ -264,11 +281,61 @@ run 3 "its wait ends cancelled" wait "$id_linger" --timeout 20
 run 0 "wait for a succeeded job" wait "$id_noop"
 check "noop result printed" out '"ok": *true'
 run 0 "status of several jobs is a table" status "$id_noop" "$id_long"
-check "table header" out '^ID +PLUGIN +JOB +STATE +AGE +DURATION$'
+check "table header" out '^ID +PLUGIN +JOB +STATE +ATTEMPT +AGE +DURATION$'
 check_not "no colour when not a terminal" out "$(printf '\033')"
 run 6 "status of an unknown job" status nosuchjob
 run 6 "status goes on after an unknown job" status nosuchjob "$id_noop"
 check "the known job is still shown" out "$id_noop"
+
+# --- delayed jobs, retries, attempts ----------------------------------------
+# No timing: a delay of 30 s is far longer than these few commands, and
+# retries wait at most 0.2 s (--retry-max-delay) while --wait waits for the end.
+run 0 "submit --delay 30 --on-interrupt retry" submit demo noop --delay 30 --on-interrupt retry
+id_delay=$(cat "$tmp/out")
+run 0 "list with a delayed job" list
+check "a delayed job is queued, not started, and says when it runs" out \
+	"^$id_delay +demo +noop +queued +- +[^ ].* in [0-9]+s$"
+run 0 "status of a delayed job" status "$id_delay"
+check "status shows when it runs" out \
+	'^Runs at: +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2} \(in [0-9]+s\)$'
+check "status shows the attempt before the first start" out '^Attempt: +0 of 1$'
+check "status shows the on-interrupt policy" out '^On interrupt: +retry$'
+run 0 "status --json of a delayed job" --json status "$id_delay"
+check "--json stays the job object with run_at" out '"run_at": *"[0-9]{4}-[^"]*Z"'
+run 0 "cancel the delayed job" cancel "$id_delay"
+if date -d @0 +%s >/dev/null 2>&1; then
+	# --at in local time, as status prints it, one hour ahead
+	at_local=$(date -d "@$(($(date +%s) + 3600))" '+%Y-%m-%d %H:%M:%S')
+	run 0 "submit --at a local time" --json submit demo noop --at "$at_local"
+	check "the job has a run_at" out '"run_at": *"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(\.[0-9]+)?Z"'
+	id_at=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' "$tmp/out")
+	run 0 "status of a job submitted with --at" status "$id_at"
+	check "it runs at the local time given" out "^Runs at: +$at_local \\(in (59m|1h)\\)$"
+	run 0 "cancel the --at job" cancel "$id_at"
+else
+	ok "--at in local time # SKIP no GNU date"
+fi
+run 1 "a failing job with --max-attempts 3" submit demo fail --max-attempts 3 --wait
+check "the failure counts its attempts" err 'failed after 3 attempts: failed on purpose \(plugin_error\)$'
+id_retry=$(sed -n 's/^crunctl: job \([^ ]*\) failed.*/\1/p' "$tmp/err")
+run 1 "wait for the retried job" wait "$id_retry"
+check "wait says it failed after 3 attempts" err "job $id_retry failed after 3 attempts"
+run 0 "status of the retried job" status "$id_retry"
+check "status: attempt 3 of 3" out '^Attempt: +3 of 3$'
+check "status: the first attempt" out \
+	'^Attempt 1: +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8}  failed on purpose \(plugin_error\)$'
+check "status: the second attempt" out '^Attempt 2: +[0-9-]+ [0-9:]+  failed on purpose'
+check_not "status: the last attempt is the job's error, not an earlier one" out '^Attempt 3:'
+check "status: the job's error" out '^Error: +failed on purpose \(plugin_error\)$'
+run 0 "list shows the attempts" list --limit 20
+check "list: 3/3 after STATE" out "^$id_retry +demo +fail +failed +3/3 "
+run 0 "--max-attempts and --on-interrupt sent" --json submit demo noop --max-attempts 2 --on-interrupt fail --wait
+check "max_attempts sent" out '"max_attempts": *2'
+check "on_interrupt sent" out '"on_interrupt": *"fail"'
+check "a job that succeeds at once took one attempt" out '"attempt": *1[,}]'
+# the value of --on-interrupt is stepped over, never read as a connection option
+run 2 "--on-interrupt takes the next word as its value" submit demo noop --on-interrupt --url http://127.0.0.1:1
+check "that value is judged by --on-interrupt" err "got '--url'"
 
 # --- follow, log ----------------------------------------------------------
 run 0 "submit --follow" submit demo progress steps=3 interval=0.05 --follow
@@ -302,7 +369,7 @@ run 6 "log of an unknown job" log nosuchjob
 
 # --- list, rm --------------------------------------------------------------
 run 0 "list" list
-check "list has a header" out '^ID +PLUGIN +JOB +STATE +AGE +DURATION$'
+check "list has a header" out '^ID +PLUGIN +JOB +STATE +ATTEMPT +AGE +DURATION$'
 check "list has the failed job" out ' failed '
 run 0 "list --state failed" list --state failed
 check_not "list --state filters" out ' succeeded '

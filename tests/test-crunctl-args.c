@@ -1,8 +1,8 @@
 /*
  * test-crunctl-args.c — crunctl's offline parts: parsing of durations and
- * counts, key=value typing by argument spec, the exit code of a state,
- * human formatting of durations and times, tables, the progress bar and
- * the text/event-stream parser.
+ * counts and times, key=value typing by argument spec, the exit code of a
+ * state, human formatting of durations and times, tables and the rows of a
+ * job table, the progress bar and the text/event-stream parser.
  */
 #include "config.h"
 
@@ -67,6 +67,47 @@ START_TEST(parse_count_positive_only)
 	ck_assert_int_eq(crunctl_parse_count("3x", &n), -EINVAL);
 	ck_assert_int_eq(crunctl_parse_count("", &n), -EINVAL);
 	ck_assert_int_eq(crunctl_parse_count("99999999999999999999999", &n), -EINVAL);
+}
+END_TEST
+
+START_TEST(parse_time_rfc3339_or_local)
+{
+	static const char *const bad[] = {"tomorrow",
+					  "2024-05-01",
+					  "2024-05-01 10",
+					  "2024-05-01 24:00",
+					  "2024-02-30 10:00",
+					  "2024-05-01 10:00:00junk",
+					  "2024-05-01 10:60",
+					  "2024-05-01T12:00:03+0200",
+					  "",
+					  "12:00"};
+	double t = 0;
+
+	/* RFC 3339 with its offset: the zone of the machine does not matter */
+	setenv("TZ", "Etc/GMT+5", 1);
+	tzset();
+	ck_assert_int_eq(crunctl_parse_time("2024-05-01T12:00:03Z", &t), 0);
+	ck_assert_double_eq_tol(t, 1714564803, 1e-6);
+	ck_assert_int_eq(crunctl_parse_time("2024-05-01T14:00:03.5+02:00", &t), 0);
+	ck_assert_double_eq_tol(t, 1714564803.5, 1e-6);
+	/* no offset: local time, as status prints it, seconds optional */
+	setenv("TZ", "Etc/GMT-2", 1); /* POSIX sign: two hours east */
+	tzset();
+	ck_assert_int_eq(crunctl_parse_time("2024-05-01 14:00:03", &t), 0);
+	ck_assert_double_eq_tol(t, 1714564803, 1e-6);
+	ck_assert_int_eq(crunctl_parse_time("2024-05-01 14:00", &t), 0);
+	ck_assert_double_eq_tol(t, 1714564800, 1e-6);
+	ck_assert_int_eq(crunctl_parse_time("2024-05-01T14:00", &t), 0);
+	ck_assert_double_eq_tol(t, 1714564800, 1e-6);
+	t = 42;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(crunctl_parse_time(bad[i], &t) == -EINVAL, "accepted '%s'", bad[i]);
+		ck_assert_double_eq(t, 42); /* untouched on error */
+	}
+	ck_assert_int_eq(crunctl_parse_time(NULL, &t), -EINVAL);
+	unsetenv("TZ");
+	tzset();
 }
 END_TEST
 
@@ -321,6 +362,31 @@ START_TEST(rfc3339_parses)
 }
 END_TEST
 
+START_TEST(rfc3339_formats_utc)
+{
+	char buf[40];
+	double t;
+
+	setenv("TZ", "Etc/GMT-2", 1); /* the local zone must not leak in */
+	tzset();
+	ck_assert_str_eq(crunctl_format_rfc3339(0, buf, sizeof(buf)), "1970-01-01T00:00:00Z");
+	ck_assert_str_eq(crunctl_format_rfc3339(1714564803, buf, sizeof(buf)),
+			 "2024-05-01T12:00:03Z");
+	ck_assert_str_eq(crunctl_format_rfc3339(1714564803.25, buf, sizeof(buf)),
+			 "2024-05-01T12:00:03.250Z");
+	/* a fraction that rounds up to the next second carries into it */
+	ck_assert_str_eq(crunctl_format_rfc3339(1714564803.9996, buf, sizeof(buf)),
+			 "2024-05-01T12:00:04Z");
+	/* what it writes, the parser reads back */
+	ck_assert_int_eq(
+		crunctl_parse_rfc3339(crunctl_format_rfc3339(1714564803.125, buf, sizeof(buf)), &t),
+		0);
+	ck_assert_double_eq_tol(t, 1714564803.125, 1e-6);
+	unsetenv("TZ");
+	tzset();
+}
+END_TEST
+
 START_TEST(relative_times)
 {
 	char buf[32];
@@ -436,6 +502,71 @@ START_TEST(table_counts_utf8_code_points)
 }
 END_TEST
 
+START_TEST(attempt_cells)
+{
+	char buf[48];
+	json_t *j = json_object();
+
+	ck_assert_str_eq(crunctl_format_attempt(j, buf, sizeof(buf)), "-"); /* older crund */
+	json_object_set_new(j, "attempt", json_integer(0));
+	json_object_set_new(j, "max_attempts", json_integer(3));
+	ck_assert_str_eq(crunctl_format_attempt(j, buf, sizeof(buf)), "-"); /* not started */
+	json_object_set_new(j, "attempt", json_integer(2));
+	ck_assert_str_eq(crunctl_format_attempt(j, buf, sizeof(buf)), "2/3");
+	json_object_del(j, "max_attempts");
+	ck_assert_str_eq(crunctl_format_attempt(j, buf, sizeof(buf)), "2");
+	json_decref(j);
+}
+END_TEST
+
+/* One job row of a job table at `now`, without the header. */
+static char *job_row(const char *job_json, double now)
+{
+	crunctl_table *t = crunctl_table_new(CRUNCTL_JOB_COLUMNS, crunctl_job_headers);
+	json_t *job = json_loads(job_json, 0, NULL);
+	char *out, *row;
+
+	ck_assert_ptr_nonnull(job);
+	ck_assert_int_eq(crunctl_table_add_job(t, job, now), 0);
+	out = table_text(t, false);
+	row = strdup(strchr(out, '\n') + 1);
+	free(out);
+	json_decref(job);
+	crunctl_table_free(t);
+	return row;
+}
+
+START_TEST(job_rows_show_attempt_and_run_at)
+{
+	double now = 1714564803; /* 2024-05-01T12:00:03Z */
+	char *row;
+
+	/* delayed: not started, runs in 30 s */
+	row = job_row("{\"id\":\"a\",\"plugin\":\"p\",\"job\":\"j\",\"state\":\"queued\","
+		      "\"created_at\":\"2024-05-01T12:00:00Z\",\"attempt\":0,"
+		      "\"max_attempts\":1,\"run_at\":\"2024-05-01T12:00:33Z\"}",
+		      now);
+	ck_assert_str_eq(row, "a   p       j    queued  -        3s ago  in 30s\n");
+	free(row);
+	/* waiting for a retry: its last start is no duration; due now: "-" */
+	row = job_row("{\"id\":\"b\",\"plugin\":\"p\",\"job\":\"j\",\"state\":\"queued\","
+		      "\"created_at\":\"2024-05-01T12:00:00Z\","
+		      "\"started_at\":\"2024-05-01T12:00:01Z\",\"attempt\":1,"
+		      "\"max_attempts\":3,\"run_at\":\"2024-05-01T12:00:03.5Z\"}",
+		      now);
+	ck_assert_str_eq(row, "b   p       j    queued  1/3      3s ago  -\n");
+	free(row);
+	/* running its second attempt */
+	row = job_row("{\"id\":\"c\",\"plugin\":\"p\",\"job\":\"j\",\"state\":\"running\","
+		      "\"created_at\":\"2024-05-01T12:00:00Z\","
+		      "\"started_at\":\"2024-05-01T11:59:58Z\",\"attempt\":2,"
+		      "\"max_attempts\":3,\"run_at\":null}",
+		      now);
+	ck_assert_str_eq(row, "c   p       j    running  2/3      3s ago  5.0s\n");
+	free(row);
+}
+END_TEST
+
 /* ------------------------------------------------------------------- SSE */
 
 typedef struct sse_log {
@@ -546,6 +677,7 @@ static Suite *crunctl_suite(void)
 	tcase_add_test(tc, parse_duration_accepts_units);
 	tcase_add_test(tc, parse_duration_refuses_garbage);
 	tcase_add_test(tc, parse_count_positive_only);
+	tcase_add_test(tc, parse_time_rfc3339_or_local);
 	tcase_add_test(tc, split_kv_plain_and_raw);
 	tcase_add_test(tc, typed_integer);
 	tcase_add_test(tc, typed_number);
@@ -561,12 +693,15 @@ static Suite *crunctl_suite(void)
 	tcase_add_test(tc, duration_formats);
 	tcase_add_test(tc, duration_days);
 	tcase_add_test(tc, rfc3339_parses);
+	tcase_add_test(tc, rfc3339_formats_utc);
 	tcase_add_test(tc, relative_times);
 	tcase_add_test(tc, local_time_format);
 	tcase_add_test(tc, progress_bar);
 	tcase_add_test(tc, state_colours);
 	tcase_add_test(tc, table_aligns_columns);
 	tcase_add_test(tc, table_counts_utf8_code_points);
+	tcase_add_test(tc, attempt_cells);
+	tcase_add_test(tc, job_rows_show_attempt_and_run_at);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("sse");

@@ -18,7 +18,7 @@ like "$(grep '^event:' "$out" | tail -n 1)" '^event: end$' "the stream still end
 
 # A client that disconnects from a long job's stream: with pings the write
 # fails and the held connection is released, without waiting for the job.
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60},"on_interrupt":"fail"}'
 long=$JOB_ID
 curl -sN --max-time 1 "$CRUND_URL/v1/jobs/$long/events" >/dev/null
 held=

@@ -55,9 +55,7 @@ void crd_watchdog_job(const crd_jobrec *job);
 bool crd_watchdog_stalled(void);
 double crd_watchdog_lag(void); /* last measured loop lag, s */
 
-/* api/metrics.c */
-void crd_metrics_count_status(unsigned status);
-/* Prometheus text exposition into b. */
+/* api/metrics.c: Prometheus text exposition into b. */
 void crd_metrics_render(crd_buf *b);
 
 /* shutdown.c: the graceful close, run by serve_main after the stop event. */

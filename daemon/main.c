@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "daemon.h"
 #include "http/http.h"
@@ -51,6 +52,30 @@ static void loop_exception(cr_loop *loop, const cr_error_report *r, void *data)
 	(void)data;
 	crd_log(CRUND_LOG_WARNING, "%s%s%s%s", r->message, r->task ? " (task " : "",
 		r->task ? cr_task_name(r->task) : "", r->task ? ")" : "");
+}
+
+/* Every connection is an fd: lift the soft fd limit to the hard one (a
+ * soft limit of 1024 is common and would cap --max-connections below its
+ * default), and say so when even the hard limit is too low.  Beyond the
+ * limit, accept fails and clients wait in the listen backlog. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	/* the listeners, the loop, plugins, executor threads: a margin */
+	rlim_t need = (rlim_t)crd_d.cfg.max_connections + crd_d.cfg.unix_reserve + 128;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		crd_log(CRUND_LOG_WARNING,
+			"the fd limit (%llu) is below --max-connections + --unix-reserve + 128 "
+			"(%llu): connections beyond it wait unanswered; raise it (LimitNOFILE= "
+			"in the unit, ulimit -n) or lower --max-connections",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)need);
 }
 
 static int serve_main(void *arg, void **ret_value)
@@ -183,6 +208,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	crd_log_setup(crd_d.cfg.log_level);
+	raise_fd_limit();
 	crd_d.n_listen_fds = crd_listen_fds();
 	if (crd_d.n_listen_fds < 0) {
 		crd_log(CRUND_LOG_ERROR, "LISTEN_FDS names fds that are not open");

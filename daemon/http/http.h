@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <microhttpd.h>
 
 #include "buf.h"
@@ -31,9 +32,34 @@ typedef int crd_mhd_result;
 
 typedef struct crd_req crd_req;
 
+/* Why a connection was refused (a 503 written at the accept). */
+enum {
+	CRD_HTTP_REFUSED_LIMIT,  /* --max-connections (+ the Unix reserve) */
+	CRD_HTTP_REFUSED_CLIENT, /* --max-connections-per-client */
+	CRD_HTTP_REFUSED_FDS,    /* accept failed: out of fds or memory */
+	CRD_HTTP_REFUSED_N
+};
+/* Which deadline closed a connection. */
+enum {
+	CRD_HTTP_TIMEOUT_HEADER, /* --header-timeout */
+	CRD_HTTP_TIMEOUT_BODY,   /* --body-timeout */
+	CRD_HTTP_TIMEOUT_IDLE,   /* --idle-timeout, a keep-alive request line */
+	CRD_HTTP_TIMEOUT_N
+};
+
+/* The transport's counters, read by /metrics. */
+typedef struct crd_http_stats {
+	uint64_t status[600]; /* answers by status code */
+	uint64_t refused[CRD_HTTP_REFUSED_N];
+	uint64_t timeouts[CRD_HTTP_TIMEOUT_N];
+	size_t connections; /* open now */
+	size_t held;        /* suspended long-polls and streams */
+} crd_http_stats;
+
 /* Per-request state (MHD's con_cls), freed when MHD completes it. */
 struct crd_req {
 	struct MHD_Connection *conn;
+	struct crd_http_conn *hc; /* http.c's state of the connection */
 	crd_route_match rm;
 	crd_buf body;
 	uint8_t mode; /* RQ_* (http.c) */
@@ -75,6 +101,8 @@ int crd_http_start(crd_http **ret);
 void crd_http_stop(crd_http *h);
 /* Suspended long-polls and streams still open. */
 size_t crd_http_suspended(const crd_http *h);
+/* A copy of the counters into *ret. */
+void crd_http_get_stats(const crd_http *h, crd_http_stats *ret);
 /* Schedule an MHD_run of every daemon on the loop soon. */
 void crd_http_kick(void);
 /* The listening addresses as "http://HOST:PORT" / "unix:PATH" (for logs

@@ -24,8 +24,8 @@ jt 'd["limits"]["retain_jobs"] == 3 and d["limits"]["max_result_bytes"] == 256 a
 	"config file: retain-jobs, max-result-bytes, max-log-bytes applied"
 
 # a long-poll on a job queued behind max-running 2 waits for its turn
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.5}}'
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.5}}'
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":1.5}}'
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":1.5}}'
 submit '{"plugin":"demo","job":"noop"}' '?wait=10'
 is "$HTTP_STATUS" 201 "POST ?wait behind max-running -> 201"
 jt 'd["state"] == "succeeded" and d["result"] == {"ok": True}' \

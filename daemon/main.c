@@ -139,7 +139,15 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = rc == -EINVAL ? 2 : 1;
 		goto fini;
 	}
-	crd_watchdog_start(crd_d.loop);
+	/* Without its heartbeat the daemon would report no stalls, and under
+	 * WatchdogSec= systemd would kill it a while later: fail now. */
+	if ((rc = crd_watchdog_start(crd_d.loop)) < 0) {
+		crd_log(CRUND_LOG_ERROR, "cannot start the watchdog: %s", cr_strerror(rc));
+		crd_http_stop(crd_d.http);
+		crd_d.http = NULL;
+		exit_code = 1;
+		goto fini;
+	}
 	if (cr_call_later(crd_d.loop, EXPIRE_INTERVAL, expire_tick, NULL, &expire_h) < 0)
 		expire_h = NULL;
 

@@ -89,18 +89,21 @@ void crd_shutdown_run(void)
 			"%zu jobs did not stop within %g s of cancellation; recording them "
 			"cancelled",
 			running(), CLEANUP_BOUND);
-		/* Collect first: finishing runs retention, which may free
-		 * ended records next to these (never these: their tasks live). */
-		size_t n = running(), k = 0;
-		crd_jobrec **list = calloc(n, sizeof(*list));
-		for (crd_jobrec *j = crd_d.jobs.newest; j && list && k < n; j = j->older)
-			if (j->state == CRUND_JOB_RUNNING)
-				list[k++] = j;
-		for (size_t i = 0; i < k; i++)
-			crd_jobs_finish(
-				&crd_d.jobs, list[i], CRUND_JOB_CANCELLED, "shutdown",
-				"the daemon shut down; the job did not stop when cancelled");
-		free(list);
+		/* One at a time, each found by a fresh walk: finishing runs
+		 * retention, which may free ended records next to the one just
+		 * finished, so a walk does not go on past a finish.  No list to
+		 * allocate, so none can be skipped for want of memory; the walks
+		 * are bounded by the retained records, once, at exit. */
+		crd_jobrec *j;
+		do {
+			for (j = crd_d.jobs.newest; j && j->state != CRUND_JOB_RUNNING;
+			     j = j->older)
+				;
+			if (j)
+				crd_jobs_finish(&crd_d.jobs, j, CRUND_JOB_CANCELLED, "shutdown",
+						"the daemon shut down; the job did not stop when "
+						"cancelled");
+		} while (j);
 	}
 	/* 4. let the answers of long-polls and event streams go out */
 	deadline = cr_loop_time(loop) + FLUSH_BOUND;

@@ -18,8 +18,6 @@
 #include "log.h"
 #include "jobs/submit.h"
 
-#define JSON_CT "application/json; charset=utf-8"
-
 static const char *query(crd_req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);

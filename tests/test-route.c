@@ -1,8 +1,8 @@
 /*
- * test-http.c — the API's routing table and query parsers
- * (daemon/route.c): every route, 404 for unknown paths and bad path
+ * test-route.c — the API's routing table and query parsers
+ * (daemon/http/route.c): every route, 404 for unknown paths and bad path
  * parameters, 405 with the Allow header's value; POST /v1/jobs bodies
- * (daemon/submit.c): every field, and a message naming each bad one.
+ * (daemon/jobs/submit.c): every field, and a message naming each bad one.
  */
 #include "config.h"
 
@@ -329,7 +329,7 @@ END_TEST
 
 static Suite *suite(void)
 {
-	Suite *s = suite_create("http");
+	Suite *s = suite_create("route");
 	TCase *tc = tcase_create("routing");
 	tcase_add_test(tc, every_route_matches_its_methods);
 	tcase_add_test(tc, unknown_paths_are_404);

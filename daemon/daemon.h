@@ -28,7 +28,6 @@ typedef struct crd_daemon {
 	crd_jobs jobs;
 	crd_http *http;
 	int n_listen_fds;  /* socket activation: fds 3.. */
-	bool draining;     /* first signal seen */
 	bool force;        /* second signal: skip the grace */
 	cr_event *stop_ev; /* set by the first signal */
 	double start_mono; /* loop time at start */
@@ -45,6 +44,12 @@ int crd_exec_start(crd_jobrec *job, void *data);
 void crd_exec_cancel(crd_jobrec *job, void *data);
 /* Jobs whose task is still alive (a forced end at shutdown leaves some). */
 size_t crd_exec_live_tasks(void);
+/* The job runs and its end will be recorded within a loop turn or two: its
+ * task has not had its first step yet, or has returned and its done
+ * callback is queued.  A task waiting on something, or a queued job, is
+ * not about to end.  (The HTTP layer keeps such a long-poll deferred
+ * instead of parking it.) */
+bool crd_exec_about_to_end(const crd_jobrec *job);
 
 /* watchdog.c: loop heartbeat, stall detection, systemd WATCHDOG=1. */
 int crd_watchdog_start(cr_loop *loop);

@@ -172,8 +172,8 @@ static int serve_main(void *arg, void **ret_value)
 	crd_notify("READY=1\nSTATUS=running");
 
 	/* Serve until the first stop signal. */
-	while (!crd_d.draining)
-		if (cr_event_wait(crd_d.stop_ev) < 0 && !crd_d.draining)
+	while (!cr_event_is_set(crd_d.stop_ev))
+		if (cr_event_wait(crd_d.stop_ev) < 0 && !cr_event_is_set(crd_d.stop_ev))
 			break;
 
 	crd_shutdown_run();

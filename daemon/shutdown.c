@@ -28,15 +28,29 @@
 #define CLEANUP_BOUND 10.0 /* s for cancelled jobs to finish cleanup */
 #define FLUSH_BOUND   2.0  /* s for answers to reach waiting clients */
 
+/* The one draining state is the job store's (crd_jobs_drain): from here on
+ * submissions get -ESHUTDOWN (503 in the API), health and /metrics say
+ * so, and the queued jobs end "shutdown". */
+static void drain(void)
+{
+	if (crd_d.jobs.draining)
+		return;
+	crd_notify("STOPPING=1\nSTATUS=draining");
+	size_t queued = crd_d.jobs.n_state[CRUND_JOB_QUEUED];
+	crd_jobs_drain(&crd_d.jobs);
+	if (queued)
+		crd_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
+}
+
 static void on_signal(void *arg)
 {
 	int signo = (int)(intptr_t)arg;
-	if (!crd_d.draining) {
-		crd_d.draining = true;
+	if (!cr_event_is_set(crd_d.stop_ev)) {
 		crd_log(CRUND_LOG_INFO,
 			"received %s: draining (no new jobs; running jobs get %g s to finish; "
 			"send it again to cancel them now)",
 			signo == SIGINT ? "SIGINT" : "SIGTERM", crd_d.cfg.grace);
+		drain();
 		cr_event_set(crd_d.stop_ev);
 	} else if (!crd_d.force) {
 		crd_d.force = true;
@@ -60,12 +74,7 @@ void crd_shutdown_run(void)
 	cr_loop *loop = crd_d.loop;
 	double t0 = cr_loop_time(loop);
 
-	crd_notify("STOPPING=1\nSTATUS=draining");
-	crd_d.draining = true;
-	size_t queued = crd_d.jobs.n_state[CRUND_JOB_QUEUED];
-	crd_jobs_drain(&crd_d.jobs);
-	if (queued)
-		crd_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
+	drain(); /* done by the signal already, unless the serve loop ended */
 
 	/* 1. the grace period */
 	double deadline = t0 + crd_d.cfg.grace;

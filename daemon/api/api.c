@@ -93,11 +93,6 @@ static crd_mhd_result post_job(crd_req *r)
 	double wait;
 	int rc;
 
-	if (crd_d.draining) {
-		crd_resp_opts o = {.retry_after = 5};
-		return crd_http_error(r, 503, "draining", &o,
-				      "the daemon is shutting down and accepts no new jobs");
-	}
 	if (get_wait(r, &wait) < 0)
 		return bad_wait(r);
 	rc = crd_submission_parse(&crd_d.reg, r->body.data, r->body.len, &sub, &code, err,
@@ -313,7 +308,7 @@ static crd_mhd_result get_info(crd_req *r)
 		     "\"state\":\"%s\",\"jobs\":{",
 		     cr_loop_get_debug(crd_d.loop) ? "true" : "false", ts,
 		     cr_loop_time(crd_d.loop) - crd_d.start_mono,
-		     crd_d.draining ? "draining" : "running");
+		     crd_d.jobs.draining ? "draining" : "running");
 	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
 		crd_buf_addf(b, "%s\"%s\":%zu", st ? "," : "", crd_job_state_name(st),
 			     s->n_state[st]);
@@ -340,7 +335,7 @@ static crd_mhd_result get_info(crd_req *r)
 static crd_mhd_result get_health(crd_req *r)
 {
 	crd_resp_opts o = {.retry_after = 5};
-	if (crd_d.draining)
+	if (crd_d.jobs.draining)
 		return crd_http_respond(r, 503, "{\"status\":\"draining\"}\n", 22, &o);
 	if (crd_watchdog_stalled())
 		return crd_http_respond(r, 503, "{\"status\":\"stalled\"}\n", 21, NULL);

@@ -104,5 +104,6 @@ void crd_metrics_render(crd_buf *b)
 		     "# HELP crund_draining 1 while the daemon shuts down.\n"
 		     "# TYPE crund_draining gauge\n"
 		     "crund_draining %d\n",
-		     cr_loop_time(crd_d.loop) - crd_d.start_mono, hs.held, crd_d.draining ? 1 : 0);
+		     cr_loop_time(crd_d.loop) - crd_d.start_mono, hs.held,
+		     crd_d.jobs.draining ? 1 : 0);
 }

@@ -331,17 +331,6 @@ static void wait_timeout(void *arg)
 	resume(r);
 }
 
-/* A deferred long-poll stays deferred while its job's task has not had its
- * first step yet or has returned with the job's end not yet recorded (its
- * done callback is queued): both resolve within a loop turn or two.  A
- * task waiting on something, or a job queued behind max-running, parks. */
-static bool job_about_to_end(const crd_jobrec *j)
-{
-	if (!j || j->state != CRUND_JOB_RUNNING || !j->task)
-		return false;
-	return !(j->flags & CRUND_JF_STEPPED) || cr_task_done(j->task);
-}
-
 /* Park a waiting request: arm its wait timer and suspend the connection. */
 static crd_mhd_result park(crd_req *r)
 {
@@ -359,7 +348,7 @@ static crd_mhd_result park(crd_req *r)
  * and without suspending.  MHD (epoll mode) keeps such a connection on its
  * ready list, calls the handler again on each of its runs and has a
  * timeout of 0 meanwhile, so the loop runs it at every poll.  The request
- * stays deferred while its job is about to end (job_about_to_end); a job
+ * stays deferred while its job is about to end (crd_exec_about_to_end); a job
  * that has ended by then (a quick job: the common case of ?wait) is
  * answered without a suspend/resume pair (two epoll_ctl calls) and without
  * a timer, one that has not is parked.  The wait is measured from the
@@ -935,7 +924,7 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 	case RQ_WAITING:
 		/* asked again while deferred: the job is still going */
 		if (r->deferred && !the_http->stopping) {
-			if (job_about_to_end(r->sub.job) && r->early_asks++ < 16)
+			if (crd_exec_about_to_end(r->sub.job) && r->early_asks++ < 16)
 				return MHD_YES;
 			return park(r);
 		}

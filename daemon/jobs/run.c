@@ -148,3 +148,10 @@ void crd_exec_cancel(crd_jobrec *j, void *data)
 }
 
 size_t crd_exec_live_tasks(void) { return live_tasks; }
+
+bool crd_exec_about_to_end(const crd_jobrec *j)
+{
+	if (!j || j->state != CRUND_JOB_RUNNING || !j->task)
+		return false;
+	return !(j->flags & CRUND_JF_STEPPED) || cr_task_done(j->task);
+}

@@ -135,7 +135,22 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = 1;
 		goto fini;
 	}
-	if ((rc = crd_http_start(&crd_d.http)) < 0) {
+	crd_http_opts ho = {
+		.loop = crd_d.loop,
+		.listen = c->listen,
+		.n_listen = c->n_listen,
+		.n_listen_fds = crd_d.n_listen_fds,
+		.token = c->token,
+		.max_body = c->max_body,
+		.max_connections = c->max_connections,
+		.max_client_conns = c->max_client_conns,
+		.unix_reserve = c->unix_reserve,
+		.idle_timeout = c->idle_timeout,
+		.header_timeout = c->header_timeout,
+		.body_timeout = c->body_timeout,
+		.stream_ping = c->stream_ping,
+	};
+	if ((rc = crd_http_start(&ho, &crd_api_handlers, &crd_d.http)) < 0) {
 		exit_code = rc == -EINVAL ? 2 : 1;
 		goto fini;
 	}

@@ -29,7 +29,8 @@ static bool has_query(crd_req *r, const char *key)
 					     NULL) == MHD_YES;
 }
 
-bool crd_api_authorized(struct MHD_Connection *conn)
+/* The token check (constant time); true when no token is set. */
+static bool authorized(struct MHD_Connection *conn)
 {
 	const char *tok = crd_d.cfg.token;
 	if (!tok)
@@ -352,7 +353,25 @@ static crd_mhd_result get_metrics(crd_req *r)
 
 /* ------------------------------------------------------------- dispatch */
 
-crd_mhd_result crd_api_handle(crd_req *r)
+/* The head: route, token, method. */
+static crd_mhd_result api_head(crd_req *r, const char *method, const char *url)
+{
+	crd_route(method, url, &r->rm);
+	if (r->rm.status == 404)
+		return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s", method, url);
+	if (r->rm.route != CRUND_R_HEALTH && !authorized(r->conn))
+		return crd_http_error(r, 401, "unauthorized", NULL,
+				      "missing or wrong token: send 'Authorization: Bearer TOKEN'");
+	if (r->rm.status == 405) {
+		crd_resp_opts o = {.allow = r->rm.allow};
+		return crd_http_error(r, 405, "method_not_allowed", &o,
+				      "%s is not allowed on %s (allowed: %s)", method, url,
+				      r->rm.allow);
+	}
+	return MHD_YES;
+}
+
+static crd_mhd_result api_handle(crd_req *r)
 {
 	crd_jobrec *j = NULL;
 	switch (r->rm.route) {
@@ -392,3 +411,5 @@ crd_mhd_result crd_api_handle(crd_req *r)
 		return crd_http_error(r, 404, "not_found", NULL, "no such route");
 	}
 }
+
+const crd_http_handlers crd_api_handlers = {.head = api_head, .handle = api_handle};

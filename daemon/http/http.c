@@ -84,6 +84,8 @@ struct server {
 };
 
 struct crd_http {
+	crd_http_opts o;      /* strings borrowed */
+	crd_http_handlers hd; /* the layer above: routes, answers */
 	struct server *srv;
 	size_t n;
 	char **urls;   /* n + 1, NULL-terminated */
@@ -142,7 +144,7 @@ void crd_http_kick(void)
 {
 	if (kick_pending || !the_http)
 		return;
-	if (cr_call_soon(crd_d.loop, kick_cb, NULL, NULL) == 0)
+	if (cr_call_soon(the_http->o.loop, kick_cb, NULL, NULL) == 0)
 		kick_pending = true;
 }
 
@@ -335,7 +337,7 @@ static void wait_timeout(void *arg)
 static crd_mhd_result park(crd_req *r)
 {
 	r->deferred = false;
-	if (cr_call_later(crd_d.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
+	if (cr_call_later(the_http->o.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
 		crd_jobs_unsubscribe(&r->sub);
 		return crd_http_error(r, 500, "internal", NULL, "cannot arm the wait timer");
 	}
@@ -425,7 +427,7 @@ static void stream_ping(void *arg)
 		return;
 	if (r->stream.len - r->stream_off <= STREAM_MAX_PENDING)
 		crd_buf_adds(&r->stream, ": ping\n\n");
-	if (cr_call_later(crd_d.loop, crd_d.cfg.stream_ping, stream_ping, r, &r->timer) < 0)
+	if (cr_call_later(the_http->o.loop, the_http->o.stream_ping, stream_ping, r, &r->timer) < 0)
 		r->timer = NULL;
 	resume(r);
 }
@@ -464,7 +466,7 @@ crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job)
 		crd_jobs_subscribe(job, &req->sub);
 		/* best effort: without pings a vanished client is noticed at
 		 * the job's end */
-		if (cr_call_later(crd_d.loop, crd_d.cfg.stream_ping, stream_ping, req,
+		if (cr_call_later(the_http->o.loop, the_http->o.stream_ping, stream_ping, req,
 				  &req->timer) < 0)
 			req->timer = NULL;
 	}
@@ -560,7 +562,7 @@ static void req_pool_free(void)
  * socket's reserve can be applied before MHD sees the connection.
  */
 
-static double now(void) { return cr_loop_time(crd_d.loop); }
+static double now(void) { return cr_loop_time(the_http->o.loop); }
 
 static hconn *conn_of(struct MHD_Connection *c)
 {
@@ -681,7 +683,7 @@ static void refuse(crd_http *h, int fd, int reason)
 
 static void admit(crd_http *h, struct server *s, int fd, struct sockaddr_storage *ss, socklen_t len)
 {
-	unsigned limit = crd_d.cfg.max_connections + (s->is_unix ? crd_d.cfg.unix_reserve : 0);
+	unsigned limit = the_http->o.max_connections + (s->is_unix ? the_http->o.unix_reserve : 0);
 	if (h->stats.connections >= limit) {
 		refuse(h, fd, CRD_HTTP_REFUSED_LIMIT);
 		return;
@@ -708,7 +710,7 @@ static void admit(crd_http *h, struct server *s, int fd, struct sockaddr_storage
 	cl->n++;
 	c->client = cl;
 	c->fd = fd;
-	conn_set(c, PH_HEAD, crd_d.cfg.header_timeout);
+	conn_set(c, PH_HEAD, the_http->o.header_timeout);
 	c->next = h->conns;
 	if (c->next)
 		c->next->prev = c;
@@ -814,7 +816,7 @@ static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *
 	(void)uri;
 	hconn *c = conn_of(mc);
 	if (c && c->phase == PH_IDLE)
-		conn_set(c, PH_HEAD, crd_d.cfg.header_timeout);
+		conn_set(c, PH_HEAD, the_http->o.header_timeout);
 	return NULL;
 }
 
@@ -869,37 +871,29 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		*con_cls = r;
 		r->conn = conn;
 		r->hc = conn_of(conn);
-		crd_route(method, url, &r->rm);
-		if (r->rm.status == 404)
-			return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s",
-					      method, url);
-		if (r->rm.route != CRUND_R_HEALTH && !crd_api_authorized(conn))
-			return crd_http_error(
-				r, 401, "unauthorized", NULL,
-				"missing or wrong token: send 'Authorization: Bearer TOKEN'");
-		if (r->rm.status == 405) {
-			crd_resp_opts o = {.allow = r->rm.allow};
-			return crd_http_error(r, 405, "method_not_allowed", &o,
-					      "%s is not allowed on %s (allowed: %s)", method, url,
-					      r->rm.allow);
-		}
+		/* The layer above answers now (routing, auth: the connection
+		 * closes after it) or leaves the request in RQ_BODY. */
+		r->mode = RQ_BODY;
+		crd_mhd_result rc = the_http->hd.head(r, method, url);
+		if (r->mode != RQ_BODY)
+			return rc;
 		/* Even without a body, answer on the next call: an answer
 		 * queued from the first call makes MHD close the connection
 		 * (no keep-alive). */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > crd_d.cfg.max_body)
+		if (cl && strtoull(cl, NULL, 10) > the_http->o.max_body)
 			return crd_http_error(r, 413, "body_too_large", NULL,
 					      "the request body is larger than %zu bytes",
-					      crd_d.cfg.max_body);
+					      the_http->o.max_body);
 		r->mode = RQ_BODY;
 		if (r->hc)
-			conn_set(r->hc, PH_BODY, crd_d.cfg.body_timeout);
+			conn_set(r->hc, PH_BODY, the_http->o.body_timeout);
 		return MHD_YES;
 	}
 	if (*upload_size) {
 		if (!r->too_large) {
-			if (r->body.len + *upload_size > crd_d.cfg.max_body) {
+			if (r->body.len + *upload_size > the_http->o.max_body) {
 				r->too_large = true;
 				crd_buf_free(&r->body);
 			} else {
@@ -914,11 +908,11 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		if (r->too_large)
 			return crd_http_error(r, 413, "body_too_large", NULL,
 					      "the request body is larger than %zu bytes",
-					      crd_d.cfg.max_body);
+					      the_http->o.max_body);
 		if (r->body.oom)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;
-		return crd_api_handle(r);
+		return the_http->hd.handle(r);
 	case RQ_READY:
 		return answer_pending(r);
 	case RQ_WAITING:
@@ -953,7 +947,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	hconn *c = conn_of(conn);
 	if (c)
-		conn_set(c, PH_IDLE, crd_d.cfg.idle_timeout);
+		conn_set(c, PH_IDLE, the_http->o.idle_timeout);
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -1067,7 +1061,7 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next)
-		if (!addr_is_loopback(ai->ai_addr) && !crd_d.cfg.token) {
+		if (!addr_is_loopback(ai->ai_addr) && !the_http->o.token) {
 			crd_log(CRUND_LOG_ERROR,
 				"refusing to listen on %s beyond loopback without a token: set "
 				"--token-file FILE (clients then send 'Authorization: Bearer "
@@ -1107,7 +1101,7 @@ static int start_server(struct server *s, int fd)
 	 * accepted ones and enforces no limit of its own. */
 	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
 			 MHD_USE_NO_LISTEN_SOCKET;
-	unsigned mhd_limit = crd_d.cfg.max_connections + crd_d.cfg.unix_reserve + 16;
+	unsigned mhd_limit = the_http->o.max_connections + the_http->o.unix_reserve + 16;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	s->fd = fd;
@@ -1121,7 +1115,7 @@ static int start_server(struct server *s, int fd)
 				on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
 				NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
 				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
-				MHD_OPTION_CONNECTION_TIMEOUT, crd_d.cfg.idle_timeout,
+				MHD_OPTION_CONNECTION_TIMEOUT, the_http->o.idle_timeout,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!s->d)
@@ -1129,7 +1123,7 @@ static int start_server(struct server *s, int fd)
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info)
 		return -EIO;
-	struct event_base *base = cr_loop_event_base(crd_d.loop);
+	struct event_base *base = cr_loop_event_base(the_http->o.loop);
 	s->io = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_io, s);
 	s->tm = evtimer_new(base, on_io, s);
 	s->accept_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_accept, s);
@@ -1141,14 +1135,16 @@ static int start_server(struct server *s, int fd)
 	return 0;
 }
 
-int crd_http_start(crd_http **ret)
+int crd_http_start(const crd_http_opts *o, const crd_http_handlers *hd, crd_http **ret)
 {
 	crd_http *h = calloc(1, sizeof(*h));
-	size_t n = crd_d.n_listen_fds > 0 ? (size_t)crd_d.n_listen_fds : crd_d.cfg.n_listen;
+	size_t n = o->n_listen_fds > 0 ? (size_t)o->n_listen_fds : o->n_listen;
 	int rc = 0;
 
 	if (!h)
 		return -ENOMEM;
+	h->o = *o;
+	h->hd = *hd;
 	h->srv = calloc(n, sizeof(*h->srv));
 	h->urls = calloc(n + 1, sizeof(char *));
 	if (!h->srv || !h->urls) {
@@ -1158,9 +1154,9 @@ int crd_http_start(crd_http **ret)
 		return -ENOMEM;
 	}
 	the_http = h;
-	h->per_client = crd_d.cfg.max_client_conns ? crd_d.cfg.max_client_conns
-						   : (crd_d.cfg.max_connections + 1) / 2;
-	h->sweep = event_new(cr_loop_event_base(crd_d.loop), -1, EV_PERSIST, on_sweep, h);
+	h->per_client = the_http->o.max_client_conns ? the_http->o.max_client_conns
+						     : (the_http->o.max_connections + 1) / 2;
+	h->sweep = event_new(cr_loop_event_base(the_http->o.loop), -1, EV_PERSIST, on_sweep, h);
 	if (!h->sweep) {
 		free(h->srv);
 		free(h->urls);
@@ -1171,7 +1167,7 @@ int crd_http_start(crd_http **ret)
 	for (size_t i = 0; i < n; i++) {
 		int fd = -1;
 		char *upath = NULL;
-		if (crd_d.n_listen_fds > 0) {
+		if (the_http->o.n_listen_fds > 0) {
 			fd = 3 + (int)i;
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof(ss);
@@ -1180,14 +1176,14 @@ int crd_http_start(crd_http **ret)
 				rc = -EINVAL;
 				break;
 			}
-			if (!addr_is_loopback((struct sockaddr *)&ss) && !crd_d.cfg.token) {
+			if (!addr_is_loopback((struct sockaddr *)&ss) && !the_http->o.token) {
 				crd_log(CRUND_LOG_ERROR, "refusing a socket-activated listener "
 							 "beyond loopback without a "
 							 "token: set --token-file FILE");
 				rc = -EINVAL;
 				break;
 			}
-		} else if ((rc = open_listener(crd_d.cfg.listen[i], &fd, &upath)) < 0) {
+		} else if ((rc = open_listener(the_http->o.listen[i], &fd, &upath)) < 0) {
 			break;
 		}
 		h->n++;

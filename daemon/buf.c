@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 
@@ -195,4 +196,38 @@ void crd_buf_free(crd_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	b->oom = false;
+}
+
+void crd_format_time(double t, char *out, size_t outlen)
+{
+	/* Every job answer carries up to three timestamps, mostly within
+	 * the same second: cache the formatted second (per thread). */
+	static __thread time_t cached_sec = -1;
+	static __thread char cached[32];
+	static __thread size_t cached_len;
+	time_t sec = (time_t)t;
+	int ms = (int)((t - (double)sec) * 1000.0);
+	if (ms > 999)
+		ms = 999;
+	if (ms < 0)
+		ms = 0;
+	if (sec != cached_sec) {
+		struct tm tm;
+		gmtime_r(&sec, &tm);
+		cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
+		cached_sec = sec;
+	}
+	if (outlen < cached_len + 6) {
+		if (outlen)
+			out[0] = '\0';
+		return;
+	}
+	memcpy(out, cached, cached_len);
+	char *p = out + cached_len;
+	p[0] = '.';
+	p[1] = (char)('0' + ms / 100);
+	p[2] = (char)('0' + ms / 10 % 10);
+	p[3] = (char)('0' + ms % 10);
+	p[4] = 'Z';
+	p[5] = '\0';
 }

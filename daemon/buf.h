@@ -49,4 +49,9 @@ static inline bool crd_buf_ok(const crd_buf *b) { return !b->oom; }
 char *crd_buf_steal(crd_buf *b, size_t *ret_len);
 void crd_buf_free(crd_buf *b);
 
+/* RFC 3339 UTC with milliseconds ("2026-12-03T10:00:00.123Z"), into out
+ * (>= 25 bytes): the one time format of answers, job logs and crund's own
+ * log lines. */
+void crd_format_time(double t, char *out, size_t outlen);
+
 #endif

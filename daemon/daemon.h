@@ -29,7 +29,6 @@ typedef struct crd_daemon {
 	crd_store *store; /* the job store (memory: or durable) */
 	crd_http *http;
 	int n_listen_fds;  /* socket activation: fds 3.. */
-	bool draining;     /* first signal seen */
 	bool force;        /* second signal: skip the grace */
 	cr_event *stop_ev; /* set by the first signal */
 	double start_mono; /* loop time at start */
@@ -49,6 +48,12 @@ size_t crd_exec_live_tasks(void);
 /* The jobs module's wake_at: crd_jobs_due() at wall-clock time `when`. */
 void crd_exec_wake_at(double when, void *data);
 void crd_exec_wake_stop(void);
+/* The job runs and its end will be recorded within a loop turn or two: its
+ * task has not had its first step yet, or has returned and its done
+ * callback is queued.  A task waiting on something, or a queued job, is
+ * not about to end.  (The HTTP layer keeps such a long-poll deferred
+ * instead of parking it.) */
+bool crd_exec_about_to_end(const crd_jobrec *job);
 
 /* watchdog.c: loop heartbeat, stall detection, systemd WATCHDOG=1. */
 int crd_watchdog_start(cr_loop *loop);
@@ -59,9 +64,7 @@ void crd_watchdog_job(const crd_jobrec *job);
 bool crd_watchdog_stalled(void);
 double crd_watchdog_lag(void); /* last measured loop lag, s */
 
-/* api/metrics.c */
-void crd_metrics_count_status(unsigned status);
-/* Prometheus text exposition into b. */
+/* api/metrics.c: Prometheus text exposition into b. */
 void crd_metrics_render(crd_buf *b);
 
 /* shutdown.c: the graceful close, run by serve_main after the stop event. */

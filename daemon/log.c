@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "log.h"
 
 static int log_max = CRUND_LOG_INFO;
@@ -42,20 +43,15 @@ int crd_log_parse_level(const char *s)
 	return -1;
 }
 
-static const char *level_name(int level)
+const char *crd_log_level_name(int level)
 {
-	switch (level) {
-	case CRUND_LOG_ERROR:
+	if (level <= CRUND_LOG_ERROR)
 		return "error";
-	case CRUND_LOG_WARNING:
+	if (level == CRUND_LOG_WARNING)
 		return "warning";
-	case CRUND_LOG_INFO:
-		return "info";
-	case CRUND_LOG_DEBUG:
+	if (level >= CRUND_LOG_DEBUG)
 		return "debug";
-	default:
-		return level < CRUND_LOG_ERROR ? "error" : "debug";
-	}
+	return "info"; /* info, and notice (5) between warning and info */
 }
 
 void crd_logv(int level, const char *job_id, const char *fmt, va_list ap)
@@ -74,13 +70,11 @@ void crd_logv(int level, const char *job_id, const char *fmt, va_list ap)
 		n = (size_t)snprintf(line, cap, "<%d>", level > 7 ? 7 : level);
 	} else {
 		struct timespec ts;
-		struct tm tm;
+		char t[40];
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		n = strftime(line, cap, "%Y-%m-%dT%H:%M:%S", &tm);
-		n += (size_t)snprintf(line + n, cap - n,
-				      ".%03ldZ crund[%ld] %s: ", ts.tv_nsec / 1000000,
-				      (long)getpid(), level_name(level));
+		crd_format_time((double)ts.tv_sec + (double)ts.tv_nsec / 1e9, t, sizeof(t));
+		n = (size_t)snprintf(line, cap, "%s crund[%ld] %s: ", t, (long)getpid(),
+				     crd_log_level_name(level));
 	}
 	if (job_id && n < cap)
 		n += (size_t)snprintf(line + n, cap - n, "job %s: ", job_id);

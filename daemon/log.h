@@ -19,6 +19,8 @@ void crd_log_setup(int max_level);
 int crd_log_level(void);
 /* "error", "warning", "info", "debug" → level; -1 for anything else. */
 int crd_log_parse_level(const char *s);
+/* The word for a level (the inverse; levels between map to the nearest). */
+const char *crd_log_level_name(int level);
 
 void crd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void crd_log_job(int level, const char *job_id, const char *fmt, ...)

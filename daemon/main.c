@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "daemon.h"
 #include "http/http.h"
@@ -101,6 +102,30 @@ static void loop_exception(cr_loop *loop, const cr_error_report *r, void *data)
 		r->task ? cr_task_name(r->task) : "", r->task ? ")" : "");
 }
 
+/* Every connection is an fd: lift the soft fd limit to the hard one (a
+ * soft limit of 1024 is common and would cap --max-connections below its
+ * default), and say so when even the hard limit is too low.  Beyond the
+ * limit, accept fails and clients wait in the listen backlog. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0 && getrlimit(RLIMIT_NOFILE, &rl) < 0)
+			return;
+	}
+	/* the listeners, the loop, plugins, executor threads: a margin */
+	rlim_t need = (rlim_t)crd_d.cfg.max_connections + crd_d.cfg.unix_reserve + 128;
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need)
+		crd_log(CRUND_LOG_WARNING,
+			"the fd limit (%llu) is below --max-connections + --unix-reserve + 128 "
+			"(%llu): connections beyond it wait unanswered; raise it (LimitNOFILE= "
+			"in the unit, ulimit -n) or lower --max-connections",
+			(unsigned long long)rl.rlim_cur, (unsigned long long)need);
+}
+
 static int serve_main(void *arg, void **ret_value)
 {
 	crd_config *c = &crd_d.cfg;
@@ -164,12 +189,35 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = rc == -EINVAL ? 2 : 1; /* a URL this crund does not know: usage */
 		goto fini;
 	}
-	if ((rc = crd_http_start(&crd_d.http)) < 0) {
+	crd_http_opts ho = {
+		.loop = crd_d.loop,
+		.listen = c->listen,
+		.n_listen = c->n_listen,
+		.n_listen_fds = crd_d.n_listen_fds,
+		.token = c->token,
+		.max_body = c->max_body,
+		.max_connections = c->max_connections,
+		.max_client_conns = c->max_client_conns,
+		.unix_reserve = c->unix_reserve,
+		.idle_timeout = c->idle_timeout,
+		.header_timeout = c->header_timeout,
+		.body_timeout = c->body_timeout,
+		.stream_ping = c->stream_ping,
+	};
+	if ((rc = crd_http_start(&ho, &crd_api_handlers, &crd_d.http)) < 0) {
 		exit_code = rc == -EINVAL ? 2 : 1;
 		goto fini;
 	}
+	/* Without its heartbeat the daemon would report no stalls, and under
+	 * WatchdogSec= systemd would kill it a while later: fail now. */
+	if ((rc = crd_watchdog_start(crd_d.loop)) < 0) {
+		crd_log(CRUND_LOG_ERROR, "cannot start the watchdog: %s", cr_strerror(rc));
+		crd_http_stop(crd_d.http);
+		crd_d.http = NULL;
+		exit_code = 1;
+		goto fini;
+	}
 	crd_jobs_run(&crd_d.jobs); /* the jobs read from the store start now */
-	crd_watchdog_start(crd_d.loop);
 	if (cr_call_later(crd_d.loop, EXPIRE_INTERVAL, expire_tick, NULL, &expire_h) < 0)
 		expire_h = NULL;
 
@@ -194,8 +242,8 @@ static int serve_main(void *arg, void **ret_value)
 	crd_notify("READY=1\nSTATUS=running");
 
 	/* Serve until the first stop signal. */
-	while (!crd_d.draining)
-		if (cr_event_wait(crd_d.stop_ev) < 0 && !crd_d.draining)
+	while (!cr_event_is_set(crd_d.stop_ev))
+		if (cr_event_wait(crd_d.stop_ev) < 0 && !cr_event_is_set(crd_d.stop_ev))
 			break;
 
 	crd_shutdown_run();
@@ -249,6 +297,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	crd_log_setup(crd_d.cfg.log_level);
+	raise_fd_limit();
 	crd_d.n_listen_fds = crd_listen_fds();
 	if (crd_d.n_listen_fds < 0) {
 		crd_log(CRUND_LOG_ERROR, "LISTEN_FDS names fds that are not open");

@@ -39,11 +39,22 @@ const char crd_config_help[] =
 	"  --retain-jobs N           ended jobs kept for queries (default 10000)\n"
 	"  --retain-seconds S        how long ended jobs are kept (default 3600)\n"
 	"  --max-body BYTES          request body limit, K/M/G suffixes (default 1M)\n"
-	"  --max-connections N       concurrent HTTP connections per listener (default 1000)\n"
+	"  --max-connections N       concurrent HTTP connections, all listeners together;\n"
+	"                            beyond it a new connection gets a 503 (default 1000)\n"
+	"  --max-connections-per-client N\n"
+	"                            connections one client (source address; uid on a\n"
+	"                            Unix socket) may hold (default: half of\n"
+	"                            --max-connections)\n"
+	"  --unix-reserve N          connections Unix-socket listeners may open beyond\n"
+	"                            --max-connections, for the operator (default 16)\n"
 	"  --max-result-bytes BYTES  job result limit (default 1M)\n"
 	"  --max-log-bytes BYTES     job log limit (default 64K)\n"
 	"  --stream-ping SECONDS     keep-alive comment on idle event streams (default 15)\n"
 	"  --idle-timeout SECONDS    close idle or stalled connections (default 75)\n"
+	"  --header-timeout SECONDS  close a connection whose request head is not whole\n"
+	"                            this long after it began (default 10)\n"
+	"  --body-timeout SECONDS    close a connection whose request body is not whole\n"
+	"                            this long after its head (default 10)\n"
 	"  --allow-insecure-plugins  accept a plugin dir writable by others\n"
 	"  --allow-command-plugins   load plugins that run arbitrary commands\n"
 	"  --debug                   runtime debug mode and debug logging\n"
@@ -91,6 +102,10 @@ static const struct opt opts[] = {
 	{"max-log-bytes", T_SIZE, O(max_log_bytes), 0, 0, 1024.0 * 1024 * 1024},
 	{"stream-ping", T_DOUBLE, O(stream_ping), 0, 0.05, 3600},
 	{"idle-timeout", T_UINT, O(idle_timeout), 0, 1, 86400},
+	{"header-timeout", T_UINT, O(header_timeout), 0, 1, 86400},
+	{"body-timeout", T_UINT, O(body_timeout), 0, 1, 86400},
+	{"max-connections-per-client", T_UINT, O(max_client_conns), 0, 0, 1000000},
+	{"unix-reserve", T_UINT, O(unix_reserve), 0, 0, 100000},
 	{"allow-insecure-plugins", T_BOOL, O(allow_insecure_plugins), 0, 0, 0},
 	{"allow-command-plugins", T_BOOL, O(allow_command_plugins), 0, 0, 0},
 	{"debug", T_BOOL, O(debug), 0, 0, 0},
@@ -116,6 +131,9 @@ void crd_config_defaults(crd_config *c)
 	c->max_log_bytes = CRUND_DEFAULT_MAX_LOG;
 	c->stream_ping = CRUND_DEFAULT_STREAM_PING;
 	c->idle_timeout = CRUND_DEFAULT_IDLE_TIMEOUT;
+	c->header_timeout = CRUND_DEFAULT_HEADER_TIMEOUT;
+	c->body_timeout = CRUND_DEFAULT_BODY_TIMEOUT;
+	c->unix_reserve = CRUND_DEFAULT_UNIX_RESERVE;
 	c->log_level = CRUND_LOG_INFO;
 	c->retry_max_delay = CRUND_DEFAULT_RETRY_MAX_DELAY;
 }

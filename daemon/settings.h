@@ -31,6 +31,15 @@
  * like nginx's and aiohttp's keep-alive */
 #define CRUND_DEFAULT_IDLE_TIMEOUT     75u
 #define CRUND_DEFAULT_RETRY_MAX_DELAY  3600.0
+/* s: a request head (body) not received whole within this long of its
+ * start is dropped; shorter than the keep-alive idle timeout, so a client
+ * dribbling bytes (slowloris) cannot hold a connection for long */
+#define CRUND_DEFAULT_HEADER_TIMEOUT   10u
+#define CRUND_DEFAULT_BODY_TIMEOUT     10u
+/* connections the Unix socket listeners may hold beyond --max-connections:
+ * the operator's way in (health, metrics, crunctl) when TCP clients hold
+ * every connection */
+#define CRUND_DEFAULT_UNIX_RESERVE     16u
 
 typedef struct crd_config {
 	char **listen; /* n_listen strings, owned */
@@ -50,7 +59,13 @@ typedef struct crd_config {
 	unsigned max_connections;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
-	unsigned idle_timeout; /* s: idle or slow connections are closed */
+	unsigned idle_timeout;   /* s: idle or slow connections are closed */
+	unsigned header_timeout; /* s: a request head arrives within this */
+	unsigned body_timeout;   /* s: a request body arrives within this */
+	/* connections per client address / Unix uid; 0: half of
+	 * max_connections */
+	unsigned max_client_conns;
+	unsigned unix_reserve; /* Unix-socket connections beyond the limit */
 	double stream_ping;    /* s between event-stream keep-alive comments */
 	bool allow_insecure_plugins;
 	bool allow_command_plugins;

@@ -28,15 +28,30 @@
 #define CLEANUP_BOUND 10.0 /* s for cancelled jobs to finish cleanup */
 #define FLUSH_BOUND   2.0  /* s for answers to reach waiting clients */
 
+/* The one draining state is the job store's (crd_jobs_drain): from here on
+ * submissions get -ESHUTDOWN (503 in the API), health and /metrics say
+ * so, and the queued jobs end "shutdown". */
+static void drain(void)
+{
+	if (crd_d.jobs.draining)
+		return;
+	crd_notify("STOPPING=1\nSTATUS=draining");
+	size_t queued = crd_jobs_drain(&crd_d.jobs);
+	if (queued && crd_store_durable(crd_d.store))
+		crd_log(CRUND_LOG_INFO, "%zu queued jobs stay queued for the next start", queued);
+	else if (queued)
+		crd_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
+}
+
 static void on_signal(void *arg)
 {
 	int signo = (int)(intptr_t)arg;
-	if (!crd_d.draining) {
-		crd_d.draining = true;
+	if (!cr_event_is_set(crd_d.stop_ev)) {
 		crd_log(CRUND_LOG_INFO,
 			"received %s: draining (no new jobs; running jobs get %g s to finish; "
 			"send it again to cancel them now)",
 			signo == SIGINT ? "SIGINT" : "SIGTERM", crd_d.cfg.grace);
+		drain();
 		cr_event_set(crd_d.stop_ev);
 	} else if (!crd_d.force) {
 		crd_d.force = true;
@@ -60,13 +75,7 @@ void crd_shutdown_run(void)
 	cr_loop *loop = crd_d.loop;
 	double t0 = cr_loop_time(loop);
 
-	crd_notify("STOPPING=1\nSTATUS=draining");
-	crd_d.draining = true;
-	size_t queued = crd_jobs_drain(&crd_d.jobs);
-	if (queued && crd_store_durable(crd_d.store))
-		crd_log(CRUND_LOG_INFO, "%zu queued jobs stay queued for the next start", queued);
-	else if (queued)
-		crd_log(CRUND_LOG_INFO, "cancelled %zu queued jobs (shutdown)", queued);
+	drain(); /* done by the signal already, unless the serve loop ended */
 
 	/* 1. the grace period */
 	double deadline = t0 + crd_d.cfg.grace;
@@ -90,18 +99,21 @@ void crd_shutdown_run(void)
 			"%zu jobs did not stop within %g s of cancellation; recording them "
 			"cancelled",
 			running(), CLEANUP_BOUND);
-		/* Collect first: finishing runs retention, which may free
-		 * ended records next to these (never these: their tasks live). */
-		size_t n = running(), k = 0;
-		crd_jobrec **list = calloc(n, sizeof(*list));
-		for (crd_jobrec *j = crd_d.jobs.newest; j && list && k < n; j = j->older)
-			if (j->state == CRUND_JOB_RUNNING)
-				list[k++] = j;
-		for (size_t i = 0; i < k; i++)
-			crd_jobs_finish(
-				&crd_d.jobs, list[i], CRUND_JOB_CANCELLED, "shutdown",
-				"the daemon shut down; the job did not stop when cancelled");
-		free(list);
+		/* One at a time, each found by a fresh walk: finishing runs
+		 * retention, which may free ended records next to the one just
+		 * finished, so a walk does not go on past a finish.  No list to
+		 * allocate, so none can be skipped for want of memory; the walks
+		 * are bounded by the retained records, once, at exit. */
+		crd_jobrec *j;
+		do {
+			for (j = crd_d.jobs.newest; j && j->state != CRUND_JOB_RUNNING;
+			     j = j->older)
+				;
+			if (j)
+				crd_jobs_finish(&crd_d.jobs, j, CRUND_JOB_CANCELLED, "shutdown",
+						"the daemon shut down; the job did not stop when "
+						"cancelled");
+		} while (j);
 	}
 	/* 4. let the answers of long-polls and event streams go out */
 	deadline = cr_loop_time(loop) + FLUSH_BOUND;

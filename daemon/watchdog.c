@@ -147,8 +147,12 @@ int crd_watchdog_start(cr_loop *loop)
 	if (usec) {
 		sd_interval = (double)usec / 2e6;
 		crd_notify("WATCHDOG=1");
-		if ((rc = cr_call_later(loop, sd_interval, sd_ping, NULL, &sd_h)) < 0)
+		if ((rc = cr_call_later(loop, sd_interval, sd_ping, NULL, &sd_h)) < 0) {
+			/* no half state: the heartbeat goes too */
+			cr_handle_cancel(beat_h);
+			beat_h = cr_handle_unref(beat_h);
 			return rc;
+		}
 	}
 	atomic_store(&thread_stop, false);
 	/* The thread must never take SIGTERM/SIGINT: they belong to the

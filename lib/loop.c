@@ -22,8 +22,8 @@
  * load and is never starved; when nothing is runnable we block in the
  * poll.
  *
- * Lazy clock.  clock_gettime costs ~56 ns here (kvm-clock), more than a
- * whole yield, so the loop reads the clock at most once per iteration and
+ * Lazy clock.  clock_gettime can cost more than a whole yield on a
+ * virtual machine (kvm-clock; see bench/README.md's dated results), so the loop reads the clock at most once per iteration and
  * only when something needs it (a timer is pending, a task asks for
  * cr_loop_time or sleeps, the pacing check); the value is then cached for
  * the rest of the iteration.

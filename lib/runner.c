@@ -116,7 +116,7 @@ static void sigint_hook(void *arg)
 /* Decide at the runner's first run whether it handles SIGINT, and set up
  * the process handler and this loop's hook when it does.
  *
- * sigaction costs ~0.4 µs here, most of a cr_run, so installing and
+ * sigaction is a good part of a cr_run (bench/README.md, cr_run), so installing and
  * restoring take one call each instead of a query plus a change: ours is
  * swapped in and the previous one put back if it was not the default
  * (SIGINT arriving in between reaches on_sigint with no runner running,

@@ -8,5 +8,6 @@ E2E_TESTS += \
 	tests/e2e/limits.sh \
 	tests/e2e/auth.sh \
 	tests/e2e/stream.sh \
-	tests/e2e/durable.sh
-EXTRA_DIST += tests/e2e/lib.sh $(E2E_TESTS)
+	tests/e2e/durable.sh \
+	tests/e2e/abuse.sh
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py $(E2E_TESTS)

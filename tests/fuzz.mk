@@ -38,10 +38,10 @@ tests_fuzz_fuzz_body_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_body_LDADD = lib/libcrunner.la $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -ldl -lm
 
 tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz-config.c $(FUZZ_COMMON) \
-	daemon/settings.c daemon/log.c
+	daemon/settings.c daemon/log.c daemon/buf.c
 tests_fuzz_fuzz_config_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/config"'
 tests_fuzz_fuzz_config_CFLAGS = $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_config_LDADD = -lm
+tests_fuzz_fuzz_config_LDADD = $(JANSSON_LIBS) -lm
 
 tests_fuzz_fuzz_elf_SOURCES = tests/fuzz/fuzz-elf.c $(FUZZ_COMMON) \
 	daemon/plugins/elf.c daemon/plugins/abi.c

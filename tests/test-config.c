@@ -69,6 +69,12 @@ START_TEST(defaults_apply_without_flags)
 	ck_assert_uint_eq(C.max_body, 1 << 20);
 	ck_assert_uint_eq(C.max_result_bytes, 1 << 20);
 	ck_assert_uint_eq(C.max_log_bytes, 64 << 10);
+	/* the request deadlines are shorter than the keep-alive idle time */
+	ck_assert_uint_eq(C.header_timeout, 10);
+	ck_assert_uint_eq(C.body_timeout, 10);
+	ck_assert_uint_lt(C.header_timeout, C.idle_timeout);
+	ck_assert_uint_eq(C.max_client_conns, 0); /* half of max_connections */
+	ck_assert_uint_eq(C.unix_reserve, 16);
 	ck_assert_ptr_null(C.token);
 	ck_assert(!C.debug);
 	ck_assert_int_eq(C.log_level, CRUND_LOG_INFO);
@@ -102,6 +108,13 @@ START_TEST(flags_set_values_both_spellings)
 			      "3",
 			      "--max-connections",
 			      "9",
+			      "--header-timeout",
+			      "3",
+			      "--body-timeout=4",
+			      "--max-connections-per-client",
+			      "2",
+			      "--unix-reserve",
+			      "0",
 			      "--debug",
 			      "--allow-insecure-plugins",
 			      "--allow-command-plugins"};
@@ -118,6 +131,10 @@ START_TEST(flags_set_values_both_spellings)
 	ck_assert_uint_eq(C.retain_jobs, 0);
 	ck_assert_uint_eq(C.executor_threads, 3);
 	ck_assert_uint_eq(C.max_connections, 9);
+	ck_assert_uint_eq(C.header_timeout, 3);
+	ck_assert_uint_eq(C.body_timeout, 4);
+	ck_assert_uint_eq(C.max_client_conns, 2);
+	ck_assert_uint_eq(C.unix_reserve, 0);
 	ck_assert(C.debug && C.allow_insecure_plugins && C.allow_command_plugins);
 	ck_assert_int_eq(C.log_level, CRUND_LOG_DEBUG); /* --debug implies debug logs */
 }
@@ -143,6 +160,9 @@ START_TEST(bad_flags_and_values_are_usage_errors)
 		{"stray", NULL, "unexpected argument"},
 		{"--config", "/nonexistent/crund.conf", "--config"},
 		{"--debug=maybe", NULL, "boolean"},
+		{"--header-timeout", "0", "--header-timeout"},
+		{"--body-timeout", "0", "--body-timeout"},
+		{"--max-connections-per-client", "-1", "--max-connections-per-client"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		crd_config_free(&C);

@@ -18,8 +18,6 @@
 #include "log.h"
 #include "jobs/submit.h"
 
-#define JSON_CT "application/json; charset=utf-8"
-
 static const char *query(crd_req *r, const char *key)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, key);
@@ -31,7 +29,8 @@ static bool has_query(crd_req *r, const char *key)
 					     NULL) == MHD_YES;
 }
 
-bool crd_api_authorized(struct MHD_Connection *conn)
+/* The token check (constant time); true when no token is set. */
+static bool authorized(struct MHD_Connection *conn)
 {
 	const char *tok = crd_d.cfg.token;
 	if (!tok)
@@ -115,7 +114,7 @@ static void job_accepted(void *arg, crd_jobrec *job, int rc)
 	free(t);
 }
 
-crd_mhd_result crd_api_resume(crd_req *r)
+static crd_mhd_result api_resume(crd_req *r)
 {
 	if (r->accept_rc < 0) {
 		if (r->accept_rc == -ENOMEM)
@@ -138,11 +137,6 @@ static crd_mhd_result post_job(crd_req *r)
 	double wait;
 	int rc;
 
-	if (crd_d.draining) {
-		crd_resp_opts o = {.retry_after = 5};
-		return crd_http_error(r, 503, "draining", &o,
-				      "the daemon is shutting down and accepts no new jobs");
-	}
 	if (get_wait(r, &wait) < 0)
 		return bad_wait(r);
 	rc = crd_submission_parse(&crd_d.reg, r->body.data, r->body.len, &sub, &code, err,
@@ -376,7 +370,7 @@ static crd_mhd_result get_info(crd_req *r)
 		     "\"state\":\"%s\",\"jobs\":{",
 		     cr_loop_get_debug(crd_d.loop) ? "true" : "false", ts,
 		     cr_loop_time(crd_d.loop) - crd_d.start_mono,
-		     crd_d.draining ? "draining" : "running");
+		     crd_d.jobs.draining ? "draining" : "running");
 	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
 		crd_buf_addf(b, "%s\"%s\":%zu", st ? "," : "", crd_job_state_name(st),
 			     s->n_state[st]);
@@ -408,7 +402,7 @@ static crd_mhd_result get_info(crd_req *r)
 static crd_mhd_result get_health(crd_req *r)
 {
 	crd_resp_opts o = {.retry_after = 5};
-	if (crd_d.draining)
+	if (crd_d.jobs.draining)
 		return crd_http_respond(r, 503, "{\"status\":\"draining\"}\n", 22, &o);
 	if (crd_watchdog_stalled())
 		return crd_http_respond(r, 503, "{\"status\":\"stalled\"}\n", 21, NULL);
@@ -434,7 +428,25 @@ static crd_mhd_result get_metrics(crd_req *r)
 
 /* ------------------------------------------------------------- dispatch */
 
-crd_mhd_result crd_api_handle(crd_req *r)
+/* The head: route, token, method. */
+static crd_mhd_result api_head(crd_req *r, const char *method, const char *url)
+{
+	crd_route(method, url, &r->rm);
+	if (r->rm.status == 404)
+		return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s", method, url);
+	if (r->rm.route != CRUND_R_HEALTH && !authorized(r->conn))
+		return crd_http_error(r, 401, "unauthorized", NULL,
+				      "missing or wrong token: send 'Authorization: Bearer TOKEN'");
+	if (r->rm.status == 405) {
+		crd_resp_opts o = {.allow = r->rm.allow};
+		return crd_http_error(r, 405, "method_not_allowed", &o,
+				      "%s is not allowed on %s (allowed: %s)", method, url,
+				      r->rm.allow);
+	}
+	return MHD_YES;
+}
+
+static crd_mhd_result api_handle(crd_req *r)
 {
 	crd_jobrec *j = NULL;
 	switch (r->rm.route) {
@@ -474,3 +486,6 @@ crd_mhd_result crd_api_handle(crd_req *r)
 		return crd_http_error(r, 404, "not_found", NULL, "no such route");
 	}
 }
+
+const crd_http_handlers crd_api_handlers = {
+	.head = api_head, .handle = api_handle, .resume = api_resume};

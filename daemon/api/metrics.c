@@ -14,17 +14,21 @@
 #include "http/http.h"
 #include "log.h"
 
-static uint64_t status_count[600];
-
-void crd_metrics_count_status(unsigned status)
-{
-	if (status < 600)
-		status_count[status]++;
-}
-
 void crd_metrics_render(crd_buf *b)
 {
+	static const char *const refused[CRD_HTTP_REFUSED_N] = {
+		[CRD_HTTP_REFUSED_LIMIT] = "max_connections",
+		[CRD_HTTP_REFUSED_CLIENT] = "per_client",
+		[CRD_HTTP_REFUSED_FDS] = "accept_failed",
+	};
+	static const char *const timeouts[CRD_HTTP_TIMEOUT_N] = {
+		[CRD_HTTP_TIMEOUT_HEADER] = "header",
+		[CRD_HTTP_TIMEOUT_BODY] = "body",
+		[CRD_HTTP_TIMEOUT_IDLE] = "idle",
+	};
 	crd_jobs *s = &crd_d.jobs;
+	crd_http_stats hs;
+	crd_http_get_stats(crd_d.http, &hs);
 	size_t np = crd_d.reg.n;
 	size_t *counts = calloc(np * CRUND_JOB_NSTATES + 1, sizeof(size_t));
 
@@ -70,9 +74,26 @@ void crd_metrics_render(crd_buf *b)
 	crd_buf_adds(b, "# HELP crund_http_requests_total HTTP answers, by status code.\n"
 			"# TYPE crund_http_requests_total counter\n");
 	for (unsigned c = 100; c < 600; c++)
-		if (status_count[c])
+		if (hs.status[c])
 			crd_buf_addf(b, "crund_http_requests_total{code=\"%u\"} %llu\n", c,
-				     (unsigned long long)status_count[c]);
+				     (unsigned long long)hs.status[c]);
+	crd_buf_adds(b, "# HELP crund_http_refused_total Connections answered 503 and closed at "
+			"the accept, by reason.\n"
+			"# TYPE crund_http_refused_total counter\n");
+	for (int i = 0; i < CRD_HTTP_REFUSED_N; i++)
+		crd_buf_addf(b, "crund_http_refused_total{reason=\"%s\"} %llu\n", refused[i],
+			     (unsigned long long)hs.refused[i]);
+	crd_buf_adds(b, "# HELP crund_http_timeouts_total Connections closed because a request "
+			"was not received in time, by phase.\n"
+			"# TYPE crund_http_timeouts_total counter\n");
+	for (int i = 0; i < CRD_HTTP_TIMEOUT_N; i++)
+		crd_buf_addf(b, "crund_http_timeouts_total{phase=\"%s\"} %llu\n", timeouts[i],
+			     (unsigned long long)hs.timeouts[i]);
+	crd_buf_addf(b,
+		     "# HELP crund_http_connections HTTP connections open.\n"
+		     "# TYPE crund_http_connections gauge\n"
+		     "crund_http_connections %zu\n",
+		     hs.connections);
 	crd_buf_addf(b,
 		     "# HELP crund_uptime_seconds Seconds since the daemon started.\n"
 		     "# TYPE crund_uptime_seconds gauge\n"
@@ -83,6 +104,6 @@ void crd_metrics_render(crd_buf *b)
 		     "# HELP crund_draining 1 while the daemon shuts down.\n"
 		     "# TYPE crund_draining gauge\n"
 		     "crund_draining %d\n",
-		     cr_loop_time(crd_d.loop) - crd_d.start_mono, crd_http_suspended(crd_d.http),
-		     crd_d.draining ? 1 : 0);
+		     cr_loop_time(crd_d.loop) - crd_d.start_mono, hs.held,
+		     crd_d.jobs.draining ? 1 : 0);
 }

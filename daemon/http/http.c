@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -34,20 +35,70 @@
 
 enum { RQ_NEW, RQ_BODY, RQ_WAITING, RQ_READY, RQ_DONE, RQ_STREAM, RQ_HELD, RQ_RELEASED };
 
+/* Accepts per listener event: enough to empty a burst's backlog quickly,
+ * few enough that one listener does not starve the loop. */
+#define ACCEPT_BATCH      128
+/* Out of fds (EMFILE): stop accepting this long rather than spin. */
+#define ACCEPT_PAUSE_MS   100
+#define CLIENT_BUCKETS    256
+/* How often the request deadlines are checked (they are whole seconds). */
+#define SWEEP_INTERVAL_MS 250
+
+/*
+ * A connection's phase decides its deadline.  MHD's own timeout
+ * (--idle-timeout) is reset by every byte, so a client that sends one byte
+ * every few seconds would hold its connection for ever; these deadlines are
+ * absolute: the head must be whole --header-timeout after it began (after
+ * the accept, or after the request line of a keep-alive connection's next
+ * request), the body --body-timeout after the head.  While the request is
+ * answered (long-polls, streams, a client slow to read) only MHD's idle
+ * timeout applies.
+ */
+enum { PH_HEAD, PH_BODY, PH_ANSWER, PH_IDLE };
+
+/* A client: a source address, or a uid on a Unix socket. */
+struct client {
+	struct client *next;
+	unsigned n; /* its connections */
+	uint8_t key_len;
+	unsigned char key[1 + 16];
+};
+
+/* One accepted connection, ours from the accept to MHD's CLOSED notice. */
+typedef struct crd_http_conn hconn;
+struct crd_http_conn {
+	hconn *next, *prev;
+	struct client *client;
+	int fd;
+	uint8_t phase;   /* PH_* */
+	double deadline; /* loop time; 0: none */
+};
+
 struct server {
 	struct MHD_Daemon *d;
 	struct event *io, *tm;
+	struct event *accept_ev, *accept_pause;
 	int fd;
+	bool is_unix;
 	char *unix_path; /* to unlink at stop (ours, not inherited) */
 };
 
 struct crd_http {
+	crd_http_opts o;      /* strings borrowed */
+	crd_http_handlers hd; /* the layer above: routes, answers */
 	struct server *srv;
 	size_t n;
 	char **urls;   /* n + 1, NULL-terminated */
 	crd_req *susp; /* suspended requests */
 	size_t n_susp;
 	bool stopping; /* no more suspends: crd_http_stop runs */
+	/* connections */
+	hconn *conns;
+	hconn *adding; /* handed to MHD_add_connection right now */
+	struct client *clients[CLIENT_BUCKETS];
+	unsigned per_client; /* the effective per-client limit */
+	struct event *sweep;
+	crd_http_stats stats;
 };
 
 static crd_http *the_http;
@@ -93,7 +144,7 @@ void crd_http_kick(void)
 {
 	if (kick_pending || !the_http)
 		return;
-	if (cr_call_soon(crd_d.loop, kick_cb, NULL, NULL) == 0)
+	if (cr_call_soon(the_http->o.loop, kick_cb, NULL, NULL) == 0)
 		kick_pending = true;
 }
 
@@ -147,8 +198,11 @@ crd_buf *crd_http_out(crd_req *req)
 	return &req->out;
 }
 
+static void conn_answering(crd_req *req);
+
 static crd_mhd_result send_out(crd_req *req, unsigned status, const crd_resp_opts *o)
 {
+	conn_answering(req);
 	/* PERSISTENT: MHD reads the body from req->out while it sends and
 	 * never after notify_completed, which is when req is released. */
 	struct MHD_Response *resp = MHD_create_response_from_buffer(
@@ -175,7 +229,8 @@ static crd_mhd_result send_out(crd_req *req, unsigned status, const crd_resp_opt
 	MHD_destroy_response(resp);
 	req->status = status;
 	req->mode = RQ_DONE;
-	crd_metrics_count_status(status);
+	if (status < 600)
+		the_http->stats.status[status]++;
 	return rc;
 }
 
@@ -278,22 +333,11 @@ static void wait_timeout(void *arg)
 	resume(r);
 }
 
-/* A deferred long-poll stays deferred while its job's task has not had its
- * first step yet or has returned with the job's end not yet recorded (its
- * done callback is queued): both resolve within a loop turn or two.  A
- * task waiting on something, or a job queued behind max-running, parks. */
-static bool job_about_to_end(const crd_jobrec *j)
-{
-	if (!j || j->state != CRUND_JOB_RUNNING || !j->task)
-		return false;
-	return !(j->flags & CRUND_JF_STEPPED) || cr_task_done(j->task);
-}
-
 /* Park a waiting request: arm its wait timer and suspend the connection. */
 static crd_mhd_result park(crd_req *r)
 {
 	r->deferred = false;
-	if (cr_call_later(crd_d.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
+	if (cr_call_later(the_http->o.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
 		crd_jobs_unsubscribe(&r->sub);
 		return crd_http_error(r, 500, "internal", NULL, "cannot arm the wait timer");
 	}
@@ -306,7 +350,7 @@ static crd_mhd_result park(crd_req *r)
  * and without suspending.  MHD (epoll mode) keeps such a connection on its
  * ready list, calls the handler again on each of its runs and has a
  * timeout of 0 meanwhile, so the loop runs it at every poll.  The request
- * stays deferred while its job is about to end (job_about_to_end); a job
+ * stays deferred while its job is about to end (crd_exec_about_to_end); a job
  * that has ended by then (a quick job: the common case of ?wait) is
  * answered without a suspend/resume pair (two epoll_ctl calls) and without
  * a timer, one that has not is parked.  The wait is measured from the
@@ -408,7 +452,7 @@ static void stream_ping(void *arg)
 		return;
 	if (r->stream.len - r->stream_off <= STREAM_MAX_PENDING)
 		crd_buf_adds(&r->stream, ": ping\n\n");
-	if (cr_call_later(crd_d.loop, crd_d.cfg.stream_ping, stream_ping, r, &r->timer) < 0)
+	if (cr_call_later(the_http->o.loop, the_http->o.stream_ping, stream_ping, r, &r->timer) < 0)
 		r->timer = NULL;
 	resume(r);
 }
@@ -447,7 +491,7 @@ crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job)
 		crd_jobs_subscribe(job, &req->sub);
 		/* best effort: without pings a vanished client is noticed at
 		 * the job's end */
-		if (cr_call_later(crd_d.loop, crd_d.cfg.stream_ping, stream_ping, req,
+		if (cr_call_later(the_http->o.loop, the_http->o.stream_ping, stream_ping, req,
 				  &req->timer) < 0)
 			req->timer = NULL;
 	}
@@ -459,11 +503,12 @@ crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job)
 				"text/event-stream; charset=utf-8");
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
 	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	conn_answering(req);
 	crd_mhd_result rc = MHD_queue_response(req->conn, 200, resp);
 	MHD_destroy_response(resp);
 	req->status = 200;
 	req->mode = RQ_STREAM;
-	crd_metrics_count_status(200);
+	the_http->stats.status[200]++;
 	return rc;
 }
 
@@ -529,6 +574,311 @@ static void req_pool_free(void)
 	n_req_pool = 0;
 }
 
+/* ---------------------------------------------------------- connections */
+
+/*
+ * crund accepts on its listening sockets itself and hands each accepted
+ * socket to MHD (MHD_add_connection).  Left to MHD, a daemon at its
+ * connection limit stops accepting: new clients wait in the listen backlog
+ * (a hang, not an answer), and the ones that gave up are accepted later
+ * and held until the idle timeout although their peer is gone.  Accepting
+ * ourselves, every connection is taken at once and either admitted or
+ * answered with a 503 and closed, and the per-client limit and the Unix
+ * socket's reserve can be applied before MHD sees the connection.
+ */
+
+static double now(void) { return cr_loop_time(the_http->o.loop); }
+
+static hconn *conn_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+static void conn_set(hconn *c, uint8_t phase, unsigned timeout)
+{
+	c->phase = phase;
+	c->deadline = timeout ? now() + timeout : 0;
+}
+
+/* The answer phase: no deadline of ours (see PH_*). */
+static void conn_answering(crd_req *req)
+{
+	if (req->hc)
+		conn_set(req->hc, PH_ANSWER, 0);
+}
+
+static unsigned client_hash(const unsigned char *key, size_t len)
+{
+	unsigned h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % CLIENT_BUCKETS;
+}
+
+/* The client key of an accepted socket: family + address, or the peer's
+ * uid on a Unix socket (SO_PEERCRED). */
+static size_t client_key(int fd, const struct sockaddr_storage *ss, unsigned char *key)
+{
+	if (ss->ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+		return 5;
+	}
+	if (ss->ss_family == AF_INET6) {
+		key[0] = 6;
+		memcpy(key + 1, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+		return 17;
+	}
+	key[0] = 'u';
+	uint32_t uid = UINT32_MAX; /* unknown: one shared client */
+#ifdef SO_PEERCRED
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0)
+		uid = (uint32_t)cred.uid;
+#else
+	(void)fd;
+#endif
+	memcpy(key + 1, &uid, 4);
+	return 5;
+}
+
+static struct client *client_get(crd_http *h, const unsigned char *key, size_t len)
+{
+	struct client **b = &h->clients[client_hash(key, len)];
+	for (struct client *c = *b; c; c = c->next)
+		if (c->key_len == len && memcmp(c->key, key, len) == 0)
+			return c;
+	struct client *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->key_len = (uint8_t)len;
+	memcpy(c->key, key, len);
+	c->next = *b;
+	*b = c;
+	return c;
+}
+
+static void client_put(crd_http *h, struct client *c)
+{
+	if (--c->n)
+		return;
+	struct client **p = &h->clients[client_hash(c->key, c->key_len)];
+	while (*p != c)
+		p = &(*p)->next;
+	*p = c->next;
+	free(c);
+}
+
+/* A refused connection gets a complete answer written without waiting:
+ * it fits any socket buffer, and the socket is closed right after. */
+static void refuse(crd_http *h, int fd, int reason)
+{
+	static const char msg[][160] = {
+		[CRD_HTTP_REFUSED_LIMIT] = "{\"error\":{\"code\":\"too_many_connections\","
+					   "\"message\":\"the daemon is at --max-connections; "
+					   "retry later\"}}\n",
+		[CRD_HTTP_REFUSED_CLIENT] = "{\"error\":{\"code\":\"too_many_connections\","
+					    "\"message\":\"this client holds "
+					    "--max-connections-per-client connections\"}}\n",
+	};
+	char head[256];
+	size_t blen = strlen(msg[reason]);
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " JSON_CT
+			 "\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
+			 blen);
+	struct iovec iov[2] = {{head, (size_t)n}, {(void *)msg[reason], blen}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	h->stats.refused[reason]++;
+	h->stats.status[503]++;
+	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
+		/* Closing with unread request bytes would reset the connection
+		 * and could destroy the answer before the client reads it:
+		 * send FIN, then discard what already arrived. */
+		char sink[4096];
+		shutdown(fd, SHUT_WR);
+		for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+			;
+	}
+	close(fd);
+}
+
+static void admit(crd_http *h, struct server *s, int fd, struct sockaddr_storage *ss, socklen_t len)
+{
+	unsigned limit = the_http->o.max_connections + (s->is_unix ? the_http->o.unix_reserve : 0);
+	if (h->stats.connections >= limit) {
+		refuse(h, fd, CRD_HTTP_REFUSED_LIMIT);
+		return;
+	}
+	unsigned char key[sizeof(((struct client *)0)->key)];
+	size_t klen = client_key(fd, ss, key);
+	struct client *cl = client_get(h, key, klen);
+	hconn *c = cl ? calloc(1, sizeof(*c)) : NULL;
+	if (!c) {
+		if (cl && !cl->n) {
+			cl->n = 1;
+			client_put(h, cl);
+		}
+		close(fd);
+		return;
+	}
+	if (cl->n >= h->per_client) {
+		free(c);
+		cl->n++;
+		client_put(h, cl);
+		refuse(h, fd, CRD_HTTP_REFUSED_CLIENT);
+		return;
+	}
+	cl->n++;
+	c->client = cl;
+	c->fd = fd;
+	conn_set(c, PH_HEAD, the_http->o.header_timeout);
+	c->next = h->conns;
+	if (c->next)
+		c->next->prev = c;
+	h->conns = c;
+	h->stats.connections++;
+	if (h->stats.connections == 1) {
+		struct timeval tv = {0, SWEEP_INTERVAL_MS * 1000};
+		event_add(h->sweep, &tv);
+	}
+	/* MHD notifies STARTED from inside this call (no internal thread):
+	 * on_connection picks c up there. */
+	h->adding = c;
+	if (MHD_add_connection(s->d, fd, (struct sockaddr *)ss, len) != MHD_YES && h->adding) {
+		/* refused before STARTED: MHD closed the socket */
+		h->adding = NULL;
+		h->stats.connections--;
+		if (c->prev)
+			c->prev->next = c->next;
+		else
+			h->conns = c->next;
+		if (c->next)
+			c->next->prev = c->prev;
+		client_put(h, cl);
+		free(c);
+	}
+	h->adding = NULL;
+}
+
+static void on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *s = arg;
+	(void)fd;
+	(void)what;
+	event_add(s->accept_ev, NULL);
+}
+
+static void on_accept(evutil_socket_t lfd, short what, void *arg)
+{
+	struct server *s = arg;
+	crd_http *h = the_http;
+	(void)what;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* the connection stays in the backlog; try later */
+				if (!h->stats.refused[CRD_HTTP_REFUSED_FDS]++)
+					crd_log(CRUND_LOG_WARNING,
+						"cannot accept a connection: %s (raise the fd "
+						"limit or lower --max-connections)",
+						strerror(errno));
+				struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+				event_del(s->accept_ev);
+				evtimer_add(s->accept_pause, &tv);
+			}
+			break;
+		}
+		if (len == 0 || ss.ss_family == AF_UNSPEC) /* unnamed Unix peer */
+			ss.ss_family = AF_UNIX;
+		admit(h, s, fd, &ss, len);
+	}
+	run_server(s);
+}
+
+static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+			  enum MHD_ConnectionNotificationCode toe)
+{
+	crd_http *h = the_http;
+	(void)cls;
+	(void)mc;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		*socket_context = h->adding;
+		h->adding = NULL;
+		return;
+	}
+	hconn *c = *socket_context;
+	if (!c)
+		return;
+	*socket_context = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		h->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	h->stats.connections--;
+	client_put(h, c->client);
+	free(c);
+	if (!h->stats.connections)
+		evtimer_del(h->sweep);
+}
+
+/* The request line of a request has arrived (MHD's URI log callback):
+ * a keep-alive connection's next request starts its head deadline. */
+static void *on_request_line(void *cls, const char *uri, struct MHD_Connection *mc)
+{
+	(void)cls;
+	(void)uri;
+	hconn *c = conn_of(mc);
+	if (c && c->phase == PH_IDLE)
+		conn_set(c, PH_HEAD, the_http->o.header_timeout);
+	return NULL;
+}
+
+/* Close every connection past its deadline.  shutdown() rather than
+ * close(): the socket stays MHD's; MHD sees the end of the stream on its
+ * next run and releases the connection (CLOSED notice). */
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+	crd_http *h = arg;
+	double t = now();
+	bool any = false;
+	(void)fd;
+	(void)what;
+	for (hconn *c = h->conns; c; c = c->next) {
+		if (!c->deadline || t < c->deadline)
+			continue;
+		c->deadline = 0;
+		if (c->phase == PH_HEAD)
+			h->stats.timeouts[CRD_HTTP_TIMEOUT_HEADER]++;
+		else if (c->phase == PH_BODY)
+			h->stats.timeouts[CRD_HTTP_TIMEOUT_BODY]++;
+		else
+			h->stats.timeouts[CRD_HTTP_TIMEOUT_IDLE]++;
+		shutdown(c->fd, SHUT_RDWR);
+		any = true;
+	}
+	if (any)
+		for (size_t i = 0; i < h->n; i++)
+			run_server(&h->srv[i]);
+}
+
+void crd_http_get_stats(const crd_http *h, crd_http_stats *ret)
+{
+	*ret = h->stats;
+	ret->held = h->n_susp;
+}
+
 /* -------------------------------------------------------- MHD callbacks */
 
 static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -545,35 +895,30 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 			return MHD_NO;
 		*con_cls = r;
 		r->conn = conn;
-		crd_route(method, url, &r->rm);
-		if (r->rm.status == 404)
-			return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s",
-					      method, url);
-		if (r->rm.route != CRUND_R_HEALTH && !crd_api_authorized(conn))
-			return crd_http_error(
-				r, 401, "unauthorized", NULL,
-				"missing or wrong token: send 'Authorization: Bearer TOKEN'");
-		if (r->rm.status == 405) {
-			crd_resp_opts o = {.allow = r->rm.allow};
-			return crd_http_error(r, 405, "method_not_allowed", &o,
-					      "%s is not allowed on %s (allowed: %s)", method, url,
-					      r->rm.allow);
-		}
+		r->hc = conn_of(conn);
+		/* The layer above answers now (routing, auth: the connection
+		 * closes after it) or leaves the request in RQ_BODY. */
+		r->mode = RQ_BODY;
+		crd_mhd_result rc = the_http->hd.head(r, method, url);
+		if (r->mode != RQ_BODY)
+			return rc;
 		/* Even without a body, answer on the next call: an answer
 		 * queued from the first call makes MHD close the connection
 		 * (no keep-alive). */
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);
-		if (cl && strtoull(cl, NULL, 10) > crd_d.cfg.max_body)
+		if (cl && strtoull(cl, NULL, 10) > the_http->o.max_body)
 			return crd_http_error(r, 413, "body_too_large", NULL,
 					      "the request body is larger than %zu bytes",
-					      crd_d.cfg.max_body);
+					      the_http->o.max_body);
 		r->mode = RQ_BODY;
+		if (r->hc)
+			conn_set(r->hc, PH_BODY, the_http->o.body_timeout);
 		return MHD_YES;
 	}
 	if (*upload_size) {
 		if (!r->too_large) {
-			if (r->body.len + *upload_size > crd_d.cfg.max_body) {
+			if (r->body.len + *upload_size > the_http->o.max_body) {
 				r->too_large = true;
 				crd_buf_free(&r->body);
 			} else {
@@ -588,16 +933,16 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		if (r->too_large)
 			return crd_http_error(r, 413, "body_too_large", NULL,
 					      "the request body is larger than %zu bytes",
-					      crd_d.cfg.max_body);
+					      the_http->o.max_body);
 		if (r->body.oom)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;
-		return crd_api_handle(r);
+		return the_http->hd.handle(r);
 	case RQ_READY:
 		return answer_pending(r);
 	case RQ_RELEASED:
 		r->mode = RQ_DONE;
-		return crd_api_resume(r);
+		return the_http->hd.resume(r);
 	case RQ_HELD:
 		/* resumed at shutdown before its release */
 		if (r->ticket) {
@@ -611,7 +956,7 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 	case RQ_WAITING:
 		/* asked again while deferred: the job is still going */
 		if (r->deferred && !the_http->stopping) {
-			if (job_about_to_end(r->sub.job) && r->early_asks++ < 16)
+			if (crd_exec_about_to_end(r->sub.job) && r->early_asks++ < 16)
 				return MHD_YES;
 			return park(r);
 		}
@@ -637,8 +982,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	crd_req *r = *con_cls;
 	(void)cls;
-	(void)conn;
 	(void)toe;
+	hconn *c = conn_of(conn);
+	if (c)
+		conn_set(c, PH_IDLE, the_http->o.idle_timeout);
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -756,7 +1103,7 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 		return -EINVAL;
 	}
 	for (ai = res; ai; ai = ai->ai_next)
-		if (!addr_is_loopback(ai->ai_addr) && !crd_d.cfg.token) {
+		if (!addr_is_loopback(ai->ai_addr) && !the_http->o.token) {
 			crd_log(CRUND_LOG_ERROR,
 				"refusing to listen on %s beyond loopback without a token: set "
 				"--token-file FILE (clients then send 'Authorization: Bearer "
@@ -792,12 +1139,25 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 
 static int start_server(struct server *s, int fd)
 {
-	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+	/* The listening socket stays ours (see "connections"): MHD gets the
+	 * accepted ones and enforces no limit of its own. */
+	unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 MHD_USE_NO_LISTEN_SOCKET;
+	unsigned mhd_limit = the_http->o.max_connections + the_http->o.unix_reserve + 16;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
 	s->fd = fd;
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
-				(MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)crd_d.cfg.max_connections,
-				MHD_OPTION_CONNECTION_TIMEOUT, crd_d.cfg.idle_timeout,
+	/* accept4 until EAGAIN: an inherited (socket-activated) listener
+	 * may be blocking */
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	s->is_unix = getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_UNIX;
+	s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+				on_completed, NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+				NULL, MHD_OPTION_URI_LOG_CALLBACK, on_request_line, NULL,
+				MHD_OPTION_CONNECTION_LIMIT, mhd_limit,
+				MHD_OPTION_CONNECTION_TIMEOUT, the_http->o.idle_timeout,
 				MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
 				MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_END);
 	if (!s->d)
@@ -805,23 +1165,28 @@ static int start_server(struct server *s, int fd)
 	const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_EPOLL_FD);
 	if (!info)
 		return -EIO;
-	struct event_base *base = cr_loop_event_base(crd_d.loop);
+	struct event_base *base = cr_loop_event_base(the_http->o.loop);
 	s->io = event_new(base, info->epoll_fd, EV_READ | EV_PERSIST, on_io, s);
 	s->tm = evtimer_new(base, on_io, s);
-	if (!s->io || !s->tm || event_add(s->io, NULL) < 0)
+	s->accept_ev = event_new(base, fd, EV_READ | EV_PERSIST, on_accept, s);
+	s->accept_pause = evtimer_new(base, on_accept_pause_end, s);
+	if (!s->io || !s->tm || !s->accept_ev || !s->accept_pause || event_add(s->io, NULL) < 0 ||
+	    event_add(s->accept_ev, NULL) < 0)
 		return -ENOMEM;
 	rearm(s);
 	return 0;
 }
 
-int crd_http_start(crd_http **ret)
+int crd_http_start(const crd_http_opts *o, const crd_http_handlers *hd, crd_http **ret)
 {
 	crd_http *h = calloc(1, sizeof(*h));
-	size_t n = crd_d.n_listen_fds > 0 ? (size_t)crd_d.n_listen_fds : crd_d.cfg.n_listen;
+	size_t n = o->n_listen_fds > 0 ? (size_t)o->n_listen_fds : o->n_listen;
 	int rc = 0;
 
 	if (!h)
 		return -ENOMEM;
+	h->o = *o;
+	h->hd = *hd;
 	h->srv = calloc(n, sizeof(*h->srv));
 	h->urls = calloc(n + 1, sizeof(char *));
 	if (!h->srv || !h->urls) {
@@ -831,10 +1196,20 @@ int crd_http_start(crd_http **ret)
 		return -ENOMEM;
 	}
 	the_http = h;
+	h->per_client = the_http->o.max_client_conns ? the_http->o.max_client_conns
+						     : (the_http->o.max_connections + 1) / 2;
+	h->sweep = event_new(cr_loop_event_base(the_http->o.loop), -1, EV_PERSIST, on_sweep, h);
+	if (!h->sweep) {
+		free(h->srv);
+		free(h->urls);
+		free(h);
+		the_http = NULL;
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		int fd = -1;
 		char *upath = NULL;
-		if (crd_d.n_listen_fds > 0) {
+		if (the_http->o.n_listen_fds > 0) {
 			fd = 3 + (int)i;
 			struct sockaddr_storage ss;
 			socklen_t len = sizeof(ss);
@@ -843,14 +1218,14 @@ int crd_http_start(crd_http **ret)
 				rc = -EINVAL;
 				break;
 			}
-			if (!addr_is_loopback((struct sockaddr *)&ss) && !crd_d.cfg.token) {
+			if (!addr_is_loopback((struct sockaddr *)&ss) && !the_http->o.token) {
 				crd_log(CRUND_LOG_ERROR, "refusing a socket-activated listener "
 							 "beyond loopback without a "
 							 "token: set --token-file FILE");
 				rc = -EINVAL;
 				break;
 			}
-		} else if ((rc = open_listener(crd_d.cfg.listen[i], &fd, &upath)) < 0) {
+		} else if ((rc = open_listener(the_http->o.listen[i], &fd, &upath)) < 0) {
 			break;
 		}
 		h->n++;
@@ -899,11 +1274,14 @@ void crd_http_stop(crd_http *h)
 			event_free(s->io);
 		if (s->tm)
 			event_free(s->tm);
-		if (s->d) {
-			MHD_stop_daemon(s->d); /* closes the listening socket too */
-		} else if (s->fd > 0) {
+		if (s->accept_ev)
+			event_free(s->accept_ev);
+		if (s->accept_pause)
+			event_free(s->accept_pause);
+		if (s->d)
+			MHD_stop_daemon(s->d); /* CLOSED notices for its connections */
+		if (s->fd > 0)
 			close(s->fd);
-		}
 		if (s->unix_path) {
 			unlink(s->unix_path);
 			free(s->unix_path);
@@ -912,6 +1290,8 @@ void crd_http_stop(crd_http *h)
 	}
 	free(h->srv);
 	free(h->urls);
+	if (h->sweep)
+		event_free(h->sweep);
 	if (the_http == h)
 		the_http = NULL;
 	free(h);

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <microhttpd.h>
 
 #include "buf.h"
@@ -31,10 +32,35 @@ typedef int crd_mhd_result;
 
 typedef struct crd_req crd_req;
 
+/* Why a connection was refused (a 503 written at the accept). */
+enum {
+	CRD_HTTP_REFUSED_LIMIT,  /* --max-connections (+ the Unix reserve) */
+	CRD_HTTP_REFUSED_CLIENT, /* --max-connections-per-client */
+	CRD_HTTP_REFUSED_FDS,    /* accept failed: out of fds or memory */
+	CRD_HTTP_REFUSED_N
+};
+/* Which deadline closed a connection. */
+enum {
+	CRD_HTTP_TIMEOUT_HEADER, /* --header-timeout */
+	CRD_HTTP_TIMEOUT_BODY,   /* --body-timeout */
+	CRD_HTTP_TIMEOUT_IDLE,   /* --idle-timeout, a keep-alive request line */
+	CRD_HTTP_TIMEOUT_N
+};
+
+/* The transport's counters, read by /metrics. */
+typedef struct crd_http_stats {
+	uint64_t status[600]; /* answers by status code */
+	uint64_t refused[CRD_HTTP_REFUSED_N];
+	uint64_t timeouts[CRD_HTTP_TIMEOUT_N];
+	size_t connections; /* open now */
+	size_t held;        /* suspended long-polls and streams */
+} crd_http_stats;
+
 /* Per-request state (MHD's con_cls), freed when MHD completes it. */
 struct crd_req {
 	struct MHD_Connection *conn;
-	crd_route_match rm;
+	struct crd_http_conn *hc; /* http.c's state of the connection */
+	crd_route_match rm;       /* the API's (api.c routes, the wait's Location) */
 	crd_buf body;
 	uint8_t mode; /* RQ_* (http.c) */
 	bool suspended;
@@ -77,14 +103,47 @@ typedef struct crd_resp_opts {
 	int retry_after;          /* seconds, 0: none */
 } crd_resp_opts;
 
+/* What the transport is told at start: where to listen, its limits. */
+typedef struct crd_http_opts {
+	cr_loop *loop;
+	char **listen; /* n_listen "HOST:PORT" / "unix:PATH" (borrowed) */
+	size_t n_listen;
+	int n_listen_fds;  /* > 0: socket activation, fds 3.. instead */
+	const char *token; /* set: may listen beyond loopback */
+	size_t max_body;
+	unsigned max_connections;
+	unsigned max_client_conns; /* 0: half of max_connections */
+	unsigned unix_reserve;
+	unsigned idle_timeout, header_timeout, body_timeout; /* s */
+	double stream_ping;                                  /* s */
+} crd_http_opts;
+
+/* What the transport asks of the layer above it (the API), registered at
+ * start as nginx's modules register handlers with its HTTP core: the
+ * transport knows no route. */
+typedef struct crd_http_handlers {
+	/* A request's head has arrived.  Answer now (crd_http_error: 404,
+	 * 401, 405...; MHD closes the connection after an answer this
+	 * early), or return MHD_YES without answering to have the body read
+	 * and `handle` called. */
+	crd_mhd_result (*head)(crd_req *req, const char *method, const char *url);
+	/* The request with its whole body in req->body. */
+	crd_mhd_result (*handle)(crd_req *req);
+	/* A request held with crd_http_hold was released: answer it now. */
+	crd_mhd_result (*resume)(crd_req *req);
+} crd_http_handlers;
+
 /* Start listening on every configured address (or the inherited
- * socket-activation fds).  -EINVAL after logging when an address is
+ * socket-activation fds).  o and hd are copied (o's strings borrowed for
+ * the transport's life).  -EINVAL after logging when an address is
  * refused (beyond loopback without a token: a configuration error). */
-int crd_http_start(crd_http **ret);
+int crd_http_start(const crd_http_opts *o, const crd_http_handlers *hd, crd_http **ret);
 /* Resume every suspended request (answers go out), then stop and free. */
 void crd_http_stop(crd_http *h);
 /* Suspended long-polls and streams still open. */
 size_t crd_http_suspended(const crd_http *h);
+/* A copy of the counters into *ret. */
+void crd_http_get_stats(const crd_http *h, crd_http_stats *ret);
 /* Schedule an MHD_run of every daemon on the loop soon. */
 void crd_http_kick(void);
 /* The listening addresses as "http://HOST:PORT" / "unix:PATH" (for logs
@@ -116,11 +175,7 @@ void crd_http_release(struct crd_hold_ticket *ticket);
 /* Answer with a text/event-stream of the job's events. */
 crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job);
 
-/* api/api.c: answer a request whose body (if any) is complete. */
-crd_mhd_result crd_api_handle(crd_req *req);
-/* api/api.c: a held request was released (crd_http_hold). */
-crd_mhd_result crd_api_resume(crd_req *req);
-/* api/api.c: the token check (constant time); true when no token is set. */
-bool crd_api_authorized(struct MHD_Connection *conn);
+/* api/api.c: the v1 API's handlers. */
+extern const crd_http_handlers crd_api_handlers;
 
 #endif

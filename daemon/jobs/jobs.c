@@ -1204,8 +1204,9 @@ static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
 static void attempt_failed(crd_jobs *s, crd_jobrec *j, int state, const char *code,
 			   const char *message)
 {
+	/* while draining only a durable store can keep the retry for later */
 	if (state == CRUND_JOB_FAILED && retryable(code) && j->attempt < j->max_attempts &&
-	    !s->draining) {
+	    (!s->draining || s->st)) {
 		double now = s->now();
 		record_attempt(j, now, code, message);
 		set_error(j, code, message); /* shown while it waits */
@@ -1464,40 +1465,6 @@ int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const ch
 }
 
 /* -------------------------------------------------------------- rendering */
-
-void crd_format_time(double t, char *out, size_t outlen)
-{
-	/* Every job answer carries up to three timestamps, mostly within
-	 * the same second: cache the formatted second (per thread). */
-	static __thread time_t cached_sec = -1;
-	static __thread char cached[32];
-	static __thread size_t cached_len;
-	time_t sec = (time_t)t;
-	int ms = (int)((t - (double)sec) * 1000.0);
-	if (ms > 999)
-		ms = 999;
-	if (ms < 0)
-		ms = 0;
-	if (sec != cached_sec) {
-		struct tm tm;
-		gmtime_r(&sec, &tm);
-		cached_len = strftime(cached, sizeof(cached), "%Y-%m-%dT%H:%M:%S", &tm);
-		cached_sec = sec;
-	}
-	if (outlen < cached_len + 6) {
-		if (outlen)
-			out[0] = '\0';
-		return;
-	}
-	memcpy(out, cached, cached_len);
-	char *p = out + cached_len;
-	p[0] = '.';
-	p[1] = (char)('0' + ms / 100);
-	p[2] = (char)('0' + ms / 10 % 10);
-	p[3] = (char)('0' + ms % 10);
-	p[4] = 'Z';
-	p[5] = '\0';
-}
 
 void crd_jobs_format_id(const crd_jobs *s, uint64_t seq, char *out) { make_id(s, seq, out); }
 

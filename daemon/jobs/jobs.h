@@ -322,7 +322,5 @@ int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const ch
 
 /* The job's JSON object, appended to b (see docs/ARCHITECTURE.md §5.1). */
 void crd_job_render(crd_buf *b, const crd_jobrec *job);
-/* RFC 3339 UTC with milliseconds, into out (>= 25 bytes). */
-void crd_format_time(double t, char *out, size_t outlen);
 
 #endif

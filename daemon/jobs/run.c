@@ -140,3 +140,10 @@ void crd_exec_wake_stop(void)
 		wake_h = cr_handle_unref(wake_h);
 	}
 }
+
+bool crd_exec_about_to_end(const crd_jobrec *j)
+{
+	if (!j || j->state != CRUND_JOB_RUNNING || !j->task)
+		return false;
+	return !(j->flags & CRUND_JF_STEPPED) || cr_task_done(j->task);
+}

@@ -47,17 +47,6 @@ static int h_job_progress(crund_job *job, double fraction, const char *message)
 	return crd_jobs_set_progress(rec(job), fraction, message);
 }
 
-static const char *level_word(int level)
-{
-	if (level <= CRUND_LOG_ERROR)
-		return "error";
-	if (level == CRUND_LOG_WARNING)
-		return "warning";
-	if (level >= CRUND_LOG_DEBUG)
-		return "debug";
-	return "info";
-}
-
 static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
 {
 	crd_jobrec *j = rec(job);
@@ -73,7 +62,7 @@ static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
 	crd_format_time(crd_now_realtime(), ts, sizeof(ts));
 	crd_buf_adds(&b, ts);
 	crd_buf_addc(&b, ' ');
-	crd_buf_adds(&b, level_word(level));
+	crd_buf_adds(&b, crd_log_level_name(level));
 	crd_buf_addc(&b, ' ');
 	size_t msg_at = b.len;
 	crd_buf_addvf(&b, fmt, ap);
@@ -90,7 +79,7 @@ static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
 		crd_buf_add(&e, "{\"time\":\"", 9);
 		crd_buf_adds(&e, ts);
 		crd_buf_add(&e, "\",\"level\":\"", 11);
-		crd_buf_adds(&e, level_word(level));
+		crd_buf_adds(&e, crd_log_level_name(level));
 		crd_buf_add(&e, "\",\"message\":", 12);
 		crd_buf_add_jstrn(&e, b.data + msg_at, b.len - msg_at);
 		crd_buf_addc(&e, '}');

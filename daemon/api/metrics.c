@@ -7,12 +7,99 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon.h"
 #include "http/http.h"
 #include "log.h"
+
+/* One histogram's lines; labels is "" or `key="v",...` (no braces). */
+static void hist_lines(crd_buf *b, const char *name, const char *labels, const double *bounds,
+		       const uint64_t *le, size_t n, uint64_t count, double sum)
+{
+	const char *sep = *labels ? "," : "";
+	for (size_t i = 0; i < n; i++)
+		crd_buf_addf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, bounds[i],
+			     (unsigned long long)le[i]);
+	crd_buf_addf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep,
+		     (unsigned long long)count);
+	if (*labels) {
+		crd_buf_addf(b, "%s_sum{%s} %.6f\n", name, labels, sum);
+		crd_buf_addf(b, "%s_count{%s} %llu\n", name, labels, (unsigned long long)count);
+	} else {
+		crd_buf_addf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+			     (unsigned long long)count);
+	}
+}
+
+/* Run time by plugin, job and outcome; queue wait; retries. */
+static void render_jobs_extra(crd_buf *b, const crd_jobs *s)
+{
+	char labels[256];
+	crd_buf_adds(b, "# HELP crund_job_run_seconds Run time of ended jobs' last attempt, by "
+			"plugin, job and outcome.\n"
+			"# TYPE crund_job_run_seconds histogram\n");
+	for (const crd_run_hist *r = s->run_hists; r; r = r->next) {
+		snprintf(labels, sizeof(labels), "plugin=\"%s\",job=\"%s\",outcome=\"%s\"",
+			 r->plugin->desc->name, r->spec->name, crd_job_state_name(r->state));
+		hist_lines(b, "crund_job_run_seconds", labels, crd_hist_bounds, r->h.le, CRD_HIST_N,
+			   r->h.count, r->h.sum);
+	}
+	crd_buf_adds(b, "# HELP crund_job_queue_wait_seconds From a job's due time (submission, "
+			"delay or backoff) to its start.\n"
+			"# TYPE crund_job_queue_wait_seconds histogram\n");
+	hist_lines(b, "crund_job_queue_wait_seconds", "", crd_hist_bounds, s->queue_wait.le,
+		   CRD_HIST_N, s->queue_wait.count, s->queue_wait.sum);
+	crd_buf_addf(b,
+		     "# HELP crund_job_retries_total Failed attempts queued again for another.\n"
+		     "# TYPE crund_job_retries_total counter\n"
+		     "crund_job_retries_total %llu\n"
+		     "# HELP crund_job_interruptions_total Jobs found running at start (their "
+		     "crund died).\n"
+		     "# TYPE crund_job_interruptions_total counter\n"
+		     "crund_job_interruptions_total %llu\n",
+		     (unsigned long long)s->n_retries, (unsigned long long)s->n_interrupted);
+}
+
+/* The store: up, commits, rows per commit, latency, failures. */
+static void render_store(crd_buf *b)
+{
+	crd_store_stats st;
+	crd_store_get_stats(crd_d.store, &st);
+	crd_buf_addf(
+		b,
+		"# HELP crund_store_up 1 while the job store takes writes (0: submissions "
+		"answer 503 store_unavailable).\n"
+		"# TYPE crund_store_up gauge\n"
+		"crund_store_up %d\n"
+		"# HELP crund_store_durable 1 when jobs outlive the process.\n"
+		"# TYPE crund_store_durable gauge\n"
+		"crund_store_durable %d\n"
+		"# HELP crund_store_commits_total Store transactions committed.\n"
+		"# TYPE crund_store_commits_total counter\n"
+		"crund_store_commits_total %llu\n"
+		"# HELP crund_store_commit_failures_total Store transactions that failed "
+		"(retried).\n"
+		"# TYPE crund_store_commit_failures_total counter\n"
+		"crund_store_commit_failures_total %llu\n"
+		"# HELP crund_store_rows_committed_total Job rows written (divided by commits: "
+		"jobs per commit).\n"
+		"# TYPE crund_store_rows_committed_total counter\n"
+		"crund_store_rows_committed_total %llu\n"
+		"# HELP crund_store_pending_rows Rows waiting for a commit.\n"
+		"# TYPE crund_store_pending_rows gauge\n"
+		"crund_store_pending_rows %llu\n"
+		"# HELP crund_store_commit_seconds Store commit latency (fsync included under "
+		"--sync full).\n"
+		"# TYPE crund_store_commit_seconds histogram\n",
+		crd_store_error(crd_d.store, NULL) ? 0 : 1, crd_store_durable(crd_d.store),
+		(unsigned long long)st.commits, (unsigned long long)st.commit_failures,
+		(unsigned long long)st.rows_committed, (unsigned long long)st.pending);
+	hist_lines(b, "crund_store_commit_seconds", "", crd_store_lat_bounds, st.lat_le, 12,
+		   st.commits + st.commit_failures, st.lat_sum);
+}
 
 void crd_metrics_render(crd_buf *b)
 {
@@ -106,4 +193,6 @@ void crd_metrics_render(crd_buf *b)
 		     "crund_draining %d\n",
 		     cr_loop_time(crd_d.loop) - crd_d.start_mono, hs.held,
 		     crd_d.jobs.draining ? 1 : 0);
+	render_jobs_extra(b, s);
+	render_store(b);
 }

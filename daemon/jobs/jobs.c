@@ -38,6 +38,39 @@
 
 static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford */
 
+const double crd_hist_bounds[CRD_HIST_N] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					    0.1,    0.25,  0.5,    1,     2.5,  10,    60};
+
+void crd_hist_observe(crd_hist *h, double s)
+{
+	if (!(s >= 0))
+		s = 0;
+	for (int i = CRD_HIST_N - 1; i >= 0 && s <= crd_hist_bounds[i]; i--)
+		h->le[i]++;
+	h->count++;
+	h->sum += s;
+}
+
+static void observe_run(crd_jobs *s, const crd_jobrec *j)
+{
+	crd_run_hist *r;
+	if (j->started_at <= 0 || j->finished_at < j->started_at)
+		return; /* never ran (cancelled while queued) */
+	for (r = s->run_hists; r; r = r->next)
+		if (r->spec == j->spec && r->plugin == j->plugin && r->state == j->state)
+			break;
+	if (!r) {
+		if (!(r = calloc(1, sizeof(*r))))
+			return; /* out of memory: one observation less */
+		r->plugin = j->plugin;
+		r->spec = j->spec;
+		r->state = j->state;
+		r->next = s->run_hists;
+		s->run_hists = r;
+	}
+	crd_hist_observe(&r->h, j->finished_at - j->started_at);
+}
+
 static const char *const state_names[CRUND_JOB_NSTATES] = {
 	"queued", "running", "succeeded", "failed", "cancelled",
 };
@@ -238,6 +271,11 @@ void crd_jobs_free(crd_jobs *s)
 		struct crd_ghost *g = s->ghosts;
 		s->ghosts = g->next;
 		free(g);
+	}
+	while (s->run_hists) {
+		crd_run_hist *r = s->run_hists;
+		s->run_hists = r->next;
+		free(r);
 	}
 	memset(s, 0, sizeof(*s));
 }
@@ -728,6 +766,7 @@ static void set_state(crd_jobs *s, crd_jobrec *j, int st)
 static int start_job(crd_jobs *s, crd_jobrec *j)
 {
 	double prev_started = j->started_at;
+	double due = j->run_at > j->created_at ? j->run_at : j->created_at;
 	set_state(s, j, CRUND_JOB_RUNNING);
 	j->started_at = s->now();
 	j->run_at = 0;
@@ -742,6 +781,8 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 		j->attempt--;
 		return rc;
 	}
+	if (j->attempt == 1 || due > j->created_at)
+		crd_hist_observe(&s->queue_wait, j->started_at - due);
 	persist(s, j, NULL, NULL);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
@@ -1065,6 +1106,7 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 		crd_jobs_task_gone(j);
 	q_push(&s->e_head, &s->e_tail, j);
 	s->n_ended_total[state]++;
+	observe_run(s, j);
 	persist(s, j, NULL, NULL);
 
 	/* Subscribers: detach the whole list first, so each may free itself. */

@@ -118,6 +118,26 @@ struct crd_jobrec {
 	char id[CRUND_JOB_ID_MAX];
 };
 
+/* A latency histogram (Prometheus): cumulative counts of observations
+ * <= crd_hist_bounds[i] seconds, their count and sum. */
+#define CRD_HIST_N 14
+extern const double crd_hist_bounds[CRD_HIST_N];
+typedef struct crd_hist {
+	uint64_t le[CRD_HIST_N];
+	uint64_t count;
+	double sum;
+} crd_hist;
+void crd_hist_observe(crd_hist *h, double seconds);
+
+/* Run time of the last attempt of ended jobs, by plugin, job and state. */
+typedef struct crd_run_hist {
+	struct crd_run_hist *next;
+	const crd_loaded_plugin *plugin;
+	const crund_job_spec *spec;
+	int state;
+	crd_hist h;
+} crd_run_hist;
+
 typedef struct crd_jobs_limits {
 	unsigned max_running;
 	unsigned max_queued;
@@ -172,6 +192,8 @@ typedef struct crd_jobs {
 	crd_jobrec *dirty;           /* records with log/progress to persist */
 	double wake_armed;           /* the wake_at asked for, 0: none */
 	uint64_t n_retries, n_interrupted, n_store_errors;
+	crd_run_hist *run_hists;  /* run time by plugin, job and outcome */
+	crd_hist queue_wait;      /* from due (created, or run_at) to start */
 	bool loading;             /* crd_jobs_load: start nothing yet */
 	struct crd_ghost *ghosts; /* stand-ins for plugins no longer loaded */
 	/* record slabs (jobs.c) */

@@ -10,4 +10,4 @@ E2E_TESTS += \
 	tests/e2e/stream.sh \
 	tests/e2e/durable.sh \
 	tests/e2e/abuse.sh
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py $(E2E_TESTS)
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py $(E2E_TESTS) tests/soak/kill9.sh

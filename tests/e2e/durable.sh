@@ -240,7 +240,7 @@ if command -v prlimit >/dev/null 2>&1; then
 	is "$HTTP_STATUS" 200 "disk full: the job acknowledged before is still there after a restart"
 	stop_crund
 else
-	for n in 1 2 3 4 5 6 7 8 9 10 11 12; do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # a read-only store (an immutable file) is refused at start

@@ -7,6 +7,12 @@
  * for this: they are released by any close() of the file in the process
  * and do not tell who holds them.
  *
+ * The connection is used by one thread at a time (the loop thread to open
+ * and load, then only the writer thread, then the closer once the writer
+ * is joined), so it is opened without SQLite's mutexes; and since the lock
+ * file already admits one crund, SQLite's locking mode is EXCLUSIVE: no
+ * shared-memory WAL index, no lock calls per transaction.
+ *
  * Each commit is one IMMEDIATE transaction of upserts and deletes;
  * `synchronous` FULL makes it survive power loss (fsync of the WAL at
  * commit), NORMAL a crash of the process only.  Pages freed by retention
@@ -380,7 +386,7 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 	if ((rc = make_dirs(s->path, err, errlen)) < 0 || (rc = take_lock(s, err, errlen)) < 0)
 		goto out;
 	rc = sqlite3_open_v2(s->path, &s->db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
 	if (rc != SQLITE_OK) {
 		rc = fail(s, rc, "cannot open it", err, errlen);
@@ -389,7 +395,8 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 	sqlite3_extended_result_codes(s->db, 1);
 	char pragmas[256];
 	snprintf(pragmas, sizeof(pragmas),
-		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=OFF;"
+		 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+		 " PRAGMA foreign_keys=OFF;"
 		 " PRAGMA journal_size_limit=67108864;",
 		 o->sync == CRD_STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
 	if (sqlite3_db_readonly(s->db, "main") == 1) {

@@ -29,6 +29,13 @@
 #include "store/backend.h"
 
 #define RETRY_DELAY 1.0 /* seconds between commits while the store fails */
+/* A row nobody waits for (a job's start, end, log) may wait this long for
+ * a commit that some submission asks for anyway: rows ride along instead
+ * of each costing a commit (and an fsync) of its own.  A crash in this
+ * window loses such a row, never an acknowledged submission: the job's
+ * last durable state is then its start, and the next start treats it as
+ * interrupted (its on_interrupt policy). */
+#define LAZY_DELAY  0.005
 
 const double crd_store_lat_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 					 0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
@@ -65,6 +72,7 @@ struct crd_store {
 
 	uint64_t hi_seq; /* highest sequence number put */
 	bool flush_scheduled;
+	cr_handle *lazy; /* LAZY_DELAY timer for rows without waiters */
 	cr_handle *retry;
 	batch *inflight; /* owned by the writer until `completed` */
 	cr_event *idle;  /* set while nothing is pending nor in flight */
@@ -234,6 +242,7 @@ static int hgrow(crd_store *st)
 }
 
 static void schedule_flush(crd_store *st);
+static void schedule_lazy(crd_store *st);
 
 /* Take r into pending: it replaces an older row of the same job (whose
  * waiters it inherits).  With `only_if_absent` (a failed row coming back)
@@ -292,7 +301,10 @@ static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void
 	}
 	if (st->idle)
 		cr_event_clear(st->idle);
-	schedule_flush(st);
+	if (done)
+		schedule_flush(st);
+	else
+		schedule_lazy(st);
 	return 0;
 }
 
@@ -366,6 +378,10 @@ static void flush(void *arg)
 {
 	crd_store *st = arg;
 	st->flush_scheduled = false;
+	if (st->lazy) { /* this flush takes the lazy rows too */
+		cr_handle_cancel(st->lazy);
+		st->lazy = cr_handle_unref(st->lazy);
+	}
 	if (st->inflight || (st->err_code && st->retry))
 		return; /* on_complete / the retry timer flush again */
 	if (!st->npend && !st->err_code) {
@@ -402,6 +418,23 @@ static void schedule_flush(crd_store *st)
 		return;
 	if (cr_call_soon(st->loop, flush, st, NULL) == 0)
 		st->flush_scheduled = true;
+}
+
+static void lazy_cb(void *arg)
+{
+	crd_store *st = arg;
+	st->lazy = cr_handle_unref(st->lazy);
+	schedule_flush(st);
+}
+
+static void schedule_lazy(crd_store *st)
+{
+	if (st->flush_scheduled || st->inflight || st->lazy || (st->err_code && st->retry))
+		return; /* a commit will come anyway */
+	if (cr_call_later(st->loop, LAZY_DELAY, lazy_cb, st, &st->lazy) < 0) {
+		st->lazy = NULL;
+		schedule_flush(st);
+	}
 }
 
 static void retry_cb(void *arg)
@@ -451,8 +484,16 @@ static void finish_batch(crd_store *st, batch *b)
 	}
 	free(b->rows);
 	free(b);
-	if (st->npend)
-		schedule_flush(st);
+	if (st->npend) {
+		/* at once when a row has a waiter (a submission), else lazily */
+		bool waited = false;
+		for (size_t i = 0; i < st->npend && !waited; i++)
+			waited = st->pend[i]->waiters != NULL;
+		if (waited)
+			schedule_flush(st);
+		else
+			schedule_lazy(st);
+	}
 	set_idle_if_done(st);
 }
 
@@ -596,6 +637,10 @@ void crd_store_close(crd_store *st)
 	if (st->retry) {
 		cr_handle_cancel(st->retry);
 		cr_handle_unref(st->retry);
+	}
+	if (st->lazy) {
+		cr_handle_cancel(st->lazy);
+		cr_handle_unref(st->lazy);
 	}
 	if (st->be) {
 		st->be->close(st->bs);

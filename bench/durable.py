@@ -633,14 +633,14 @@ def pg_peer(a, work, pg, peer):
     url = pg.newdb("b_%s_w1" % peer)
     run(["node", "pgq.js", "setup", "--peer", peer, "--db", url], 120, cwd=work, env=env)
     res["W1"] = peer_client(["node", "pgq.js", "w1"] + q + [
-        "--db", url, "--jobs", str(a.w1_jobs), "--conc", "32", "--max-seconds", "120"],
+        "--db", url, "--jobs", str(a.w1_jobs_pg), "--conc", "32", "--max-seconds", "120"],
         work, 150, env)
     url = pg.newdb("b_%s_w2" % peer)
     run(["node", "pgq.js", "setup", "--peer", peer, "--db", url], 120, cwd=work, env=env)
     ws = pg_workers(a, work, peer, url, peer + "-W2", env)
     res["W2"] = peer_client(["node", "pgq.js", "w2"] + q + [
         "--db", url, "--worker-pids", ",".join(str(w.pid) for w in ws), "--worker-procs", "2",
-        "--jobs", str(a.w2_jobs), "--conc", "32", "--test", "W2", "--max-seconds", "120"],
+        "--jobs", str(a.w2_jobs_pg), "--conc", "32", "--test", "W2", "--max-seconds", "120"],
         work, 150, env)
     for w in ws:
         stop(w)
@@ -775,6 +775,7 @@ def cmd_run(a):
         "crund": a.crund, "crund_commit": a.commit, "sqlite_python": sqlite3.sqlite_version,
         "config": {"seconds": a.seconds, "rt_seconds": a.rt_seconds,
                    "retain_jobs": a.retain_jobs, "w1_jobs": a.w1_jobs, "w2_jobs": a.w2_jobs,
+                   "w1_jobs_pg": a.w1_jobs_pg, "w2_jobs_pg": a.w2_jobs_pg,
                    "w3_jobs": a.w3_jobs, "w3_jobs_pgboss": a.w3_jobs_pgboss,
                    "wrk": "taskset -c 1 wrk -t1 -c64 --latency --timeout 10s -s post_noop.lua"},
     }}
@@ -943,11 +944,14 @@ def main():
     r.add_argument("--out", default=None)
     r.add_argument("--commit", default="")
     r.add_argument("--port", type=int, default=27733)
-    r.add_argument("--seconds", type=int, default=8, help="D1 and D2 wrk seconds")
+    r.add_argument("--seconds", type=int, default=7, help="D1 and D2 wrk seconds")
     r.add_argument("--rt-seconds", type=int, default=3)
     r.add_argument("--retain-jobs", type=int, default=10000)
     r.add_argument("--w1-jobs", type=int, default=10000)
     r.add_argument("--w2-jobs", type=int, default=5000)
+    r.add_argument("--w1-jobs-pg", type=int, default=4000,
+                   help="W1 jobs for graphile-worker and pg-boss (slower; time budget)")
+    r.add_argument("--w2-jobs-pg", type=int, default=3000)
     r.add_argument("--w3-jobs", type=int, default=300)
     r.add_argument("--w3-jobs-pgboss", type=int, default=20)
     r.add_argument("--no-peers", action="store_true")

@@ -19,4 +19,5 @@ bench_coro_switch_SOURCES += lib/switch-aarch64.S
 endif
 bench_coro_switch_CPPFLAGS = $(AM_CPPFLAGS) -DCORO_SWITCH_KIND='"$(CORO_SWITCH)"'
 
-EXTRA_DIST += bench/README.md bench/run-peers.sh bench/soak-http.sh
+EXTRA_DIST += bench/README.md bench/run-peers.sh bench/soak-http.sh bench/run-durable.sh \
+	bench/durable.py

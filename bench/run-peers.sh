@@ -7,6 +7,7 @@
 #
 # Wrapper options:
 #   --build-dir DIR  build of ours to use (default: $CRUND_BENCH_BUILD, else
+#                    the source tree when it is configured in place, else
 #                    _build-bench in the source tree, configured without
 #                    sanitizers at the default -O2 and built here)
 #   --peers DIR      the bench-peers folder (default: $CRUND_BENCH_PEERS, else
@@ -24,7 +25,7 @@
 set -euo pipefail
 
 TOP="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BUILD="${CRUND_BENCH_BUILD:-$TOP/_build-bench}"
+BUILD="${CRUND_BENCH_BUILD:-}"
 PEERS="${CRUND_BENCH_PEERS:-$TOP/../shared/bench-peers}"
 DO_BUILD=1
 NAME=c
@@ -37,7 +38,7 @@ while [ $# -gt 0 ]; do
     --no-build) DO_BUILD=0; shift ;;
     --name) NAME="$2"; shift 2 ;;
     --only) ONLY+=("$2"); PASS+=("$1" "$2"); shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) PASS+=("$1"); shift ;;
   esac
 done
@@ -46,6 +47,10 @@ want() { # section: as run.sh decides it
   local s; for s in "${ONLY[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1
 }
 
+if [ -z "$BUILD" ]; then
+  # a source tree configured in place (./bootstrap) cannot host a VPATH build
+  if [ -f "$TOP/config.status" ]; then BUILD="$TOP"; else BUILD="$TOP/_build-bench"; fi
+fi
 if [ ! -x "$PEERS/run.sh" ]; then
   echo "run-peers: no run.sh in $PEERS (use --peers DIR)" >&2; exit 1
 fi

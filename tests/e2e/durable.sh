@@ -163,6 +163,9 @@ at=$("$PY" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.u
 submit "{\"plugin\":\"demo\",\"job\":\"noop\",\"run_at\":\"$at\",\"idempotency_key\":\"durable-k\"}"
 at_id=$JOB_ID
 jt 'd["state"] == "queued" and d["run_at"] is not None' "run_at: queued with a run_at"
+submit '{"plugin":"demo","job":"progress","args":{"steps":2,"interval":0.05}}' '?wait=10'
+prog_id=$JOB_ID
+jt 'd["state"] == "succeeded"' "a progress job with log lines ended before the restart"
 # restart before they are due: they keep their run_at
 stop_crund
 start_crund --store "$store2" --retry-max-delay 0.2 || bail "crund did not restart"
@@ -173,6 +176,12 @@ jt 'd["state"] == "succeeded" and secs(d["started_at"]) >= secs(d["created_at"])
 	"delay: ran once its time had come, not before"
 job_wait "$at_id"
 jt 'd["state"] == "succeeded"' "run_at: ran after the restart"
+req GET "/v1/jobs/$prog_id/log"
+check "after a restart: /log of a job from before has its lines" grep -q 'step 2/2' "$HTTP_BODY_FILE"
+job_wait "$prog_id" 2
+jt 'd["state"] == "succeeded" and d["progress"]["fraction"] == 1' "after a restart: ?wait on a job from before answers its end and last progress"
+curl -sN --max-time "$(slow 5)" "$CRUND_URL/v1/jobs/$prog_id/events" >"$E2E_TMP/ev-old.txt"
+check "after a restart: /events of a job from before ends with its end event" grep -q '^event: end' "$E2E_TMP/ev-old.txt"
 submit "{\"plugin\":\"demo\",\"job\":\"noop\",\"run_at\":\"$at\",\"idempotency_key\":\"durable-k\"}"
 is "$HTTP_STATUS" 200 "idempotency across a restart: the same key answers 200"
 jt "d['id'] == '$at_id'" "idempotency across a restart: the existing job"

@@ -83,9 +83,25 @@ crund_pid=$!
 pids_to_kill="$pids_to_kill $crund_pid"
 wait_until 10 test -S "$usock"
 
+# health_status URL [curl args...]: http_status of /v1/health.  Under
+# valgrind crund's first loop turns are slow enough for its stall watchdog,
+# and /v1/health answers 503 "stalled" for a second after: ask again then
+# (bounded).  Without valgrind the first answer is the answer.
+health_status() {
+	hs=$(http_status "$@")
+	hs_n=0
+	while [ "${CRUND_VALGRIND:-0}" = 1 ] && [ "$hs" = 503 ] && [ "$hs_n" -lt 10 ] &&
+		grep -q stalled "$tmp/body"; do
+		sleep 0.5
+		hs=$(http_status "$@")
+		hs_n=$((hs_n + 1))
+	done
+	echo "$hs"
+}
+
 # The first connection starts crund (systemd-socket-activate execs it
 # then); the request waits in the socket's backlog meanwhile.
-code=$(http_status "http://127.0.0.1:$port/v1/health" --max-time 30)
+code=$(health_status "http://127.0.0.1:$port/v1/health" --max-time 30)
 if [ "$code" = 200 ] && grep -q '"status" *: *"ok"' "$tmp/body"; then
 	ok "GET /v1/health over the inherited TCP socket: 200 ok"
 else
@@ -94,7 +110,7 @@ else
 	diag_file "$tmp/crund.log"
 fi
 
-code=$(http_status http://localhost/v1/health --unix-socket "$usock")
+code=$(health_status http://localhost/v1/health --unix-socket "$usock")
 if [ "$code" = 200 ] && grep -q '"status" *: *"ok"' "$tmp/body"; then
 	ok "GET /v1/health over the inherited Unix socket: 200 ok"
 else

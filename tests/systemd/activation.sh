@@ -65,6 +65,7 @@ usock="$tmp/crund.sock"
 conf="$top_builddir/systemd/etc/crund.conf"
 
 if [ $activator = python ]; then
+	# shellcheck disable=SC2046 # crund_cmd prints a command line (crund, or valgrind-wrap crund): split on purpose
 	"$PYTHON" "$tmp/activate.py" -l "127.0.0.1:$port" -l "$usock" \
 		$(crund_cmd) --config "$conf" --plugin-dir "$(plugin_dir)" --grace 5 \
 		> "$tmp/crund.log" 2>&1 &
@@ -75,6 +76,7 @@ else
 		LD_LIBRARY_PATH CRUNNER_DEBUG; do
 		eval "[ -n \"\${$v+set}\" ]" && keep="$keep -E $v"
 	done
+	# shellcheck disable=SC2046,SC2086 # $keep is a list of -E options; crund_cmd prints a command line
 	systemd-socket-activate $keep -l "127.0.0.1:$port" -l "$usock" \
 		$(crund_cmd) --config "$conf" --plugin-dir "$(plugin_dir)" --grace 5 \
 		> "$tmp/crund.log" 2>&1 &
@@ -144,6 +146,7 @@ fi
 # its --listen address instead (sd_listen_fds semantics).
 port2=$(free_port)
 own="$tmp/own.sock"
+# shellcheck disable=SC2046 # crund_cmd prints a command line: split on purpose
 "$PYTHON" "$tmp/activate.py" --wrong-pid -l "127.0.0.1:$port2" \
 	$(crund_cmd) --plugin-dir "$(plugin_dir)" --listen "unix:$own" --grace 5 \
 	> "$tmp/crund2.log" 2>&1 &

@@ -31,7 +31,8 @@ static int h_job_set_result(crund_job *job, json_t *result)
 	return crd_jobs_set_result(rec(job), result);
 }
 
-static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int h_job_fail(crund_job *job, const char *code,
+							    const char *fmt, va_list ap)
 {
 	crd_jobrec *j = rec(job);
 	crd_buf b = CRUND_BUF_INIT;
@@ -92,7 +93,8 @@ static const char *level_word(int level)
 	return "info";
 }
 
-static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void h_job_log(crund_job *job, int level,
+							    const char *fmt, va_list ap)
 {
 	crd_jobrec *j = rec(job);
 	crd_buf b = CRUND_BUF_INIT;
@@ -135,7 +137,8 @@ static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
 	crd_buf_free(&b);
 }
 
-static void h_log(const crund_host_api *host, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void h_log(const crund_host_api *host, int level,
+							const char *fmt, va_list ap)
 {
 	(void)host;
 	crd_logv(level, NULL, fmt, ap);

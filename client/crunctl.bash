@@ -5,6 +5,10 @@
 # quietly with the connection options already on the command line; when the
 # daemon cannot be reached, only the static words are offered.
 
+# shellcheck shell=bash disable=SC2207
+# (SC2207: COMPREPLY=($(compgen ...)) is bash completion's own idiom; the
+# words compgen prints contain no blanks.)
+
 # Print the connection options of the current command line, one a line.
 _crunctl_conn_opts()
 {

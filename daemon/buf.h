@@ -29,7 +29,7 @@ void crd_buf_add(crd_buf *b, const void *p, size_t n);
 void crd_buf_adds(crd_buf *b, const char *s);
 void crd_buf_addc(crd_buf *b, char c);
 void crd_buf_addf(crd_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void crd_buf_addvf(crd_buf *b, const char *fmt, va_list ap);
+void crd_buf_addvf(crd_buf *b, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 /* A JSON string literal (quoted, escaped) of s; NULL gives `null`. */
 void crd_buf_add_jstr(crd_buf *b, const char *s);
 void crd_buf_add_jstrn(crd_buf *b, const char *s, size_t n);

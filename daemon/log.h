@@ -26,6 +26,7 @@ void crd_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3
 void crd_log_job(int level, const char *job_id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* job_id may be NULL. */
-void crd_logv(int level, const char *job_id, const char *fmt, va_list ap);
+void crd_logv(int level, const char *job_id, const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
 
 #endif

@@ -30,7 +30,7 @@ crd_daemon crd_d;
 static int exit_code;
 static cr_handle *expire_h;
 
-static void plugins_log(int level, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static void plugins_log(int level, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

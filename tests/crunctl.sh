@@ -120,7 +120,7 @@ chmod 600 "$tmp/token"
 printf 'wrong-token\n' >"$tmp/badtoken"
 sock=$tmp/crund.sock
 started=no
-for attempt in 1 2 3 4 5; do
+for _ in 1 2 3 4 5; do
 	port=$(free_port)
 	"$CRUND" --listen "127.0.0.1:$port" --listen "unix:$sock" --plugin-dir "$PLUGINS" \
 		--token-file "$tmp/token" --grace 60 --store "sqlite:$tmp/crund.db" \
@@ -250,8 +250,8 @@ run 0 "--args @FILE" --json submit demo echo --args @"$tmp/args.json" --wait
 check "--args file used" out '"from": *"file"'
 run 0 "--args JSON extended by key=value" --json submit demo echo --args '{"value":1}' value=2 --wait
 check "key=value wins over --args" out '"result": *2'
-"$CRUNCTL" --json submit demo echo --args - --wait <"$tmp/args.json" >"$tmp/out" 2>"$tmp/err"
-if [ $? -eq 0 ] && grep -q '"file"' "$tmp/out"; then ok "--args - reads stdin"; else not_ok "--args - reads stdin"; fi
+if "$CRUNCTL" --json submit demo echo --args - --wait <"$tmp/args.json" >"$tmp/out" 2>"$tmp/err" &&
+	grep -q '"file"' "$tmp/out"; then ok "--args - reads stdin"; else not_ok "--args - reads stdin"; fi
 run 0 "--idempotency-key first" submit demo noop --idempotency-key k-1
 id_idem=$(cat "$tmp/out")
 run 0 "--idempotency-key again" submit demo noop --idempotency-key k-1

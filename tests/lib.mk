@@ -1,4 +1,7 @@
 # lib test suites
+# The Check suites need Check (configure's HAVE_CHECK); the context-switch
+# test below them does not.
+if HAVE_CHECK
 # libext: contexts, executor, async generators, runner
 LIB_TESTS += tests/test-context tests/test-executor tests/test-agen tests/test-runner
 check_PROGRAMS += tests/test-context tests/test-executor tests/test-agen tests/test-runner
@@ -68,6 +71,7 @@ check_PROGRAMS += tests/test-stress
 tests_test_stress_SOURCES = tests/test-stress.c tests/testutil.h
 tests_test_stress_LDADD = lib/libcrunner.la $(CHECK_LIBS)
 tests_test_stress_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+endif
 
 # The context switch alone, register by register (callee-saved integer and
 # floating-point registers, stack pointer, trampoline, deep recursion): the

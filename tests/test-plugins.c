@@ -130,7 +130,7 @@ static void remove_dir(const char *dir)
  * logs, newline-separated. */
 static char logbuf[32768];
 
-static void capture_vlog(const char *fmt, va_list ap)
+__attribute__((format(printf, 1, 0))) static void capture_vlog(const char *fmt, va_list ap)
 {
 	size_t used = strlen(logbuf);
 	if (used + 2 >= sizeof logbuf)
@@ -848,7 +848,8 @@ static int fake_set_result(crund_job *job, json_t *result)
 	return 0;
 }
 
-static int fake_fail(crund_job *job, const char *code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int fake_fail(crund_job *job, const char *code,
+							   const char *fmt, va_list ap)
 {
 	struct fake_job *j = (struct fake_job *)job;
 	snprintf(j->fail_code, sizeof j->fail_code, "%s", code ? code : "plugin_error");
@@ -865,13 +866,16 @@ static int fake_progress(crund_job *job, double fraction, const char *message)
 	return 0;
 }
 
-static void fake_job_log(crund_job *job, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void fake_job_log(crund_job *job, int level,
+							       const char *fmt, va_list ap)
 {
 	((struct fake_job *)job)->n_logs++;
 	capture_vlog(fmt, ap);
 }
 
-static void fake_host_log(const crund_host_api *host, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void fake_host_log(const crund_host_api *host,
+								int level, const char *fmt,
+								va_list ap)
 {
 	capture_vlog(fmt, ap);
 }

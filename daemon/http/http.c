@@ -1005,7 +1005,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	req_release(r);
 }
 
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+/* fmt comes from libmicrohttpd: the attribute says it is one. */
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	crd_logv(CRUND_LOG_DEBUG, NULL, fmt, ap);

@@ -31,7 +31,8 @@ static int h_job_set_result(crund_job *job, json_t *result)
 	return crd_jobs_set_result(rec(job), result);
 }
 
-static int h_job_fail(crund_job *job, const char *code, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static int h_job_fail(crund_job *job, const char *code,
+							    const char *fmt, va_list ap)
 {
 	crd_buf b = CRUND_BUF_INIT;
 	crd_buf_addvf(&b, fmt ? fmt : "plugin error", ap);
@@ -47,7 +48,8 @@ static int h_job_progress(crund_job *job, double fraction, const char *message)
 	return crd_jobs_set_progress(rec(job), fraction, message);
 }
 
-static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void h_job_log(crund_job *job, int level,
+							    const char *fmt, va_list ap)
 {
 	crd_jobrec *j = rec(job);
 	crd_buf b = CRUND_BUF_INIT;
@@ -90,7 +92,8 @@ static void h_job_log(crund_job *job, int level, const char *fmt, va_list ap)
 	crd_buf_free(&b);
 }
 
-static void h_log(const crund_host_api *host, int level, const char *fmt, va_list ap)
+__attribute__((format(printf, 3, 0))) static void h_log(const crund_host_api *host, int level,
+							const char *fmt, va_list ap)
 {
 	(void)host;
 	crd_logv(level, NULL, fmt, ap);

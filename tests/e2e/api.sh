@@ -2,6 +2,7 @@
 # api.sh — every route of HTTP API v1 (docs/ARCHITECTURE.md §5) against a real crund with
 # the demo plugin, driven by curl.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 start_crund || bail "crund did not start"
@@ -329,6 +330,7 @@ req GET /metrics
 is "$HTTP_STATUS" 200 "GET /metrics -> 200"
 like "$(header Content-Type)" '^text/plain' "metrics Content-Type is text/plain"
 check "metrics are Prometheus text (# TYPE lines)" grep -q '^# TYPE ' "$HTTP_BODY_FILE"
+# shellcheck disable=SC2016 # an awk program: $NF is awk's
 check "metrics count jobs (a non-zero crund job counter)" \
 	awk '/^crund_[a-z_]*jobs?[a-z_]*(\{[^}]*\})? +[0-9.e+]+$/ { if ($NF + 0 > 0) found = 1 } END { exit !found }' "$HTTP_BODY_FILE"
 is "$(awk '$1 == "crund_jobs_submitted_total" { print $2 }' "$HTTP_BODY_FILE")" "$submitted" \

@@ -3,6 +3,7 @@
 # refusal to listen beyond loopback without one, start-up errors (exit 2),
 # and listening on a Unix socket.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 token="e2e-$RANDOM$RANDOM-secret"
@@ -44,6 +45,7 @@ is "$HTTP_STATUS" 201 "right token: POST /v1/jobs -> 201"
 jt 'd["state"] == "succeeded"' "right token: the job runs"
 req GET "/v1/jobs/$JOB_ID/events"
 is "$HTTP_STATUS" 200 "right token: events of an ended job -> 200"
+# shellcheck disable=SC2034 # CURL_AUTH is read by lib.sh's req
 CURL_AUTH=()
 req GET "/v1/jobs/$JOB_ID/events"
 is "$HTTP_STATUS" 401 "no token: events -> 401"
@@ -83,6 +85,7 @@ is "$START_STATUS" 2 "--listen with a bad port: exit 2"
 
 # ------------------------------------------------------------ wildcard with token, unix socket
 sock="$E2E_TMP/crund.sock"
+# shellcheck disable=SC2034 # CRUND_HOST is read by lib.sh's start_crund
 CRUND_HOST=0.0.0.0
 start_crund --listen "unix:$sock" --token-file "$token_file"
 CRUND_HOST=127.0.0.1

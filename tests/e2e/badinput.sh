@@ -3,6 +3,7 @@
 # wrong types, bad arguments, oversized bodies, unknown routes and methods,
 # garbage on the socket, idle and slow clients, a full queue.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 start_crund --max-body 4096 --max-running 1 --max-queued 2 || bail "crund did not start"

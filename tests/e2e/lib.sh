@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/e2e/lib.sh — shared helpers for the end-to-end tests (bash only).
 #
 # Sourced by tests/e2e/*.sh.  Each script starts a real crund from the build
@@ -292,9 +293,11 @@ start_fail() {
 	if kill -0 "$pid" 2>/dev/null; then
 		kill -KILL "$pid"
 		wait "$pid" 2>/dev/null
+		# shellcheck disable=SC2034 # START_STATUS is read by the test scripts
 		START_STATUS=still-running
 	else
 		wait "$pid"
+		# shellcheck disable=SC2034 # START_STATUS is read by the test scripts
 		START_STATUS=$?
 	fi
 }
@@ -317,6 +320,7 @@ req() {
 		-D "$HTTP_HDR_FILE" -w '%{http_code}' "${CURL_AUTH[@]}" "$@" \
 		"$CRUND_URL$path" 2>"$E2E_TMP/curl.err") || true
 	[ -n "$HTTP_STATUS" ] || HTTP_STATUS=000
+	# shellcheck disable=SC2034 # HTTP_BODY is read by the test scripts
 	HTTP_BODY=$(cat "$HTTP_BODY_FILE")
 }
 
@@ -433,6 +437,7 @@ is_error() {
 # submit JSON [QUERY]: POST /v1/jobs; sets JOB_ID from the answer.
 submit() {
 	post_json "/v1/jobs${2:-}" "$1"
+	# shellcheck disable=SC2034 # JOB_ID is read by the test scripts
 	JOB_ID=$(j 'd["id"]')
 }
 

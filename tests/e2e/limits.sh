@@ -5,6 +5,7 @@
 # is refused and the others load; a directory writable by others is
 # refused), --help / --version.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 # ------------------------------------------------------------ config file
@@ -24,9 +25,11 @@ jt 'd["limits"]["retain_jobs"] == 3 and d["limits"]["max_result_bytes"] == 256 a
 	"config file: retain-jobs, max-result-bytes, max-log-bytes applied"
 
 # a long-poll on a job queued behind max-running 2 waits for its turn
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.5}}'
+# (2 s sleeps: the third submission must arrive while both still run, also
+# when each submission takes a loaded machine's second)
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":2}}'
 sleep1=$JOB_ID
-submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.5}}'
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":2}}'
 sleep2=$JOB_ID
 submit '{"plugin":"demo","job":"noop"}' '?wait=10'
 is "$HTTP_STATUS" 201 "POST ?wait behind max-running -> 201"
@@ -136,6 +139,7 @@ cp "$CRUND_PLUGIN_DIR/demo.so" "$pdir/demo.so"
 head -c 4096 /dev/urandom >"$pdir/bogus.so"
 printf '\177ELF not really\n' >"$pdir/truncated.so"
 chmod 644 "$pdir"/*.so
+# shellcheck disable=SC2034 # CRUND_PLUGIN_ARGS is read by lib.sh's start_crund
 CRUND_PLUGIN_ARGS=(--plugin-dir "$pdir")
 start_crund || bail "crund did not start with a bad plugin next to demo"
 req GET /v1/plugins

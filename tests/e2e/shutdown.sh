@@ -6,6 +6,7 @@
 # clients told the final state, exit 0; a second signal skips the grace.
 # Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 final_state() { # FILE: "state/error.code" of a job JSON (or a final SSE event) in FILE

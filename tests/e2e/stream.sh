@@ -4,6 +4,7 @@
 # noticed (its held connection is released) long before its job ends; an
 # idle or stalled connection is closed after --idle-timeout.  Prints TAP.
 if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 start_crund --stream-ping 0.2 --grace 0 || bail "crund did not start with --stream-ping"

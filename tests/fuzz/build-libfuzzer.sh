@@ -33,17 +33,18 @@ jansson_cflags=$(pkg-config --cflags jansson 2>/dev/null || true)
 jansson_libs=$(pkg-config --libs jansson 2>/dev/null || echo -ljansson)
 crunner="-L$builddir/lib/.libs -lcrunner -Wl,-rpath,$builddir/lib/.libs"
 
-# The same defines as the Makefile (AM_CPPFLAGS); the plugin dir is never read.
-cppflags="-I$srcdir/lib -I$srcdir/include -I$builddir -I$srcdir/daemon -I$srcdir/client
-	-I$srcdir/tests/fuzz -DCRUND_PLUGIN_DIR=\"/nonexistent\" -DCRUND_SYSCONFDIR=\"/etc\"
-	$jansson_cflags"
-
+# build NAME SOURCES-AND-LIBS...: tests/fuzz/fuzz-NAME.c with the same
+# defines as the Makefile (AM_CPPFLAGS; the plugin dir is never read).
+# The flag variables hold several words each: split on purpose.
 build() {
 	name=$1
 	shift
 	echo "  CC+LD    $outdir/fuzz-$name"
 	# shellcheck disable=SC2086
-	$cc $cflags $san $cppflags -o "$outdir/fuzz-$name" "$srcdir/tests/fuzz/fuzz-$name.c" "$@"
+	$cc $cflags $san -I"$srcdir/lib" -I"$srcdir/include" -I"$builddir" -I"$srcdir/daemon" \
+		-I"$srcdir/client" -I"$srcdir/tests/fuzz" -DCRUND_PLUGIN_DIR='"/nonexistent"' \
+		-DCRUND_SYSCONFDIR='"/etc"' $jansson_cflags \
+		-o "$outdir/fuzz-$name" "$srcdir/tests/fuzz/fuzz-$name.c" "$@"
 }
 
 cd "$srcdir"
@@ -54,12 +55,16 @@ need_crunner() {
 	fi
 }
 need_crunner
-build route daemon/route.c daemon/jobs.c daemon/buf.c $jansson_libs -lm
-build args daemon/args.c plugins/demo/demo.c $crunner $jansson_libs -lm
-build body daemon/args.c daemon/plugins.c daemon/jobs.c daemon/buf.c daemon/route.c \
-	plugins/demo/demo.c $crunner $jansson_libs -ldl -lm
-build config daemon/config.c daemon/log.c -lm
-build elf daemon/plugins.c daemon/args.c $crunner $jansson_libs -ldl -lm
-build sse client/sse.c $jansson_libs
-build kv client/args.c client/format.c daemon/args.c $jansson_libs -lm
+# The sources of each target as in tests/fuzz.mk.
+# shellcheck disable=SC2086
+{
+	build route daemon/http/route.c daemon/jobs/jobs.c daemon/buf.c $jansson_libs -lm
+	build args daemon/plugins/args.c plugins/demo/demo.c $crunner $jansson_libs -lm
+	build body daemon/plugins/args.c daemon/plugins/registry.c daemon/jobs/jobs.c daemon/buf.c \
+		daemon/http/route.c plugins/demo/demo.c $crunner $jansson_libs -ldl -lm
+	build config daemon/settings.c daemon/log.c -lm
+	build elf daemon/plugins/registry.c daemon/plugins/args.c $crunner $jansson_libs -ldl -lm
+	build sse client/sse.c $jansson_libs
+	build kv client/args.c client/format.c daemon/plugins/args.c $jansson_libs -lm
+}
 echo "built in $outdir"

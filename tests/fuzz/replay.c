@@ -25,6 +25,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -56,10 +57,14 @@ static size_t cur_size;
 static const char *cur_what;
 static char cur_desc[512];
 
-static void die(const char *fmt, const char *arg)
+__attribute__((format(printf, 1, 2), noreturn)) static void die(const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "replay: ");
-	fprintf(stderr, fmt, arg);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	exit(99); /* a hard error for the test driver, not a finding */
 }

@@ -51,7 +51,9 @@ start_listener() {
 start_crund() {
 	name=$1
 	sock="$tmp/$name.sock"
-	# shellcheck disable=SC2016
+	# The sh -c program expands its own variables (SC2016); crund_cmd prints
+	# a command line, split on purpose (SC2046).
+	# shellcheck disable=SC2016,SC2046
 	NOTIFY_SOCKET=$2 WATCHDOG_USEC=200000 WD_MODE=$3 OTHER_PID=$listener_pid \
 		INVOCATION_ID=0123456789abcdef0123456789abcdef \
 		sh -c 'case $WD_MODE in

@@ -144,6 +144,7 @@ else
 		not_ok "crund(8) documents every option of crund --help (missing:${missing:- no options parsed})"
 	fi
 	unknown=
+	# shellcheck disable=SC2013 # the keys are single words ([a-z-]+)
 	for k in $(sed -n 's/^#\([a-z][a-z-]*\) = .*/\1/p' "$top_builddir/systemd/etc/crund.conf"); do
 		grep -q -x -e "--$k" "$tmp/options" || unknown="$unknown $k"
 	done

@@ -11,11 +11,11 @@ scratch_init
 echo "1..4"
 
 if [ "$(id -u)" != 0 ] || ! command -v setpriv >/dev/null 2>&1; then
-	for n in 1 2 3 4; do skip "needs root and setpriv to switch to an unprivileged user"; done
+	for _ in 1 2 3 4; do skip "needs root and setpriv to switch to an unprivileged user"; done
 	exit 0
 fi
 if [ ! -e "$(plugin_dir)/demo.so" ]; then
-	for n in 1 2 3 4; do skip "the demo plugin is not built"; done
+	for _ in 1 2 3 4; do skip "the demo plugin is not built"; done
 	exit 0
 fi
 uid=65534
@@ -24,7 +24,7 @@ gid=65534
 # The unprivileged user must reach the build tree (as it reaches
 # /usr/lib/crund/plugins) and a directory of its own for the socket.
 if ! setpriv --reuid=$uid --regid=$gid --clear-groups test -r "$(plugin_dir)/demo.so"; then
-	for n in 1 2 3 4; do skip "uid $uid cannot read $(plugin_dir)"; done
+	for _ in 1 2 3 4; do skip "uid $uid cannot read $(plugin_dir)"; done
 	exit 0
 fi
 chmod 711 "$tmp"
@@ -39,6 +39,7 @@ as_service_user() {
 		--inh-caps=-all --bounding-set=-all sh -c 'umask 077; exec "$@"' crund "$@"
 }
 
+# shellcheck disable=SC2046 # crund_cmd prints a command line: split on purpose
 as_service_user $(crund_cmd) --plugin-dir "$(plugin_dir)" --listen "unix:$sock" --grace 1 \
 	--store "sqlite:$tmp/run/state/crund.db" \
 	> "$tmp/crund.log" 2>&1 &
@@ -77,6 +78,7 @@ mkdir "$tmp/theirs"
 cp "$(plugin_dir)/demo.so" "$tmp/theirs/"
 chown -R 1:1 "$tmp/theirs"
 chmod 755 "$tmp/theirs"
+# shellcheck disable=SC2046 # crund_cmd prints a command line: split on purpose
 as_service_user $(crund_cmd) --plugin-dir "$tmp/theirs" --listen "unix:$tmp/run/theirs.sock" \
 	--store memory: \
 	> "$tmp/theirs.log" 2>&1 &

@@ -58,7 +58,8 @@ static const crd_http_handlers fake = {.head = fake_head, .handle = fake_handle}
 
 /* ------------------------------------------------------ the harness */
 
-static char *listen_spec[] = {"127.0.0.1:0"};
+static char listen0[] = "127.0.0.1:0";
+static char *listen_spec[] = {listen0};
 static crd_http_opts opts;
 static unsigned short port;
 static crd_http_stats stats; /* copied after the client is done */

@@ -821,9 +821,6 @@ static void arm_wake(crd_jobs *s)
 	s->ops.wake_at(s->wake_armed, s->ops_data);
 }
 
-static void start_queued(crd_jobs *s);
-static void arm_wake(crd_jobs *s);
-
 void crd_jobs_due(crd_jobs *s)
 {
 	double now = s->now();

@@ -73,7 +73,7 @@ else
 	# It passes on only PATH, HOME, TERM and what -E names.
 	keep=
 	for v in top_builddir top_srcdir ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS \
-		LD_LIBRARY_PATH CRUNNER_DEBUG; do
+		LD_LIBRARY_PATH CRUNNER_DEBUG STATE_DIRECTORY; do
 		eval "[ -n \"\${$v+set}\" ]" && keep="$keep -E $v"
 	done
 	# shellcheck disable=SC2046,SC2086 # $keep is a list of -E options; crund_cmd prints a command line

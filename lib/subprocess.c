@@ -239,7 +239,12 @@ struct child_args {
 /* The step that failed, sent back with its errno. */
 enum { STEP_SETPGID = 1, STEP_DUP, STEP_CHDIR, STEP_CLOSE, STEP_EXEC, STEP_PDEATHSIG };
 
-static __attribute__((noreturn)) void child_fail(const struct child_args *a, int step)
+/* For the code the child runs: ASan's instrumentation would touch shadow
+ * memory (shared with the parent) from a stack it does not know, and
+ * nothing here needs checking. */
+#define CHILD_CODE __attribute__((no_sanitize_address))
+
+static CHILD_CODE __attribute__((noreturn)) void child_fail(const struct child_args *a, int step)
 {
 	int msg[2] = {step, errno};
 
@@ -259,7 +264,7 @@ struct linux_dirent64 {
 /* Close every fd >= 3 but keep: close_range (Linux 5.9), else the list
  * of /proc/self/fd read with getdents64 (no malloc: opendir allocates),
  * else every number up to the limit. */
-static int close_others(const struct child_args *a)
+static CHILD_CODE int close_others(const struct child_args *a)
 {
 	unsigned keep = (unsigned)a->errfd;
 	char buf[1024];
@@ -296,9 +301,7 @@ static int close_others(const struct child_args *a)
 	return 0;
 }
 
-/* ASan's instrumentation would touch shadow memory (shared with the
- * parent) from a stack it does not know; nothing here needs checking. */
-__attribute__((no_sanitize_address)) static int child_main(void *arg)
+static CHILD_CODE int child_main(void *arg)
 {
 	const struct child_args *a = arg;
 	struct sigaction sa;

@@ -447,13 +447,18 @@ static int fds_main(void *arg, void **ret)
 	cr_subprocess *p;
 	char path[64];
 	struct dirent *d;
+	char buf[8];
 	DIR *dir;
 	int seen = 0, st;
 
 	(void)arg;
 	(void)ret;
-	ck_assert_int_eq(spawn(argv, CR_STDIO_PIPE, CR_STDIO_DEVNULL, CR_STDIO_DEVNULL, &p), 0);
-	/* cat is blocked reading stdin: look at its descriptors from here. */
+	ck_assert_int_eq(spawn(argv, CR_STDIO_PIPE, CR_STDIO_PIPE, CR_STDIO_DEVNULL, &p), 0);
+	/* Once cat echoes a line, its dynamic loader is done (it opens the
+	 * libraries on fd 3 for a moment after exec), and cat is blocked
+	 * reading stdin: look at its descriptors from here. */
+	ck_assert_int_eq(cr_write_all(cr_subprocess_fd(p, 0), "x\n", 2), 0);
+	ck_assert_int_eq(cr_read(cr_subprocess_fd(p, 1), buf, sizeof(buf)), 2);
 	snprintf(path, sizeof(path), "/proc/%d/fd", cr_subprocess_pid(p));
 	ck_assert_ptr_nonnull(dir = opendir(path));
 	while ((d = readdir(dir))) {

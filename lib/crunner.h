@@ -40,6 +40,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -72,6 +73,7 @@ typedef struct cr_sem cr_sem;
 typedef struct cr_queue cr_queue;
 typedef struct cr_agen cr_agen;
 typedef struct cr_runner cr_runner;
+typedef struct cr_subprocess cr_subprocess;
 
 /* A coroutine body.  Returns 0 (or a positive value) on success, a
  * negative code on failure.  It may store a result pointer in *ret_value
@@ -299,6 +301,116 @@ bool cr_timeout_expired(const cr_timeout_scope *s);
  * -ENOMEM, -EIO (no libevent base). */
 enum { CR_READ = 0x02, CR_WRITE = 0x04 };
 int cr_wait_fd(int fd, int events, double timeout);
+
+/* ------------------------------------------------------------------ I/O */
+
+/* Reads and writes that await instead of blocking.  The fd must be in
+ * non-blocking mode (cr_fd_set_nonblocking; the pipes of a subprocess
+ * are): each call tries the syscall first and waits on the loop
+ * (cr_wait_fd) only when the kernel says EAGAIN; on a blocking fd it
+ * would block the whole loop.  The fd stays the caller's.  Timeouts come
+ * from timeout scopes (cr_timeout_enter) around the call.  Writing to a
+ * pipe or socket whose reader is gone raises SIGPIPE, which kills the
+ * process unless it is ignored (crund ignores it; asyncio's Python does);
+ * with SIGPIPE ignored the write returns -EPIPE. */
+
+/* Set (on) or clear O_NONBLOCK.  Errors: -EBADF, the errno of fcntl. */
+int cr_fd_set_nonblocking(int fd, bool on);
+
+/* AWAITS: read up to len bytes into buf once data is there.  Returns the
+ * count (> 0), 0 at end of file, or a negative errno.  Errors: -EBADF,
+ * -EIO (no libevent base), -ENOMEM, and read(2)'s errors (-EINTR is
+ * retried, never returned). */
+ssize_t cr_read(int fd, void *buf, size_t len);
+
+/* AWAITS: write what the fd takes now, waiting until it takes at least
+ * one byte.  Returns the count written (> 0 unless len is 0).  Errors:
+ * as cr_read(), -EPIPE. */
+ssize_t cr_write(int fd, const void *buf, size_t len);
+
+/* AWAITS: write all len bytes.  Returns 0.  On an error or cancellation
+ * an unknown prefix was written: loop on cr_write() to know how much.
+ * Errors: as cr_write(). */
+int cr_write_all(int fd, const void *buf, size_t len);
+
+/* ----------------------------------------------------------- subprocesses */
+
+/* What a child's stdin, stdout or stderr is. */
+enum {
+	CR_STDIO_INHERIT = 0, /* the parent's own fd 0, 1 or 2 */
+	CR_STDIO_DEVNULL = 1, /* /dev/null */
+	CR_STDIO_PIPE = 2,    /* a pipe; our end via cr_subprocess_fd() */
+};
+
+typedef struct cr_subprocess_opts {
+	size_t size;             /* sizeof(cr_subprocess_opts) */
+	const char *const *argv; /* NULL-terminated; argv[0] is the program,
+	                          * looked up in PATH when it has no '/' (the
+	                          * PATH of envp if given, else ours).  No
+	                          * shell.  Copied by the spawn. */
+	const char *cwd;         /* directory to run in; NULL: ours */
+	const char *const *envp; /* NULL-terminated "K=V"; NULL: inherit */
+	int stdin_mode;          /* CR_STDIO_* for fd 0 */
+	int stdout_mode;         /* ... fd 1 */
+	int stderr_mode;         /* ... fd 2 */
+} cr_subprocess_opts;
+
+/* Start a child process (asyncio.create_subprocess_exec) from the loop's
+ * thread while the loop runs (in a task or a callback).  The child:
+ *  - is the leader of a new process group (its pgid is its pid), so
+ *    cr_subprocess_kill() reaches whatever it starts;
+ *  - inherits no descriptor but 0, 1, 2 as asked;
+ *  - starts with every signal at its default disposition and none blocked;
+ *  - gets SIGKILL when the thread that spawned it exits (prctl
+ *    PR_SET_PDEATHSIG; spawn from the loop thread of a long-lived loop).
+ * Spawning does not copy the parent's memory (clone with CLONE_VFORK): the
+ * loop is held only until the child has called exec.  The exit is
+ * watched with a pidfd (Linux >= 5.3) or else a SIGCHLD handler on the
+ * loop, which then replaces any handler of the caller's for SIGCHLD.
+ * A failure before the program runs (not found, not executable, bad cwd)
+ * is returned here, with no child left behind.  *ret owns the child's
+ * record (cr_subprocess_free).
+ * Errors: -EPERM (no running loop on this thread), -ENOENT (no such
+ * program or cwd), -EACCES, -ENOEXEC, -ENOTDIR and other errors of execve
+ * or chdir, -EMFILE/-ENFILE (pipes), -EAGAIN (fork limit), -ENOMEM, -EIO
+ * (libevent). */
+int cr_subprocess_spawn(const cr_subprocess_opts *opts, cr_subprocess **ret);
+
+/* AWAITS the child's exit; *ret_status (may be NULL) receives its
+ * waitpid(2) status (WIFEXITED, WEXITSTATUS, WIFSIGNALED, WTERMSIG).
+ * Returns at once when it has exited already; any number of tasks may
+ * wait.  Cancelling the caller leaves the child running.  Bound it with a
+ * timeout scope.  Errors: -ESHUTDOWN (the loop was closed first), -ECHILD
+ * (reaped behind our back: SIGCHLD is SIG_IGN, or a waitpid(-1) elsewhere),
+ * -EINVAL (another loop's child). */
+int cr_subprocess_wait(cr_subprocess *p, int *ret_status);
+
+/* Non-blocking: 0 with the status when the child has exited, -EAGAIN
+ * when it runs.  Errors: -ECHILD as cr_subprocess_wait(). */
+int cr_subprocess_poll(cr_subprocess *p, int *ret_status);
+
+/* Send sig to the child's whole process group (kill(-pid, sig)); sig 0
+ * only checks that the group exists.  Works after the child exited while
+ * something it started still runs in the group.  Errors: -ESRCH (the
+ * group is gone), -EPERM. */
+int cr_subprocess_kill(cr_subprocess *p, int sig);
+
+/* The child's pid (also its process group id); -EINVAL for NULL. */
+int cr_subprocess_pid(const cr_subprocess *p);
+
+/* Our end of the pipe of stream 0 (stdin: write to it), 1 or 2 (read
+ * from them), non-blocking, for cr_read/cr_write/cr_wait_fd.  Borrowed:
+ * the record owns it.  Errors: -EBADF (not a pipe, or closed). */
+int cr_subprocess_fd(const cr_subprocess *p, int stream);
+
+/* Close our end of a pipe early (stdin: the child sees end of file).  No
+ * task may be waiting on it.  Errors: -EBADF (not a pipe, or closed). */
+int cr_subprocess_close_fd(cr_subprocess *p, int stream);
+
+/* Close the pipes and free the record.  A child still running is not
+ * killed (cr_subprocess_kill first if that is wanted): the loop reaps it
+ * when it exits.  NULL ok; returns NULL. */
+cr_subprocess *cr_subprocess_free(cr_subprocess *p);
 
 /* ----------------------------------------------------- synchronisation */
 

@@ -74,11 +74,15 @@ size_t cr__loop_task_count(const cr_loop *loop);
 /* ------------------------------------------------- per-loop extensions */
 /* Slots where extensions hang their per-loop state; the loop calls the
  * close hooks from cr_loop_close() (before freeing anything). */
-enum { CR__SLOT_EXECUTOR, CR__SLOT_AGENS, CR__SLOT_RUNNER, CR__NSLOTS };
+enum { CR__SLOT_EXECUTOR, CR__SLOT_AGENS, CR__SLOT_RUNNER, CR__SLOT_SUBPROCESS, CR__NSLOTS };
 void *cr__loop_slot(const cr_loop *loop, int slot);
 void cr__loop_set_slot(cr_loop *loop, int slot, void *value);
-void cr__executor_loop_closed(cr_loop *loop); /* executor.c */
-void cr__agen_loop_closed(cr_loop *loop);     /* agen.c */
+void cr__executor_loop_closed(cr_loop *loop);   /* executor.c */
+void cr__agen_loop_closed(cr_loop *loop);       /* agen.c */
+void cr__subprocess_loop_closed(cr_loop *loop); /* subprocess.c */
+/* Test only (exported): spawn as if pidfd_open were missing, so that
+ * children are watched through SIGCHLD (the fallback for Linux < 5.3). */
+void cr__test_subprocess_force_sigchld(bool on);
 /* agen.c: is t the body of an async generator?  Such tasks are not
  * "leftover tasks" for the runner (asyncio's all_tasks() never lists a
  * generator): they are closed by cr_loop_shutdown_asyncgens instead. */

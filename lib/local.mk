@@ -14,6 +14,8 @@ lib_libcrunner_la_SOURCES = \
 	lib/context.c \
 	lib/executor.c \
 	lib/agen.c \
+	lib/io.c \
+	lib/subprocess.c \
 	lib/runner.c
 if CORO_ASM_X86_64
 lib_libcrunner_la_SOURCES += lib/switch-x86_64.S

@@ -1138,6 +1138,7 @@ int cr_loop_close(cr_loop *loop)
 	/* Extensions first: they may still need the loop's state. */
 	cr__executor_loop_closed(loop);
 	cr__agen_loop_closed(loop);
+	cr__subprocess_loop_closed(loop);
 
 	pthread_mutex_lock(&loop->inbox_mu);
 	loop->inbox_closed = true;

@@ -89,3 +89,12 @@ tests_coro_switch_test_CFLAGS = $(AM_CFLAGS)
 tests_coro_switch_test_CCASFLAGS = $(AM_CCASFLAGS)
 LIB_TESTS += tests/coro-switch-test tests/coro-aarch64.sh
 EXTRA_DIST += tests/coro-aarch64.sh
+# Awaitable I/O and subprocesses (lib/io.c, lib/subprocess.c)
+LIB_TESTS += tests/test-io tests/test-subprocess
+check_PROGRAMS += tests/test-io tests/test-subprocess
+tests_test_io_SOURCES = tests/test-io.c tests/testutil.h
+tests_test_io_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_io_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)
+tests_test_subprocess_SOURCES = tests/test-subprocess.c tests/testutil.h
+tests_test_subprocess_LDADD = lib/libcrunner.la $(CHECK_LIBS)
+tests_test_subprocess_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS)

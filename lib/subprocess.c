@@ -352,8 +352,6 @@ static CHILD_CODE int child_main(void *arg)
 
 /* --------------------------------------------------------------- parent */
 
-extern char **environ;
-
 /* execvp's search, done in the parent (the child must not allocate): a
  * name without '/' is looked up in PATH, the child's PATH when an
  * environment is given (as Python's subprocess does), else ours.

@@ -19,8 +19,8 @@ tests_test_route_SOURCES = tests/test-route.c daemon/http/route.c daemon/jobs/jo
 tests_test_route_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_route_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) -ldl
 
-tests_test_http_SOURCES = tests/test-http.c daemon/http/http.c daemon/jobs/jobs.c $(STORE_SOURCES) \
-	daemon/buf.c daemon/log.c daemon/settings.c
+tests_test_http_SOURCES = tests/test-http.c daemon/http/http.c daemon/buf.c daemon/log.c \
+	daemon/settings.c
 tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread
 

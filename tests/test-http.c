@@ -21,17 +21,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "http/http.h"
 #include "testutil.h"
-
-/* The long-poll code asks jobs/run.c whether a job is about to end; no job
- * runs here. */
-bool crd_exec_about_to_end(const crd_jobrec *job)
-{
-	(void)job;
-	return false;
-}
 
 /* ------------------------------------------------------ fake handlers */
 
@@ -116,7 +107,6 @@ static void defaults(void)
 	opts.idle_timeout = 30;
 	opts.header_timeout = 10;
 	opts.body_timeout = 10;
-	opts.stream_ping = 15;
 }
 
 /* ------------------------------------------------------ client helpers */

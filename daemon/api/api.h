@@ -55,7 +55,8 @@ static inline crd_api_req *crd_api_req_of(crd_req *req) { return crd_http_data(r
 extern const crd_http_handlers crd_api_handlers;
 
 /* wait.c: answer `status` with the job (Location when `location`) once
- * it ends or `seconds` pass, whichever first (the job's state then).  The
+ * it ends or `seconds` pass, whichever first (the job's state then; at
+ * once when it has ended already or the transport stops).  The
  * request is first deferred, parked (suspended, with a timer) only when
  * its job is not about to end. */
 crd_mhd_result crd_api_wait(crd_req *req, crd_jobrec *job, double seconds, unsigned status,

@@ -3,7 +3,9 @@
 #                (http/route.c, jobs/submit.c)
 #   test-http    the transport (http/http.c) on a loopback port with a fake
 #                handler table, driven by a client thread: answers,
-#                keep-alive, body limit, connection limits, header deadline
+#                keep-alive, body limit, connection limits, header deadline,
+#                deferral, hold/release, streamed answers, a client that
+#                never reads
 #   test-api     the API's long-poll and event stream (api/wait.c,
 #                api/stream.c) over the real transport and jobs module
 #   test-jobs    job store: ids, state machine, FIFO queue, retention,

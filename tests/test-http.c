@@ -4,8 +4,11 @@
  * handler table (no routes, no API), and a client thread talks to it with
  * plain blocking sockets while the loop runs.  Checked: answers come from
  * the handler table, keep-alive and the request pool, the body limit, the
- * connection limits' fast 503s, the header deadline, and that a closed
- * client frees its slot.  Every wait is bounded; nothing asserts a speed.
+ * connection limits' fast 503s, the header deadline, that a closed client
+ * frees its slot, and the building blocks offered to the layer above:
+ * deferral, hold/release from a timer, a streamed answer suspended while
+ * its reader has nothing, and a client that never reads a large answer.
+ * Every wait is bounded; nothing asserts a speed.
  */
 #include "config.h"
 

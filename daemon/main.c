@@ -18,8 +18,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "api/api.h"
 #include "daemon.h"
-#include "http/http.h"
 #include "log.h"
 #include "notify.h"
 
@@ -202,7 +202,6 @@ static int serve_main(void *arg, void **ret_value)
 		.idle_timeout = c->idle_timeout,
 		.header_timeout = c->header_timeout,
 		.body_timeout = c->body_timeout,
-		.stream_ping = c->stream_ping,
 	};
 	if ((rc = crd_http_start(&ho, &crd_api_handlers, &crd_d.http)) < 0) {
 		exit_code = rc == -EINVAL ? 2 : 1;

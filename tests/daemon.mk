@@ -3,13 +3,17 @@
 #                (http/route.c, jobs/submit.c)
 #   test-http    the transport (http/http.c) on a loopback port with a fake
 #                handler table, driven by a client thread: answers,
-#                keep-alive, body limit, connection limits, header deadline
+#                keep-alive, body limit, connection limits, header deadline,
+#                deferral, hold/release, streamed answers, a client that
+#                never reads
+#   test-api     the API's long-poll and event stream (api/wait.c,
+#                api/stream.c) over the real transport and jobs module
 #   test-jobs    job store: ids, state machine, FIFO queue, retention,
 #                idempotency, cursor listing, subscribers, rendering
 #   test-config  flags, config file, token file, listen addresses
 if HAVE_CHECK
-DAEMON_TESTS += tests/test-route tests/test-http tests/test-jobs tests/test-config
-check_PROGRAMS += tests/test-route tests/test-http tests/test-jobs tests/test-config
+DAEMON_TESTS += tests/test-route tests/test-http tests/test-api tests/test-jobs tests/test-config
+check_PROGRAMS += tests/test-route tests/test-http tests/test-api tests/test-jobs tests/test-config
 DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/daemon
 DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
 
@@ -19,10 +23,16 @@ tests_test_route_SOURCES = tests/test-route.c daemon/http/route.c daemon/jobs/jo
 tests_test_route_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_route_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) -ldl
 
-tests_test_http_SOURCES = tests/test-http.c daemon/http/http.c daemon/jobs/jobs.c $(STORE_SOURCES) \
-	daemon/buf.c daemon/log.c daemon/settings.c
+tests_test_http_SOURCES = tests/test-http.c daemon/http/http.c daemon/buf.c daemon/log.c \
+	daemon/settings.c
 tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread
+
+tests_test_api_SOURCES = tests/test-api.c daemon/api/wait.c daemon/api/stream.c \
+	daemon/http/http.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c daemon/log.c \
+	daemon/settings.c
+tests_test_api_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_test_api_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread
 
 tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c
 tests_test_jobs_CFLAGS = $(DAEMON_TEST_CFLAGS)

@@ -4,8 +4,11 @@
  * handler table (no routes, no API), and a client thread talks to it with
  * plain blocking sockets while the loop runs.  Checked: answers come from
  * the handler table, keep-alive and the request pool, the body limit, the
- * connection limits' fast 503s, the header deadline, and that a closed
- * client frees its slot.  Every wait is bounded; nothing asserts a speed.
+ * connection limits' fast 503s, the header deadline, that a closed client
+ * frees its slot, and the building blocks offered to the layer above:
+ * deferral, hold/release from a timer, a streamed answer suspended while
+ * its reader has nothing, and a client that never reads a large answer.
+ * Every wait is bounded; nothing asserts a speed.
  */
 #include "config.h"
 
@@ -21,21 +24,22 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "daemon.h"
 #include "http/http.h"
 #include "testutil.h"
 
-/* The long-poll code asks jobs/run.c whether a job is about to end; no job
- * runs here. */
-bool crd_exec_about_to_end(const crd_jobrec *job)
-{
-	(void)job;
-	return false;
-}
-
 /* ------------------------------------------------------ fake handlers */
 
-static int n_head, n_handle;
+static int n_head, n_handle, n_again, n_done;
+static cr_loop *test_loop;
+
+/* The fake layer's per-request area (crd_http_data). */
+struct fake_req {
+	char path[32];
+	int asks;
+	int chunks; /* /stream: chunks sent */
+};
+
+static struct fake_req *fake_of(crd_req *r) { return crd_http_data(r); }
 
 static crd_mhd_result fake_head(crd_req *r, const char *method, const char *url)
 {
@@ -43,18 +47,91 @@ static crd_mhd_result fake_head(crd_req *r, const char *method, const char *url)
 	n_head++;
 	if (strcmp(url, "/nope") == 0)
 		return crd_http_error(r, 404, "not_found", NULL, "no route for %s", url);
+	snprintf(fake_of(r)->path, sizeof(fake_of(r)->path), "%s", url);
 	return MHD_YES;
+}
+
+/* /hold: released from a loop timer (the ticket outlives the request). */
+static void release_later(void *arg)
+{
+	struct crd_hold_ticket *t = arg;
+	crd_http_release(t);
+	free(t);
+}
+
+#define BIG_ANSWER ((size_t)16 << 20)
+
+/* /stream: 5 chunks, the next one fed from a timer while the connection
+ * is suspended for want of data. */
+static void feed_later(void *arg) { crd_http_resume(arg); }
+
+static ssize_t fake_read(crd_req *r, char *buf, size_t max)
+{
+	struct fake_req *f = fake_of(r);
+	if (f->chunks == 5)
+		return CRD_HTTP_STREAM_END;
+	if (f->asks == f->chunks) { /* nothing new: ask a timer for more */
+		f->asks++;
+		ck_assert_int_eq(cr_call_later(test_loop, 0.02, feed_later, r, NULL), 0);
+		return 0;
+	}
+	f->chunks++;
+	return snprintf(buf, max, "chunk%d;", f->chunks);
 }
 
 static crd_mhd_result fake_handle(crd_req *r)
 {
+	struct fake_req *f = fake_of(r);
 	n_handle++;
+	if (strcmp(f->path, "/defer") == 0)
+		return crd_http_defer(r);
+	if (strcmp(f->path, "/hold") == 0) {
+		struct crd_hold_ticket *t = calloc(1, sizeof(*t));
+		ck_assert_ptr_nonnull(t);
+		ck_assert_int_eq(cr_call_later(test_loop, 0.1, release_later, t, NULL), 0);
+		return crd_http_hold(r, t);
+	}
+	if (strcmp(f->path, "/big") == 0) {
+		crd_buf *b = crd_http_out(r);
+		for (size_t i = 0; i < BIG_ANSWER / 64; i++)
+			crd_buf_add(
+				b,
+				"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde\n",
+				64);
+		return crd_http_send(r, 200, NULL);
+	}
+	if (strcmp(f->path, "/stream") == 0) {
+		crd_resp_opts o = {.content_type = "text/plain"};
+		return crd_http_stream(r, 200, &o, fake_read);
+	}
 	crd_buf *b = crd_http_out(r);
 	crd_buf_addf(b, "{\"len\":%zu}", r->body.len);
 	return crd_http_send(r, 200, NULL);
 }
 
-static const crd_http_handlers fake = {.head = fake_head, .handle = fake_handle};
+static crd_mhd_result fake_again(crd_req *r)
+{
+	struct fake_req *f = fake_of(r);
+	n_again++;
+	f->asks++;
+	if (strcmp(f->path, "/defer") == 0 && f->asks < 3 && !crd_http_stopping())
+		return crd_http_defer(r);
+	crd_buf *b = crd_http_out(r);
+	crd_buf_addf(b, "{\"asks\":%d}", f->asks);
+	return crd_http_send(r, 200, NULL);
+}
+
+static void fake_done(crd_req *r)
+{
+	(void)r;
+	n_done++;
+}
+
+static const crd_http_handlers fake = {.req_size = sizeof(struct fake_req),
+				       .head = fake_head,
+				       .handle = fake_handle,
+				       .again = fake_again,
+				       .done = fake_done};
 
 /* ------------------------------------------------------ the harness */
 
@@ -82,6 +159,7 @@ static int serve(void *arg, void **ret)
 	pthread_t t;
 	(void)ret;
 	opts.loop = arg;
+	test_loop = arg;
 	ck_assert_int_eq(crd_http_start(&opts, &fake, &h), 0);
 	const char *url = crd_http_urls(h)[0];
 	ck_assert_ptr_nonnull(strrchr(url, ':'));
@@ -91,7 +169,13 @@ static int serve(void *arg, void **ret)
 	for (int i = 0; i < 2000 && !atomic_load(&client_done); i++)
 		cr_sleep(0.005);
 	pthread_join(t, NULL);
-	crd_http_get_stats(h, &stats);
+	/* the daemon sees the client's last closes on its next turns */
+	for (int i = 0; i < 400; i++) {
+		crd_http_get_stats(h, &stats);
+		if (!stats.connections)
+			break;
+		cr_sleep(0.005);
+	}
 	crd_http_stop(h);
 	return 0;
 }
@@ -100,7 +184,7 @@ static void run_with(void (*fn)(void))
 {
 	cr_loop *loop = tu_loop();
 	client_fn = fn;
-	n_head = n_handle = 0;
+	n_head = n_handle = n_again = n_done = 0;
 	ck_assert_int_eq(tu_run_on(loop, serve, loop, NULL), 0);
 	ck_assert_int_eq(cr_loop_close(loop), 0);
 	cr_loop_unref(loop);
@@ -117,7 +201,6 @@ static void defaults(void)
 	opts.idle_timeout = 30;
 	opts.header_timeout = 10;
 	opts.body_timeout = 10;
-	opts.stream_ping = 15;
 }
 
 /* ------------------------------------------------------ client helpers */
@@ -330,6 +413,114 @@ START_TEST(a_head_dribbled_byte_by_byte_is_closed_at_the_header_timeout)
 }
 END_TEST
 
+static void client_defer(void)
+{
+	int fd = dial();
+	put(fd, "GET /defer HTTP/1.1\r\nHost: t\r\n\r\n");
+	ck_assert_int_eq(answer(fd, buf, sizeof(buf)), 200);
+	ck_assert_ptr_nonnull(strstr(buf, "{\"asks\":3}"));
+	/* keep-alive after a deferred answer */
+	put(fd, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+	ck_assert_int_eq(answer(fd, buf, sizeof(buf)), 200);
+	close(fd);
+}
+
+START_TEST(a_deferred_request_is_asked_again_until_it_answers)
+{
+	defaults();
+	run_with(client_defer);
+	ck_assert_int_eq(n_handle, 2);
+	ck_assert_int_eq(n_again, 3);
+	ck_assert_int_eq(n_done, 2);
+	ck_assert_uint_eq(stats.held, 0); /* deferred, never suspended */
+}
+END_TEST
+
+static void client_hold(void)
+{
+	int fd = dial(), other = dial();
+	put(fd, "GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* while it is held, another connection is served */
+	put(other, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+	ck_assert_int_eq(answer(other, buf, sizeof(buf)), 200);
+	close(other);
+	/* the timer releases it: asked again once */
+	ck_assert_int_eq(answer(fd, buf, sizeof(buf)), 200);
+	ck_assert_ptr_nonnull(strstr(buf, "{\"asks\":1}"));
+	put(fd, "GET /x HTTP/1.1\r\nHost: t\r\n\r\n");
+	ck_assert_int_eq(answer(fd, buf, sizeof(buf)), 200);
+	close(fd);
+}
+
+START_TEST(a_held_request_answers_once_released_from_a_timer)
+{
+	defaults();
+	run_with(client_hold);
+	ck_assert_int_eq(n_again, 1);
+	ck_assert_int_eq(n_done, 3);
+}
+END_TEST
+
+static void client_stream(void)
+{
+	int fd = dial();
+	size_t len = 0;
+	put(fd, "GET /stream HTTP/1.1\r\nHost: t\r\n\r\n");
+	/* chunked: read until the last chunk */
+	while (!memmem(buf, len, "\r\n0\r\n\r\n", 7) && len < sizeof(buf) - 1) {
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - 1 - len, 0);
+		ck_assert_int_gt(n, 0);
+		len += (size_t)n;
+		buf[len] = 0;
+	}
+	ck_assert_int_eq(atoi(buf + 9), 200);
+	ck_assert_ptr_nonnull(strcasestr(buf, "Content-Type: text/plain"));
+	for (int i = 1; i <= 5; i++) {
+		char want[16];
+		snprintf(want, sizeof(want), "chunk%d;", i);
+		ck_assert_msg(strstr(buf, want), "no %s in %s", want, buf);
+	}
+	close(fd);
+}
+
+START_TEST(a_streamed_answer_is_suspended_when_empty_and_resumed)
+{
+	defaults();
+	run_with(client_stream);
+	ck_assert_int_eq(n_done, 1);
+	ck_assert_uint_eq(stats.status[200], 1);
+}
+END_TEST
+
+static void client_never_reads(void)
+{
+	/* a client asks for 16 MiB and reads none of it: MHD sends what the
+	 * socket takes and waits; the loop serves others meanwhile */
+	int lazy = dial();
+	int rcv = 4096;
+	setsockopt(lazy, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	put(lazy, "GET /big HTTP/1.1\r\nHost: t\r\n\r\n");
+	for (int i = 0; i < 20; i++) {
+		int fd = dial();
+		put(fd, "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+		ck_assert_int_eq(answer(fd, buf, sizeof(buf)), 200);
+		close(fd);
+	}
+	/* it goes away: its connection (and the big buffer) is freed */
+	close(lazy);
+}
+
+START_TEST(a_client_that_never_reads_its_answer_blocks_nobody_and_is_freed)
+{
+	defaults();
+	opts.max_client_conns = 4;
+	run_with(client_never_reads);
+	ck_assert_int_eq(n_handle, 21);
+	ck_assert_int_eq(n_done, 21);
+	ck_assert_uint_eq(stats.connections, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("http");
@@ -341,6 +532,10 @@ static Suite *suite(void)
 	tcase_add_test(tc, per_client_limit_answers_503_and_closed_clients_free_their_slots);
 	tcase_add_test(tc, max_connections_answers_503);
 	tcase_add_test(tc, a_head_dribbled_byte_by_byte_is_closed_at_the_header_timeout);
+	tcase_add_test(tc, a_deferred_request_is_asked_again_until_it_answers);
+	tcase_add_test(tc, a_held_request_answers_once_released_from_a_timer);
+	tcase_add_test(tc, a_streamed_answer_is_suspended_when_empty_and_resumed);
+	tcase_add_test(tc, a_client_that_never_reads_its_answer_blocks_nobody_and_is_freed);
 	suite_add_tcase(s, tc);
 	return s;
 }

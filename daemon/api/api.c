@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api.h"
 #include "daemon.h"
-#include "http/http.h"
 #include "log.h"
 #include "jobs/submit.h"
 
@@ -66,7 +66,8 @@ static crd_mhd_result send_job(crd_req *r, unsigned status, const crd_jobrec *j,
 
 static crd_mhd_result job_not_found(crd_req *r)
 {
-	return crd_http_error(r, 404, "not_found", NULL, "no job with id '%s'", r->rm.param);
+	return crd_http_error(r, 404, "not_found", NULL, "no job with id '%s'",
+			      crd_api_req_of(r)->rm.param);
 }
 
 /* ?wait: absent → 0; present and invalid → -EINVAL (400 answered). */
@@ -106,26 +107,35 @@ static void job_accepted(void *arg, crd_jobrec *job, int rc)
 	struct accept_ticket *t = arg;
 	crd_req *r = t->hold.req;
 	if (r) {
-		r->accept_rc = rc;
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = CRD_API_ACCEPTED;
+		a->accept_rc = rc;
 		if (job)
-			snprintf(r->rm.param, sizeof(r->rm.param), "%s", job->id);
+			snprintf(a->rm.param, sizeof(a->rm.param), "%s", job->id);
 		crd_http_release(&t->hold);
 	}
 	free(t);
 }
 
-static crd_mhd_result api_resume(crd_req *r)
+/* A held submission asked again: committed (or failed), or the transport
+ * stops before the commit. */
+static crd_mhd_result accepted_again(crd_req *r)
 {
-	if (r->accept_rc < 0) {
-		if (r->accept_rc == -ENOMEM)
+	crd_api_req *a = crd_api_req_of(r);
+	if (a->phase == CRD_API_HELD)
+		return crd_http_error(r, 503, "draining", NULL,
+				      "the daemon is shutting down; the job may still run at its "
+				      "next start");
+	if (a->accept_rc < 0) {
+		if (a->accept_rc == -ENOMEM)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		return store_unavailable(r);
 	}
-	crd_jobrec *job = crd_jobs_find(&crd_d.jobs, r->rm.param);
+	crd_jobrec *job = crd_jobs_find(&crd_d.jobs, a->rm.param);
 	if (!job) /* forgotten already (retention of 0) */
 		return job_not_found(r);
-	if (r->wait_seconds > 0 && !crd_job_state_ended(job->state))
-		return crd_http_wait(r, job, r->wait_seconds, 201, true);
+	if (a->wait_seconds > 0 && !crd_job_state_ended(job->state))
+		return crd_api_wait(r, job, a->wait_seconds, 201, true);
 	return send_job(r, 201, job, true);
 }
 
@@ -153,29 +163,20 @@ static crd_mhd_result post_job(crd_req *r)
 		crd_submission_free(&sub);
 		return crd_http_error(r, 500, "internal", NULL, "out of memory");
 	}
-	crd_job_req req = {
-		.plugin = sub.plugin,
-		.spec = sub.spec,
-		.args = sub.args,
-		.timeout = sub.timeout,
-		.isolated = sub.isolated,
-		.idem_key = sub.idem_key,
-		.max_attempts = sub.max_attempts,
-		.run_at = sub.run_at,
-		.on_interrupt = sub.on_interrupt,
-		.accepted = job_accepted,
-		.accepted_arg = t,
-	};
-	sub.args = NULL; /* the store takes it */
+	sub.accepted = job_accepted;
+	sub.accepted_arg = t;
 	crd_jobrec *job;
 	bool existing = false;
 	crd_mhd_result ret;
-	rc = crd_jobs_submit(&crd_d.jobs, &req, &job, &existing);
+	rc = crd_jobs_submit(&crd_d.jobs, &sub, &job, &existing);
+	sub.args = NULL; /* the store took it (also on failure) */
 	if (rc != CRD_JOBS_PENDING)
 		free(t);
 	if (rc == CRD_JOBS_PENDING) {
 		/* durable: answered once the job's row has committed */
-		r->wait_seconds = wait;
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = CRD_API_HELD;
+		a->wait_seconds = wait;
 		ret = crd_http_hold(r, &t->hold);
 	} else if (rc == -EIO) {
 		ret = store_unavailable(r);
@@ -198,7 +199,7 @@ static crd_mhd_result post_job(crd_req *r)
 	} else {
 		unsigned status = existing ? 200 : 201;
 		if (wait > 0 && !crd_job_state_ended(job->state))
-			ret = crd_http_wait(r, job, wait, status, true);
+			ret = crd_api_wait(r, job, wait, status, true);
 		else
 			ret = send_job(r, status, job, true);
 	}
@@ -267,7 +268,7 @@ static crd_mhd_result get_job(crd_req *r, crd_jobrec *j)
 	if (get_wait(r, &wait) < 0)
 		return bad_wait(r);
 	if (wait > 0 && !crd_job_state_ended(j->state))
-		return crd_http_wait(r, j, wait, 200, false);
+		return crd_api_wait(r, j, wait, 200, false);
 	return send_job(r, 200, j, false);
 }
 
@@ -342,10 +343,10 @@ static crd_mhd_result get_plugins(crd_req *r)
 
 static crd_mhd_result get_plugin(crd_req *r)
 {
-	const crd_loaded_plugin *p = crd_plugins_find(&crd_d.reg, r->rm.param);
+	const char *name = crd_api_req_of(r)->rm.param;
+	const crd_loaded_plugin *p = crd_plugins_find(&crd_d.reg, name);
 	if (!p)
-		return crd_http_error(r, 404, "not_found", NULL, "no plugin named '%s'",
-				      r->rm.param);
+		return crd_http_error(r, 404, "not_found", NULL, "no plugin named '%s'", name);
 	return send_json(r, 200, crd_plugin_to_json(p));
 }
 
@@ -431,45 +432,47 @@ static crd_mhd_result get_metrics(crd_req *r)
 /* The head: route, token, method. */
 static crd_mhd_result api_head(crd_req *r, const char *method, const char *url)
 {
-	crd_route(method, url, &r->rm);
-	if (r->rm.status == 404)
+	crd_route_match *rm = &crd_api_req_of(r)->rm;
+	crd_route(method, url, rm);
+	if (rm->status == 404)
 		return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s", method, url);
-	if (r->rm.route != CRUND_R_HEALTH && !authorized(r->conn))
+	if (rm->route != CRUND_R_HEALTH && !authorized(r->conn))
 		return crd_http_error(r, 401, "unauthorized", NULL,
 				      "missing or wrong token: send 'Authorization: Bearer TOKEN'");
-	if (r->rm.status == 405) {
-		crd_resp_opts o = {.allow = r->rm.allow};
+	if (rm->status == 405) {
+		crd_resp_opts o = {.allow = rm->allow};
 		return crd_http_error(r, 405, "method_not_allowed", &o,
 				      "%s is not allowed on %s (allowed: %s)", method, url,
-				      r->rm.allow);
+				      rm->allow);
 	}
 	return MHD_YES;
 }
 
 static crd_mhd_result api_handle(crd_req *r)
 {
+	const crd_route_match *rm = &crd_api_req_of(r)->rm;
 	crd_jobrec *j = NULL;
-	switch (r->rm.route) {
+	switch (rm->route) {
 	case CRUND_R_JOB:
 	case CRUND_R_JOB_CANCEL:
 	case CRUND_R_JOB_EVENTS:
 	case CRUND_R_JOB_LOG:
-		j = crd_jobs_find(&crd_d.jobs, r->rm.param);
+		j = crd_jobs_find(&crd_d.jobs, rm->param);
 		if (!j)
 			return job_not_found(r);
 		break;
 	default:
 		break;
 	}
-	switch (r->rm.route) {
+	switch (rm->route) {
 	case CRUND_R_JOBS:
-		return r->rm.method == CRUND_M_POST ? post_job(r) : list_jobs(r);
+		return rm->method == CRUND_M_POST ? post_job(r) : list_jobs(r);
 	case CRUND_R_JOB:
-		return r->rm.method == CRUND_M_DELETE ? delete_job(r, j) : get_job(r, j);
+		return rm->method == CRUND_M_DELETE ? delete_job(r, j) : get_job(r, j);
 	case CRUND_R_JOB_CANCEL:
 		return cancel_job(r, j);
 	case CRUND_R_JOB_EVENTS:
-		return crd_http_stream(r, j);
+		return crd_api_stream(r, j, crd_d.cfg.stream_ping);
 	case CRUND_R_JOB_LOG:
 		return job_log(r, j);
 	case CRUND_R_PLUGINS:
@@ -487,5 +490,24 @@ static crd_mhd_result api_handle(crd_req *r)
 	}
 }
 
+/* A request left unanswered, asked again (see crd_http_handlers). */
+static crd_mhd_result api_again(crd_req *r)
+{
+	switch (crd_api_req_of(r)->phase) {
+	case CRD_API_HELD:
+	case CRD_API_ACCEPTED:
+		return accepted_again(r);
+	case CRD_API_WAIT:
+		return crd_api_wait_again(r);
+	default:
+		return crd_http_error(r, 500, "internal", NULL, "a request was asked again");
+	}
+}
+
 const crd_http_handlers crd_api_handlers = {
-	.head = api_head, .handle = api_handle, .resume = api_resume};
+	.req_size = sizeof(crd_api_req),
+	.head = api_head,
+	.handle = api_handle,
+	.again = api_again,
+	.done = crd_api_req_done,
+};

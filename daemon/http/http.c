@@ -18,22 +18,20 @@
 
 #include <event2/event.h>
 
-#include "daemon.h"
 #include "http/http.h"
 #include "log.h"
+#include "settings.h"
 
-#define JSON_CT            "application/json; charset=utf-8"
-/* An event stream with nothing to say sends an SSE comment every
- * --stream-ping seconds, so a client that went away is noticed (a suspended
- * connection sees no disconnect until MHD writes to it) and proxies keep
- * the stream open. */
+#define JSON_CT           "application/json; charset=utf-8"
 /* Per-connection memory pool: MHD clears it between keep-alive requests,
  * so its size is paid on every request; 16 KiB holds any sane header set
  * (bodies stream through it). */
-#define CONNECTION_MEMORY  ((size_t)16 * 1024)
-#define STREAM_MAX_PENDING ((size_t)1 << 20) /* unread event-stream bytes */
+#define CONNECTION_MEMORY ((size_t)16 * 1024)
 
-enum { RQ_NEW, RQ_BODY, RQ_WAITING, RQ_READY, RQ_DONE, RQ_STREAM, RQ_HELD, RQ_RELEASED };
+/* A request's mode: its body is being read; it was left unanswered
+ * (deferred, suspended or held: the layer above is asked again); it is
+ * answered. */
+enum { RQ_BODY, RQ_WAIT, RQ_DONE };
 
 /* Accepts per listener event: enough to empty a burst's backlog quickly,
  * few enough that one listener does not starve the loop. */
@@ -282,109 +280,39 @@ crd_mhd_result crd_http_error(crd_req *req, unsigned status, const char *code,
 	return send_out(req, status, o);
 }
 
-static crd_mhd_result answer_pending(crd_req *r)
+/* ------------------------------------------- leaving a request unanswered */
+
+cr_loop *crd_http_loop(void) { return the_http ? the_http->o.loop : NULL; }
+
+bool crd_http_stopping(void) { return !the_http || the_http->stopping; }
+
+crd_mhd_result crd_http_defer(crd_req *req)
 {
-	char loc[16 + sizeof(r->rm.param)];
-	crd_resp_opts o = {0};
-	if (r->pending_location) {
-		snprintf(loc, sizeof(loc), "/v1/jobs/%s", r->rm.param);
-		o.location = loc;
-	}
-	return crd_http_send(r, r->pending_status, &o);
+	req->mode = RQ_WAIT;
+	return MHD_YES;
 }
 
-static void render_pending(crd_req *r, const crd_jobrec *job)
+crd_mhd_result crd_http_suspend(crd_req *req)
 {
-	crd_buf *b = crd_http_out(r);
-	crd_job_render(b, job);
-	crd_buf_addc(b, '\n');
+	req->mode = RQ_WAIT;
+	if (!the_http->stopping)
+		suspend(req);
+	return MHD_YES;
 }
 
-/* ------------------------------------------------------------ long-poll */
-
-static void wait_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data, size_t len)
+void crd_http_resume(crd_req *req)
 {
-	crd_req *r = (crd_req *)((char *)sub - offsetof(crd_req, sub));
-	(void)data;
-	(void)len;
-	if (ev != CRUND_EV_END)
-		return;
-	if (r->timer) {
-		cr_handle_cancel(r->timer);
-		r->timer = cr_handle_unref(r->timer);
-	}
-	render_pending(r, job);
-	r->mode = RQ_READY;
-	if (r->suspended)
-		resume(r);
+	if (req->suspended)
+		resume(req);
 	else
 		crd_http_kick(); /* deferred: MHD asks again on its next run */
 }
-
-static void wait_timeout(void *arg)
-{
-	crd_req *r = arg;
-	r->timer = cr_handle_unref(r->timer);
-	crd_jobrec *job = r->sub.job;
-	crd_jobs_unsubscribe(&r->sub);
-	if (job)
-		render_pending(r, job);
-	r->mode = RQ_READY;
-	resume(r);
-}
-
-/* Park a waiting request: arm its wait timer and suspend the connection. */
-static crd_mhd_result park(crd_req *r)
-{
-	r->deferred = false;
-	if (cr_call_later(the_http->o.loop, r->wait_seconds, wait_timeout, r, &r->timer) < 0) {
-		crd_jobs_unsubscribe(&r->sub);
-		return crd_http_error(r, 500, "internal", NULL, "cannot arm the wait timer");
-	}
-	suspend(r);
-	return MHD_YES;
-}
-
-/*
- * A long-poll is first *deferred*: the handler returns without an answer
- * and without suspending.  MHD (epoll mode) keeps such a connection on its
- * ready list, calls the handler again on each of its runs and has a
- * timeout of 0 meanwhile, so the loop runs it at every poll.  The request
- * stays deferred while its job is about to end (crd_exec_about_to_end); a job
- * that has ended by then (a quick job: the common case of ?wait) is
- * answered without a suspend/resume pair (two epoll_ctl calls) and without
- * a timer, one that has not is parked.  The wait is measured from the
- * park, a few microseconds late at most.
- */
-crd_mhd_result crd_http_wait(crd_req *req, crd_jobrec *job, double seconds, unsigned status,
-			     bool location)
-{
-	req->pending_status = status;
-	req->pending_location = location;
-	req->wait_seconds = seconds;
-	snprintf(req->rm.param, sizeof(req->rm.param), "%s", job->id);
-	memset(&req->sub, 0, sizeof(req->sub));
-	req->sub.on_event = wait_event;
-	if (the_http->stopping) {
-		/* nothing may be suspended now: the current state answers */
-		render_pending(req, job);
-		return answer_pending(req);
-	}
-	crd_jobs_subscribe(job, &req->sub);
-	req->mode = RQ_WAITING;
-	req->deferred = true;
-	return MHD_YES;
-}
-
-/* ------------------------------------------------------------ holding */
 
 crd_mhd_result crd_http_hold(crd_req *req, struct crd_hold_ticket *ticket)
 {
 	ticket->req = req;
 	req->ticket = ticket;
-	req->mode = RQ_HELD;
-	suspend(req);
-	return MHD_YES;
+	return crd_http_suspend(req);
 }
 
 void crd_http_release(struct crd_hold_ticket *ticket)
@@ -394,121 +322,49 @@ void crd_http_release(struct crd_hold_ticket *ticket)
 		return;
 	ticket->req = NULL;
 	r->ticket = NULL;
-	r->mode = RQ_RELEASED;
-	if (r->suspended)
-		resume(r);
-	else
-		crd_http_kick();
+	crd_http_resume(r);
 }
 
-/* --------------------------------------------------------- event stream */
-
-static void stream_add_job(crd_req *r, const char *event, const crd_jobrec *job)
-{
-	crd_buf_adds(&r->stream, "event: ");
-	crd_buf_adds(&r->stream, event);
-	crd_buf_adds(&r->stream, "\ndata: ");
-	crd_job_render(&r->stream, job);
-	crd_buf_adds(&r->stream, "\n\n");
-}
-
-static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data, size_t len)
-{
-	crd_req *r = (crd_req *)((char *)sub - offsetof(crd_req, sub));
-	/* A client that does not read does not get to grow our memory:
-	 * intermediate events are dropped past the limit, the end never. */
-	bool full = r->stream.len - r->stream_off > STREAM_MAX_PENDING;
-	switch (ev) {
-	case CRUND_EV_STATE:
-		if (!full)
-			stream_add_job(r, "state", job);
-		break;
-	case CRUND_EV_PROGRESS:
-	case CRUND_EV_LOG:
-		if (full)
-			break;
-		crd_buf_adds(&r->stream,
-			     ev == CRUND_EV_LOG ? "event: log\ndata: " : "event: progress\ndata: ");
-		crd_buf_add(&r->stream, data, len);
-		crd_buf_adds(&r->stream, "\n\n");
-		break;
-	case CRUND_EV_END:
-		stream_add_job(r, "end", job);
-		r->stream_end = true;
-		if (r->timer) {
-			cr_handle_cancel(r->timer);
-			r->timer = cr_handle_unref(r->timer);
-		}
-		break;
-	}
-	resume(r);
-}
-
-static void stream_ping(void *arg)
-{
-	crd_req *r = arg;
-	r->timer = cr_handle_unref(r->timer);
-	if (r->stream_end)
-		return;
-	if (r->stream.len - r->stream_off <= STREAM_MAX_PENDING)
-		crd_buf_adds(&r->stream, ": ping\n\n");
-	if (cr_call_later(the_http->o.loop, the_http->o.stream_ping, stream_ping, r, &r->timer) < 0)
-		r->timer = NULL;
-	resume(r);
-}
+/* ------------------------------------------------------ streamed answers */
 
 static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	crd_req *r = cls;
 	(void)pos;
-	if (r->stream.oom)
-		return MHD_CONTENT_READER_END_WITH_ERROR;
-	size_t avail = r->stream.len - r->stream_off;
-	if (avail) {
-		size_t n = avail < max ? avail : max;
-		memcpy(buf, r->stream.data + r->stream_off, n);
-		r->stream_off += n;
-		if (r->stream_off == r->stream.len)
-			r->stream.len = r->stream_off = 0;
-		return (ssize_t)n;
-	}
-	if (r->stream_end)
+	ssize_t n = r->reader(r, buf, max);
+	if (n == CRD_HTTP_STREAM_END)
 		return MHD_CONTENT_READER_END_OF_STREAM;
-	/* Nothing to send: park the connection until the next event. */
-	suspend(r);
-	return 0;
+	if (n < 0)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	if (n == 0) {
+		if (the_http->stopping) /* nothing may wait now */
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		/* Nothing to send: park the connection until crd_http_resume. */
+		suspend(r);
+	}
+	return n;
 }
 
-crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job)
+crd_mhd_result crd_http_stream(crd_req *req, unsigned status, const crd_resp_opts *o,
+			       crd_http_reader reader)
 {
-	stream_add_job(req, "state", job);
-	if (crd_job_state_ended(job->state)) {
-		stream_add_job(req, "end", job);
-		req->stream_end = true;
-	} else {
-		memset(&req->sub, 0, sizeof(req->sub));
-		req->sub.on_event = stream_event;
-		crd_jobs_subscribe(job, &req->sub);
-		/* best effort: without pings a vanished client is noticed at
-		 * the job's end */
-		if (cr_call_later(the_http->o.loop, the_http->o.stream_ping, stream_ping, req,
-				  &req->timer) < 0)
-			req->timer = NULL;
-	}
+	req->reader = reader;
 	struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
 								      stream_reader, req, NULL);
 	if (!resp)
 		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"text/event-stream; charset=utf-8");
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
-	MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, o->content_type);
+	if (o->no_cache) {
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+		MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+	}
 	conn_answering(req);
-	crd_mhd_result rc = MHD_queue_response(req->conn, 200, resp);
+	crd_mhd_result rc = MHD_queue_response(req->conn, status, resp);
 	MHD_destroy_response(resp);
-	req->status = 200;
-	req->mode = RQ_STREAM;
-	the_http->stats.status[200]++;
+	req->status = status;
+	req->mode = RQ_DONE;
+	if (status < 600)
+		the_http->stats.status[status]++;
 	return rc;
 }
 
@@ -523,11 +379,14 @@ crd_mhd_result crd_http_stream(crd_req *req, crd_jobrec *job)
 static crd_req *req_pool;
 static size_t n_req_pool;
 
+/* A request and the layer above's area after it. */
+static size_t req_bytes(void) { return sizeof(crd_req) + the_http->hd.req_size; }
+
 static crd_req *req_new(void)
 {
 	crd_req *r = req_pool;
 	if (!r)
-		return calloc(1, sizeof(*r));
+		return calloc(1, req_bytes());
 	req_pool = r->snext;
 	n_req_pool--;
 	r->snext = NULL;
@@ -544,7 +403,6 @@ static void keep_buf(crd_buf *b)
 
 static void req_release(crd_req *r)
 {
-	crd_buf_free(&r->stream);
 	if (n_req_pool >= REQ_POOL_MAX) {
 		crd_buf_free(&r->body);
 		crd_buf_free(&r->out);
@@ -554,7 +412,7 @@ static void req_release(crd_req *r)
 	crd_buf body = r->body, out = r->out;
 	keep_buf(&body);
 	keep_buf(&out);
-	memset(r, 0, sizeof(*r));
+	memset(r, 0, req_bytes());
 	r->body = body;
 	r->out = out;
 	r->snext = req_pool;
@@ -938,40 +796,14 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;
 		return the_http->hd.handle(r);
-	case RQ_READY:
-		return answer_pending(r);
-	case RQ_RELEASED:
-		r->mode = RQ_DONE;
-		return the_http->hd.resume(r);
-	case RQ_HELD:
-		/* resumed at shutdown before its release */
-		if (r->ticket) {
+	case RQ_WAIT:
+		/* deferred, resumed, released, or resumed by the stop */
+		if (r->ticket) { /* held, resumed by the stop before its release */
 			r->ticket->req = NULL;
 			r->ticket = NULL;
 		}
 		r->mode = RQ_DONE;
-		return crd_http_error(r, 503, "draining", NULL,
-				      "the daemon is shutting down; the job may still run at its "
-				      "next start");
-	case RQ_WAITING:
-		/* asked again while deferred: the job is still going */
-		if (r->deferred && !the_http->stopping) {
-			if (crd_exec_about_to_end(r->sub.job) && r->early_asks++ < 16)
-				return MHD_YES;
-			return park(r);
-		}
-		/* resumed without an answer (shutdown resumed everyone), or
-		 * deferred at shutdown: the job's current state is the answer */
-		if (r->sub.job) {
-			crd_jobrec *job = r->sub.job;
-			crd_jobs_unsubscribe(&r->sub);
-			render_pending(r, job);
-		}
-		if (r->timer) {
-			cr_handle_cancel(r->timer);
-			r->timer = cr_handle_unref(r->timer);
-		}
-		return answer_pending(r);
+		return the_http->hd.again(r);
 	default:
 		return MHD_YES;
 	}
@@ -989,14 +821,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (!r)
 		return;
 	*con_cls = NULL;
-	crd_jobs_unsubscribe(&r->sub);
+	if (the_http->hd.done)
+		the_http->hd.done(r);
 	if (r->ticket) { /* held: its release will find nobody */
 		r->ticket->req = NULL;
 		r->ticket = NULL;
-	}
-	if (r->timer) {
-		cr_handle_cancel(r->timer);
-		cr_handle_unref(r->timer);
 	}
 	if (r->suspended) {
 		r->suspended = false;
@@ -1252,18 +1081,16 @@ void crd_http_stop(crd_http *h)
 	if (!h)
 		return;
 	/* Suspended connections neither time out nor see disconnects, and
-	 * MHD_stop_daemon must not find one: resume them all first (their
-	 * handlers answer with the job's current state) and let MHD send.
-	 * Deferred long-polls answer the same way on that run. */
+	 * MHD_stop_daemon must not find one: resume them all first and let
+	 * MHD send.  The layer above, asked again with crd_http_stopping()
+	 * true, answers now (a long-poll with the job's current state);
+	 * deferred requests are asked on that run too, and a stream's reader
+	 * with nothing left ends the stream. */
 	h->stopping = true;
 	while (h->susp) {
 		crd_req *r = h->susp;
 		r->suspended = false;
 		unlink_susp(r);
-		if (r->mode == RQ_STREAM) {
-			crd_jobs_unsubscribe(&r->sub);
-			r->stream_end = true;
-		}
 		MHD_resume_connection(r->conn);
 	}
 	for (size_t i = 0; i < h->n; i++)
@@ -1293,8 +1120,8 @@ void crd_http_stop(crd_http *h)
 	free(h->urls);
 	if (h->sweep)
 		event_free(h->sweep);
+	req_pool_free();
 	if (the_http == h)
 		the_http = NULL;
 	free(h);
-	req_pool_free();
 }

@@ -229,7 +229,8 @@ int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg);
  * loaded jobs wait, so a start that fails half-way runs nothing. */
 void crd_jobs_run(crd_jobs *s);
 
-/* A submission, already validated. */
+/* A submission, already validated (jobs/submit.h parses a body into one:
+ * crd_submission is this struct). */
 typedef struct crd_job_req {
 	const crd_loaded_plugin *plugin;
 	const crund_job_spec *spec;

@@ -100,7 +100,7 @@ int crd_parse_rfc3339(const char *s, double *ret)
 void crd_submission_free(crd_submission *s)
 {
 	json_decref(s->args);
-	free(s->idem_key);
+	free((char *)s->idem_key); /* ours: strdup in crd_submission_parse */
 	memset(s, 0, sizeof(*s));
 }
 

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <jansson.h>
 
+#include "jobs/jobs.h"
 #include "plugins/plugins.h"
 
 #define CRUND_IDEM_KEY_MAX     200
@@ -18,17 +19,14 @@
 #define CRUND_DELAY_MAX        (365 * 86400.0) /* delay / run_at at most a year ahead */
 #define CRUND_MAX_ATTEMPTS_MAX 1000
 
-typedef struct crd_submission {
-	const crd_loaded_plugin *plugin;
-	const crund_job_spec *spec;
-	json_t *args;   /* owned: validated, defaults filled */
-	double timeout; /* 0: none */
-	bool isolated;
-	char *idem_key;        /* owned, or NULL */
-	unsigned max_attempts; /* 0: not given (the job spec's default, else 1) */
-	double run_at;         /* wall clock from delay or run_at; 0: now */
-	int on_interrupt;      /* CRD_ON_INTERRUPT_*, -1: not given */
-} crd_submission;
+/* A parsed submission is the jobs module's request itself, so it goes to
+ * crd_jobs_submit as it is (the caller adds `accepted` for a durable
+ * store).  Parsed, it owns args (defaults filled; crd_jobs_submit steals
+ * it: set it to NULL after the call) and idem_key (copied by the jobs
+ * module; freed by crd_submission_free).  max_attempts 0: not given (the
+ * job spec's default, else 1); run_at from delay or run_at, 0: now;
+ * on_interrupt -1: not given. */
+typedef crd_job_req crd_submission;
 
 /* RFC 3339 date-time ("2026-12-03T10:00:00Z", fractions and offsets
  * allowed) to seconds since the epoch.  -EINVAL when it is not one. */

@@ -84,8 +84,11 @@ if want http; then
   # ones or 429s and evict D1's records, so lift them to the same shape.
   # --grace 0: run.sh stops each server with SIGTERM; draining 50,000 sleep
   # jobs would only make it wait.  The libtool wrapper execs the real
-  # binary, so the pid run.sh reads is the server's.
-  SERVER_ARGS="${CRUND_BENCH_SERVER_ARGS:---max-running 1000000 --max-queued 1000000 --retain-jobs 10000000 --retain-seconds 86400 --grace 0 --log-level warning}"
+  # binary, so the pid run.sh reads is the server's.  --store memory: the
+  # peers here keep jobs in memory too, and a shared default store would
+  # grow from one server start to the next (bench/run-durable.sh measures
+  # the durable stores).
+  SERVER_ARGS="${CRUND_BENCH_SERVER_ARGS:---store memory: --max-running 1000000 --max-queued 1000000 --retain-jobs 10000000 --retain-seconds 86400 --grace 0 --log-level warning}"
   ARGS+=(--server "$NAME=$REL/daemon/crund --listen 127.0.0.1:{PORT} --plugin-dir $REL/plugins/.libs $SERVER_ARGS")
 fi
 echo "run-peers: $PEERS/run.sh ${ARGS[*]} ${PASS[*]}" >&2

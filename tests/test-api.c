@@ -114,7 +114,8 @@ static const crd_http_handlers table = {.req_size = sizeof(crd_api_req),
 
 /* ------------------------------------------------------ the harness */
 
-static char *listen_spec[] = {"127.0.0.1:0"};
+static char listen0[] = "127.0.0.1:0";
+static char *listen_spec[] = {listen0};
 static unsigned short port;
 static atomic_bool client_done, client_sent;
 static bool stop_while_waiting; /* stop the transport once the client sent */

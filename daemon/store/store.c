@@ -71,6 +71,7 @@ struct crd_store {
 	size_t hcap;
 
 	uint64_t hi_seq; /* highest sequence number put */
+	bool closing;    /* crd_store_close: the loop may be gone, schedule nothing */
 	bool flush_scheduled;
 	cr_handle *lazy; /* LAZY_DELAY timer for rows without waiters */
 	cr_handle *retry;
@@ -414,7 +415,7 @@ static void flush(void *arg)
 
 static void schedule_flush(crd_store *st)
 {
-	if (st->flush_scheduled || st->inflight || (st->err_code && st->retry))
+	if (st->closing || st->flush_scheduled || st->inflight || (st->err_code && st->retry))
 		return;
 	if (cr_call_soon(st->loop, flush, st, NULL) == 0)
 		st->flush_scheduled = true;
@@ -429,8 +430,9 @@ static void lazy_cb(void *arg)
 
 static void schedule_lazy(crd_store *st)
 {
-	if (st->flush_scheduled || st->inflight || st->lazy || (st->err_code && st->retry))
-		return; /* a commit will come anyway */
+	if (st->closing || st->flush_scheduled || st->inflight || st->lazy ||
+	    (st->err_code && st->retry))
+		return; /* a commit will come anyway (or close writes it) */
 	if (cr_call_later(st->loop, LAZY_DELAY, lazy_cb, st, &st->lazy) < 0) {
 		st->lazy = NULL;
 		schedule_flush(st);
@@ -479,7 +481,7 @@ static void finish_batch(crd_store *st, batch *b)
 					b->rows[i]); /* out of memory: lost (logged by the
 					              * caller through the error) */
 		}
-		if (!st->retry)
+		if (!st->retry && !st->closing)
 			cr_call_later(st->loop, RETRY_DELAY, retry_cb, st, &st->retry);
 	}
 	free(b->rows);
@@ -601,6 +603,7 @@ void crd_store_close(crd_store *st)
 {
 	if (!st)
 		return;
+	st->closing = true; /* called after the runner closed: no more loop calls */
 	if (st->thread_started) {
 		pthread_mutex_lock(&st->mu);
 		while (st->todo) /* not taken yet, or being committed */

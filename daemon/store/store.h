@@ -106,7 +106,10 @@ int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, ch
  * in flight, at most `timeout` seconds (-ETIMEDOUT then; the rows stay
  * pending).  For shutdown, before crd_store_close.  memory: returns 0. */
 int crd_store_drain(crd_store *st, double timeout);
-/* Flush what is pending (waiting for the last commit), unlock and free.
+/* Flush what is pending (waiting for the last commit, then writing what
+ * is left on the calling thread), unlock and free.  Call it once the loop
+ * runs no more callbacks (after the runner closed, as crund does) or right
+ * after crd_store_drain returned 0: it schedules nothing on the loop.
  * NULL is a no-op. */
 void crd_store_close(crd_store *st);
 

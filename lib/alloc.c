@@ -8,7 +8,7 @@
  * (or be survived), with no crash and no leak (ASan / valgrind).
  *
  * Cost when disarmed: one relaxed atomic load and a predictable branch per
- * allocation (inlined), against the ~20 ns of malloc itself.  The counter
+ * allocation (inlined), a small fraction of malloc's own cost.  The counter
  * is process-wide and atomic because executor workers allocate too
  * (cr_call_soon_threadsafe); with them the N-th allocation is not always
  * the same one from run to run, which only widens what the loop covers.

@@ -45,7 +45,7 @@ static atomic_uint_fast64_t task_counter;
 /* Task records are recycled through a per-thread cache: a burst of tasks
  * freed and spawned again (batches of cr_spawn + cr_gather) would
  * otherwise let malloc trim its heap after every batch and fault the pages
- * back in (~1 us per task on this VM).  Bounded; freed on thread exit.
+ * back in (bench/README.md: spawn_all).  Bounded; freed on thread exit.
  * Off under AddressSanitizer and valgrind, which must see a freed task as
  * freed to report a use after free. */
 #ifdef CR_HAVE_ASAN

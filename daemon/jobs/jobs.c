@@ -13,7 +13,8 @@
  * a daemon that keeps every ended job grows by one record per request, and
  * a page first touched through a fault costs several microseconds on a
  * virtual machine, a populated one a fraction of that; small steps keep
- * each pause short (~0.05 ms, not the ~0.5 ms of a whole slab).  Freed
+ * each pause a tenth of a whole slab's (the commit that made them has the
+ * measurements).  Freed
  * records go to a free list (slabs are kept: the retention
  * limits bound how many records live at once).  Under AddressSanitizer
  * and valgrind records are plain calloc/free, so those tools still see
@@ -285,8 +286,9 @@ void crd_jobs_free(crd_jobs *s)
 /*
  * The table doubles when it holds as many records as buckets, and the
  * records move to the new table a few buckets per submission instead of
- * all at once: moving a million records stops the loop for ~60 ms (each
- * one a cache miss), which every request in flight would wait for.  While
+ * all at once: moving a million records at once stops the loop for tens
+ * of milliseconds (each one a cache miss), which every request in flight
+ * would wait for.  While
  * a move is on, a record is in the old table (a bucket not moved yet) or
  * in the new one.  REHASH_STEP buckets per submission finish the move
  * long before the next doubling (that needs hsize/2 more records).

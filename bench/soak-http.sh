@@ -69,8 +69,7 @@ sample() { # prints "rss_kib fds"
 }
 
 settle() { # wait (bounded) until the daemon holds at most 1 connection
-	local i
-	for i in $(seq 100); do
+	for _ in $(seq 100); do
 		curl -s "http://127.0.0.1:$PORT/metrics" |
 			awk '/^crund_http_connections / { exit !($2 <= 1) }' && return 0
 		sleep 0.1

@@ -139,7 +139,7 @@ static int live_main(void *arg, void **ret)
 	 * before the child exits is a matter of order, not of timing. */
 	const char *argv[] = {SH, "-c", "echo one; read x; echo two $x", NULL};
 	cr_subprocess *p;
-	char buf[256];
+	char buf[256] = "";
 	size_t len = 0;
 	ssize_t n;
 	int st;
@@ -402,7 +402,7 @@ static int grandchild_main(void *arg, void **ret)
 {
 	const char *argv[] = {SH, "-c", "sleep 100 & echo $!; wait", NULL};
 	cr_subprocess *p;
-	char buf[64];
+	char buf[64] = "";
 	size_t len = 0;
 	pid_t gpid;
 	int st, i;

@@ -90,23 +90,24 @@ int crd_plugin_check_head(const struct crd_plugin_head *h, char *why, size_t why
 		snprintf(why, whylen,
 			 "ABI %u.%u is newer than this daemon's %u.%u (upgrade crund or rebuild "
 			 "the plugin against this crund)",
-			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR,
-			 CRUND_PLUGIN_ABI_MINOR);
+			 (unsigned)h->abi_major, (unsigned)h->abi_minor,
+			 (unsigned)CRUND_PLUGIN_ABI_MAJOR, (unsigned)CRUND_PLUGIN_ABI_MINOR);
 		return -EPROTO;
 	}
 	if (h->abi_major < CRUND_PLUGIN_ABI_MAJOR) {
 		snprintf(why, whylen,
 			 "ABI %u.%u is older than this daemon's %u.%u (rebuild the plugin)",
-			 h->abi_major, h->abi_minor, CRUND_PLUGIN_ABI_MAJOR,
-			 CRUND_PLUGIN_ABI_MINOR);
+			 (unsigned)h->abi_major, (unsigned)h->abi_minor,
+			 (unsigned)CRUND_PLUGIN_ABI_MAJOR, (unsigned)CRUND_PLUGIN_ABI_MINOR);
 		return -EPROTO;
 	}
 	if (h->abi_minor > CRUND_PLUGIN_ABI_MINOR) {
 		snprintf(why, whylen,
 			 "ABI minor %u newer than %u (this daemon supports ABI %u.0 to %u.%u; "
 			 "upgrade crund)",
-			 h->abi_minor, CRUND_PLUGIN_ABI_MINOR, CRUND_PLUGIN_ABI_MAJOR,
-			 CRUND_PLUGIN_ABI_MAJOR, CRUND_PLUGIN_ABI_MINOR);
+			 (unsigned)h->abi_minor, (unsigned)CRUND_PLUGIN_ABI_MINOR,
+			 (unsigned)CRUND_PLUGIN_ABI_MAJOR, (unsigned)CRUND_PLUGIN_ABI_MAJOR,
+			 (unsigned)CRUND_PLUGIN_ABI_MINOR);
 		return -EPROTO;
 	}
 	/* Each minor's descriptor holds at least that minor's fields. */

@@ -96,6 +96,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
 fi
 # LeakSanitizer cannot work under ptrace (sanitizer builds): leaks are
 # the other suites' business.
+# shellcheck disable=SC2086 # $lt and $as_user are empty or a command line: split on purpose
 NOTIFY_SOCKET="$tmp/notify.sock" WATCHDOG_USEC=200000 \
 	ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
 	$lt $as_user strace -f -qq -o "$trace" \

@@ -450,7 +450,9 @@ static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *ar
 		.log_len = j->log_len,
 		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
 	};
-	j->flags &= (uint16_t)~CRUND_JF_DIRTY;
+	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
+	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
+	 * freed while still listed would be read after free). */
 	if (crd_store_put(s->st, &row, done, arg) < 0)
 		s->n_store_errors++;
 }
@@ -472,8 +474,8 @@ void crd_jobs_flush_dirty(crd_jobs *s)
 	while (j) {
 		crd_jobrec *n = j->dnext;
 		j->dnext = NULL;
-		if (j->flags & CRUND_JF_DIRTY)
-			persist(s, j, NULL, NULL);
+		j->flags &= (uint16_t)~CRUND_JF_DIRTY;
+		persist(s, j, NULL, NULL);
 		j = n;
 	}
 }

@@ -72,7 +72,7 @@ enum {
 	CRUND_JF_STEPPED = 0x80,      /* its task has begun to run */
 	CRUND_JF_DELAYED = 0x100,     /* queued, in the delayed list (run_at) */
 	CRUND_JF_UNCOMMITTED = 0x200, /* submitted, its row not yet durable */
-	CRUND_JF_DIRTY = 0x400,       /* log/progress not yet handed to the store */
+	CRUND_JF_DIRTY = 0x400,       /* on the dirty list: log/progress to hand to the store */
 };
 
 #define CRUND_JOB_ID_MAX 32

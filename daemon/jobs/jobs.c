@@ -1143,7 +1143,7 @@ int crd_jobs_set_result(crd_jobrec *j, json_t *result)
 	free(j->result);
 	j->result = text;
 	j->result_len = (uint32_t)len;
-	j->flags &= (uint8_t)~CRUND_JF_RESULT_BIG;
+	j->flags &= (uint16_t)~CRUND_JF_RESULT_BIG;
 	return 0;
 }
 

@@ -402,6 +402,23 @@ static void make_id(const crd_jobs *s, uint64_t seq, char *out)
 	out[k] = '\0';
 }
 
+/* A new record into the id hash and, as the newest, the creation list;
+ * counted by its state. */
+static void link_new(crd_jobs *s, crd_jobrec *j)
+{
+	size_t h = j->seq & (s->hsize - 1);
+	j->hnext = s->htab[h];
+	s->htab[h] = j;
+	j->older = s->newest;
+	if (s->newest)
+		s->newest->newer = j;
+	else
+		s->oldest = j;
+	s->newest = j;
+	s->count++;
+	s->n_state[j->state]++;
+}
+
 /* ------------------------------------------------------------- store */
 
 void crd_jobs_set_store(crd_jobs *s, crd_store *st)
@@ -608,17 +625,7 @@ static int load_row(const crd_store_job *row, void *arg)
 		job_free(s, j);
 		return -ENOMEM;
 	}
-	size_t h = j->seq & (s->hsize - 1);
-	j->hnext = s->htab[h];
-	s->htab[h] = j;
-	j->older = s->newest;
-	if (s->newest)
-		s->newest->newer = j;
-	else
-		s->oldest = j;
-	s->newest = j;
-	s->count++;
-	s->n_state[j->state]++;
+	link_new(s, j);
 	if (j->seq >= s->next_seq)
 		s->next_seq = j->seq + 1;
 
@@ -1025,18 +1032,7 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			return -ENOMEM;
 		}
 	}
-	/* link */
-	size_t h = j->seq & (s->hsize - 1);
-	j->hnext = s->htab[h];
-	s->htab[h] = j;
-	j->older = s->newest;
-	if (s->newest)
-		s->newest->newer = j;
-	else
-		s->oldest = j;
-	s->newest = j;
-	s->count++;
-	s->n_state[CRUND_JOB_QUEUED]++;
+	link_new(s, j); /* queued */
 
 	if (s->st) {
 		/* durable: nothing runs and nobody sees it before its commit */

@@ -87,7 +87,7 @@ struct crd_store {
 	bool thread_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	batch *todo;      /* handed to the writer */
+	batch *handoff;   /* handed to the writer, not taken yet */
 	batch *completed; /* handed back */
 	bool quit;
 };
@@ -344,12 +344,12 @@ static void *writer_main(void *arg)
 	crd_store *st = arg;
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
-		while (!st->todo && !st->quit)
+		while (!st->handoff && !st->quit)
 			pthread_cond_wait(&st->cv, &st->mu);
-		if (!st->todo)
+		if (!st->handoff)
 			break;
-		batch *b = st->todo;
-		st->todo = NULL;
+		batch *b = st->handoff;
+		st->handoff = NULL;
 		pthread_mutex_unlock(&st->mu);
 
 		double t0 = mono();
@@ -408,7 +408,7 @@ static void flush(void *arg)
 		return;
 	}
 	pthread_mutex_lock(&st->mu);
-	st->todo = b;
+	st->handoff = b;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 }
@@ -606,7 +606,7 @@ void crd_store_close(crd_store *st)
 	st->closing = true; /* called after the runner closed: no more loop calls */
 	if (st->thread_started) {
 		pthread_mutex_lock(&st->mu);
-		while (st->todo) /* not taken yet, or being committed */
+		while (st->handoff) /* not taken yet, or being committed */
 			pthread_cond_wait(&st->cv, &st->mu);
 		while (st->inflight && !st->completed)
 			pthread_cond_wait(&st->cv, &st->mu);

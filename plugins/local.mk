@@ -19,3 +19,11 @@ plugins_demo_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)
 # pkg-config; the test suite builds hello.c in tree and loads it).
 EXTRA_DIST += docs/plugin-guide.md examples/plugin-hello/hello.c \
 	examples/plugin-hello/Makefile
+
+# exec: runs commands (CRUND_PLUGIN_RUNS_COMMANDS: loaded only with
+# --allow-command-plugins, and only programs matching exec-allow run).
+plugin_LTLIBRARIES += plugins/exec.la
+plugins_exec_la_SOURCES = plugins/exec/exec.c
+plugins_exec_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
+plugins_exec_la_LDFLAGS = $(PLUGIN_MODULE_LDFLAGS)
+plugins_exec_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)

@@ -934,6 +934,8 @@ static int job_run(crund_job *job)
 		goto out;
 	}
 
+	/* The helpers run in the job's own context (no copy to make). */
+	cr_spawn_opts so = {.size = sizeof(so), .context = cr_context_current()};
 	for (int i = 0; i < 2; i++) {
 		struct stream *s = &r->out[i];
 		s->r = r;
@@ -941,12 +943,12 @@ static int job_run(crund_job *job)
 		s->fd = cr_subprocess_fd(r->p, i + 1);
 		s->head_cap = r->cmd.max_output - r->cmd.max_output / 2;
 		s->tail_cap = r->cmd.max_output / 2;
-		if ((rc = cr_spawn(reader_main, s, NULL, &r->tasks[r->n_tasks])) < 0)
+		if ((rc = cr_spawn(reader_main, s, &so, &r->tasks[r->n_tasks])) < 0)
 			break;
 		r->n_tasks++;
 	}
 	if (rc == 0 && r->cmd.stdin_len &&
-	    (rc = cr_spawn(writer_main, r, NULL, &r->tasks[r->n_tasks])) == 0)
+	    (rc = cr_spawn(writer_main, r, &so, &r->tasks[r->n_tasks])) == 0)
 		r->n_tasks++;
 
 	if (rc == 0 && r->cmd.timeout > 0) {

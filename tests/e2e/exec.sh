@@ -118,6 +118,10 @@ is "$(awk '$2 == "stdout" { print $3 }' "$HTTP_BODY_FILE" | head -n 3 | tr '\n' 
 check "the log holds lines up to its limit (--max-log-bytes keeps the first ones)" \
 	test "$(grep -c ' stdout ' "$HTTP_BODY_FILE")" -gt 1000
 
+# output that is not UTF-8 still makes valid JSON
+run '"args":{"argv":["printf","\\377ok\\n"]}'
+jt 'd["result"]["stdout"] == "\ufffdok\n"' "bytes that are not UTF-8 become U+FFFD in the result"
+
 # stdin, environment, cwd
 run '"args":{"argv":["cat"],"stdin":"fed\nto stdin\n"}'
 jt 'd["result"]["stdout"] == "fed\nto stdin\n"' "stdin is written to the command"
@@ -170,6 +174,11 @@ is "$ev" '[["stdout","first"],["stderr","to-err"],["stdout","second"]]' "log eve
 logs=$("$top_builddir/client/crunctl" --url "$CRUND_URL" log "$JOB_ID" 2>&1)
 like "$logs" 'stdout first' "crunctl log shows the lines"
 
+# a queued job meets the allowlist of the day: submitted now, it starts
+# after a restart whose exec-allow no longer names its program (below)
+submit '{"plugin":"exec","job":"run","args":{"argv":["'"$E2E_TMP"'/bin/ok-tool"]},"delay":3}'
+queued=$JOB_ID
+
 # shutdown: a second SIGTERM cancels the running command, which is stopped
 submit '{"plugin":"exec","job":"run","args":{"command":"echo $$; exec sleep 1000","shell":true}}'
 pg=$(first_stdout_line "$JOB_ID")
@@ -180,6 +189,9 @@ is "$(group_members "$pg")" 0 "after shutdown the command is gone"
 
 # --- 3. crund killed: PR_SET_PDEATHSIG takes its child with it -----------
 start_crund --allow-command-plugins --exec-allow '/usr/bin/*' || bail "crund did not start"
+job_wait "$queued" "$(slow 15)"
+jt 'd["state"] == "failed" and d["error"]["code"] == "command_not_allowed"' \
+	"a job accepted before a restart is checked again when it starts"
 submit '{"plugin":"exec","job":"run","args":{"argv":["sleep","1000"]}}'
 id=$JOB_ID
 poll_state "$id" running "$(slow 10)"

@@ -711,7 +711,8 @@ static json_t *stream_json(const struct stream *s)
 			 s->total - kept);
 	if (!(buf = malloc(kept + strlen(marker) + 1)))
 		return NULL;
-	memcpy(buf, s->head, s->head_len);
+	if (s->head_len) /* head is NULL when nothing came */
+		memcpy(buf, s->head, s->head_len);
 	len = s->head_len;
 	memcpy(buf + len, marker, strlen(marker));
 	len += strlen(marker);

@@ -2,7 +2,7 @@
 """exec jobs through crund beside asyncio's create_subprocess_exec, in one
 invocation (bench/exec.sh runs it with the build tree's paths).
 
-  exec.py --crund PATH --plugin-dir DIR [--runs R] [--jobs N]
+  exec.py --crund PATH --plugin-dir DIR [--lib-dir DIR] [--runs R] [--jobs N]
           [--concurrency C] [--argv PROGRAM [ARG...]]
 
 For each of R rounds, in turn:
@@ -10,7 +10,7 @@ For each of R rounds, in turn:
            naming the program only); C client threads, each on one
            keep-alive connection, POST /v1/jobs?wait=30 an exec `run` job
            of argv until N jobs are done: jobs/s = N / wall time.  Every
-           job must have succeeded.  The loop's stall while spawning is
+           job must have succeeded (else the run stops with an error).  The loop's stall while spawning is
            the exec plugin's own measure (at fini it logs the longest and
            the mean time cr_subprocess_spawn held the loop).
   asyncio  bench/exec_asyncio.py with the same N, C and argv.
@@ -65,22 +65,29 @@ def drive(port, argv, jobs, concurrency):
            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)) + body
     lock = threading.Lock()
     left = [jobs]
+    good = [0]
     bad = []
 
     def worker():
-        sock = socket.create_connection(("127.0.0.1", port))
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        buf = b""
-        while True:
-            with lock:
-                if left[0] == 0:
-                    break
-                left[0] -= 1
-            sock.sendall(req)
-            status, resp, buf = read_response(sock, buf)
-            if status not in (200, 201) or b'"state":"succeeded"' not in resp:
-                bad.append((status, resp[:300]))
-        sock.close()
+        try:
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            buf = b""
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        break
+                    left[0] -= 1
+                sock.sendall(req)
+                status, resp, buf = read_response(sock, buf)
+                if status not in (200, 201) or b'"state":"succeeded"' not in resp:
+                    bad.append((status, resp[:300]))
+                else:
+                    with lock:
+                        good[0] += 1
+            sock.close()
+        except OSError as e:
+            bad.append(("client", repr(e)))
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     t0 = time.perf_counter()
@@ -88,7 +95,11 @@ def drive(port, argv, jobs, concurrency):
         t.start()
     for t in threads:
         t.join()
-    return time.perf_counter() - t0, bad
+    elapsed = time.perf_counter() - t0
+    if good[0] != jobs:
+        raise RuntimeError("only %d of %d jobs succeeded; first failure: %r"
+                           % (good[0], jobs, bad[:1]))
+    return elapsed, bad
 
 
 def run_crund(args, tmp):
@@ -96,9 +107,8 @@ def run_crund(args, tmp):
     prog = args.argv[0]
     log = os.path.join(tmp, "crund-%d.log" % port)
     env = dict(os.environ)
-    libs = os.path.join(os.path.dirname(os.path.dirname(args.crund)), "lib", ".libs")
-    if os.path.isdir(libs):
-        env["LD_LIBRARY_PATH"] = libs
+    if args.lib_dir:
+        env["LD_LIBRARY_PATH"] = args.lib_dir
     cmd = [args.crund, "--listen", "127.0.0.1:%d" % port, "--plugin-dir", args.plugin_dir,
            "--store", "memory:", "--allow-command-plugins", "--exec-allow", prog,
            "--max-running", str(max(args.concurrency, 64))]
@@ -106,6 +116,8 @@ def run_crund(args, tmp):
         proc = subprocess.Popen(cmd, stdout=lf, stderr=subprocess.STDOUT, env=env)
     try:
         for _ in range(200):
+            if proc.poll() is not None:
+                raise RuntimeError("crund exited at start: " + open(log).read()[-2000:])
             try:
                 socket.create_connection(("127.0.0.1", port)).close()
                 break
@@ -145,6 +157,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--crund", required=True)
     p.add_argument("--plugin-dir", required=True)
+    p.add_argument("--lib-dir", help="LD_LIBRARY_PATH for crund (libcrunner's .libs)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--jobs", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=64)

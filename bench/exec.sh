@@ -15,4 +15,5 @@ if [ "${1:-}" = --build-dir ]; then BUILD="$2"; shift 2; fi
 CRUND="$BUILD/daemon/.libs/crund"
 [ -x "$CRUND" ] || CRUND="$BUILD/daemon/crund"
 [ -e "$BUILD/plugins/.libs/exec.so" ] || { echo "exec.sh: build $BUILD first (make)" >&2; exit 1; }
-exec python3 "$TOP/bench/exec.py" --crund "$CRUND" --plugin-dir "$BUILD/plugins/.libs" "$@"
+exec python3 "$TOP/bench/exec.py" --crund "$CRUND" --plugin-dir "$BUILD/plugins/.libs" \
+	--lib-dir "$BUILD/lib/.libs" "$@"

@@ -785,6 +785,11 @@ static void terminate(struct run *r)
 		else if (rc != -ECANCELED)
 			break;
 	}
+	/* SIGKILL is delivered at once but the members' exits are not ours
+	 * to await: look until they are gone (bounded: a member that died
+	 * stays a zombie until its new parent reaps it). */
+	for (int i = 0; i < 50 && group_alive(r); i++)
+		cr_sleep(GROUP_POLL);
 }
 
 /* Wait for the readers and the writer, at most DRAIN_BOUND once the group

@@ -782,6 +782,7 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 	j->started_at = s->now();
 	j->run_at = 0;
 	j->attempt++;
+	j->retry_after = 0;
 	/* a new attempt: its own outcome flags */
 	j->flags &= (uint16_t) ~(CRUND_JF_TIMED_OUT | CRUND_JF_CANCEL_REQ | CRUND_JF_FAIL_SET |
 				 CRUND_JF_STEPPED | CRUND_JF_RESULT_BIG);
@@ -1145,16 +1146,24 @@ int crd_jobs_set_result(crd_jobrec *j, json_t *result)
 
 /* ------------------------------------------------------ attempts */
 
-static double backoff(const crd_jobs *s, unsigned attempt)
+static double backoff(const crd_jobs *s, unsigned attempt, double at_least)
 {
-	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), capped */
+	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), at least what the
+	 * attempt asked for (Retry-After), capped */
 	double cap = s->lim.retry_max_delay > 0 ? s->lim.retry_max_delay : 3600;
 	double a = attempt, d = a * a * a * a;
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
 		r = (uint32_t)(attempt * 2654435761u);
 	d *= 0.9 + 0.2 * ((double)r / 4294967295.0);
+	if (d < at_least)
+		d = at_least;
 	return d < cap ? d : cap;
+}
+
+void crd_jobs_set_retry_after(crd_jobrec *job, double seconds)
+{
+	job->retry_after = seconds < 0 ? 0 : seconds > 1e9 ? 1e9f : (float)seconds;
 }
 
 /* Append this attempt to the job's history: {attempt, started_at,
@@ -1249,7 +1258,7 @@ static void attempt_failed(crd_jobs *s, crd_jobrec *j, int state, const char *co
 		double now = s->now();
 		record_attempt(j, now, code, message);
 		set_error(j, code, message); /* shown while it waits */
-		requeue(s, j, now + backoff(s, j->attempt));
+		requeue(s, j, now + backoff(s, j->attempt, j->retry_after));
 		return;
 	}
 	crd_jobs_finish(s, j, state, code, message);

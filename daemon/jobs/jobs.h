@@ -115,6 +115,7 @@ struct crd_jobrec {
 	uint8_t on_interrupt; /* CRD_ON_INTERRUPT_* */
 	uint8_t state;
 	uint16_t flags;
+	float retry_after; /* this attempt asked for at least this backoff (s) */
 	char id[CRUND_JOB_ID_MAX];
 };
 
@@ -334,6 +335,9 @@ void crd_jobs_emit(crd_jobrec *job, int ev, const char *data, size_t len);
 
 /* Log: append a line (bounded by max_log_bytes; sets LOG_TRUNC once full). */
 void crd_jobs_log_append(crd_jobrec *job, const char *line, size_t len);
+/* The running attempt asks that a retry wait at least `seconds` (a plugin's
+ * Retry-After); --retry-max-delay still caps it. */
+void crd_jobs_set_retry_after(crd_jobrec *job, double seconds);
 
 /* Listing, newest first.  state_mask: bit per state (0: all); plugin NULL:
  * all.  Start after `cursor` (a job id from a previous page; NULL: from

@@ -38,6 +38,8 @@ class Handler(BaseHTTPRequestHandler):
     def answer(self, code, body, ctype="text/plain", headers=()):
         if isinstance(body, str):
             body = body.encode()
+        if code in (204, 304) or code < 200:
+            body = b""  # these have no body: bytes sent anyway would poison the connection
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))

@@ -44,6 +44,17 @@ jt 'd["result"]["body"] == {"hello": "world", "n": 1}' "a JSON answer's body is 
 jt 'd["result"]["headers"]["content-type"].startswith("application/json")' \
 	"the answer's headers are in the result (lower-case names)"
 
+# the same through crunctl (arguments typed from the job's spec)
+CRUNCTL=$top_builddir/client/crunctl
+out=$("$CRUNCTL" --url "$CRUND_URL" submit http request "url=$S/json" --wait 2>&1)
+st=$?
+is "$st" 0 "crunctl submit http request url=... --wait: exit 0"
+like "$out" '"hello": "world"' "  and prints the result with the parsed body"
+out=$("$CRUNCTL" --url "$CRUND_URL" submit http request "url=$S/status/503" --wait 2>&1)
+st=$?
+is "$st" 1 "crunctl: a 503 fails the job (exit 1)"
+like "$out" 'http_status' "  naming error code http_status"
+
 request "{\"url\":\"$S/text\"}"
 jt 'd["state"] == "succeeded" and d["result"]["body"] == "plain text\n"' "a text answer's body is a string"
 

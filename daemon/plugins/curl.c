@@ -39,6 +39,14 @@
 
 #include "plugins/curl.h"
 
+/* The connection cache's size (open connections kept, busy or idle).
+ * libcurl's default follows the number of transfers running at the moment
+ * a connection is handed back; with jobs coming and going that number dips,
+ * and keep-alive connections were closed and reopened for ~9 % of the
+ * requests at 64 in flight (strace: 391 connects for 4510 jobs).  A fixed
+ * bound keeps them, and still caps the descriptors idle connections hold. */
+#define CRD_CURL_MAX_CONNECTIONS 1024
+
 typedef struct crd_curl_xfer {
 	CURL *easy;
 	cr_event *done;
@@ -223,7 +231,9 @@ int crd_curl_open(cr_loop *loop)
 	if (!m)
 		return -ENOMEM;
 	if (curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK ||
-	    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK) {
+	    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, on_timer) != CURLM_OK ||
+	    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)CRD_CURL_MAX_CONNECTIONS) !=
+		    CURLM_OK) {
 		curl_multi_cleanup(m);
 		return -ENOMEM;
 	}

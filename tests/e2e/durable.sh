@@ -195,6 +195,41 @@ is "$HTTP_STATUS" 400 "max_attempts 0: 400"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","on_interrupt":"maybe"}'
 is "$HTTP_STATUS" 400 "on_interrupt other than retry or fail: 400"
 
+# The same key twice at once: the second often arrives while the first
+# waits for its commit; both answer with one job (201 for one, 200 for the
+# other), never 429 nor a second job.
+pairs="$E2E_TMP/idem-pairs"
+mkdir -p "$pairs"
+pids=()
+for i in $(seq 20); do
+	for k in 1 2; do
+		curl -s -o "$pairs/$i-$k.json" -w '%{http_code}' --max-time "$(slow 10)" \
+			-H 'Content-Type: application/json' \
+			--data-binary "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"twice-$i\"}" \
+			"$CRUND_URL/v1/jobs" >"$pairs/$i-$k.status" &
+		pids+=($!)
+	done
+done
+wait "${pids[@]}"
+"$PY" - "$pairs" >"$E2E_TMP/idem-verdict" <<'PYEOF'
+import json, os, sys
+d = sys.argv[1]
+bad = []
+for i in range(1, 21):
+    got = []
+    for k in (1, 2):
+        try:
+            status = int(open(os.path.join(d, "%d-%d.status" % (i, k))).read() or 0)
+            body = json.load(open(os.path.join(d, "%d-%d.json" % (i, k))))
+        except Exception as e:
+            bad.append((i, repr(e))); continue
+        got.append((status, body.get("id")))
+    if sorted(s for s, _ in got) != [200, 201] or len({j for _, j in got}) != 1:
+        bad.append((i, got))
+print("ok" if not bad else "bad: %r" % bad[:3])
+PYEOF
+is "$(cat "$E2E_TMP/idem-verdict")" ok "the same idempotency key twice at once: one job, 201 and 200 (20 pairs)"
+
 # ------------------------------------------------------------ defaults from the job spec
 req GET /v1/plugins/demo
 jt '[(j["name"], j["on_interrupt"]) for j in d["jobs"] if j["name"] in ("sleep", "counter")] == [("sleep", "retry"), ("counter", "fail")]' \

@@ -127,6 +127,28 @@ EOF
 is "$bad" 0 "no job ran twice unless its policy is retry and a kill interrupted it; each ended once"
 stop_and_check_crund "after the kill rounds, crund"
 
+# ------------------------------------------------------------ --sync normal
+# normal survives a crash of crund (not of the machine): jobs that got a
+# 201 are there after kill -9, with the sync mode named in the log
+storen="sqlite:$E2E_TMP/normal.db"
+start_crund --store "$storen" --sync normal || bail "crund did not start with --sync normal"
+check "--sync normal is named in the log" grep -q 'sync normal' "$CRUND_LOG"
+ids=()
+for i in $(seq 30); do
+	submit "{\"plugin\":\"demo\",\"job\":\"noop\",\"delay\":600,\"idempotency_key\":\"n-$i\"}"
+	[ "$HTTP_STATUS" = 201 ] && ids+=("$JOB_ID")
+done
+is "${#ids[@]}" 30 "--sync normal: 30 delayed jobs acknowledged"
+kill -KILL "$CRUND_PID"
+wait "$CRUND_PID" 2>/dev/null
+start_crund --store "$storen" --sync normal || bail "crund did not restart with --sync normal"
+found=0
+for id in "${ids[@]}"; do
+	[ "$(job_state "$id")" = queued ] && found=$((found + 1))
+done
+is "$found" 30 "--sync normal: every acknowledged job is there, still queued, after kill -9"
+stop_and_check_crund "crund --sync normal"
+
 # ------------------------------------------------------------ retries
 store2="sqlite:$E2E_TMP/retry.db"
 start_crund --store "$store2" --retry-max-delay 0.2 || bail "crund did not start"

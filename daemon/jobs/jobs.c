@@ -436,10 +436,12 @@ void crd_jobs_set_store(crd_jobs *s, crd_store *st)
 /* Hand the record's durable fields to the store (a row; the store copies
  * it).  A put that cannot even be queued (out of memory) is counted; the
  * record's next transition writes it again. */
-static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
+/* Hand the record's state to the store.  0, or -ENOMEM: nothing was
+ * queued and done will not run (counted in n_store_errors). */
+static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
 {
 	if (!s->st)
-		return;
+		return 0;
 	crd_store_job row = {
 		.seq = j->seq,
 		.id = j->id,
@@ -470,8 +472,10 @@ static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *ar
 	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
 	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
 	 * freed while still listed would be read after free). */
-	if (crd_store_put(s->st, &row, done, arg) < 0)
+	int rc = crd_store_put(s->st, &row, done, arg);
+	if (rc < 0)
 		s->n_store_errors++;
+	return rc;
 }
 
 static void mark_dirty(crd_jobrec *j)
@@ -916,6 +920,7 @@ struct accept_wait {
 	uint64_t seq;
 	void (*accepted)(void *arg, crd_jobrec *job, int rc);
 	void *arg;
+	bool again; /* the same idempotency key again before the first commit */
 };
 
 static void on_committed(void *arg, int rc)
@@ -923,6 +928,14 @@ static void on_committed(void *arg, int rc)
 	struct accept_wait *w = arg;
 	crd_jobs *s = w->s;
 	crd_jobrec *j = crd_jobs_find_seq(s, w->seq);
+	if (w->again) {
+		/* the first submission's commit decides; this one learns it (its
+		 * row may be committed with the first one's or right after it) */
+		if (w->accepted)
+			w->accepted(w->arg, rc == 0 ? j : NULL, rc < 0 ? rc : j ? 1 : -ENOENT);
+		free(w);
+		return;
+	}
 	if (j && (j->flags & CRUND_JF_UNCOMMITTED)) {
 		j->flags &= (uint16_t)~CRUND_JF_UNCOMMITTED;
 		if (rc < 0) {
@@ -955,12 +968,6 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	if (req->idem_key) {
 		json_t *v = json_object_get(s->idem, req->idem_key);
 		crd_jobrec *old = v ? crd_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
-		if (old && (old->flags & CRUND_JF_UNCOMMITTED)) {
-			/* the same key again before the first one is durable: the
-			 * first decides; this one may retry */
-			json_decref(args);
-			return -EAGAIN;
-		}
 		if (old) {
 			req->args = args;
 			bool same = same_submission(old, req);
@@ -968,6 +975,26 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			json_decref(args);
 			if (!same)
 				return -EEXIST;
+			if (old->flags & CRUND_JF_UNCOMMITTED) {
+				/* the same key again before the first one is durable:
+				 * answered with the first one's commit */
+				struct accept_wait *w = malloc(sizeof(*w));
+				if (!w)
+					return -ENOMEM;
+				*w = (struct accept_wait){.s = s,
+							  .seq = old->seq,
+							  .accepted = req->accepted,
+							  .arg = req->accepted_arg,
+							  .again = true};
+				if (persist(s, old, on_committed, w) < 0) {
+					free(w);
+					return -ENOMEM;
+				}
+				*ret_job = old;
+				if (ret_existing)
+					*ret_existing = true;
+				return CRD_JOBS_PENDING;
+			}
 			*ret_job = old;
 			if (ret_existing)
 				*ret_existing = true;
@@ -1047,7 +1074,12 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 		w->seq = j->seq;
 		w->accepted = req->accepted;
 		w->arg = req->accepted_arg;
-		persist(s, j, on_committed, w);
+		w->again = false;
+		if (persist(s, j, on_committed, w) < 0) {
+			free(w);
+			job_forget(s, j);
+			return -ENOMEM;
+		}
 		s->n_submitted++;
 		*ret_job = j;
 		if (ret_existing)
@@ -1226,10 +1258,15 @@ static int set_error(crd_jobrec *j, const char *code, const char *message)
 	return 0;
 }
 
+/* Failures another attempt may cure.  The http plugin's http_status,
+ * connect_error and transfer_error are; its refusals (host_not_allowed,
+ * response_too_large, too_many_redirects) are not. */
 static bool retryable(const char *code)
 {
 	return code && (!strcmp(code, "plugin_error") || !strcmp(code, "timeout") ||
-			!strcmp(code, "interrupted") || !strcmp(code, "exit_status"));
+			!strcmp(code, "interrupted") || !strcmp(code, "exit_status") ||
+			!strcmp(code, "http_status") || !strcmp(code, "connect_error") ||
+			!strcmp(code, "transfer_error"));
 }
 
 /* A running (or, at load, interrupted) job goes back to the queue for

@@ -244,7 +244,9 @@ typedef struct crd_job_req {
 	int on_interrupt;      /* CRD_ON_INTERRUPT_*, -1: the default (fail) */
 	/* With a durable store the job waits for its commit: accepted(arg,
 	 * job, rc) runs later on the loop thread, rc 0 once it is durable (it
-	 * is queued or started then), or the store's error (the job is gone).
+	 * is queued or started then), 1 when it named the idempotency key of a
+	 * submission still waiting for its commit and that one committed (job
+	 * is that one), or the store's error (the job is gone).
 	 * Required when a store is set. */
 	void (*accepted)(void *arg, crd_jobrec *job, int rc);
 	void *accepted_arg;

@@ -62,7 +62,8 @@ void crd_watchdog_stop(void);
 void crd_watchdog_job(const crd_jobrec *job);
 /* The loop has not turned for over a second, or did not a moment ago. */
 bool crd_watchdog_stalled(void);
-double crd_watchdog_lag(void); /* last measured loop lag, s */
+double crd_watchdog_lag(void);     /* last measured loop lag, s */
+double crd_watchdog_lag_max(void); /* the largest since start, s */
 
 /* api/metrics.c: Prometheus text exposition into b. */
 void crd_metrics_render(crd_buf *b);

@@ -36,6 +36,7 @@ static cr_handle *beat_h, *sd_h;
 static double sd_interval;
 static double expected;  /* loop time the next beat is due */
 static double lag;       /* last measured lag */
+static double lag_max;   /* the largest since start */
 static double stall_end; /* monotonic time a stall last ended */
 
 static atomic_llong beat_ns; /* CLOCK_MONOTONIC ns of the last beat */
@@ -77,6 +78,8 @@ static void beat(void *arg)
 	lag = now - expected;
 	if (lag < 0)
 		lag = 0;
+	if (lag > lag_max)
+		lag_max = lag;
 	if (lag > STALL) {
 		stall_end = (double)now_ns / 1e9;
 		crd_log(CRUND_LOG_WARNING, "the event loop was blocked for %.1f s",
@@ -197,3 +200,4 @@ bool crd_watchdog_stalled(void)
 }
 
 double crd_watchdog_lag(void) { return lag; }
+double crd_watchdog_lag_max(void) { return lag_max; }

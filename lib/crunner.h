@@ -367,10 +367,15 @@ typedef struct cr_subprocess_opts {
  *    cr_subprocess_kill() reaches whatever it starts;
  *  - inherits no descriptor but 0, 1, 2 as asked;
  *  - starts with every signal at its default disposition and none blocked;
- *  - gets SIGKILL when the thread that spawned it exits (prctl
- *    PR_SET_PDEATHSIG; spawn from the loop thread of a long-lived loop).
- * Spawning does not copy the parent's memory (clone with CLONE_VFORK): the
- * loop is held only until the child has called exec.  The exit is
+ *  - gets SIGKILL when the process (the thread that cloned it) exits
+ *    (prctl PR_SET_PDEATHSIG).
+ * Spawning does not copy the parent's memory (clone with CLONE_VFORK,
+ * which suspends the cloning thread until the child has called exec).
+ * Called from a task, it AWAITS: one of libcrunner's spawner threads
+ * (long-lived, so PDEATHSIG only fires with the process) clones while the
+ * loop runs on; cancelled meanwhile, the child that started is killed and
+ * reaped and -ECANCELED returned.  Called from a callback, it clones
+ * inline (the loop is held until the child's exec).  The exit is
  * watched with a pidfd (Linux >= 5.3) or else a SIGCHLD handler on the
  * loop, which then replaces any handler of the caller's for SIGCHLD.
  * A failure before the program runs (not found, not executable, bad cwd)
@@ -379,7 +384,7 @@ typedef struct cr_subprocess_opts {
  * Errors: -EPERM (no running loop on this thread), -ENOENT (no such
  * program or cwd), -EACCES, -ENOEXEC, -ENOTDIR and other errors of execve
  * or chdir, -EMFILE/-ENFILE (pipes), -EAGAIN (fork limit), -ENOMEM, -EIO
- * (libevent). */
+ * (libevent), -ECANCELED (the task was cancelled while it awaited). */
 int cr_subprocess_spawn(const cr_subprocess_opts *opts, cr_subprocess **ret);
 
 /* AWAITS the child's exit; *ret_status (may be NULL) receives its

@@ -83,6 +83,7 @@ void cr__subprocess_loop_closed(cr_loop *loop); /* subprocess.c */
 /* Test only (exported): spawn as if pidfd_open were missing, so that
  * children are watched through SIGCHLD (the fallback for Linux < 5.3). */
 void cr__test_subprocess_force_sigchld(bool on);
+void cr__test_subprocess_spawn_inline(bool on);
 /* agen.c: is t the body of an async generator?  Such tasks are not
  * "leftover tasks" for the runner (asyncio's all_tasks() never lists a
  * generator): they are closed by cr_loop_shutdown_asyncgens instead. */

@@ -32,6 +32,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
@@ -420,6 +421,176 @@ static const char *step_name(int step)
 	}
 }
 
+/* ----------------------------------------------------- the spawner thread */
+
+/* One clone, inline or on the spawner thread: the child runs until its
+ * execve (or its failure, reported through the error pipe). */
+struct clone_req {
+	struct child_args *a;
+	void *stack;
+	int errpipe[2];
+	pid_t pid;     /* > 0 once cloned */
+	int clone_rc;  /* -errno of a failed clone */
+	ssize_t n;     /* bytes read from the error pipe */
+	int msg[2];    /* the failed step and its errno, when n == sizeof(msg) */
+	cr_loop *loop; /* where the waiting task is */
+	cr_event *done;
+	bool finished; /* under sp_mu */
+	struct clone_req *next;
+};
+
+static void do_clone(struct clone_req *q)
+{
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	q->pid = clone(child_main, (char *)q->stack + CHILD_STACK_SIZE,
+		       CLONE_VM | CLONE_VFORK | SIGCHLD, q->a);
+	q->clone_rc = q->pid < 0 ? -errno : 0;
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (q->clone_rc < 0)
+		return;
+	/* Under a plain fork (valgrind) the child may not have run yet. */
+	setpgid(q->pid, q->pid);
+	close(q->errpipe[1]);
+	q->errpipe[1] = -1;
+	do
+		q->n = read(q->errpipe[0], q->msg, sizeof(q->msg));
+	while (q->n < 0 && errno == EINTR);
+	if (q->n == (ssize_t)sizeof(q->msg))
+		while (waitpid(q->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+}
+
+/*
+ * A clone with CLONE_VFORK suspends the thread that makes it until the
+ * child has called execve: ~1 ms on a small VM, more under load, and the
+ * exec job of crund spawns one child per job.  So a task's spawn clones on
+ * a spawner thread, and the task awaits it while the loop goes on; a spawn from
+ * a callback (no task to suspend) clones inline.  The threads live as
+ * long as the process: PR_SET_PDEATHSIG fires when the *thread* that made
+ * the child ends, and these only end with the process.  They run with
+ * every signal blocked, so handlers keep running on the loop's thread.
+ */
+static pthread_mutex_t sp_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t sp_cv = PTHREAD_COND_INITIALIZER;
+static struct clone_req *sp_head, **sp_tail = &sp_head;
+static int sp_state;      /* 0 not started, 1 running, < 0 cannot start (-errno) */
+static bool spawn_inline; /* test switch: every spawn clones inline */
+
+void cr__test_subprocess_spawn_inline(bool on) { spawn_inline = on; }
+
+static void clone_done_cb(void *arg)
+{
+	struct clone_req *q = arg;
+	cr_event_set(q->done);
+}
+
+static void *spawner_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&sp_mu);
+	for (;;) {
+		while (!sp_head)
+			pthread_cond_wait(&sp_cv, &sp_mu);
+		struct clone_req *q = sp_head;
+		sp_head = q->next;
+		if (!sp_head)
+			sp_tail = &sp_head;
+		pthread_mutex_unlock(&sp_mu);
+		do_clone(q);
+		pthread_mutex_lock(&sp_mu);
+		q->finished = true;
+		pthread_cond_broadcast(&sp_cv);
+		/* the task may be gone (see spawn_on_thread): only set done
+		 * while it waits; under sp_mu, so it cannot leave meanwhile */
+		if (q->done && cr_call_soon_threadsafe(q->loop, clone_done_cb, q) < 0)
+			q->done = NULL;
+	}
+	return NULL;
+}
+
+/* Spawner threads: a clone waits for the child's execve, which is the
+ * kernel's CPU work (loading the program); a few threads let the execs of
+ * many jobs run on every CPU at once. */
+#define SPAWN_THREADS 4
+
+static int spawner_start(void)
+{
+	pthread_mutex_lock(&sp_mu);
+	while (sp_state >= 0 && sp_state < SPAWN_THREADS) {
+		pthread_t t;
+		pthread_attr_t at;
+		sigset_t all, old;
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old); /* the thread inherits it */
+		int rc = pthread_attr_init(&at);
+		if (rc == 0) {
+			pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+			pthread_attr_setstacksize(&at, 64 * 1024);
+			rc = pthread_create(&t, &at, spawner_main, NULL);
+			pthread_attr_destroy(&at);
+		}
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (rc != 0) {
+			/* EAGAIN (no threads left): tried again next time; with
+			 * one thread running, that one serves */
+			if (rc != EAGAIN && sp_state == 0)
+				sp_state = -rc;
+			break;
+		}
+		sp_state++;
+	}
+	int st = sp_state;
+	pthread_mutex_unlock(&sp_mu);
+	return st < 0 ? st : st > 0 ? 0 : -EAGAIN;
+}
+
+/* Clone on the spawner thread while the calling task awaits it.  Returns
+ * 0 once q is finished (and *ret_cancelled when the task was cancelled
+ * meanwhile), or a negative code before anything was handed over (then
+ * clone inline). */
+static int spawn_on_thread(struct clone_req *q, cr_loop *loop, bool *ret_cancelled)
+{
+	*ret_cancelled = false;
+	if (spawn_inline || spawner_start() < 0)
+		return -EAGAIN;
+	if (cr_event_new(&q->done) < 0)
+		return -ENOMEM;
+	q->loop = loop;
+	q->finished = false;
+	q->next = NULL;
+	pthread_mutex_lock(&sp_mu);
+	*sp_tail = q;
+	sp_tail = &q->next;
+	pthread_cond_signal(&sp_cv);
+	pthread_mutex_unlock(&sp_mu);
+	for (;;) {
+		int rc = cr_event_wait(q->done);
+		if (rc == 0)
+			break;
+		if (rc == -ECANCELED && !*ret_cancelled) {
+			/* the child must still be handled: wait on, say so after */
+			*ret_cancelled = true;
+			continue;
+		}
+		/* cannot wait on the loop (a second cancel, or it closes):
+		 * wait on this thread, a clone takes milliseconds */
+		pthread_mutex_lock(&sp_mu);
+		while (!q->finished)
+			pthread_cond_wait(&sp_cv, &sp_mu);
+		q->done = NULL; /* not set any more; freed below */
+		pthread_mutex_unlock(&sp_mu);
+		break;
+	}
+	pthread_mutex_lock(&sp_mu);
+	cr_event *e = q->done;
+	q->done = NULL;
+	pthread_mutex_unlock(&sp_mu);
+	cr_event_free(e);
+	return 0;
+}
+
 #define OPT_HAS(o, f) ((o)->size >= offsetof(cr_subprocess_opts, f) + sizeof((o)->f))
 
 int cr_subprocess_spawn(const cr_subprocess_opts *o, cr_subprocess **ret)
@@ -434,7 +605,6 @@ int cr_subprocess_spawn(const cr_subprocess_opts *o, cr_subprocess **ret)
 	cr_subprocess *p = NULL;
 	struct registry *reg;
 	struct rlimit rl;
-	sigset_t all, old;
 	pid_t pid;
 	ssize_t n;
 
@@ -520,28 +690,23 @@ int cr_subprocess_spawn(const cr_subprocess_opts *o, cr_subprocess **ret)
 			  ? (int)rl.rlim_cur
 			  : 65536;
 
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pid = clone(child_main, (char *)stack + CHILD_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
-		    &a);
-	rc = pid < 0 ? -errno : 0;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc < 0) {
+	struct clone_req q = {.a = &a, .stack = stack, .errpipe = {errpipe[0], errpipe[1]}};
+	bool cancelled = false;
+	if (!cr_current_task() || spawn_on_thread(&q, loop, &cancelled) < 0)
+		do_clone(&q); /* inline: no task to suspend, or no thread */
+	errpipe[1] = q.errpipe[1];
+	if (q.clone_rc < 0) {
+		rc = q.clone_rc;
 		cr__error(rc, "cannot start %s: %s", o->argv[0], cr_strerror(rc));
 		goto fail;
 	}
+	pid = q.pid;
 	p->pid = pid;
-	/* Under a plain fork (valgrind) the child may not have run yet. */
-	setpgid(pid, pid);
-	close(errpipe[1]);
-	errpipe[1] = -1;
-	do
-		n = read(errpipe[0], msg, sizeof(msg));
-	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)sizeof(msg)) {
+	n = q.n;
+	if (n == (ssize_t)sizeof(q.msg)) {
+		msg[0] = q.msg[0];
+		msg[1] = q.msg[1];
 		rc = -msg[1];
-		while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-			;
 		if (msg[0] == STEP_CHDIR)
 			cr__error(rc, "cannot run %s: chdir to %s: %s", o->argv[0], a.cwd,
 				  cr_strerror(rc));
@@ -592,6 +757,13 @@ int cr_subprocess_spawn(const cr_subprocess_opts *o, cr_subprocess **ret)
 	close(errpipe[0]);
 	munmap(stack, CHILD_STACK_SIZE);
 	free(path);
+	if (cancelled) {
+		/* cancelled while the spawner cloned: the child started; it
+		 * goes (the loop reaps it) and the cancellation goes on */
+		cr_subprocess_kill(p, SIGKILL);
+		cr_subprocess_free(p);
+		return -ECANCELED;
+	}
 	*ret = p;
 	return 0;
 

@@ -27,6 +27,7 @@
 /* lib/subprocess.c's test switch (exported as cr__test_*, declared in
  * lib/internal.h, which this suite does not include). */
 void cr__test_subprocess_force_sigchld(bool on);
+void cr__test_subprocess_spawn_inline(bool on);
 
 #define SH "/bin/sh"
 
@@ -695,6 +696,92 @@ START_TEST(cancelling_a_waiter_leaves_the_child_running)
 }
 END_TEST
 
+/* ------------------------------------------------- spawning off the loop */
+
+static int set_flag(void *arg, void **ret)
+{
+	(void)ret;
+	*(bool *)arg = true;
+	return 0;
+}
+
+/* A task's spawn clones on the spawner thread and awaits it: another ready
+ * task runs meanwhile (inline, the spawn returns before it could). */
+static int offloop_main(void *arg, void **ret)
+{
+	const char *argv[] = {"true", NULL};
+	bool inline_mode = arg != NULL, ran = false;
+	cr_subprocess *p;
+	cr_task *t;
+	int st;
+
+	(void)ret;
+	ck_assert_int_eq(cr_spawn(set_flag, &ran, NULL, &t), 0);
+	ck_assert_int_eq(spawn(argv, CR_STDIO_DEVNULL, CR_STDIO_DEVNULL, CR_STDIO_INHERIT, &p), 0);
+	ck_assert_msg(ran != inline_mode, "another task %s during the spawn",
+		      ran ? "ran" : "did not run");
+	ck_assert_int_eq(cr_subprocess_wait(p, &st), 0);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_subprocess_free(p);
+	ck_assert_int_eq(cr_task_join(t, NULL), 0);
+	cr_task_unref(t);
+	return 0;
+}
+
+START_TEST(a_task_spawn_lets_the_loop_run_on)
+{
+	ck_assert_int_eq(tu_run(offloop_main, NULL, NULL), 0);
+	cr__test_subprocess_spawn_inline(true);
+	ck_assert_int_eq(tu_run(offloop_main, (void *)1, NULL), 0);
+	cr__test_subprocess_spawn_inline(false);
+	assert_no_children();
+}
+END_TEST
+
+static int spawner_fn(void *arg, void **ret)
+{
+	const char *argv[] = {"sleep", "30", NULL};
+	cr_subprocess *p = NULL;
+	(void)arg;
+	(void)ret;
+	int rc = spawn(argv, CR_STDIO_DEVNULL, CR_STDIO_DEVNULL, CR_STDIO_INHERIT, &p);
+	if (rc == 0) /* the cancel came after the spawn: the child is ours */
+		cr_subprocess_free(p);
+	return rc;
+}
+
+/* Cancelled while the spawner thread clones: the child that started is
+ * killed and reaped by the loop, and the task ends cancelled. */
+static int cancel_spawn_main(void *arg, void **ret)
+{
+	cr_task *t;
+	siginfo_t si;
+	int i;
+
+	(void)arg;
+	(void)ret;
+	ck_assert_int_eq(cr_spawn(spawner_fn, NULL, NULL, &t), 0);
+	ck_assert_int_eq(cr_yield(), 0); /* it starts and awaits the clone */
+	ck_assert_int_eq(cr_task_cancel(t, NULL), 0);
+	ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED);
+	cr_task_unref(t);
+	for (i = 0; i < 1000; i++) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 && errno == ECHILD)
+			break;
+		ck_assert_int_eq(cr_sleep(0.01), 0);
+	}
+	ck_assert_msg(i < 1000, "the child of a cancelled spawn was not reaped");
+	return 0;
+}
+
+START_TEST(a_spawn_cancelled_while_cloning_leaves_no_child)
+{
+	both_paths(cancel_spawn_main);
+	assert_no_children();
+}
+END_TEST
+
 /* A record freed while its child runs: the loop reaps the child later. */
 static int detach_main(void *arg, void **ret)
 {
@@ -740,6 +827,8 @@ static Suite *subprocess_suite(void)
 	tcase_add_test(tc, two_hundred_children_run_at_once);
 	tcase_add_test(tc, cancelling_a_waiter_leaves_the_child_running);
 	tcase_add_test(tc, freeing_a_running_child_lets_the_loop_reap_it);
+	tcase_add_test(tc, a_task_spawn_lets_the_loop_run_on);
+	tcase_add_test(tc, a_spawn_cancelled_while_cloning_leaves_no_child);
 	tcase_add_test(tc, path_names_the_file_run_and_argv0_only_its_name);
 	tcase_add_test(tc, child_is_killed_when_the_spawning_process_dies);
 	suite_add_tcase(s, tc);

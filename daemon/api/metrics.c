@@ -156,8 +156,13 @@ void crd_metrics_render(crd_buf *b)
 	crd_buf_addf(b,
 		     "# HELP crund_loop_lag_seconds How late the loop's last heartbeat ran.\n"
 		     "# TYPE crund_loop_lag_seconds gauge\n"
-		     "crund_loop_lag_seconds %.6f\n",
-		     crd_watchdog_lag());
+		     "crund_loop_lag_seconds %.6f\n"
+		     "# HELP crund_loop_lag_max_seconds How late the loop's latest heartbeat "
+		     "ran, at most, since start (its longest stall, at the heartbeat's 0.2 s "
+		     "resolution).\n"
+		     "# TYPE crund_loop_lag_max_seconds gauge\n"
+		     "crund_loop_lag_max_seconds %.6f\n",
+		     crd_watchdog_lag(), crd_watchdog_lag_max());
 	crd_buf_adds(b, "# HELP crund_http_requests_total HTTP answers, by status code.\n"
 			"# TYPE crund_http_requests_total counter\n");
 	for (unsigned c = 100; c < 600; c++)

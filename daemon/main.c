@@ -89,6 +89,7 @@ static void expire_tick(void *arg)
 	(void)arg;
 	crd_jobs_expire(&crd_d.jobs);
 	crd_jobs_flush_dirty(&crd_d.jobs);
+	crd_metrics_sample();
 	cr_handle_unref(expire_h);
 	if (cr_call_later(crd_d.loop, EXPIRE_INTERVAL, expire_tick, NULL, &expire_h) < 0)
 		expire_h = NULL;

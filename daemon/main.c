@@ -186,6 +186,7 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = 1;
 		goto fini;
 	}
+	crd_jobs_events_window(&crd_d.jobs, c->event_window);
 	if ((rc = open_store(c)) < 0) {
 		exit_code = rc == -EINVAL ? 2 : 1; /* a URL this crund does not know: usage */
 		goto fini;

@@ -468,6 +468,7 @@ static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *ar
 		.log = j->log,
 		.log_len = j->log_len,
 		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
+		.retry_of = j->retry_of,
 	};
 	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
 	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
@@ -586,6 +587,7 @@ static int load_row(const crd_store_job *row, void *arg)
 	j->err_msg = dup_or_null(row->err_msg);
 	j->progress_msg = dup_or_null(row->progress_msg);
 	j->attempts = dup_or_null(row->attempts);
+	j->retry_of = dup_or_null(row->retry_of);
 	if (row->log_len) {
 		size_t n = row->log_len < s->lim.max_log_bytes ? row->log_len
 							       : s->lim.max_log_bytes;
@@ -596,7 +598,7 @@ static int load_row(const crd_store_job *row, void *arg)
 	}
 	bool oom = !j->args_json || (row->idem_key && !j->idem_key) ||
 		   (row->result && !j->result) || (row->err_code && !j->err_code) ||
-		   (row->attempts && !j->attempts);
+		   (row->attempts && !j->attempts) || (row->retry_of && !j->retry_of);
 	/* queued and running jobs will run: they need their args as a tree */
 	if (!oom && !crd_job_state_ended(row->state) &&
 	    !(j->args = json_loads(j->args_json, 0, NULL)))

@@ -216,6 +216,18 @@ wait_crund_exit "$(slow 15)"
 is "$CRUND_STATUS" 0 "crund exits 0 with event streams open"
 check "crund log has no sanitizer/valgrind reports" log_is_clean
 
+# ------------------------------------ retry_of is kept by a durable store
+start_crund || bail "crund did not start with its SQLite store"
+submit '{"plugin":"demo","job":"noop"}' '?wait=10'
+first=$JOB_ID
+req POST "/v1/jobs/$first/retry?wait=10"
+again=$(j 'd["id"]')
+stop_crund
+start_crund || bail "crund did not restart with its SQLite store"
+req GET "/v1/jobs/$again"
+jt 'd["retry_of"] == "'"$first"'" and d["state"] == "succeeded"' "after a restart the rerun still names the job it ran again"
+stop_and_check_crund
+
 # ------------------------------------------------------------------ auth
 token="e2e-$RANDOM$RANDOM-secret"
 printf '%s\n' "$token" >"$E2E_TMP/token"

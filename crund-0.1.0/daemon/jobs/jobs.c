@@ -1,0 +1,1620 @@
+/*
+ * jobs.c — the job store; see jobs.h.
+ *
+ * Data structures, all intrusive (no allocation beyond the record):
+ *  - a hash of records by sequence number (ids are prefix + base32(seq),
+ *    so sequential numbers spread perfectly over a power-of-two table);
+ *  - a doubly linked list in creation order (listing, cursors);
+ *  - one more list link used by the FIFO queue while queued and by the
+ *    ended list (finish order, for retention) once ended.
+ *
+ * Records come from slabs whose pages are populated ahead of use, 64 KiB
+ * at a time (MADV_POPULATE_WRITE; Linux < 5.14: the whole slab at mmap):
+ * a daemon that keeps every ended job grows by one record per request, and
+ * a page first touched through a fault costs several microseconds on a
+ * virtual machine, a populated one a fraction of that; small steps keep
+ * each pause a tenth of a whole slab's (the commit that made them has the
+ * measurements).  Freed
+ * records go to a free list (slabs are kept: the retention
+ * limits bound how many records live at once).  Under AddressSanitizer
+ * and valgrind records are plain calloc/free, so those tools still see
+ * every use after free.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_VALGRIND_VALGRIND_H
+#include <valgrind/valgrind.h>
+#endif
+
+#include "jobs/jobs.h"
+
+static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford */
+
+const double crd_hist_bounds[CRD_HIST_N] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					    0.1,    0.25,  0.5,    1,     2.5,  10,    60};
+
+void crd_hist_observe(crd_hist *h, double s)
+{
+	if (!(s >= 0))
+		s = 0;
+	for (int i = CRD_HIST_N - 1; i >= 0 && s <= crd_hist_bounds[i]; i--)
+		h->le[i]++;
+	h->count++;
+	h->sum += s;
+}
+
+static void observe_run(crd_jobs *s, const crd_jobrec *j)
+{
+	crd_run_hist *r;
+	if (j->started_at <= 0 || j->finished_at < j->started_at)
+		return; /* never ran (cancelled while queued) */
+	for (r = s->run_hists; r; r = r->next)
+		if (r->spec == j->spec && r->plugin == j->plugin && r->state == j->state)
+			break;
+	if (!r) {
+		if (!(r = calloc(1, sizeof(*r))))
+			return; /* out of memory: one observation less */
+		r->plugin = j->plugin;
+		r->spec = j->spec;
+		r->state = j->state;
+		r->next = s->run_hists;
+		s->run_hists = r;
+	}
+	crd_hist_observe(&r->h, j->finished_at - j->started_at);
+}
+
+static const char *const state_names[CRUND_JOB_NSTATES] = {
+	"queued", "running", "succeeded", "failed", "cancelled",
+};
+
+const char *crd_job_state_name(int state)
+{
+	return state >= 0 && state < CRUND_JOB_NSTATES ? state_names[state] : "unknown";
+}
+
+int crd_job_state_parse(const char *s)
+{
+	for (int i = 0; i < CRUND_JOB_NSTATES; i++)
+		if (!strcmp(s, state_names[i]))
+			return i;
+	return -1;
+}
+
+double crd_now_realtime(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int b32_val(char c)
+{
+	const char *p = strchr(b32, c);
+	return c && p ? (int)(p - b32) : -1;
+}
+
+void crd_jobs_set_prefix(crd_jobs *s, const char *prefix)
+{
+	size_t n = strlen(prefix);
+	if (n > 13)
+		n = 13;
+	memcpy(s->prefix, prefix, n);
+	s->prefix[n] = '\0';
+	s->prefix_len = n;
+}
+
+/* ------------------------------------------------------------- records */
+
+#define SLAB_BYTES ((size_t)2 * 1024 * 1024)
+#define POP_CHUNK  ((size_t)64 * 1024)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#define REC_SIZE ((sizeof(crd_jobrec) + 15) & ~(size_t)15)
+
+#define SLAB_HEAD ((sizeof(struct crd_rec_slab) + 63) & ~(size_t)63)
+
+static bool plain_records(void)
+{
+#if defined(__SANITIZE_ADDRESS__)
+	return true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+	return true;
+#endif
+#endif
+#ifdef HAVE_VALGRIND_VALGRIND_H
+	if (RUNNING_ON_VALGRIND)
+		return true;
+#endif
+	return false;
+}
+
+static crd_jobrec *rec_alloc(crd_jobs *s)
+{
+	crd_jobrec *j = s->rec_free;
+	if (s->rec_plain)
+		return calloc(1, sizeof(*j));
+	if (j) {
+		s->rec_free = j->hnext;
+	} else {
+		if (s->slab_left < REC_SIZE) {
+			int flags = MAP_PRIVATE | MAP_ANONYMOUS | (s->pop_whole ? MAP_POPULATE : 0);
+			struct crd_rec_slab *sl = mmap(NULL, SLAB_BYTES, PROT_READ | PROT_WRITE,
+						       flags, -1, 0);
+			if (sl == MAP_FAILED)
+				return NULL;
+			sl->next = s->slabs;
+			s->slabs = sl;
+			s->slab_pos = (char *)sl + SLAB_HEAD;
+			s->slab_left = SLAB_BYTES - SLAB_HEAD;
+			s->slab_pop = (char *)sl;
+		}
+		if (s->slab_pos + REC_SIZE > s->slab_pop && !s->pop_whole) {
+			if (madvise(s->slab_pop, POP_CHUNK, MADV_POPULATE_WRITE) < 0 &&
+			    errno == EINVAL)
+				s->pop_whole =
+					true; /* older kernel: MAP_POPULATE from the next slab */
+			s->slab_pop += POP_CHUNK;
+		}
+		j = (crd_jobrec *)s->slab_pos;
+		s->slab_pos += REC_SIZE;
+		s->slab_left -= REC_SIZE;
+	}
+	memset(j, 0, sizeof(*j));
+	return j;
+}
+
+static void rec_free(crd_jobs *s, crd_jobrec *j)
+{
+	if (s->rec_plain) {
+		free(j);
+		return;
+	}
+	j->hnext = s->rec_free;
+	s->rec_free = j;
+}
+
+int crd_jobs_init(crd_jobs *s, const crd_jobs_limits *lim, const crd_jobs_ops *ops, void *ops_data,
+		  double (*now)(void))
+{
+	uint64_t r = 0;
+	memset(s, 0, sizeof(*s));
+	s->lim = *lim;
+	s->ops = *ops;
+	s->ops_data = ops_data;
+	s->now = now ? now : crd_now_realtime;
+	s->rec_plain = plain_records();
+	s->next_seq = 1;
+	s->hsize = 1024;
+	s->htab = calloc(s->hsize, sizeof(*s->htab));
+	s->idem = json_object();
+	if (!s->htab || !s->idem) {
+		free(s->htab);
+		json_decref(s->idem);
+		return -ENOMEM;
+	}
+	/* 64 random bits make ids unique across restarts; fall back to time
+	 * and pid mixed when getrandom is unavailable (old kernels). */
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r)) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)getpid() << 16);
+		r *= UINT64_C(0x9e3779b97f4a7c15);
+	}
+	/* 13 base32 digits = 65 bits; the first digit carries 4 bits. */
+	char p[14];
+	for (int i = 12; i >= 0; i--) {
+		p[i] = b32[r & 31];
+		r >>= 5;
+	}
+	p[13] = '\0';
+	crd_jobs_set_prefix(s, p);
+	return 0;
+}
+
+/* The args text of a job without arguments: shared, never freed. */
+static char empty_args[] = "{}";
+
+static void job_free(crd_jobs *s, crd_jobrec *j)
+{
+	json_decref(j->args);
+	if (j->args_json != empty_args)
+		free(j->args_json);
+	free(j->result);
+	free(j->err_code);
+	free(j->err_msg);
+	free(j->progress_msg);
+	free(j->log);
+	free(j->idem_key);
+	free(j->retry_of);
+	free(j->attempts);
+	rec_free(s, j);
+}
+
+/* A plugin (or one of its jobs) that recorded jobs name but that is not
+ * loaded now: ended jobs keep their names through it. */
+struct crd_ghost {
+	struct crd_ghost *next;
+	crund_plugin desc;
+	crd_loaded_plugin lp;
+	crund_job_spec spec;
+	char names[];
+};
+
+void crd_jobs_free(crd_jobs *s)
+{
+	crd_jobrec *j = s->oldest;
+	while (j) {
+		crd_jobrec *n = j->newer;
+		/* detach subscribers (their owners are gone by now) */
+		j->subs = NULL;
+		job_free(s, j);
+		j = n;
+	}
+	while (s->slabs) {
+		struct crd_rec_slab *sl = s->slabs;
+		s->slabs = sl->next;
+		munmap(sl, SLAB_BYTES);
+	}
+	free(s->htab);
+	free(s->old_htab);
+	json_decref(s->idem);
+	while (s->ghosts) {
+		struct crd_ghost *g = s->ghosts;
+		s->ghosts = g->next;
+		free(g);
+	}
+	while (s->run_hists) {
+		crd_run_hist *r = s->run_hists;
+		s->run_hists = r->next;
+		free(r);
+	}
+	crd_jobs_events_free(s);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ----------------------------------------------------------- hash / ids */
+
+/*
+ * The table doubles when it holds as many records as buckets, and the
+ * records move to the new table a few buckets per submission instead of
+ * all at once: moving a million records at once stops the loop for tens
+ * of milliseconds (each one a cache miss), which every request in flight
+ * would wait for.  While
+ * a move is on, a record is in the old table (a bucket not moved yet) or
+ * in the new one.  REHASH_STEP buckets per submission finish the move
+ * long before the next doubling (that needs hsize/2 more records).
+ */
+#define REHASH_STEP 4
+
+static void rehash_step(crd_jobs *s, size_t buckets)
+{
+	while (s->old_htab && buckets--) {
+		crd_jobrec *j = s->old_htab[s->old_pos];
+		s->old_htab[s->old_pos] = NULL;
+		while (j) {
+			crd_jobrec *n = j->hnext;
+			size_t h = j->seq & (s->hsize - 1);
+			j->hnext = s->htab[h];
+			s->htab[h] = j;
+			j = n;
+		}
+		if (++s->old_pos == s->old_hsize) {
+			free(s->old_htab);
+			s->old_htab = NULL;
+			s->old_hsize = s->old_pos = 0;
+		}
+	}
+}
+
+static int hash_grow(crd_jobs *s)
+{
+	size_t nsize = s->hsize * 2;
+	crd_jobrec **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return -ENOMEM;
+	rehash_step(s, SIZE_MAX); /* a move still on (deletions only slow it) */
+	s->old_htab = s->htab;
+	s->old_hsize = s->hsize;
+	s->old_pos = 0;
+	s->htab = nt;
+	s->hsize = nsize;
+	return 0;
+}
+
+static bool chain_remove(crd_jobrec **pp, crd_jobrec *j)
+{
+	while (*pp && *pp != j)
+		pp = &(*pp)->hnext;
+	if (!*pp)
+		return false;
+	*pp = j->hnext;
+	return true;
+}
+
+static void hash_remove(crd_jobs *s, crd_jobrec *j)
+{
+	if (!chain_remove(&s->htab[j->seq & (s->hsize - 1)], j) && s->old_htab)
+		chain_remove(&s->old_htab[j->seq & (s->old_hsize - 1)], j);
+}
+
+crd_jobrec *crd_jobs_find_seq(crd_jobs *s, uint64_t seq)
+{
+	crd_jobrec *j = s->htab[seq & (s->hsize - 1)];
+	while (j && j->seq != seq)
+		j = j->hnext;
+	if (!j && s->old_htab) {
+		j = s->old_htab[seq & (s->old_hsize - 1)];
+		while (j && j->seq != seq)
+			j = j->hnext;
+	}
+	return j;
+}
+
+int crd_jobs_parse_id(const crd_jobs *s, const char *id, uint64_t *ret_seq)
+{
+	size_t n = strlen(id);
+	if (n <= s->prefix_len || n > s->prefix_len + 12 || memcmp(id, s->prefix, s->prefix_len))
+		return -EINVAL;
+	uint64_t seq = 0;
+	const char *p = id + s->prefix_len;
+	if (*p == '0')
+		return -EINVAL; /* canonical form only */
+	for (; *p; p++) {
+		int v = b32_val(*p);
+		if (v < 0)
+			return -EINVAL;
+		seq = seq * 32 + (uint64_t)v;
+	}
+	*ret_seq = seq;
+	return 0;
+}
+
+crd_jobrec *crd_jobs_find(crd_jobs *s, const char *id)
+{
+	uint64_t seq;
+	if (crd_jobs_parse_id(s, id, &seq) < 0)
+		return NULL;
+	crd_jobrec *j = crd_jobs_find_seq(s, seq);
+	return j && !(j->flags & CRUND_JF_UNCOMMITTED) ? j : NULL;
+}
+
+static void make_id(const crd_jobs *s, uint64_t seq, char *out)
+{
+	char tmp[16];
+	int n = 0;
+	do {
+		tmp[n++] = b32[seq & 31];
+		seq >>= 5;
+	} while (seq);
+	memcpy(out, s->prefix, s->prefix_len);
+	size_t k = s->prefix_len;
+	while (n)
+		out[k++] = tmp[--n];
+	out[k] = '\0';
+}
+
+/* A new record into the id hash and, as the newest, the creation list;
+ * counted by its state. */
+static void link_new(crd_jobs *s, crd_jobrec *j)
+{
+	size_t h = j->seq & (s->hsize - 1);
+	j->hnext = s->htab[h];
+	s->htab[h] = j;
+	j->older = s->newest;
+	if (s->newest)
+		s->newest->newer = j;
+	else
+		s->oldest = j;
+	s->newest = j;
+	s->count++;
+	s->n_state[j->state]++;
+}
+
+/* ------------------------------------------------------------- store */
+
+void crd_jobs_set_store(crd_jobs *s, crd_store *st)
+{
+	s->st = crd_store_durable(st) ? st : NULL;
+	if (s->st) {
+		const char *p = crd_store_id_prefix(st);
+		if (p && *p)
+			crd_jobs_set_prefix(s, p);
+		if (crd_store_max_seq(st) >= s->next_seq)
+			s->next_seq = crd_store_max_seq(st) + 1;
+	}
+}
+
+/* Hand the record's durable fields to the store (a row; the store copies
+ * it).  A put that cannot even be queued (out of memory) is counted; the
+ * record's next transition writes it again. */
+static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
+{
+	if (!s->st)
+		return;
+	crd_store_job row = {
+		.seq = j->seq,
+		.id = j->id,
+		.plugin = j->plugin->desc->name,
+		.job = j->spec->name,
+		.args = j->args_json,
+		.state = j->state,
+		.attempt = j->attempt,
+		.max_attempts = j->max_attempts,
+		.on_interrupt = j->on_interrupt,
+		.isolated = (j->flags & CRUND_JF_ISOLATED) != 0,
+		.timeout = j->timeout,
+		.run_at = j->run_at,
+		.idem_key = j->idem_key,
+		.result = j->state == CRUND_JOB_SUCCEEDED ? j->result : NULL,
+		.err_code = j->err_code,
+		.err_msg = j->err_msg,
+		.progress = (j->flags & CRUND_JF_PROGRESS) ? j->progress : -1,
+		.progress_msg = j->progress_msg,
+		.created_at = j->created_at,
+		.started_at = j->started_at,
+		.finished_at = j->finished_at,
+		.attempts = j->attempts,
+		.log = j->log,
+		.log_len = j->log_len,
+		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
+	};
+	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
+	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
+	 * freed while still listed would be read after free). */
+	if (crd_store_put(s->st, &row, done, arg) < 0)
+		s->n_store_errors++;
+}
+
+static void mark_dirty(crd_jobrec *j)
+{
+	crd_jobs *s = j->store;
+	if (!s->st || (j->flags & CRUND_JF_DIRTY))
+		return;
+	j->flags |= CRUND_JF_DIRTY;
+	j->dnext = s->dirty;
+	s->dirty = j;
+}
+
+void crd_jobs_flush_dirty(crd_jobs *s)
+{
+	crd_jobrec *j = s->dirty;
+	s->dirty = NULL;
+	while (j) {
+		crd_jobrec *n = j->dnext;
+		j->dnext = NULL;
+		j->flags &= (uint16_t)~CRUND_JF_DIRTY;
+		persist(s, j, NULL, NULL);
+		j = n;
+	}
+}
+
+static void dirty_remove(crd_jobs *s, crd_jobrec *j)
+{
+	for (crd_jobrec **pp = &s->dirty; *pp; pp = &(*pp)->dnext)
+		if (*pp == j) {
+			*pp = j->dnext;
+			break;
+		}
+	j->dnext = NULL;
+	j->flags &= (uint16_t)~CRUND_JF_DIRTY;
+}
+
+/* ------------------------------------------------------------- lists */
+
+static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j);
+static void enqueue(crd_jobs *s, crd_jobrec *j);
+static void start_queued(crd_jobs *s);
+static void arm_wake(crd_jobs *s);
+static void retain_count(crd_jobs *s);
+static void set_state(crd_jobs *s, crd_jobrec *j, int st);
+static void requeue(crd_jobs *s, crd_jobrec *j, double run_at);
+static void record_attempt(crd_jobrec *j, double finished, const char *code, const char *msg);
+static int set_error(crd_jobrec *j, const char *code, const char *message);
+
+static const crund_job_spec *ghost_spec(crd_jobs *s, const char *plugin, const char *job,
+					const crd_loaded_plugin **ret_plugin)
+{
+	for (struct crd_ghost *g = s->ghosts; g; g = g->next)
+		if (!strcmp(g->desc.name, plugin) && !strcmp(g->spec.name, job)) {
+			*ret_plugin = &g->lp;
+			return &g->spec;
+		}
+	size_t pl = strlen(plugin) + 1, jl = strlen(job) + 1;
+	struct crd_ghost *g = calloc(1, sizeof(*g) + pl + jl);
+	if (!g)
+		return NULL;
+	memcpy(g->names, plugin, pl);
+	memcpy(g->names + pl, job, jl);
+	g->desc.name = g->names;
+	g->spec.name = g->names + pl;
+	g->lp.desc = &g->desc;
+	g->next = s->ghosts;
+	s->ghosts = g;
+	*ret_plugin = &g->lp;
+	return &g->spec;
+}
+
+static char *dup_or_null(const char *t) { return t ? strdup(t) : NULL; }
+
+struct load_ctx {
+	crd_jobs *s;
+	crd_jobs_resolve_fn resolve;
+	void *arg;
+};
+
+/* One stored job back into a record. */
+static int load_row(const crd_store_job *row, void *arg)
+{
+	struct load_ctx *c = arg;
+	crd_jobs *s = c->s;
+	const crd_loaded_plugin *p = NULL;
+	const crund_job_spec *spec = c->resolve(c->arg, row->plugin, row->job, &p);
+	bool missing = !spec;
+	if (missing && !(spec = ghost_spec(s, row->plugin, row->job, &p)))
+		return -ENOMEM;
+	if (row->state < 0 || row->state >= CRUND_JOB_NSTATES ||
+	    strlen(row->id) >= CRUND_JOB_ID_MAX)
+		return 0; /* not a row this crund wrote: skip it */
+	if (s->count >= s->hsize && hash_grow(s) < 0)
+		return -ENOMEM;
+	rehash_step(s, REHASH_STEP);
+	crd_jobrec *j = rec_alloc(s);
+	if (!j)
+		return -ENOMEM;
+	j->store = s;
+	j->seq = row->seq;
+	memcpy(j->id, row->id, strlen(row->id) + 1);
+	j->plugin = p;
+	j->spec = spec;
+	j->args_json = strdup(row->args);
+	j->args_len = j->args_json ? (uint32_t)strlen(j->args_json) : 0;
+	j->idem_key = dup_or_null(row->idem_key);
+	j->result = dup_or_null(row->result);
+	j->result_len = j->result ? (uint32_t)strlen(j->result) : 0;
+	j->err_code = dup_or_null(row->err_code);
+	j->err_msg = dup_or_null(row->err_msg);
+	j->progress_msg = dup_or_null(row->progress_msg);
+	j->attempts = dup_or_null(row->attempts);
+	if (row->log_len) {
+		size_t n = row->log_len < s->lim.max_log_bytes ? row->log_len
+							       : s->lim.max_log_bytes;
+		if ((j->log = malloc(n + 1))) {
+			memcpy(j->log, row->log, n);
+			j->log_len = j->log_cap = (uint32_t)n;
+		}
+	}
+	bool oom = !j->args_json || (row->idem_key && !j->idem_key) ||
+		   (row->result && !j->result) || (row->err_code && !j->err_code) ||
+		   (row->attempts && !j->attempts);
+	/* queued and running jobs will run: they need their args as a tree */
+	if (!oom && !crd_job_state_ended(row->state) &&
+	    !(j->args = json_loads(j->args_json, 0, NULL)))
+		oom = true;
+	if (oom) {
+		job_free(s, j);
+		return -ENOMEM;
+	}
+	j->timeout = row->timeout;
+	j->progress = row->progress;
+	if (row->progress >= 0)
+		j->flags |= CRUND_JF_PROGRESS;
+	if (row->isolated)
+		j->flags |= CRUND_JF_ISOLATED;
+	if (row->log_truncated)
+		j->flags |= CRUND_JF_LOG_TRUNC;
+	j->created_at = row->created_at;
+	j->started_at = row->started_at;
+	j->finished_at = row->finished_at;
+	j->attempt = (uint16_t)row->attempt;
+	j->max_attempts = (uint16_t)(row->max_attempts ? row->max_attempts : 1);
+	j->on_interrupt = row->on_interrupt == CRD_ON_INTERRUPT_RETRY ? CRD_ON_INTERRUPT_RETRY
+								      : CRD_ON_INTERRUPT_FAIL;
+	j->run_at = row->run_at;
+	j->state = (uint8_t)row->state;
+	if (j->idem_key &&
+	    json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) < 0) {
+		job_free(s, j);
+		return -ENOMEM;
+	}
+	link_new(s, j);
+	if (j->seq >= s->next_seq)
+		s->next_seq = j->seq + 1;
+
+	if (crd_job_state_ended(j->state)) {
+		q_push(&s->e_head, &s->e_tail, j);
+	} else if (missing) {
+		if (j->state == CRUND_JOB_RUNNING)
+			s->n_interrupted++;
+		char msg[200];
+		snprintf(msg, sizeof(msg), "the plugin job %s/%s is not loaded any more",
+			 row->plugin, row->job);
+		if (j->state == CRUND_JOB_QUEUED)
+			enqueue(s, j); /* so finish finds it where queued jobs are */
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "plugin_missing", msg);
+	} else if (j->state == CRUND_JOB_QUEUED) {
+		enqueue(s, j);
+	} else {
+		/* running when its crund died */
+		char msg[160];
+		s->n_interrupted++;
+		snprintf(msg, sizeof(msg), "crund stopped while the job ran (attempt %u of %u)",
+			 (unsigned)j->attempt, (unsigned)j->max_attempts);
+		if (j->on_interrupt == CRD_ON_INTERRUPT_RETRY && j->attempt < j->max_attempts) {
+			record_attempt(j, 0, "interrupted", msg);
+			set_error(j, "interrupted", msg);
+			requeue(s, j, 0);
+			s->n_retries--; /* counted as an interruption */
+		} else {
+			crd_jobs_finish(s, j, CRUND_JOB_FAILED, "interrupted", msg);
+		}
+	}
+	return 0;
+}
+
+int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg)
+{
+	if (!s->st)
+		return 0;
+	struct load_ctx c = {s, resolve, arg};
+	s->loading = true;
+	int rc = crd_store_load(s->st, load_row, &c);
+	if (rc < 0)
+		return rc;
+	retain_count(s);
+	return 0; /* nothing runs before crd_jobs_run */
+}
+
+void crd_jobs_run(crd_jobs *s)
+{
+	s->loading = false;
+	start_queued(s);
+	arm_wake(s);
+}
+
+static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
+{
+	j->lnext = NULL;
+	j->lprev = *tail;
+	if (*tail)
+		(*tail)->lnext = j;
+	else
+		*head = j;
+	*tail = j;
+}
+
+static void q_unlink(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
+{
+	if (j->lprev)
+		j->lprev->lnext = j->lnext;
+	else
+		*head = j->lnext;
+	if (j->lnext)
+		j->lnext->lprev = j->lprev;
+	else
+		*tail = j->lprev;
+	j->lprev = j->lnext = NULL;
+}
+
+/* Remove a record from every structure and free it. */
+static void job_forget(crd_jobs *s, crd_jobrec *j)
+{
+	hash_remove(s, j);
+	if (j->older)
+		j->older->newer = j->newer;
+	else
+		s->oldest = j->newer;
+	if (j->newer)
+		j->newer->older = j->older;
+	else
+		s->newest = j->older;
+	if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED))
+		q_unlink(&s->d_head, &s->d_tail, j);
+	else if (j->state == CRUND_JOB_QUEUED && !(j->flags & CRUND_JF_UNCOMMITTED))
+		q_unlink(&s->q_head, &s->q_tail, j);
+	else if (crd_job_state_ended(j->state))
+		q_unlink(&s->e_head, &s->e_tail, j);
+	if (j->flags & CRUND_JF_DIRTY)
+		dirty_remove(s, j);
+	if (s->st && !(j->flags & CRUND_JF_UNCOMMITTED) && crd_store_delete(s->st, j->seq) < 0)
+		s->n_store_errors++;
+	if (j->idem_key) {
+		json_t *v = json_object_get(s->idem, j->idem_key);
+		if (v && (uint64_t)json_integer_value(v) == j->seq)
+			json_object_del(s->idem, j->idem_key);
+	}
+	s->n_state[j->state]--;
+	s->count--;
+	job_free(s, j);
+}
+
+/* Count retention: oldest ended first; a record whose task still runs
+ * (forced end at shutdown) is kept until the task is gone. */
+static void retain_count(crd_jobs *s)
+{
+	crd_jobrec *j = s->e_head;
+	size_t ended = s->n_state[CRUND_JOB_SUCCEEDED] + s->n_state[CRUND_JOB_FAILED] +
+		       s->n_state[CRUND_JOB_CANCELLED];
+	while (j && ended > s->lim.retain_jobs) {
+		crd_jobrec *n = j->lnext;
+		if (!j->task) {
+			job_forget(s, j);
+			ended--;
+		}
+		j = n;
+	}
+}
+
+void crd_jobs_expire(crd_jobs *s)
+{
+	double limit = s->now() - s->lim.retain_seconds;
+	crd_jobrec *j = s->e_head;
+	while (j && j->finished_at < limit) {
+		crd_jobrec *n = j->lnext;
+		if (!j->task)
+			job_forget(s, j);
+		j = n;
+	}
+}
+
+/* ---------------------------------------------------------- state machine */
+
+static void set_state(crd_jobs *s, crd_jobrec *j, int st)
+{
+	s->n_state[j->state]--;
+	j->state = (uint8_t)st;
+	s->n_state[st]++;
+}
+
+static int start_job(crd_jobs *s, crd_jobrec *j)
+{
+	double prev_started = j->started_at;
+	double due = j->run_at > j->created_at ? j->run_at : j->created_at;
+	set_state(s, j, CRUND_JOB_RUNNING);
+	j->started_at = s->now();
+	j->run_at = 0;
+	j->attempt++;
+	/* a new attempt: its own outcome flags */
+	j->flags &= (uint16_t) ~(CRUND_JF_TIMED_OUT | CRUND_JF_CANCEL_REQ | CRUND_JF_FAIL_SET |
+				 CRUND_JF_STEPPED | CRUND_JF_RESULT_BIG);
+	int rc = s->ops.start ? s->ops.start(j, s->ops_data) : 0;
+	if (rc < 0) {
+		set_state(s, j, CRUND_JOB_QUEUED);
+		j->started_at = prev_started;
+		j->attempt--;
+		return rc;
+	}
+	if (j->attempt == 1 || due > j->created_at)
+		crd_hist_observe(&s->queue_wait, j->started_at - due);
+	persist(s, j, NULL, NULL);
+	crd_jobs_announce(s, j);
+	if (j->subs)
+		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+	return 0;
+}
+
+/* ------------------------------------------------------- delayed jobs */
+
+/* Insert into the delayed list, ordered by run_at (from the tail: retry
+ * and delay times mostly arrive in order). */
+static void delay_push(crd_jobs *s, crd_jobrec *j)
+{
+	crd_jobrec *after = s->d_tail;
+	while (after && after->run_at > j->run_at)
+		after = after->lprev;
+	j->flags |= CRUND_JF_DELAYED;
+	j->lprev = after;
+	j->lnext = after ? after->lnext : s->d_head;
+	if (j->lnext)
+		j->lnext->lprev = j;
+	else
+		s->d_tail = j;
+	if (after)
+		after->lnext = j;
+	else
+		s->d_head = j;
+}
+
+static void arm_wake(crd_jobs *s)
+{
+	if (!s->d_head || !s->ops.wake_at || s->draining)
+		return;
+	if (s->wake_armed == s->d_head->run_at)
+		return;
+	s->wake_armed = s->d_head->run_at;
+	s->ops.wake_at(s->wake_armed, s->ops_data);
+}
+
+void crd_jobs_due(crd_jobs *s)
+{
+	double now = s->now();
+	s->wake_armed = 0;
+	while (s->d_head && s->d_head->run_at <= now) {
+		crd_jobrec *j = s->d_head;
+		q_unlink(&s->d_head, &s->d_tail, j);
+		j->flags &= (uint16_t)~CRUND_JF_DELAYED;
+		q_push(&s->q_head, &s->q_tail, j);
+	}
+	start_queued(s);
+	arm_wake(s);
+}
+
+/* Queue a job: the delayed list when its time has not come, else FIFO. */
+static void enqueue(crd_jobs *s, crd_jobrec *j)
+{
+	if (j->run_at > s->now()) {
+		delay_push(s, j);
+		arm_wake(s);
+	} else {
+		j->run_at = 0;
+		q_push(&s->q_head, &s->q_tail, j);
+	}
+}
+
+/* Fill free running slots from the queue (FIFO). */
+static void start_queued(crd_jobs *s)
+{
+	while (s->q_head && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->draining &&
+	       !s->loading) {
+		crd_jobrec *j = s->q_head;
+		q_unlink(&s->q_head, &s->q_tail, j);
+		int rc = start_job(s, j);
+		if (rc < 0) {
+			/* it is no longer queued nor running: finish records it */
+			crd_jobs_finish(
+				s, j, CRUND_JOB_FAILED, "internal",
+				"the job could not be started (out of memory or coroutine stacks)");
+			return; /* finish called start_queued again */
+		}
+	}
+}
+
+static bool same_args(const crd_jobrec *j, const json_t *args)
+{
+	if (j->args)
+		return json_equal(j->args, args);
+	/* ended: compare with the text read back (rare: a retry after the end) */
+	json_t *old = json_loadb(j->args_json, j->args_len, 0, NULL);
+	bool same = old && json_equal(old, args);
+	json_decref(old);
+	return same;
+}
+
+static bool same_submission(const crd_jobrec *j, const crd_job_req *r)
+{
+	return j->plugin == r->plugin && j->spec == r->spec && same_args(j, r->args) &&
+	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated &&
+	       (!r->max_attempts || j->max_attempts == r->max_attempts);
+}
+
+static int args_text(crd_jobrec *j)
+{
+	size_t len;
+	if (json_object_size(j->args) == 0 && json_is_object(j->args)) {
+		j->args_json = empty_args;
+		j->args_len = 2;
+		return 0;
+	}
+	j->args_json = crd_json_text(j->args, UINT32_MAX, &len);
+	if (!j->args_json)
+		return len ? -ENOMEM : -EINVAL;
+	j->args_len = (uint32_t)len;
+	return 0;
+}
+
+/* A submission waiting for its commit. */
+struct accept_wait {
+	crd_jobs *s;
+	uint64_t seq;
+	void (*accepted)(void *arg, crd_jobrec *job, int rc);
+	void *arg;
+};
+
+static void on_committed(void *arg, int rc)
+{
+	struct accept_wait *w = arg;
+	crd_jobs *s = w->s;
+	crd_jobrec *j = crd_jobs_find_seq(s, w->seq);
+	if (j && (j->flags & CRUND_JF_UNCOMMITTED)) {
+		j->flags &= (uint16_t)~CRUND_JF_UNCOMMITTED;
+		if (rc < 0) {
+			/* not acknowledged: it never existed (the store keeps the
+			 * row pending and may still write it: delete it there too) */
+			s->n_submitted--;
+			job_forget(s, j);
+			j = NULL;
+		} else {
+			enqueue(s, j); /* draining: it waits for the next start */
+			crd_jobs_announce(s, j);
+		}
+	}
+	if (w->accepted)
+		w->accepted(w->arg, j, j ? 0 : (rc < 0 ? rc : -ENOENT));
+	free(w);
+	if (j && rc == 0)
+		start_queued(s);
+}
+
+int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *ret_existing)
+{
+	json_t *args = req->args;
+	req->args = NULL;
+	int rc;
+
+	if (s->draining) {
+		json_decref(args);
+		return -ESHUTDOWN;
+	}
+	if (req->idem_key) {
+		json_t *v = json_object_get(s->idem, req->idem_key);
+		crd_jobrec *old = v ? crd_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
+		if (old && (old->flags & CRUND_JF_UNCOMMITTED)) {
+			/* the same key again before the first one is durable: the
+			 * first decides; this one may retry */
+			json_decref(args);
+			return -EAGAIN;
+		}
+		if (old) {
+			req->args = args;
+			bool same = same_submission(old, req);
+			req->args = NULL;
+			json_decref(args);
+			if (!same)
+				return -EEXIST;
+			*ret_job = old;
+			if (ret_existing)
+				*ret_existing = true;
+			return 0;
+		}
+	}
+	if (s->st && crd_store_error(s->st, NULL)) {
+		json_decref(args);
+		return -EIO; /* refused fast while the store fails; it retries alone */
+	}
+	bool due = req->run_at <= s->now();
+	bool slot = due && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->q_head;
+	if (!slot && s->n_state[CRUND_JOB_QUEUED] >= s->lim.max_queued) {
+		json_decref(args);
+		return -EAGAIN;
+	}
+	rehash_step(s, REHASH_STEP);
+	if (s->count >= s->hsize && hash_grow(s) < 0) {
+		json_decref(args);
+		return -ENOMEM;
+	}
+	crd_jobrec *j = rec_alloc(s);
+	if (!j) {
+		json_decref(args);
+		return -ENOMEM;
+	}
+	if ((req->idem_key && !(j->idem_key = strdup(req->idem_key))) ||
+	    (req->retry_of && !(j->retry_of = strdup(req->retry_of)))) {
+		free(j->idem_key);
+		rec_free(s, j);
+		json_decref(args);
+		return -ENOMEM;
+	}
+	j->store = s;
+	j->seq = s->next_seq++;
+	make_id(s, j->seq, j->id);
+	j->plugin = req->plugin;
+	j->spec = req->spec;
+	j->args = args;
+	if ((rc = args_text(j)) < 0) {
+		job_free(s, j);
+		return rc;
+	}
+	j->timeout = req->timeout;
+	j->progress = -1;
+	/* what the submission does not say, the job spec does */
+	unsigned attempts = req->max_attempts ? req->max_attempts : req->spec->max_attempts;
+	if (attempts > UINT16_MAX)
+		attempts = UINT16_MAX;
+	j->max_attempts = (uint16_t)(attempts ? attempts : 1);
+	int oi = req->on_interrupt >= 0                      ? req->on_interrupt
+		 : (req->spec->flags & CRUND_JOB_RERUN_SAFE) ? CRD_ON_INTERRUPT_RETRY
+							     : CRD_ON_INTERRUPT_FAIL;
+	j->on_interrupt = oi == CRD_ON_INTERRUPT_RETRY ? CRD_ON_INTERRUPT_RETRY
+						       : CRD_ON_INTERRUPT_FAIL;
+	j->run_at = due ? 0 : req->run_at;
+	j->state = CRUND_JOB_QUEUED;
+	if (req->isolated)
+		j->flags |= CRUND_JF_ISOLATED;
+	j->created_at = s->now();
+	if (j->idem_key) {
+		if (json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) <
+		    0) {
+			job_free(s, j);
+			return -ENOMEM;
+		}
+	}
+	link_new(s, j); /* queued */
+
+	if (s->st) {
+		/* durable: nothing runs and nobody sees it before its commit */
+		struct accept_wait *w = malloc(sizeof(*w));
+		if (!w) {
+			job_forget(s, j);
+			return -ENOMEM;
+		}
+		j->flags |= CRUND_JF_UNCOMMITTED;
+		w->s = s;
+		w->seq = j->seq;
+		w->accepted = req->accepted;
+		w->arg = req->accepted_arg;
+		persist(s, j, on_committed, w);
+		s->n_submitted++;
+		*ret_job = j;
+		if (ret_existing)
+			*ret_existing = false;
+		return CRD_JOBS_PENDING;
+	}
+	if (slot) {
+		if ((rc = start_job(s, j)) < 0) {
+			/* not accepted: undo completely */
+			job_forget(s, j);
+			return rc;
+		}
+	} else {
+		enqueue(s, j);
+		crd_jobs_announce(s, j);
+	}
+	s->n_submitted++;
+	*ret_job = j;
+	if (ret_existing)
+		*ret_existing = false;
+	return 0;
+}
+
+void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, const char *message)
+{
+	if (crd_job_state_ended(j->state) || !crd_job_state_ended(state))
+		return;
+	if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED)) {
+		q_unlink(&s->d_head, &s->d_tail, j);
+		j->flags &= (uint16_t)~CRUND_JF_DELAYED;
+	} else if (j->state == CRUND_JOB_QUEUED && (j->lprev || s->q_head == j)) {
+		q_unlink(&s->q_head, &s->q_tail, j);
+	}
+	set_state(s, j, state);
+	j->run_at = 0;
+	j->finished_at = s->now();
+	if (state == CRUND_JOB_SUCCEEDED) {
+		/* an earlier attempt's error no longer applies */
+		free(j->err_code);
+		free(j->err_msg);
+		j->err_code = j->err_msg = NULL;
+	} else {
+		/* copy first: code/message may point at the old strings */
+		char *nc = strdup(code ? code : "internal");
+		char *nm = message ? strdup(message) : NULL;
+		free(j->err_code);
+		free(j->err_msg);
+		j->err_code = nc;
+		j->err_msg = nm;
+		free(j->result);
+		j->result = NULL;
+		j->result_len = 0;
+	}
+	if (!j->task)
+		crd_jobs_task_gone(j);
+	q_push(&s->e_head, &s->e_tail, j);
+	s->n_ended_total[state]++;
+	observe_run(s, j);
+	persist(s, j, NULL, NULL);
+	crd_jobs_announce(s, j);
+
+	/* Subscribers: detach the whole list first, so each may free itself. */
+	crd_sub *sub = j->subs;
+	j->subs = NULL;
+	while (sub) {
+		crd_sub *n = sub->next;
+		sub->next = sub->prev = NULL;
+		sub->job = NULL;
+		sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
+		sub = n;
+	}
+	if (s->ops.ended)
+		s->ops.ended(j, s->ops_data);
+	start_queued(s);
+	retain_count(s);
+}
+
+int crd_jobs_set_result(crd_jobrec *j, json_t *result)
+{
+	size_t len;
+	if (!result)
+		return -EINVAL;
+	char *text = crd_json_text(result, j->store->lim.max_result_bytes, &len);
+	json_decref(result);
+	if (!text) {
+		if (len > j->store->lim.max_result_bytes) {
+			j->flags |= CRUND_JF_RESULT_BIG;
+			return -E2BIG;
+		}
+		return len ? -ENOMEM : -EINVAL;
+	}
+	free(j->result);
+	j->result = text;
+	j->result_len = (uint32_t)len;
+	j->flags &= (uint16_t)~CRUND_JF_RESULT_BIG;
+	return 0;
+}
+
+/* ------------------------------------------------------ attempts */
+
+static double backoff(const crd_jobs *s, unsigned attempt)
+{
+	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), capped */
+	double cap = s->lim.retry_max_delay > 0 ? s->lim.retry_max_delay : 3600;
+	double a = attempt, d = a * a * a * a;
+	uint32_t r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint32_t)(attempt * 2654435761u);
+	d *= 0.9 + 0.2 * ((double)r / 4294967295.0);
+	return d < cap ? d : cap;
+}
+
+/* Append this attempt to the job's history: {attempt, started_at,
+ * finished_at, error}.  Out of memory: the history misses it. */
+static void record_attempt(crd_jobrec *j, double finished, const char *code, const char *msg)
+{
+	crd_buf b = CRUND_BUF_INIT;
+	char ts[40];
+	if (j->attempts && strlen(j->attempts) > 2) {
+		crd_buf_add(&b, j->attempts, strlen(j->attempts) - 1);
+		crd_buf_addc(&b, ',');
+	} else {
+		crd_buf_addc(&b, '[');
+	}
+	crd_buf_addf(&b, "{\"attempt\":%u,\"started_at\":", (unsigned)j->attempt);
+	if (j->started_at > 0) {
+		crd_format_time(j->started_at, ts, sizeof(ts));
+		crd_buf_add_jstr(&b, ts);
+	} else {
+		crd_buf_adds(&b, "null");
+	}
+	crd_buf_adds(&b, ",\"finished_at\":");
+	if (finished > 0) {
+		crd_format_time(finished, ts, sizeof(ts));
+		crd_buf_add_jstr(&b, ts);
+	} else {
+		crd_buf_adds(&b, "null");
+	}
+	crd_buf_adds(&b, ",\"error\":");
+	if (code) {
+		crd_buf_adds(&b, "{\"code\":");
+		crd_buf_add_jstr(&b, code);
+		crd_buf_adds(&b, ",\"message\":");
+		crd_buf_add_jstr(&b, msg ? msg : code);
+		crd_buf_addc(&b, '}');
+	} else {
+		crd_buf_adds(&b, "null");
+	}
+	crd_buf_adds(&b, "}]");
+	char *t = crd_buf_steal(&b, NULL);
+	if (t) {
+		free(j->attempts);
+		j->attempts = t;
+	}
+}
+
+static int set_error(crd_jobrec *j, const char *code, const char *message)
+{
+	char *nc = strdup(code ? code : "internal");
+	char *nm = message ? strdup(message) : NULL;
+	if (!nc || (message && !nm)) {
+		free(nc);
+		free(nm);
+		return -ENOMEM;
+	}
+	free(j->err_code);
+	free(j->err_msg);
+	j->err_code = nc;
+	j->err_msg = nm;
+	return 0;
+}
+
+static bool retryable(const char *code)
+{
+	return code && (!strcmp(code, "plugin_error") || !strcmp(code, "timeout") ||
+			!strcmp(code, "interrupted") || !strcmp(code, "exit_status"));
+}
+
+/* A running (or, at load, interrupted) job goes back to the queue for
+ * another attempt at run_at. */
+static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
+{
+	set_state(s, j, CRUND_JOB_QUEUED);
+	j->run_at = run_at;
+	free(j->result);
+	j->result = NULL;
+	j->result_len = 0;
+	s->n_retries++;
+	enqueue(s, j);
+	persist(s, j, NULL, NULL);
+	crd_jobs_announce(s, j);
+	if (j->subs)
+		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+}
+
+/* The attempt failed with code/message: retry when it may, else end. */
+static void attempt_failed(crd_jobs *s, crd_jobrec *j, int state, const char *code,
+			   const char *message)
+{
+	/* while draining only a durable store can keep the retry for later */
+	if (state == CRUND_JOB_FAILED && retryable(code) && j->attempt < j->max_attempts &&
+	    (!s->draining || s->st)) {
+		double now = s->now();
+		record_attempt(j, now, code, message);
+		set_error(j, code, message); /* shown while it waits */
+		requeue(s, j, now + backoff(s, j->attempt));
+		return;
+	}
+	crd_jobs_finish(s, j, state, code, message);
+}
+
+void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, bool timed_out)
+{
+	char msg[160];
+	if (crd_job_state_ended(j->state))
+		return;
+	if (timed_out) {
+		snprintf(msg, sizeof(msg), "the job did not finish within its timeout of %g s",
+			 j->timeout);
+		attempt_failed(s, j, CRUND_JOB_FAILED, "timeout", msg);
+	} else if (rc == -ECANCELED || cancelled) {
+		const char *code = j->cancel_code ? j->cancel_code : "cancelled";
+		bool shutdown = !strcmp(code, "shutdown");
+		if (shutdown && s->st && j->on_interrupt == CRD_ON_INTERRUPT_RETRY) {
+			/* stopped by the daemon, not by anyone's wish: it runs
+			 * again at the next start, and this attempt does not count */
+			record_attempt(j, s->now(), "shutdown",
+				       "the daemon shut down while the job ran");
+			j->attempt--;
+			j->cancel_code = NULL;
+			requeue(s, j, 0);
+			s->n_retries--;
+			return;
+		}
+		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, code,
+				shutdown ? "the daemon shut down while the job ran"
+					 : "cancelled by request");
+	} else if (j->flags & CRUND_JF_RESULT_BIG) {
+		snprintf(msg, sizeof(msg), "the job's result is larger than the limit of %zu bytes",
+			 s->lim.max_result_bytes);
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "result_too_large", msg);
+	} else if (rc < 0) {
+		if (j->flags & CRUND_JF_FAIL_SET) {
+			/* finish copies before it frees the old strings */
+			attempt_failed(s, j, CRUND_JOB_FAILED, j->err_code, j->err_msg);
+		} else {
+			attempt_failed(s, j, CRUND_JOB_FAILED, "plugin_error", cr_strerror(rc));
+		}
+	} else {
+		crd_jobs_finish(s, j, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	}
+}
+
+int crd_jobs_set_failure(crd_jobrec *j, const char *code, const char *message)
+{
+	int rc = set_error(j, code && *code ? code : "plugin_error", message);
+	if (rc == 0)
+		j->flags |= CRUND_JF_FAIL_SET;
+	return rc;
+}
+
+int crd_jobs_set_progress(crd_jobrec *j, double fraction, const char *message)
+{
+	if (!isfinite(fraction))
+		return -EINVAL;
+	if (fraction < 0)
+		fraction = 0;
+	if (fraction > 1)
+		fraction = 1;
+	char *m = NULL;
+	if (message && !(m = strdup(message)))
+		return -ENOMEM;
+	free(j->progress_msg);
+	j->progress_msg = m;
+	j->progress = fraction;
+	j->flags |= CRUND_JF_PROGRESS;
+	mark_dirty(j);
+	if (j->subs) {
+		crd_buf b = CRUND_BUF_INIT;
+		crd_buf_add(&b, "{\"fraction\":", 12);
+		crd_buf_add_num(&b, fraction);
+		crd_buf_add(&b, ",\"message\":", 11);
+		crd_buf_add_jstr(&b, message);
+		crd_buf_addc(&b, '}');
+		if (crd_buf_ok(&b))
+			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
+		crd_buf_free(&b);
+	}
+	return 0;
+}
+
+void crd_jobs_task_gone(crd_jobrec *j)
+{
+	json_decref(j->args);
+	j->args = NULL;
+}
+
+int crd_jobs_cancel(crd_jobs *s, crd_jobrec *j, const char *code)
+{
+	if (crd_job_state_ended(j->state))
+		return -EALREADY;
+	bool shutdown = code && !strcmp(code, "shutdown");
+	if (j->state == CRUND_JOB_QUEUED) {
+		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, shutdown ? "shutdown" : "cancelled",
+				shutdown ? "the daemon shut down before the job started"
+					 : "cancelled by request before it started");
+		return 0;
+	}
+	/* A later "shutdown" overrides a pending request: the record says why
+	 * the job really ended. */
+	if (!(j->flags & CRUND_JF_CANCEL_REQ) || shutdown) {
+		j->flags |= CRUND_JF_CANCEL_REQ;
+		j->cancel_code = shutdown ? "shutdown" : "cancelled";
+		if (s->ops.cancel)
+			s->ops.cancel(j, s->ops_data);
+	}
+	return 0;
+}
+
+int crd_jobs_delete(crd_jobs *s, crd_jobrec *j)
+{
+	if (!crd_job_state_ended(j->state) || j->task)
+		return -EBUSY;
+	job_forget(s, j);
+	return 0;
+}
+
+size_t crd_jobs_drain(crd_jobs *s)
+{
+	size_t n = s->n_state[CRUND_JOB_QUEUED];
+	s->draining = true;
+	if (s->st)
+		return n; /* durable: they wait for the next start */
+	while (s->q_head)
+		crd_jobs_cancel(s, s->q_head, "shutdown");
+	while (s->d_head)
+		crd_jobs_cancel(s, s->d_head, "shutdown");
+	return n;
+}
+
+void crd_jobs_cancel_running(crd_jobs *s, const char *code)
+{
+	/* newest first is as good as any order; collect nothing: cancel only
+	 * asks, records change later in finish. */
+	for (crd_jobrec *j = s->newest; j; j = j->older)
+		if (j->state == CRUND_JOB_RUNNING)
+			crd_jobs_cancel(s, j, code);
+}
+
+size_t crd_jobs_active(const crd_jobs *s)
+{
+	return s->n_state[CRUND_JOB_QUEUED] + s->n_state[CRUND_JOB_RUNNING];
+}
+
+/* ----------------------------------------------------------- subscribers */
+
+void crd_jobs_subscribe(crd_jobrec *job, crd_sub *sub)
+{
+	sub->job = job;
+	sub->prev = NULL;
+	sub->next = job->subs;
+	if (job->subs)
+		job->subs->prev = sub;
+	job->subs = sub;
+}
+
+void crd_jobs_unsubscribe(crd_sub *sub)
+{
+	crd_jobrec *j = sub->job;
+	if (!j)
+		return;
+	if (sub->prev)
+		sub->prev->next = sub->next;
+	else
+		j->subs = sub->next;
+	if (sub->next)
+		sub->next->prev = sub->prev;
+	sub->next = sub->prev = NULL;
+	sub->job = NULL;
+}
+
+void crd_jobs_emit(crd_jobrec *job, int ev, const char *data, size_t len)
+{
+	crd_sub *sub = job->subs;
+	while (sub) {
+		crd_sub *n = sub->next;
+		sub->on_event(sub, job, ev, data, len);
+		sub = n;
+	}
+}
+
+void crd_jobs_log_append(crd_jobrec *j, const char *line, size_t len)
+{
+	size_t max = j->store->lim.max_log_bytes;
+	if (j->flags & CRUND_JF_LOG_TRUNC)
+		return;
+	if ((size_t)j->log_len + len + 1 > max) {
+		j->flags |= CRUND_JF_LOG_TRUNC;
+		return;
+	}
+	if (j->log_len + len + 1 > j->log_cap) {
+		size_t cap = j->log_cap ? j->log_cap : 128;
+		while (cap < j->log_len + len + 1)
+			cap *= 2;
+		if (cap > max)
+			cap = max;
+		char *p = realloc(j->log, cap);
+		if (!p) {
+			j->flags |= CRUND_JF_LOG_TRUNC;
+			return;
+		}
+		j->log = p;
+		j->log_cap = (uint32_t)cap;
+	}
+	memcpy(j->log + j->log_len, line, len);
+	j->log_len += (uint32_t)len;
+	j->log[j->log_len++] = '\n';
+	mark_dirty(j);
+}
+
+/* ---------------------------------------------------------------- listing */
+
+static bool list_match(const crd_jobrec *j, const crd_jobs_filter *f)
+{
+	if (f->state_mask && !(f->state_mask & (1u << j->state)))
+		return false;
+	if (j->flags & CRUND_JF_UNCOMMITTED)
+		return false;
+	if (f->plugin && strcmp(f->plugin, j->plugin->desc->name))
+		return false;
+	if (f->job && strcmp(f->job, j->spec->name))
+		return false;
+	if (f->text && !strstr(j->id, f->text) && !(j->idem_key && strstr(j->idem_key, f->text)))
+		return false;
+	return true;
+}
+
+int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
+		  size_t limit, void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more)
+{
+	crd_jobs_filter f = {.state_mask = state_mask, .plugin = plugin};
+	return crd_jobs_list_where(s, &f, cursor, limit, fn, arg, ret_more);
+}
+
+int crd_jobs_list_where(crd_jobs *s, const crd_jobs_filter *f, const char *cursor, size_t limit,
+			void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more)
+{
+	crd_jobrec *j = s->newest;
+	if (cursor) {
+		uint64_t seq;
+		if (crd_jobs_parse_id(s, cursor, &seq) < 0)
+			return -EINVAL;
+		crd_jobrec *c = crd_jobs_find_seq(s, seq);
+		if (c) {
+			j = c->older;
+		} else {
+			/* the cursor's job was forgotten meanwhile: resume at the
+			 * first older one */
+			while (j && j->seq >= seq)
+				j = j->older;
+		}
+	}
+	size_t n = 0;
+	*ret_more = false;
+	for (; j; j = j->older) {
+		if (!list_match(j, f))
+			continue;
+		if (n == limit) {
+			*ret_more = true;
+			break;
+		}
+		fn(j, arg);
+		n++;
+	}
+	return 0;
+}
+
+/* -------------------------------------------------------------- rendering */
+
+void crd_jobs_format_id(const crd_jobs *s, uint64_t seq, char *out) { make_id(s, seq, out); }
+
+static void add_time(crd_buf *b, const char *key, double t)
+{
+	crd_buf_adds(b, key);
+	if (t <= 0) {
+		crd_buf_add(b, "null", 4);
+		return;
+	}
+	char ts[40];
+	crd_format_time(t, ts, sizeof(ts));
+	crd_buf_addc(b, '"');
+	crd_buf_adds(b, ts);
+	crd_buf_addc(b, '"');
+}
+
+void crd_job_render(crd_buf *b, const crd_jobrec *j)
+{
+	crd_buf_add(b, "{\"id\":\"", 7);
+	crd_buf_adds(b, j->id);
+	crd_buf_add(b, "\",\"plugin\":", 11);
+	crd_buf_add_jstr(b, j->plugin->desc->name);
+	crd_buf_add(b, ",\"job\":", 7);
+	crd_buf_add_jstr(b, j->spec->name);
+	crd_buf_add(b, ",\"args\":", 8);
+	crd_buf_add(b, j->args_json, j->args_len);
+	crd_buf_add(b, ",\"state\":\"", 10);
+	crd_buf_adds(b, state_names[j->state]);
+	crd_buf_add(b, "\",\"result\":", 11);
+	if (j->state == CRUND_JOB_SUCCEEDED && j->result)
+		crd_buf_add(b, j->result, j->result_len);
+	else
+		crd_buf_add(b, "null", 4);
+	crd_buf_add(b, ",\"error\":", 9);
+	if (j->err_code &&
+	    (crd_job_state_ended(j->state) || (j->state == CRUND_JOB_QUEUED && j->attempt > 0))) {
+		crd_buf_add(b, "{\"code\":", 8);
+		crd_buf_add_jstr(b, j->err_code);
+		crd_buf_add(b, ",\"message\":", 11);
+		crd_buf_add_jstr(b, j->err_msg ? j->err_msg : j->err_code);
+		crd_buf_addc(b, '}');
+	} else {
+		crd_buf_add(b, "null", 4);
+	}
+	crd_buf_add(b, ",\"progress\":", 12);
+	if (j->flags & CRUND_JF_PROGRESS) {
+		crd_buf_add(b, "{\"fraction\":", 12);
+		crd_buf_add_num(b, j->progress);
+		crd_buf_add(b, ",\"message\":", 11);
+		crd_buf_add_jstr(b, j->progress_msg);
+		crd_buf_addc(b, '}');
+	} else {
+		crd_buf_add(b, "null", 4);
+	}
+	add_time(b, ",\"created_at\":", j->created_at);
+	add_time(b, ",\"started_at\":", j->started_at);
+	add_time(b, ",\"finished_at\":", j->finished_at);
+	crd_buf_add(b, ",\"timeout\":", 11);
+	if (j->timeout > 0)
+		crd_buf_add_num(b, j->timeout);
+	else
+		crd_buf_add(b, "null", 4);
+	crd_buf_add(b,
+		    (j->flags & CRUND_JF_ISOLATED) ? ",\"context\":\"isolated\""
+						   : ",\"context\":\"shared\"",
+		    (j->flags & CRUND_JF_ISOLATED) ? 21 : 19);
+	if (j->idem_key) {
+		crd_buf_add(b, ",\"idempotency_key\":", 19);
+		crd_buf_add_jstr(b, j->idem_key);
+	}
+	if (j->retry_of) {
+		crd_buf_add(b, ",\"retry_of\":", 12);
+		crd_buf_add_jstr(b, j->retry_of);
+	}
+	crd_buf_addf(b, ",\"attempt\":%u,\"max_attempts\":%u", (unsigned)j->attempt,
+		     (unsigned)j->max_attempts);
+	add_time(b, ",\"run_at\":", j->state == CRUND_JOB_QUEUED ? j->run_at : 0);
+	crd_buf_adds(b, j->on_interrupt == CRD_ON_INTERRUPT_RETRY ? ",\"on_interrupt\":\"retry\""
+								  : ",\"on_interrupt\":\"fail\"");
+	crd_buf_add(b, ",\"attempts\":", 12);
+	if (j->attempts)
+		crd_buf_adds(b, j->attempts);
+	else
+		crd_buf_add(b, "[]", 2);
+	crd_buf_addc(b, '}');
+}

@@ -1,0 +1,241 @@
+/*
+ * submit.c — POST /v1/jobs bodies; see submit.h.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "jobs/jobs.h"
+#include "jobs/submit.h"
+
+static int bad(const char **ret_code, const char *code, char *msg, size_t msglen, const char *fmt,
+	       ...) __attribute__((format(printf, 5, 6)));
+static int bad(const char **ret_code, const char *code, char *msg, size_t msglen, const char *fmt,
+	       ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, msglen, fmt, ap);
+	va_end(ap);
+	*ret_code = code;
+	return -EINVAL;
+}
+
+static bool known_field(const char *k)
+{
+	return !strcmp(k, "plugin") || !strcmp(k, "job") || !strcmp(k, "args") ||
+	       !strcmp(k, "timeout") || !strcmp(k, "context") || !strcmp(k, "idempotency_key") ||
+	       !strcmp(k, "max_attempts") || !strcmp(k, "delay") || !strcmp(k, "run_at") ||
+	       !strcmp(k, "on_interrupt");
+}
+
+static int digits(const char *p, int n)
+{
+	int v = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return -1;
+		v = v * 10 + (p[i] - '0');
+	}
+	return v;
+}
+
+int crd_parse_rfc3339(const char *s, double *ret)
+{
+	/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) */
+	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' ||
+	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
+		return -EINVAL;
+	int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
+	int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
+	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
+	    sec < 0 || sec > 60)
+		return -EINVAL;
+	const char *p = s + 19;
+	double frac = 0;
+	if (*p == '.') {
+		double scale = 0.1;
+		p++;
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		while (*p >= '0' && *p <= '9') {
+			frac += (*p - '0') * scale;
+			scale /= 10;
+			p++;
+		}
+	}
+	int off = 0;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		int oh = digits(p + 1, 2), om = p[3] == ':' ? digits(p + 4, 2) : -1;
+		if (oh < 0 || oh > 23 || om < 0 || om > 59)
+			return -EINVAL;
+		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+		p += 6;
+	} else {
+		return -EINVAL;
+	}
+	if (*p)
+		return -EINVAL;
+	struct tm tm = {.tm_year = Y - 1900,
+			.tm_mon = M - 1,
+			.tm_mday = D,
+			.tm_hour = h,
+			.tm_min = m,
+			.tm_sec = sec};
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != D) /* 2026-02-31 normalises: refuse */
+		return -EINVAL;
+	*ret = (double)t - off + frac;
+	return 0;
+}
+
+void crd_submission_free(crd_submission *s)
+{
+	json_decref(s->args);
+	free((char *)s->idem_key); /* ours: strdup in crd_submission_parse */
+	memset(s, 0, sizeof(*s));
+}
+
+int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_t len,
+			 crd_submission *ret, const char **ret_code, char *msg, size_t msglen)
+{
+	json_error_t jerr;
+	crd_submission s;
+	const char *key;
+	json_t *v, *root;
+	int rc;
+
+	memset(&s, 0, sizeof(s));
+	if (!len)
+		return bad(ret_code, "invalid_json", msg, msglen,
+			   "the request body is empty; send a JSON object such as "
+			   "{\"plugin\":\"demo\",\"job\":\"noop\"}");
+	root = json_loadb(body, len, JSON_DECODE_ANY, &jerr);
+	if (!root)
+		return bad(ret_code, "invalid_json", msg, msglen,
+			   "the body is not valid JSON: %s at line %d, column %d", jerr.text,
+			   jerr.line, jerr.column);
+#define BAD(...)                                                                 \
+	do {                                                                     \
+		rc = bad(ret_code, "invalid_request", msg, msglen, __VA_ARGS__); \
+		goto out;                                                        \
+	} while (0)
+	if (!json_is_object(root))
+		BAD("the body must be a JSON object with \"plugin\" and \"job\"");
+	json_object_foreach(root, key, v)
+	{
+		if (!known_field(key))
+			BAD("unknown field '%.64s' (expected plugin, job, args, timeout, context, "
+			    "idempotency_key, max_attempts, delay, run_at, on_interrupt)",
+			    key);
+	}
+	json_t *jp = json_object_get(root, "plugin"), *jj = json_object_get(root, "job");
+	json_t *ja = json_object_get(root, "args"), *jt = json_object_get(root, "timeout");
+	json_t *jc = json_object_get(root, "context"),
+	       *jk = json_object_get(root, "idempotency_key");
+	json_t *jm = json_object_get(root, "max_attempts"), *jd = json_object_get(root, "delay");
+	json_t *jr = json_object_get(root, "run_at"), *ji = json_object_get(root, "on_interrupt");
+	s.on_interrupt = -1;
+	if (!json_is_string(jp))
+		BAD("field 'plugin' must be a string naming a plugin");
+	if (!json_is_string(jj))
+		BAD("field 'job' must be a string naming a job of the plugin");
+	if (ja && !json_is_object(ja) && !json_is_null(ja))
+		BAD("field 'args' must be an object");
+	if (jt && !json_is_null(jt)) {
+		double t = json_number_value(jt);
+		if (!json_is_number(jt) || !(t > 0) || t > CRUND_TIMEOUT_MAX)
+			BAD("field 'timeout' must be a number of seconds greater than 0 (at most "
+			    "%g)",
+			    CRUND_TIMEOUT_MAX);
+		s.timeout = t;
+	}
+	if (jc && !json_is_null(jc)) {
+		const char *c = json_string_value(jc);
+		if (!c || (strcmp(c, "shared") && strcmp(c, "isolated")))
+			BAD("field 'context' must be \"shared\" or \"isolated\"");
+		s.isolated = !strcmp(c, "isolated");
+	}
+	if (jk && !json_is_null(jk)) {
+		const char *k = json_string_value(jk);
+		if (!k || !*k || strlen(k) > CRUND_IDEM_KEY_MAX)
+			BAD("field 'idempotency_key' must be a non-empty string of at most %d "
+			    "bytes",
+			    CRUND_IDEM_KEY_MAX);
+		if (!(s.idem_key = strdup(k))) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	if (jm && !json_is_null(jm)) {
+		json_int_t n = json_integer_value(jm);
+		if (!json_is_integer(jm) || n < 1 || n > CRUND_MAX_ATTEMPTS_MAX)
+			BAD("field 'max_attempts' must be an integer from 1 to %d",
+			    CRUND_MAX_ATTEMPTS_MAX);
+		s.max_attempts = (unsigned)n;
+	}
+	if (jd && !json_is_null(jd) && jr && !json_is_null(jr))
+		BAD("give 'delay' or 'run_at', not both");
+	if (jd && !json_is_null(jd)) {
+		double d = json_number_value(jd);
+		if (!json_is_number(jd) || !(d >= 0) || d > CRUND_DELAY_MAX)
+			BAD("field 'delay' must be a number of seconds from 0 to %g",
+			    CRUND_DELAY_MAX);
+		if (d > 0)
+			s.run_at = crd_now_realtime() + d;
+	}
+	if (jr && !json_is_null(jr)) {
+		const char *t = json_string_value(jr);
+		double when;
+		if (!t || crd_parse_rfc3339(t, &when) < 0)
+			BAD("field 'run_at' must be an RFC 3339 time such as "
+			    "\"2026-12-03T10:00:00Z\"");
+		if (when > crd_now_realtime() + CRUND_DELAY_MAX)
+			BAD("field 'run_at' is more than a year ahead");
+		s.run_at = when > crd_now_realtime() ? when : 0;
+	}
+	if (ji && !json_is_null(ji)) {
+		const char *c = json_string_value(ji);
+		if (!c || (strcmp(c, "retry") && strcmp(c, "fail")))
+			BAD("field 'on_interrupt' must be \"retry\" or \"fail\"");
+		s.on_interrupt = !strcmp(c, "retry") ? CRD_ON_INTERRUPT_RETRY
+						     : CRD_ON_INTERRUPT_FAIL;
+	}
+#undef BAD
+	const char *pname = json_string_value(jp), *jname = json_string_value(jj);
+	s.plugin = crd_plugins_find(reg, pname);
+	if (!s.plugin) {
+		bad(ret_code, "unknown_plugin", msg, msglen,
+		    "no plugin named '%.64s' (GET /v1/plugins lists them)", pname);
+		rc = -ENOENT;
+		goto out;
+	}
+	s.spec = crd_plugins_find_job(s.plugin, jname);
+	if (!s.spec) {
+		bad(ret_code, "unknown_job", msg, msglen,
+		    "plugin '%s' has no job named '%.64s' (GET /v1/plugins/%s lists them)",
+		    s.plugin->desc->name, jname, s.plugin->desc->name);
+		rc = -ENOENT;
+		goto out;
+	}
+	if (crd_args_validate(s.spec, json_is_object(ja) ? ja : NULL, &s.args, msg, msglen) < 0) {
+		*ret_code = "invalid_args";
+		rc = -EINVAL;
+		goto out;
+	}
+	json_decref(root);
+	*ret = s;
+	return 0;
+out:
+	json_decref(root);
+	crd_submission_free(&s);
+	return rc;
+}

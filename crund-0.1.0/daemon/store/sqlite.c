@@ -1,0 +1,601 @@
+/*
+ * store/sqlite.c — the embedded store: one SQLite file in WAL mode.
+ *
+ * One crund per file: a lock file next to the database (PATH.lock) holds a
+ * POSIX write lock for the life of the process and the holder's pid, so a
+ * second crund names the one in its way.  SQLite's own locks are not used
+ * for this: they are released by any close() of the file in the process
+ * and do not tell who holds them.
+ *
+ * The connection is used by one thread at a time (the loop thread to open
+ * and load, then only the writer thread, then the closer once the writer
+ * is joined), so it is opened without SQLite's mutexes; and since the lock
+ * file already admits one crund, SQLite's locking mode is EXCLUSIVE: no
+ * shared-memory WAL index, no lock calls per transaction.
+ *
+ * Each commit is one IMMEDIATE transaction of upserts and deletes;
+ * `synchronous` FULL makes it survive power loss (fsync of the WAL at
+ * commit), NORMAL a crash of the process only.  Pages freed by retention
+ * are reused, and auto_vacuum=INCREMENTAL gives some back now and then, so
+ * the file stays flat under a steady load.
+ *
+ * The schema is versioned (table schema_version) and migrated forward in
+ * order at open; a file written by a newer crund is refused.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <libgen.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/backend.h"
+
+#define APP_ID 0x6372756e /* "crun": PRAGMA application_id of a crund store */
+
+typedef struct sq {
+	sqlite3 *db;
+	char *path;
+	int lock_fd;
+	char prefix[16];
+	uint64_t max_seq;
+	char describe[512];
+	sqlite3_stmt *upsert, *del, *hiwater, *probe;
+	unsigned commits_since_vacuum;
+} sq;
+
+/* Forward migrations: MIGRATIONS[i] takes schema version i to i + 1. */
+static const char *const MIGRATIONS[] = {
+	/* 0 → 1: the first schema */
+	"CREATE TABLE schema_version (version INTEGER NOT NULL);"
+	"INSERT INTO schema_version VALUES (0);"
+	"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	"CREATE TABLE jobs ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL UNIQUE,"
+	" plugin TEXT NOT NULL,"
+	" job TEXT NOT NULL,"
+	" args TEXT NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" attempt INTEGER NOT NULL DEFAULT 0,"
+	" max_attempts INTEGER NOT NULL DEFAULT 1,"
+	" on_interrupt INTEGER NOT NULL DEFAULT 0,"
+	" isolated INTEGER NOT NULL DEFAULT 0,"
+	" timeout REAL NOT NULL DEFAULT 0,"
+	" run_at REAL NOT NULL DEFAULT 0,"
+	" idempotency_key TEXT UNIQUE,"
+	" result TEXT,"
+	" error_code TEXT,"
+	" error_message TEXT,"
+	" progress REAL NOT NULL DEFAULT -1,"
+	" progress_message TEXT,"
+	" created_at REAL NOT NULL,"
+	" started_at REAL NOT NULL DEFAULT 0,"
+	" finished_at REAL NOT NULL DEFAULT 0,"
+	" attempts TEXT,"
+	" log TEXT,"
+	" log_truncated INTEGER NOT NULL DEFAULT 0);",
+};
+#define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(*MIGRATIONS)))
+
+static int map_rc(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+	case SQLITE_CANTOPEN:
+		return -EACCES;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_NOTADB:
+	case SQLITE_CORRUPT:
+	case SQLITE_FORMAT:
+		return -EPROTO;
+	default:
+		return -EIO;
+	}
+}
+
+static const char *cause(int code)
+{
+	switch (code) {
+	case -ENOSPC:
+		return "disk full";
+	case -EROFS:
+		return "read-only file system or file";
+	case -EACCES:
+		return "permission denied";
+	case -ENOMEM:
+		return "out of memory";
+	case -EPROTO:
+		return "not a crund store, or damaged";
+	default:
+		return "I/O error";
+	}
+}
+
+static int fail(sq *s, int rc, const char *what, char *err, size_t errlen)
+{
+	int code = map_rc(rc);
+	snprintf(err, errlen, "store %s: %s: %s (%s)", s->path, what, cause(code),
+		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	return code;
+}
+
+/* mkdir -p with mode 0700 for what is missing. */
+static int make_dirs(const char *path, char *err, size_t errlen)
+{
+	char *dup = strdup(path);
+	if (!dup)
+		return -ENOMEM;
+	char *dir = dirname(dup);
+	struct stat sb;
+	int rc = 0;
+	if (stat(dir, &sb) == 0) {
+		if (!S_ISDIR(sb.st_mode)) {
+			snprintf(err, errlen, "store %s: %s is not a directory", path, dir);
+			rc = -ENOTDIR;
+		}
+	} else {
+		for (char *p = dir + 1; *p; p++) {
+			if (*p != '/')
+				continue;
+			*p = '\0';
+			if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+				rc = -errno;
+			*p = '/';
+			if (rc < 0)
+				break;
+		}
+		if (rc == 0 && mkdir(dir, 0700) < 0 && errno != EEXIST)
+			rc = -errno;
+		if (rc < 0)
+			snprintf(err, errlen,
+				 "store %s: cannot create the directory %s: %s (create it, "
+				 "writable by crund's user, or choose another --store)",
+				 path, dir, strerror(-rc));
+	}
+	free(dup);
+	return rc;
+}
+
+static int take_lock(sq *s, char *err, size_t errlen)
+{
+	size_t n = strlen(s->path) + 6;
+	char *lp = malloc(n);
+	if (!lp)
+		return -ENOMEM;
+	snprintf(lp, n, "%s.lock", s->path);
+	s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (s->lock_fd < 0) {
+		int e = errno;
+		snprintf(err, errlen, "store %s: cannot open its lock file %s: %s", s->path, lp,
+			 strerror(e));
+		free(lp);
+		return -e;
+	}
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	if (fcntl(s->lock_fd, F_SETLK, &fl) < 0) {
+		int e = errno;
+		struct flock q = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+		if ((e == EAGAIN || e == EACCES) && fcntl(s->lock_fd, F_GETLK, &q) == 0 &&
+		    q.l_type != F_UNLCK)
+			snprintf(err, errlen,
+				 "store %s is in use by another crund (pid %ld); stop it, or give "
+				 "this one another --store",
+				 s->path, (long)q.l_pid);
+		else
+			snprintf(err, errlen, "store %s: cannot lock %s: %s", s->path, lp,
+				 strerror(e));
+		free(lp);
+		return e == EAGAIN || e == EACCES ? -EBUSY : -e;
+	}
+	char pid[32];
+	int len = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(s->lock_fd, 0) == 0 && pwrite(s->lock_fd, pid, (size_t)len, 0) < 0) {
+		/* the lock is what counts; the pid in the file is a courtesy */
+	}
+	free(lp);
+	return 0;
+}
+
+static int exec_sql(sq *s, const char *sql, const char *what, char *err, size_t errlen)
+{
+	int rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	return rc == SQLITE_OK ? 0 : fail(s, rc, what, err, errlen);
+}
+
+static int query_int(sq *s, const char *sql, long long *ret)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return rc;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*ret = sqlite3_column_int64(st, 0);
+		rc = SQLITE_OK;
+	} else if (rc == SQLITE_DONE) {
+		rc = SQLITE_NOTFOUND;
+	}
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static void new_prefix(char out[14])
+{
+	static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)getpid();
+	for (int i = 12; i >= 0; i--) {
+		out[i] = b32[r & 31];
+		r >>= 5;
+	}
+	out[13] = '\0';
+}
+
+/* Bring the schema to SCHEMA_VERSION; refuse a foreign or newer file. */
+static int migrate(sq *s, char *err, size_t errlen)
+{
+	long long app = 0, ntables = 0, version = 0;
+	int rc;
+	if ((rc = query_int(s, "PRAGMA application_id", &app)) != SQLITE_OK ||
+	    (rc = query_int(s, "SELECT count(*) FROM sqlite_master", &ntables)) != SQLITE_OK)
+		return fail(s, rc, "cannot read the file", err, errlen);
+	if (ntables > 0 && app != APP_ID) {
+		snprintf(err, errlen,
+			 "store %s: the file is an SQLite database of another program, not a "
+			 "crund store; move it away or give another --store",
+			 s->path);
+		return -EPROTO;
+	}
+	if (ntables == 0) {
+		/* new file: settings that only apply before the first table */
+		if ((rc = exec_sql(s, "PRAGMA auto_vacuum=INCREMENTAL", "cannot set it up", err,
+				   errlen)) < 0)
+			return rc;
+	} else if ((rc = query_int(s, "SELECT version FROM schema_version", &version)) !=
+		   SQLITE_OK) {
+		return fail(s, rc, "cannot read its schema version", err, errlen);
+	}
+	if (version > SCHEMA_VERSION) {
+		snprintf(err, errlen,
+			 "store %s: written by a newer crund (schema version %lld; this crund "
+			 "knows up to %d); run that version, or give another --store",
+			 s->path, version, SCHEMA_VERSION);
+		return -EPROTO;
+	}
+	for (int v = (int)version; v < SCHEMA_VERSION; v++) {
+		char sql[128];
+		if ((rc = exec_sql(s, "BEGIN IMMEDIATE", "cannot migrate", err, errlen)) < 0)
+			return rc;
+		snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d;", v + 1);
+		if ((rc = exec_sql(s, MIGRATIONS[v], "cannot migrate its schema", err, errlen)) <
+			    0 ||
+		    (rc = exec_sql(s, sql, "cannot migrate its schema", err, errlen)) < 0) {
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+			return rc;
+		}
+		if (v == 0) {
+			char p[14], ins[160];
+			new_prefix(p);
+			snprintf(ins, sizeof(ins),
+				 "PRAGMA application_id=%d;"
+				 "INSERT INTO meta VALUES ('id_prefix', '%s'), ('max_seq', '0');",
+				 APP_ID, p);
+			if ((rc = exec_sql(s, ins, "cannot initialise", err, errlen)) < 0) {
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+				return rc;
+			}
+		}
+		if ((rc = exec_sql(s, "COMMIT", "cannot migrate its schema", err, errlen)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int read_meta(sq *s, char *err, size_t errlen)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(s->db, "SELECT key, value FROM meta", -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "cannot read it", err, errlen);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *k = (const char *)sqlite3_column_text(st, 0);
+		const char *v = (const char *)sqlite3_column_text(st, 1);
+		if (!k || !v)
+			continue;
+		if (!strcmp(k, "id_prefix"))
+			snprintf(s->prefix, sizeof(s->prefix), "%.13s", v);
+		else if (!strcmp(k, "max_seq"))
+			s->max_seq = strtoull(v, NULL, 10);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return fail(s, rc, "cannot read it", err, errlen);
+	long long m = 0;
+	if (query_int(s, "SELECT coalesce(max(seq), 0) FROM jobs", &m) == SQLITE_OK &&
+	    (uint64_t)m > s->max_seq)
+		s->max_seq = (uint64_t)m;
+	if (!s->prefix[0]) {
+		snprintf(err, errlen, "store %s: damaged (no id prefix in its meta table)",
+			 s->path);
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static const char UPSERT_SQL[] =
+	"INSERT INTO jobs (seq, id, plugin, job, args, state, attempt, max_attempts,"
+	" on_interrupt, isolated, timeout, run_at, idempotency_key, result, error_code,"
+	" error_message, progress, progress_message, created_at, started_at, finished_at,"
+	" attempts, log, log_truncated) VALUES"
+	" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
+	" ?19, ?20, ?21, ?22, ?23, ?24)"
+	" ON CONFLICT (seq) DO UPDATE SET state = ?6, attempt = ?7, max_attempts = ?8,"
+	" on_interrupt = ?9, run_at = ?12, result = ?14, error_code = ?15,"
+	" error_message = ?16, progress = ?17, progress_message = ?18, started_at = ?20,"
+	" finished_at = ?21, attempts = ?22, log = ?23, log_truncated = ?24";
+
+static void sq_close(void *be)
+{
+	sq *s = be;
+	if (!s)
+		return;
+	sqlite3_finalize(s->upsert);
+	sqlite3_finalize(s->del);
+	sqlite3_finalize(s->hiwater);
+	sqlite3_finalize(s->probe);
+	if (s->db)
+		sqlite3_close(s->db); /* the last connection checkpoints the WAL */
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* releases the lock */
+	free(s->path);
+	free(s);
+}
+
+static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, char *err,
+		   size_t errlen)
+{
+	sq *s = calloc(1, sizeof(*s));
+	int rc;
+	if (!s || !(s->path = strdup(where))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->lock_fd = -1;
+	if ((rc = make_dirs(s->path, err, errlen)) < 0 || (rc = take_lock(s, err, errlen)) < 0)
+		goto out;
+	rc = sqlite3_open_v2(s->path, &s->db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			     NULL);
+	if (rc != SQLITE_OK) {
+		rc = fail(s, rc, "cannot open it", err, errlen);
+		goto out;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	char pragmas[256];
+	snprintf(pragmas, sizeof(pragmas),
+		 "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;"
+		 " PRAGMA foreign_keys=OFF;"
+		 " PRAGMA journal_size_limit=67108864;",
+		 o->sync == CRD_STORE_SYNC_NORMAL ? "NORMAL" : "FULL");
+	if (sqlite3_db_readonly(s->db, "main") == 1) {
+		snprintf(err, errlen,
+			 "store %s is read-only (file attributes, permissions or a read-only "
+			 "file system): crund must write its store; fix that or give another "
+			 "--store",
+			 s->path);
+		rc = -EROFS;
+		goto out;
+	}
+	if ((rc = exec_sql(s, pragmas, "cannot open it", err, errlen)) < 0 ||
+	    (rc = migrate(s, err, errlen)) < 0 || (rc = read_meta(s, err, errlen)) < 0)
+		goto out;
+	if ((rc = sqlite3_prepare_v3(s->db, UPSERT_SQL, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert,
+				     NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v3(s->db, "DELETE FROM jobs WHERE seq = ?1", -1,
+				     SQLITE_PREPARE_PERSISTENT, &s->del, NULL)) != SQLITE_OK ||
+	    (rc = sqlite3_prepare_v3(s->db,
+				     "UPDATE meta SET value = ?1 WHERE key = 'max_seq'"
+				     " AND CAST(value AS INTEGER) < ?1",
+				     -1, SQLITE_PREPARE_PERSISTENT, &s->hiwater, NULL)) !=
+		    SQLITE_OK ||
+	    (rc = sqlite3_prepare_v3(s->db, "INSERT OR REPLACE INTO meta VALUES ('probe', ?1)", -1,
+				     SQLITE_PREPARE_PERSISTENT, &s->probe, NULL)) != SQLITE_OK) {
+		rc = fail(s, rc, "cannot prepare its statements", err, errlen);
+		goto out;
+	}
+	snprintf(s->describe, sizeof(s->describe), "sqlite:%s (WAL, sync %s)", s->path,
+		 o->sync == CRD_STORE_SYNC_NORMAL ? "normal" : "full");
+	*ret_be = s;
+	return 0;
+out:
+	sq_close(s);
+	return rc;
+}
+
+static const char *sq_describe(void *be) { return ((sq *)be)->describe; }
+static const char *sq_prefix(void *be) { return ((sq *)be)->prefix; }
+static uint64_t sq_max_seq(void *be) { return ((sq *)be)->max_seq; }
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+	return (const char *)sqlite3_column_text(st, i);
+}
+
+static int sq_load(void *be, int (*fn)(const crd_store_job *row, void *arg), void *arg)
+{
+	sq *s = be;
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(
+		s->db,
+		"SELECT seq, id, plugin, job, args, state, attempt, max_attempts, on_interrupt,"
+		" isolated, timeout, run_at, idempotency_key, result, error_code, error_message,"
+		" progress, progress_message, created_at, started_at, finished_at, attempts, log,"
+		" log_truncated FROM jobs ORDER BY seq",
+		-1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return map_rc(rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		crd_store_job j = {
+			.seq = (uint64_t)sqlite3_column_int64(st, 0),
+			.id = col_text(st, 1),
+			.plugin = col_text(st, 2),
+			.job = col_text(st, 3),
+			.args = col_text(st, 4),
+			.state = sqlite3_column_int(st, 5),
+			.attempt = (unsigned)sqlite3_column_int(st, 6),
+			.max_attempts = (unsigned)sqlite3_column_int(st, 7),
+			.on_interrupt = sqlite3_column_int(st, 8),
+			.isolated = sqlite3_column_int(st, 9) != 0,
+			.timeout = sqlite3_column_double(st, 10),
+			.run_at = sqlite3_column_double(st, 11),
+			.idem_key = col_text(st, 12),
+			.result = col_text(st, 13),
+			.err_code = col_text(st, 14),
+			.err_msg = col_text(st, 15),
+			.progress = sqlite3_column_double(st, 16),
+			.progress_msg = col_text(st, 17),
+			.created_at = sqlite3_column_double(st, 18),
+			.started_at = sqlite3_column_double(st, 19),
+			.finished_at = sqlite3_column_double(st, 20),
+			.attempts = col_text(st, 21),
+			.log = col_text(st, 22),
+			.log_len = (size_t)sqlite3_column_bytes(st, 22),
+			.log_truncated = sqlite3_column_int(st, 23) != 0,
+		};
+		if (!j.id || !j.plugin || !j.job || !j.args)
+			continue; /* cannot be: NOT NULL columns */
+		if ((rc = fn(&j, arg)) < 0) {
+			sqlite3_finalize(st);
+			return rc;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : map_rc(rc);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+static int write_row(sq *s, const crd_store_row *r)
+{
+	sqlite3_stmt *st;
+	if (r->del) {
+		st = s->del;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)r->job.seq);
+	} else {
+		const crd_store_job *j = &r->job;
+		st = s->upsert;
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->seq);
+		bind_text(st, 2, j->id);
+		bind_text(st, 3, j->plugin);
+		bind_text(st, 4, j->job);
+		bind_text(st, 5, j->args);
+		sqlite3_bind_int(st, 6, j->state);
+		sqlite3_bind_int(st, 7, (int)j->attempt);
+		sqlite3_bind_int(st, 8, (int)j->max_attempts);
+		sqlite3_bind_int(st, 9, j->on_interrupt);
+		sqlite3_bind_int(st, 10, j->isolated);
+		sqlite3_bind_double(st, 11, j->timeout);
+		sqlite3_bind_double(st, 12, j->run_at);
+		bind_text(st, 13, j->idem_key);
+		bind_text(st, 14, j->result);
+		bind_text(st, 15, j->err_code);
+		bind_text(st, 16, j->err_msg);
+		sqlite3_bind_double(st, 17, j->progress);
+		bind_text(st, 18, j->progress_msg);
+		sqlite3_bind_double(st, 19, j->created_at);
+		sqlite3_bind_double(st, 20, j->started_at);
+		sqlite3_bind_double(st, 21, j->finished_at);
+		bind_text(st, 22, j->attempts);
+		if (j->log_len)
+			sqlite3_bind_text(st, 23, j->log, (int)j->log_len, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 23);
+		sqlite3_bind_int(st, 24, j->log_truncated);
+	}
+	int rc = sqlite3_step(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi_seq, char *err,
+		     size_t errlen)
+{
+	sq *s = be;
+	uint64_t hi = hi_seq;
+	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		return fail(s, rc, "cannot write", err, errlen);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
+		rc = write_row(s, rows[i]);
+		if (!rows[i]->del && rows[i]->job.seq > hi)
+			hi = rows[i]->job.seq;
+	}
+	if (rc == SQLITE_OK && hi > s->max_seq) {
+		sqlite3_bind_int64(s->hiwater, 1, (sqlite3_int64)hi);
+		rc = sqlite3_step(s->hiwater) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->db);
+		sqlite3_reset(s->hiwater);
+	}
+	if (rc == SQLITE_OK && n == 0) {
+		/* a probe: can the store take a write again? */
+		sqlite3_bind_double(s->probe, 1, (double)time(NULL));
+		rc = sqlite3_step(s->probe) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->db);
+		sqlite3_reset(s->probe);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int code = fail(s, rc, "cannot write", err, errlen);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		return code;
+	}
+	if (hi > s->max_seq)
+		s->max_seq = hi;
+	/* give some freed pages back to the file system now and then */
+	if (++s->commits_since_vacuum >= 1000) {
+		s->commits_since_vacuum = 0;
+		sqlite3_exec(s->db, "PRAGMA incremental_vacuum(256)", NULL, NULL, NULL);
+	}
+	return 0;
+}
+
+const crd_store_backend crd_store_sqlite = {
+	.scheme = "sqlite",
+	.durable = true,
+	.threaded = true,
+	.open = sq_open,
+	.close = sq_close,
+	.describe = sq_describe,
+	.id_prefix = sq_prefix,
+	.max_seq = sq_max_seq,
+	.load = sq_load,
+	.commit = sq_commit,
+};

@@ -1,0 +1,688 @@
+/*
+ * store/store.c — the store seam: URL dispatch, group commit, the writer
+ * thread; see store.h.
+ *
+ * Rows put by the jobs module wait in `pending` (one entry per job: a
+ * newer put of the same job replaces the older one and inherits its
+ * waiters).  When nothing is in flight, a flush scheduled on the loop
+ * hands every pending row to the writer thread as one batch; rows put
+ * while it commits wait for the next batch.  So a commit (and its fsync)
+ * is shared by everything that arrived during the previous one: one
+ * commit per batch at low load, large batches at high load, no timer.
+ *
+ * A failed commit reports its error to the rows' waiters, puts the rows
+ * back (unless a newer version of the same job is pending) and tries
+ * again after RETRY_DELAY: an acknowledged row was committed, and a
+ * transition that was not is kept until a commit succeeds.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/backend.h"
+
+#define RETRY_DELAY 1.0 /* seconds between commits while the store fails */
+/* A row nobody waits for (a job's start, end, log) may wait this long for
+ * a commit that some submission asks for anyway: rows ride along instead
+ * of each costing a commit (and an fsync) of its own.  A crash in this
+ * window loses such a row, never an acknowledged submission: the job's
+ * last durable state is then its start, and the next start treats it as
+ * interrupted (its on_interrupt policy). */
+#define LAZY_DELAY  0.005
+
+const double crd_store_lat_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+					 0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+
+struct crd_store_waiter {
+	struct crd_store_waiter *next;
+	crd_store_done_fn done;
+	void *arg;
+};
+
+/* One batch handed to the writer thread. */
+typedef struct batch {
+	crd_store_row **rows;
+	size_t n;
+	uint64_t hi_seq;
+	int rc;
+	char err[256];
+	double seconds;
+} batch;
+
+struct crd_store {
+	char *url;
+	char *describe;
+	const crd_store_backend *be;
+	void *bs; /* backend state */
+	cr_loop *loop;
+
+	/* pending rows, and seq → index into them (open addressing) */
+	crd_store_row **pend;
+	size_t npend, cappend;
+	uint64_t *hkeys; /* seq + 1; 0: empty */
+	size_t *hvals;
+	size_t hcap;
+
+	uint64_t hi_seq; /* highest sequence number put */
+	bool closing;    /* crd_store_close: the loop may be gone, schedule nothing */
+	bool flush_scheduled;
+	cr_handle *lazy; /* LAZY_DELAY timer for rows without waiters */
+	cr_handle *retry;
+	batch *inflight; /* owned by the writer until `completed` */
+	cr_event *idle;  /* set while nothing is pending nor in flight */
+
+	int err_code;
+	char err[256];
+	crd_store_stats stats;
+
+	/* the writer thread */
+	pthread_t thread;
+	bool thread_started;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	batch *handoff;   /* handed to the writer, not taken yet */
+	batch *completed; /* handed back */
+	bool quit;
+};
+
+/* ------------------------------------------------------------- URLs */
+
+static char *join_path(const char *dir, const char *rest)
+{
+	size_t n = strlen(dir) + strlen(rest) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, rest);
+	return p;
+}
+
+char *crd_store_default_url(void)
+{
+	const char *sd = getenv("STATE_DIRECTORY");
+	char *path = NULL;
+	if (sd && *sd) {
+		/* systemd may list several, separated by ':': the first is ours */
+		char *first = strndup(sd, strcspn(sd, ":"));
+		path = first ? join_path(first, "crund.db") : NULL;
+		free(first);
+	} else if (geteuid() == 0) {
+		path = strdup("/var/lib/crund/crund.db");
+	} else {
+		const char *xdg = getenv("XDG_STATE_HOME");
+		const char *home = getenv("HOME");
+		if (xdg && *xdg == '/')
+			path = join_path(xdg, "crund/crund.db");
+		else if (home && *home)
+			path = join_path(home, ".local/state/crund/crund.db");
+		else
+			path = strdup("crund.db");
+	}
+	if (!path)
+		return NULL;
+	char *url = join_path("sqlite:", path);
+	free(path);
+	if (url) /* join_path wrote "sqlite:/path": drop the slash it added */
+		memmove(url + 7, url + 8, strlen(url + 8) + 1);
+	return url;
+}
+
+/* ----------------------------------------------------------- rows */
+
+static size_t slen(const char *s) { return s ? strlen(s) + 1 : 0; }
+
+static const char *scopy(char **pos, const char *s)
+{
+	if (!s)
+		return NULL;
+	size_t n = strlen(s) + 1;
+	char *d = *pos;
+	memcpy(d, s, n);
+	*pos += n;
+	return d;
+}
+
+/* One allocation: the row, then every string it holds. */
+crd_store_row *crd_store_row_copy(const crd_store_job *j, bool del)
+{
+	size_t n = sizeof(crd_store_row);
+	if (!del)
+		n += slen(j->id) + slen(j->plugin) + slen(j->job) + slen(j->args) +
+		     slen(j->idem_key) + slen(j->result) + slen(j->err_code) + slen(j->err_msg) +
+		     slen(j->progress_msg) + slen(j->attempts) + j->log_len + 1;
+	crd_store_row *r = malloc(n);
+	if (!r)
+		return NULL;
+	memset(r, 0, sizeof(*r));
+	r->del = del;
+	r->job.seq = j->seq;
+	if (del)
+		return r;
+	char *pos = (char *)(r + 1);
+	r->job = *j;
+	r->job.id = scopy(&pos, j->id);
+	r->job.plugin = scopy(&pos, j->plugin);
+	r->job.job = scopy(&pos, j->job);
+	r->job.args = scopy(&pos, j->args);
+	r->job.idem_key = scopy(&pos, j->idem_key);
+	r->job.result = scopy(&pos, j->result);
+	r->job.err_code = scopy(&pos, j->err_code);
+	r->job.err_msg = scopy(&pos, j->err_msg);
+	r->job.progress_msg = scopy(&pos, j->progress_msg);
+	r->job.attempts = scopy(&pos, j->attempts);
+	if (j->log_len)
+		memcpy(pos, j->log, j->log_len);
+	pos[j->log_len] = '\0';
+	r->job.log = pos;
+	return r;
+}
+
+static void tell_waiters(crd_store_row *r, int rc)
+{
+	struct crd_store_waiter *w = r->waiters;
+	r->waiters = NULL;
+	while (w) {
+		struct crd_store_waiter *n = w->next;
+		w->done(w->arg, rc);
+		free(w);
+		w = n;
+	}
+}
+
+void crd_store_row_free(crd_store_row *r)
+{
+	if (!r)
+		return;
+	/* waiters are told before a row is freed; none may be left */
+	struct crd_store_waiter *w = r->waiters;
+	while (w) {
+		struct crd_store_waiter *n = w->next;
+		free(w);
+		w = n;
+	}
+	free(r);
+}
+
+/* ---------------------------------------------------------- pending */
+
+static size_t hslot(const crd_store *st, uint64_t seq)
+{
+	size_t h = (size_t)(seq * UINT64_C(0x9e3779b97f4a7c15) >> 17) & (st->hcap - 1);
+	while (st->hkeys[h] && st->hkeys[h] != seq + 1)
+		h = (h + 1) & (st->hcap - 1);
+	return h;
+}
+
+static int hgrow(crd_store *st)
+{
+	size_t ncap = st->hcap ? st->hcap * 2 : 256;
+	uint64_t *k = calloc(ncap, sizeof(*k));
+	size_t *v = calloc(ncap, sizeof(*v));
+	if (!k || !v) {
+		free(k);
+		free(v);
+		return -ENOMEM;
+	}
+	free(st->hkeys);
+	free(st->hvals);
+	st->hkeys = k;
+	st->hvals = v;
+	st->hcap = ncap;
+	for (size_t i = 0; i < st->npend; i++) {
+		size_t h = hslot(st, st->pend[i]->job.seq);
+		st->hkeys[h] = st->pend[i]->job.seq + 1;
+		st->hvals[h] = i;
+	}
+	return 0;
+}
+
+static void schedule_flush(crd_store *st);
+static void schedule_lazy(crd_store *st);
+
+/* Take r into pending: it replaces an older row of the same job (whose
+ * waiters it inherits).  With `only_if_absent` (a failed row coming back)
+ * a newer pending row wins and r is freed.  0 or -ENOMEM (r untouched). */
+static int pend_add(crd_store *st, crd_store_row *r, bool only_if_absent)
+{
+	if ((st->npend + 1) * 2 > st->hcap && hgrow(st) < 0)
+		return -ENOMEM;
+	size_t h = hslot(st, r->job.seq);
+	if (st->hkeys[h]) {
+		crd_store_row *old = st->pend[st->hvals[h]];
+		if (only_if_absent) {
+			crd_store_row_free(r);
+			return 0;
+		}
+		/* the newer row takes the older one's waiters */
+		struct crd_store_waiter **tail = &r->waiters;
+		while (*tail)
+			tail = &(*tail)->next;
+		*tail = old->waiters;
+		old->waiters = NULL;
+		crd_store_row_free(old);
+		st->pend[st->hvals[h]] = r;
+		return 0;
+	}
+	if (st->npend == st->cappend) {
+		size_t ncap = st->cappend ? st->cappend * 2 : 64;
+		crd_store_row **p = realloc(st->pend, ncap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		st->pend = p;
+		st->cappend = ncap;
+	}
+	st->hkeys[h] = r->job.seq + 1;
+	st->hvals[h] = st->npend;
+	st->pend[st->npend++] = r;
+	return 0;
+}
+
+static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void *arg)
+{
+	if (done) {
+		struct crd_store_waiter *w = malloc(sizeof(*w));
+		if (!w) {
+			crd_store_row_free(r);
+			return -ENOMEM;
+		}
+		w->next = NULL;
+		w->done = done;
+		w->arg = arg;
+		r->waiters = w;
+	}
+	if (pend_add(st, r, false) < 0) {
+		crd_store_row_free(r);
+		return -ENOMEM;
+	}
+	if (st->idle)
+		cr_event_clear(st->idle);
+	if (done)
+		schedule_flush(st);
+	else
+		schedule_lazy(st);
+	return 0;
+}
+
+int crd_store_put(crd_store *st, const crd_store_job *row, crd_store_done_fn done, void *arg)
+{
+	crd_store_row *r = crd_store_row_copy(row, false);
+	if (!r)
+		return -ENOMEM;
+	int rc = put_row(st, r, done, arg);
+	if (rc == 0 && row->seq > st->hi_seq)
+		st->hi_seq = row->seq;
+	return rc;
+}
+
+int crd_store_delete(crd_store *st, uint64_t seq)
+{
+	crd_store_job j = {.seq = seq};
+	crd_store_row *r = crd_store_row_copy(&j, true);
+	return r ? put_row(st, r, NULL, NULL) : -ENOMEM;
+}
+
+/* ------------------------------------------------------- the writer */
+
+static double mono(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void on_complete(void *arg);
+static void finish_batch(crd_store *st, batch *b);
+
+static void *writer_main(void *arg)
+{
+	crd_store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (!st->handoff && !st->quit)
+			pthread_cond_wait(&st->cv, &st->mu);
+		if (!st->handoff)
+			break;
+		batch *b = st->handoff;
+		st->handoff = NULL;
+		pthread_mutex_unlock(&st->mu);
+
+		double t0 = mono();
+		b->err[0] = '\0';
+		b->rc = st->be->commit(st->bs, b->rows, b->n, b->hi_seq, b->err, sizeof(b->err));
+		b->seconds = mono() - t0;
+
+		pthread_mutex_lock(&st->mu);
+		st->completed = b;
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		/* -ESHUTDOWN: the loop is closing; crd_store_close collects it */
+		cr_call_soon_threadsafe(st->loop, on_complete, st);
+		pthread_mutex_lock(&st->mu);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+static void set_idle_if_done(crd_store *st)
+{
+	if (st->idle && !st->npend && !st->inflight)
+		cr_event_set(st->idle);
+}
+
+static void flush(void *arg)
+{
+	crd_store *st = arg;
+	st->flush_scheduled = false;
+	if (st->lazy) { /* this flush takes the lazy rows too */
+		cr_handle_cancel(st->lazy);
+		st->lazy = cr_handle_unref(st->lazy);
+	}
+	if (st->inflight || (st->err_code && st->retry))
+		return; /* on_complete / the retry timer flush again */
+	if (!st->npend && !st->err_code) {
+		set_idle_if_done(st);
+		return;
+	}
+	batch *b = calloc(1, sizeof(*b));
+	if (!b) {
+		schedule_flush(st); /* try again on the next turn */
+		return;
+	}
+	b->rows = st->pend;
+	b->n = st->npend;
+	b->hi_seq = st->hi_seq;
+	st->pend = NULL;
+	st->npend = st->cappend = 0;
+	if (st->hkeys)
+		memset(st->hkeys, 0, st->hcap * sizeof(*st->hkeys));
+	st->inflight = b;
+	if (!st->be->threaded) {
+		b->rc = st->be->commit(st->bs, b->rows, b->n, b->hi_seq, b->err, sizeof(b->err));
+		finish_batch(st, b);
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	st->handoff = b;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void schedule_flush(crd_store *st)
+{
+	if (st->closing || st->flush_scheduled || st->inflight || (st->err_code && st->retry))
+		return;
+	if (cr_call_soon(st->loop, flush, st, NULL) == 0)
+		st->flush_scheduled = true;
+}
+
+static void lazy_cb(void *arg)
+{
+	crd_store *st = arg;
+	st->lazy = cr_handle_unref(st->lazy);
+	schedule_flush(st);
+}
+
+static void schedule_lazy(crd_store *st)
+{
+	if (st->closing || st->flush_scheduled || st->inflight || st->lazy ||
+	    (st->err_code && st->retry))
+		return; /* a commit will come anyway (or close writes it) */
+	if (cr_call_later(st->loop, LAZY_DELAY, lazy_cb, st, &st->lazy) < 0) {
+		st->lazy = NULL;
+		schedule_flush(st);
+	}
+}
+
+static void retry_cb(void *arg)
+{
+	crd_store *st = arg;
+	cr_handle_unref(st->retry);
+	st->retry = NULL;
+	schedule_flush(st); /* with nothing pending: a probe of the store */
+}
+
+static void count_latency(crd_store *st, double s)
+{
+	for (size_t i = 0; i < 12; i++)
+		if (s <= crd_store_lat_bounds[i])
+			st->stats.lat_le[i]++;
+	st->stats.lat_sum += s;
+}
+
+/* A batch came back from the writer (loop thread). */
+static void finish_batch(crd_store *st, batch *b)
+{
+	st->inflight = NULL;
+	count_latency(st, b->seconds);
+	if (b->rc == 0) {
+		st->stats.commits++;
+		st->stats.rows_committed += b->n;
+		st->err_code = 0;
+		st->err[0] = '\0';
+		for (size_t i = 0; i < b->n; i++) {
+			tell_waiters(b->rows[i], 0);
+			crd_store_row_free(b->rows[i]);
+		}
+	} else {
+		st->stats.commit_failures++;
+		st->err_code = b->rc;
+		snprintf(st->err, sizeof(st->err), "%s", b->err[0] ? b->err : "commit failed");
+		for (size_t i = 0; i < b->n; i++) {
+			tell_waiters(b->rows[i], b->rc);
+			/* keep it for the next commit, unless a newer one waits */
+			if (pend_add(st, b->rows[i], true) < 0)
+				crd_store_row_free(
+					b->rows[i]); /* out of memory: lost (logged by the
+					              * caller through the error) */
+		}
+		if (!st->retry && !st->closing)
+			cr_call_later(st->loop, RETRY_DELAY, retry_cb, st, &st->retry);
+	}
+	free(b->rows);
+	free(b);
+	if (st->npend) {
+		/* at once when a row has a waiter (a submission), else lazily */
+		bool waited = false;
+		for (size_t i = 0; i < st->npend && !waited; i++)
+			waited = st->pend[i]->waiters != NULL;
+		if (waited)
+			schedule_flush(st);
+		else
+			schedule_lazy(st);
+	}
+	set_idle_if_done(st);
+}
+
+static void on_complete(void *arg)
+{
+	crd_store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	batch *b = st->completed;
+	st->completed = NULL;
+	pthread_mutex_unlock(&st->mu);
+	if (b)
+		finish_batch(st, b);
+}
+
+/* ------------------------------------------------------- open, close */
+
+static const crd_store_backend *const backends[] = {&crd_store_sqlite, &crd_store_memory};
+
+int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, char *err,
+		   size_t errlen)
+{
+	const crd_store_backend *be = NULL;
+	const char *where = NULL;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(backends) / sizeof(*backends); i++) {
+		size_t n = strlen(backends[i]->scheme);
+		if (!strncmp(url, backends[i]->scheme, n) && url[n] == ':') {
+			be = backends[i];
+			where = url + n + 1;
+		}
+	}
+	if (!be) {
+		if (!strncmp(url, "postgresql:", 11) || !strncmp(url, "postgres:", 9))
+			snprintf(err, errlen,
+				 "store '%s': this crund has no PostgreSQL backend yet; use "
+				 "sqlite:PATH or memory:",
+				 url);
+		else
+			snprintf(err, errlen,
+				 "store '%s': unknown kind; use sqlite:PATH (a file) or memory: "
+				 "(nothing kept)",
+				 url);
+		return -EINVAL;
+	}
+	if (be->durable && !*where) {
+		snprintf(err, errlen, "store '%s': no path after '%s:'", url, be->scheme);
+		return -EINVAL;
+	}
+	crd_store *st = calloc(1, sizeof(*st));
+	if (!st || !(st->url = strdup(url))) {
+		free(st);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	st->loop = o->loop;
+	if ((rc = be->open(where, o, &st->bs, err, errlen)) < 0) {
+		free(st->url);
+		free(st);
+		return rc;
+	}
+	st->be = be;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
+	st->describe = strdup(be->describe(st->bs));
+	rc = st->describe ? cr_event_new(&st->idle) : -ENOMEM;
+	if (rc == 0 && be->threaded)
+		rc = -pthread_create(&st->thread, NULL, writer_main, st);
+	if (rc < 0) {
+		snprintf(err, errlen, "store %s: cannot start it: %s", url, strerror(-rc));
+		crd_store_close(st);
+		return rc;
+	}
+	st->thread_started = be->threaded;
+	cr_event_set(st->idle);
+	*ret = st;
+	return 0;
+}
+
+int crd_store_drain(crd_store *st, double timeout)
+{
+	if (!st)
+		return 0;
+	if (st->npend && !st->inflight && !st->flush_scheduled) {
+		/* failing store: try once more now instead of at the timer */
+		if (st->retry) {
+			cr_handle_cancel(st->retry);
+			cr_handle_unref(st->retry);
+			st->retry = NULL;
+		}
+		schedule_flush(st);
+	}
+	if (cr_event_is_set(st->idle))
+		return 0;
+	cr_timeout_scope sc;
+	int rc = cr_timeout_enter(&sc, timeout);
+	if (rc < 0)
+		return rc;
+	rc = cr_event_wait(st->idle);
+	rc = cr_timeout_exit(&sc, rc);
+	return rc;
+}
+
+void crd_store_close(crd_store *st)
+{
+	if (!st)
+		return;
+	st->closing = true; /* called after the runner closed: no more loop calls */
+	if (st->thread_started) {
+		pthread_mutex_lock(&st->mu);
+		while (st->handoff) /* not taken yet, or being committed */
+			pthread_cond_wait(&st->cv, &st->mu);
+		while (st->inflight && !st->completed)
+			pthread_cond_wait(&st->cv, &st->mu);
+		st->quit = true;
+		pthread_cond_broadcast(&st->cv);
+		pthread_mutex_unlock(&st->mu);
+		pthread_join(st->thread, NULL);
+		/* a completion the loop did not run (it is closing) */
+		if (st->completed) {
+			batch *b = st->completed;
+			st->completed = NULL;
+			finish_batch(st, b);
+		}
+	}
+	/* what is still pending is written now, on this thread */
+	if (st->be && st->npend && !st->err_code) {
+		char err[256];
+		if (st->be->commit(st->bs, st->pend, st->npend, st->hi_seq, err, sizeof(err)) ==
+		    0) {
+			for (size_t i = 0; i < st->npend; i++)
+				tell_waiters(st->pend[i], 0);
+		} else {
+			st->err_code = -EIO;
+			snprintf(st->err, sizeof(st->err), "%s", err);
+		}
+	}
+	for (size_t i = 0; i < st->npend; i++) {
+		tell_waiters(st->pend[i], st->err_code ? st->err_code : -ESHUTDOWN);
+		crd_store_row_free(st->pend[i]);
+	}
+	if (st->retry) {
+		cr_handle_cancel(st->retry);
+		cr_handle_unref(st->retry);
+	}
+	if (st->lazy) {
+		cr_handle_cancel(st->lazy);
+		cr_handle_unref(st->lazy);
+	}
+	if (st->be) {
+		st->be->close(st->bs);
+		pthread_mutex_destroy(&st->mu);
+		pthread_cond_destroy(&st->cv);
+	}
+	cr_event_free(st->idle);
+	free(st->pend);
+	free(st->hkeys);
+	free(st->hvals);
+	free(st->describe);
+	free(st->url);
+	free(st);
+}
+
+/* ------------------------------------------------------------ queries */
+
+bool crd_store_durable(const crd_store *st) { return st && st->be->durable; }
+const char *crd_store_url(const crd_store *st) { return st->url; }
+const char *crd_store_describe(const crd_store *st) { return st->describe; }
+
+const char *crd_store_id_prefix(const crd_store *st) { return st->be->id_prefix(st->bs); }
+
+uint64_t crd_store_max_seq(const crd_store *st) { return st->be->max_seq(st->bs); }
+
+int crd_store_load(crd_store *st, int (*fn)(const crd_store_job *row, void *arg), void *arg)
+{
+	return st->be->load(st->bs, fn, arg);
+}
+
+const char *crd_store_error(const crd_store *st, int *ret_code)
+{
+	if (ret_code)
+		*ret_code = st->err_code;
+	return st->err_code ? st->err : NULL;
+}
+
+void crd_store_get_stats(const crd_store *st, crd_store_stats *ret)
+{
+	*ret = st->stats;
+	ret->pending = st->npend + (st->inflight ? st->inflight->n : 0);
+}

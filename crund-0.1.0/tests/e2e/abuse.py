@@ -1,0 +1,295 @@
+#!/usr/bin/env python3
+"""abuse.py -- raw-socket clients that misbehave against a running crund.
+
+Used by tests/e2e/abuse.sh (TAP assertions in bash) and by the soak script
+bench/soak-http.sh.  Each sub-command does one scenario and prints its
+findings as `key=value` lines; it asserts nothing itself.  Everything is on
+loopback and bounded: every socket operation has a timeout (--limit).
+
+  flood     N partial requests from each of --srcs, then health/submission
+            checks from other clients, then close them all and see the
+            slots freed
+  slow      one client sending its request one byte every --interval s
+  noread    clients that never read their answer (a large result, an event
+            stream) while another client goes on working
+"""
+import argparse
+import json
+import resource
+import select
+import socket
+import sys
+import time
+
+PARTIAL = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           b"Content-Length: 100\r\n\r\n{")
+
+
+def raise_nofile():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def connect(a, src=None, timeout=5.0):
+    if a.unix and src == "unix":
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(timeout)
+        s.connect(a.unix)
+        return s
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    if src:
+        s.bind((src, 0))
+    s.connect(("127.0.0.1", a.port))
+    return s
+
+
+def read_answer(s):
+    """One HTTP/1.1 answer with a Content-Length: (status, body)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            raise ConnectionError("closed before the head (%r)" % buf[:80])
+        buf += d
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split()[1])
+    n = 0
+    for ln in lines[1:]:
+        k, _, v = ln.partition(":")
+        if k.strip().lower() == "content-length":
+            n = int(v)
+    while len(body) < n:
+        d = s.recv(65536)
+        if not d:
+            break
+        body += d
+    return status, body[:n]
+
+
+def request(a, method, path, body=None, src=None, timeout=5.0):
+    """status (int) or a word: 'timeout', 'reset', 'closed'; and the body."""
+    try:
+        s = connect(a, src, timeout)
+    except socket.timeout:
+        return "timeout", b""
+    except OSError as e:
+        return "connect-error:%s" % e.errno, b""
+    try:
+        data = body.encode() if body else b""
+        s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+                   % (method, path, len(data))).encode() + data)
+        return read_answer(s)
+    except socket.timeout:
+        return "timeout", b""
+    except ConnectionError:
+        return "reset", b""
+    finally:
+        s.close()
+
+
+def metric(a, name, src=None):
+    st, body = request(a, "GET", "/metrics", src=src, timeout=a.limit)
+    if st != 200:
+        return None
+    for ln in body.decode().splitlines():
+        if ln.startswith(name + " "):
+            return float(ln.split()[1])
+    return None
+
+
+def open_partial(a, srcs, each):
+    """Open `each` partial requests from every source address."""
+    socks = []
+    for src in srcs:
+        for _ in range(each):
+            try:
+                s = connect(a, src, a.limit)
+            except OSError:
+                continue
+            try:
+                s.sendall(PARTIAL)
+            except OSError:
+                pass  # refused with a 503 and closed under our send
+            socks.append(s)
+    return socks
+
+
+def classify(socks, settle):
+    """Wait for the refusals to arrive, then count held and refused."""
+    refused = other = 0
+    reasons = {}
+    deadline = time.monotonic() + settle
+    pending = {s.fileno(): s for s in socks}
+    poller = select.poll()
+    for fd in pending:
+        poller.register(fd, select.POLLIN)
+    # A refusal is written at the accept: wait for the answers that come,
+    # until none came for a while (or the bound passed).
+    quiet_since = time.monotonic()
+    while pending and time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
+        for fd, _ in poller.poll(200):
+            s = pending.pop(fd)
+            poller.unregister(fd)
+            quiet_since = time.monotonic()
+            try:
+                st, body = read_answer(s)
+            except (OSError, ConnectionError, ValueError):
+                other += 1
+                continue
+            if st == 503:
+                refused += 1
+                try:
+                    code = json.loads(body)["error"]["code"]
+                except (ValueError, KeyError):
+                    code = "?"
+                reasons[code] = reasons.get(code, 0) + 1
+            else:
+                other += 1
+    held = len(pending)
+    return held, refused, other, reasons
+
+
+def cmd_flood(a):
+    srcs = a.srcs.split(",")
+    socks = open_partial(a, srcs, a.each)
+    held, refused, other, reasons = classify(socks, a.limit)
+    print("held=%d" % held)
+    print("refused=%d" % refused)
+    print("other=%d" % other)
+    print("reasons=%s" % ",".join("%s:%d" % kv for kv in sorted(reasons.items())))
+    t0 = time.monotonic()
+    for who in a.probe.split(","):
+        st, _ = request(a, "GET", "/v1/health", src=who, timeout=a.limit)
+        print("health_%s=%s" % (who, st))
+    if a.unix:
+        st, body = request(a, "POST", "/v1/jobs?wait=%d" % int(a.limit),
+                           '{"plugin":"demo","job":"noop"}', src="unix", timeout=a.limit)
+        state = json.loads(body).get("state") if st == 201 else None
+        print("submit_unix=%s:%s" % (st, state))
+    st, body = request(a, "POST", "/v1/jobs?wait=%d" % int(a.limit),
+                       '{"plugin":"demo","job":"noop"}', src=a.probe.split(",")[-1],
+                       timeout=a.limit)
+    print("submit_tcp=%s" % st)
+    print("probe_seconds=%.3f" % (time.monotonic() - t0))
+    msrc = "unix" if a.unix else a.probe.split(",")[-1]
+    for reason in ("max_connections", "per_client"):
+        v = metric(a, 'crund_http_refused_total{reason="%s"}' % reason, src=msrc)
+        print("metric_refused_%s=%s" % (reason, int(v) if v is not None else "none"))
+    # Close every partial request: the daemon must notice at once, not at
+    # a timeout.  Then the first source gets in again.
+    for s in socks:
+        s.close()
+    t0 = time.monotonic()
+    freed = "no"
+    while time.monotonic() - t0 < a.limit:
+        conns = metric(a, "crund_http_connections", src=msrc)
+        if conns is not None and conns <= 2:
+            freed = "yes"
+            break
+        time.sleep(0.05)
+    print("freed=%s" % freed)
+    print("freed_seconds=%.3f" % (time.monotonic() - t0))
+    st, _ = request(a, "GET", "/v1/health", src=srcs[0], timeout=a.limit)
+    print("health_after=%s" % st)
+
+
+def cmd_slow(a):
+    """Send a request one byte at a time; report whether and when the
+    daemon closed the connection, and how much of the request it took."""
+    head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 64 + b"\r\n\r\n"
+    if a.phase == "body":
+        body = b'{"plugin":"demo","job":"noop"}' + b" " * 70
+        prefix = (b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        dribble = body
+    elif a.phase == "keepalive":
+        # one whole request first, then the next one's head dribbles
+        prefix = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n" + b"GET /v1/health HTTP/1.1\r\n"
+        dribble = head[head.index(b"\r\n") + 2:]
+    else:
+        prefix, dribble = b"", head
+    s = connect(a, None, a.limit)
+    t0 = time.monotonic()
+    sent = 0
+    result = "open"
+    try:
+        if prefix:
+            s.sendall(prefix)
+            if a.phase == "keepalive":
+                st, _ = read_answer(s)
+                print("first_status=%d" % st)
+        for i in range(len(dribble)):
+            if time.monotonic() - t0 > a.limit:
+                break
+            s.sendall(dribble[i:i + 1])
+            sent += 1
+            p = select.poll()
+            p.register(s.fileno(), select.POLLIN)
+            if p.poll(int(a.interval * 1000)):
+                d = s.recv(4096)
+                result = "closed" if not d else "answered"
+                break
+    except (BrokenPipeError, ConnectionResetError):
+        result = "closed"
+    finally:
+        s.close()
+    print("result=%s" % result)
+    print("sent=%d of %d" % (sent, len(dribble)))
+    print("seconds=%.1f" % (time.monotonic() - t0))
+
+
+def cmd_noread(a):
+    """Clients that ask and never read: GETs of a large result, event
+    streams.  Meanwhile another client checks health and submits."""
+    socks = []
+    for i in range(a.count):
+        s = connect(a, "127.0.0.3", a.limit)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        path = "/v1/jobs/%s" % a.big if i % 2 == 0 else "/v1/jobs/%s/events" % a.stream
+        s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        socks.append(s)
+    time.sleep(0.5)  # let the daemon write into the full socket buffers
+    ok = 0
+    worst = 0.0
+    for _ in range(a.rounds):
+        t0 = time.monotonic()
+        st, _ = request(a, "GET", "/v1/health", src="127.0.0.1", timeout=a.limit)
+        st2, body = request(a, "POST", "/v1/jobs?wait=%d" % int(a.limit),
+                            '{"plugin":"demo","job":"noop"}', src="127.0.0.1",
+                            timeout=a.limit)
+        worst = max(worst, time.monotonic() - t0)
+        if st == 200 and st2 == 201 and json.loads(body).get("state") == "succeeded":
+            ok += 1
+    print("rounds_ok=%d of %d" % (ok, a.rounds))
+    print("worst_seconds=%.3f" % worst)
+    for s in socks:
+        s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("cmd", choices=["flood", "slow", "noread"])
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--unix")
+    ap.add_argument("--limit", type=float, default=10.0, help="bound for every wait, s")
+    ap.add_argument("--srcs", default="127.0.0.1")
+    ap.add_argument("--each", type=int, default=100)
+    ap.add_argument("--probe", default="127.0.0.1,127.0.0.9")
+    ap.add_argument("--phase", default="head", choices=["head", "body", "keepalive"])
+    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--count", type=int, default=20)
+    ap.add_argument("--big")
+    ap.add_argument("--stream")
+    ap.add_argument("--rounds", type=int, default=5)
+    a = ap.parse_args()
+    raise_nofile()
+    {"flood": cmd_flood, "slow": cmd_slow, "noread": cmd_noread}[a.cmd](a)
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

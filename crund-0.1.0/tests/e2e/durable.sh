@@ -1,0 +1,282 @@
+#!/bin/bash
+# durable.sh — the SQLite store through the real interfaces: kill -9 under
+# submission load, restarted on the same store, round after round (every
+# job that got a 201 is there after the restart; none ran twice unless its
+# policy is retry and it was running at a kill; every job ends once the
+# daemon runs long enough); retries with backoff; delayed jobs (delay and
+# run_at); idempotency across restarts; a second crund on the same store;
+# a foreign file; a store that cannot be created.  Prints TAP.
+#
+# CRUND_KILL_ROUNDS sets the number of kill -9 rounds (default 50; the
+# soak in tests/soak/ runs many more).
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+. "$(dirname "$0")/lib.sh"
+
+rounds=${CRUND_KILL_ROUNDS:-50}
+[ "${CRUND_VALGRIND:-0}" = 1 ] && rounds=3
+
+# ------------------------------------------------------------ kill -9 rounds
+# A client keeps 8 connections submitting a mix of jobs and writes the id of
+# every job that got a 201 (with its policy) to a file, one line each,
+# flushed before the next request: what it wrote was acknowledged.
+cat >"$E2E_TMP/load.py" <<'EOF'
+import http.client, json, sys, threading, time
+port, out, seconds, cap = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+bodies = [
+    ('fail', {"plugin": "demo", "job": "noop", "on_interrupt": "fail"}),
+    ('retry', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.02},
+               "on_interrupt": "retry", "max_attempts": 1000}),
+    ('fail', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.01},
+              "on_interrupt": "fail"}),
+]
+lock = threading.Lock()
+f = open(out, "a")
+acked = [0]
+stop = time.time() + seconds
+def run(k):
+    i = k
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        while time.time() < stop and acked[0] < cap:
+            pol, b = bodies[i % len(bodies)]
+            i += 1
+            c.request("POST", "/v1/jobs", json.dumps(b), {"Content-Type": "application/json"})
+            r = c.getresponse()
+            data = r.read()
+            if r.status == 201:
+                with lock:
+                    f.write("%s %s\n" % (json.loads(data)["id"], pol))
+                    f.flush()
+                    acked[0] += 1
+    except Exception:
+        pass  # the daemon was killed
+ts = [threading.Thread(target=run, args=(k,)) for k in range(8)]
+for t in ts: t.start()
+for t in ts: t.join()
+EOF
+acked="$E2E_TMP/acked.txt"
+: >"$acked"
+lost=0
+start_crund --retain-jobs 1000000 --max-running 64 || bail "crund did not start"
+for ((round = 1; round <= rounds; round++)); do
+	before=$(wc -l <"$acked")
+	"$PY" "$E2E_TMP/load.py" "$CRUND_PORT" "$acked" "$(slow 10)" 300 &
+	loadpid=$!
+	# once the load is on (a first 201), kill at a moment up to 300 ms later
+	for ((i = 0; i < $(slow 10) * 50; i++)); do
+		[ "$(wc -l <"$acked")" -gt "$before" ] && break
+		sleep 0.02
+	done
+	sleep "0.$(printf '%03d' $((RANDOM % 300)))"
+	kill -KILL "$CRUND_PID"
+	wait "$CRUND_PID" 2>/dev/null
+	wait "$loadpid"
+	start_crund --retain-jobs 1000000 --max-running 64 || bail "crund did not restart in round $round"
+	# every job acknowledged in this round is there
+	missing=$("$PY" - "$CRUND_PORT" "$acked" "$before" <<'EOF'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+n = 0
+for line in open(sys.argv[2]).readlines()[int(sys.argv[3]):]:
+    jid = line.split()[0]
+    c.request("GET", "/v1/jobs/" + jid); r = c.getresponse(); r.read()
+    if r.status != 200:
+        n += 1
+        print("missing", jid, r.status, file=sys.stderr)
+print(n)
+EOF
+)
+	lost=$((lost + missing))
+done
+total=$(wc -l <"$acked")
+diag "$rounds kill -9 rounds, $total jobs acknowledged"
+is "$lost" 0 "kill -9 x $rounds: every job that got a 201 is there after each restart"
+check "the load was real: over $rounds jobs acknowledged" test "$total" -gt "$rounds"
+
+# let everything end, then check each job's story
+for ((i = 0; i < $(slow 60) * 10; i++)); do
+	req GET /v1/info
+	[ "$(j 'd["jobs"]["queued"] + d["jobs"]["running"]')" = 0 ] && break
+	sleep 0.1
+done
+req GET /v1/info
+jt 'd["jobs"]["queued"] + d["jobs"]["running"] == 0' "after the rounds every job has ended"
+bad=$("$PY" - "$CRUND_PORT" "$acked" <<'EOF'
+import http.client, json, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+bad = 0
+for line in open(sys.argv[2]):
+    jid, pol = line.split()
+    c.request("GET", "/v1/jobs/" + jid); r = c.getresponse(); d = json.loads(r.read())
+    ints = [a for a in d["attempts"] if (a["error"] or {}).get("code") == "interrupted"]
+    ok = d["state"] in ("succeeded", "failed")
+    if pol == "fail":
+        # never run twice: one attempt; interrupted ones end failed
+        ok = ok and d["attempt"] <= 1 and not ints
+        ok = ok and (d["state"] == "succeeded" or d["error"]["code"] == "interrupted")
+    else:
+        # ran again only after an interruption, once per interruption
+        ok = ok and d["attempt"] == 1 + len(ints) and d["state"] == "succeeded"
+    if not ok:
+        bad += 1
+        if bad <= 5:
+            print(json.dumps(d), file=sys.stderr)
+print(bad)
+EOF
+)
+is "$bad" 0 "no job ran twice unless its policy is retry and a kill interrupted it; each ended once"
+stop_and_check_crund "after the kill rounds, crund"
+
+# ------------------------------------------------------------ retries
+store2="sqlite:$E2E_TMP/retry.db"
+start_crund --store "$store2" --retry-max-delay 0.2 || bail "crund did not start"
+submit '{"plugin":"demo","job":"fail","args":{"message":"nope"},"max_attempts":3}'
+fail_id=$JOB_ID
+job_wait "$fail_id"
+jt 'd["state"] == "failed" and d["attempt"] == 3 and d["max_attempts"] == 3' \
+	"retries: a failing job is tried max_attempts times, then fails"
+jt 'len(d["attempts"]) == 2 and all(a["error"]["code"] == "plugin_error" for a in d["attempts"])' \
+	"retries: the earlier attempts' errors are kept"
+jt 'secs(d["finished_at"]) > secs(d["created_at"])' "retries: the attempts took time (backoff)"
+submit '{"plugin":"demo","job":"linger","args":{"seconds":60},"max_attempts":5}'
+linger_id=$JOB_ID
+poll_state "$linger_id" running 5
+req POST "/v1/jobs/$linger_id/cancel"
+job_wait "$linger_id"
+jt 'd["state"] == "cancelled" and d["attempt"] == 1' "retries: a job cancelled by request is never retried"
+req GET /metrics
+metric() { grep -E "^$1 " "$HTTP_BODY_FILE" | awk '{print $2}'; }
+check "metrics: retries counted (crund_job_retries_total >= 2)" test "$(metric crund_job_retries_total)" -ge 2
+is "$(metric crund_store_up)" 1 "metrics: the store is up"
+is "$(metric crund_store_durable)" 1 "metrics: the store is durable"
+check "metrics: commits and rows counted" test "$(metric crund_store_rows_committed_total)" -ge "$(metric crund_store_commits_total)" -a "$(metric crund_store_commits_total)" -gt 0
+check "metrics: run time of the failed job by plugin, job and outcome" \
+	grep -q '^crund_job_run_seconds_count{plugin="demo",job="fail",outcome="failed"} 1$' "$HTTP_BODY_FILE"
+check "metrics: queue wait histogram" grep -q '^crund_job_queue_wait_seconds_bucket{le="+Inf"} [1-9]' "$HTTP_BODY_FILE"
+
+# ------------------------------------------------------------ delayed jobs
+submit '{"plugin":"demo","job":"noop","delay":1.5}'
+delayed_id=$JOB_ID
+is "$HTTP_STATUS" 201 "delay: accepted"
+jt 'd["state"] == "queued" and d["run_at"] is not None' "delay: queued with a run_at"
+at=$("$PY" -c 'import datetime; print((datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=1.5)).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23] + "Z")')
+submit "{\"plugin\":\"demo\",\"job\":\"noop\",\"run_at\":\"$at\",\"idempotency_key\":\"durable-k\"}"
+at_id=$JOB_ID
+jt 'd["state"] == "queued" and d["run_at"] is not None' "run_at: queued with a run_at"
+submit '{"plugin":"demo","job":"progress","args":{"steps":2,"interval":0.05}}' '?wait=10'
+prog_id=$JOB_ID
+jt 'd["state"] == "succeeded"' "a progress job with log lines ended before the restart"
+# restart before they are due: they keep their run_at
+stop_crund
+start_crund --store "$store2" --retry-max-delay 0.2 || bail "crund did not restart"
+req GET "/v1/jobs/$delayed_id"
+jt 'd["state"] in ("queued", "succeeded")' "delay: still there after a restart"
+job_wait "$delayed_id"
+jt 'd["state"] == "succeeded" and secs(d["started_at"]) >= secs(d["created_at"]) + 1.4' \
+	"delay: ran once its time had come, not before"
+job_wait "$at_id"
+jt 'd["state"] == "succeeded"' "run_at: ran after the restart"
+req GET "/v1/jobs/$prog_id/log"
+check "after a restart: /log of a job from before has its lines" grep -q 'step 2/2' "$HTTP_BODY_FILE"
+job_wait "$prog_id" 2
+jt 'd["state"] == "succeeded" and d["progress"]["fraction"] == 1' "after a restart: ?wait on a job from before answers its end and last progress"
+curl -sN --max-time "$(slow 5)" "$CRUND_URL/v1/jobs/$prog_id/events" >"$E2E_TMP/ev-old.txt"
+check "after a restart: /events of a job from before ends with its end event" grep -q '^event: end' "$E2E_TMP/ev-old.txt"
+submit "{\"plugin\":\"demo\",\"job\":\"noop\",\"run_at\":\"$at\",\"idempotency_key\":\"durable-k\"}"
+is "$HTTP_STATUS" 200 "idempotency across a restart: the same key answers 200"
+jt "d['id'] == '$at_id'" "idempotency across a restart: the existing job"
+post_json /v1/jobs '{"plugin":"demo","job":"noop","delay":1,"run_at":"2030-01-01T00:00:00Z"}'
+is "$HTTP_STATUS" 400 "delay and run_at together: 400"
+post_json /v1/jobs '{"plugin":"demo","job":"noop","run_at":"tomorrow"}'
+is "$HTTP_STATUS" 400 "run_at that is not RFC 3339: 400"
+is_error invalid_request "run_at that is not RFC 3339: invalid_request"
+post_json /v1/jobs '{"plugin":"demo","job":"noop","max_attempts":0}'
+is "$HTTP_STATUS" 400 "max_attempts 0: 400"
+post_json /v1/jobs '{"plugin":"demo","job":"noop","on_interrupt":"maybe"}'
+is "$HTTP_STATUS" 400 "on_interrupt other than retry or fail: 400"
+
+# ------------------------------------------------------------ defaults from the job spec
+req GET /v1/plugins/demo
+jt '[(j["name"], j["on_interrupt"]) for j in d["jobs"] if j["name"] in ("sleep", "counter")] == [("sleep", "retry"), ("counter", "fail")]' \
+	"the plugin view shows each job's on_interrupt default (demo: sleep is rerun-safe, counter is not)"
+jt 'all(j["max_attempts"] == 1 for j in d["jobs"])' "the plugin view shows each job's max_attempts default"
+submit '{"plugin":"demo","job":"counter"}'
+jt 'd["on_interrupt"] == "fail"' "a job that is not rerun-safe defaults to on_interrupt fail"
+submit '{"plugin":"demo","job":"counter","on_interrupt":"retry"}'
+jt 'd["on_interrupt"] == "retry"' "a submission overrides the job's on_interrupt"
+
+# ------------------------------------------------------------ one crund per store
+keep_pid=$CRUND_PID
+start_fail second --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "$store2"
+is "$START_STATUS" 1 "a second crund on the same store exits 1"
+check "it names the pid that holds the store" grep -q "in use by another crund (pid $keep_pid)" "$START_LOG"
+stop_and_check_crund "the store's first crund"
+
+# ------------------------------------------------------------ a failing disk
+# A file-size limit (prlimit on the running daemon) stands in for a full
+# disk: writes past it fail.  Submissions answer 503 store_unavailable,
+# health says so, reads keep working, nothing acknowledged is lost, and the
+# daemon recovers by itself once writes work again.
+if command -v prlimit >/dev/null 2>&1; then
+	store3="sqlite:$E2E_TMP/full.db"
+	start_crund --store "$store3" || bail "crund did not start"
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	before_id=$JOB_ID
+	prlimit --pid "$CRUND_PID" --fsize=4096:  # the soft limit only: it can be raised again
+	post_json /v1/jobs '{"plugin":"demo","job":"noop"}'
+	is "$HTTP_STATUS" 503 "disk full: a submission answers 503"
+	is_error store_unavailable "disk full: error.code store_unavailable"
+	jt '"full.db" in d["error"]["message"]' "disk full: the message names the store"
+	req GET /v1/health
+	is "$HTTP_STATUS" 503 "disk full: /v1/health answers 503"
+	jt 'd["status"] == "store_unavailable"' "disk full: health says store_unavailable"
+	req GET "/v1/jobs/$before_id"
+	jt 'd["state"] == "succeeded"' "disk full: reads keep working"
+	req GET /metrics
+	check "disk full: /metrics says crund_store_up 0" grep -q '^crund_store_up 0$' "$HTTP_BODY_FILE"
+	prlimit --pid "$CRUND_PID" --fsize=unlimited:
+	for ((i = 0; i < $(slow 10) * 10; i++)); do
+		req GET /v1/health
+		[ "$HTTP_STATUS" = 200 ] && break
+		sleep 0.1
+	done
+	is "$HTTP_STATUS" 200 "disk free again: health recovers by itself"
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	is "$HTTP_STATUS" 201 "disk free again: submissions are accepted"
+	stop_and_check_crund "after a failing disk, crund"
+	start_crund --store "$store3" || bail "crund did not restart"
+	req GET "/v1/jobs/$before_id"
+	is "$HTTP_STATUS" 200 "disk full: the job acknowledged before is still there after a restart"
+	stop_crund
+else
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do ok 0 "# SKIP prlimit is not installed"; done
+fi
+
+# a read-only store (an immutable file) is refused at start
+ro_db="$E2E_TMP/ro.db"
+start_crund --store "sqlite:$ro_db" || bail "crund did not start"
+stop_crund
+if chattr +i "$ro_db" 2>/dev/null; then
+	start_fail readonly --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$ro_db"
+	chattr -i "$ro_db"
+	is "$START_STATUS" 1 "a read-only store: exit 1"
+	check "the message says read-only and names the file" grep -q "ro.db is read-only" "$START_LOG"
+else
+	ok 0 "# SKIP chattr +i is not possible here (not root, or the file system has no immutable flag)"
+	ok 0 "# SKIP chattr +i is not possible here"
+fi
+
+# ------------------------------------------------------------ bad stores
+printf 'not a database, just text\n%.0s' $(seq 1 200) >"$E2E_TMP/garbage.db"
+start_fail garbage --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$E2E_TMP/garbage.db"
+is "$START_STATUS" 1 "a file that is not a store: exit 1"
+check "the message names the file" grep -q "garbage.db" "$START_LOG"
+: >"$E2E_TMP/afile"
+start_fail nodir --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$E2E_TMP/afile/sub/crund.db"
+is "$START_STATUS" 1 "a store whose directory cannot be made: exit 1"
+check "the message names the path" grep -q "afile" "$START_LOG"
+start_fail unknown --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "redis://x"
+is "$START_STATUS" 2 "an unknown store URL: exit 2 (a configuration error)"
+check "the message says which URLs work" grep -q "sqlite:PATH" "$START_LOG"
+
+done_testing

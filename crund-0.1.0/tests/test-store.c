@@ -1,0 +1,640 @@
+/*
+ * test-store.c — the store seam (daemon/store/): the same cases against
+ * every backend (memory:, sqlite:), then what only a file can show
+ * (reopening, the lock, foreign and newer files, a failing disk).
+ */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "testutil.h"
+
+static const char *const KINDS[] = {"memory", "sqlite"};
+#define NKINDS 2
+
+static char dir[256];
+
+static void setup(void)
+{
+	snprintf(dir, sizeof(dir), "/tmp/crund-test-store-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	ck_assert_int_eq(system(cmd), 0);
+}
+
+static void url_for(int kind, char *out, size_t n)
+{
+	if (kind == 0)
+		snprintf(out, n, "memory:");
+	else
+		snprintf(out, n, "sqlite:%s/sub/crund.db", dir);
+}
+
+/* A test body runs as a task on a loop (the store's callbacks need one). */
+typedef struct tctx {
+	int kind;
+	cr_loop *loop;
+	crd_store *st;
+	char url[320];
+} tctx;
+
+static crd_store *open_ok(tctx *t)
+{
+	crd_store_opts o = {.sync = CRD_STORE_SYNC_NORMAL, .loop = t->loop};
+	char err[512] = "";
+	crd_store *st = NULL;
+	int rc = crd_store_open(t->url, &o, &st, err, sizeof(err));
+	ck_assert_msg(rc == 0, "open %s: %d %s", t->url, rc, err);
+	return st;
+}
+
+static crd_store_job sample(uint64_t seq, int state)
+{
+	static char id[32];
+	snprintf(id, sizeof(id), "test%llu", (unsigned long long)seq);
+	crd_store_job j = {
+		.seq = seq,
+		.id = id,
+		.plugin = "demo",
+		.job = "echo",
+		.args = "{\"value\":[1,2,3]}",
+		.state = state,
+		.attempt = 1,
+		.max_attempts = 3,
+		.on_interrupt = CRD_ON_INTERRUPT_RETRY,
+		.isolated = true,
+		.timeout = 2.5,
+		.run_at = 0,
+		.result = state == 2 ? "[1,2,3]" : NULL,
+		.err_code = NULL,
+		.progress = 0.5,
+		.progress_msg = "half",
+		.created_at = 1700000000.25,
+		.started_at = 1700000001.5,
+		.attempts = "[]",
+		.log = "line one\nline two\n",
+		.log_len = 18,
+	};
+	return j;
+}
+
+struct seen {
+	int n;
+	uint64_t seqs[256];
+	int states[256];
+	char last_log[64];
+	char last_args[64];
+	char last_result[64];
+	double last_timeout, last_created;
+	unsigned last_attempt, last_max;
+	int last_oi;
+	bool last_isolated;
+};
+
+static int collect(const crd_store_job *j, void *arg)
+{
+	struct seen *s = arg;
+	ck_assert_int_lt(s->n, 256);
+	s->seqs[s->n] = j->seq;
+	s->states[s->n] = j->state;
+	s->n++;
+	snprintf(s->last_log, sizeof(s->last_log), "%.*s", (int)j->log_len, j->log ? j->log : "");
+	snprintf(s->last_args, sizeof(s->last_args), "%s", j->args);
+	snprintf(s->last_result, sizeof(s->last_result), "%s", j->result ? j->result : "(null)");
+	s->last_timeout = j->timeout;
+	s->last_created = j->created_at;
+	s->last_attempt = j->attempt;
+	s->last_max = j->max_attempts;
+	s->last_oi = j->on_interrupt;
+	s->last_isolated = j->isolated;
+	return 0;
+}
+
+struct done_rec {
+	int calls;
+	int last_rc;
+};
+
+static void on_done(void *arg, int rc)
+{
+	struct done_rec *d = arg;
+	d->calls++;
+	d->last_rc = rc;
+}
+
+static int run_body(int kind, cr_fn fn)
+{
+	tctx t = {.kind = kind};
+	t.loop = tu_loop();
+	url_for(kind, t.url, sizeof(t.url));
+	int rc = tu_run_on(t.loop, fn, &t, NULL);
+	ck_assert_int_eq(cr_loop_close(t.loop), 0);
+	cr_loop_unref(t.loop);
+	return rc;
+}
+
+/* ------------------------------------------------- every backend */
+
+static int body_put_load(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	ck_assert_ptr_nonnull(crd_store_id_prefix(st));
+	ck_assert_int_eq(strlen(crd_store_id_prefix(st)), 13);
+	struct done_rec d = {0};
+	for (uint64_t s = 1; s <= 10; s++) {
+		crd_store_job j = sample(s, s % 2 ? 0 : 2);
+		ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
+	}
+	ck_assert_int_eq(d.calls, 0); /* nothing is durable before a commit */
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(d.calls, 10);
+	ck_assert_int_eq(d.last_rc, 0);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 10);
+	for (int i = 0; i < 10; i++) {
+		ck_assert_uint_eq(s.seqs[i], (uint64_t)i + 1); /* oldest first */
+		ck_assert_int_eq(s.states[i], (i + 1) % 2 ? 0 : 2);
+	}
+	ck_assert_str_eq(s.last_log, "line one\nline two\n");
+	ck_assert_str_eq(s.last_args, "{\"value\":[1,2,3]}");
+	ck_assert_str_eq(s.last_result, "[1,2,3]");
+	ck_assert_double_eq(s.last_timeout, 2.5);
+	ck_assert_double_eq(s.last_created, 1700000000.25);
+	ck_assert_uint_eq(s.last_attempt, 1);
+	ck_assert_uint_eq(s.last_max, 3);
+	ck_assert_int_eq(s.last_oi, CRD_ON_INTERRUPT_RETRY);
+	ck_assert(s.last_isolated);
+	ck_assert_uint_eq(crd_store_max_seq(st), 10);
+	ck_assert_ptr_null(crd_store_error(st, NULL));
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(put_then_load_gives_every_field_back)
+{
+	ck_assert_int_eq(run_body(_i, body_put_load), 0);
+}
+END_TEST
+
+static int body_coalesce(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	struct done_rec d = {0};
+	/* three versions of one job before the flush runs: one row, the newest */
+	for (int state = 0; state < 3; state++) {
+		crd_store_job j = sample(7, state);
+		ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
+	}
+	crd_store_stats stats;
+	crd_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.pending, 1);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(d.calls, 3); /* every waiter is told */
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_int_eq(s.states[0], 2);
+	crd_store_get_stats(st, &stats);
+	ck_assert_uint_eq(stats.rows_committed, 1);
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(puts_of_one_job_collapse_into_the_newest)
+{
+	ck_assert_int_eq(run_body(_i, body_coalesce), 0);
+}
+END_TEST
+
+static int body_group(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	for (uint64_t s = 1; s <= 200; s++) {
+		crd_store_job j = sample(s, 0);
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	crd_store_stats stats;
+	crd_store_get_stats(st, &stats);
+	/* all put in one loop turn: one commit holds them all */
+	ck_assert_uint_eq(stats.commits, 1);
+	ck_assert_uint_eq(stats.rows_committed, 200);
+	ck_assert_uint_eq(stats.pending, 0);
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(puts_in_one_turn_share_one_commit) { ck_assert_int_eq(run_body(_i, body_group), 0); }
+END_TEST
+
+/* Puts while a commit is in flight wait for the next one. */
+struct chain {
+	crd_store *st;
+	int commits_seen;
+	struct done_rec d2;
+};
+
+static void first_done(void *arg, int rc)
+{
+	struct chain *c = arg;
+	ck_assert_int_eq(rc, 0);
+	c->commits_seen++;
+}
+
+static int body_next_commit(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	struct chain c = {0};
+	c.st = open_ok(t);
+	crd_store_job j = sample(1, 0);
+	ck_assert_int_eq(crd_store_put(c.st, &j, first_done, &c), 0);
+	ck_assert_int_eq(cr_sleep(0), 0); /* the flush runs: commit 1 is under way */
+	for (uint64_t s = 2; s <= 5; s++) {
+		crd_store_job k = sample(s, 0);
+		ck_assert_int_eq(crd_store_put(c.st, &k, on_done, &c.d2), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(c.st, 10), 0);
+	ck_assert_int_eq(c.commits_seen, 1);
+	ck_assert_int_eq(c.d2.calls, 4);
+	crd_store_stats stats;
+	crd_store_get_stats(c.st, &stats);
+	ck_assert_uint_eq(stats.commits, 2);
+	crd_store_close(c.st);
+	return 0;
+}
+
+START_TEST(puts_during_a_commit_join_the_next)
+{
+	ck_assert_int_eq(run_body(_i, body_next_commit), 0);
+}
+END_TEST
+
+static int body_delete(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	for (uint64_t s = 1; s <= 5; s++) {
+		crd_store_job j = sample(s, 2);
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(crd_store_delete(st, 2), 0);
+	ck_assert_int_eq(crd_store_delete(st, 4), 0);
+	ck_assert_int_eq(crd_store_delete(st, 99), 0); /* unknown: no error */
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 3);
+	ck_assert_uint_eq(s.seqs[0], 1);
+	ck_assert_uint_eq(s.seqs[1], 3);
+	ck_assert_uint_eq(s.seqs[2], 5);
+	ck_assert_uint_eq(crd_store_max_seq(st), 5); /* deletions keep the high-water mark */
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(delete_forgets_a_job) { ck_assert_int_eq(run_body(_i, body_delete), 0); }
+END_TEST
+
+static int body_reopen(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	char prefix[16];
+	snprintf(prefix, sizeof(prefix), "%s", crd_store_id_prefix(st));
+	for (uint64_t s = 1; s <= 3; s++) {
+		crd_store_job j = sample(s, 1);
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_delete(st, 3), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	crd_store_close(st);
+
+	st = open_ok(t);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	if (crd_store_durable(st)) {
+		ck_assert_int_eq(s.n, 2);
+		ck_assert_str_eq(crd_store_id_prefix(st), prefix); /* ids stay unique */
+		ck_assert_uint_eq(crd_store_max_seq(st), 3);
+	} else {
+		ck_assert_int_eq(s.n, 0); /* memory: keeps nothing */
+		ck_assert_uint_eq(crd_store_max_seq(st), 0);
+	}
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(reopening_finds_the_jobs_only_when_durable)
+{
+	ck_assert_int_eq(run_body(_i, body_reopen), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------ sqlite only */
+
+static int try_open(const char *url, char *err, size_t errlen)
+{
+	crd_store_opts o = {.sync = CRD_STORE_SYNC_FULL, .loop = NULL};
+	crd_store *st = NULL;
+	int rc = crd_store_open(url, &o, &st, err, errlen);
+	if (rc == 0)
+		crd_store_close(st);
+	return rc;
+}
+
+START_TEST(sqlite_creates_its_directory_0700)
+{
+	char url[300], err[512];
+	snprintf(url, sizeof(url), "sqlite:%s/a/b/crund.db", dir);
+	ck_assert_int_eq(try_open(url, err, sizeof(err)), 0);
+	char p[300];
+	struct stat sb;
+	snprintf(p, sizeof(p), "%s/a/b", dir);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+	snprintf(p, sizeof(p), "%s/a", dir);
+	ck_assert_int_eq(stat(p, &sb), 0);
+	ck_assert_int_eq(sb.st_mode & 0777, 0700);
+}
+END_TEST
+
+START_TEST(a_second_opener_is_refused_with_the_holders_pid)
+{
+	char url[300], err[512] = "";
+	snprintf(url, sizeof(url), "sqlite:%s/crund.db", dir);
+	int p2c[2], c2p[2];
+	ck_assert_int_eq(pipe(p2c), 0);
+	ck_assert_int_eq(pipe(c2p), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) { /* the holder */
+		crd_store_opts o = {.loop = NULL};
+		crd_store *st = NULL;
+		char e[512];
+		char c = crd_store_open(url, &o, &st, e, sizeof(e)) == 0 ? 'y' : 'n';
+		if (write(c2p[1], &c, 1) != 1 || read(p2c[0], &c, 1) < 0)
+			_exit(2);
+		crd_store_close(st);
+		_exit(0);
+	}
+	char c = 0;
+	ck_assert_int_eq(read(c2p[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'y');
+	ck_assert_int_eq(try_open(url, err, sizeof(err)), -EBUSY);
+	char want[64];
+	snprintf(want, sizeof(want), "pid %ld", (long)pid);
+	ck_assert_msg(strstr(err, want) != NULL, "message: %s", err);
+	ck_assert_ptr_nonnull(strstr(err, "crund.db"));
+	ck_assert_int_eq(write(p2c[1], "x", 1), 1);
+	int status;
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	/* once the holder is gone, the store opens */
+	ck_assert_int_eq(try_open(url, err, sizeof(err)), 0);
+}
+END_TEST
+
+START_TEST(foreign_and_garbage_files_are_refused)
+{
+	char path[300], url[320], err[512] = "";
+	/* an SQLite database of another program */
+	snprintf(path, sizeof(path), "%s/other.db", dir);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(
+		sqlite3_exec(db, "CREATE TABLE t(x); INSERT INTO t VALUES (1);", NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	ck_assert_int_eq(try_open(url, err, sizeof(err)), -EPROTO);
+	ck_assert_msg(strstr(err, "not a crund store") != NULL, "message: %s", err);
+	/* not a database at all */
+	snprintf(path, sizeof(path), "%s/garbage.db", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	for (int i = 0; i < 512; i++)
+		fputs("this is not a database ", f);
+	fclose(f);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	int rc = try_open(url, err, sizeof(err));
+	ck_assert_int_eq(rc, -EPROTO);
+	ck_assert_ptr_nonnull(strstr(err, path));
+	/* a directory where the file should be */
+	snprintf(path, sizeof(path), "%s/adir", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	ck_assert_int_lt(try_open(url, err, sizeof(err)), 0);
+	ck_assert_ptr_nonnull(strstr(err, path));
+}
+END_TEST
+
+START_TEST(a_store_from_a_newer_crund_is_refused)
+{
+	char url[320], path[300], err[512] = "";
+	snprintf(path, sizeof(path), "%s/crund.db", dir);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	ck_assert_int_eq(try_open(url, err, sizeof(err)), 0);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(
+		sqlite3_exec(db, "UPDATE schema_version SET version = 999", NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	ck_assert_int_eq(try_open(url, err, sizeof(err)), -EPROTO);
+	ck_assert_msg(strstr(err, "newer crund") != NULL, "message: %s", err);
+}
+END_TEST
+
+/* The first schema, as version 1 wrote it, opens and loads. */
+START_TEST(the_first_schema_version_opens_and_loads)
+{
+	char url[320], path[300], err[512] = "";
+	snprintf(path, sizeof(path), "%s/v1.db", dir);
+	sqlite3 *db;
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	const char *v1 =
+		"PRAGMA application_id=1668445550;"
+		"CREATE TABLE schema_version (version INTEGER NOT NULL);"
+		"INSERT INTO schema_version VALUES (1);"
+		"CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+		"INSERT INTO meta VALUES ('id_prefix', 'abcdefghjkmnp'), ('max_seq', '41');"
+		"CREATE TABLE jobs (seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE,"
+		" plugin TEXT NOT NULL, job TEXT NOT NULL, args TEXT NOT NULL, state INTEGER NOT "
+		"NULL,"
+		" attempt INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 1,"
+		" on_interrupt INTEGER NOT NULL DEFAULT 0, isolated INTEGER NOT NULL DEFAULT 0,"
+		" timeout REAL NOT NULL DEFAULT 0, run_at REAL NOT NULL DEFAULT 0,"
+		" idempotency_key TEXT UNIQUE, result TEXT, error_code TEXT, error_message TEXT,"
+		" progress REAL NOT NULL DEFAULT -1, progress_message TEXT, created_at REAL NOT "
+		"NULL,"
+		" started_at REAL NOT NULL DEFAULT 0, finished_at REAL NOT NULL DEFAULT 0,"
+		" attempts TEXT, log TEXT, log_truncated INTEGER NOT NULL DEFAULT 0);"
+		"INSERT INTO jobs (seq, id, plugin, job, args, state, created_at)"
+		" VALUES (40, 'abcdefghjkmnp18', 'demo', 'noop', '{}', 0, 1700000000);";
+	ck_assert_int_eq(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(url, sizeof(url), "sqlite:%s", path);
+	tctx t = {.kind = 1};
+	snprintf(t.url, sizeof(t.url), "%s", url);
+	t.loop = tu_loop();
+	crd_store *st = open_ok(&t);
+	ck_assert_str_eq(crd_store_id_prefix(st), "abcdefghjkmnp");
+	ck_assert_uint_eq(crd_store_max_seq(st), 41);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 1);
+	ck_assert_uint_eq(s.seqs[0], 40);
+	crd_store_close(st);
+	ck_assert_int_eq(cr_loop_close(t.loop), 0);
+	cr_loop_unref(t.loop);
+	(void)err;
+}
+END_TEST
+
+/* A disk that refuses writes (a file-size limit stands in for a full
+ * disk): the put's waiter hears the error, the store says why, and once
+ * writes work again the row is committed without being put again. */
+static int body_failing_disk(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	crd_store_job j = sample(1, 0);
+	ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+
+	signal(SIGXFSZ, SIG_IGN);
+	struct rlimit old, lim;
+	ck_assert_int_eq(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4096; /* smaller than the WAL already is */
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+
+	static char big[200000];
+	memset(big, 'x', sizeof(big) - 1);
+	crd_store_job k = sample(2, 0);
+	k.log = big;
+	k.log_len = sizeof(big) - 1;
+	struct done_rec d = {0};
+	ck_assert_int_eq(crd_store_put(st, &k, on_done, &d), 0);
+	for (int i = 0; i < 500 && !d.calls; i++)
+		ck_assert_int_eq(cr_sleep(0.01), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_lt(d.last_rc, 0);
+	int code = 0;
+	const char *why = crd_store_error(st, &code);
+	ck_assert_ptr_nonnull(why);
+	ck_assert_int_lt(code, 0);
+	ck_assert_ptr_nonnull(strstr(why, "crund.db"));
+	crd_store_stats stats;
+	crd_store_get_stats(st, &stats);
+	ck_assert_uint_ge(stats.commit_failures, 1);
+	ck_assert_uint_eq(stats.pending, 1); /* kept for the next commit */
+
+	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &old), 0);
+	/* the store retries by itself */
+	for (int i = 0; i < 500 && crd_store_error(st, NULL); i++)
+		ck_assert_int_eq(cr_sleep(0.01), 0);
+	ck_assert_ptr_null(crd_store_error(st, NULL));
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	crd_store_close(st);
+
+	st = open_ok(t);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_uint_eq(s.seqs[1], 2);
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(a_failing_disk_is_reported_and_recovered_from)
+{
+	ck_assert_int_eq(run_body(1, body_failing_disk), 0);
+}
+END_TEST
+
+START_TEST(unknown_urls_are_refused_clearly)
+{
+	char err[512] = "";
+	ck_assert_int_eq(try_open("redis://x", err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "sqlite:PATH"));
+	ck_assert_int_eq(try_open("sqlite:", err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(try_open("postgresql://db/crund", err, sizeof(err)), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "PostgreSQL"));
+}
+END_TEST
+
+START_TEST(the_default_url_follows_systemd_and_xdg)
+{
+	setenv("STATE_DIRECTORY", "/srv/state:/other", 1);
+	char *u = crd_store_default_url();
+	ck_assert_str_eq(u, "sqlite:/srv/state/crund.db");
+	free(u);
+	unsetenv("STATE_DIRECTORY");
+	if (geteuid() != 0) {
+		setenv("XDG_STATE_HOME", "/home/u/.st", 1);
+		u = crd_store_default_url();
+		ck_assert_str_eq(u, "sqlite:/home/u/.st/crund/crund.db");
+		free(u);
+	} else {
+		u = crd_store_default_url();
+		ck_assert_str_eq(u, "sqlite:/var/lib/crund/crund.db");
+		free(u);
+	}
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("store");
+	TCase *tc = tcase_create("every backend");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_loop_test(tc, put_then_load_gives_every_field_back, 0, NKINDS);
+	tcase_add_loop_test(tc, puts_of_one_job_collapse_into_the_newest, 0, NKINDS);
+	tcase_add_loop_test(tc, puts_in_one_turn_share_one_commit, 0, NKINDS);
+	tcase_add_loop_test(tc, puts_during_a_commit_join_the_next, 0, NKINDS);
+	tcase_add_loop_test(tc, delete_forgets_a_job, 0, NKINDS);
+	tcase_add_loop_test(tc, reopening_finds_the_jobs_only_when_durable, 0, NKINDS);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("sqlite");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, sqlite_creates_its_directory_0700);
+	tcase_add_test(tc, a_second_opener_is_refused_with_the_holders_pid);
+	tcase_add_test(tc, foreign_and_garbage_files_are_refused);
+	tcase_add_test(tc, a_store_from_a_newer_crund_is_refused);
+	tcase_add_test(tc, the_first_schema_version_opens_and_loads);
+	tcase_add_test(tc, a_failing_disk_is_reported_and_recovered_from);
+	tcase_add_test(tc, unknown_urls_are_refused_clearly);
+	tcase_add_test(tc, the_default_url_follows_systemd_and_xdg);
+	suite_add_tcase(s, tc);
+	(void)KINDS;
+	return tu_main(s);
+}

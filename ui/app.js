@@ -149,6 +149,7 @@ async function readSSE(path, { signal, lastEventId, onEvent }) {
 
 function needLogin() {
   sessionStorage.removeItem(TOKEN_KEY);
+  $("#daemon-state").hidden = true;
   $("#login").hidden = false;
   $("#view").hidden = true;
   $("#logout").hidden = true;
@@ -168,6 +169,7 @@ async function tryLogin(ev) {
     return;
   }
   sessionStorage.setItem(TOKEN_KEY, token);
+  $("#daemon-state").hidden = false;
   $("#token").value = "";
   $("#login").hidden = true;
   $("#view").hidden = false;

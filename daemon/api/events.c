@@ -95,11 +95,12 @@ static void on_job_event(crd_watch *w, const crd_job_event *e)
 	crd_api_req *a = crd_api_req_of(ev->req);
 	if (!e->data) {
 		ev->lost = true; /* the jobs module ran out of memory */
-	} else if (wanted(ev, e)) {
-		if (a->stream.len - a->stream_off > CRD_API_STREAM_MAX_PENDING)
-			ev->lost = true;
-		else if (!ev->lost)
-			add_event(&a->stream, ev->jobs, e);
+	} else if (!wanted(ev, e)) {
+		return; /* filtered out: nothing to send, no wake-up */
+	} else if (a->stream.len - a->stream_off > CRD_API_STREAM_MAX_PENDING) {
+		ev->lost = true;
+	} else if (!ev->lost) {
+		add_event(&a->stream, ev->jobs, e);
 	}
 	crd_http_resume(ev->req);
 }

@@ -323,6 +323,16 @@ def run_open(d, crund):
     wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs-body tr")) == 1, "the text filter narrows to one job")
     check(len(d.find_elements(By.CSS_SELECTOR, "#jobs-body tr")) == 1, "the text filter finds the job by its id")
 
+    # --- the charts, once the daemon has ten seconds of samples
+    d.get(base)
+    wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".chart polyline")) >= 2,
+         "the charts draw their lines")
+    lines_drawn = len(d.find_elements(By.CSS_SELECTOR, ".chart polyline"))
+    check(lines_drawn >= 2, f"the overview's charts show the last minutes ({lines_drawn} lines)")
+    legend = d.find_element(By.CSS_SELECTOR, ".chart .legend").text
+    check("submitted" in legend and "/s" in legend, f"the throughput chart's legend has rates ({legend})")
+    shot(d, "overview-charts.png")
+
     # --- a phone's width
     d.set_window_size(390, 844)
     for page, name in (("#/", "overview-phone.png"), ("#/jobs", "jobs-phone.png"),

@@ -216,6 +216,61 @@ wait_crund_exit "$(slow 15)"
 is "$CRUND_STATUS" 0 "crund exits 0 with event streams open"
 check "crund log has no sanitizer/valgrind reports" log_is_clean
 
+# ------------------------------------------------------------ slow reader
+# A client that does not read: past 1 MiB unread its events are dropped,
+# and once it reads again a `reset` (reason overflow) says so; the events
+# before the hole are whole and in order.  A small receive buffer keeps the
+# kernel from absorbing much of the backlog (still a few MB on loopback:
+# 20000 jobs make ~13 MB of events), so the daemon's bound is what is hit.
+start_crund --store memory: || bail "crund did not start for the slow reader"
+slow_out=$("$PY" - "$CRUND_PORT" "$(slow 60)" <<'PYEOF'
+import json, socket, sys, time
+port, bound = int(sys.argv[1]), float(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", port))
+# HTTP/1.0: the body is not chunked, so event lines are never split
+s.sendall(b"GET /v1/events HTTP/1.0\r\n\r\n")
+time.sleep(0.2)
+body = json.dumps({"plugin": "demo", "job": "noop"}).encode()
+req = b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+c = socket.create_connection(("127.0.0.1", port))
+c.settimeout(bound)
+n, pending = 20000, b""
+for i in range(0, n, 50):
+    c.sendall(req * 50)
+    got = 0
+    while got < 50:
+        pending += c.recv(65536)
+        while b"\r\n\r\n" in pending:
+            head, _, rest = pending.partition(b"\r\n\r\n")
+            length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+            if len(rest) < length:
+                break
+            pending = rest[length:]
+            got += 1
+s.settimeout(bound)
+data, deadline = b"", time.monotonic() + bound
+while time.monotonic() < deadline and b"event: reset" not in data:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    data += chunk
+text = data.decode("utf-8", "replace")
+ids = [int(l.split("-")[1]) for l in text.splitlines() if l.startswith("id: ") and "-" in l]
+reset = text.find("event: reset")
+# the ids before the reset (the last one is the reset's own: the newest)
+before = [int(l.split("-")[1]) for l in text[:reset].splitlines() if l.startswith("id: ")][:-1] if reset >= 0 else []
+reason = json.loads(text[reset:].split("data: ", 1)[1].split("\n", 1)[0])["reason"] if reset >= 0 else None
+contiguous = before[1:] == list(range(before[1], before[1] + len(before) - 1)) if len(before) > 2 else False
+print(reason, "contiguous" if contiguous else "holes", len(before))
+PYEOF
+)
+like "$slow_out" '^overflow contiguous [0-9]+$' "a client that does not read gets a reset (overflow) after the events it had, not a silent hole ($slow_out)"
+req GET /v1/health
+is "$HTTP_STATUS" 200 "the daemon is fine after the slow reader"
+stop_and_check_crund "crund after a slow reader"
+
 # ------------------------------------ retry_of is kept by a durable store
 start_crund || bail "crund did not start with its SQLite store"
 submit '{"plugin":"demo","job":"noop"}' '?wait=10'

@@ -263,7 +263,10 @@ async function route() {
 
 // ---------------------------------------------------------- overview
 
-function chart(title, series, points, fmt) {
+// A small line chart of `points` (oldest first, one per step), drawn on a
+// fixed axis of `slots` steps that ends now, so the newest point is at the
+// right edge however few there are.
+function chart(title, series, points, fmt, slots = 30, minutes = 5) {
   const W = 600, H = 160, L = 56, B = 18, T = 8;
   const svgNS = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(svgNS, "svg");
@@ -273,7 +276,8 @@ function chart(title, series, points, fmt) {
   let max = 0;
   for (const p of points) for (const s of series) if (p[s.key] !== null && p[s.key] > max) max = p[s.key];
   if (max <= 0) max = 1;
-  const x = (i) => L + (points.length > 1 ? (i * (W - L - 4)) / (points.length - 1) : 0);
+  const first = Math.max(0, slots - points.length);
+  const x = (i) => L + ((first + i) * (W - L - 4)) / (slots - 1);
   const y = (v) => T + (H - T - B) * (1 - v / max);
   const mk = (tag, attrs) => {
     const el = document.createElementNS(svgNS, tag);
@@ -287,7 +291,7 @@ function chart(title, series, points, fmt) {
   const zero = mk("text", { x: L - 4, y: H - B, "text-anchor": "end" });
   zero.textContent = "0";
   const ago = mk("text", { x: L, y: H - 4 });
-  ago.textContent = points.length ? `${Math.round((points.length * 10) / 60)} min ago` : "no data yet";
+  ago.textContent = points.length ? `${minutes} min ago` : "no data yet";
   const now = mk("text", { x: W - 2, y: H - 4, "text-anchor": "end" });
   now.textContent = "now";
   svg.append(top, zero, ago, now);
@@ -295,6 +299,11 @@ function chart(title, series, points, fmt) {
     const pts = [];
     points.forEach((p, i) => { if (p[s.key] !== null && p[s.key] !== undefined) pts.push(`${x(i).toFixed(1)},${y(p[s.key]).toFixed(1)}`); });
     if (pts.length) svg.append(mk("polyline", { points: pts.join(" "), class: `line${n + 1}` }));
+    if (pts.length === 1) {
+      // one step so far: a dot, since a line needs two
+      const [cx, cy] = pts[0].split(",");
+      svg.append(mk("circle", { cx, cy, r: 3, class: `dot${n + 1}` }));
+    }
   });
   const last = points.length ? points[points.length - 1] : {};
   return h("div", { class: "card chart" },
@@ -348,12 +357,15 @@ function renderOverview(body, info, stats) {
       STATES.map((s) => h("td", { class: "num" }, h("a", { href: `#/jobs?plugin=${encodeURIComponent(name)}&state=${s}` }, String(c[s] ?? 0)))))))));
   const pts = stats.points || [];
   const rate = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + "/s";
+  const slots = Math.max(2, Math.round(stats.window_seconds / stats.step_seconds));
+  const minutes = Math.round(stats.window_seconds / 60);
   const charts = h("div", { class: "charts" },
-    chart("Jobs per second (last 5 min)", [
+    chart(`Jobs per second (last ${minutes} min)`, [
       { key: "submitted_per_second", label: "submitted" },
-      { key: "ended_per_second", label: "ended" }], pts, rate),
-    chart("Run time percentiles (last 5 min)", [
-      { key: "run_p50", label: "p50" }, { key: "run_p90", label: "p90" }, { key: "run_p99", label: "p99" }], pts, fmtSeconds));
+      { key: "ended_per_second", label: "ended" }], pts, rate, slots, minutes),
+    chart(`Run time percentiles (last ${minutes} min)`, [
+      { key: "run_p50", label: "p50" }, { key: "run_p90", label: "p90" }, { key: "run_p99", label: "p99" }],
+    pts, fmtSeconds, slots, minutes));
   body.replaceChildren(
     h("h2", {}, "Daemon"), daemon,
     h("h2", {}, "Jobs by state"), counts,

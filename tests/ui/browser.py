@@ -331,6 +331,7 @@ def run_open(d, crund):
     check(lines_drawn >= 2, f"the overview's charts show the last minutes ({lines_drawn} lines)")
     legend = d.find_element(By.CSS_SELECTOR, ".chart .legend").text
     check("submitted" in legend and "/s" in legend, f"the throughput chart's legend has rates ({legend})")
+    d.execute_script("document.querySelector('.charts').scrollIntoView()")
     shot(d, "overview-charts.png")
 
     # --- a phone's width

@@ -549,7 +549,9 @@ async function viewJob(view, id) {
   addCleanup(() => ctl.abort());
   let logText = null;
   const early = [];
-  const lineOf = (d) => `${d.time} ${d.level} ${d.message}\n`;
+  // as /log writes it: a named stream's line (a command's stdout) shows the
+  // stream where a plugin's own line shows its level
+  const lineOf = (d) => `${d.time} ${d.stream || d.level} ${d.message}\n`;
   const appendLine = (line) => {
     const follow = logBox.scrollTop + logBox.clientHeight >= logBox.scrollHeight - 4;
     logBox.append(line);

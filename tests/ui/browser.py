@@ -334,6 +334,17 @@ def run_open(d, crund):
     d.execute_script("document.querySelector('.charts').scrollIntoView()")
     shot(d, "overview-charts.png")
 
+    # --- prefers-color-scheme: dark
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia",
+                      {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    d.get(base + f"#/jobs/{lj['id']}")
+    wait(d, lambda d: job_state_on_page(d) == "cancelled", "the job page loads in dark mode")
+    bg = d.execute_script("return getComputedStyle(document.body).backgroundColor")
+    rgb = [int(x) for x in bg[bg.index("(") + 1:bg.index(")")].split(",")[:3]]
+    check(sum(rgb) < 150, f"with prefers-color-scheme: dark the page is dark ({bg})")
+    shot(d, "job-dark.png")
+    d.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+
     # --- a phone's width
     d.set_window_size(390, 844)
     for page, name in (("#/", "overview-phone.png"), ("#/jobs", "jobs-phone.png"),

@@ -353,6 +353,12 @@ typedef struct cr_subprocess_opts {
 	int stdin_mode;          /* CR_STDIO_* for fd 0 */
 	int stdout_mode;         /* ... fd 1 */
 	int stderr_mode;         /* ... fd 2 */
+	const char *path;        /* the file to execute, exactly as given
+	                          * (no PATH search; a relative one is taken
+	                          * from cwd), while argv[0] is only what the
+	                          * program sees as its name; NULL: argv[0]
+	                          * looked up as above.  For a caller that
+	                          * checks which file runs before it does. */
 } cr_subprocess_opts;
 
 /* Start a child process (asyncio.create_subprocess_exec) from the loop's

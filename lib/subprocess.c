@@ -458,8 +458,12 @@ int cr_subprocess_spawn(const cr_subprocess_opts *o, cr_subprocess **ret)
 	if (!(reg = registry_get(loop, true)))
 		return cr__error(-ENOMEM, "out of memory spawning %s", o->argv[0]);
 
-	if ((rc = find_program(o->argv[0], (char *const *)o->envp, &path)) < 0)
+	if (OPT_HAS(o, path) && o->path) {
+		if (!(path = cr__strdup(o->path)))
+			return cr__error(-ENOMEM, "out of memory spawning %s", o->path);
+	} else if ((rc = find_program(o->argv[0], (char *const *)o->envp, &path)) < 0) {
 		return cr__error(rc, "cannot run %s: %s", o->argv[0], cr_strerror(rc));
+	}
 	p = cr__calloc(1, sizeof(*p));
 	if (!p || cr_event_new(&p->exited) < 0) {
 		rc = cr__error(-ENOMEM, "out of memory spawning %s", o->argv[0]);

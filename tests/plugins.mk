@@ -91,4 +91,12 @@ tests_test_args_SOURCES = tests/test-args.c daemon/plugins/args.c daemon/plugins
 tests_test_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
 tests_test_args_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_args_LDADD = $(CHECK_LIBS) $(JANSSON_LIBS)
+# test-curl: libcurl's multi interface on the loop (daemon/plugins/curl.c)
+# against an HTTP server that is a task on the same loop.
+PLUGIN_TESTS += tests/test-curl
+check_PROGRAMS += tests/test-curl
+tests_test_curl_SOURCES = tests/test-curl.c daemon/plugins/curl.c daemon/plugins/curl.h
+tests_test_curl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
+tests_test_curl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CURL_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_test_curl_LDADD = lib/libcrunner.la $(CHECK_LIBS) $(CURL_LIBS) $(LIBEVENT_LIBS)
 endif

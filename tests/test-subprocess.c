@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -439,6 +440,106 @@ START_TEST(kill_reaches_the_whole_process_group_grandchildren_included)
 }
 END_TEST
 
+/* ------------------------------------------------------------ opts.path */
+
+static int path_main(void *arg, void **ret)
+{
+	const char *argv[] = {"a-name-of-its-own", "-c", "echo $0", NULL};
+	const char *missing[] = {"sh", NULL};
+	cr_subprocess_opts o = {.size = sizeof(o),
+				.argv = argv,
+				.path = SH,
+				.stdin_mode = CR_STDIO_DEVNULL,
+				.stdout_mode = CR_STDIO_PIPE,
+				.stderr_mode = CR_STDIO_INHERIT};
+	cr_subprocess *p;
+	char out[128];
+	int st;
+
+	(void)arg;
+	(void)ret;
+	/* The file named by path runs; argv[0] is only the name it sees. */
+	ck_assert_int_eq(cr_subprocess_spawn(&o, &p), 0);
+	read_all(cr_subprocess_fd(p, 1), out, sizeof(out));
+	ck_assert_str_eq(out, "a-name-of-its-own\n");
+	ck_assert_int_eq(cr_subprocess_wait(p, &st), 0);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	cr_subprocess_free(p);
+	/* No PATH search for path: "sh" is a file in cwd, and /tmp has none
+	 * (while argv[0] "sh" alone would have been found in PATH). */
+	o.argv = missing;
+	o.path = "sh";
+	o.cwd = "/tmp";
+	ck_assert_int_eq(cr_subprocess_spawn(&o, &p), -ENOENT);
+	/* ...and a relative path is taken from cwd. */
+	o.argv = argv;
+	o.cwd = "/bin";
+	ck_assert_int_eq(cr_subprocess_spawn(&o, &p), 0);
+	read_all(cr_subprocess_fd(p, 1), out, sizeof(out));
+	ck_assert_str_eq(out, "a-name-of-its-own\n");
+	ck_assert_int_eq(cr_subprocess_wait(p, &st), 0);
+	cr_subprocess_free(p);
+	return 0;
+}
+
+START_TEST(path_names_the_file_run_and_argv0_only_its_name)
+{
+	both_paths(path_main);
+	assert_no_children();
+}
+END_TEST
+
+/* ------------------------------------------------------- parent death */
+
+/* In a process of its own (the test's child): spawn a long sleep, tell
+ * the test its pid, and die without any cleanup, as crund killed by
+ * SIGKILL would. */
+static int orphan_main(void *arg, void **ret)
+{
+	const char *argv[] = {"sleep", "1000", NULL};
+	int *wfd = arg;
+	cr_subprocess *p;
+	pid_t pid;
+
+	(void)ret;
+	if (spawn(argv, CR_STDIO_DEVNULL, CR_STDIO_DEVNULL, CR_STDIO_INHERIT, &p) < 0)
+		_exit(3);
+	pid = (pid_t)cr_subprocess_pid(p);
+	if (write(*wfd, &pid, sizeof(pid)) != (ssize_t)sizeof(pid))
+		_exit(4);
+	_exit(0);
+}
+
+START_TEST(child_is_killed_when_the_spawning_process_dies)
+{
+	int fds[2], st;
+	pid_t mid, orphan = 0;
+
+	/* The orphan is re-parented to us (not to init), so we can reap it
+	 * and see how it ended. */
+	ck_assert_int_eq(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	ck_assert_int_eq(pipe(fds), 0);
+	mid = fork();
+	ck_assert_int_ge(mid, 0);
+	if (mid == 0) {
+		close(fds[0]);
+		tu_run(orphan_main, &fds[1], NULL);
+		_exit(5);
+	}
+	close(fds[1]);
+	ck_assert_int_eq(read(fds[0], &orphan, sizeof(orphan)), (ssize_t)sizeof(orphan));
+	close(fds[0]);
+	ck_assert_int_eq(waitpid(mid, &st, 0), mid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* Without PR_SET_PDEATHSIG the sleep would outlive its parent (and
+	 * this wait would last until the suite's timeout). */
+	ck_assert_int_eq(waitpid(orphan, &st, 0), orphan);
+	ck_assert(WIFSIGNALED(st));
+	ck_assert_int_eq(WTERMSIG(st), SIGKILL);
+	assert_no_children();
+}
+END_TEST
+
 /* ------------------------------------------------------------ descriptors */
 
 static int fds_main(void *arg, void **ret)
@@ -639,6 +740,8 @@ static Suite *subprocess_suite(void)
 	tcase_add_test(tc, two_hundred_children_run_at_once);
 	tcase_add_test(tc, cancelling_a_waiter_leaves_the_child_running);
 	tcase_add_test(tc, freeing_a_running_child_lets_the_loop_reap_it);
+	tcase_add_test(tc, path_names_the_file_run_and_argv0_only_its_name);
+	tcase_add_test(tc, child_is_killed_when_the_spawning_process_dies);
 	suite_add_tcase(s, tc);
 	return s;
 }

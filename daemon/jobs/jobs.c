@@ -1268,10 +1268,15 @@ static int set_error(crd_jobrec *j, const char *code, const char *message)
 	return 0;
 }
 
+/* Failures another attempt may cure.  The http plugin's http_status,
+ * connect_error and transfer_error are; its refusals (host_not_allowed,
+ * response_too_large, too_many_redirects) are not. */
 static bool retryable(const char *code)
 {
 	return code && (!strcmp(code, "plugin_error") || !strcmp(code, "timeout") ||
-			!strcmp(code, "interrupted") || !strcmp(code, "exit_status"));
+			!strcmp(code, "interrupted") || !strcmp(code, "exit_status") ||
+			!strcmp(code, "http_status") || !strcmp(code, "connect_error") ||
+			!strcmp(code, "transfer_error"));
 }
 
 /* A running (or, at load, interrupted) job goes back to the queue for

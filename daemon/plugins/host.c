@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "daemon.h"
 #include "log.h"
+#include "plugins/curl.h"
 
 static inline crd_jobrec *rec(crund_job *job) { return (crd_jobrec *)job; }
 
@@ -167,18 +168,13 @@ static const char *const *h_config_list(const crund_host_api *host, const char *
 	return none;
 }
 
-#ifndef HAVE_CRD_CURL
+/* The transfer runs on the daemon's shared multi (curl.c); the job only
+ * names whose task awaits it (the current one). */
 static int h_curl_perform(crund_job *job, void *easy, int *ret_code)
 {
 	(void)job;
-	(void)easy;
-	(void)ret_code;
-	return -ENOSYS;
+	return crd_curl_perform(easy, ret_code);
 }
-#else
-int crd_curl_perform(crund_job *job, void *easy, int *ret_code);
-#define h_curl_perform crd_curl_perform
-#endif
 
 __attribute__((format(printf, 3, 0))) static void h_log(const crund_host_api *host, int level,
 							const char *fmt, va_list ap)

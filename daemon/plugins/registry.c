@@ -79,11 +79,17 @@ static void add_refusal(crd_plugin_registry *reg, const char *path, const char *
 	reg->n_refused++;
 }
 
+static void refuse_at(crd_plugin_registry *reg, const crd_plugins_opts *opts, int level,
+		      const char *path, const char *reason)
+{
+	plog(opts, level, "plugin %s refused: %s", path, reason);
+	add_refusal(reg, path, reason);
+}
+
 static void refuse(crd_plugin_registry *reg, const crd_plugins_opts *opts, const char *path,
 		   const char *reason)
 {
-	plog(opts, CRUND_LOG_ERROR, "plugin %s refused: %s", path, reason);
-	add_refusal(reg, path, reason);
+	refuse_at(reg, opts, CRUND_LOG_ERROR, path, reason);
 }
 
 /* Security of a file or dir we are about to trust. */
@@ -357,9 +363,14 @@ static int load_one(crd_plugin_registry *reg, const char *path, const crd_plugin
 		}
 	}
 	if (rc < 0) {
-		free(d);
 		dlclose(dl);
-		refuse(reg, opts, path, why);
+		/* A plugin that runs commands, not allowed here, is the operator's
+		 * choice (the bundled exec plugin is installed next to the others):
+		 * said once at info, not as an error on every start. */
+		bool by_choice = rc == -EPERM && d && (d->flags & CRUND_PLUGIN_RUNS_COMMANDS) &&
+				 !(opts && opts->allow_commands);
+		free(d);
+		refuse_at(reg, opts, by_choice ? CRUND_LOG_INFO : CRUND_LOG_ERROR, path, why);
 		return 0;
 	}
 

@@ -83,7 +83,7 @@ _crunctl()
 		cword=$COMP_CWORD
 	fi
 
-	local commands="submit status wait cancel rm list log plugins info health help"
+	local commands="submit status wait cancel retry rm list log plugins info health help"
 	local global_opts="--url --socket --token-file --json --quiet --no-color --help --version"
 
 	# Values of options.

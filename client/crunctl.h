@@ -435,6 +435,7 @@ int crunctl_cmd_submit(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_status(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_wait(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_cancel(crunctl *ctl, int argc, char **argv);
+int crunctl_cmd_retry(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_rm(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_list(crunctl *ctl, int argc, char **argv);
 int crunctl_cmd_log(crunctl *ctl, int argc, char **argv);

@@ -14,6 +14,7 @@ client_crunctl_SOURCES = \
 	client/crunctl-status.c \
 	client/crunctl-wait.c \
 	client/crunctl-cancel.c \
+	client/crunctl-retry.c \
 	client/crunctl-rm.c \
 	client/crunctl-list.c \
 	client/crunctl-log.c \

@@ -68,6 +68,9 @@ static const command commands[] = {
 	 "0 succeeded, 1 failed, 3 cancelled, 4 still active when the timeout ran out."},
 	{"cancel", crunctl_cmd_cancel, "cancel ID...", "ask running or queued jobs to stop",
 	 "Request cancellation.  A job that already ended is an error (exit 6)."},
+	{"retry", crunctl_cmd_retry, "retry ID...", "run ended jobs again as new jobs",
+	 "Run each ended job again: a new job with the same arguments, linked to the old\n"
+	 "one by retry_of; its id is printed.  A job still active is an error (exit 6)."},
 	{"rm", crunctl_cmd_rm, "rm ID...", "forget ended jobs",
 	 "Remove ended jobs from the daemon.  An active job cannot be removed (exit 6)."},
 	{"list", crunctl_cmd_list, "list [--state S] [--plugin P] [--limit N]", "list jobs",

@@ -67,6 +67,10 @@ double crd_watchdog_lag_max(void); /* the largest since start, s */
 
 /* api/metrics.c: Prometheus text exposition into b. */
 void crd_metrics_render(crd_buf *b);
+/* api/metrics.c: a sample of the job counters for GET /v1/stats (once a
+ * second, from the retention tick), and that answer's JSON into b. */
+void crd_metrics_sample(void);
+void crd_metrics_render_stats(crd_buf *b);
 
 /* shutdown.c: the graceful close, run by serve_main after the stop event. */
 int crd_shutdown_install_signals(cr_loop *loop);

@@ -90,6 +90,7 @@ static void expire_tick(void *arg)
 	(void)arg;
 	crd_jobs_expire(&crd_d.jobs);
 	crd_jobs_flush_dirty(&crd_d.jobs);
+	crd_metrics_sample();
 	cr_handle_unref(expire_h);
 	if (cr_call_later(crd_d.loop, EXPIRE_INTERVAL, expire_tick, NULL, &expire_h) < 0)
 		expire_h = NULL;
@@ -186,6 +187,7 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = 1;
 		goto fini;
 	}
+	crd_jobs_events_window(&crd_d.jobs, c->event_window);
 	if ((rc = open_store(c)) < 0) {
 		exit_code = rc == -EINVAL ? 2 : 1; /* a URL this crund does not know: usage */
 		goto fini;

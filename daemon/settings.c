@@ -50,6 +50,8 @@ const char crd_config_help[] =
 	"  --max-result-bytes BYTES  job result limit (default 1M)\n"
 	"  --max-log-bytes BYTES     job log limit (default 64K)\n"
 	"  --stream-ping SECONDS     keep-alive comment on idle event streams (default 15)\n"
+	"  --event-window N          job events kept for GET /v1/events clients that\n"
+	"                            reconnect with Last-Event-ID (default 1024)\n"
 	"  --idle-timeout SECONDS    close idle or stalled connections (default 75)\n"
 	"  --header-timeout SECONDS  close a connection whose request head is not whole\n"
 	"                            this long after it began (default 10)\n"
@@ -105,6 +107,7 @@ static const struct opt opts[] = {
 	{"max-result-bytes", T_SIZE, O(max_result_bytes), 0, 16, 1024.0 * 1024 * 1024},
 	{"max-log-bytes", T_SIZE, O(max_log_bytes), 0, 0, 1024.0 * 1024 * 1024},
 	{"stream-ping", T_DOUBLE, O(stream_ping), 0, 0.05, 3600},
+	{"event-window", T_UINT, O(event_window), 0, 1, 1000000},
 	{"idle-timeout", T_UINT, O(idle_timeout), 0, 1, 86400},
 	{"header-timeout", T_UINT, O(header_timeout), 0, 1, 86400},
 	{"body-timeout", T_UINT, O(body_timeout), 0, 1, 86400},
@@ -136,6 +139,7 @@ void crd_config_defaults(crd_config *c)
 	c->max_result_bytes = CRUND_DEFAULT_MAX_RESULT;
 	c->max_log_bytes = CRUND_DEFAULT_MAX_LOG;
 	c->stream_ping = CRUND_DEFAULT_STREAM_PING;
+	c->event_window = CRUND_DEFAULT_EVENT_WINDOW;
 	c->idle_timeout = CRUND_DEFAULT_IDLE_TIMEOUT;
 	c->header_timeout = CRUND_DEFAULT_HEADER_TIMEOUT;
 	c->body_timeout = CRUND_DEFAULT_BODY_TIMEOUT;

@@ -27,6 +27,8 @@
 #define CRUND_DEFAULT_MAX_RESULT       ((size_t)1 << 20)
 #define CRUND_DEFAULT_MAX_LOG          ((size_t)64 << 10)
 #define CRUND_DEFAULT_STREAM_PING      15.0
+/* events GET /v1/events keeps for clients that reconnect (Last-Event-ID) */
+#define CRUND_DEFAULT_EVENT_WINDOW     1024u
 /* s: a connection idle (or a client this slow) this long is closed; 75 s
  * like nginx's and aiohttp's keep-alive */
 #define CRUND_DEFAULT_IDLE_TIMEOUT     75u
@@ -72,6 +74,7 @@ typedef struct crd_config {
 	unsigned max_client_conns;
 	unsigned unix_reserve; /* Unix-socket connections beyond the limit */
 	double stream_ping;    /* s between event-stream keep-alive comments */
+	unsigned event_window; /* job events kept for GET /v1/events resumption */
 	bool allow_insecure_plugins;
 	bool allow_command_plugins;
 	bool debug;

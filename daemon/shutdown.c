@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "daemon.h"
+#include "api/api.h"
 #include "http/http.h"
 #include "log.h"
 #include "notify.h"
@@ -115,7 +116,9 @@ void crd_shutdown_run(void)
 						"cancelled");
 		} while (j);
 	}
-	/* 4. let the answers of long-polls and event streams go out */
+	/* 4. let the answers of long-polls and event streams go out; the
+	 * streams of every job's events end here, after the last job did */
+	crd_api_events_close(&crd_d.jobs);
 	deadline = cr_loop_time(loop) + FLUSH_BOUND;
 	while (crd_http_suspended(crd_d.http) && cr_loop_time(loop) < deadline)
 		if (cr_sleep(POLL) < 0)

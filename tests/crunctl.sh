@@ -278,6 +278,15 @@ id_linger=$(sed -n 's/.*crunctl wait \([^ ]*\)$/\1/p' "$tmp/err")
 run 0 "cancel a lingering job" --quiet cancel "$id_linger"
 check_not "--quiet cancel says nothing" err '.'
 run 3 "its wait ends cancelled" wait "$id_linger" --timeout 20
+run 0 "retry an ended job" retry "$id_linger"
+id_again=$(cat "$tmp/out")
+check "retry prints the new job's id" out '^[0-9a-z]+$'
+check "retry says which job it runs again" err "runs job $id_linger again"
+run 0 "the new job's status" --json status "$id_again"
+check "the new job has retry_of" out "\"retry_of\": *\"$id_linger\""
+run 6 "retry of an active job is a conflict" retry "$id_again"
+check "the conflict is reported" err 'still (queued|running)'
+run 0 "cancel the new job" --quiet cancel "$id_again"
 run 0 "wait for a succeeded job" wait "$id_noop"
 check "noop result printed" out '"ok": *true'
 run 0 "status of several jobs is a table" status "$id_noop" "$id_long"

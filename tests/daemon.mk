@@ -17,7 +17,7 @@ check_PROGRAMS += tests/test-route tests/test-http tests/test-api tests/test-job
 DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/daemon
 DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
 
-tests_test_route_SOURCES = tests/test-route.c daemon/http/route.c daemon/jobs/jobs.c $(STORE_SOURCES) \
+tests_test_route_SOURCES = tests/test-route.c daemon/http/route.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) \
 	daemon/buf.c daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/elf.c \
 	daemon/plugins/abi.c daemon/plugins/args.c
 tests_test_route_CFLAGS = $(DAEMON_TEST_CFLAGS)
@@ -28,13 +28,13 @@ tests_test_http_SOURCES = tests/test-http.c daemon/http/http.c daemon/buf.c daem
 tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread
 
-tests_test_api_SOURCES = tests/test-api.c daemon/api/wait.c daemon/api/stream.c \
-	daemon/http/http.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c daemon/log.c \
+tests_test_api_SOURCES = tests/test-api.c daemon/api/wait.c daemon/api/stream.c daemon/api/events.c \
+	daemon/http/http.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c daemon/log.c \
 	daemon/settings.c
 tests_test_api_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_test_api_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread
 
-tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c
+tests_test_jobs_SOURCES = tests/test-jobs.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c
 tests_test_jobs_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_jobs_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS)
 

@@ -11,5 +11,6 @@ E2E_TESTS += \
 	tests/e2e/durable.sh \
 	tests/e2e/abuse.sh \
 	tests/e2e/http.sh \
-	tests/e2e/exec.sh
+	tests/e2e/exec.sh \
+	tests/e2e/events.sh
 EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py tests/e2e/httpserver.py $(E2E_TESTS) tests/soak/kill9.sh

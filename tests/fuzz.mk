@@ -16,7 +16,7 @@ FUZZ_COMMON = tests/fuzz/replay.c tests/fuzz/fuzz.h
 FUZZ_CORPUS_DIR = $(abs_top_srcdir)/tests/fuzz/corpus
 
 tests_fuzz_fuzz_route_SOURCES = tests/fuzz/fuzz-route.c $(FUZZ_COMMON) \
-	daemon/http/route.c daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c
+	daemon/http/route.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c
 tests_fuzz_fuzz_route_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/route"'
 tests_fuzz_fuzz_route_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_route_LDADD = lib/libcrunner.la $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
@@ -31,7 +31,7 @@ tests_fuzz_fuzz_args_LDADD = lib/libcrunner.la $(JANSSON_LIBS) -lm
 
 tests_fuzz_fuzz_body_SOURCES = tests/fuzz/fuzz-body.c $(FUZZ_COMMON) \
 	daemon/plugins/args.c daemon/plugins/registry.c daemon/plugins/elf.c daemon/plugins/abi.c \
-	daemon/jobs/jobs.c $(STORE_SOURCES) daemon/buf.c daemon/http/route.c \
+	daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c daemon/http/route.c \
 	plugins/demo/demo.c
 tests_fuzz_fuzz_body_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/body"'
 tests_fuzz_fuzz_body_CFLAGS = $(FUZZ_CFLAGS)

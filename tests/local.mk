@@ -6,6 +6,7 @@ PLUGIN_TESTS =
 CLIENT_TESTS =
 E2E_TESTS =
 SYSTEMD_TESTS =
+UI_TESTS =
 include tests/lib.mk
 include tests/daemon.mk
 include tests/plugins.mk
@@ -13,7 +14,8 @@ include tests/client.mk
 include tests/e2e.mk
 include tests/systemd.mk
 include tests/fuzz.mk
-TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(PLUGIN_TESTS) $(CLIENT_TESTS) $(E2E_TESTS) $(SYSTEMD_TESTS) $(FUZZ_TESTS)
+include tests/ui.mk
+TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(PLUGIN_TESTS) $(CLIENT_TESTS) $(E2E_TESTS) $(SYSTEMD_TESTS) $(FUZZ_TESTS) $(UI_TESTS)
 
 # `make check-lib`: only the runtime's suites (the ucontext CI build uses it).
 check-lib:

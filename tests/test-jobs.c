@@ -6,6 +6,7 @@
 
 #include <check.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -466,6 +467,173 @@ START_TEST(subscribers_get_events_and_may_free_themselves_at_end)
 }
 END_TEST
 
+/* ----------------------------------------------- every job's events */
+
+struct test_watch {
+	crd_watch w;
+	uint64_t ids[32];
+	int states[32];
+	char plugins[32][16];
+	int n;
+	int lost;
+	bool unwatch_self;
+};
+
+static void on_watch(crd_watch *w, const crd_job_event *ev)
+{
+	struct test_watch *t = (struct test_watch *)w;
+	if (!ev->data) {
+		t->lost++;
+		return;
+	}
+	if (t->n < 32) {
+		t->ids[t->n] = ev->id;
+		t->states[t->n] = ev->state;
+		snprintf(t->plugins[t->n], sizeof(t->plugins[0]), "%s", ev->plugin);
+		json_t *v = json_loadb(ev->data, ev->len, 0, NULL);
+		ck_assert_msg(v != NULL, "event data is JSON: %s", ev->data);
+		ck_assert_str_eq(json_string_value(json_object_get(v, "state")),
+				 crd_job_state_name(ev->state));
+		ck_assert_ptr_null(json_object_get(v, "args"));
+		json_decref(v);
+	}
+	t->n++;
+	if (t->unwatch_self)
+		crd_jobs_unwatch(&S, w);
+}
+
+static struct test_watch replayed;
+static void on_replay(const crd_job_event *ev, void *arg)
+{
+	(void)arg;
+	on_watch(&replayed.w, ev);
+}
+
+START_TEST(events_are_kept_only_once_watched)
+{
+	submit();
+	ck_assert_uint_eq(crd_jobs_last_event(&S), 0); /* nobody watched: nothing kept */
+	struct test_watch t = {.w.on_event = on_watch};
+	ck_assert_int_eq(crd_jobs_watch(&S, &t.w), 0);
+	crd_jobrec *a = submit(); /* running at once */
+	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
+	ck_assert_int_eq(t.n, 2);
+	ck_assert_uint_eq(t.ids[0], 1);
+	ck_assert_uint_eq(t.ids[1], 2);
+	ck_assert_int_eq(t.states[0], CRUND_JOB_RUNNING);
+	ck_assert_int_eq(t.states[1], CRUND_JOB_SUCCEEDED);
+	ck_assert_str_eq(t.plugins[0], "alpha");
+	crd_jobs_unwatch(&S, &t.w);
+	crd_jobs_unwatch(&S, &t.w); /* twice is harmless */
+	crd_jobrec *b = submit();
+	crd_jobs_finish(&S, b, CRUND_JOB_FAILED, "boom", "x");
+	ck_assert_int_eq(t.n, 2);                      /* unwatched */
+	ck_assert_uint_eq(crd_jobs_last_event(&S), 4); /* still kept */
+}
+END_TEST
+
+START_TEST(events_follow_queue_start_retry_and_end)
+{
+	crd_jobs_free(&S);
+	setup_lim(1, 10, 100, 3600);
+	struct test_watch t = {.w.on_event = on_watch};
+	ck_assert_int_eq(crd_jobs_watch(&S, &t.w), 0);
+	int rc;
+	crd_job_req req = {.plugin = &plug_b,
+			   .spec = &spec_other,
+			   .args = json_object(),
+			   .max_attempts = 2,
+			   .on_interrupt = -1};
+	crd_jobrec *a = NULL, *b = NULL;
+	ck_assert_int_eq(crd_jobs_submit(&S, &req, &a, NULL), 0);    /* running */
+	b = submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL); /* queued */
+	crd_jobs_attempt_ended(&S, a, -EIO, false, false);           /* retried: queued */
+	crd_jobs_cancel(&S, b, "cancelled");                         /* b ends; a waits */
+	const int want[] = {CRUND_JOB_RUNNING, CRUND_JOB_QUEUED, CRUND_JOB_QUEUED,
+			    CRUND_JOB_CANCELLED};
+	ck_assert_int_eq(t.n, 4);
+	for (int i = 0; i < 4; i++)
+		ck_assert_int_eq(t.states[i], want[i]);
+	ck_assert_str_eq(t.plugins[0], "beta");
+	ck_assert_str_eq(t.plugins[3], "alpha");
+}
+END_TEST
+
+START_TEST(events_resume_within_the_window_and_refuse_outside)
+{
+	crd_jobs_events_window(&S, 4);
+	struct test_watch t = {.w.on_event = on_watch, .unwatch_self = true};
+	ck_assert_int_eq(crd_jobs_watch(&S, &t.w), 0);
+	crd_jobs_events_window(&S, 100); /* too late: the ring exists */
+	for (int i = 0; i < 3; i++)
+		crd_jobs_finish(&S, submit(), CRUND_JOB_SUCCEEDED, NULL, NULL);
+	ck_assert_int_eq(t.n, 1); /* it unwatched itself in its callback */
+	ck_assert_uint_eq(crd_jobs_last_event(&S), 6);
+	char id[CRD_EVENT_ID_MAX];
+	/* events 3..6 are kept: resuming after 2 replays all four */
+	crd_jobs_event_id(&S, 2, id);
+	memset(&replayed, 0, sizeof(replayed));
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), 0);
+	ck_assert_int_eq(replayed.n, 4);
+	ck_assert_uint_eq(replayed.ids[0], 3);
+	ck_assert_uint_eq(replayed.ids[3], 6);
+	/* after 4: 5 and 6 */
+	crd_jobs_event_id(&S, 4, id);
+	memset(&replayed, 0, sizeof(replayed));
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), 0);
+	ck_assert_int_eq(replayed.n, 2);
+	ck_assert_uint_eq(replayed.ids[0], 5);
+	/* the newest: nothing */
+	crd_jobs_event_id(&S, 6, id);
+	memset(&replayed, 0, sizeof(replayed));
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), 0);
+	ck_assert_int_eq(replayed.n, 0);
+	/* after 1: event 2 left the window */
+	crd_jobs_event_id(&S, 1, id);
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), -ESTALE);
+	crd_jobs_event_id(&S, 0, id);
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), -ESTALE);
+	/* not ours: the future, another epoch, garbage */
+	crd_jobs_event_id(&S, 7, id);
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), -EINVAL);
+	ck_assert_int_eq(crd_jobs_events_since(&S, "zzzzzzzz-3", on_replay, NULL), -EINVAL);
+	ck_assert_int_eq(crd_jobs_events_since(&S, "", on_replay, NULL), -EINVAL);
+	crd_jobs_event_id(&S, 3, id);
+	strcat(id, "x");
+	ck_assert_int_eq(crd_jobs_events_since(&S, id, on_replay, NULL), -EINVAL);
+}
+END_TEST
+
+START_TEST(list_filters_by_job_and_text)
+{
+	crd_jobs_free(&S);
+	setup_lim(10, 10, 100, 3600);
+	int rc;
+	crd_jobrec *a = submit_full(&plug_a, &spec_noop, NULL, "order-17", &rc, NULL);
+	crd_jobrec *b = submit_full(&plug_a, &spec_other, NULL, "order-18", &rc, NULL);
+	submit_full(&plug_b, &spec_other, NULL, NULL, &rc, NULL);
+	bool more;
+	crd_jobs_filter f = {.job = "other"};
+	n_seen = 0;
+	crd_jobs_list_where(&S, &f, NULL, 10, collect, NULL, &more);
+	ck_assert_int_eq(n_seen, 2);
+	f = (crd_jobs_filter){.text = "order-1"};
+	n_seen = 0;
+	crd_jobs_list_where(&S, &f, NULL, 10, collect, NULL, &more);
+	ck_assert_int_eq(n_seen, 2);
+	f = (crd_jobs_filter){.text = "order-17"};
+	n_seen = 0;
+	crd_jobs_list_where(&S, &f, NULL, 10, collect, NULL, &more);
+	ck_assert_int_eq(n_seen, 1);
+	ck_assert_str_eq(seen[0], a->id);
+	f = (crd_jobs_filter){.text = b->id, .plugin = "alpha", .job = "other"};
+	n_seen = 0;
+	crd_jobs_list_where(&S, &f, NULL, 10, collect, NULL, &more);
+	ck_assert_int_eq(n_seen, 1);
+	ck_assert_str_eq(seen[0], b->id);
+}
+END_TEST
+
 START_TEST(drain_cancels_queued_and_refuses_new_jobs)
 {
 	crd_jobrec *a = submit();
@@ -628,6 +796,10 @@ static Suite *suite(void)
 	TCase *tc = tcase_create("store");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, ids_are_unique_and_found_by_id);
+	tcase_add_test(tc, events_are_kept_only_once_watched);
+	tcase_add_test(tc, events_follow_queue_start_retry_and_end);
+	tcase_add_test(tc, events_resume_within_the_window_and_refuse_outside);
+	tcase_add_test(tc, list_filters_by_job_and_text);
 	tcase_add_test(tc, random_prefix_differs_between_stores);
 	tcase_add_test(tc, submit_starts_when_a_slot_is_free);
 	tcase_add_test(tc, max_running_queues_in_fifo_order);

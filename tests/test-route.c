@@ -41,6 +41,12 @@ START_TEST(every_route_matches_its_methods)
 		{"GET", "/v1/health", CRUND_R_HEALTH, ""},
 		{"HEAD", "/v1/health", CRUND_R_HEALTH, ""},
 		{"GET", "/metrics", CRUND_R_METRICS, ""},
+		{"POST", "/v1/jobs/abc123/retry", CRUND_R_JOB_RETRY, "abc123"},
+		{"GET", "/v1/events", CRUND_R_EVENTS, ""},
+		{"GET", "/v1/stats", CRUND_R_STATS, ""},
+		{"GET", "/ui", CRUND_R_UI, ""},
+		{"GET", "/ui/", CRUND_R_UI, "index.html"},
+		{"GET", "/ui/app.js", CRUND_R_UI, "app.js"},
 	};
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
 		ROUTE(ok[i].method, ok[i].path);
@@ -74,6 +80,11 @@ START_TEST(unknown_paths_are_404)
 		"/v1/jobs/../info",
 		"/v1/jobs//cancel",
 		"/V1/jobs",
+		"/ui/a/b",
+		"/ui//",
+		"/uix",
+		"/v1/events/",
+		"/v1/jobs/a/retry/",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		ROUTE("GET", bad[i]);

@@ -142,25 +142,13 @@ static crd_mhd_result accepted_again(crd_req *r)
 	return send_job(r, status, job, true);
 }
 
-static crd_mhd_result post_job(crd_req *r)
+/* Hand a validated submission to the jobs module and answer: 201 (or 200
+ * for a known idempotency key) with the job, a long-poll with ?wait, or
+ * held until a durable store committed it.  Frees sub. */
+static crd_mhd_result submit(crd_req *r, crd_submission *subp, double wait)
 {
-	crd_submission sub;
-	const char *code = "invalid_request";
-	char err[300];
-	double wait;
+	crd_submission sub = *subp;
 	int rc;
-
-	if (get_wait(r, &wait) < 0)
-		return bad_wait(r);
-	rc = crd_submission_parse(&crd_d.reg, r->body.data, r->body.len, &sub, &code, err,
-				  sizeof(err));
-	if (rc == -EINVAL)
-		return crd_http_error(r, 400, code, NULL, "%s", err);
-	if (rc == -ENOENT) /* docs/ARCHITECTURE.md §5.1: unknown plugin or job → 404 */
-		return crd_http_error(r, 404, code, NULL, "%s", err);
-	if (rc < 0)
-		return crd_http_error(r, 500, "internal", NULL, "out of memory");
-
 	struct accept_ticket *t = NULL;
 	if (crd_store_durable(crd_d.store) && !(t = calloc(1, sizeof(*t)))) {
 		crd_submission_free(&sub);
@@ -210,6 +198,59 @@ static crd_mhd_result post_job(crd_req *r)
 	return ret;
 }
 
+static crd_mhd_result post_job(crd_req *r)
+{
+	crd_submission sub;
+	const char *code = "invalid_request";
+	char err[300];
+	double wait;
+	int rc;
+
+	if (get_wait(r, &wait) < 0)
+		return bad_wait(r);
+	rc = crd_submission_parse(&crd_d.reg, r->body.data, r->body.len, &sub, &code, err,
+				  sizeof(err));
+	if (rc == -EINVAL)
+		return crd_http_error(r, 400, code, NULL, "%s", err);
+	if (rc == -ENOENT) /* docs/ARCHITECTURE.md §5.1: unknown plugin or job → 404 */
+		return crd_http_error(r, 404, code, NULL, "%s", err);
+	if (rc < 0)
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	return submit(r, &sub, wait);
+}
+
+/* POST /v1/jobs/{id}/retry: run an ended job again, as a NEW job with the
+ * same plugin, job, arguments, timeout, context, max_attempts and
+ * on_interrupt, linked to the old one by `retry_of`
+ * (docs/ARCHITECTURE.md §5.9 says why a new job and not a new attempt).
+ * No idempotency key (the old job keeps its own) and no delay. */
+static crd_mhd_result retry_job(crd_req *r, crd_jobrec *j)
+{
+	double wait;
+	if (get_wait(r, &wait) < 0)
+		return bad_wait(r);
+	if (!crd_job_state_ended(j->state))
+		return crd_http_error(r, 409, "job_active", NULL,
+				      "job '%s' is still %s; only an ended job can be run again",
+				      j->id, crd_job_state_name(j->state));
+	const char *pname = j->plugin->desc->name;
+	if (crd_plugins_find(&crd_d.reg, pname) != j->plugin)
+		return crd_http_error(r, 404, "unknown_plugin", NULL,
+				      "plugin '%s' of job '%s' is no longer loaded", pname, j->id);
+	crd_submission sub = {0};
+	sub.args = json_loadb(j->args_json, j->args_len, 0, NULL);
+	if (!sub.args)
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	sub.plugin = j->plugin;
+	sub.spec = j->spec;
+	sub.timeout = j->timeout;
+	sub.isolated = (j->flags & CRUND_JF_ISOLATED) != 0;
+	sub.max_attempts = j->max_attempts;
+	sub.on_interrupt = j->on_interrupt;
+	sub.retry_of = j->id;
+	return submit(r, &sub, wait);
+}
+
 /* ------------------------------------------------------------- GET /v1/jobs */
 
 struct list_ctx {
@@ -232,6 +273,7 @@ static crd_mhd_result list_jobs(crd_req *r)
 	unsigned mask;
 	size_t limit;
 	const char *plugin = query(r, "plugin"), *cursor = query(r, "cursor");
+	const char *job = query(r, "job"), *text = query(r, "q");
 
 	if (crd_parse_state_mask(query(r, "state"), &mask) < 0)
 		return crd_http_error(r, 400, "invalid_parameter", NULL,
@@ -247,8 +289,13 @@ static crd_mhd_result list_jobs(crd_req *r)
 	struct list_ctx c = {b, 0, NULL};
 	bool more;
 	crd_buf_adds(b, "{\"jobs\":[");
-	if (crd_jobs_list(&crd_d.jobs, mask, plugin && *plugin ? plugin : NULL, cursor, limit,
-			  list_one, &c, &more) < 0) {
+	crd_jobs_filter f = {
+		.state_mask = mask,
+		.plugin = plugin && *plugin ? plugin : NULL,
+		.job = job && *job ? job : NULL,
+		.text = text && *text ? text : NULL,
+	};
+	if (crd_jobs_list_where(&crd_d.jobs, &f, cursor, limit, list_one, &c, &more) < 0) {
 		crd_buf_free(b);
 		return crd_http_error(r, 400, "invalid_parameter", NULL,
 				      "'cursor' is not a cursor from this daemon (use next_cursor "
@@ -430,6 +477,12 @@ static crd_mhd_result get_metrics(crd_req *r)
 	return crd_http_send(r, 200, &o);
 }
 
+static crd_mhd_result get_stats(crd_req *r)
+{
+	crd_metrics_render_stats(crd_http_out(r));
+	return crd_http_send(r, 200, NULL);
+}
+
 /* ------------------------------------------------------------- dispatch */
 
 /* The head: route, token, method. */
@@ -439,7 +492,9 @@ static crd_mhd_result api_head(crd_req *r, const char *method, const char *url)
 	crd_route(method, url, rm);
 	if (rm->status == 404)
 		return crd_http_error(r, 404, "not_found", NULL, "no route for %s %s", method, url);
-	if (rm->route != CRUND_R_HEALTH && !authorized(r->conn))
+	/* health for probes; the dashboard's files hold no data (every API
+	 * call the page makes carries the token) */
+	if (rm->route != CRUND_R_HEALTH && rm->route != CRUND_R_UI && !authorized(r->conn))
 		return crd_http_error(r, 401, "unauthorized", NULL,
 				      "missing or wrong token: send 'Authorization: Bearer TOKEN'");
 	if (rm->status == 405) {
@@ -458,6 +513,7 @@ static crd_mhd_result api_handle(crd_req *r)
 	switch (rm->route) {
 	case CRUND_R_JOB:
 	case CRUND_R_JOB_CANCEL:
+	case CRUND_R_JOB_RETRY:
 	case CRUND_R_JOB_EVENTS:
 	case CRUND_R_JOB_LOG:
 		j = crd_jobs_find(&crd_d.jobs, rm->param);
@@ -474,6 +530,14 @@ static crd_mhd_result api_handle(crd_req *r)
 		return rm->method == CRUND_M_DELETE ? delete_job(r, j) : get_job(r, j);
 	case CRUND_R_JOB_CANCEL:
 		return cancel_job(r, j);
+	case CRUND_R_JOB_RETRY:
+		return retry_job(r, j);
+	case CRUND_R_EVENTS:
+		return crd_api_events(r, &crd_d.jobs, crd_d.cfg.stream_ping);
+	case CRUND_R_STATS:
+		return get_stats(r);
+	case CRUND_R_UI:
+		return crd_api_ui(r, rm->param);
 	case CRUND_R_JOB_EVENTS:
 		return crd_api_stream(r, j, crd_d.cfg.stream_ping);
 	case CRUND_R_JOB_LOG:

@@ -47,7 +47,13 @@ typedef struct crd_api_req {
 	crd_buf stream;
 	size_t stream_off;
 	bool stream_end;
+	struct crd_api_events *events; /* GET /v1/events (events.c), owned */
 } crd_api_req;
+
+/* A client that does not read does not get to grow our memory: past this
+ * many unread bytes of an event stream, events are dropped (a job's `end`
+ * never; /v1/events says so with a `reset`). */
+#define CRD_API_STREAM_MAX_PENDING ((size_t)1 << 20)
 
 static inline crd_api_req *crd_api_req_of(crd_req *req) { return crd_http_data(req); }
 
@@ -68,6 +74,25 @@ crd_mhd_result crd_api_wait_again(crd_req *req);
  * state now, then state/progress/log events, then `end`; an SSE comment
  * every `ping` seconds while nothing happens. */
 crd_mhd_result crd_api_stream(crd_req *req, crd_jobrec *job, double ping);
+
+/* stream.c: the streamed answer's reader over a->stream (the transport
+ * suspends while it is empty; the end once a->stream_end and drained),
+ * and the keep-alive comment every `ping` seconds. */
+ssize_t crd_api_stream_read(crd_req *req, char *buf, size_t max);
+void crd_api_stream_ping(crd_req *req, double ping);
+
+/* events.c: answer with a text/event-stream of every job's state changes
+ * (query: plugin, state, last_event_id; header Last-Event-ID). */
+crd_mhd_result crd_api_events(crd_req *req, crd_jobs *jobs, double ping);
+/* events.c: let go of the request's watch (from crd_api_req_done). */
+void crd_api_events_done(crd_req *req);
+/* events.c: end every /v1/events stream with a `shutdown` event (the
+ * graceful close, once every job has its final state). */
+void crd_api_events_close(crd_jobs *jobs);
+
+/* ui.c: GET /ui/{name}: one of the dashboard's files ("": a redirect to
+ * /ui/). */
+crd_mhd_result crd_api_ui(crd_req *req, const char *name);
 
 /* wait.c: the request is over: unsubscribe, cancel the timer, free the
  * stream buffer (the handler table's `done`). */

@@ -201,3 +201,127 @@ void crd_metrics_render(crd_buf *b)
 	render_jobs_extra(b, s);
 	render_store(b);
 }
+
+/* ------------------------------------------------------ GET /v1/stats */
+
+/* The dashboard's charts come from the counters above, sampled once a
+ * second into a ring of STATS_SECONDS samples (the retention tick calls
+ * crd_metrics_sample): jobs submitted and ended, and the run-time
+ * histogram of every plugin and job added up.  Differences between two
+ * samples give rates and, with the histogram's buckets, percentiles; no
+ * second metrics system, ~45 KB. */
+#define STATS_SECONDS 301
+#define STATS_STEP    10
+
+struct stats_sample {
+	double t; /* wall clock; 0: empty */
+	uint64_t submitted, ended;
+	uint64_t le[CRD_HIST_N];
+	uint64_t count;
+};
+
+static struct stats_sample stats_ring[STATS_SECONDS];
+static size_t stats_next; /* the slot the next sample goes to */
+
+void crd_metrics_sample(void)
+{
+	const crd_jobs *s = &crd_d.jobs;
+	struct stats_sample *x = &stats_ring[stats_next];
+	memset(x, 0, sizeof(*x));
+	x->t = crd_now_realtime();
+	x->submitted = s->n_submitted;
+	for (int st = CRUND_JOB_SUCCEEDED; st < CRUND_JOB_NSTATES; st++)
+		x->ended += s->n_ended_total[st];
+	for (const crd_run_hist *r = s->run_hists; r; r = r->next) {
+		for (int i = 0; i < CRD_HIST_N; i++)
+			x->le[i] += r->h.le[i];
+		x->count += r->h.count;
+	}
+	stats_next = (stats_next + 1) % STATS_SECONDS;
+}
+
+/* The q-quantile of the observations between samples a and b, linear
+ * within a bucket (as Prometheus' histogram_quantile); beyond the last
+ * bound, the last bound.  -1: no observation. */
+static double quantile(const struct stats_sample *a, const struct stats_sample *b, double q)
+{
+	uint64_t n = b->count - a->count;
+	if (!n)
+		return -1;
+	double rank = q * (double)n;
+	uint64_t below = 0;
+	for (int i = 0; i < CRD_HIST_N; i++) {
+		uint64_t c = b->le[i] - a->le[i];
+		if ((double)c >= rank) {
+			double lo = i ? crd_hist_bounds[i - 1] : 0, hi = crd_hist_bounds[i];
+			double in = (double)(c - below);
+			return in > 0 ? lo + (hi - lo) * (rank - (double)below) / in : hi;
+		}
+		below = c;
+	}
+	return crd_hist_bounds[CRD_HIST_N - 1];
+}
+
+static void add_q(crd_buf *b, const char *key, double v)
+{
+	crd_buf_adds(b, key);
+	if (v < 0)
+		crd_buf_adds(b, "null");
+	else
+		crd_buf_addf(b, "%.6f", v);
+}
+
+void crd_metrics_render_stats(crd_buf *b)
+{
+	crd_jobs *s = &crd_d.jobs;
+	size_t np = crd_d.reg.n;
+	size_t *counts = calloc(np * CRUND_JOB_NSTATES + 1, sizeof(size_t));
+
+	crd_buf_addf(b,
+		     "{\"step_seconds\":%d,\"window_seconds\":%d,\"loop_lag_seconds\":%.6f,"
+		     "\"jobs_by_plugin\":{",
+		     STATS_STEP, STATS_SECONDS - 1, crd_watchdog_lag());
+	if (counts) {
+		for (crd_jobrec *j = s->newest; j; j = j->older) {
+			size_t pi = (size_t)(j->plugin - crd_d.reg.plugins);
+			if (pi < np && !(j->flags & CRUND_JF_UNCOMMITTED))
+				counts[pi * CRUND_JOB_NSTATES + j->state]++;
+		}
+		for (size_t p = 0; p < np; p++) {
+			crd_buf_addf(b, "%s", p ? "," : "");
+			crd_buf_add_jstr(b, crd_d.reg.plugins[p].desc->name);
+			crd_buf_addc(b, ':');
+			for (int st = 0; st < CRUND_JOB_NSTATES; st++)
+				crd_buf_addf(b, "%c\"%s\":%zu", st ? ',' : '{',
+					     crd_job_state_name(st),
+					     counts[p * CRUND_JOB_NSTATES + (size_t)st]);
+			crd_buf_addc(b, '}');
+		}
+		free(counts);
+	}
+	/* points: one per STATS_STEP seconds, oldest first, each from the
+	 * sample STATS_STEP seconds before it */
+	crd_buf_adds(b, "},\"points\":[");
+	size_t newest = (stats_next + STATS_SECONDS - 1) % STATS_SECONDS;
+	size_t n = 0;
+	for (int k = (STATS_SECONDS - 1) / STATS_STEP - 1; k >= 0; k--) {
+		size_t ib = (newest + STATS_SECONDS - (size_t)k * STATS_STEP) % STATS_SECONDS;
+		size_t ia = (ib + STATS_SECONDS - STATS_STEP) % STATS_SECONDS;
+		const struct stats_sample *a = &stats_ring[ia], *bb = &stats_ring[ib];
+		if (!a->t || !bb->t || bb->t <= a->t)
+			continue;
+		double dt = bb->t - a->t;
+		char ts[40];
+		crd_format_time(bb->t, ts, sizeof(ts));
+		crd_buf_addf(b,
+			     "%s{\"t\":\"%s\",\"submitted_per_second\":%.3f,"
+			     "\"ended_per_second\":%.3f",
+			     n++ ? "," : "", ts, (double)(bb->submitted - a->submitted) / dt,
+			     (double)(bb->ended - a->ended) / dt);
+		add_q(b, ",\"run_p50\":", quantile(a, bb, 0.5));
+		add_q(b, ",\"run_p90\":", quantile(a, bb, 0.9));
+		add_q(b, ",\"run_p99\":", quantile(a, bb, 0.99));
+		crd_buf_addc(b, '}');
+	}
+	crd_buf_adds(b, "]}\n");
+}

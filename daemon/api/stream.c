@@ -9,10 +9,6 @@
 
 #include "api/api.h"
 
-/* A client that does not read does not get to grow our memory: past this
- * many unread bytes, intermediate events are dropped (the end never). */
-#define STREAM_MAX_PENDING ((size_t)1 << 20)
-
 static crd_api_req *of_sub(crd_sub *sub)
 {
 	return (crd_api_req *)((char *)sub - offsetof(crd_api_req, sub));
@@ -32,7 +28,7 @@ static void add_job(crd_api_req *a, const char *event, const crd_jobrec *job)
 static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data, size_t len)
 {
 	crd_api_req *a = of_sub(sub);
-	bool full = a->stream.len - a->stream_off > STREAM_MAX_PENDING;
+	bool full = a->stream.len - a->stream_off > CRD_API_STREAM_MAX_PENDING;
 	switch (ev) {
 	case CRUND_EV_STATE:
 		if (!full)
@@ -71,14 +67,24 @@ static void stream_ping(void *arg)
 	a->timer = cr_handle_unref(a->timer);
 	if (a->stream_end)
 		return;
-	if (a->stream.len - a->stream_off <= STREAM_MAX_PENDING)
+	if (a->stream.len - a->stream_off <= CRD_API_STREAM_MAX_PENDING)
 		crd_buf_adds(&a->stream, ": ping\n\n");
 	if (cr_call_later(crd_http_loop(), a->ping, stream_ping, r, &a->timer) < 0)
 		a->timer = NULL;
 	crd_http_resume(r);
 }
 
-static ssize_t stream_read(crd_req *r, char *buf, size_t max)
+/* best effort: without pings a vanished client is noticed at the next
+ * event (for a job's stream, at the latest its end) */
+void crd_api_stream_ping(crd_req *r, double ping)
+{
+	crd_api_req *a = crd_api_req_of(r);
+	a->ping = ping;
+	if (cr_call_later(crd_http_loop(), ping, stream_ping, r, &a->timer) < 0)
+		a->timer = NULL;
+}
+
+ssize_t crd_api_stream_read(crd_req *r, char *buf, size_t max)
 {
 	crd_api_req *a = crd_api_req_of(r);
 	if (a->stream.oom)
@@ -109,12 +115,8 @@ crd_mhd_result crd_api_stream(crd_req *req, crd_jobrec *job, double ping)
 		memset(&a->sub, 0, sizeof(a->sub));
 		a->sub.on_event = stream_event;
 		crd_jobs_subscribe(job, &a->sub);
-		/* best effort: without pings a vanished client is noticed at
-		 * the job's end */
-		a->ping = ping;
-		if (cr_call_later(crd_http_loop(), ping, stream_ping, req, &a->timer) < 0)
-			a->timer = NULL;
+		crd_api_stream_ping(req, ping);
 	}
 	crd_resp_opts o = {.content_type = "text/event-stream; charset=utf-8", .no_cache = true};
-	return crd_http_stream(req, 200, &o, stream_read);
+	return crd_http_stream(req, 200, &o, crd_api_stream_read);
 }

@@ -134,6 +134,7 @@ void crd_api_req_done(crd_req *req)
 {
 	crd_api_req *a = crd_api_req_of(req);
 	crd_jobs_unsubscribe(&a->sub);
+	crd_api_events_done(req);
 	cancel_timer(a);
 	crd_buf_free(&a->stream);
 }

@@ -220,6 +220,8 @@ static crd_mhd_result send_out(crd_req *req, unsigned status, const crd_resp_opt
 			snprintf(ra, sizeof(ra), "%d", o->retry_after);
 			MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, ra);
 		}
+		for (const char *const *h = o->headers; h && h[0] && h[1]; h += 2)
+			MHD_add_response_header(resp, h[0], h[1]);
 	}
 	if (status == 401)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");

@@ -106,6 +106,8 @@ typedef struct crd_resp_opts {
 	const char *allow;        /* Allow (405), or NULL */
 	int retry_after;          /* seconds, 0: none */
 	bool no_cache;            /* Cache-Control: no-cache, X-Accel-Buffering: no */
+	/* more headers: name, value, name, value, ..., NULL (borrowed), or NULL */
+	const char *const *headers;
 } crd_resp_opts;
 
 /* What the transport is told at start: where to listen, its limits. */

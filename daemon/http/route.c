@@ -78,6 +78,23 @@ void crd_route(const char *method, const char *path, crd_route_match *m)
 		finish(m, CRUND_R_METRICS, A_GET, "GET, HEAD");
 		return;
 	}
+	/* the dashboard: "/ui" redirects to "/ui/" (param empty), a file is
+	 * one path segment ("/ui/" is index.html) */
+	if (!strcmp(path, "/ui")) {
+		finish(m, CRUND_R_UI, A_GET, "GET, HEAD");
+		return;
+	}
+	if (!strncmp(path, "/ui/", 4)) {
+		const char *f = path + 4;
+		size_t n = strlen(f);
+		if (n == 0)
+			f = "index.html", n = 10;
+		if (!param_ok(f, n))
+			return;
+		memcpy(m->param, f, n + 1);
+		finish(m, CRUND_R_UI, A_GET, "GET, HEAD");
+		return;
+	}
 	if (strncmp(path, "/v1/", 4))
 		return;
 	const char *p = path + 4;
@@ -96,6 +113,8 @@ void crd_route(const char *method, const char *path, crd_route_match *m)
 			finish(m, CRUND_R_JOB, A_GET | A_DELETE, "GET, HEAD, DELETE");
 		} else if (!strcmp(slash, "/cancel")) {
 			finish(m, CRUND_R_JOB_CANCEL, A_POST, "POST");
+		} else if (!strcmp(slash, "/retry")) {
+			finish(m, CRUND_R_JOB_RETRY, A_POST, "POST");
 		} else if (!strcmp(slash, "/events")) {
 			finish(m, CRUND_R_JOB_EVENTS, A_GET, "GET, HEAD");
 		} else if (!strcmp(slash, "/log")) {
@@ -120,6 +139,10 @@ void crd_route(const char *method, const char *path, crd_route_match *m)
 	}
 	if (!strcmp(p, "info"))
 		finish(m, CRUND_R_INFO, A_GET, "GET, HEAD");
+	else if (!strcmp(p, "events"))
+		finish(m, CRUND_R_EVENTS, A_GET, "GET, HEAD");
+	else if (!strcmp(p, "stats"))
+		finish(m, CRUND_R_STATS, A_GET, "GET, HEAD");
 	else if (!strcmp(p, "health"))
 		finish(m, CRUND_R_HEALTH, A_GET, "GET, HEAD");
 }

@@ -21,6 +21,10 @@ typedef enum crd_route_id {
 	CRUND_R_INFO,       /* /v1/info                GET */
 	CRUND_R_HEALTH,     /* /v1/health              GET */
 	CRUND_R_METRICS,    /* /metrics                GET */
+	CRUND_R_JOB_RETRY,  /* /v1/jobs/{id}/retry     POST */
+	CRUND_R_EVENTS,     /* /v1/events              GET */
+	CRUND_R_STATS,      /* /v1/stats               GET */
+	CRUND_R_UI,         /* /ui, /ui/{file}, /      GET (the dashboard's files) */
 } crd_route_id;
 
 typedef enum crd_method {

@@ -236,6 +236,7 @@ static void job_free(crd_jobs *s, crd_jobrec *j)
 	free(j->progress_msg);
 	free(j->log);
 	free(j->idem_key);
+	free(j->retry_of);
 	free(j->attempts);
 	rec_free(s, j);
 }
@@ -278,6 +279,7 @@ void crd_jobs_free(crd_jobs *s)
 		s->run_hists = r->next;
 		free(r);
 	}
+	crd_jobs_events_free(s);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -468,6 +470,7 @@ static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg
 		.log = j->log,
 		.log_len = j->log_len,
 		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
+		.retry_of = j->retry_of,
 	};
 	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
 	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
@@ -588,6 +591,7 @@ static int load_row(const crd_store_job *row, void *arg)
 	j->err_msg = dup_or_null(row->err_msg);
 	j->progress_msg = dup_or_null(row->progress_msg);
 	j->attempts = dup_or_null(row->attempts);
+	j->retry_of = dup_or_null(row->retry_of);
 	if (row->log_len) {
 		size_t n = row->log_len < s->lim.max_log_bytes ? row->log_len
 							       : s->lim.max_log_bytes;
@@ -598,7 +602,7 @@ static int load_row(const crd_store_job *row, void *arg)
 	}
 	bool oom = !j->args_json || (row->idem_key && !j->idem_key) ||
 		   (row->result && !j->result) || (row->err_code && !j->err_code) ||
-		   (row->attempts && !j->attempts);
+		   (row->attempts && !j->attempts) || (row->retry_of && !j->retry_of);
 	/* queued and running jobs will run: they need their args as a tree */
 	if (!oom && !crd_job_state_ended(row->state) &&
 	    !(j->args = json_loads(j->args_json, 0, NULL)))
@@ -800,6 +804,7 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 	if (j->attempt == 1 || due > j->created_at)
 		crd_hist_observe(&s->queue_wait, j->started_at - due);
 	persist(s, j, NULL, NULL);
+	crd_jobs_announce(s, j);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
 	return 0;
@@ -946,6 +951,7 @@ static void on_committed(void *arg, int rc)
 			j = NULL;
 		} else {
 			enqueue(s, j); /* draining: it waits for the next start */
+			crd_jobs_announce(s, j);
 		}
 	}
 	if (w->accepted)
@@ -1021,7 +1027,9 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 		json_decref(args);
 		return -ENOMEM;
 	}
-	if (req->idem_key && !(j->idem_key = strdup(req->idem_key))) {
+	if ((req->idem_key && !(j->idem_key = strdup(req->idem_key))) ||
+	    (req->retry_of && !(j->retry_of = strdup(req->retry_of)))) {
+		free(j->idem_key);
 		rec_free(s, j);
 		json_decref(args);
 		return -ENOMEM;
@@ -1094,6 +1102,7 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 		}
 	} else {
 		enqueue(s, j);
+		crd_jobs_announce(s, j);
 	}
 	s->n_submitted++;
 	*ret_job = j;
@@ -1138,6 +1147,7 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 	s->n_ended_total[state]++;
 	observe_run(s, j);
 	persist(s, j, NULL, NULL);
+	crd_jobs_announce(s, j);
 
 	/* Subscribers: detach the whole list first, so each may free itself. */
 	crd_sub *sub = j->subs;
@@ -1281,6 +1291,7 @@ static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
 	s->n_retries++;
 	enqueue(s, j);
 	persist(s, j, NULL, NULL);
+	crd_jobs_announce(s, j);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
 }
@@ -1512,8 +1523,30 @@ void crd_jobs_log_append(crd_jobrec *j, const char *line, size_t len)
 
 /* ---------------------------------------------------------------- listing */
 
+static bool list_match(const crd_jobrec *j, const crd_jobs_filter *f)
+{
+	if (f->state_mask && !(f->state_mask & (1u << j->state)))
+		return false;
+	if (j->flags & CRUND_JF_UNCOMMITTED)
+		return false;
+	if (f->plugin && strcmp(f->plugin, j->plugin->desc->name))
+		return false;
+	if (f->job && strcmp(f->job, j->spec->name))
+		return false;
+	if (f->text && !strstr(j->id, f->text) && !(j->idem_key && strstr(j->idem_key, f->text)))
+		return false;
+	return true;
+}
+
 int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
 		  size_t limit, void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more)
+{
+	crd_jobs_filter f = {.state_mask = state_mask, .plugin = plugin};
+	return crd_jobs_list_where(s, &f, cursor, limit, fn, arg, ret_more);
+}
+
+int crd_jobs_list_where(crd_jobs *s, const crd_jobs_filter *f, const char *cursor, size_t limit,
+			void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more)
 {
 	crd_jobrec *j = s->newest;
 	if (cursor) {
@@ -1533,11 +1566,7 @@ int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const ch
 	size_t n = 0;
 	*ret_more = false;
 	for (; j; j = j->older) {
-		if (state_mask && !(state_mask & (1u << j->state)))
-			continue;
-		if (j->flags & CRUND_JF_UNCOMMITTED)
-			continue;
-		if (plugin && strcmp(plugin, j->plugin->desc->name))
+		if (!list_match(j, f))
 			continue;
 		if (n == limit) {
 			*ret_more = true;
@@ -1620,6 +1649,10 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 	if (j->idem_key) {
 		crd_buf_add(b, ",\"idempotency_key\":", 19);
 		crd_buf_add_jstr(b, j->idem_key);
+	}
+	if (j->retry_of) {
+		crd_buf_add(b, ",\"retry_of\":", 12);
+		crd_buf_add_jstr(b, j->retry_of);
 	}
 	crd_buf_addf(b, ",\"attempt\":%u,\"max_attempts\":%u", (unsigned)j->attempt,
 		     (unsigned)j->max_attempts);

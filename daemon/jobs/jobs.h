@@ -60,6 +60,46 @@ struct crd_sub {
 	void (*on_event)(crd_sub *s, crd_jobrec *job, int ev, const char *data, size_t len);
 };
 
+/* The event stream of every job (jobs/events.c, docs/ARCHITECTURE.md
+ * §3.9): each state change of each job is one event, numbered from 1 in
+ * this process and kept in a ring of the last `window` events, so a
+ * client that reconnects with the last id it saw misses nothing that is
+ * still in the window.  An event's data is a job summary (JSON text): id,
+ * plugin, job, state, attempt, max_attempts, error code, times, retry_of
+ * and idempotency_key -- never args, result or log, so the ring stays
+ * small whatever the jobs hold. */
+#define CRD_EVENTS_WINDOW_DEFAULT 1024u
+#define CRD_EVENTS_WINDOW_MAX     1000000u
+#define CRD_EVENT_ID_MAX          48 /* "EPOCH-N" as text, with its NUL */
+
+typedef struct crd_job_event {
+	uint64_t id;
+	int state;
+	const char *plugin; /* the job's plugin */
+	const char *data;   /* the summary, NUL-terminated */
+	size_t len;
+} crd_job_event;
+
+/* A watcher of every job's events lives in its owner's memory (an event
+ * stream's request).  on_event may unwatch itself (only itself).  An event
+ * with data NULL was lost (out of memory): the watcher missed it. */
+typedef struct crd_watch crd_watch;
+struct crd_watch {
+	crd_watch *next, *prev;
+	bool linked;
+	void (*on_event)(crd_watch *w, const crd_job_event *ev);
+};
+
+struct crd_event_slot;
+typedef struct crd_job_events {
+	struct crd_event_slot *ring; /* `window` slots, allocated at the first watch */
+	size_t window, head, n;      /* the oldest kept is ring[head]; n kept */
+	uint64_t last_id;            /* the newest event's id; 0: none yet */
+	crd_watch *watchers;
+	char epoch[12]; /* this process's event id prefix */
+	bool active;    /* events are kept (someone has watched) */
+} crd_job_events;
+
 /* flags */
 enum {
 	CRUND_JF_ISOLATED = 0x01,     /* runs in a copy of the shared context */
@@ -102,6 +142,7 @@ struct crd_jobrec {
 	char *log;                /* owned lines, or NULL */
 	uint32_t log_len, log_cap;
 	char *idem_key;                             /* owned, or NULL */
+	char *retry_of;                             /* the job this one reruns, owned, or NULL */
 	void *task;                                 /* cr_task* while the task lives (run.c) */
 	double created_at, started_at, finished_at; /* CLOCK_REALTIME s, 0 unset */
 	double timeout;                             /* seconds, 0: none */
@@ -204,6 +245,7 @@ typedef struct crd_jobs {
 	size_t slab_left;
 	bool pop_whole;       /* no MADV_POPULATE_WRITE: MAP_POPULATE */
 	crd_jobrec *rec_free; /* free records, linked by hnext */
+	crd_job_events ev;    /* every job's events (jobs/events.c) */
 } crd_jobs;
 
 /* now NULL: CLOCK_REALTIME.  The id prefix comes from getrandom(). */
@@ -242,6 +284,7 @@ typedef struct crd_job_req {
 	unsigned max_attempts; /* 0: 1 */
 	double run_at;         /* wall clock; 0: now */
 	int on_interrupt;      /* CRD_ON_INTERRUPT_*, -1: the default (fail) */
+	const char *retry_of;  /* copied; the id of the ended job this one reruns */
 	/* With a durable store the job waits for its commit: accepted(arg,
 	 * job, rc) runs later on the loop thread, rc 0 once it is durable (it
 	 * is queued or started then), 1 when it named the idempotency key of a
@@ -348,6 +391,40 @@ void crd_jobs_set_retry_after(crd_jobrec *job, double seconds);
  * cursor).  -EINVAL for a cursor not from this process. */
 int crd_jobs_list(crd_jobs *s, unsigned state_mask, const char *plugin, const char *cursor,
 		  size_t limit, void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more);
+
+/* Every job's events (jobs/events.c).  Nothing is kept until the first
+ * watch: a daemon nobody watches pays nothing per transition. */
+/* The ring's size (before the first watch; 1..CRD_EVENTS_WINDOW_MAX). */
+void crd_jobs_events_window(crd_jobs *s, size_t window);
+/* Start keeping events (the first time) and call w for each new one.
+ * -ENOMEM when the ring cannot be allocated (w is not linked). */
+int crd_jobs_watch(crd_jobs *s, crd_watch *w);
+void crd_jobs_unwatch(crd_jobs *s, crd_watch *w); /* no-op when not linked */
+/* The id of the newest event (0: none) and its text form. */
+uint64_t crd_jobs_last_event(const crd_jobs *s);
+void crd_jobs_event_id(const crd_jobs *s, uint64_t id, char out[CRD_EVENT_ID_MAX]);
+/* Replay the kept events newer than the event named `last` (text, as sent
+ * in an SSE id) through fn, oldest first.  0 when nothing after `last`
+ * was lost; -ESTALE when some events after it have left the window (fn
+ * is not called); -EINVAL when `last` is not an event id of this process
+ * (another process's, or garbage). */
+int crd_jobs_events_since(const crd_jobs *s, const char *last,
+			  void (*fn)(const crd_job_event *ev, void *arg), void *arg);
+/* jobs.c: a job's state changed (or it was created): number the event,
+ * keep it, tell the watchers.  A no-op until the first watch. */
+void crd_jobs_announce(crd_jobs *s, const crd_jobrec *job);
+void crd_jobs_events_free(crd_jobs *s);
+
+/* The same with more filters: each set field must match; text is a
+ * substring of the id or of the idempotency key. */
+typedef struct crd_jobs_filter {
+	unsigned state_mask; /* bit per state; 0: all */
+	const char *plugin;  /* NULL: all */
+	const char *job;     /* the job's name in its plugin; NULL: all */
+	const char *text;    /* NULL: all */
+} crd_jobs_filter;
+int crd_jobs_list_where(crd_jobs *s, const crd_jobs_filter *f, const char *cursor, size_t limit,
+			void (*fn)(crd_jobrec *job, void *arg), void *arg, bool *ret_more);
 
 /* The job's JSON object, appended to b (see docs/ARCHITECTURE.md §5.1). */
 void crd_job_render(crd_buf *b, const crd_jobrec *job);

@@ -1,6 +1,6 @@
 # daemon/jobs: the job records and their state machine, the queue,
 # retention, subscribers, submissions, and running a job as a task.
 daemon_crund_SOURCES += \
-	daemon/jobs/jobs.h daemon/jobs/jobs.c \
+	daemon/jobs/jobs.h daemon/jobs/jobs.c daemon/jobs/events.c \
 	daemon/jobs/submit.h daemon/jobs/submit.c \
 	daemon/jobs/run.c

@@ -83,6 +83,8 @@ static const char *const MIGRATIONS[] = {
 	" attempts TEXT,"
 	" log TEXT,"
 	" log_truncated INTEGER NOT NULL DEFAULT 0);",
+	/* 1 → 2: a job run again by POST /v1/jobs/{id}/retry names the old one */
+	"ALTER TABLE jobs ADD COLUMN retry_of TEXT;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(*MIGRATIONS)))
 
@@ -347,9 +349,9 @@ static const char UPSERT_SQL[] =
 	"INSERT INTO jobs (seq, id, plugin, job, args, state, attempt, max_attempts,"
 	" on_interrupt, isolated, timeout, run_at, idempotency_key, result, error_code,"
 	" error_message, progress, progress_message, created_at, started_at, finished_at,"
-	" attempts, log, log_truncated) VALUES"
+	" attempts, log, log_truncated, retry_of) VALUES"
 	" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-	" ?19, ?20, ?21, ?22, ?23, ?24)"
+	" ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
 	" ON CONFLICT (seq) DO UPDATE SET state = ?6, attempt = ?7, max_attempts = ?8,"
 	" on_interrupt = ?9, run_at = ?12, result = ?14, error_code = ?15,"
 	" error_message = ?16, progress = ?17, progress_message = ?18, started_at = ?20,"
@@ -452,7 +454,7 @@ static int sq_load(void *be, int (*fn)(const crd_store_job *row, void *arg), voi
 		"SELECT seq, id, plugin, job, args, state, attempt, max_attempts, on_interrupt,"
 		" isolated, timeout, run_at, idempotency_key, result, error_code, error_message,"
 		" progress, progress_message, created_at, started_at, finished_at, attempts, log,"
-		" log_truncated FROM jobs ORDER BY seq",
+		" log_truncated, retry_of FROM jobs ORDER BY seq",
 		-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(rc);
@@ -483,6 +485,7 @@ static int sq_load(void *be, int (*fn)(const crd_store_job *row, void *arg), voi
 			.log = col_text(st, 22),
 			.log_len = (size_t)sqlite3_column_bytes(st, 22),
 			.log_truncated = sqlite3_column_int(st, 23) != 0,
+			.retry_of = col_text(st, 24),
 		};
 		if (!j.id || !j.plugin || !j.job || !j.args)
 			continue; /* cannot be: NOT NULL columns */
@@ -539,6 +542,7 @@ static int write_row(sq *s, const crd_store_row *r)
 		else
 			sqlite3_bind_null(st, 23);
 		sqlite3_bind_int(st, 24, j->log_truncated);
+		bind_text(st, 25, j->retry_of);
 	}
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);

@@ -165,7 +165,7 @@ crd_store_row *crd_store_row_copy(const crd_store_job *j, bool del)
 	if (!del)
 		n += slen(j->id) + slen(j->plugin) + slen(j->job) + slen(j->args) +
 		     slen(j->idem_key) + slen(j->result) + slen(j->err_code) + slen(j->err_msg) +
-		     slen(j->progress_msg) + slen(j->attempts) + j->log_len + 1;
+		     slen(j->progress_msg) + slen(j->attempts) + slen(j->retry_of) + j->log_len + 1;
 	crd_store_row *r = malloc(n);
 	if (!r)
 		return NULL;
@@ -186,6 +186,7 @@ crd_store_row *crd_store_row_copy(const crd_store_job *j, bool del)
 	r->job.err_msg = scopy(&pos, j->err_msg);
 	r->job.progress_msg = scopy(&pos, j->progress_msg);
 	r->job.attempts = scopy(&pos, j->attempts);
+	r->job.retry_of = scopy(&pos, j->retry_of);
 	if (j->log_len)
 		memcpy(pos, j->log, j->log_len);
 	pos[j->log_len] = '\0';

@@ -68,6 +68,7 @@ typedef struct crd_store_job {
 	const char *log;      /* the log lines, '\n'-terminated */
 	size_t log_len;
 	bool log_truncated;
+	const char *retry_of; /* the id of the job this one runs again, or NULL */
 } crd_store_job;
 
 typedef enum crd_store_sync {

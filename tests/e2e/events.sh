@@ -1,0 +1,307 @@
+#!/bin/bash
+# events.sh — GET /v1/events (every job's state changes: ids, filters,
+# Last-Event-ID resumption, the window and its reset, the token, the clean
+# end at shutdown), POST /v1/jobs/{id}/retry, the list filters the
+# dashboard uses (?job=, ?q=), GET /v1/stats and the dashboard's files
+# under /ui/.  Prints TAP.
+if [ -z "${BASH_VERSION:-}" ]; then exec bash "$0" "$@"; fi
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+# sse FILE [CURL ARGS...] PATH: follow an event stream into FILE in the
+# background (BG_PID), bounded.
+sse() {
+	local file=$1
+	shift
+	bg curl -sN --max-time "$(slow 30)" "${CURL_AUTH[@]}" "$@" -o "$file"
+}
+
+# await_in FILE REGEX: wait (bounded) until FILE has a line matching REGEX.
+# shellcheck disable=SC2317 # called through check
+await_in() {
+	local i
+	for ((i = 0; i < $(slow 100); i++)); do
+		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# events FILE: the stream's events as JSON (lib.sh's sse_json), into FILE.json
+events() { sse_json "$1" >"$1.json"; }
+
+start_crund --store memory: --event-window 6 --grace 0 || bail "crund did not start"
+
+# ---------------------------------------------------------------- the stream
+all="$E2E_TMP/all.sse"
+sse "$all" "$CRUND_URL/v1/events"
+all_pid=$BG_PID
+check "a new stream first says where it starts (an id alone)" await_in "$all" '^id: [0-9a-f]{8}-0$'
+submit '{"plugin":"demo","job":"noop"}'
+noop=$JOB_ID
+submit '{"plugin":"demo","job":"fail","args":{"message":"boom"}}'
+failed=$JOB_ID
+check "the stream carries the jobs' ends" await_in "$all" "\"id\":\"$failed\".*\"state\":\"failed\""
+last=$(grep '^id: ' "$all" | tail -n 1 | cut -c5-)
+events "$all"
+jf "$all.json" '[e["data"]["state"] for e in d if e["event"] == "job" and e["data"]["id"] == "'"$noop"'"]' >"$E2E_TMP/noop-states"
+is "$(cat "$E2E_TMP/noop-states")" '["running","succeeded"]' "a job's events: running (it started at once), then succeeded"
+is "$(jf "$all.json" '[e["data"]["error"] for e in d if e["event"] == "job" and e["data"]["state"] == "failed"][0]')" '{"code":"plugin_error"}' "a failed job's event carries its error code"
+is "$(jf "$all.json" 'sorted(set(k for e in d if e["event"] == "job" for k in e["data"]))')" \
+	'["attempt","created_at","error","finished_at","id","job","max_attempts","plugin","run_at","started_at","state"]' \
+	"an event's data is a job summary (no args, result or log)"
+ids=$(grep '^id: ' "$all" | cut -c5-)
+like "$(printf '%s\n' "$ids" | tr '\n' ' ')" '^([0-9a-f]{8})-0 \1-1 \1-2 \1-3 \1-4 $' "every event has an id, numbered in order"
+epoch=$(printf '%s\n' "$ids" | head -n 1 | cut -d- -f1)
+like "$(curl -sN -o /dev/null -D - --max-time 1 "$CRUND_URL/v1/events" | tr -d '\r')" \
+	'Content-Type: text/event-stream' "the stream is text/event-stream"
+
+# -------------------------------------------------------------- filters
+fp="$E2E_TMP/filtered.sse"
+sse "$fp" "$CRUND_URL/v1/events?state=succeeded,cancelled&plugin=nosuch&plugin=demo"
+fs="$E2E_TMP/failed.sse"
+sse "$fs" "$CRUND_URL/v1/events?state=failed"
+fx="$E2E_TMP/other.sse"
+sse "$fx" "$CRUND_URL/v1/events?plugin=nosuch"
+check "the filtered streams have started" await_in "$fx" '^id: '
+submit '{"plugin":"demo","job":"noop"}'
+n2=$JOB_ID
+submit '{"plugin":"demo","job":"fail"}'
+f2=$JOB_ID
+check "the state filter passes the succeeded job" await_in "$fp" "\"id\":\"$n2\""
+check "the failed-only stream gets the failure" await_in "$fs" "\"id\":\"$f2\""
+events "$fp"
+is "$(jf "$fp.json" '[e["data"]["state"] for e in d if e["event"] == "job"]')" '["succeeded"]' \
+	"?state=succeeded,cancelled&plugin=nosuch&plugin=demo: only the succeeded job's end (lists and repeats combine)"
+events "$fs"
+is "$(jf "$fs.json" '[e["data"]["id"] for e in d if e["event"] == "job"]')" "[\"$f2\"]" "?state=failed: only the failure"
+events "$fx"
+is "$(jf "$fx.json" 'len([e for e in d if e["event"] == "job"])')" 0 "?plugin=nosuch: nothing"
+req GET "/v1/events?state=bogus"
+is "$HTTP_STATUS" 400 "an unknown state -> 400"
+is_error invalid_parameter "... invalid_parameter"
+req GET "/v1/events?plugin="
+is "$HTTP_STATUS" 400 "an empty plugin filter -> 400"
+req POST /v1/events
+is "$HTTP_STATUS" 405 "POST /v1/events -> 405"
+
+# ------------------------------------------------------------ resumption
+# Where the first stream was after the first two jobs: event 4 (the fail's
+# end).  Events 5.. are the second pair's; replaying from 4 gives them.
+is "$last" "$epoch-4" "the first stream's last id before the second pair"
+rs="$E2E_TMP/resume.sse"
+: >"$rs"
+curl -sN --max-time 1 -H "Last-Event-ID: $last" "$CRUND_URL/v1/events" -o "$rs"
+events "$rs"
+is "$(jf "$rs.json" '[(e["data"]["id"], e["data"]["state"]) for e in d if e["event"] == "job"]')" \
+	"[[\"$n2\",\"running\"],[\"$n2\",\"succeeded\"],[\"$f2\",\"running\"],[\"$f2\",\"failed\"]]" \
+	"Last-Event-ID replays exactly the events after it, in order"
+like "$(grep '^id: ' "$rs" | head -n 1)" "^id: $epoch-5\$" "... starting with the next id"
+: >"$rs"
+curl -sN --max-time 1 "$CRUND_URL/v1/events?last_event_id=$epoch-6&state=failed" -o "$rs"
+events "$rs"
+is "$(jf "$rs.json" '[e["data"]["id"] for e in d if e["event"] == "job"]')" "[\"$f2\"]" \
+	"?last_event_id= resumes too (EventSource cannot set headers), with filters applied to the replay"
+: >"$rs"
+curl -sN --max-time 1 -H "Last-Event-ID: $epoch-8" "$CRUND_URL/v1/events" -o "$rs"
+events "$rs"
+is "$(jf "$rs.json" 'len(d)')" 0 "resuming from the newest id replays nothing"
+
+# the window holds 6 events: resuming from before it is a reset
+: >"$rs"
+curl -sN --max-time 1 -H "Last-Event-ID: $epoch-1" "$CRUND_URL/v1/events" -o "$rs"
+events "$rs"
+is "$(jf "$rs.json" 'd[0]["event"]')" reset "an id older than the window (6 events) -> a first event 'reset'"
+is "$(jf "$rs.json" 'd[0]["data"]["reason"]')" window "... reason window"
+is "$(jf "$rs.json" 'len([e for e in d if e["event"] == "job"])')" 0 "... and no partial replay"
+like "$(grep '^id: ' "$rs" | head -n 1)" "^id: $epoch-8\$" "... with the newest id, to carry on from"
+: >"$rs"
+curl -sN --max-time 1 -H "Last-Event-ID: $epoch-2" "$CRUND_URL/v1/events" -o "$rs"
+events "$rs"
+is "$(jf "$rs.json" '[e["event"] for e in d][:1] + [len(d)]')" '["job",6]' "the oldest id still in the window replays the whole window"
+for bad in "00000000-1" "$epoch-99" "garbage" "$epoch-x"; do
+	: >"$rs"
+	curl -sN --max-time 1 -H "Last-Event-ID: $bad" "$CRUND_URL/v1/events" -o "$rs"
+	events "$rs"
+	is "$(jf "$rs.json" 'd[0]["event"] + " " + d[0]["data"]["reason"]')" "reset unknown" \
+		"Last-Event-ID '$bad' (another process's, from the future, not an id) -> reset unknown"
+done
+
+# --------------------------------------------------------------- retry
+submit '{"plugin":"demo","job":"echo","args":{"value":[1,2]},"timeout":30,"max_attempts":2,"context":"isolated","idempotency_key":"e2e-retry"}' '?wait=10'
+orig=$JOB_ID
+is "$(j 'd["state"]')" succeeded "the original job succeeded"
+req POST "/v1/jobs/$orig/retry?wait=10"
+is "$HTTP_STATUS" 201 "POST /v1/jobs/{id}/retry of an ended job -> 201"
+new=$(j 'd["id"]')
+like "$new" '^[0-9a-z]+$' "... with a new job"
+check "... a different one" test "$new" != "$orig"
+is "$(header Location)" "/v1/jobs/$new" "... Location names the new job"
+jt 'd["retry_of"] == "'"$orig"'" and d["args"] == {"value":[1,2]} and d["timeout"] == 30 and d["max_attempts"] == 2 and d["context"] == "isolated"' \
+	"... retry_of the old job, the same args, timeout, max_attempts and context"
+jt '"idempotency_key" not in d and d["state"] == "succeeded" and d["result"] == [1,2]' "... without the idempotency key; ?wait waited for its end"
+req GET "/v1/jobs/$orig"
+jt '"retry_of" not in d and d["state"] == "succeeded" and d["idempotency_key"] == "e2e-retry"' "the old job is unchanged"
+req POST "/v1/jobs/$new/retry"
+newer=$(j 'd["id"]')
+is "$(j 'd["retry_of"]')" "$new" "a rerun can be run again (retry_of names its own parent)"
+submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":0}}'
+lj=$JOB_ID
+req POST "/v1/jobs/$lj/retry"
+is "$HTTP_STATUS" 409 "retry of a running job -> 409"
+is_error job_active "... job_active"
+req POST /v1/jobs/nosuchjob0/retry
+is "$HTTP_STATUS" 404 "retry of an unknown job -> 404"
+is_error not_found "... not_found"
+req GET "/v1/jobs/$lj/retry"
+is "$HTTP_STATUS" 405 "GET .../retry -> 405"
+req POST "/v1/jobs/$lj/cancel"
+poll_state "$lj" cancelled "$(slow 10)"
+req POST "/v1/jobs/$lj/retry"
+is "$HTTP_STATUS" 201 "a cancelled job can be run again"
+lj2=$(j 'd["id"]')
+req POST "/v1/jobs/$lj2/cancel"
+check "the new event stream saw the rerun with retry_of" await_in "$all" "\"id\":\"$newer\".*\"retry_of\":\"$new\""
+
+# -------------------------------------------------- list filters for the UI
+req GET "/v1/jobs?job=echo"
+jt '[x["id"] for x in jobs(d)] == ["'"$newer"'","'"$new"'","'"$orig"'"]' "GET /v1/jobs?job=echo: the echo jobs, newest first"
+req GET "/v1/jobs?plugin=demo&job=linger&state=cancelled"
+jt 'sorted(x["id"] for x in jobs(d)) == sorted(["'"$lj"'","'"$lj2"'"])' "?job= combines with ?plugin= and ?state="
+req GET "/v1/jobs?q=e2e-re"
+jt '[x["id"] for x in jobs(d)] == ["'"$orig"'"]' "?q= finds text in the idempotency key"
+req GET "/v1/jobs?q=$orig"
+jt '[x["id"] for x in jobs(d)] == ["'"$orig"'"]' "?q= finds text in the id"
+req GET "/v1/jobs?q=${orig:0:13}&limit=2"
+jt 'len(jobs(d)) == 2 and cursor(d) is not None' "?q= pages with the cursor"
+req GET "/v1/jobs?q=zzzz-none"
+jt 'jobs(d) == []' "?q= with no match: an empty page"
+
+# ---------------------------------------------------------------- stats
+req GET /v1/stats
+is "$HTTP_STATUS" 200 "GET /v1/stats -> 200"
+jt 'd["jobs_by_plugin"]["demo"]["succeeded"] >= 4 and d["step_seconds"] == 10 and isinstance(d["points"], list) and d["loop_lag_seconds"] >= 0' \
+	"GET /v1/stats: jobs by plugin and state, the step, points, loop lag"
+
+# ------------------------------------------------------------ the files
+req GET /ui/
+is "$HTTP_STATUS" 200 "GET /ui/ -> 200"
+like "$(header Content-Type)" '^text/html; charset=utf-8$' "... text/html"
+like "$(header Content-Security-Policy)" "default-src 'none'; script-src 'self'" "... with a Content-Security-Policy of this origin only"
+etag=$(header ETag)
+like "$etag" '^"[0-9a-f]{16}"$' "... an ETag"
+is "$(header Cache-Control)" no-cache "... revalidated (Cache-Control: no-cache)"
+req GET /ui/ -H "If-None-Match: $etag"
+is "$HTTP_STATUS" 304 "the same ETag -> 304"
+req GET /ui/app.js
+like "$(header Content-Type)" '^text/javascript' "app.js is text/javascript"
+req GET /ui/style.css
+like "$(header Content-Type)" '^text/css' "style.css is text/css"
+req GET /ui/nosuch.js
+is "$HTTP_STATUS" 404 "an unknown file -> 404"
+req GET /ui
+is "$HTTP_STATUS" 301 "/ui -> 301"
+is "$(header Location)" /ui/ "... to /ui/"
+check "nothing in the files names another host" bash -c "! grep -Eo 'https?://[^\" )]+' '$top_srcdir/ui/index.html' '$top_srcdir/ui/app.js' '$top_srcdir/ui/style.css' | grep -v 'www.w3.org/2000/svg'"
+
+# ------------------------------------------------- shutdown ends the stream
+kill -TERM "$CRUND_PID"
+wait "$all_pid"
+is "$?" 0 "at shutdown the stream ends cleanly (curl exits 0)"
+events "$all"
+is "$(jf "$all.json" 'd[-1]["event"]')" shutdown "... with a last event 'shutdown'"
+is "$(jf "$all.json" '[e["data"]["state"] for e in d if e["event"] == "job" and e["data"]["id"] == "'"$lj2"'"][-1]')" cancelled \
+	"... after the final state of every job"
+wait_crund_exit "$(slow 15)"
+is "$CRUND_STATUS" 0 "crund exits 0 with event streams open"
+check "crund log has no sanitizer/valgrind reports" log_is_clean
+
+# ------------------------------------------------------------ slow reader
+# A client that does not read: past 1 MiB unread its events are dropped,
+# and once it reads again a `reset` (reason overflow) says so; the events
+# before the hole are whole and in order.  A small receive buffer keeps the
+# kernel from absorbing much of the backlog (still a few MB on loopback:
+# 20000 jobs make ~13 MB of events), so the daemon's bound is what is hit.
+start_crund --store memory: || bail "crund did not start for the slow reader"
+slow_out=$("$PY" - "$CRUND_PORT" "$(slow 60)" <<'PYEOF'
+import json, socket, sys, time
+port, bound = int(sys.argv[1]), float(sys.argv[2])
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+s.connect(("127.0.0.1", port))
+# HTTP/1.0: the body is not chunked, so event lines are never split
+s.sendall(b"GET /v1/events HTTP/1.0\r\n\r\n")
+time.sleep(0.2)
+body = json.dumps({"plugin": "demo", "job": "noop"}).encode()
+req = b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+c = socket.create_connection(("127.0.0.1", port))
+c.settimeout(bound)
+n, pending = 20000, b""
+for i in range(0, n, 50):
+    c.sendall(req * 50)
+    got = 0
+    while got < 50:
+        pending += c.recv(65536)
+        while b"\r\n\r\n" in pending:
+            head, _, rest = pending.partition(b"\r\n\r\n")
+            length = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+            if len(rest) < length:
+                break
+            pending = rest[length:]
+            got += 1
+s.settimeout(bound)
+data, deadline = b"", time.monotonic() + bound
+while time.monotonic() < deadline and b"event: reset" not in data:
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    data += chunk
+text = data.decode("utf-8", "replace")
+ids = [int(l.split("-")[1]) for l in text.splitlines() if l.startswith("id: ") and "-" in l]
+reset = text.find("event: reset")
+# the ids before the reset (the last one is the reset's own: the newest)
+before = [int(l.split("-")[1]) for l in text[:reset].splitlines() if l.startswith("id: ")][:-1] if reset >= 0 else []
+reason = json.loads(text[reset:].split("data: ", 1)[1].split("\n", 1)[0])["reason"] if reset >= 0 else None
+contiguous = before[1:] == list(range(before[1], before[1] + len(before) - 1)) if len(before) > 2 else False
+print(reason, "contiguous" if contiguous else "holes", len(before))
+PYEOF
+)
+like "$slow_out" '^overflow contiguous [0-9]+$' "a client that does not read gets a reset (overflow) after the events it had, not a silent hole ($slow_out)"
+req GET /v1/health
+is "$HTTP_STATUS" 200 "the daemon is fine after the slow reader"
+stop_and_check_crund "crund after a slow reader"
+
+# ------------------------------------ retry_of is kept by a durable store
+start_crund || bail "crund did not start with its SQLite store"
+submit '{"plugin":"demo","job":"noop"}' '?wait=10'
+first=$JOB_ID
+req POST "/v1/jobs/$first/retry?wait=10"
+again=$(j 'd["id"]')
+stop_crund
+start_crund || bail "crund did not restart with its SQLite store"
+req GET "/v1/jobs/$again"
+jt 'd["retry_of"] == "'"$first"'" and d["state"] == "succeeded"' "after a restart the rerun still names the job it ran again"
+stop_and_check_crund
+
+# ------------------------------------------------------------------ auth
+token="e2e-$RANDOM$RANDOM-secret"
+printf '%s\n' "$token" >"$E2E_TMP/token"
+chmod 600 "$E2E_TMP/token"
+start_crund --store memory: --token-file "$E2E_TMP/token" || bail "crund did not start with --token-file"
+req GET /v1/events
+is "$HTTP_STATUS" 401 "with a token: GET /v1/events without it -> 401"
+req POST /v1/jobs/x/retry
+like "$HTTP_STATUS" '^(401|404)$' "... POST .../retry without it -> 401 (or 404)"
+req GET /v1/stats
+is "$HTTP_STATUS" 401 "... GET /v1/stats without it -> 401"
+req GET /ui/
+is "$HTTP_STATUS" 200 "... the dashboard's files need no token (they hold no data)"
+CURL_AUTH=(-H "Authorization: Bearer $token")
+sa="$E2E_TMP/auth.sse"
+sse "$sa" "$CRUND_URL/v1/events"
+check "with the token the stream opens" await_in "$sa" '^id: '
+submit '{"plugin":"demo","job":"noop"}'
+check "... and carries events" await_in "$sa" "\"id\":\"$JOB_ID\".*succeeded"
+stop_and_check_crund
+
+done_testing

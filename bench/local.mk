@@ -20,4 +20,4 @@ endif
 bench_coro_switch_CPPFLAGS = $(AM_CPPFLAGS) -DCORO_SWITCH_KIND='"$(CORO_SWITCH)"'
 
 EXTRA_DIST += bench/README.md bench/run-peers.sh bench/soak-http.sh bench/run-durable.sh \
-	bench/durable.py
+	bench/durable.py bench/run-pg.sh bench/pg.py

@@ -143,6 +143,12 @@ static int dispatch_notifies(crd_pg *c)
 static int run_locked(crd_pg *c, const char *sql, int nparams, const char *const *vals,
 		      double timeout, PGresult **ret, char *err, size_t errlen);
 
+static void quiet(void *arg, const char *message)
+{
+	(void)arg;
+	(void)message;
+}
+
 static int connect_locked(crd_pg *c, char *err, size_t errlen)
 {
 	if (crd_pg_connected(c))
@@ -180,6 +186,9 @@ static int connect_locked(crd_pg *c, char *err, size_t errlen)
 		fail_conn(c);
 		return -ECONNREFUSED;
 	}
+	/* the server's notices (a FATAL at its shutdown, ...) are not ours
+	 * to print: failures come back through the calls */
+	PQsetNoticeProcessor(c->conn, quiet, NULL);
 	if (PQsetnonblocking(c->conn, 1) != 0) {
 		set_err(err, errlen, "PostgreSQL", PQerrorMessage(c->conn));
 		fail_conn(c);

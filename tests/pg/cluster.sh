@@ -32,6 +32,7 @@ find_bin() {
 		echo "$PG_BIN"
 		return 0
 	fi
+	# shellcheck disable=SC2012 # version directories: plain names, sorted by version
 	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr) \
 		"$(pg_config --bindir 2>/dev/null)"; do
 		[ -x "$d/initdb" ] && [ -x "$d/postgres" ] && {
@@ -70,11 +71,16 @@ run_server() {
 		-c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
 		-c max_connections=200 -c shared_buffers=64MB \
 		>>"$dir/server.log" 2>&1 </dev/null &
-	echo $! >"$dir/pid"
+	local starter=$!
+	echo "$starter" >"$dir/pid"
 	echo "$port" >"$dir/port"
 	for ((i = 0; i < 300; i++)); do
-		kill -0 "$(cat "$dir/pid")" 2>/dev/null || return 1
-		"$BIN/pg_isready" -q -h "$dir" -p "$port" && return 0
+		kill -0 "$starter" 2>/dev/null || return 1
+		if "$BIN/pg_isready" -q -h "$dir" -p "$port"; then
+			# the postmaster's own pid (the starter is runuser or a subshell)
+			head -n 1 "$dir/data/postmaster.pid" >"$dir/pid"
+			return 0
+		fi
 		sleep 0.05
 	done
 	return 1

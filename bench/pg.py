@@ -9,7 +9,7 @@ synchronous_commit=on, fsync=on: what the peers were measured with), a new
 database per measurement.
 
 crund, for 1, 2 and 3 nodes (`--store postgres://...`, --lease 30,
---max-running 1024, --retain-jobs 1000), all on this machine:
+--max-running 1024, --retain-jobs 10000000: the elected node prunes nothing meanwhile), all on this machine:
   submit   wrk (bench-peers/post_noop.lua) POST noop against every node at
            once, -c32 per node, for S seconds: acknowledged jobs (201) per
            second.  Every 201 means the job's row is committed.
@@ -79,7 +79,7 @@ def crund_nodes(a, pg, n):
         port = d.free_port(27700 + 10 * i)
         p = d.start([a.crund, "--listen", "127.0.0.1:%d" % port, "--plugin-dir", a.plugin_dir,
                      "--store", url, "--node-id", "bench%d" % (i + 1), "--max-running", "1024",
-                     "--retain-jobs", "1000", "--log-level", "warning"],
+                     "--retain-jobs", "10000000", "--log-level", "warning"],
                     os.path.join(a.tmp, "crund-%d-%d.log" % (n, i)))
         if not d.wait_port(port, p, 30):
             for q in nodes:

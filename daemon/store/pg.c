@@ -26,6 +26,7 @@ struct crd_pg {
 	double next_try; /* monotonic: no connect attempt before */
 	crd_pg_notify_fn notify;
 	void *notify_arg;
+	unsigned gen; /* connections made so far */
 };
 
 static double mono(void)
@@ -56,7 +57,10 @@ void crd_pg_reset(crd_pg *c)
 	if (c->conn)
 		PQfinish(c->conn);
 	c->conn = NULL;
+	c->next_try = 0;
 }
+
+unsigned crd_pg_generation(const crd_pg *c) { return c->gen; }
 
 void crd_pg_free(crd_pg *c)
 {
@@ -202,6 +206,7 @@ static int connect_locked(crd_pg *c, char *err, size_t errlen)
 		}
 	}
 	c->backoff = 0;
+	c->gen++;
 	return 0;
 }
 

@@ -60,6 +60,9 @@ int crd_pg_exec(crd_pg *c, const char *sql, int nparams, const char *const *vals
 int crd_pg_wait_notify(crd_pg *c, double timeout, char *err, size_t errlen);
 
 bool crd_pg_connected(const crd_pg *c);
+/* How many connections were made: a session-level state (an advisory
+ * lock, LISTEN) lives as long as this stays the same. */
+unsigned crd_pg_generation(const crd_pg *c);
 /* Close the connection (the next call reconnects at once). */
 void crd_pg_reset(crd_pg *c);
 

@@ -46,7 +46,7 @@
 #define DEFAULT_LEASE    30.0
 #define POLL_INTERVAL    1.0  /* s: claims and watched jobs without a NOTIFY */
 #define PRUNE_INTERVAL   5.0  /* s between the elected node's prunes */
-#define QUERY_TIMEOUT    30.0 /* s before a silent server counts as lost */
+#define QUERY_TIMEOUT    15.0 /* s before a silent server counts as lost */
 #define BLOCK_BITS       20   /* job numbers per block: 2^20 */
 #define NOTIFY_MAX       7000 /* payload bytes (PostgreSQL's limit is 8000) */
 #define ADVISORY_MIGRATE 0x6372756e0001LL
@@ -247,6 +247,7 @@ typedef struct pgs {
 	uint64_t *cancels; /* seqs a NOTIFY asked this node to cancel */
 	size_t ncancels, capcancels;
 	bool leader;
+	unsigned leader_gen; /* the work connection that holds the lock */
 	double next_renew, next_leader, next_prune;
 	char nodes_json[4096];
 	/* job number blocks */
@@ -886,12 +887,14 @@ static void lead(pgs *s, double now)
 {
 	PGresult *r = NULL;
 	char sql[96], e[400];
-	if (!s->leader || !crd_pg_connected(s->kc)) {
+	if (!s->leader || !crd_pg_connected(s->kc) || crd_pg_generation(s->kc) != s->leader_gen) {
+		/* (again): a new connection does not hold the old one's lock */
 		s->leader = false;
 		snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%lld)", ADVISORY_LEADER);
 		if (q(s->kc, sql, 0, NULL, &r, e, sizeof(e)) < 0)
 			return;
 		s->leader = PQgetvalue(r, 0, 0)[0] == 't';
+		s->leader_gen = crd_pg_generation(s->kc);
 		PQclear(r);
 		r = NULL;
 		if (!s->leader)
@@ -1047,6 +1050,8 @@ static void pg_leave(void *be)
 	s->stopping = true;
 	stop_task(&s->main_task);
 	stop_task(&s->listen_task);
+	if (!crd_pg_connected(s->kc))
+		crd_pg_reset(s->kc); /* no backoff for the goodbye */
 	const char *v[1] = {s->node};
 	q(s->kc, "DELETE FROM crund_nodes WHERE id = $1", 1, v, NULL, e, sizeof(e));
 	crd_pg_reset(s->kc); /* gives up the election */

@@ -19,5 +19,12 @@ bench_coro_switch_SOURCES += lib/switch-aarch64.S
 endif
 bench_coro_switch_CPPFLAGS = $(AM_CPPFLAGS) -DCORO_SWITCH_KIND='"$(CORO_SWITCH)"'
 
+# bench/http-target: the fixed-answer HTTP server bench/http-jobs.sh sends
+# crund's http jobs and aiohttp's requests to (libmicrohttpd).
+noinst_PROGRAMS += bench/http-target
+bench_http_target_SOURCES = bench/http-target.c
+bench_http_target_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
+bench_http_target_LDADD = $(MHD_LIBS) -lpthread
+
 EXTRA_DIST += bench/README.md bench/run-peers.sh bench/soak-http.sh bench/run-durable.sh \
-	bench/durable.py bench/run-pg.sh bench/pg.py
+	bench/durable.py bench/http-jobs.sh bench/http_aiohttp.py bench/run-pg.sh bench/pg.py

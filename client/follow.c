@@ -272,6 +272,10 @@ static char *log_event_line(json_t *data)
 		   *level = crunctl_jstr(data, "level");
 	char *line = NULL;
 
+	/* a line from a job's stream (stdout, stderr) is labelled by it, as
+	 * /log stores it */
+	if (crunctl_jstr(data, "stream"))
+		level = crunctl_jstr(data, "stream");
 	if (json_is_string(data))
 		msg = json_string_value(data);
 	else if (json_is_object(data))

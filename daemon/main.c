@@ -22,6 +22,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "notify.h"
+#include "plugins/curl.h"
 
 #define EXPIRE_INTERVAL   1.0  /* s between age-retention sweeps */
 #define STORE_DRAIN_BOUND 10.0 /* s the store gets at shutdown to write what is pending */
@@ -302,6 +303,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	crd_log_setup(crd_d.cfg.log_level);
+	/* before any thread exists (curl_global_init is not thread-safe) */
+	if (crd_curl_global_init() < 0) {
+		crd_log(CRUND_LOG_ERROR, "cannot initialise libcurl");
+		crd_config_free(&crd_d.cfg);
+		return 1;
+	}
 	raise_fd_limit();
 	crd_d.n_listen_fds = crd_listen_fds();
 	if (crd_d.n_listen_fds < 0) {
@@ -325,6 +332,20 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cr_loop_set_exception_handler(crd_d.loop, loop_exception, NULL);
+	{
+		char cv[160];
+		if (!crd_curl_describe(cv, sizeof(cv)))
+			crd_log(CRUND_LOG_WARNING, "%s", cv);
+		else
+			crd_log(CRUND_LOG_INFO, "%s", cv);
+	}
+	if ((rc = crd_curl_open(crd_d.loop)) < 0) {
+		crd_log(CRUND_LOG_ERROR, "cannot set libcurl up on the loop: %s", cr_strerror(rc));
+		cr_runner_free(crd_d.runner);
+		crd_curl_global_cleanup();
+		crd_config_free(&crd_d.cfg);
+		return 1;
+	}
 	if (crd_d.cfg.executor_threads)
 		cr_loop_set_executor_threads(crd_d.loop, crd_d.cfg.executor_threads);
 
@@ -334,6 +355,9 @@ int main(int argc, char **argv)
 			cr_last_error());
 		exit_code = 1;
 	}
+	/* Transfers of jobs still alive end now (their perform returns
+	 * -ECANCELED), while the loop's base still exists. */
+	crd_curl_close();
 	/* Close: leftover tasks (abandoned jobs) are cancelled and awaited,
 	 * async generators closed, the executor shut down with its timeout. */
 	cr_runner_close(crd_d.runner);
@@ -346,6 +370,7 @@ int main(int argc, char **argv)
 	crd_jobs_free(&crd_d.jobs);
 	crd_plugins_free(&crd_d.reg);
 	crd_notify_close();
+	crd_curl_global_cleanup();
 	if (!exit_code)
 		crd_log(CRUND_LOG_INFO, "stopped");
 	crd_config_free(&crd_d.cfg);

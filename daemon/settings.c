@@ -56,7 +56,11 @@ const char crd_config_help[] =
 	"  --body-timeout SECONDS    close a connection whose request body is not whole\n"
 	"                            this long after its head (default 10)\n"
 	"  --allow-insecure-plugins  accept a plugin dir writable by others\n"
-	"  --allow-command-plugins   load plugins that run arbitrary commands\n"
+	"  --allow-command-plugins   load plugins that run arbitrary commands (exec)\n"
+	"  --exec-allow PATTERN      a command the exec plugin may run: an absolute\n"
+	"                            path or a glob; repeatable (default: none)\n"
+	"  --http-allow PATTERN      a host the http plugin may call (a glob, with an\n"
+	"                            optional :PORT); repeatable (default: any host)\n"
 	"  --debug                   runtime debug mode and debug logging\n"
 	"  --log-level LEVEL         error, warning, info (default) or debug\n"
 	"  --store URL               where jobs are kept: sqlite:PATH (default\n"
@@ -115,6 +119,8 @@ static const struct opt opts[] = {
 	{"unix-reserve", T_UINT, O(unix_reserve), 0, 0, 100000},
 	{"allow-insecure-plugins", T_BOOL, O(allow_insecure_plugins), 0, 0, 0},
 	{"allow-command-plugins", T_BOOL, O(allow_command_plugins), 0, 0, 0},
+	{"exec-allow", T_LIST, O(exec_allow), O(n_exec_allow), 0, 0},
+	{"http-allow", T_LIST, O(http_allow), O(n_http_allow), 0, 0},
 	{"debug", T_BOOL, O(debug), 0, 0, 0},
 	{"log-level", T_LEVEL, O(log_level), 0, 0, 0},
 	{"store", T_STR, O(store), 0, 0, 0},
@@ -160,6 +166,8 @@ void crd_config_free(crd_config *c)
 {
 	free_list(&c->listen, &c->n_listen);
 	free_list(&c->plugin_dirs, &c->n_plugin_dirs);
+	free_list(&c->exec_allow, &c->n_exec_allow);
+	free_list(&c->http_allow, &c->n_http_allow);
 	free(c->token_file);
 	if (c->token) {
 		memset(c->token, 0, strlen(c->token));
@@ -259,13 +267,17 @@ static int apply(crd_config *c, const struct opt *o, const char *v, bool replace
 			return fail(err, errlen, "%s--%s needs a non-empty value", where, o->name);
 		if (replace_list)
 			free_list(list, n);
-		char **nl = realloc(*list, (*n + 1) * sizeof(char *));
+		/* NULL-terminated too (plugins read exec-allow and http-allow
+		 * as a NULL-terminated list) */
+		char **nl = realloc(*list, (*n + 2) * sizeof(char *));
 		if (!nl)
 			return fail(err, errlen, "out of memory");
 		*list = nl;
+		nl[*n] = NULL;
 		if (!(nl[*n] = strdup(v)))
 			return fail(err, errlen, "out of memory");
 		(*n)++;
+		nl[*n] = NULL;
 		return 0;
 	}
 	case T_STR: {

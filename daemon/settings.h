@@ -46,6 +46,11 @@ typedef struct crd_config {
 	size_t n_listen;
 	char **plugin_dirs; /* owned */
 	size_t n_plugin_dirs;
+	/* plugin settings (crund_config_list): NULL-terminated, owned */
+	char **exec_allow; /* commands the exec plugin may run */
+	size_t n_exec_allow;
+	char **http_allow; /* hosts the http plugin may call */
+	size_t n_http_allow;
 	char *token_file; /* owned, or NULL */
 	char *token;      /* the token read from token_file, owned */
 	unsigned max_running;

@@ -15,6 +15,14 @@ plugins_demo_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS)
 plugins_demo_la_LDFLAGS = $(PLUGIN_MODULE_LDFLAGS)
 plugins_demo_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)
 
+# The http plugin: job `request` on libcurl through the daemon's shared
+# multi (crund_curl_perform); it links libcurl for the easy handles.
+plugin_LTLIBRARIES += plugins/http.la
+plugins_http_la_SOURCES = plugins/http/http.c
+plugins_http_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
+plugins_http_la_LDFLAGS = $(PLUGIN_MODULE_LDFLAGS)
+plugins_http_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS) $(CURL_LIBS) -lm
+
 # The plugin author's guide and the out-of-tree example (its Makefile uses
 # pkg-config; the test suite builds hello.c in tree and loads it).
 EXTRA_DIST += docs/plugin-guide.md examples/plugin-hello/hello.c \

@@ -9,5 +9,6 @@ E2E_TESTS += \
 	tests/e2e/auth.sh \
 	tests/e2e/stream.sh \
 	tests/e2e/durable.sh \
-	tests/e2e/abuse.sh
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py $(E2E_TESTS) tests/soak/kill9.sh
+	tests/e2e/abuse.sh \
+	tests/e2e/http.sh
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py tests/e2e/httpserver.py $(E2E_TESTS) tests/soak/kill9.sh

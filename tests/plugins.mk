@@ -10,7 +10,7 @@ PLUGIN_FIXTURES = tests/plugins/bad-magic.la tests/plugins/newer-major.la \
 	tests/plugins/newer-minor.la tests/plugins/no-symbol.la tests/plugins/too-small.la \
 	tests/plugins/bad-run.la tests/plugins/bad-default.la tests/plugins/ctor.la \
 	tests/plugins/commands.la tests/plugins/init-fail.la tests/plugins/awaits.la \
-	tests/plugins/abi-1-0.la tests/plugins/abi-wide.la \
+	tests/plugins/abi-1-0.la tests/plugins/abi-wide.la tests/plugins/services.la \
 	examples/plugin-hello/hello.la
 check_LTLIBRARIES += $(PLUGIN_FIXTURES)
 tests_plugins_bad_magic_la_SOURCES = tests/plugins/bad-magic.c
@@ -59,6 +59,10 @@ tests_plugins_abi_wide_la_SOURCES = tests/plugins/abi-wide.c tests/plugins/abi-f
 tests_plugins_abi_wide_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
 tests_plugins_abi_wide_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
 tests_plugins_abi_wide_la_LIBADD = $(JANSSON_LIBS)
+tests_plugins_services_la_SOURCES = tests/plugins/services.c
+tests_plugins_services_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
+tests_plugins_services_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
+tests_plugins_services_la_LIBADD = $(JANSSON_LIBS)
 examples_plugin_hello_hello_la_SOURCES = examples/plugin-hello/hello.c
 examples_plugin_hello_hello_la_CFLAGS = $(PLUGIN_FIXTURE_CFLAGS)
 examples_plugin_hello_hello_la_LDFLAGS = $(PLUGIN_FIXTURE_LDFLAGS)
@@ -80,11 +84,19 @@ EXTRA_tests_test_plugins_DEPENDENCIES = plugins/demo.la $(PLUGIN_FIXTURES)
 
 # abi-e2e: a real crund (tests/e2e/lib.sh) loads the ABI layout fixtures
 # and shows and runs their jobs through the API.
-PLUGIN_TESTS += tests/plugins/abi-e2e.sh
-EXTRA_DIST += tests/plugins/abi-e2e.sh
+PLUGIN_TESTS += tests/plugins/abi-e2e.sh tests/plugins/services-e2e.sh
+EXTRA_DIST += tests/plugins/abi-e2e.sh tests/plugins/services-e2e.sh
 
 tests_test_args_SOURCES = tests/test-args.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
 tests_test_args_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)
 tests_test_args_LDADD = $(CHECK_LIBS) $(JANSSON_LIBS)
+# test-curl: libcurl's multi interface on the loop (daemon/plugins/curl.c)
+# against an HTTP server that is a task on the same loop.
+PLUGIN_TESTS += tests/test-curl
+check_PROGRAMS += tests/test-curl
+tests_test_curl_SOURCES = tests/test-curl.c daemon/plugins/curl.c daemon/plugins/curl.h
+tests_test_curl_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
+tests_test_curl_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(CURL_CFLAGS) $(LIBEVENT_CFLAGS)
+tests_test_curl_LDADD = lib/libcrunner.la $(CHECK_LIBS) $(CURL_LIBS) $(LIBEVENT_LIBS)
 endif

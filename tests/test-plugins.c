@@ -35,9 +35,9 @@
 #define STR_(x)       #x
 #define STR(x)        STR_(x)
 #define ABI_MINOR_STR STR(CRUND_PLUGIN_ABI_MINOR)
-#if CRUND_PLUGIN_ABI_MINOR == 2
-#define MINOR_PLUS_1_STR "3"
-#define MINOR_PLUS_5_STR "7"
+#if CRUND_PLUGIN_ABI_MINOR == 3
+#define MINOR_PLUS_1_STR "4"
+#define MINOR_PLUS_5_STR "8"
 #else
 #error "update MINOR_PLUS_*_STR for this ABI minor"
 #endif
@@ -694,11 +694,11 @@ static const char *break_descriptor(int i)
 		t_args[0].default_json = "2.0";
 		return NULL; /* integral real: fine */
 	/* The element sizes (since ABI 1.1; the sizes are those of today's
-	 * minor: 1.2 appended max_attempts and flags to the job spec). */
+	 * minor: 1.2 appended max_attempts and flags to the job spec, 1.3 check). */
 	case 28:
 		t_desc.job_spec_size = 0; /* a hand-made descriptor that forgot them */
 		return "job_spec_size 0 is smaller than ABI 1." ABI_MINOR_STR
-		       "'s 48 bytes (build the "
+		       "'s 56 bytes (build the "
 		       "plugin with "
 		       "CRUND_PLUGIN_DEFINE, which sets it)";
 	case 29:

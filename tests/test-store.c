@@ -281,7 +281,9 @@ static int body_group(void *arg, void **ret)
 START_TEST(puts_in_one_turn_share_one_commit) { ck_assert_int_eq(run_body(_i, body_group), 0); }
 END_TEST
 
-/* Puts while a commit is in flight wait for the next one. */
+/* Puts while a commit is in flight wait for the next one, together: the
+ * first commit holds row 1 (and rows 2-5 too if the writer had not taken
+ * it yet when they came), never a commit for each. */
 struct chain {
 	crd_store *st;
 	int commits_seen;
@@ -313,7 +315,9 @@ static int body_next_commit(void *arg, void **ret)
 	ck_assert_int_eq(c.d2.calls, 4);
 	crd_store_stats stats;
 	crd_store_get_stats(c.st, &stats);
-	ck_assert_uint_eq(stats.commits, 2);
+	ck_assert_uint_ge(stats.commits, 1);
+	ck_assert_uint_le(stats.commits, 2);
+	ck_assert_uint_eq(stats.rows_committed, 5);
 	crd_store_close(c.st);
 	return 0;
 }

@@ -134,9 +134,12 @@ static crd_mhd_result accepted_again(crd_req *r)
 	crd_jobrec *job = crd_jobs_find(&crd_d.jobs, a->rm.param);
 	if (!job) /* forgotten already (retention of 0) */
 		return job_not_found(r);
+	/* accept_rc 1: the same idempotency key again, answered with the
+	 * first submission's commit (200 and that job) */
+	unsigned status = a->accept_rc > 0 ? 200 : 201;
 	if (a->wait_seconds > 0 && !crd_job_state_ended(job->state))
-		return crd_api_wait(r, job, a->wait_seconds, 201, true);
-	return send_job(r, 201, job, true);
+		return crd_api_wait(r, job, a->wait_seconds, status, true);
+	return send_job(r, status, job, true);
 }
 
 static crd_mhd_result post_job(crd_req *r)

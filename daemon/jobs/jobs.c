@@ -442,10 +442,12 @@ void crd_jobs_set_store(crd_jobs *s, crd_store *st)
 /* Hand the record's durable fields to the store (a row; the store copies
  * it).  A put that cannot even be queued (out of memory) is counted; the
  * record's next transition writes it again. */
-static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
+/* Hand the record's state to the store.  0, or -ENOMEM: nothing was
+ * queued and done will not run (counted in n_store_errors). */
+static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
 {
 	if (!s->st)
-		return;
+		return 0;
 	crd_store_job row = {
 		.seq = j->seq,
 		.id = j->id,
@@ -475,7 +477,7 @@ static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *ar
 		.node = s->shared ? j->node : NULL,
 	};
 	if (j->flags & CRUND_JF_REMOTE)
-		return; /* held elsewhere: that node writes it */
+		return 0; /* held elsewhere: that node writes it */
 	if ((j->flags & CRUND_JF_CLAIMED) && j->state == CRUND_JOB_QUEUED) {
 		/* shared store, a slot free: the row claims the job for this node
 		 * (it starts once committed, without another write) */
@@ -487,8 +489,10 @@ static void persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *ar
 	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
 	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
 	 * freed while still listed would be read after free). */
-	if (crd_store_put(s->st, &row, done, arg) < 0)
+	int rc = crd_store_put(s->st, &row, done, arg);
+	if (rc < 0)
 		s->n_store_errors++;
+	return rc;
 }
 
 static void mark_dirty(crd_jobrec *j)
@@ -841,6 +845,7 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 	j->started_at = s->now();
 	j->run_at = 0;
 	j->attempt++;
+	j->retry_after = 0;
 	/* a new attempt: its own outcome flags */
 	j->flags &= (uint16_t) ~(CRUND_JF_TIMED_OUT | CRUND_JF_CANCEL_REQ | CRUND_JF_FAIL_SET |
 				 CRUND_JF_STEPPED | CRUND_JF_RESULT_BIG);
@@ -985,6 +990,7 @@ struct accept_wait {
 	uint64_t seq;
 	void (*accepted)(void *arg, crd_jobrec *job, int rc);
 	void *arg;
+	bool again; /* the same idempotency key again before the first commit */
 };
 
 static void on_committed(void *arg, int rc)
@@ -992,6 +998,14 @@ static void on_committed(void *arg, int rc)
 	struct accept_wait *w = arg;
 	crd_jobs *s = w->s;
 	crd_jobrec *j = crd_jobs_find_seq(s, w->seq);
+	if (w->again) {
+		/* the first submission's commit decides; this one learns it (its
+		 * row may be committed with the first one's or right after it) */
+		if (w->accepted)
+			w->accepted(w->arg, rc == 0 ? j : NULL, rc < 0 ? rc : j ? 1 : -ENOENT);
+		free(w);
+		return;
+	}
 	bool claimed = j && (j->flags & CRUND_JF_UNCOMMITTED) && (j->flags & CRUND_JF_CLAIMED);
 	if (claimed)
 		s->n_claiming--;
@@ -1029,12 +1043,6 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	if (req->idem_key) {
 		json_t *v = json_object_get(s->idem, req->idem_key);
 		crd_jobrec *old = v ? crd_jobs_find_seq(s, (uint64_t)json_integer_value(v)) : NULL;
-		if (old && (old->flags & CRUND_JF_UNCOMMITTED)) {
-			/* the same key again before the first one is durable: the
-			 * first decides; this one may retry */
-			json_decref(args);
-			return -EAGAIN;
-		}
 		if (old) {
 			req->args = args;
 			bool same = same_submission(old, req);
@@ -1042,6 +1050,26 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			json_decref(args);
 			if (!same)
 				return -EEXIST;
+			if (old->flags & CRUND_JF_UNCOMMITTED) {
+				/* the same key again before the first one is durable:
+				 * answered with the first one's commit */
+				struct accept_wait *w = malloc(sizeof(*w));
+				if (!w)
+					return -ENOMEM;
+				*w = (struct accept_wait){.s = s,
+							  .seq = old->seq,
+							  .accepted = req->accepted,
+							  .arg = req->accepted_arg,
+							  .again = true};
+				if (persist(s, old, on_committed, w) < 0) {
+					free(w);
+					return -ENOMEM;
+				}
+				*ret_job = old;
+				if (ret_existing)
+					*ret_existing = true;
+				return CRD_JOBS_PENDING;
+			}
 			*ret_job = old;
 			if (ret_existing)
 				*ret_existing = true;
@@ -1138,7 +1166,14 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 		w->seq = j->seq;
 		w->accepted = req->accepted;
 		w->arg = req->accepted_arg;
-		persist(s, j, on_committed, w);
+		w->again = false;
+		if (persist(s, j, on_committed, w) < 0) {
+			free(w);
+			if (j->flags & CRUND_JF_CLAIMED)
+				s->n_claiming--;
+			job_forget(s, j);
+			return -ENOMEM;
+		}
 		s->n_submitted++;
 		*ret_job = j;
 		if (ret_existing)
@@ -1239,16 +1274,24 @@ int crd_jobs_set_result(crd_jobrec *j, json_t *result)
 
 /* ------------------------------------------------------ attempts */
 
-static double backoff(const crd_jobs *s, unsigned attempt)
+static double backoff(const crd_jobs *s, unsigned attempt, double at_least)
 {
-	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), capped */
+	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), at least what the
+	 * attempt asked for (Retry-After), capped */
 	double cap = s->lim.retry_max_delay > 0 ? s->lim.retry_max_delay : 3600;
 	double a = attempt, d = a * a * a * a;
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
 		r = (uint32_t)(attempt * 2654435761u);
 	d *= 0.9 + 0.2 * ((double)r / 4294967295.0);
+	if (d < at_least)
+		d = at_least;
 	return d < cap ? d : cap;
+}
+
+void crd_jobs_set_retry_after(crd_jobrec *job, double seconds)
+{
+	job->retry_after = seconds < 0 ? 0 : seconds > 1e9 ? 1e9f : (float)seconds;
 }
 
 /* Append this attempt to the job's history: {attempt, started_at,
@@ -1315,10 +1358,15 @@ static int set_error(crd_jobrec *j, const char *code, const char *message)
 	return 0;
 }
 
+/* Failures another attempt may cure.  The http plugin's http_status,
+ * connect_error and transfer_error are; its refusals (host_not_allowed,
+ * response_too_large, too_many_redirects) are not. */
 static bool retryable(const char *code)
 {
 	return code && (!strcmp(code, "plugin_error") || !strcmp(code, "timeout") ||
-			!strcmp(code, "interrupted") || !strcmp(code, "exit_status"));
+			!strcmp(code, "interrupted") || !strcmp(code, "exit_status") ||
+			!strcmp(code, "http_status") || !strcmp(code, "connect_error") ||
+			!strcmp(code, "transfer_error"));
 }
 
 /* A running (or, at load, interrupted) job goes back to the queue for
@@ -1357,7 +1405,7 @@ static void attempt_failed(crd_jobs *s, crd_jobrec *j, int state, const char *co
 		double now = s->now();
 		record_attempt(j, now, code, message);
 		set_error(j, code, message); /* shown while it waits */
-		requeue(s, j, now + backoff(s, j->attempt));
+		requeue(s, j, now + backoff(s, j->attempt, j->retry_after));
 		return;
 	}
 	crd_jobs_finish(s, j, state, code, message);

@@ -124,6 +124,7 @@ struct crd_jobrec {
 	uint8_t on_interrupt; /* CRD_ON_INTERRUPT_* */
 	uint8_t state;
 	uint16_t flags;
+	float retry_after; /* this attempt asked for at least this backoff (s) */
 	char id[CRUND_JOB_ID_MAX];
 };
 
@@ -263,7 +264,9 @@ typedef struct crd_job_req {
 	int on_interrupt;      /* CRD_ON_INTERRUPT_*, -1: the default (fail) */
 	/* With a durable store the job waits for its commit: accepted(arg,
 	 * job, rc) runs later on the loop thread, rc 0 once it is durable (it
-	 * is queued or started then), or the store's error (the job is gone).
+	 * is queued or started then), 1 when it named the idempotency key of a
+	 * submission still waiting for its commit and that one committed (job
+	 * is that one), or the store's error (the job is gone).
 	 * Required when a store is set. */
 	void (*accepted)(void *arg, crd_jobrec *job, int rc);
 	void *accepted_arg;
@@ -354,6 +357,9 @@ void crd_jobs_emit(crd_jobrec *job, int ev, const char *data, size_t len);
 
 /* Log: append a line (bounded by max_log_bytes; sets LOG_TRUNC once full). */
 void crd_jobs_log_append(crd_jobrec *job, const char *line, size_t len);
+/* The running attempt asks that a retry wait at least `seconds` (a plugin's
+ * Retry-After); --retry-max-delay still caps it. */
+void crd_jobs_set_retry_after(crd_jobrec *job, double seconds);
 
 /* Listing, newest first.  state_mask: bit per state (0: all); plugin NULL:
  * all.  Start after `cursor` (a job id from a previous page; NULL: from

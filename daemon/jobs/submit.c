@@ -231,6 +231,23 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 		rc = -EINVAL;
 		goto out;
 	}
+	if (s.spec->check && reg->host) {
+		/* The job's own check (ABI 1.3): its code outlives this call in a
+		 * buffer of ours (everything here runs on the loop thread). */
+		static char check_code[sizeof(((crund_check_error *)0)->code)];
+		crund_check_error e;
+		memset(&e, 0, sizeof(e));
+		if (s.spec->check(reg->host, s.plugin->state, s.args, &e) < 0) {
+			e.code[sizeof(e.code) - 1] = e.message[sizeof(e.message) - 1] = '\0';
+			snprintf(check_code, sizeof(check_code), "%s",
+				 e.code[0] ? e.code : "invalid_args");
+			*ret_code = check_code;
+			snprintf(msg, msglen, "%s",
+				 e.message[0] ? e.message : "the job refused these arguments");
+			rc = -EINVAL;
+			goto out;
+		}
+	}
 	json_decref(root);
 	*ret = s;
 	return 0;

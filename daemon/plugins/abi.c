@@ -127,6 +127,8 @@ static const struct abi_layout {
 	       END_OF(struct arg_spec_1_0, max)},
 	[2] = {END_OF(crund_plugin, arg_spec_size), END_OF(crund_job_spec, flags),
 	       END_OF(struct arg_spec_1_0, max)},
+	[3] = {END_OF(crund_plugin, arg_spec_size), END_OF(crund_job_spec, check),
+	       END_OF(struct arg_spec_1_0, max)},
 };
 _Static_assert(sizeof layouts / sizeof layouts[0] == CRUND_PLUGIN_ABI_MINOR + 1,
 	       "bumping CRUND_PLUGIN_ABI_MINOR needs that minor's entry in layouts[]");
@@ -135,7 +137,7 @@ _Static_assert(sizeof layouts / sizeof layouts[0] == CRUND_PLUGIN_ABI_MINOR + 1,
  * append that fits in the old tail padding does not grow it: the minor
  * bump it needs is what the assert above catches). */
 #define NEWEST_DESC_END END_OF(crund_plugin, arg_spec_size)
-#define NEWEST_JOB_END  END_OF(crund_job_spec, flags)
+#define NEWEST_JOB_END  END_OF(crund_job_spec, check)
 #define NEWEST_ARG_END  END_OF(crund_arg_spec, max)
 _Static_assert(sizeof(crund_plugin) - NEWEST_DESC_END < alignof(crund_plugin) &&
 		       sizeof(crund_job_spec) - NEWEST_JOB_END < alignof(crund_job_spec) &&

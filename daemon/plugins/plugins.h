@@ -41,6 +41,7 @@ typedef struct crd_plugin_registry {
 	size_t n;
 	size_t n_refused;            /* plugins refused (logged) */
 	crd_plugin_refusal *refused; /* n_refused entries, in refusal order */
+	const crund_host_api *host;  /* given to crd_plugins_init (job checks use it) */
 } crd_plugin_registry;
 
 /* Limits on what a descriptor may declare (a bigger table is refused as

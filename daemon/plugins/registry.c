@@ -497,6 +497,7 @@ static void remove_at(crd_plugin_registry *reg, size_t i)
 int crd_plugins_init(crd_plugin_registry *reg, const crund_host_api *host,
 		     const crd_plugins_opts *opts)
 {
+	reg->host = host;
 	for (size_t i = 0; i < reg->n;) {
 		crd_loaded_plugin *p = &reg->plugins[i];
 		if (p->initialized) {

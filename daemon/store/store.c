@@ -4,11 +4,16 @@
  *
  * Rows put by the jobs module wait in `pending` (one entry per job: a
  * newer put of the same job replaces the older one and inherits its
- * waiters).  When nothing is in flight, a flush scheduled on the loop
- * hands every pending row to the writer thread as one batch; rows put
- * while it commits wait for the next batch.  So a commit (and its fsync)
- * is shared by everything that arrived during the previous one: one
- * commit per batch at low load, large batches at high load, no timer.
+ * waiters).  The writer thread takes every pending row as one batch when
+ * a row has a waiter (a submission waits for its 201), when the lazy
+ * timer asks, or when a drain or a retry does; rows put while it commits
+ * wait for the next batch, which it takes as soon as the commit is done,
+ * without waiting for the loop thread to see the completion.  So a commit
+ * (and its fsync) is shared by everything that arrived during the
+ * previous one: one commit per batch at low load, large batches at high
+ * load, and the writer never idles while a submission waits.  `pending`
+ * and the writer's state are shared with the writer under `mu`; the loop
+ * thread holds it only to add rows and to collect completed batches.
  *
  * A failed commit reports its error to the rows' waiters, puts the rows
  * back (unless a newer version of the same job is pending) and tries
@@ -48,6 +53,7 @@ struct crd_store_waiter {
 
 /* One batch handed to the writer thread. */
 typedef struct batch {
+	struct batch *next; /* the completed list */
 	crd_store_row **rows;
 	size_t n;
 	uint64_t hi_seq;
@@ -70,26 +76,30 @@ struct crd_store {
 	size_t *hvals;
 	size_t hcap;
 
-	uint64_t hi_seq; /* highest sequence number put */
-	bool closing;    /* crd_store_close: the loop may be gone, schedule nothing */
-	bool flush_scheduled;
-	cr_handle *lazy; /* LAZY_DELAY timer for rows without waiters */
+	uint64_t hi_seq;      /* highest sequence number put */
+	bool closing;         /* crd_store_close: the loop may be gone, schedule nothing */
+	bool flush_scheduled; /* inline backends: a flush is scheduled */
+	bool kick_scheduled;  /* threaded: kick_cb runs at the end of this turn */
+	cr_handle *lazy;      /* LAZY_DELAY timer for rows without waiters */
 	cr_handle *retry;
-	batch *inflight;      /* owned by the writer until `completed` */
-	cr_task *commit_task; /* on_loop backends: the commit running */
 	cr_event *idle;       /* set while nothing is pending nor in flight */
+	cr_task *commit_task; /* on_loop backends: the commit running */
 
 	int err_code;
 	char err[256];
 	crd_store_stats stats;
 
-	/* the writer thread */
+	/* Shared with the writer thread under mu: pend..hi_seq above, and */
 	pthread_t thread;
 	bool thread_started;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	batch *handoff;   /* handed to the writer, not taken yet */
-	batch *completed; /* handed back */
+	bool want;                          /* commit what is pending now (a waiter, lazy, drain) */
+	bool probe;                         /* commit even with nothing pending (after a failure) */
+	bool paused;                        /* a commit failed: wait for the retry timer */
+	bool complete_sent;                 /* on_complete is scheduled on the loop */
+	batch *inflight;                    /* being committed (inline backends: in finish) */
+	batch *completed, **completed_tail; /* done, for the loop to finish */
 	bool quit;
 };
 
@@ -244,7 +254,8 @@ static int hgrow(crd_store *st)
 	return 0;
 }
 
-static void schedule_flush(crd_store *st);
+static void kick(crd_store *st, bool waited);
+static void schedule_kick(crd_store *st);
 static void schedule_lazy(crd_store *st);
 
 /* Take r into pending: it replaces an older row of the same job (whose
@@ -285,7 +296,10 @@ static int pend_add(crd_store *st, crd_store_row *r, bool only_if_absent)
 	return 0;
 }
 
-static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void *arg)
+/* Add a row to pending (under mu: the writer takes rows from there) and
+ * see that it gets committed: at once when someone waits for it, else
+ * within LAZY_DELAY. */
+static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void *arg, uint64_t seq)
 {
 	if (done) {
 		struct crd_store_waiter *w = malloc(sizeof(*w));
@@ -298,15 +312,21 @@ static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void
 		w->arg = arg;
 		r->waiters = w;
 	}
-	if (pend_add(st, r, false) < 0) {
+	pthread_mutex_lock(&st->mu);
+	int rc = pend_add(st, r, false);
+	if (rc == 0 && seq > st->hi_seq)
+		st->hi_seq = seq;
+	bool lazy = rc == 0 && !done && !st->want;
+	pthread_mutex_unlock(&st->mu);
+	if (rc < 0) {
 		crd_store_row_free(r);
 		return -ENOMEM;
 	}
 	if (st->idle)
 		cr_event_clear(st->idle);
 	if (done)
-		schedule_flush(st);
-	else
+		schedule_kick(st);
+	else if (lazy)
 		schedule_lazy(st);
 	return 0;
 }
@@ -316,17 +336,14 @@ int crd_store_put(crd_store *st, const crd_store_job *row, crd_store_done_fn don
 	crd_store_row *r = crd_store_row_copy(row, false);
 	if (!r)
 		return -ENOMEM;
-	int rc = put_row(st, r, done, arg);
-	if (rc == 0 && row->seq > st->hi_seq)
-		st->hi_seq = row->seq;
-	return rc;
+	return put_row(st, r, done, arg, row->seq);
 }
 
 int crd_store_delete(crd_store *st, uint64_t seq)
 {
 	crd_store_job j = {.seq = seq};
 	crd_store_row *r = crd_store_row_copy(&j, true);
-	return r ? put_row(st, r, NULL, NULL) : -ENOMEM;
+	return r ? put_row(st, r, NULL, NULL, 0) : -ENOMEM;
 }
 
 /* ------------------------------------------------------- the writer */
@@ -341,17 +358,48 @@ static double mono(void)
 static void on_complete(void *arg);
 static void finish_batch(crd_store *st, batch *b);
 
+/* Every pending row as one batch (under mu).  NULL without memory. */
+static batch *take_pending(crd_store *st)
+{
+	batch *b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	b->rows = st->pend;
+	b->n = st->npend;
+	b->hi_seq = st->hi_seq;
+	st->pend = NULL;
+	st->npend = st->cappend = 0;
+	if (st->hkeys)
+		memset(st->hkeys, 0, st->hcap * sizeof(*st->hkeys));
+	st->want = st->probe = false;
+	return b;
+}
+
+/* The writer has something to commit (under mu). */
+static bool writer_ready(const crd_store *st)
+{
+	return !st->paused && ((st->want && st->npend) || st->probe);
+}
+
 static void *writer_main(void *arg)
 {
 	crd_store *st = arg;
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
-		while (!st->handoff && !st->quit)
+		while (!st->quit && !writer_ready(st)) {
+			st->want = st->want && st->npend; /* nothing left to want */
 			pthread_cond_wait(&st->cv, &st->mu);
-		if (!st->handoff)
+		}
+		if (st->quit)
 			break;
-		batch *b = st->handoff;
-		st->handoff = NULL;
+		batch *b = take_pending(st);
+		if (!b) { /* out of memory: the rows stay pending; try again soon */
+			pthread_mutex_unlock(&st->mu);
+			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
+			pthread_mutex_lock(&st->mu);
+			continue;
+		}
+		st->inflight = b;
 		pthread_mutex_unlock(&st->mu);
 
 		double t0 = mono();
@@ -360,16 +408,25 @@ static void *writer_main(void *arg)
 		b->seconds = mono() - t0;
 
 		pthread_mutex_lock(&st->mu);
-		st->completed = b;
+		st->inflight = NULL;
+		*st->completed_tail = b;
+		st->completed_tail = &b->next;
+		if (b->rc < 0)
+			st->paused = true; /* until the loop's retry timer */
+		bool send = !st->complete_sent;
+		st->complete_sent = true;
 		pthread_cond_broadcast(&st->cv);
 		pthread_mutex_unlock(&st->mu);
 		/* -ESHUTDOWN: the loop is closing; crd_store_close collects it */
-		cr_call_soon_threadsafe(st->loop, on_complete, st);
+		if (send)
+			cr_call_soon_threadsafe(st->loop, on_complete, st);
 		pthread_mutex_lock(&st->mu);
 	}
 	pthread_mutex_unlock(&st->mu);
 	return NULL;
 }
+
+static void after_inline_commit(crd_store *st, batch *b);
 
 /* An on_loop backend's commit: a task on the loop (the backend awaits
  * inside its commit), one at a time like the writer's. */
@@ -395,15 +452,22 @@ static void commit_task_done(cr_task *t, void *arg)
 	cr_task_unref(t);
 	st->commit_task = NULL;
 	if (st->inflight && !st->closing)
-		finish_batch(st, st->inflight);
+		after_inline_commit(st, st->inflight);
 }
 
 static void set_idle_if_done(crd_store *st)
 {
-	if (st->idle && !st->npend && !st->inflight)
+	if (!st->idle)
+		return;
+	pthread_mutex_lock(&st->mu);
+	bool done = !st->npend && !st->inflight && !st->completed;
+	pthread_mutex_unlock(&st->mu);
+	if (done)
 		cr_event_set(st->idle);
 }
 
+/* Inline backends (memory): commit on the loop thread. */
+static void schedule_flush(crd_store *st);
 static void flush(void *arg)
 {
 	crd_store *st = arg;
@@ -412,31 +476,24 @@ static void flush(void *arg)
 		cr_handle_cancel(st->lazy);
 		st->lazy = cr_handle_unref(st->lazy);
 	}
-	if (st->inflight || (st->err_code && st->retry))
-		return; /* on_complete / the retry timer flush again */
+	if ((st->err_code && st->retry) || st->inflight)
+		return; /* the retry timer, or the commit in flight, flushes again */
 	if (!st->npend && !st->err_code) {
 		set_idle_if_done(st);
 		return;
 	}
-	batch *b = calloc(1, sizeof(*b));
+	batch *b = take_pending(st);
 	if (!b) {
 		schedule_flush(st); /* try again on the next turn */
 		return;
 	}
-	b->rows = st->pend;
-	b->n = st->npend;
-	b->hi_seq = st->hi_seq;
-	st->pend = NULL;
-	st->npend = st->cappend = 0;
-	if (st->hkeys)
-		memset(st->hkeys, 0, st->hcap * sizeof(*st->hkeys));
 	st->inflight = b;
 	if (st->be->on_loop) {
 		cr_task *t;
 		if (cr_loop_spawn(st->loop, commit_task, st, NULL, &t) < 0) {
 			b->rc = -ENOMEM;
 			snprintf(b->err, sizeof(b->err), "out of memory");
-			finish_batch(st, b);
+			after_inline_commit(st, b);
 			return;
 		}
 		if (cr_task_add_done_callback(t, commit_task_done, st) < 0) {
@@ -447,41 +504,112 @@ static void flush(void *arg)
 		st->commit_task = t;
 		return;
 	}
-	if (!st->be->threaded) {
-		b->rc = st->be->commit(st->bs, b->rows, b->n, b->hi_seq, b->err, sizeof(b->err));
-		finish_batch(st, b);
-		return;
+	b->rc = st->be->commit(st->bs, b->rows, b->n, b->hi_seq, b->err, sizeof(b->err));
+	after_inline_commit(st, b);
+}
+
+/* An inline or on_loop commit is done: its rows are told, what came
+ * meanwhile goes next. */
+static void after_inline_commit(crd_store *st, batch *b)
+{
+	st->inflight = NULL;
+	finish_batch(st, b);
+	if (st->npend) {
+		/* at once when a row has a waiter (a submission), else lazily */
+		bool waited = false;
+		for (size_t i = 0; i < st->npend && !waited; i++)
+			waited = st->pend[i]->waiters != NULL;
+		if (waited)
+			schedule_flush(st);
+		else
+			schedule_lazy(st);
 	}
-	pthread_mutex_lock(&st->mu);
-	st->handoff = b;
-	pthread_cond_signal(&st->cv);
-	pthread_mutex_unlock(&st->mu);
+	set_idle_if_done(st);
 }
 
 static void schedule_flush(crd_store *st)
 {
-	if (st->closing || st->flush_scheduled || st->inflight || (st->err_code && st->retry))
+	if (st->closing || st->flush_scheduled || (st->err_code && st->retry))
 		return;
 	if (cr_call_soon(st->loop, flush, st, NULL) == 0)
 		st->flush_scheduled = true;
+}
+
+/* Commit what is pending: now when someone waits (`waited`), else when the
+ * writer is free. */
+static void kick(crd_store *st, bool waited)
+{
+	if (!st->be->threaded) {
+		if (waited)
+			schedule_flush(st);
+		else
+			schedule_lazy(st);
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	st->want = true;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void kick_cb(void *arg)
+{
+	crd_store *st = arg;
+	st->kick_scheduled = false;
+	kick(st, true);
+}
+
+/* A row with a waiter: the writer is told once this turn of the loop is
+ * over, so the puts of one turn (a burst of submissions read in one run of
+ * the HTTP server) go to the writer together. */
+static void schedule_kick(crd_store *st)
+{
+	if (!st->be->threaded) {
+		schedule_flush(st);
+		return;
+	}
+	if (st->kick_scheduled || st->closing)
+		return;
+	if (cr_call_soon(st->loop, kick_cb, st, NULL) == 0)
+		st->kick_scheduled = true;
+	else
+		kick(st, true);
 }
 
 static void lazy_cb(void *arg)
 {
 	crd_store *st = arg;
 	st->lazy = cr_handle_unref(st->lazy);
-	schedule_flush(st);
+	if (st->be->threaded)
+		kick(st, true);
+	else
+		schedule_flush(st);
 }
 
 static void schedule_lazy(crd_store *st)
 {
-	if (st->closing || st->flush_scheduled || st->inflight || st->lazy ||
-	    (st->err_code && st->retry))
+	if (st->closing || st->flush_scheduled || st->lazy || (st->err_code && st->retry))
 		return; /* a commit will come anyway (or close writes it) */
 	if (cr_call_later(st->loop, LAZY_DELAY, lazy_cb, st, &st->lazy) < 0) {
 		st->lazy = NULL;
-		schedule_flush(st);
+		kick(st, true);
 	}
+}
+
+/* After a failed commit: try again (with nothing pending: a probe that
+ * the store can commit again). */
+static void retry_now(crd_store *st)
+{
+	if (!st->be->threaded) {
+		schedule_flush(st);
+		return;
+	}
+	pthread_mutex_lock(&st->mu);
+	st->paused = false;
+	st->probe = true;
+	st->want = true;
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
 }
 
 static void retry_cb(void *arg)
@@ -489,7 +617,7 @@ static void retry_cb(void *arg)
 	crd_store *st = arg;
 	cr_handle_unref(st->retry);
 	st->retry = NULL;
-	schedule_flush(st); /* with nothing pending: a probe of the store */
+	retry_now(st);
 }
 
 static void count_latency(crd_store *st, double s)
@@ -500,10 +628,9 @@ static void count_latency(crd_store *st, double s)
 	st->stats.lat_sum += s;
 }
 
-/* A batch came back from the writer (loop thread). */
+/* A batch came back from the writer (loop thread, or close). */
 static void finish_batch(crd_store *st, batch *b)
 {
-	st->inflight = NULL;
 	count_latency(st, b->seconds);
 	if (b->rc == 0) {
 		st->stats.commits++;
@@ -521,38 +648,39 @@ static void finish_batch(crd_store *st, batch *b)
 		for (size_t i = 0; i < b->n; i++) {
 			tell_waiters(b->rows[i], b->rc);
 			/* keep it for the next commit, unless a newer one waits */
-			if (pend_add(st, b->rows[i], true) < 0)
-				crd_store_row_free(
-					b->rows[i]); /* out of memory: lost (logged by the
-					              * caller through the error) */
+			pthread_mutex_lock(&st->mu);
+			int rc = pend_add(st, b->rows[i], true);
+			pthread_mutex_unlock(&st->mu);
+			if (rc < 0) /* out of memory: lost (the error is reported) */
+				crd_store_row_free(b->rows[i]);
 		}
 		if (!st->retry && !st->closing)
 			cr_call_later(st->loop, RETRY_DELAY, retry_cb, st, &st->retry);
 	}
 	free(b->rows);
 	free(b);
-	if (st->npend) {
-		/* at once when a row has a waiter (a submission), else lazily */
-		bool waited = false;
-		for (size_t i = 0; i < st->npend && !waited; i++)
-			waited = st->pend[i]->waiters != NULL;
-		if (waited)
-			schedule_flush(st);
-		else
-			schedule_lazy(st);
-	}
-	set_idle_if_done(st);
+}
+
+/* The batches the writer finished, collected on the loop thread. */
+static batch *take_completed(crd_store *st)
+{
+	pthread_mutex_lock(&st->mu);
+	batch *b = st->completed;
+	st->completed = NULL;
+	st->completed_tail = &st->completed;
+	st->complete_sent = false;
+	pthread_mutex_unlock(&st->mu);
+	return b;
 }
 
 static void on_complete(void *arg)
 {
 	crd_store *st = arg;
-	pthread_mutex_lock(&st->mu);
-	batch *b = st->completed;
-	st->completed = NULL;
-	pthread_mutex_unlock(&st->mu);
-	if (b)
+	for (batch *b = take_completed(st), *next; b; b = next) {
+		next = b->next;
 		finish_batch(st, b);
+	}
+	set_idle_if_done(st);
 }
 
 /* ------------------------------------------------------- open, close */
@@ -595,14 +723,17 @@ int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, ch
 		return -ENOMEM;
 	}
 	st->loop = o->loop;
+	st->completed_tail = &st->completed;
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cv, NULL);
 	if ((rc = be->open(where, o, &st->bs, err, errlen)) < 0) {
+		pthread_mutex_destroy(&st->mu);
+		pthread_cond_destroy(&st->cv);
 		free(st->url);
 		free(st);
 		return rc;
 	}
 	st->be = be;
-	pthread_mutex_init(&st->mu, NULL);
-	pthread_cond_init(&st->cv, NULL);
 	st->describe = strdup(be->describe(st->bs));
 	rc = st->describe ? cr_event_new(&st->idle) : -ENOMEM;
 	if (rc == 0 && be->threaded)
@@ -622,14 +753,14 @@ int crd_store_drain(crd_store *st, double timeout)
 {
 	if (!st)
 		return 0;
-	if (st->npend && !st->inflight && !st->flush_scheduled) {
-		/* failing store: try once more now instead of at the timer */
-		if (st->retry) {
-			cr_handle_cancel(st->retry);
-			cr_handle_unref(st->retry);
-			st->retry = NULL;
-		}
-		schedule_flush(st);
+	/* a failing store: try once more now instead of at the timer */
+	if (st->retry) {
+		cr_handle_cancel(st->retry);
+		cr_handle_unref(st->retry);
+		st->retry = NULL;
+		retry_now(st);
+	} else {
+		kick(st, true);
 	}
 	if (cr_event_is_set(st->idle))
 		return 0;
@@ -648,21 +779,18 @@ void crd_store_close(crd_store *st)
 		return;
 	st->closing = true; /* called after the runner closed: no more loop calls */
 	if (st->thread_started) {
+		/* the writer ends after the commit it is in, if any */
 		pthread_mutex_lock(&st->mu);
-		while (st->handoff) /* not taken yet, or being committed */
-			pthread_cond_wait(&st->cv, &st->mu);
-		while (st->inflight && !st->completed)
-			pthread_cond_wait(&st->cv, &st->mu);
 		st->quit = true;
 		pthread_cond_broadcast(&st->cv);
 		pthread_mutex_unlock(&st->mu);
 		pthread_join(st->thread, NULL);
-		/* a completion the loop did not run (it is closing) */
-		if (st->completed) {
-			batch *b = st->completed;
-			st->completed = NULL;
-			finish_batch(st, b);
-		}
+		st->thread_started = false;
+	}
+	/* completions the loop did not run (it is closing) */
+	for (batch *b = take_completed(st), *next; b; b = next) {
+		next = b->next;
+		finish_batch(st, b);
 	}
 	/* an on_loop commit the closing runner cancelled: its rows may or may
 	 * not have been written; write them again (puts are idempotent) */
@@ -700,11 +828,10 @@ void crd_store_close(crd_store *st)
 		cr_handle_cancel(st->lazy);
 		cr_handle_unref(st->lazy);
 	}
-	if (st->be) {
+	if (st->be)
 		st->be->close(st->bs);
-		pthread_mutex_destroy(&st->mu);
-		pthread_cond_destroy(&st->cv);
-	}
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
 	cr_event_free(st->idle);
 	free(st->pend);
 	free(st->hkeys);
@@ -739,7 +866,9 @@ const char *crd_store_error(const crd_store *st, int *ret_code)
 void crd_store_get_stats(const crd_store *st, crd_store_stats *ret)
 {
 	*ret = st->stats;
+	pthread_mutex_lock((pthread_mutex_t *)&st->mu);
 	ret->pending = st->npend + (st->inflight ? st->inflight->n : 0);
+	pthread_mutex_unlock((pthread_mutex_t *)&st->mu);
 }
 
 /* ------------------------------------------------------- shared mode */

@@ -47,11 +47,16 @@
  *
  * History: 1.0 first version; 1.1 appended job_spec_size and
  * arg_spec_size to crund_plugin; 1.2 appended max_attempts and flags to
- * crund_job_spec (retries and re-running after an interruption).
+ * crund_job_spec (retries and re-running after an interruption); 1.3
+ * appended check to crund_job_spec (refusing a submission with an error
+ * of the plugin's own) and to crund_host_api job_log_line,
+ * job_idempotency_key, job_attempt, job_retry_after, config_list and
+ * curl_perform (the services the built-in exec and http plugins use).
  */
 #ifndef CRUND_PLUGIN_H
 #define CRUND_PLUGIN_H
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -66,7 +71,7 @@ extern "C" {
 
 #define CRUND_PLUGIN_MAGIC     UINT64_C(0x31474c50444e5243) /* "CRNDPLG1" */
 #define CRUND_PLUGIN_ABI_MAJOR 1
-#define CRUND_PLUGIN_ABI_MINOR 2
+#define CRUND_PLUGIN_ABI_MINOR 3
 #define CRUND_PLUGIN_SYMBOL    "crund_plugin_v1"
 
 /* Argument types a job can declare; submissions are validated against
@@ -94,6 +99,13 @@ typedef struct crund_arg_spec {
 typedef struct crund_job crund_job; /* opaque, owned by the daemon */
 typedef struct crund_host_api crund_host_api;
 
+/* Why a job's check refused a submission (crund_job_spec.check, ABI 1.3):
+ * the submission answers 400 with {"error":{"code","message"}}. */
+typedef struct crund_check_error {
+	char code[48];     /* [a-z_]+, e.g. "command_not_allowed"; empty: "invalid_args" */
+	char message[256]; /* a sentence naming what was refused */
+} crund_check_error;
+
 /* A job body: a coroutine on the daemon's runner.  Return 0 on success
  * (the result is what crund_job_set_result() stored, JSON null if none),
  * -ECANCELED when cancelled (pass the code of the await on), any other
@@ -112,6 +124,14 @@ typedef struct crund_job_spec {
 	 * attempt is retried with backoff while attempts are left); 0: 1. */
 	uint32_t max_attempts;
 	uint32_t flags; /* CRUND_JOB_* */
+	/* --- ABI 1.3 --- */
+	/* Optional check of a submission's arguments beyond the spec (already
+	 * validated, defaults filled), run on the loop before the job is
+	 * created, so it must not await.  Return 0 to accept; to refuse, fill
+	 * err and return a negative code: the submission answers 400 with
+	 * err's code and message.  plugin_state is what init stored. */
+	int (*check)(const crund_host_api *host, void *plugin_state, const json_t *args,
+		     crund_check_error *err);
 } crund_job_spec;
 
 /* Job flags (crund_job_spec.flags, ABI 1.2) */
@@ -180,6 +200,31 @@ struct crund_host_api {
 	/* plugin-level log (init/fini and background work) */
 	void (*log)(const crund_host_api *host, int level, const char *fmt, va_list ap);
 	const char *daemon_version;
+	/* --- ABI 1.3 (read only when abi_minor >= 3: the wrappers check) --- */
+	/* A line from a named stream ("stdout", "stderr", ...): stored in the
+	 * job's log as "TIME STREAM line" and sent on its events as a log event
+	 * with "stream".  len bytes; a trailing newline is dropped, other
+	 * control characters become spaces. */
+	void (*job_log_line)(crund_job *job, const char *stream, const char *line, size_t len);
+	/* The submission's idempotency key, or NULL. */
+	const char *(*job_idempotency_key)(crund_job *job);
+	/* The attempt this run is: 1 for the first. */
+	unsigned (*job_attempt)(crund_job *job);
+	/* If this attempt fails and attempts are left, start the next one no
+	 * sooner than `seconds` after this one ends (e.g. an HTTP Retry-After;
+	 * capped by --retry-max-delay).  0, or -EINVAL. */
+	int (*job_retry_after)(crund_job *job, double seconds);
+	/* The operator's values of a repeatable plugin setting ("exec-allow",
+	 * "http-allow"): NULL-terminated, borrowed for the daemon's life, never
+	 * NULL (empty when the setting is unset or unknown). */
+	const char *const *(*config_list)(const crund_host_api *host, const char *key);
+	/* AWAITS (in a job's coroutine): run a libcurl easy handle (a CURL *)
+	 * on the daemon's loop, through one multi handle the daemon shares
+	 * among all jobs.  0 with the transfer's CURLcode in *ret_code;
+	 * -ECANCELED when the job was cancelled while it ran (the transfer is
+	 * stopped and the handle can be cleaned up); -ENOMEM; -ENOSYS when the
+	 * daemon was built without libcurl. */
+	int (*curl_perform)(crund_job *job, void *easy, int *ret_code);
 };
 
 struct crund_job { /* the public head of the daemon's job */
@@ -228,6 +273,38 @@ crund_job_log(crund_job *job, int level, const char *fmt, ...)
 	va_start(ap, fmt);
 	job->api->job_log(job, level, fmt, ap);
 	va_end(ap);
+}
+
+/* ABI 1.3 services.  On an older daemon: the line goes to crund_job_log,
+ * no key, attempt 1, -ENOSYS, an empty list, -ENOSYS. */
+static inline void crund_job_log_line(crund_job *job, const char *stream, const char *line,
+				      size_t len)
+{
+	if (job->api->abi_minor >= 3)
+		job->api->job_log_line(job, stream, line, len);
+	else
+		crund_job_log(job, CRUND_LOG_INFO, "%s: %.*s", stream, (int)len, line);
+}
+static inline const char *crund_job_idempotency_key(crund_job *job)
+{
+	return job->api->abi_minor >= 3 ? job->api->job_idempotency_key(job) : NULL;
+}
+static inline unsigned crund_job_attempt(crund_job *job)
+{
+	return job->api->abi_minor >= 3 ? job->api->job_attempt(job) : 1;
+}
+static inline int crund_job_retry_after(crund_job *job, double seconds)
+{
+	return job->api->abi_minor >= 3 ? job->api->job_retry_after(job, seconds) : -ENOSYS;
+}
+static inline const char *const *crund_config_list(const crund_host_api *host, const char *key)
+{
+	static const char *const none[] = {NULL};
+	return host->abi_minor >= 3 ? host->config_list(host, key) : none;
+}
+static inline int crund_curl_perform(crund_job *job, void *easy, int *ret_code)
+{
+	return job->api->abi_minor >= 3 ? job->api->curl_perform(job, easy, ret_code) : -ENOSYS;
 }
 
 static inline void __attribute__((format(printf, 3, 4)))

@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -220,6 +221,7 @@ def main():
     finally:
         pg.stop()
         d.stop_all()
+        shutil.rmtree(a.tmp, ignore_errors=True)
     print(json.dumps(doc, indent=1))
     return 0
 

@@ -2013,7 +2013,30 @@ static void hook_changed(void *arg, const crd_store_job *row)
 		crd_jobs_cache_row(s, row);
 }
 
+/* This node wrote a job it no longer holds (its lease ran out while it
+ * was paused or cut off; the job was requeued and may run elsewhere): a
+ * running one is stopped, an ended one becomes a REMOTE copy, so what this
+ * node answers comes from the database again. */
+static void hook_fenced(void *arg, uint64_t seq)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, seq);
+	if (!j || (j->flags & (CRUND_JF_REMOTE | CRUND_JF_UNCOMMITTED)))
+		return;
+	s->n_lease_fenced++;
+	if (j->state == CRUND_JOB_RUNNING) {
+		crd_jobs_cancel(s, j, "cancelled"); /* its end is fenced too, then dropped */
+		return;
+	}
+	if (!crd_job_state_ended(j->state) || j->task)
+		return;
+	q_unlink(&s->e_head, &s->e_tail, j);
+	go_remote(s, j);
+	j->cached_at = 0; /* read again at the next request */
+}
+
 static const crd_store_node_hooks node_hooks = {
+	.fenced = hook_fenced,
 	.free_slots = hook_free_slots,
 	.adopt = hook_adopt,
 	.cancel = hook_cancel,

@@ -132,12 +132,15 @@ static const char COMMIT_SQL[] =
 	" OR (j.state = 1 AND j.node IS NOT DISTINCT FROM excluded.node"
 	" AND (excluded.attempt = j.attempt"
 	" OR (excluded.attempt = j.attempt - 1 AND excluded.state = 0)))"
-	" RETURNING 1),"
+	" RETURNING j.seq),"
 	" hi AS (UPDATE crund_meta SET value = $4::text WHERE key = 'max_seq' AND $5::boolean"
 	" AND value::bigint < $4::bigint RETURNING 1),"
 	" n AS (SELECT pg_notify('crund', $6) WHERE $6 <> '')"
-	" SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM d), (SELECT count(*) FROM hi),"
-	" (SELECT count(*) FROM n)";
+	" SELECT x.seq FROM x JOIN crund_jobs c ON c.seq = x.seq"
+	" WHERE x.seq NOT IN (SELECT seq FROM u)"
+	" AND (c.attempt <> x.attempt OR c.node IS DISTINCT FROM x.node)"
+	" AND (SELECT count(*) FROM d) >= 0 AND (SELECT count(*) FROM hi) >= 0"
+	" AND (SELECT count(*) FROM n) >= 0";
 
 /* Claim up to $2 due queued jobs for node $1: oldest first, rows other
  * nodes are claiming skipped. */
@@ -754,11 +757,17 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 				    any_del ? "true" : "false",
 				    payload.p ? payload.p : ""};
 		char e[400];
-		rc = q(s->wc, COMMIT_SQL, 6, v, NULL, e, sizeof(e));
+		PGresult *r = NULL;
+		rc = q(s->wc, COMMIT_SQL, 6, v, &r, e, sizeof(e));
 		if (rc < 0)
 			snprintf(err, errlen, "store %s: cannot write: %s", s->describe, e);
 		else if (hi > s->max_seq)
 			s->max_seq = hi;
+		/* rows the fence kept out: this node's view of those jobs is
+		 * stale (it lost their lease); the jobs module lets go of them */
+		for (int i = 0; r && s->h && s->h->fenced && i < PQntuples(r); i++)
+			s->h->fenced(s->harg, strtoull(PQgetvalue(r, i, 0), NULL, 10));
+		PQclear(r);
 	}
 	free(js.p);
 	free(del.p);

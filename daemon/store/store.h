@@ -188,6 +188,9 @@ typedef struct crd_store_node_hooks {
 	 * again and handed to changed. */
 	size_t (*watch_list)(void *arg, uint64_t *out, size_t max);
 	void (*changed)(void *arg, const crd_store_job *row);
+	/* A row this node wrote was kept out by the fence: another node (or
+	 * the elected one) holds the job now. */
+	void (*fenced)(void *arg, uint64_t seq);
 } crd_store_node_hooks;
 
 /* Join the nodes: heartbeat, claims, lease renewal, the election of the

@@ -11,7 +11,8 @@
 #   - a node killed with SIGKILL mid-run: its jobs run again elsewhere
 #     (on_interrupt retry) or fail (fail) within lease + election
 #   - a node paused (SIGSTOP) past its lease, then resumed, does not
-#     complete its job a second time over the attempt that replaced it
+#     complete its job a second time over the attempt that replaced it,
+#     and answers for it from the database afterwards
 #   - the database restarted under load: the nodes reconnect, no
 #     acknowledged job is lost
 #
@@ -228,6 +229,9 @@ is "$(sql "SELECT jsonb_array_length(attempts::jsonb) FROM crund_jobs WHERE id =
 on 2
 req GET /v1/health
 is "$HTTP_STATUS" 200 "node 2 serves again after SIGCONT"
+req GET "/v1/jobs/$S1"
+jt "d['state'] == 'succeeded' and d['attempt'] == 2 and d['node'] == 'node1'" \
+	"node 2 answers for the job with the database's attempt, not its own stale one"
 
 # ------------------------------------------------------ database restart
 start_node 3 --max-running 4 || bail "node 3 did not start again"

@@ -28,4 +28,4 @@ bench_http_target_LDADD = $(MHD_LIBS) -lpthread
 
 EXTRA_DIST += bench/README.md bench/run-peers.sh bench/soak-http.sh bench/run-durable.sh \
 	bench/durable.py bench/http-jobs.sh bench/http_aiohttp.py bench/exec.sh bench/exec.py \
-	bench/exec_asyncio.py
+	bench/exec_asyncio.py bench/run-pg.sh bench/pg.py

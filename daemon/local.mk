@@ -17,9 +17,9 @@ daemon_crund_SOURCES = \
 	daemon/shutdown.c
 daemon_crund_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon
 daemon_crund_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS) $(JANSSON_CFLAGS) $(LIBEVENT_CFLAGS) $(SQLITE_CFLAGS) \
-	$(CURL_CFLAGS)
+	$(CURL_CFLAGS) $(LIBPQ_CFLAGS)
 daemon_crund_LDADD = lib/libcrunner.la $(MHD_LIBS) $(JANSSON_LIBS) $(LIBEVENT_LIBS) $(SQLITE_LIBS) $(CURL_LIBS) \
-	-ldl -lpthread
+	$(LIBPQ_LIBS) -ldl -lpthread
 
 include daemon/http/local.mk
 include daemon/api/local.mk

@@ -55,7 +55,12 @@ static int open_store(const crd_config *c)
 {
 	char err[768];
 	char *url = c->store ? strdup(c->store) : crd_store_default_url();
-	crd_store_opts so = {.sync = c->sync, .loop = crd_d.loop};
+	crd_store_opts so = {.sync = c->sync,
+			     .loop = crd_d.loop,
+			     .node_id = c->node_id,
+			     .lease = c->lease,
+			     .retain_jobs = c->retain_jobs,
+			     .retain_seconds = c->retain_seconds};
 	int rc;
 	if (!url) {
 		crd_log(CRUND_LOG_ERROR, "out of memory");
@@ -257,6 +262,7 @@ static int serve_main(void *arg, void **ret_value)
 			crd_store_error(crd_d.store, NULL) ? ": " : "",
 			crd_store_error(crd_d.store, NULL) ? crd_store_error(crd_d.store, NULL)
 							   : "");
+	crd_jobs_leave(&crd_d.jobs); /* a shared store: the node says goodbye */
 	if (expire_h) {
 		cr_handle_cancel(expire_h);
 		expire_h = cr_handle_unref(expire_h);

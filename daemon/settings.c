@@ -69,7 +69,14 @@ const char crd_config_help[] =
 	"                            $STATE_DIRECTORY/crund.db under systemd, else\n"
 	"                            /var/lib/crund/crund.db for root and\n"
 	"                            ~/.local/state/crund/crund.db for others) or\n"
-	"                            memory: (every job is lost when crund exits)\n"
+	"                            memory: (every job is lost when crund exits), or\n"
+	"                            postgresql://USER@HOST/DB (any libpq connection\n"
+	"                            string or URI): several nodes share one database\n"
+	"  --node-id NAME            this node's name on a shared store (default: the\n"
+	"                            host name and a suffix unique to this start)\n"
+	"  --lease SECONDS           a running job is held this long without renewal on a\n"
+	"                            shared store; a dead node's jobs run again (or fail,\n"
+	"                            by on_interrupt) after it (default 30)\n"
 	"  --sync full|normal        full (default): an accepted job survives power loss;\n"
 	"                            normal: it survives a crash of crund, not of the machine\n"
 	"  --retry-max-delay S       longest backoff before a retry (default 3600)\n"
@@ -122,6 +129,8 @@ static const struct opt opts[] = {
 	{"store", T_STR, O(store), 0, 0, 0},
 	{"sync", T_SYNC, O(sync), 0, 0, 0},
 	{"retry-max-delay", T_DOUBLE, O(retry_max_delay), 0, 0, 30 * 86400.0},
+	{"node-id", T_STR, O(node_id), 0, 0, 0},
+	{"lease", T_DOUBLE, O(lease), 0, 0.3, 86400},
 };
 #undef O
 
@@ -170,6 +179,7 @@ void crd_config_free(crd_config *c)
 	}
 	free(c->config_file);
 	free(c->store);
+	free(c->node_id);
 	memset(c, 0, sizeof(*c));
 }
 

@@ -83,6 +83,8 @@ typedef struct crd_config {
 	char *store;            /* --store URL, owned; NULL: crd_store_default_url() */
 	int sync;               /* CRD_STORE_SYNC_* */
 	double retry_max_delay; /* s: the cap of a retry's backoff */
+	char *node_id;          /* --node-id (shared store), owned, or NULL: host-suffix */
+	double lease;           /* --lease s (shared store) */
 } crd_config;
 
 void crd_config_defaults(crd_config *c);

@@ -14,8 +14,8 @@
 if HAVE_CHECK
 DAEMON_TESTS += tests/test-route tests/test-http tests/test-api tests/test-jobs tests/test-config
 check_PROGRAMS += tests/test-route tests/test-http tests/test-api tests/test-jobs tests/test-config
-DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) -I$(top_srcdir)/daemon
-DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
+DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(LIBPQ_CFLAGS) -I$(top_srcdir)/daemon
+DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) -lpthread -lm
 
 tests_test_route_SOURCES = tests/test-route.c daemon/http/route.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) \
 	daemon/buf.c daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/elf.c \

@@ -10,7 +10,7 @@ check_PROGRAMS += $(FUZZ_TESTS)
 
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon -I$(top_srcdir)/client \
 	-I$(top_srcdir)/tests/fuzz
-FUZZ_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS)
+FUZZ_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFLAGS) $(LIBPQ_CFLAGS)
 FUZZ_COMMON = tests/fuzz/replay.c tests/fuzz/fuzz.h
 # The corpus dirs, read by replay.c at run time.
 FUZZ_CORPUS_DIR = $(abs_top_srcdir)/tests/fuzz/corpus
@@ -19,7 +19,7 @@ tests_fuzz_fuzz_route_SOURCES = tests/fuzz/fuzz-route.c $(FUZZ_COMMON) \
 	daemon/http/route.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c
 tests_fuzz_fuzz_route_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/route"'
 tests_fuzz_fuzz_route_CFLAGS = $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_route_LDADD = lib/libcrunner.la $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -lm
+tests_fuzz_fuzz_route_LDADD = lib/libcrunner.la $(JANSSON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) -lpthread -lm
 
 # args and body read the demo plugin's real job table: its source is
 # linked in (its job bodies need libcrunner; they never run here).
@@ -35,7 +35,7 @@ tests_fuzz_fuzz_body_SOURCES = tests/fuzz/fuzz-body.c $(FUZZ_COMMON) \
 	plugins/demo/demo.c
 tests_fuzz_fuzz_body_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/body"'
 tests_fuzz_fuzz_body_CFLAGS = $(FUZZ_CFLAGS)
-tests_fuzz_fuzz_body_LDADD = lib/libcrunner.la $(JANSSON_LIBS) $(SQLITE_LIBS) -lpthread -ldl -lm
+tests_fuzz_fuzz_body_LDADD = lib/libcrunner.la $(JANSSON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) -lpthread -ldl -lm
 
 tests_fuzz_fuzz_config_SOURCES = tests/fuzz/fuzz-config.c $(FUZZ_COMMON) \
 	daemon/settings.c daemon/log.c daemon/buf.c

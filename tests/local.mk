@@ -15,6 +15,7 @@ include tests/e2e.mk
 include tests/systemd.mk
 include tests/fuzz.mk
 include tests/ui.mk
+include tests/pg.mk
 TESTS += $(LIB_TESTS) $(DAEMON_TESTS) $(PLUGIN_TESTS) $(CLIENT_TESTS) $(E2E_TESTS) $(SYSTEMD_TESTS) $(FUZZ_TESTS) $(UI_TESTS)
 
 # `make check-lib`: only the runtime's suites (the ucontext CI build uses it).

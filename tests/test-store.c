@@ -1,12 +1,19 @@
 /*
  * test-store.c — the store seam (daemon/store/): the same cases against
- * every backend (memory:, sqlite:), then what only a file can show
- * (reopening, the lock, foreign and newer files, a failing disk).
+ * every backend (memory:, sqlite:, postgresql:), then what only a file can
+ * show (reopening, the lock, foreign and newer files, a failing disk) and
+ * what only a shared database can (two nodes migrating at once).
+ *
+ * PostgreSQL: CRUND_TEST_PG_URL names a server to use (each test gets a
+ * schema of its own); without it the suite starts a throwaway cluster with
+ * tests/pg/cluster.sh and stops it at the end.  When PostgreSQL is not
+ * installed the postgresql cases are left out, with a message saying so.
  */
 #include "config.h"
 
 #include <check.h>
 #include <errno.h>
+#include <libpq-fe.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -20,8 +27,11 @@
 #include "store/store.h"
 #include "testutil.h"
 
-static const char *const KINDS[] = {"memory", "sqlite"};
-#define NKINDS 2
+static const char *const KINDS[] = {"memory", "sqlite", "postgresql"};
+static int NKINDS = 2;       /* 3 when a PostgreSQL server is there */
+static char pg_base[512];    /* its URL */
+static char pg_cluster[512]; /* a cluster this suite started, or "" */
+static int pg_schema_n;
 
 static char dir[256];
 
@@ -38,12 +48,33 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
+/* A fresh schema on the PostgreSQL server, and the URL that uses it. */
+static void pg_url(char *out, size_t n)
+{
+	char schema[64], sql[300];
+	snprintf(schema, sizeof(schema), "t%ld_%d", (long)getpid(), pg_schema_n++);
+	PGconn *c = PQconnectdb(pg_base);
+	ck_assert_msg(PQstatus(c) == CONNECTION_OK, "%s", PQerrorMessage(c));
+	snprintf(sql, sizeof(sql),
+		 "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE;"
+		 " CREATE SCHEMA %s",
+		 schema, schema);
+	PGresult *r = PQexec(c, sql);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_COMMAND_OK);
+	PQclear(r);
+	PQfinish(c);
+	snprintf(out, n, "%s%coptions=-csearch_path%%3D%s", pg_base,
+		 strchr(pg_base, '?') ? '&' : '?', schema);
+}
+
 static void url_for(int kind, char *out, size_t n)
 {
 	if (kind == 0)
 		snprintf(out, n, "memory:");
-	else
+	else if (kind == 1)
 		snprintf(out, n, "sqlite:%s/sub/crund.db", dir);
+	else
+		pg_url(out, n);
 }
 
 /* A test body runs as a task on a loop (the store's callbacks need one). */
@@ -51,7 +82,7 @@ typedef struct tctx {
 	int kind;
 	cr_loop *loop;
 	crd_store *st;
-	char url[320];
+	char url[700];
 } tctx;
 
 static crd_store *open_ok(tctx *t)
@@ -590,11 +621,121 @@ START_TEST(unknown_urls_are_refused_clearly)
 	char err[512] = "";
 	ck_assert_int_eq(try_open("redis://x", err, sizeof(err)), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "sqlite:PATH"));
+	ck_assert_ptr_nonnull(strstr(err, "postgresql://"));
 	ck_assert_int_eq(try_open("sqlite:", err, sizeof(err)), -EINVAL);
-	ck_assert_int_eq(try_open("postgresql://db/crund", err, sizeof(err)), -EINVAL);
-	ck_assert_ptr_nonnull(strstr(err, "PostgreSQL"));
 }
 END_TEST
+
+/* ------------------------------------------------- postgresql only */
+
+START_TEST(postgresql_refuses_an_unreachable_server_with_the_reason)
+{
+	char err[512] = "";
+	int rc = try_open("postgresql://crund@127.0.0.1:1/crund?connect_timeout=2", err,
+			  sizeof(err));
+	ck_assert_int_lt(rc, 0);
+	ck_assert_ptr_nonnull(strstr(err, "127.0.0.1"));
+	ck_assert_ptr_nonnull(strstr(err, "connect"));
+}
+END_TEST
+
+/* Two nodes open an empty database at the same moment: the migration runs
+ * once (under the advisory lock), both see the same id prefix. */
+START_TEST(two_nodes_opening_an_empty_database_migrate_once)
+{
+	char url[700];
+	pg_url(url, sizeof(url));
+	int fds[2][2];
+	pid_t pids[2];
+	for (int i = 0; i < 2; i++) {
+		ck_assert_int_eq(pipe(fds[i]), 0);
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0) {
+			char e[512], out[64] = "fail";
+			crd_store *st = NULL;
+			cr_loop *loop = tu_loop();
+			crd_store_opts o = {.loop = loop};
+			if (crd_store_open(url, &o, &st, e, sizeof(e)) == 0) {
+				snprintf(out, sizeof(out), "%s", crd_store_id_prefix(st));
+				crd_store_close(st);
+			}
+			if (write(fds[i][1], out, strlen(out)) < 0)
+				_exit(2);
+			_exit(0);
+		}
+		close(fds[i][1]);
+	}
+	char got[2][64];
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = read(fds[i][0], got[i], sizeof(got[i]) - 1);
+		got[i][n > 0 ? n : 0] = '\0';
+		close(fds[i][0]);
+		int status;
+		waitpid(pids[i], &status, 0);
+	}
+	ck_assert_str_ne(got[0], "fail");
+	ck_assert_str_eq(got[0], got[1]);
+	/* one schema version row: migrated once */
+	char sch[64];
+	snprintf(sch, sizeof(sch), "t%ld_%d", (long)getpid(), pg_schema_n - 1);
+	PGconn *c = PQconnectdb(pg_base);
+	char sql[160];
+	snprintf(sql, sizeof(sql), "SELECT count(*), max(version) FROM %s.crund_schema", sch);
+	PGresult *r = PQexec(c, sql);
+	ck_assert_int_eq(PQresultStatus(r), PGRES_TUPLES_OK);
+	ck_assert_str_eq(PQgetvalue(r, 0, 0), "1");
+	ck_assert_str_eq(PQgetvalue(r, 0, 1), "1");
+	PQclear(r);
+	PQfinish(c);
+}
+END_TEST
+
+/* PostgreSQL for the suite: CRUND_TEST_PG_URL, or a throwaway cluster. */
+static void pg_setup(void)
+{
+	const char *u = getenv("CRUND_TEST_PG_URL");
+	if (u && *u) {
+		snprintf(pg_base, sizeof(pg_base), "%s", u);
+		NKINDS = 3;
+		return;
+	}
+	const char *src = getenv("top_srcdir");
+	char cmd[1024];
+	snprintf(cmd, sizeof(cmd), "'%s/tests/pg/cluster.sh' start", src ? src : ".");
+	FILE *p = popen(cmd, "r");
+	if (!p || !fgets(pg_cluster, sizeof(pg_cluster), p)) {
+		if (p)
+			pclose(p);
+		pg_cluster[0] = '\0';
+		fprintf(stderr, "test-store: no PostgreSQL (tests/pg/cluster.sh could not start "
+				"one): the postgresql cases are left out\n");
+		return;
+	}
+	pclose(p);
+	pg_cluster[strcspn(pg_cluster, "\n")] = '\0';
+	snprintf(cmd, sizeof(cmd), "'%s/tests/pg/cluster.sh' url '%s'", src ? src : ".",
+		 pg_cluster);
+	p = popen(cmd, "r");
+	if (p && fgets(pg_base, sizeof(pg_base), p)) {
+		pg_base[strcspn(pg_base, "\n")] = '\0';
+		NKINDS = 3;
+	}
+	if (p)
+		pclose(p);
+}
+
+static void pg_teardown(void)
+{
+	if (!pg_cluster[0])
+		return;
+	const char *src = getenv("top_srcdir");
+	char cmd[1100];
+	snprintf(cmd, sizeof(cmd), "'%s/tests/pg/cluster.sh' stop '%s'", src ? src : ".",
+		 pg_cluster);
+	if (system(cmd) != 0)
+		fprintf(stderr, "test-store: could not stop the cluster in %s\n", pg_cluster);
+}
 
 START_TEST(the_default_url_follows_systemd_and_xdg)
 {
@@ -618,6 +759,7 @@ END_TEST
 
 int main(void)
 {
+	pg_setup();
 	Suite *s = suite_create("store");
 	TCase *tc = tcase_create("every backend");
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -639,6 +781,14 @@ int main(void)
 	tcase_add_test(tc, unknown_urls_are_refused_clearly);
 	tcase_add_test(tc, the_default_url_follows_systemd_and_xdg);
 	suite_add_tcase(s, tc);
+	if (NKINDS == 3) {
+		tc = tcase_create("postgresql");
+		tcase_add_test(tc, postgresql_refuses_an_unreachable_server_with_the_reason);
+		tcase_add_test(tc, two_nodes_opening_an_empty_database_migrate_once);
+		suite_add_tcase(s, tc);
+	}
 	(void)KINDS;
-	return tu_main(s);
+	int rc = tu_main(s);
+	pg_teardown();
+	return rc;
 }

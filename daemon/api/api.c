@@ -251,6 +251,122 @@ static crd_mhd_result retry_job(crd_req *r, crd_jobrec *j)
 	return submit(r, &sub, wait);
 }
 
+/* ------------------------------------------------------- shared store
+ *
+ * With a shared store (postgresql:) this node holds only some jobs: a job
+ * it does not hold is read from the database (the request is held
+ * meanwhile) and kept as a REMOTE record, which the route then serves
+ * like any record; listings read the database. */
+
+struct read_ticket {
+	struct crd_hold_ticket hold;
+};
+
+static void job_read(void *arg, int rc, const crd_store_job *rows, size_t n, bool more)
+{
+	struct read_ticket *t = arg;
+	crd_req *r = t->hold.req;
+	(void)more;
+	if (r) {
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = CRD_API_FETCHED;
+		a->accept_rc = rc;
+		if (rc == 0 && n == 1 && !crd_jobs_cache_row(&crd_d.jobs, &rows[0]))
+			a->accept_rc = -ENOMEM;
+		crd_http_release(&t->hold);
+	}
+	free(t);
+}
+
+static crd_mhd_result read_failed(crd_req *r, int rc)
+{
+	crd_resp_opts o = {.retry_after = 1};
+	if (rc == -ENOENT)
+		return job_not_found(r);
+	if (rc == -ENOMEM)
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	return crd_http_error(r, 503, "store_unavailable", &o, "the job store cannot be read: %s",
+			      cr_strerror(rc));
+}
+
+/* Hold r while the job named in the route is read from the database. */
+static crd_mhd_result fetch_job(crd_req *r)
+{
+	crd_api_req *a = crd_api_req_of(r);
+	uint64_t seq;
+	if (crd_jobs_parse_id(&crd_d.jobs, a->rm.param, &seq) < 0)
+		return job_not_found(r); /* not an id of this store: no query */
+	struct read_ticket *t = calloc(1, sizeof(*t));
+	if (!t)
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	int rc = crd_store_fetch(crd_d.store, a->rm.param, job_read, t);
+	if (rc < 0) {
+		free(t);
+		return read_failed(r, rc);
+	}
+	a->phase = CRD_API_FETCH;
+	return crd_http_hold(r, &t->hold);
+}
+
+static void jobs_listed(void *arg, int rc, const crd_store_job *rows, size_t n, bool more)
+{
+	struct read_ticket *t = arg;
+	crd_req *r = t->hold.req;
+	if (r) {
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = CRD_API_LISTED;
+		a->accept_rc = rc;
+		if (rc == 0) {
+			crd_buf *b = &a->stream;
+			crd_buf_adds(b, "{\"jobs\":[");
+			for (size_t i = 0; i < n; i++) {
+				if (i)
+					crd_buf_addc(b, ',');
+				crd_jobs_render_row(&crd_d.jobs, b, &rows[i]);
+			}
+			crd_buf_adds(b, "],\"next_cursor\":");
+			if (more && n)
+				crd_buf_add_jstr(b, rows[n - 1].id);
+			else
+				crd_buf_adds(b, "null");
+			crd_buf_adds(b, "}\n");
+		}
+		crd_http_release(&t->hold);
+	}
+	free(t);
+}
+
+static crd_mhd_result list_shared(crd_req *r, unsigned mask, const char *plugin, const char *cursor,
+				  size_t limit)
+{
+	uint64_t before = 0;
+	if (cursor && crd_jobs_parse_id(&crd_d.jobs, cursor, &before) < 0)
+		return crd_http_error(r, 400, "invalid_parameter", NULL,
+				      "'cursor' is not a cursor from this daemon (use next_cursor "
+				      "of a previous page)");
+	struct read_ticket *t = calloc(1, sizeof(*t));
+	if (!t)
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	int rc = crd_store_list(crd_d.store, mask, plugin, before, limit, jobs_listed, t);
+	if (rc < 0) {
+		free(t);
+		return read_failed(r, rc);
+	}
+	crd_api_req_of(r)->phase = CRD_API_FETCH;
+	return crd_http_hold(r, &t->hold);
+}
+
+static crd_mhd_result listed_again(crd_req *r)
+{
+	crd_api_req *a = crd_api_req_of(r);
+	if (a->accept_rc < 0)
+		return read_failed(r, a->accept_rc);
+	crd_buf *b = crd_http_out(r);
+	crd_buf_add(b, a->stream.data, a->stream.len);
+	crd_buf_free(&a->stream);
+	return crd_http_send(r, 200, NULL);
+}
+
 /* ------------------------------------------------------------- GET /v1/jobs */
 
 struct list_ctx {
@@ -285,6 +401,8 @@ static crd_mhd_result list_jobs(crd_req *r)
 				      CRUND_LIST_MAX);
 	if (cursor && !*cursor)
 		cursor = NULL;
+	if (crd_store_shared(crd_d.store))
+		return list_shared(r, mask, plugin && *plugin ? plugin : NULL, cursor, limit);
 	crd_buf *b = crd_http_out(r);
 	struct list_ctx c = {b, 0, NULL};
 	bool more;
@@ -446,7 +564,14 @@ static crd_mhd_result get_info(crd_req *r)
 	crd_buf_addf(
 		b, ",\"durable\":%s,\"error\":", crd_store_durable(crd_d.store) ? "true" : "false");
 	crd_buf_add_jstr(b, crd_store_error(crd_d.store, NULL));
-	crd_buf_adds(b, "}}\n");
+	crd_buf_adds(b, "}");
+	if (crd_store_shared(crd_d.store)) {
+		crd_buf_adds(b, ",\"node\":");
+		crd_buf_add_jstr(b, crd_store_node_id(crd_d.store));
+		crd_buf_adds(b, ",\"nodes\":");
+		crd_buf_adds(b, crd_store_nodes_json(crd_d.store));
+	}
+	crd_buf_adds(b, "}\n");
 	return crd_http_send(r, 200, NULL);
 }
 
@@ -517,6 +642,11 @@ static crd_mhd_result api_handle(crd_req *r)
 	case CRUND_R_JOB_EVENTS:
 	case CRUND_R_JOB_LOG:
 		j = crd_jobs_find(&crd_d.jobs, rm->param);
+		/* shared store: a job held elsewhere (or a copy read a while
+		 * ago) is read from the database first */
+		if (crd_store_shared(crd_d.store) && crd_api_req_of(r)->phase != CRD_API_FETCHED &&
+		    (!j || (j->flags & CRUND_JF_REMOTE)))
+			return fetch_job(r);
 		if (!j)
 			return job_not_found(r);
 		break;
@@ -566,6 +696,14 @@ static crd_mhd_result api_again(crd_req *r)
 		return accepted_again(r);
 	case CRD_API_WAIT:
 		return crd_api_wait_again(r);
+	case CRD_API_FETCH:
+		return crd_http_error(r, 503, "draining", NULL, "the daemon is shutting down");
+	case CRD_API_FETCHED:
+		if (crd_api_req_of(r)->accept_rc < 0)
+			return read_failed(r, crd_api_req_of(r)->accept_rc);
+		return api_handle(r); /* the record is there now */
+	case CRD_API_LISTED:
+		return listed_again(r);
 	default:
 		return crd_http_error(r, 500, "internal", NULL, "a request was asked again");
 	}

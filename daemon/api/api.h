@@ -24,6 +24,9 @@ enum {
 	CRD_API_ACCEPTED, /* ... committed (or failed): accept_rc */
 	CRD_API_WAIT,     /* a long-poll, deferred or parked */
 	CRD_API_STREAM,   /* an event stream */
+	CRD_API_FETCH,    /* shared store: reading a job held elsewhere */
+	CRD_API_FETCHED,  /* ... read (or failed): accept_rc */
+	CRD_API_LISTED,   /* shared store: a list read (rendered in `stream`) */
 };
 
 /* The API's state of one request: the transport's area of it

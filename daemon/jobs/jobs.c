@@ -238,6 +238,8 @@ static void job_free(crd_jobs *s, crd_jobrec *j)
 	free(j->idem_key);
 	free(j->retry_of);
 	free(j->attempts);
+	if (j->flags & CRUND_JF_NODE_OWNED)
+		free((char *)j->node);
 	rec_free(s, j);
 }
 
@@ -432,6 +434,10 @@ void crd_jobs_set_store(crd_jobs *s, crd_store *st)
 			crd_jobs_set_prefix(s, p);
 		if (crd_store_max_seq(st) >= s->next_seq)
 			s->next_seq = crd_store_max_seq(st) + 1;
+		s->shared = crd_store_shared(st);
+		s->node_id = crd_store_node_id(st);
+		s->seq_end = s->shared ? s->next_seq
+				       : 0; /* a block is taken at the first submission */
 	}
 }
 
@@ -471,7 +477,18 @@ static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg
 		.log_len = j->log_len,
 		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
 		.retry_of = j->retry_of,
+		.node = s->shared ? j->node : NULL,
 	};
+	if (j->flags & CRUND_JF_REMOTE)
+		return 0; /* held elsewhere: that node writes it */
+	if ((j->flags & CRUND_JF_CLAIMED) && j->state == CRUND_JOB_QUEUED) {
+		/* shared store, a slot free: the row claims the job for this node
+		 * (it starts once committed, without another write) */
+		row.state = CRUND_JOB_RUNNING;
+		row.attempt = j->attempt + 1u;
+		row.started_at = s->now();
+		row.node = s->node_id;
+	}
 	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
 	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
 	 * freed while still listed would be read after free). */
@@ -559,24 +576,27 @@ struct load_ctx {
 };
 
 /* One stored job back into a record. */
-static int load_row(const crd_store_job *row, void *arg)
+/* A record (not linked anywhere) from a stored row: *ret_rc 0 and NULL
+ * for a row this crund did not write (skip it), -ENOMEM.  *ret_missing:
+ * its plugin job is not loaded (a ghost stands in). */
+static crd_jobrec *rec_of_row(crd_jobs *s, const crd_store_job *row, crd_jobs_resolve_fn resolve,
+			      void *arg, bool *ret_missing, int *ret_rc)
 {
-	struct load_ctx *c = arg;
-	crd_jobs *s = c->s;
 	const crd_loaded_plugin *p = NULL;
-	const crund_job_spec *spec = c->resolve(c->arg, row->plugin, row->job, &p);
+	const crund_job_spec *spec = resolve ? resolve(arg, row->plugin, row->job, &p) : NULL;
 	bool missing = !spec;
+	*ret_rc = -ENOMEM;
+	*ret_missing = missing;
 	if (missing && !(spec = ghost_spec(s, row->plugin, row->job, &p)))
-		return -ENOMEM;
-	if (row->state < 0 || row->state >= CRUND_JOB_NSTATES ||
+		return NULL;
+	*ret_rc = 0;
+	if (!row->id || !row->args || row->state < 0 || row->state >= CRUND_JOB_NSTATES ||
 	    strlen(row->id) >= CRUND_JOB_ID_MAX)
-		return 0; /* not a row this crund wrote: skip it */
-	if (s->count >= s->hsize && hash_grow(s) < 0)
-		return -ENOMEM;
-	rehash_step(s, REHASH_STEP);
+		return NULL; /* not a row this crund wrote: skip it */
+	*ret_rc = -ENOMEM;
 	crd_jobrec *j = rec_alloc(s);
 	if (!j)
-		return -ENOMEM;
+		return NULL;
 	j->store = s;
 	j->seq = row->seq;
 	memcpy(j->id, row->id, strlen(row->id) + 1);
@@ -609,7 +629,7 @@ static int load_row(const crd_store_job *row, void *arg)
 		oom = true;
 	if (oom) {
 		job_free(s, j);
-		return -ENOMEM;
+		return NULL;
 	}
 	j->timeout = row->timeout;
 	j->progress = row->progress;
@@ -628,6 +648,26 @@ static int load_row(const crd_store_job *row, void *arg)
 								      : CRD_ON_INTERRUPT_FAIL;
 	j->run_at = row->run_at;
 	j->state = (uint8_t)row->state;
+	if (row->node && s->shared) {
+		if ((j->node = strdup(row->node)))
+			j->flags |= CRUND_JF_NODE_OWNED;
+	}
+	*ret_rc = 0;
+	return j;
+}
+
+static int load_row(const crd_store_job *row, void *arg)
+{
+	struct load_ctx *c = arg;
+	crd_jobs *s = c->s;
+	bool missing;
+	int rc;
+	if (s->count >= s->hsize && hash_grow(s) < 0)
+		return -ENOMEM;
+	rehash_step(s, REHASH_STEP);
+	crd_jobrec *j = rec_of_row(s, row, c->resolve, c->arg, &missing, &rc);
+	if (!j)
+		return rc;
 	if (j->idem_key &&
 	    json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) < 0) {
 		job_free(s, j);
@@ -670,8 +710,10 @@ static int load_row(const crd_store_job *row, void *arg)
 
 int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg)
 {
-	if (!s->st)
-		return 0;
+	s->resolve = resolve;
+	s->resolve_arg = arg;
+	if (!s->st || s->shared)
+		return 0; /* shared: jobs are claimed, not loaded */
 	struct load_ctx c = {s, resolve, arg};
 	s->loading = true;
 	int rc = crd_store_load(s->st, load_row, &c);
@@ -681,9 +723,13 @@ int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg)
 	return 0; /* nothing runs before crd_jobs_run */
 }
 
+static int join_nodes(crd_jobs *s);
+
 void crd_jobs_run(crd_jobs *s)
 {
 	s->loading = false;
+	if (s->shared && join_nodes(s) < 0)
+		s->n_store_errors++;
 	start_queued(s);
 	arm_wake(s);
 }
@@ -724,7 +770,10 @@ static void job_forget(crd_jobs *s, crd_jobrec *j)
 		j->newer->older = j->older;
 	else
 		s->newest = j->older;
-	if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED))
+	bool remote = (j->flags & CRUND_JF_REMOTE) != 0;
+	if (remote)
+		; /* in no list */
+	else if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED))
 		q_unlink(&s->d_head, &s->d_tail, j);
 	else if (j->state == CRUND_JOB_QUEUED && !(j->flags & CRUND_JF_UNCOMMITTED))
 		q_unlink(&s->q_head, &s->q_tail, j);
@@ -732,14 +781,20 @@ static void job_forget(crd_jobs *s, crd_jobrec *j)
 		q_unlink(&s->e_head, &s->e_tail, j);
 	if (j->flags & CRUND_JF_DIRTY)
 		dirty_remove(s, j);
-	if (s->st && !(j->flags & CRUND_JF_UNCOMMITTED) && crd_store_delete(s->st, j->seq) < 0)
+	/* shared: forgetting a record is not forgetting the job (the elected
+	 * node prunes by retention), unless it is a DELETE */
+	if (s->st && !(j->flags & CRUND_JF_UNCOMMITTED) && (!s->shared || s->explicit_delete) &&
+	    crd_store_delete(s->st, j->seq) < 0)
 		s->n_store_errors++;
 	if (j->idem_key) {
 		json_t *v = json_object_get(s->idem, j->idem_key);
 		if (v && (uint64_t)json_integer_value(v) == j->seq)
 			json_object_del(s->idem, j->idem_key);
 	}
-	s->n_state[j->state]--;
+	if (remote)
+		s->n_remote--;
+	else
+		s->n_state[j->state]--;
 	s->count--;
 	job_free(s, j);
 }
@@ -761,8 +816,12 @@ static void retain_count(crd_jobs *s)
 	}
 }
 
+static void drop_remote(crd_jobs *s);
+
 void crd_jobs_expire(crd_jobs *s)
 {
+	if (s->n_remote)
+		drop_remote(s);
 	double limit = s->now() - s->lim.retain_seconds;
 	crd_jobrec *j = s->e_head;
 	while (j && j->finished_at < limit) {
@@ -803,7 +862,16 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 	}
 	if (j->attempt == 1 || due > j->created_at)
 		crd_hist_observe(&s->queue_wait, j->started_at - due);
-	persist(s, j, NULL, NULL);
+	if (s->shared) {
+		if (j->flags & CRUND_JF_NODE_OWNED)
+			free((char *)j->node);
+		j->flags &= (uint16_t)~CRUND_JF_NODE_OWNED;
+		j->node = s->node_id;
+	}
+	if (j->flags & CRUND_JF_CLAIMED)
+		j->flags &= (uint16_t)~CRUND_JF_CLAIMED; /* its claim wrote the start */
+	else
+		persist(s, j, NULL, NULL);
 	crd_jobs_announce(s, j);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
@@ -919,6 +987,8 @@ static int args_text(crd_jobrec *j)
 	return 0;
 }
 
+static void shared_committed(crd_jobs *s, crd_jobrec *j, bool claimed);
+
 /* A submission waiting for its commit. */
 struct accept_wait {
 	crd_jobs *s;
@@ -941,6 +1011,9 @@ static void on_committed(void *arg, int rc)
 		free(w);
 		return;
 	}
+	bool claimed = j && (j->flags & CRUND_JF_UNCOMMITTED) && (j->flags & CRUND_JF_CLAIMED);
+	if (claimed)
+		s->n_claiming--;
 	if (j && (j->flags & CRUND_JF_UNCOMMITTED)) {
 		j->flags &= (uint16_t)~CRUND_JF_UNCOMMITTED;
 		if (rc < 0) {
@@ -949,6 +1022,8 @@ static void on_committed(void *arg, int rc)
 			s->n_submitted--;
 			job_forget(s, j);
 			j = NULL;
+		} else if (s->shared) {
+			shared_committed(s, j, claimed);
 		} else {
 			enqueue(s, j); /* draining: it waits for the next start */
 			crd_jobs_announce(s, j);
@@ -1013,6 +1088,19 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	}
 	bool due = req->run_at <= s->now();
 	bool slot = due && s->n_state[CRUND_JOB_RUNNING] < s->lim.max_running && !s->q_head;
+	if (s->shared) {
+		/* the queue is the database's; a free slot claims at insert */
+		slot = due && s->n_state[CRUND_JOB_RUNNING] + s->n_claiming < s->lim.max_running;
+		if (s->next_seq >= s->seq_end) {
+			uint64_t lo, hi;
+			if (crd_store_seq_block(s->st, &lo, &hi) < 0) {
+				json_decref(args);
+				return -EIO; /* the next block is on its way */
+			}
+			s->next_seq = lo;
+			s->seq_end = hi;
+		}
+	}
 	if (!slot && s->n_state[CRUND_JOB_QUEUED] >= s->lim.max_queued) {
 		json_decref(args);
 		return -EAGAIN;
@@ -1078,6 +1166,10 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			return -ENOMEM;
 		}
 		j->flags |= CRUND_JF_UNCOMMITTED;
+		if (s->shared && slot) {
+			j->flags |= CRUND_JF_CLAIMED;
+			s->n_claiming++;
+		}
 		w->s = s;
 		w->seq = j->seq;
 		w->accepted = req->accepted;
@@ -1085,6 +1177,8 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 		w->again = false;
 		if (persist(s, j, on_committed, w) < 0) {
 			free(w);
+			if (j->flags & CRUND_JF_CLAIMED)
+				s->n_claiming--;
 			job_forget(s, j);
 			return -ENOMEM;
 		}
@@ -1161,6 +1255,8 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 	}
 	if (s->ops.ended)
 		s->ops.ended(j, s->ops_data);
+	if (s->shared)
+		crd_store_wake(s->st); /* a slot is free: claim */
 	start_queued(s);
 	retain_count(s);
 }
@@ -1244,6 +1340,10 @@ static void record_attempt(crd_jobrec *j, double finished, const char *code, con
 	} else {
 		crd_buf_adds(&b, "null");
 	}
+	if (j->store->shared && j->node) {
+		crd_buf_adds(&b, ",\"node\":");
+		crd_buf_add_jstr(&b, j->node);
+	}
 	crd_buf_adds(&b, "}]");
 	char *t = crd_buf_steal(&b, NULL);
 	if (t) {
@@ -1281,6 +1381,8 @@ static bool retryable(const char *code)
 
 /* A running (or, at load, interrupted) job goes back to the queue for
  * another attempt at run_at. */
+static void go_remote(crd_jobs *s, crd_jobrec *j);
+
 static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
 {
 	set_state(s, j, CRUND_JOB_QUEUED);
@@ -1289,6 +1391,14 @@ static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
 	j->result = NULL;
 	j->result_len = 0;
 	s->n_retries++;
+	if (s->shared) {
+		/* back to the database's queue, for any node */
+		persist(s, j, NULL, NULL);
+		go_remote(s, j);
+		if (j->subs)
+			crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+		return;
+	}
 	enqueue(s, j);
 	persist(s, j, NULL, NULL);
 	crd_jobs_announce(s, j);
@@ -1402,6 +1512,8 @@ int crd_jobs_cancel(crd_jobs *s, crd_jobrec *j, const char *code)
 {
 	if (crd_job_state_ended(j->state))
 		return -EALREADY;
+	if (j->flags & CRUND_JF_REMOTE) /* its node is told (or, queued, it ends there) */
+		return crd_store_cancel(s->st, j->seq, NULL, NULL);
 	bool shutdown = code && !strcmp(code, "shutdown");
 	if (j->state == CRUND_JOB_QUEUED) {
 		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, shutdown ? "shutdown" : "cancelled",
@@ -1424,7 +1536,9 @@ int crd_jobs_delete(crd_jobs *s, crd_jobrec *j)
 {
 	if (!crd_job_state_ended(j->state) || j->task)
 		return -EBUSY;
+	s->explicit_delete = true;
 	job_forget(s, j);
+	s->explicit_delete = false;
 	return 0;
 }
 
@@ -1446,7 +1560,7 @@ void crd_jobs_cancel_running(crd_jobs *s, const char *code)
 	/* newest first is as good as any order; collect nothing: cancel only
 	 * asks, records change later in finish. */
 	for (crd_jobrec *j = s->newest; j; j = j->older)
-		if (j->state == CRUND_JOB_RUNNING)
+		if (j->state == CRUND_JOB_RUNNING && !(j->flags & CRUND_JF_REMOTE))
 			crd_jobs_cancel(s, j, code);
 }
 
@@ -1659,10 +1773,314 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 	add_time(b, ",\"run_at\":", j->state == CRUND_JOB_QUEUED ? j->run_at : 0);
 	crd_buf_adds(b, j->on_interrupt == CRD_ON_INTERRUPT_RETRY ? ",\"on_interrupt\":\"retry\""
 								  : ",\"on_interrupt\":\"fail\"");
+	if (j->node && j->store->shared && j->attempt > 0) {
+		crd_buf_add(b, ",\"node\":", 8);
+		crd_buf_add_jstr(b, j->node);
+	}
 	crd_buf_add(b, ",\"attempts\":", 12);
 	if (j->attempts)
 		crd_buf_adds(b, j->attempts);
 	else
 		crd_buf_add(b, "[]", 2);
 	crd_buf_addc(b, '}');
+}
+
+/* ------------------------------------------------------- shared store */
+
+/* The record becomes a copy of a job held elsewhere (or queued in the
+ * database): out of every list and count; subscribers stay. */
+static void go_remote(crd_jobs *s, crd_jobrec *j)
+{
+	if (j->flags & CRUND_JF_REMOTE)
+		return;
+	if (j->flags & CRUND_JF_DIRTY)
+		dirty_remove(s, j);
+	s->n_state[j->state]--;
+	j->flags |= CRUND_JF_REMOTE;
+	j->cached_at = s->now();
+	s->n_remote++;
+	if (j->args && !j->task)
+		crd_jobs_task_gone(j);
+}
+
+/* A shared submission committed: claimed at insert, it starts here;
+ * otherwise it waits in the database for any node. */
+static void shared_committed(crd_jobs *s, crd_jobrec *j, bool claimed)
+{
+	if (!claimed) {
+		go_remote(s, j);
+		return;
+	}
+	if (s->draining) {
+		/* its row holds it for this node: give it back */
+		j->node = s->node_id;
+		j->flags &= (uint16_t)~CRUND_JF_CLAIMED;
+		requeue(s, j, 0);
+		s->n_retries--;
+		return;
+	}
+	if (start_job(s, j) < 0) {
+		j->flags &= (uint16_t)~CRUND_JF_CLAIMED;
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "internal",
+				"the job could not be started (out of memory or coroutine stacks)");
+	}
+}
+
+/* Forget REMOTE records nobody uses (a request reads one within a few
+ * seconds of fetching it; subscribers keep theirs). */
+#define REMOTE_KEEP 10.0
+
+static void drop_remote(crd_jobs *s)
+{
+	double old = s->now() - REMOTE_KEEP;
+	crd_jobrec *j = s->oldest;
+	while (j && s->n_remote) {
+		crd_jobrec *n = j->newer;
+		if ((j->flags & CRUND_JF_REMOTE) && !j->subs && j->cached_at < old)
+			job_forget(s, j);
+		j = n;
+	}
+}
+
+/* Take a row's fields into a REMOTE record (strings replaced). */
+static int refresh_remote(crd_jobs *s, crd_jobrec *j, const crd_store_job *row)
+{
+	bool missing;
+	int rc;
+	crd_jobrec *f = rec_of_row(s, row, s->resolve, s->resolve_arg, &missing, &rc);
+	if (!f)
+		return rc < 0 ? rc : -EINVAL;
+		/* swap the owned fields: f gets the old ones and is freed */
+#define SWAP(field)                                 \
+	do {                                        \
+		__typeof__(j->field) t_ = j->field; \
+		j->field = f->field;                \
+		f->field = t_;                      \
+	} while (0)
+	SWAP(args);
+	SWAP(args_json);
+	SWAP(args_len);
+	SWAP(result);
+	SWAP(result_len);
+	SWAP(err_code);
+	SWAP(err_msg);
+	SWAP(progress_msg);
+	SWAP(log);
+	SWAP(log_len);
+	SWAP(log_cap);
+	SWAP(attempts);
+	SWAP(node);
+#undef SWAP
+	uint16_t owned = f->flags & CRUND_JF_NODE_OWNED;
+	f->flags = (uint16_t)((f->flags & ~CRUND_JF_NODE_OWNED) | (j->flags & CRUND_JF_NODE_OWNED));
+	j->flags = (uint16_t)((j->flags &
+			       ~(CRUND_JF_NODE_OWNED | CRUND_JF_PROGRESS | CRUND_JF_LOG_TRUNC)) |
+			      owned | (f->flags & (CRUND_JF_PROGRESS | CRUND_JF_LOG_TRUNC)));
+	j->progress = f->progress;
+	j->created_at = f->created_at;
+	j->started_at = f->started_at;
+	j->finished_at = f->finished_at;
+	j->attempt = f->attempt;
+	j->max_attempts = f->max_attempts;
+	j->run_at = f->run_at;
+	j->timeout = f->timeout;
+	j->state = f->state;
+	j->cached_at = s->now();
+	job_free(s, f);
+	return 0;
+}
+
+crd_jobrec *crd_jobs_cache_row(crd_jobs *s, const crd_store_job *row)
+{
+	crd_jobrec *j = crd_jobs_find_seq(s, row->seq);
+	if (j && !(j->flags & CRUND_JF_REMOTE))
+		return j; /* held here: the record is the truth */
+	if (j) {
+		int old = j->state;
+		if (refresh_remote(s, j, row) < 0)
+			return j;
+		if (j->subs && old != j->state) {
+			if (!crd_job_state_ended(j->state)) {
+				crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+			} else {
+				crd_sub *sub = j->subs;
+				j->subs = NULL;
+				while (sub) {
+					crd_sub *n = sub->next;
+					sub->next = sub->prev = NULL;
+					sub->job = NULL;
+					sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
+					sub = n;
+				}
+			}
+		}
+		return j;
+	}
+	if (s->count >= s->hsize && hash_grow(s) < 0)
+		return NULL;
+	bool missing;
+	int rc;
+	j = rec_of_row(s, row, s->resolve, s->resolve_arg, &missing, &rc);
+	if (!j)
+		return NULL;
+	if (j->args && crd_job_state_ended(j->state) == false)
+		crd_jobs_task_gone(j); /* it does not run here */
+	j->flags |= CRUND_JF_REMOTE;
+	j->cached_at = s->now();
+	/* link_new counts by state: undo that for a REMOTE record */
+	link_new(s, j);
+	s->n_state[j->state]--;
+	s->n_remote++;
+	return j;
+}
+
+void crd_jobs_render_row(crd_jobs *s, crd_buf *b, const crd_store_job *row)
+{
+	crd_jobrec *j = crd_jobs_find_seq(s, row->seq);
+	if (j && !(j->flags & CRUND_JF_REMOTE)) {
+		crd_job_render(b, j); /* held here: fresher than the row */
+		return;
+	}
+	bool missing;
+	int rc;
+	crd_jobrec *t = rec_of_row(s, row, s->resolve, s->resolve_arg, &missing, &rc);
+	if (!t) {
+		crd_buf_adds(b, "null");
+		return;
+	}
+	crd_job_render(b, t);
+	job_free(s, t);
+}
+
+/* --- what the store asks of this node */
+
+static unsigned hook_free_slots(void *arg)
+{
+	crd_jobs *s = arg;
+	size_t busy = s->n_state[CRUND_JOB_RUNNING] + s->n_claiming;
+	if (s->draining || s->loading || busy >= s->lim.max_running)
+		return 0;
+	return (unsigned)(s->lim.max_running - busy);
+}
+
+static void hook_adopt(void *arg, const crd_store_job *row)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, row->seq);
+	bool missing = false;
+	int rc;
+	if (j && !(j->flags & CRUND_JF_REMOTE))
+		return; /* cannot be: a claim takes queued rows only */
+	if (j) {
+		/* a copy of it was cached: it becomes this node's */
+		if (refresh_remote(s, j, row) < 0)
+			return; /* its lease runs out; the elected node requeues it */
+		if (!j->args && !(j->args = json_loads(j->args_json, 0, NULL)))
+			return;
+		j->flags &= (uint16_t)~CRUND_JF_REMOTE;
+		s->n_remote--;
+		missing = !j->spec->run;
+	} else {
+		if (s->count >= s->hsize && hash_grow(s) < 0)
+			return;
+		rehash_step(s, REHASH_STEP);
+		if (!(j = rec_of_row(s, row, s->resolve, s->resolve_arg, &missing, &rc)))
+			return;
+		link_new(s, j);
+		s->n_state[j->state]--; /* counted again below, as queued */
+	}
+	s->n_claimed++;
+	/* the claim made it running, attempt and node set: start_job redoes
+	 * that from queued without writing */
+	j->state = CRUND_JOB_QUEUED;
+	s->n_state[CRUND_JOB_QUEUED]++;
+	j->attempt = (uint16_t)(row->attempt ? row->attempt - 1 : 0);
+	j->run_at = 0;
+	j->flags |= CRUND_JF_CLAIMED;
+	if (missing || !j->spec->run) {
+		char msg[200];
+		snprintf(msg, sizeof(msg), "the plugin job %s/%s is not loaded on node %s",
+			 row->plugin, row->job, s->node_id);
+		j->flags &= (uint16_t)~CRUND_JF_CLAIMED;
+		j->attempt++;
+		j->node = s->node_id;
+		set_state(s, j, CRUND_JOB_RUNNING);
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "plugin_missing", msg);
+		return;
+	}
+	if (start_job(s, j) < 0) {
+		j->flags &= (uint16_t)~CRUND_JF_CLAIMED;
+		j->attempt++;
+		j->node = s->node_id;
+		set_state(s, j, CRUND_JOB_RUNNING);
+		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "internal",
+				"the job could not be started (out of memory or coroutine stacks)");
+	}
+}
+
+static void hook_cancel(void *arg, uint64_t seq)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, seq);
+	if (j && !(j->flags & CRUND_JF_REMOTE) && j->state == CRUND_JOB_RUNNING)
+		crd_jobs_cancel(s, j, "cancelled");
+}
+
+static size_t hook_watch_list(void *arg, uint64_t *out, size_t max)
+{
+	crd_jobs *s = arg;
+	size_t n = 0;
+	if (!s->n_remote)
+		return 0;
+	for (crd_jobrec *j = s->newest; j && n < max; j = j->older)
+		if ((j->flags & CRUND_JF_REMOTE) && j->subs)
+			out[n++] = j->seq;
+	return n;
+}
+
+static void hook_changed(void *arg, const crd_store_job *row)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, row->seq);
+	if (j && (j->flags & CRUND_JF_REMOTE))
+		crd_jobs_cache_row(s, row);
+}
+
+/* This node wrote a job it no longer holds (its lease ran out while it
+ * was paused or cut off; the job was requeued and may run elsewhere): a
+ * running one is stopped, an ended one becomes a REMOTE copy, so what this
+ * node answers comes from the database again. */
+static void hook_fenced(void *arg, uint64_t seq)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, seq);
+	if (!j || (j->flags & (CRUND_JF_REMOTE | CRUND_JF_UNCOMMITTED)))
+		return;
+	s->n_lease_fenced++;
+	if (j->state == CRUND_JOB_RUNNING) {
+		crd_jobs_cancel(s, j, "cancelled"); /* its end is fenced too, then dropped */
+		return;
+	}
+	if (!crd_job_state_ended(j->state) || j->task)
+		return;
+	q_unlink(&s->e_head, &s->e_tail, j);
+	go_remote(s, j);
+	j->cached_at = 0; /* read again at the next request */
+}
+
+static const crd_store_node_hooks node_hooks = {
+	.fenced = hook_fenced,
+	.free_slots = hook_free_slots,
+	.adopt = hook_adopt,
+	.cancel = hook_cancel,
+	.watch_list = hook_watch_list,
+	.changed = hook_changed,
+};
+
+static int join_nodes(crd_jobs *s) { return crd_store_join(s->st, &node_hooks, s); }
+
+void crd_jobs_leave(crd_jobs *s)
+{
+	if (s->shared)
+		crd_store_leave(s->st);
 }

@@ -113,6 +113,12 @@ enum {
 	CRUND_JF_DELAYED = 0x100,     /* queued, in the delayed list (run_at) */
 	CRUND_JF_UNCOMMITTED = 0x200, /* submitted, its row not yet durable */
 	CRUND_JF_DIRTY = 0x400,       /* on the dirty list: log/progress to hand to the store */
+	/* shared store (several nodes, docs/ARCHITECTURE.md §8.5) */
+	CRUND_JF_REMOTE = 0x800,      /* a copy of a job held elsewhere: never run nor
+	                               * written here, not counted, dropped when unused */
+	CRUND_JF_CLAIMED = 0x1000,    /* its row makes it this node's (claimed): its
+	                               * start writes nothing more */
+	CRUND_JF_NODE_OWNED = 0x2000, /* node is the record's own copy */
 };
 
 #define CRUND_JOB_ID_MAX 32
@@ -151,6 +157,9 @@ struct crd_jobrec {
 	double run_at;     /* queued: not before (delay, backoff); 0: due */
 	char *attempts;    /* JSON array text of the earlier attempts, owned, or NULL */
 	crd_jobrec *dnext; /* dirty list (log/progress to persist) */
+	const char *node;  /* shared store: the node of the current or last
+	                    * attempt (this node's id, or owned: NODE_OWNED) */
+	double cached_at;  /* REMOTE: when it was read (monotonic-ish wall clock) */
 	uint16_t attempt;  /* the current or last attempt, 1..; 0 before the first */
 	uint16_t max_attempts;
 	uint8_t on_interrupt; /* CRD_ON_INTERRUPT_* */
@@ -189,6 +198,9 @@ typedef struct crd_jobs_limits {
 	size_t max_log_bytes;
 	double retry_max_delay; /* backoff cap, seconds; 0: 3600 */
 } crd_jobs_limits;
+
+typedef const crund_job_spec *(*crd_jobs_resolve_fn)(void *arg, const char *plugin, const char *job,
+						     const crd_loaded_plugin **ret_plugin);
 
 typedef struct crd_jobs_ops {
 	/* Start a job the store just marked running (spawn its task).  A
@@ -246,6 +258,16 @@ typedef struct crd_jobs {
 	bool pop_whole;       /* no MADV_POPULATE_WRITE: MAP_POPULATE */
 	crd_jobrec *rec_free; /* free records, linked by hnext */
 	crd_job_events ev;    /* every job's events (jobs/events.c) */
+	/* shared store (crd_store_shared): several nodes */
+	bool shared;
+	const char *node_id;         /* the store's node id */
+	uint64_t seq_end;            /* the current block of job numbers ends here */
+	unsigned n_claiming;         /* submissions claimed at insert, not committed yet */
+	size_t n_remote;             /* REMOTE records */
+	bool explicit_delete;        /* job_forget: the row goes too (DELETE) */
+	crd_jobs_resolve_fn resolve; /* plugin lookup for claimed jobs */
+	void *resolve_arg;
+	uint64_t n_claimed, n_lease_fenced;
 } crd_jobs;
 
 /* now NULL: CLOCK_REALTIME.  The id prefix comes from getrandom(). */
@@ -265,8 +287,6 @@ void crd_jobs_set_store(crd_jobs *s, crd_store *st);
  * died) follows its on_interrupt policy.  Jobs of plugins no longer loaded
  * are kept if ended, and fail with "plugin_missing" if not.  Starts what
  * can run.  0 or a negative code (the store's, or -ENOMEM). */
-typedef const crund_job_spec *(*crd_jobs_resolve_fn)(void *arg, const char *plugin, const char *job,
-						     const crd_loaded_plugin **ret_plugin);
 int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg);
 /* After a load: start what can run now (the daemon serves).  Until then
  * loaded jobs wait, so a start that fails half-way runs nothing. */
@@ -428,5 +448,24 @@ int crd_jobs_list_where(crd_jobs *s, const crd_jobs_filter *f, const char *curso
 
 /* The job's JSON object, appended to b (see docs/ARCHITECTURE.md §5.1). */
 void crd_job_render(crd_buf *b, const crd_jobrec *job);
+
+/* ------------------------------------------------------- shared store
+ *
+ * With a shared store (postgresql:) this node holds only the jobs it runs
+ * (claimed from the database in batches, or claimed at insert when a slot
+ * is free) and, for a while, the ones it submitted; queued jobs wait in
+ * the database for any node.  Jobs held elsewhere are read on demand and
+ * kept as REMOTE records while a request or subscriber uses them.
+ * crd_jobs_load reads nothing and crd_jobs_run joins the nodes. */
+
+/* AWAITS: leave the nodes (shutdown, after the store drained). */
+void crd_jobs_leave(crd_jobs *s);
+/* A row read from the shared store: the local record of that job, made or
+ * refreshed as a REMOTE record unless this node holds the job.  NULL
+ * without memory.  Borrowed. */
+crd_jobrec *crd_jobs_cache_row(crd_jobs *s, const crd_store_job *row);
+/* The JSON object of a row read from the shared store (as crd_job_render
+ * would render its record). */
+void crd_jobs_render_row(crd_jobs *s, crd_buf *b, const crd_store_job *row);
 
 #endif

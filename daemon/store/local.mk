@@ -4,5 +4,7 @@
 STORE_SOURCES = \
 	daemon/store/store.h daemon/store/backend.h daemon/store/store.c \
 	daemon/store/memory.c \
-	daemon/store/sqlite.c
+	daemon/store/sqlite.c \
+	daemon/store/pg.h daemon/store/pg.c \
+	daemon/store/postgresql.c
 daemon_crund_SOURCES += $(STORE_SOURCES)

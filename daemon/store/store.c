@@ -82,7 +82,8 @@ struct crd_store {
 	bool kick_scheduled;  /* threaded: kick_cb runs at the end of this turn */
 	cr_handle *lazy;      /* LAZY_DELAY timer for rows without waiters */
 	cr_handle *retry;
-	cr_event *idle; /* set while nothing is pending nor in flight */
+	cr_event *idle;       /* set while nothing is pending nor in flight */
+	cr_task *commit_task; /* on_loop backends: the commit running */
 
 	int err_code;
 	char err[256];
@@ -165,7 +166,8 @@ crd_store_row *crd_store_row_copy(const crd_store_job *j, bool del)
 	if (!del)
 		n += slen(j->id) + slen(j->plugin) + slen(j->job) + slen(j->args) +
 		     slen(j->idem_key) + slen(j->result) + slen(j->err_code) + slen(j->err_msg) +
-		     slen(j->progress_msg) + slen(j->attempts) + slen(j->retry_of) + j->log_len + 1;
+		     slen(j->progress_msg) + slen(j->attempts) + slen(j->retry_of) + slen(j->node) +
+		     j->log_len + 1;
 	crd_store_row *r = malloc(n);
 	if (!r)
 		return NULL;
@@ -187,6 +189,7 @@ crd_store_row *crd_store_row_copy(const crd_store_job *j, bool del)
 	r->job.progress_msg = scopy(&pos, j->progress_msg);
 	r->job.attempts = scopy(&pos, j->attempts);
 	r->job.retry_of = scopy(&pos, j->retry_of);
+	r->job.node = scopy(&pos, j->node);
 	if (j->log_len)
 		memcpy(pos, j->log, j->log_len);
 	pos[j->log_len] = '\0';
@@ -425,6 +428,35 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+static void after_inline_commit(crd_store *st, batch *b);
+
+/* An on_loop backend's commit: a task on the loop (the backend awaits
+ * inside its commit), one at a time like the writer's. */
+static int commit_task(void *arg, void **ret)
+{
+	crd_store *st = arg;
+	batch *b = st->inflight;
+	(void)ret;
+	double t0 = mono();
+	b->err[0] = '\0';
+	b->rc = st->be->commit(st->bs, b->rows, b->n, b->hi_seq, b->err, sizeof(b->err));
+	b->seconds = mono() - t0;
+	return 0;
+}
+
+static void commit_task_done(cr_task *t, void *arg)
+{
+	crd_store *st = arg;
+	if (cr_task_cancelled(t) && st->inflight) {
+		st->inflight->rc = -ECANCELED;
+		snprintf(st->inflight->err, sizeof(st->inflight->err), "the commit was cancelled");
+	}
+	cr_task_unref(t);
+	st->commit_task = NULL;
+	if (st->inflight && !st->closing)
+		after_inline_commit(st, st->inflight);
+}
+
 static void set_idle_if_done(crd_store *st)
 {
 	if (!st->idle)
@@ -446,8 +478,8 @@ static void flush(void *arg)
 		cr_handle_cancel(st->lazy);
 		st->lazy = cr_handle_unref(st->lazy);
 	}
-	if (st->err_code && st->retry)
-		return; /* the retry timer flushes again */
+	if ((st->err_code && st->retry) || st->inflight)
+		return; /* the retry timer, or the commit in flight, flushes again */
 	if (!st->npend && !st->err_code) {
 		set_idle_if_done(st);
 		return;
@@ -458,7 +490,30 @@ static void flush(void *arg)
 		return;
 	}
 	st->inflight = b;
+	if (st->be->on_loop) {
+		cr_task *t;
+		if (cr_loop_spawn(st->loop, commit_task, st, NULL, &t) < 0) {
+			b->rc = -ENOMEM;
+			snprintf(b->err, sizeof(b->err), "out of memory");
+			after_inline_commit(st, b);
+			return;
+		}
+		if (cr_task_add_done_callback(t, commit_task_done, st) < 0) {
+			cr_task_cancel(t, NULL);
+			cr_task_unref(t);
+			return; /* cannot be told: the batch stays in flight */
+		}
+		st->commit_task = t;
+		return;
+	}
 	b->rc = st->be->commit(st->bs, b->rows, b->n, b->hi_seq, b->err, sizeof(b->err));
+	after_inline_commit(st, b);
+}
+
+/* An inline or on_loop commit is done: its rows are told, what came
+ * meanwhile goes next. */
+static void after_inline_commit(crd_store *st, batch *b)
+{
 	st->inflight = NULL;
 	finish_batch(st, b);
 	if (st->npend) {
@@ -632,7 +687,8 @@ static void on_complete(void *arg)
 
 /* ------------------------------------------------------- open, close */
 
-static const crd_store_backend *const backends[] = {&crd_store_sqlite, &crd_store_memory};
+static const crd_store_backend *const backends[] = {&crd_store_sqlite, &crd_store_memory,
+						    &crd_store_postgresql, &crd_store_postgres};
 
 int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, char *err,
 		   size_t errlen)
@@ -649,18 +705,15 @@ int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, ch
 		}
 	}
 	if (!be) {
-		if (!strncmp(url, "postgresql:", 11) || !strncmp(url, "postgres:", 9))
-			snprintf(err, errlen,
-				 "store '%s': this crund has no PostgreSQL backend yet; use "
-				 "sqlite:PATH or memory:",
-				 url);
-		else
-			snprintf(err, errlen,
-				 "store '%s': unknown kind; use sqlite:PATH (a file) or memory: "
-				 "(nothing kept)",
-				 url);
+		snprintf(err, errlen,
+			 "store '%s': unknown kind; use sqlite:PATH (a file), "
+			 "postgresql://USER@HOST/DB (shared by several nodes) or memory: "
+			 "(nothing kept)",
+			 url);
 		return -EINVAL;
 	}
+	if (be->whole_url)
+		where = url;
 	if (be->durable && !*where) {
 		snprintf(err, errlen, "store '%s': no path after '%s:'", url, be->scheme);
 		return -EINVAL;
@@ -741,6 +794,18 @@ void crd_store_close(crd_store *st)
 		next = b->next;
 		finish_batch(st, b);
 	}
+	/* an on_loop commit the closing runner cancelled: its rows may or may
+	 * not have been written; write them again (puts are idempotent) */
+	if (st->inflight && st->be->on_loop) {
+		batch *b = st->inflight;
+		st->inflight = NULL;
+		for (size_t i = 0; i < b->n; i++)
+			if (pend_add(st, b->rows[i], true) < 0)
+				crd_store_row_free(b->rows[i]);
+		free(b->rows);
+		free(b);
+		st->err_code = 0;
+	}
 	/* what is still pending is written now, on this thread */
 	if (st->be && st->npend && !st->err_code) {
 		char err[256];
@@ -806,4 +871,64 @@ void crd_store_get_stats(const crd_store *st, crd_store_stats *ret)
 	pthread_mutex_lock((pthread_mutex_t *)&st->mu);
 	ret->pending = st->npend + (st->inflight ? st->inflight->n : 0);
 	pthread_mutex_unlock((pthread_mutex_t *)&st->mu);
+}
+
+/* ------------------------------------------------------- shared mode */
+
+bool crd_store_shared(const crd_store *st) { return st && st->be->shared; }
+
+const char *crd_store_node_id(const crd_store *st)
+{
+	return crd_store_shared(st) ? st->be->shared->node_id(st->bs) : NULL;
+}
+
+int crd_store_join(crd_store *st, const crd_store_node_hooks *h, void *arg)
+{
+	return crd_store_shared(st) ? st->be->shared->join(st->bs, h, arg) : 0;
+}
+
+void crd_store_leave(crd_store *st)
+{
+	if (crd_store_shared(st))
+		st->be->shared->leave(st->bs);
+}
+
+void crd_store_wake(crd_store *st)
+{
+	if (crd_store_shared(st))
+		st->be->shared->wake(st->bs);
+}
+
+int crd_store_seq_block(crd_store *st, uint64_t *ret_lo, uint64_t *ret_hi)
+{
+	if (!crd_store_shared(st))
+		return -EOPNOTSUPP;
+	return st->be->shared->seq_block(st->bs, ret_lo, ret_hi);
+}
+
+int crd_store_fetch(crd_store *st, const char *id, crd_store_rows_fn done, void *arg)
+{
+	if (!crd_store_shared(st))
+		return -EOPNOTSUPP;
+	return st->be->shared->fetch(st->bs, id, done, arg);
+}
+
+int crd_store_list(crd_store *st, unsigned state_mask, const char *plugin, uint64_t before,
+		   size_t limit, crd_store_rows_fn done, void *arg)
+{
+	if (!crd_store_shared(st))
+		return -EOPNOTSUPP;
+	return st->be->shared->list(st->bs, state_mask, plugin, before, limit, done, arg);
+}
+
+int crd_store_cancel(crd_store *st, uint64_t seq, crd_store_rows_fn done, void *arg)
+{
+	if (!crd_store_shared(st))
+		return -EOPNOTSUPP;
+	return st->be->shared->cancel(st->bs, seq, done, arg);
+}
+
+const char *crd_store_nodes_json(const crd_store *st)
+{
+	return crd_store_shared(st) ? st->be->shared->nodes_json(st->bs) : "[]";
 }

@@ -11,8 +11,9 @@
  *                    altogether (crd_store_durable() is false).
  *   sqlite:PATH      one file, WAL, one crund per file (a lock file next
  *                    to it names the pid that holds it).
- *   postgresql://... several nodes on one database (the next backend;
- *                    refused with a clear message until it lands).
+ *   postgresql://... (or postgres://, or any libpq connection string
+ *                    after "postgresql:") several nodes on one database:
+ *                    the shared mode below.
  *
  * Writes are asynchronous and batch themselves (group commit): a row put
  * while a commit is in flight joins the next one, and puts of the same job
@@ -20,8 +21,8 @@
  * callback that runs on the loop thread once the row is durable (rc 0) or
  * once its commit failed (rc < 0; the row stays pending and is tried
  * again with the next commit).  The loop thread never waits for a commit
- * (SQLite commits on a writer thread of its own; PostgreSQL will use
- * libpq's non-blocking calls on the loop).  Opening, loading and closing
+ * (SQLite commits on a writer thread of its own; PostgreSQL uses libpq's
+ * non-blocking calls from a task on the loop).  Opening, loading and closing
  * run before the daemon serves and after it stopped, and may block.
  *
  * Everything here is called on the loop thread.
@@ -69,6 +70,7 @@ typedef struct crd_store_job {
 	size_t log_len;
 	bool log_truncated;
 	const char *retry_of; /* the id of the job this one runs again, or NULL */
+	const char *node;     /* shared mode: the node of the current or last attempt */
 } crd_store_job;
 
 typedef enum crd_store_sync {
@@ -79,6 +81,11 @@ typedef enum crd_store_sync {
 typedef struct crd_store_opts {
 	crd_store_sync sync;
 	cr_loop *loop; /* where callbacks run */
+	/* shared mode (postgresql:) only; 0 / NULL: the defaults */
+	const char *node_id;   /* this node's name (default: host name + a suffix) */
+	double lease;          /* s a running job is held without renewal (30) */
+	unsigned retain_jobs;  /* ended jobs the elected node keeps (count) */
+	double retain_seconds; /* ... and for how long */
 } crd_store_opts;
 
 typedef struct crd_store crd_store;
@@ -151,5 +158,74 @@ typedef struct crd_store_stats {
 } crd_store_stats;
 extern const double crd_store_lat_bounds[12];
 void crd_store_get_stats(const crd_store *st, crd_store_stats *ret);
+
+/* ------------------------------------------------------ shared mode
+ *
+ * With postgresql: several nodes share the database, and the database is
+ * the only shared state (docs/ARCHITECTURE.md §8.5).  A node does not load
+ * every job at start: it claims queued jobs in batches up to its free
+ * slots, holds running jobs on a lease it renews, and reads jobs it does
+ * not hold from the database.  The jobs module drives this through the
+ * calls below; memory: and sqlite: are never shared and these calls are
+ * not used with them. */
+
+/* true for a store shared by several nodes (postgresql:). */
+bool crd_store_shared(const crd_store *st);
+/* This node's id (shared mode), else NULL. */
+const char *crd_store_node_id(const crd_store *st);
+
+/* What the store asks of the jobs module (all on the loop thread). */
+typedef struct crd_store_node_hooks {
+	/* How many jobs this node may claim now (0 while draining). */
+	unsigned (*free_slots)(void *arg);
+	/* A job this node claimed (state running, attempt and node set in
+	 * the row): run it. */
+	void (*adopt)(void *arg, const crd_store_job *row);
+	/* Someone asked to cancel a job this node runs. */
+	void (*cancel)(void *arg, uint64_t seq);
+	/* The jobs this node watches (records of jobs held elsewhere): up to
+	 * max of their numbers into out, returns how many.  When the database
+	 * says they may have changed (NOTIFY, or every second), they are read
+	 * again and handed to changed. */
+	size_t (*watch_list)(void *arg, uint64_t *out, size_t max);
+	void (*changed)(void *arg, const crd_store_job *row);
+	/* A row this node wrote was kept out by the fence: another node (or
+	 * the elected one) holds the job now. */
+	void (*fenced)(void *arg, uint64_t seq);
+} crd_store_node_hooks;
+
+/* Join the nodes: heartbeat, claims, lease renewal, the election of the
+ * node that requeues expired jobs and prunes, LISTEN.  Runs tasks on the
+ * store's loop until crd_store_leave.  0 or -ENOMEM. */
+int crd_store_join(crd_store *st, const crd_store_node_hooks *h, void *arg);
+/* AWAITS: stop those tasks and say goodbye (the node's row goes). */
+void crd_store_leave(crd_store *st);
+/* A claim round soon (a slot became free). */
+void crd_store_wake(crd_store *st);
+
+/* A block of sequence numbers [*ret_lo, *ret_hi) for this node's new jobs
+ * (unique among the nodes).  0, or -EAGAIN while the next block is being
+ * fetched (the submission is refused with 503; it is fetched ahead). */
+int crd_store_seq_block(crd_store *st, uint64_t *ret_lo, uint64_t *ret_hi);
+
+/* Reads for jobs this node does not hold.  done runs later on the loop
+ * thread with the rows (borrowed for the call), or rc < 0 (-ENOENT: no
+ * such job; -ECONNRESET, -EIO ...: the database failed).  0, or -ENOMEM
+ * (done never runs). */
+typedef void (*crd_store_rows_fn)(void *arg, int rc, const crd_store_job *rows, size_t n,
+				  bool more);
+int crd_store_fetch(crd_store *st, const char *id, crd_store_rows_fn done, void *arg);
+/* Newest first: jobs whose state's bit is in state_mask (0: all), of
+ * plugin (NULL: all), with seq < before (0: from the newest), up to limit
+ * (more: others follow). */
+int crd_store_list(crd_store *st, unsigned state_mask, const char *plugin, uint64_t before,
+		   size_t limit, crd_store_rows_fn done, void *arg);
+/* Cancel a job held elsewhere or queued in the database: a queued one
+ * ends cancelled at once, a running one is flagged and its node told
+ * (NOTIFY).  done (may be NULL) gets the row afterwards. */
+int crd_store_cancel(crd_store *st, uint64_t seq, crd_store_rows_fn done, void *arg);
+
+/* The live nodes as a JSON array text ("[]" when not shared). */
+const char *crd_store_nodes_json(const crd_store *st);
 
 #endif

@@ -28,7 +28,8 @@ import time
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.common.exceptions import (StaleElementReferenceException, TimeoutException,
+                                        WebDriverException)
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -131,10 +132,25 @@ def console_errors(d):
 
 def wait(d, cond, what):
     try:
-        return WebDriverWait(d, BOUND, poll_frequency=0.1).until(cond)
+        # the page re-renders live (events): an element found in one poll
+        # may be replaced before the next look at it; look again
+        return WebDriverWait(d, BOUND, poll_frequency=0.1,
+                             ignored_exceptions=[StaleElementReferenceException]).until(cond)
     except TimeoutException:
         check(False, what + " (timed out)")
         return None
+
+
+def click_fresh(d, locator):
+    """Click what locator finds now (found again if a live re-render
+    replaced it in between)."""
+    for _ in range(50):
+        try:
+            d.find_element(*locator).click()
+            return True
+        except StaleElementReferenceException:
+            time.sleep(0.05)
+    return False
 
 
 def text_is(locator, text):
@@ -267,7 +283,7 @@ def run_open(d, crund):
     check(d.find_element(By.ID, "retry").get_attribute("disabled") is not None,
           "\"Run again\" is disabled while the job runs")
     if btn:
-        btn.click()
+        check(click_fresh(d, (By.ID, "cancel")), "the cancel button can be clicked")
         wait(d, lambda d: job_state_on_page(d) == "cancelled", "the linger job ends cancelled")
         check(job_state_on_page(d) == "cancelled", "a cancel from the job page ended the linger job cancelled")
         check(crund.call("GET", f"/v1/jobs/{lj['id']}")["state"] == "cancelled", "the API agrees: cancelled")
@@ -278,7 +294,7 @@ def run_open(d, crund):
         # run it again: a new job, linked back
         again = wait(d, EC.element_to_be_clickable((By.ID, "retry")), "\"Run again\" is enabled once ended")
         if again:
-            again.click()
+            check(click_fresh(d, (By.ID, "retry")), "\"Run again\" can be clicked")
             wait(d, lambda d: "#/jobs/" in d.current_url and not d.current_url.endswith(lj["id"]),
                  "\"Run again\" opens the new job")
             new_id = d.current_url.rsplit("/", 1)[1]

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# tests/pg/nodes.sh — several crund nodes on one PostgreSQL database,
+# through their real interfaces (HTTP with curl, the database with psql, the
+# processes with signals).  TAP.
+#
+#   - two nodes started at once on an empty database migrate it once
+#   - three nodes: /v1/info lists them; submissions spread over every node
+#     run exactly once
+#   - any node answers for any job: GET, ?wait, /events, /log and cancel of
+#     a job that runs on another node
+#   - a node killed with SIGKILL mid-run: its jobs run again elsewhere
+#     (on_interrupt retry) or fail (fail) within lease + election
+#   - a node paused (SIGSTOP) past its lease, then resumed, does not
+#     complete its job a second time over the attempt that replaced it,
+#     and answers for it from the database afterwards
+#   - the database restarted under load: the nodes reconnect, no
+#     acknowledged job is lost
+#
+# A throwaway cluster (tests/pg/cluster.sh); exit 77 (skip) when
+# PostgreSQL is not installed.  Short leases (2 s) keep it quick; every
+# bound below is a bound, never a measurement.
+# shellcheck disable=SC2317 # the checks are functions called through wait_until, bg and trap
+# shellcheck source=tests/e2e/lib.sh
+. "$(dirname "$0")/../e2e/lib.sh"
+
+PG=$top_srcdir/tests/pg/cluster.sh
+PSQL=$(command -v psql || true)
+[ -n "$PSQL" ] || {
+	echo "1..0 # SKIP psql not installed (apt-get install postgresql-client)"
+	exit 0
+}
+PGDIR=$("$PG" start 2>"$E2E_TMP/cluster.err")
+rc=$?
+if [ "$rc" = 77 ]; then
+	echo "1..0 # SKIP $(cat "$E2E_TMP/cluster.err")"
+	exit 0
+fi
+[ "$rc" = 0 ] || bail "cannot start a PostgreSQL cluster: $(cat "$E2E_TMP/cluster.err")"
+PGURL=$("$PG" url "$PGDIR")
+LEASE=2
+
+NODE_PIDS=()
+NODE_URLS=()
+NODE_LOGS=()
+pg_cleanup() {
+	local p
+	for p in "${NODE_PIDS[@]}" $(cat "$E2E_TMP"/pid[89] 2>/dev/null); do
+		[ -n "$p" ] && kill -CONT "$p" 2>/dev/null && kill -KILL "$p" 2>/dev/null
+	done
+	"$PG" stop "$PGDIR" >/dev/null 2>&1
+	e2e_cleanup
+}
+trap pg_cleanup EXIT
+
+sql() { "$PSQL" -qtAX "${2:-$PGURL}" -c "$1" 2>>"$E2E_TMP/psql.err"; }
+
+# start_node I [FLAGS...]: node I on the database, listening on a free port.
+start_node() {
+	local i=$1
+	shift
+	CRUND_PID=
+	start_crund --store "${NODE_STORE:-$PGURL}" --node-id "node$i" --lease "$LEASE" "$@" || return 1
+	NODE_PIDS[i]=$CRUND_PID
+	NODE_URLS[i]=$CRUND_URL
+	NODE_LOGS[i]=$CRUND_LOG
+	CRUND_PID= # the cleanup of lib.sh does not know several nodes
+}
+
+# on I: the next requests go to node I.
+on() { CRUND_URL=${NODE_URLS[$1]}; }
+
+stop_node() {
+	local i=$1
+	CRUND_PID=${NODE_PIDS[i]}
+	CRUND_LOG=${NODE_LOGS[i]}
+	stop_and_check_crund "node$i"
+	NODE_PIDS[i]=
+}
+
+# wait_until SECONDS CMD...: polls CMD (about 10/s) until it succeeds.
+wait_until() {
+	local end=$((SECONDS + $(slow "$1")))
+	shift
+	while [ "$SECONDS" -le "$end" ]; do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# --------------------------------------------- two nodes at once, empty
+sql "CREATE DATABASE crund2" >/dev/null
+PGURL2=${PGURL%/crund}/crund2
+NODE_STORE=$PGURL2
+STARTERS=()
+for i in 8 9; do
+	# at once: each in a subshell, which leaves its pid in a file
+	(CRUND_N=$((i * 10)) && start_node "$i" && echo "${NODE_PIDS[i]}" >"$E2E_TMP/pid$i") &
+	STARTERS+=($!)
+done
+wait "${STARTERS[@]}"
+NODE_STORE=
+n_up=0
+for i in 8 9; do
+	[ -s "$E2E_TMP/pid$i" ] && n_up=$((n_up + 1))
+done
+is "$n_up" 2 "two nodes started at once on an empty database both serve"
+is "$(sql 'SELECT count(*), max(version) FROM crund_schema' "$PGURL2")" "1|1" \
+	"the empty database was migrated once (one schema row, version 1)"
+is "$(sql "SELECT count(DISTINCT value) FROM crund_meta WHERE key = 'id_prefix'" "$PGURL2")" 1 \
+	"one id prefix for both nodes"
+for i in 8 9; do
+	[ -s "$E2E_TMP/pid$i" ] && kill -TERM "$(cat "$E2E_TMP/pid$i")"
+done
+
+# ----------------------------------------------------------- three nodes
+for i in 1 2 3; do
+	start_node "$i" --max-running 4 || bail "node $i did not start"
+done
+on 1
+req GET /v1/info
+jt "d['node'] == 'node1'" "/v1/info names the node"
+wait_until 5 bash -c "curl -s ${NODE_URLS[1]}/v1/info | grep -q 'node1\",\"node2\",\"node3'"
+req GET /v1/info
+jt "d['nodes'] == ['node1', 'node2', 'node3']" "/v1/info lists the three live nodes"
+
+# Submissions spread over every node (a node runs what it can and leaves
+# the rest in the database for the others); each runs exactly once.
+N=60
+: >"$E2E_TMP/ids"
+for ((k = 0; k < N; k++)); do
+	on $((k % 3 + 1))
+	submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.2}}'
+	[ "$HTTP_STATUS" = 201 ] && echo "$JOB_ID" >>"$E2E_TMP/ids"
+done
+is "$(wc -l <"$E2E_TMP/ids")" "$N" "$N submissions spread over three nodes: all 201"
+all_ended() { [ "$(sql "SELECT count(*) FROM crund_jobs WHERE state >= 2")" = "$N" ]; }
+check "every job ended" wait_until 30 all_ended
+is "$(sql "SELECT count(*) FROM crund_jobs WHERE state = 2 AND attempt = 1 AND attempts IS NULL")" "$N" \
+	"every job succeeded at its first attempt"
+is "$(sql "SELECT count(DISTINCT node) FROM crund_jobs")" 3 "the jobs ran on all three nodes"
+total=0
+for i in 1 2 3; do
+	n=$(curl -s "${NODE_URLS[i]}/metrics" | awk '/^crund_jobs_ended_total\{state="succeeded"\}/ {print $2}')
+	total=$((total + ${n:-0}))
+done
+is "$total" "$N" "the nodes' metrics count $N runs in all: each job ran exactly once"
+
+# --------------------------------------------------- any node, any job
+on 1
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":30}}'
+ID=$JOB_ID
+is "$(sql "SELECT node FROM crund_jobs WHERE id = '$ID'")" node1 "a job submitted to node 1 runs there"
+on 2
+req GET "/v1/jobs/$ID"
+jt "d['state'] == 'running' and d['node'] == 'node1'" "node 2 answers GET for a job running on node 1"
+bg curl -sN --max-time 20 "${NODE_URLS[3]}/v1/jobs/$ID/events" -o "$E2E_TMP/events3"
+bg curl -s --max-time 20 "${NODE_URLS[2]}/v1/jobs/$ID?wait=15" -o "$E2E_TMP/wait2"
+WAITER=$BG_PID
+sleep 0.5
+t0=$(now_ms)
+on 3
+req POST "/v1/jobs/$ID/cancel"
+is "$HTTP_STATUS" 202 "node 3 accepts a cancel for a job running on node 1"
+cancelled() { [ "$(sql "SELECT state FROM crund_jobs WHERE id = '$ID'")" = 4 ]; }
+check "the cancel reaches node 1 and the job ends cancelled" wait_until 5 cancelled
+t1=$(now_ms)
+diag "cancel to cancelled in the database: $((t1 - t0)) ms"
+wait "$WAITER"
+jf "$E2E_TMP/wait2" "d['state']" >"$E2E_TMP/w2s"
+is "$(cat "$E2E_TMP/w2s")" cancelled "a ?wait on node 2 ends with the state node 1 recorded"
+sleep 0.5
+ev=$(sse_json "$E2E_TMP/events3")
+printf '%s' "$ev" >"$E2E_TMP/ev.json"
+is "$(jf "$E2E_TMP/ev.json" "[e['event'] for e in d][-1] + ':' + d[-1]['data']['state']")" end:cancelled \
+	"node 3's event stream of the job ends with its end event (cancelled)"
+on 1
+submit '{"plugin":"demo","job":"progress","args":{"steps":3,"interval":0.05}}' '?wait=10'
+PID_JOB=$JOB_ID
+on 2
+req GET "/v1/jobs/$PID_JOB/log"
+like "$HTTP_BODY" "step" "node 2 serves the log of a job node 1 ran"
+on 3
+req GET "/v1/jobs?limit=200"
+jt "len(d['jobs']) == $((N + 2))" "node 3 lists every job of the database"
+req GET "/v1/jobs/${PID_JOB}zz"
+is "$HTTP_STATUS" 404 "an unknown id is 404 on any node"
+
+# --------------------------------------------------------------- SIGKILL
+on 3
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":4},"max_attempts":2,"on_interrupt":"retry"}'
+R1=$JOB_ID
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":4},"on_interrupt":"fail"}'
+F1=$JOB_ID
+is "$(sql "SELECT string_agg(node, ',' ORDER BY seq) FROM crund_jobs WHERE id IN ('$R1', '$F1')")" "node3,node3" \
+	"two jobs run on node 3"
+kill -KILL "${NODE_PIDS[3]}"
+wait "${NODE_PIDS[3]}" 2>/dev/null
+NODE_PIDS[3]=
+t0=$(now_ms)
+rerun() { [ "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$R1'")" = "2:2:node1" ] ||
+	[ "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$R1'")" = "2:2:node2" ]; }
+check "SIGKILL: the retry job runs again on another node and succeeds (attempt 2)" wait_until 30 rerun
+t1=$(now_ms)
+diag "SIGKILL to the re-run's success: $((t1 - t0)) ms (lease $LEASE s)"
+is "$(sql "SELECT state || ':' || error_code FROM crund_jobs WHERE id = '$F1'")" "3:interrupted" \
+	"SIGKILL: the on_interrupt=fail job failed with interrupted"
+is "$(sql "SELECT (attempts::jsonb)->0->>'node' FROM crund_jobs WHERE id = '$R1'")" node3 \
+	"the job's attempts name the node that ran its first attempt"
+on 1
+req GET "/v1/jobs/$R1"
+jt "d['attempt'] == 2 and d['attempts'][0]['error']['code'] == 'interrupted' and d['node'] in ('node1', 'node2')" \
+	"GET shows the attempt that was interrupted and the node of the new one"
+
+# --------------------------------------------------------------- SIGSTOP
+on 2
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":1},"max_attempts":2,"on_interrupt":"retry"}'
+S1=$JOB_ID
+is "$(sql "SELECT node FROM crund_jobs WHERE id = '$S1'")" node2 "a job runs on node 2"
+kill -STOP "${NODE_PIDS[2]}"
+moved() { [ "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$S1'")" = "2:2:node1" ]; }
+check "SIGSTOP past the lease: the job runs again on node 1 and succeeds" wait_until 30 moved
+kill -CONT "${NODE_PIDS[2]}"
+sleep 2 # node 2's attempt ends now (its sleep is over) and tries to record it
+is "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$S1'")" "2:2:node1" \
+	"resumed, node 2 does not overwrite the attempt that replaced its own"
+is "$(sql "SELECT jsonb_array_length(attempts::jsonb) FROM crund_jobs WHERE id = '$S1'")" 1 \
+	"the job records one interrupted attempt, not two runs"
+on 2
+req GET /v1/health
+is "$HTTP_STATUS" 200 "node 2 serves again after SIGCONT"
+req GET "/v1/jobs/$S1"
+jt "d['state'] == 'succeeded' and d['attempt'] == 2 and d['node'] == 'node1'" \
+	"node 2 answers for the job with the database's attempt, not its own stale one"
+
+# ------------------------------------------------------ database restart
+start_node 3 --max-running 4 || bail "node 3 did not start again"
+: >"$E2E_TMP/acked"
+load() {
+	local k=0 code id
+	while [ ! -e "$E2E_TMP/stop-load" ]; do
+		k=$((k + 1))
+		code=$(curl -s --max-time 5 -o "$E2E_TMP/load.$1" -w '%{http_code}' \
+			-XPOST "${NODE_URLS[$((k % 3 + 1))]}/v1/jobs" \
+			-d '{"plugin":"demo","job":"sleep","args":{"seconds":0.05}}')
+		if [ "$code" = 201 ]; then
+			id=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$E2E_TMP/load.$1")
+			echo "$id" >>"$E2E_TMP/acked"
+		else
+			echo "$code" >>"$E2E_TMP/refused"
+		fi
+	done
+}
+bg load a
+LOADER=$BG_PID
+bg load b
+LOADER2=$BG_PID
+sleep 2
+"$PG" restart "$PGDIR" || bail "the database did not start again"
+sleep 3
+touch "$E2E_TMP/stop-load"
+wait "$LOADER" "$LOADER2"
+acked=$(sort -u "$E2E_TMP/acked" | wc -l)
+diag "acknowledged: $acked; refused while the database was down: $(wc -l <"$E2E_TMP/refused" 2>/dev/null || echo 0)"
+check "the load was real (over 10 acknowledged jobs)" test "$acked" -gt 10
+healthy() {
+	local i
+	for i in 1 2 3; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = 200 ] || return 1
+	done
+}
+check "every node is healthy again after the restart" wait_until 15 healthy
+sort -u "$E2E_TMP/acked" | sed "s/.*/'&'/" | paste -sd, >"$E2E_TMP/acked.sql"
+done_acked() { [ "$(sql "SELECT count(*) FROM crund_jobs WHERE state = 2 AND id IN ($(cat "$E2E_TMP/acked.sql"))")" = "$acked" ]; }
+check "no acknowledged job is lost: all $acked ended succeeded" wait_until 30 done_acked
+on 1
+submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+jt "d['state'] == 'succeeded'" "submissions work again after the restart"
+
+for i in 1 2 3; do
+	stop_node "$i"
+done
+is "$(sql "SELECT count(*) FROM crund_nodes")" 0 "stopped nodes leave the nodes table"
+done_testing

@@ -13,4 +13,4 @@ E2E_TESTS += \
 	tests/e2e/http.sh \
 	tests/e2e/exec.sh \
 	tests/e2e/events.sh
-EXTRA_DIST += tests/e2e/lib.sh tests/e2e/abuse.py tests/e2e/httpserver.py $(E2E_TESTS) tests/soak/kill9.sh
+EXTRA_DIST += tests/e2e/lib.sh tests/e2e/port.sh tests/e2e/abuse.py tests/e2e/httpserver.py $(E2E_TESTS) tests/soak/kill9.sh

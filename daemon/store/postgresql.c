@@ -1270,33 +1270,14 @@ static const crd_store_shared_ops shared_ops = {
 	.nodes_json = pg_nodes_json,
 };
 
-const crd_store_backend crd_store_postgresql = {
-	.scheme = "postgresql",
-	.durable = true,
-	.on_loop = true,
-	.whole_url = true,
-	.open = pg_open,
-	.close = pg_close,
-	.describe = pg_describe,
-	.id_prefix = pg_prefix,
-	.max_seq = pg_max_seq,
-	.load = pg_load,
-	.commit = pg_commit,
-	.shared = &shared_ops,
-};
-
-/* postgres://... is libpq's other spelling */
-const crd_store_backend crd_store_postgres = {
-	.scheme = "postgres",
-	.durable = true,
-	.on_loop = true,
-	.whole_url = true,
-	.open = pg_open,
-	.close = pg_close,
-	.describe = pg_describe,
-	.id_prefix = pg_prefix,
-	.max_seq = pg_max_seq,
-	.load = pg_load,
-	.commit = pg_commit,
-	.shared = &shared_ops,
-};
+/* postgresql://... and postgres://... (libpq's other spelling): one
+ * backend under two schemes */
+#define PG_BACKEND(name)                                                             \
+	{                                                                            \
+		.scheme = name, .durable = true, .on_loop = true, .whole_url = true, \
+		.open = pg_open, .close = pg_close, .describe = pg_describe,         \
+		.id_prefix = pg_prefix, .max_seq = pg_max_seq, .load = pg_load,      \
+		.commit = pg_commit, .shared = &shared_ops,                          \
+	}
+const crd_store_backend crd_store_postgresql = PG_BACKEND("postgresql");
+const crd_store_backend crd_store_postgres = PG_BACKEND("postgres");

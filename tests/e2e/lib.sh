@@ -140,20 +140,10 @@ trap e2e_cleanup EXIT
 trap 'exit 98' INT TERM HUP
 
 # ---------------------------------------------------------------- daemon
-# A free loopback port: random in 20000-60000, probed with /dev/tcp (a
-# refused connection means nobody listens).  crund may still lose a race
-# for it, so start_crund retries with another port.
-free_port() {
-	local i p
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# free_port: a free loopback port (start_crund retries when crund loses
+# the race for it).
+# shellcheck source=tests/e2e/port.sh
+. "$top_srcdir/tests/e2e/port.sh"
 
 # crund_cmd ARGS...: sets CRUND_CMD to the command line running crund
 # (through valgrind when CRUND_VALGRIND=1).

@@ -52,17 +52,8 @@ as_user() {
 	fi
 }
 
-free_port() {
-	local i p
-	for ((i = 0; i < 50; i++)); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 40001))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+# shellcheck source=tests/e2e/port.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../e2e/port.sh"
 
 # run_server DIR PORT: start postgres in the background; 0 once it answers.
 run_server() {

@@ -13,7 +13,6 @@
 #include "store/pg.h"
 
 #define BACKOFF_MIN     0.1
-#define BACKOFF_MAX     5.0
 #define CONNECT_TIMEOUT 10.0
 
 struct crd_pg {
@@ -126,8 +125,8 @@ static void fail_conn(crd_pg *c)
 {
 	crd_pg_reset(c);
 	c->backoff = c->backoff ? c->backoff * 2 : BACKOFF_MIN;
-	if (c->backoff > BACKOFF_MAX)
-		c->backoff = BACKOFF_MAX;
+	if (c->backoff > CRD_PG_BACKOFF_MAX)
+		c->backoff = CRD_PG_BACKOFF_MAX;
 	c->next_try = mono() + c->backoff;
 }
 

@@ -22,6 +22,9 @@
 
 #include "crunner.h"
 
+/* s: the longest wait between two attempts to connect again */
+#define CRD_PG_BACKOFF_MAX 5.0
+
 typedef struct crd_pg crd_pg;
 
 /* A notification (LISTEN) seen on the connection. */

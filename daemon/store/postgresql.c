@@ -46,6 +46,7 @@
 #define DEFAULT_LEASE    30.0
 #define POLL_INTERVAL    1.0  /* s: claims and watched jobs without a NOTIFY */
 #define PRUNE_INTERVAL   5.0  /* s between the elected node's prunes */
+#define RETRY_SOON       0.25 /* s before a failed renewal is tried again */
 #define QUERY_TIMEOUT    15.0 /* s before a silent server counts as lost */
 #define BLOCK_BITS       20   /* job numbers per block: 2^20 */
 #define NOTIFY_MAX       7000 /* payload bytes (PostgreSQL's limit is 8000) */
@@ -174,9 +175,12 @@ static const char NODES_SQL[] =
 
 /* The elected node: jobs whose lease ran out go back to the queue
  * (on_interrupt retry, attempts left) or fail, as a restart does with an
- * SQLite store. */
+ * SQLite store.  Not within $1 s of the server's start: while it was down
+ * no node could renew, and the live ones need that long to connect again
+ * and renew (their jobs ran on, and their ends are on the way). */
 static const char EXPIRE_SQL[] =
 	"WITH e AS (SELECT seq FROM crund_jobs WHERE state = 1 AND lease_until < " NOW
+	" AND extract(epoch FROM pg_postmaster_start_time()) < " NOW " - $1::float8"
 	" FOR UPDATE SKIP LOCKED),"
 	" u AS (UPDATE crund_jobs j SET"
 	" state = CASE WHEN j.on_interrupt = 1 AND j.attempt < j.max_attempts THEN 0 ELSE 3 END,"
@@ -251,6 +255,8 @@ typedef struct pgs {
 	size_t ncancels, capcancels;
 	bool leader;
 	unsigned leader_gen; /* the work connection that holds the lock */
+	unsigned kc_gen;     /* the work connection lead() saw last */
+	double regained_at;  /* when it connected again after a loss (mono) */
 	double next_renew, next_leader, next_prune;
 	char nodes_json[4096];
 	/* job number blocks */
@@ -871,7 +877,7 @@ static void claim(pgs *s, unsigned n)
 		s->claim_now = true; /* there may be more */
 }
 
-static void renew(pgs *s)
+static int renew(pgs *s)
 {
 	PGresult *r = NULL;
 	char lease[32], started[32], e[400];
@@ -879,7 +885,7 @@ static void renew(pgs *s)
 	snprintf(started, sizeof(started), "%.6f", s->started_at);
 	const char *v[3] = {s->node, lease, started};
 	if (q(s->kc, RENEW_SQL, 3, v, &r, e, sizeof(e)) < 0)
-		return;
+		return -1;
 	for (int i = 0; i < PQntuples(r); i++)
 		s->h->cancel(s->harg, strtoull(PQgetvalue(r, i, 0), NULL, 10));
 	PQclear(r);
@@ -888,6 +894,7 @@ static void renew(pgs *s)
 	if (q(s->kc, NODES_SQL, 1, v2, &r, e, sizeof(e)) == 0 && PQntuples(r) == 1)
 		snprintf(s->nodes_json, sizeof(s->nodes_json), "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
+	return 0;
 }
 
 /* The elected node (a session advisory lock: it stays elected while its
@@ -909,7 +916,22 @@ static void lead(pgs *s, double now)
 		if (!s->leader)
 			return;
 	}
-	if (q(s->kc, EXPIRE_SQL, 0, NULL, &r, e, sizeof(e)) < 0) {
+	/* after a lost connection of its own (a network cut, a server that
+	 * crashed and recovered) the other nodes may have lost theirs too:
+	 * the same grace as after the server's start */
+	double grace_s = s->lease + CRD_PG_BACKOFF_MAX + POLL_INTERVAL;
+	unsigned gen = crd_pg_generation(s->kc);
+	if (gen != s->kc_gen) {
+		if (s->kc_gen)
+			s->regained_at = now;
+		s->kc_gen = gen;
+	}
+	if (s->regained_at && now - s->regained_at < grace_s)
+		return;
+	char grace[32];
+	snprintf(grace, sizeof(grace), "%g", grace_s);
+	const char *gv[1] = {grace};
+	if (q(s->kc, EXPIRE_SQL, 1, gv, &r, e, sizeof(e)) < 0) {
 		s->leader = crd_pg_connected(s->kc);
 		return;
 	}
@@ -990,8 +1012,10 @@ static int node_main(void *arg, void **ret)
 			claim(s, free_slots);
 		}
 		if (now >= s->next_renew) {
+			/* a failed renewal is tried again soon: the lease runs */
 			s->next_renew = now + s->lease / 3;
-			renew(s);
+			if (renew(s) < 0)
+				s->next_renew = now + fmin(s->lease / 3, RETRY_SOON);
 		}
 		if (now >= s->next_leader) {
 			s->next_leader = now + POLL_INTERVAL;

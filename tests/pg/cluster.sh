@@ -8,8 +8,10 @@
 #                                     socket in DIR; prints DIR
 #   tests/pg/cluster.sh url DIR       the libpq URL of its database "crund"
 #   tests/pg/cluster.sh stop DIR      stop the server (by its pid), remove DIR
-#   tests/pg/cluster.sh restart DIR   stop and start the server (same port,
-#                                     same data): the database restarted
+#   tests/pg/cluster.sh restart DIR [SECONDS]
+#                                     stop the server, keep it down SECONDS
+#                                     (default 0), start it again (same
+#                                     port, same data): the database restarted
 #
 # The server runs as an unprivileged user when called as root (PostgreSQL
 # refuses root; CI runs as root): the `postgres` user of the Debian package,
@@ -130,6 +132,7 @@ url)
 restart)
 	[ -f "$dir/port" ] || die "no cluster in '$dir'"
 	stop_server "$dir"
+	sleep "${3:-0}"
 	run_server "$dir" "$(cat "$dir/port")" || die "the server did not start again: $(tail -n 5 "$dir/server.log")"
 	;;
 stop)
@@ -140,7 +143,7 @@ stop)
 	esac
 	;;
 *)
-	echo "usage: cluster.sh start [DIR] | url DIR | restart DIR | stop DIR" >&2
+	echo "usage: cluster.sh start [DIR] | url DIR | restart DIR [SECONDS] | stop DIR" >&2
 	exit 2
 	;;
 esac

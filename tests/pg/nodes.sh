@@ -256,7 +256,9 @@ LOADER=$BG_PID
 bg load b
 LOADER2=$BG_PID
 sleep 2
-"$PG" restart "$PGDIR" || bail "the database did not start again"
+# down longer than a lease: nobody can renew meanwhile, and the jobs that
+# ended while it was down must still end as they ended, not "interrupted"
+"$PG" restart "$PGDIR" $((LEASE + 1)) || bail "the database did not start again"
 sleep 3
 touch "$E2E_TMP/stop-load"
 wait "$LOADER" "$LOADER2"
@@ -272,7 +274,9 @@ healthy() {
 check "every node is healthy again after the restart" wait_until 15 healthy
 sort -u "$E2E_TMP/acked" | sed "s/.*/'&'/" | paste -sd, >"$E2E_TMP/acked.sql"
 done_acked() { [ "$(sql "SELECT count(*) FROM crund_jobs WHERE state = 2 AND id IN ($(cat "$E2E_TMP/acked.sql"))")" = "$acked" ]; }
-check "no acknowledged job is lost: all $acked ended succeeded" wait_until 30 done_acked
+check "no acknowledged job is lost: all $acked ended succeeded" wait_until 30 done_acked ||
+	sql "SELECT id, state, attempt, max_attempts, node, error_code, error_message FROM crund_jobs
+	     WHERE state <> 2 AND id IN ($(cat "$E2E_TMP/acked.sql"))" | sed 's/^/# not succeeded: /'
 on 1
 submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 jt "d['state'] == 'succeeded'" "submissions work again after the restart"

@@ -288,6 +288,15 @@ static int apply(crd_config *c, const struct opt *o, const char *v, bool replace
 		char **s = (char **)(base + o->off);
 		if (!*v)
 			return fail(err, errlen, "%s--%s needs a non-empty value", where, o->name);
+		/* a node's name goes into metrics labels and NOTIFY payloads */
+		if (o->off == offsetof(crd_config, node_id) &&
+		    (strlen(v) > 63 ||
+		     strspn(v,
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") !=
+			     strlen(v)))
+			return fail(err, errlen,
+				    "%s--node-id '%.80s': use up to 63 letters, digits and . _ : -",
+				    where, v);
 		free(*s);
 		if (!(*s = strdup(v)))
 			return fail(err, errlen, "out of memory");

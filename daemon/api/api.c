@@ -126,12 +126,17 @@ static crd_mhd_result accepted_again(crd_req *r)
 		return crd_http_error(r, 503, "draining", NULL,
 				      "the daemon is shutting down; the job may still run at its "
 				      "next start");
+	crd_jobrec *job = a->rm.param[0] ? crd_jobs_find(&crd_d.jobs, a->rm.param) : NULL;
+	if (a->accept_rc == -EEXIST) /* another node's job holds the key */
+		return crd_http_error(
+			r, 409, "idempotency_conflict", NULL,
+			"idempotency key '%s' was used for a different submission (job %s)",
+			job && job->idem_key ? job->idem_key : "?", a->rm.param);
 	if (a->accept_rc < 0) {
 		if (a->accept_rc == -ENOMEM)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		return store_unavailable(r);
 	}
-	crd_jobrec *job = crd_jobs_find(&crd_d.jobs, a->rm.param);
 	if (!job) /* forgotten already (retention of 0) */
 		return job_not_found(r);
 	/* accept_rc 1: the same idempotency key again, answered with the

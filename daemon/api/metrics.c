@@ -61,6 +61,31 @@ static void render_jobs_extra(crd_buf *b, const crd_jobs *s)
 		     "# TYPE crund_job_interruptions_total counter\n"
 		     "crund_job_interruptions_total %llu\n",
 		     (unsigned long long)s->n_retries, (unsigned long long)s->n_interrupted);
+	if (!s->shared)
+		return;
+	crd_buf_addf(b,
+		     "# HELP crund_node_info This node of a shared store (value 1).\n"
+		     "# TYPE crund_node_info gauge\n"
+		     "crund_node_info{node=\"%s\"} 1\n"
+		     "# HELP crund_node_claims_total Queued jobs this node claimed from the "
+		     "database (not counting those it started at their submission).\n"
+		     "# TYPE crund_node_claims_total counter\n"
+		     "crund_node_claims_total %llu\n"
+		     "# HELP crund_node_lease_fenced_total Writes of this node kept out because "
+		     "another node (or the elected one) took the job after its lease ran out.\n"
+		     "# TYPE crund_node_lease_fenced_total counter\n"
+		     "crund_node_lease_fenced_total %llu\n"
+		     "# HELP crund_node_idempotency_elsewhere_total Submissions answered with the "
+		     "job another node created with their idempotency key.\n"
+		     "# TYPE crund_node_idempotency_elsewhere_total counter\n"
+		     "crund_node_idempotency_elsewhere_total %llu\n"
+		     "# HELP crund_node_remote_records Records of jobs held elsewhere, kept "
+		     "for requests and waits on this node.\n"
+		     "# TYPE crund_node_remote_records gauge\n"
+		     "crund_node_remote_records %zu\n",
+		     s->node_id ? s->node_id : "", (unsigned long long)s->n_claimed,
+		     (unsigned long long)s->n_lease_fenced, (unsigned long long)s->n_idem_remote,
+		     s->n_remote);
 }
 
 /* The store: up, commits, rows per commit, latency, failures. */

@@ -270,6 +270,7 @@ void crd_jobs_free(crd_jobs *s)
 	}
 	free(s->htab);
 	free(s->old_htab);
+	free(s->dups);
 	json_decref(s->idem);
 	while (s->ghosts) {
 		struct crd_ghost *g = s->ghosts;
@@ -747,6 +748,8 @@ static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
 
 static void q_unlink(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
 {
+	if (!j->lprev && *head != j)
+		return; /* not in this list (a submission forgotten before its commit) */
 	if (j->lprev)
 		j->lprev->lnext = j->lnext;
 	else
@@ -989,6 +992,72 @@ static int args_text(crd_jobrec *j)
 
 static void shared_committed(crd_jobs *s, crd_jobrec *j, bool claimed);
 
+/* ---- a submission left out for another node's job with its key ---- */
+
+/* Whether the job held by another node was submitted as `a` is. */
+static bool same_request(const crd_jobrec *a, const crd_jobrec *b)
+{
+	if (a->plugin != b->plugin || a->spec != b->spec || a->timeout != b->timeout ||
+	    (a->flags & CRUND_JF_ISOLATED) != (b->flags & CRUND_JF_ISOLATED) ||
+	    a->max_attempts != b->max_attempts)
+		return false;
+	json_t *args = a->args ? a->args : json_loadb(a->args_json, a->args_len, 0, NULL);
+	bool same = args && same_args(b, args);
+	if (args != a->args)
+		json_decref(args);
+	return same;
+}
+
+/* Submission seq was left out of its commit: `held` (another node's job)
+ * holds its idempotency key.  Its commit's waiters answer it with that job
+ * (on_committed); the flag needs no memory, so a failed allocation here
+ * only turns those answers into a 503.  Entries live until the next call:
+ * the waiters of one commit are all told before the next commit. */
+static void hook_duplicate(void *arg, uint64_t seq, const crd_store_job *held)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, seq), *h;
+	size_t k = 0;
+	for (size_t i = 0; i < s->ndups; i++) { /* those answered already */
+		crd_jobrec *o = crd_jobs_find_seq(s, s->dups[i].seq);
+		if (o && (o->flags & CRUND_JF_DUPLICATE))
+			s->dups[k++] = s->dups[i];
+	}
+	s->ndups = k;
+	if (!j || !(j->flags & CRUND_JF_UNCOMMITTED))
+		return;
+	j->flags |= CRUND_JF_DUPLICATE;
+	if (!held || !(h = crd_jobs_cache_row(s, held)))
+		return;
+	if (s->ndups == s->capdups) {
+		size_t nc = s->capdups ? s->capdups * 2 : 8;
+		struct crd_dup *p = realloc(s->dups, nc * sizeof(*p));
+		if (!p)
+			return;
+		s->dups = p;
+		s->capdups = nc;
+	}
+	s->dups[s->ndups++] = (struct crd_dup){
+		.seq = seq, .held = held->seq, .rc = same_request(j, h) ? 1 : -EEXIST};
+}
+
+/* How a waiter of submission seq (left out, see hook_duplicate) is
+ * answered: *ret_held and 1 or -EEXIST, or -EIO (unknown: 503). */
+static int dup_answer(crd_jobs *s, uint64_t seq, crd_jobrec **ret_held)
+{
+	*ret_held = NULL;
+	for (size_t i = 0; i < s->ndups; i++) {
+		if (s->dups[i].seq == seq) {
+			*ret_held = crd_jobs_find_seq(s, s->dups[i].held);
+			return *ret_held ? s->dups[i].rc : -EIO;
+		}
+	}
+	return -EIO;
+}
+
+struct accept_wait;
+static void duplicate_committed(crd_jobs *s, struct accept_wait *w, crd_jobrec *j);
+
 /* A submission waiting for its commit. */
 struct accept_wait {
 	crd_jobs *s;
@@ -1003,6 +1072,15 @@ static void on_committed(void *arg, int rc)
 	struct accept_wait *w = arg;
 	crd_jobs *s = w->s;
 	crd_jobrec *j = crd_jobs_find_seq(s, w->seq);
+	if (w->again && rc == 0 && (!j || (j->flags & CRUND_JF_DUPLICATE))) {
+		/* the first one was left out for another node's job */
+		crd_jobrec *held;
+		int drc = dup_answer(s, w->seq, &held);
+		if (w->accepted)
+			w->accepted(w->arg, held, drc);
+		free(w);
+		return;
+	}
 	if (w->again) {
 		/* the first submission's commit decides; this one learns it (its
 		 * row may be committed with the first one's or right after it) */
@@ -1014,6 +1092,10 @@ static void on_committed(void *arg, int rc)
 	bool claimed = j && (j->flags & CRUND_JF_UNCOMMITTED) && (j->flags & CRUND_JF_CLAIMED);
 	if (claimed)
 		s->n_claiming--;
+	if (j && (j->flags & CRUND_JF_DUPLICATE) && rc == 0) {
+		duplicate_committed(s, w, j);
+		return;
+	}
 	if (j && (j->flags & CRUND_JF_UNCOMMITTED)) {
 		j->flags &= (uint16_t)~CRUND_JF_UNCOMMITTED;
 		if (rc < 0) {
@@ -2068,7 +2150,25 @@ static void hook_fenced(void *arg, uint64_t seq)
 	j->cached_at = 0; /* read again at the next request */
 }
 
+/* The commit of a submission left out for another node's job with its
+ * key: the submission never existed here; it is answered with that job
+ * (200), or 409 when the key was used for a different submission. */
+static void duplicate_committed(crd_jobs *s, struct accept_wait *w, crd_jobrec *j)
+{
+	crd_jobrec *held;
+	int rc = dup_answer(s, j->seq, &held);
+	j->flags &= (uint16_t) ~(CRUND_JF_UNCOMMITTED | CRUND_JF_CLAIMED);
+	s->n_submitted--;
+	job_forget(s, j);
+	if (rc == 1)
+		s->n_idem_remote++;
+	if (w->accepted)
+		w->accepted(w->arg, held, rc);
+	free(w);
+}
+
 static const crd_store_node_hooks node_hooks = {
+	.duplicate = hook_duplicate,
 	.fenced = hook_fenced,
 	.free_slots = hook_free_slots,
 	.adopt = hook_adopt,

@@ -119,6 +119,8 @@ enum {
 	CRUND_JF_CLAIMED = 0x1000,    /* its row makes it this node's (claimed): its
 	                               * start writes nothing more */
 	CRUND_JF_NODE_OWNED = 0x2000, /* node is the record's own copy */
+	CRUND_JF_DUPLICATE = 0x4000,  /* uncommitted, left out of its commit: another
+	                               * node's job holds its idempotency key */
 };
 
 #define CRUND_JOB_ID_MAX 32
@@ -268,6 +270,14 @@ typedef struct crd_jobs {
 	crd_jobs_resolve_fn resolve; /* plugin lookup for claimed jobs */
 	void *resolve_arg;
 	uint64_t n_claimed, n_lease_fenced;
+	/* submissions left out of their commit for another node's job with
+	 * their idempotency key: which job answers them (see hook_duplicate) */
+	struct crd_dup {
+		uint64_t seq, held;
+		int rc; /* 1: the same submission (200), -EEXIST: another (409) */
+	} * dups;
+	size_t ndups, capdups;
+	uint64_t n_idem_remote; /* submissions answered with another node's job */
 } crd_jobs;
 
 /* now NULL: CLOCK_REALTIME.  The id prefix comes from getrandom(). */

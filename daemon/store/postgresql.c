@@ -95,6 +95,15 @@ static const char *const MIGRATIONS[] = {
 	" WHERE idempotency_key IS NOT NULL;"
 	"CREATE TABLE crund_nodes (id text PRIMARY KEY, started_at float8 NOT NULL,"
 	" seen_at float8 NOT NULL);",
+	/* 1 → 2: an idempotency key names one job among all the nodes (a
+	 * version 1 database may hold a key twice, submitted on two nodes:
+	 * the oldest job keeps it) */
+	"UPDATE crund_jobs j SET idempotency_key = NULL WHERE idempotency_key IS NOT NULL"
+	" AND EXISTS (SELECT 1 FROM crund_jobs o WHERE o.idempotency_key = j.idempotency_key"
+	" AND o.seq < j.seq);"
+	"DROP INDEX crund_jobs_idem;"
+	"CREATE UNIQUE INDEX crund_jobs_idem ON crund_jobs (idempotency_key)"
+	" WHERE idempotency_key IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(*MIGRATIONS)))
 
@@ -105,6 +114,14 @@ static const char *const MIGRATIONS[] = {
 	" node"
 #define NOW "extract(epoch FROM clock_timestamp())"
 
+/* One batch in one statement: deletions, upserts fenced by node and attempt
+ * (a node that lost a job cannot overwrite its new attempt), the highest
+ * job number, one NOTIFY.  A new row whose idempotency key another job
+ * holds is left out.  The answer: the rows left out, with true for those
+ * (their submissions are answered with the job that holds the key) and
+ * false for the fenced ones.  Two nodes inserting one key at once: the
+ * unique index makes the later statement fail (23505), and it is run again
+ * (it then sees the other's row). */
 static const char COMMIT_SQL[] =
 	"WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(seq bigint, id text,"
 	" plugin text, job text, args text, state smallint, attempt integer,"
@@ -120,6 +137,8 @@ static const char COMMIT_SQL[] =
 	" progress, progress_message, created_at, started_at, finished_at, attempts, log,"
 	" log_truncated, CASE WHEN state = 0 THEN NULL ELSE node END,"
 	" CASE WHEN state = 1 THEN " NOW " + $3::float8 ELSE 0 END FROM x"
+	" WHERE x.idempotency_key IS NULL OR NOT EXISTS (SELECT 1 FROM crund_jobs k"
+	" WHERE k.idempotency_key = x.idempotency_key AND k.seq <> x.seq)"
 	" ON CONFLICT (seq) DO UPDATE SET state = excluded.state, attempt = excluded.attempt,"
 	" max_attempts = excluded.max_attempts, on_interrupt = excluded.on_interrupt,"
 	" run_at = excluded.run_at, result = excluded.result, error_code = excluded.error_code,"
@@ -137,9 +156,11 @@ static const char COMMIT_SQL[] =
 	" hi AS (UPDATE crund_meta SET value = $4::text WHERE key = 'max_seq' AND $5::boolean"
 	" AND value::bigint < $4::bigint RETURNING 1),"
 	" n AS (SELECT pg_notify('crund', $6) WHERE $6 <> '')"
-	" SELECT x.seq FROM x JOIN crund_jobs c ON c.seq = x.seq"
+	" SELECT x.seq, c.seq IS NULL FROM x LEFT JOIN crund_jobs c ON c.seq = x.seq"
 	" WHERE x.seq NOT IN (SELECT seq FROM u)"
-	" AND (c.attempt <> x.attempt OR c.node IS DISTINCT FROM x.node)"
+	" AND (c.seq IS NULL AND x.idempotency_key IS NOT NULL AND EXISTS (SELECT 1"
+	" FROM crund_jobs k WHERE k.idempotency_key = x.idempotency_key AND k.seq <> x.seq)"
+	" OR c.attempt <> x.attempt OR c.node IS DISTINCT FROM x.node)"
 	" AND (SELECT count(*) FROM d) >= 0 AND (SELECT count(*) FROM hi) >= 0"
 	" AND (SELECT count(*) FROM n) >= 0";
 
@@ -708,6 +729,58 @@ static void add_row(tb *b, const crd_store_job *j)
 	tb_add(b, "}", 1);
 }
 
+/* The new rows COMMIT_SQL left out (r: its answer) because another job
+ * holds their idempotency key: read those jobs and hand each to the jobs
+ * module with the row it replaces (or NULL when the read failed: that
+ * submission is answered 503 and may be sent again). */
+static void duplicates(pgs *s, const PGresult *r, crd_store_row *const *rows, size_t n)
+{
+	tb keys = {0};
+	PGresult *got = NULL;
+	char e[400];
+	tb_add(&keys, "[", 1);
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (PQgetvalue(r, i, 1)[0] != 't')
+			continue;
+		uint64_t seq = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+		for (size_t k = 0; k < n; k++) {
+			const crd_store_job *j = &rows[k]->job;
+			if (!rows[k]->del && j->seq == seq && j->idem_key) {
+				tb_adds(&keys, keys.len > 1 ? "," : "");
+				tb_jstr(&keys, j->idem_key, strlen(j->idem_key));
+				break;
+			}
+		}
+	}
+	tb_add(&keys, "]", 1);
+	const char *v[1] = {keys.p};
+	if (keys.oom || q(s->wc,
+			  "SELECT " COLS " FROM crund_jobs WHERE idempotency_key IN"
+			  " (SELECT json_array_elements_text($1::json))",
+			  1, v, &got, e, sizeof(e)) < 0)
+		got = NULL;
+	for (int i = 0; i < PQntuples(r); i++) {
+		if (PQgetvalue(r, i, 1)[0] != 't')
+			continue;
+		uint64_t seq = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+		const char *key = NULL;
+		for (size_t k = 0; k < n && !key; k++)
+			if (!rows[k]->del && rows[k]->job.seq == seq)
+				key = rows[k]->job.idem_key;
+		crd_store_job held, *found = NULL;
+		for (int g = 0; got && key && !found && g < PQntuples(got); g++) {
+			if (!strcmp(PQgetvalue(got, g, 12), key)) {
+				row_of(got, g, &held);
+				found = &held;
+			}
+		}
+		if (s->h && s->h->duplicate)
+			s->h->duplicate(s->harg, seq, found);
+	}
+	PQclear(got);
+	free(keys.p);
+}
+
 static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi_seq, char *err,
 		     size_t errlen)
 {
@@ -764,15 +837,27 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 				    payload.p ? payload.p : ""};
 		char e[400];
 		PGresult *r = NULL;
-		rc = q(s->wc, COMMIT_SQL, 6, v, &r, e, sizeof(e));
+		for (int tries = 0; tries < 3; tries++) {
+			rc = q(s->wc, COMMIT_SQL, 6, v, &r, e, sizeof(e));
+			if (rc != -EEXIST)
+				break; /* else another node took a key meanwhile */
+		}
 		if (rc < 0)
 			snprintf(err, errlen, "store %s: cannot write: %s", s->describe, e);
 		else if (hi > s->max_seq)
 			s->max_seq = hi;
-		/* rows the fence kept out: this node's view of those jobs is
-		 * stale (it lost their lease); the jobs module lets go of them */
-		for (int i = 0; r && s->h && s->h->fenced && i < PQntuples(r); i++)
-			s->h->fenced(s->harg, strtoull(PQgetvalue(r, i, 0), NULL, 10));
+		size_t ndup = 0;
+		for (int i = 0; r && i < PQntuples(r); i++) {
+			uint64_t seq = strtoull(PQgetvalue(r, i, 0), NULL, 10);
+			if (PQgetvalue(r, i, 1)[0] == 't')
+				ndup++;
+			else if (s->h && s->h->fenced)
+				/* the fence kept it out: this node's view of the
+				 * job is stale (it lost the lease); let go of it */
+				s->h->fenced(s->harg, seq);
+		}
+		if (ndup)
+			duplicates(s, r, rows, n);
 		PQclear(r);
 	}
 	free(js.p);

@@ -192,6 +192,11 @@ typedef struct crd_store_node_hooks {
 	/* A row this node wrote was kept out by the fence: another node (or
 	 * the elected one) holds the job now. */
 	void (*fenced)(void *arg, uint64_t seq);
+	/* A new job's row was left out of its commit because another job
+	 * (`held`, borrowed for the call; NULL when it could not be read)
+	 * holds its idempotency key: its submission is answered with that
+	 * job.  Called before the row's done callback. */
+	void (*duplicate)(void *arg, uint64_t seq, const crd_store_job *held);
 } crd_store_node_hooks;
 
 /* Join the nodes: heartbeat, claims, lease renewal, the election of the

@@ -276,9 +276,16 @@ stop_and_check_crund "the store's first crund"
 # daemon recovers by itself once writes work again.
 if command -v prlimit >/dev/null 2>&1; then
 	store3="sqlite:$E2E_TMP/full.db"
-	start_crund --store "$store3" || bail "crund did not start"
+	start_crund --store "$store3" --max-running 1 || bail "crund did not start"
 	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 	before_id=$JOB_ID
+	# one job runs, two wait behind it while the disk fills: a refused
+	# submission must not take the queue with it
+	submit '{"plugin":"demo","job":"sleep","args":{"seconds":1}}'
+	submit '{"plugin":"demo","job":"noop"}'
+	queued1=$JOB_ID
+	submit '{"plugin":"demo","job":"noop"}'
+	queued2=$JOB_ID
 	prlimit --pid "$CRUND_PID" --fsize=4096:  # the soft limit only: it can be raised again
 	post_json /v1/jobs '{"plugin":"demo","job":"noop"}'
 	is "$HTTP_STATUS" 503 "disk full: a submission answers 503"
@@ -298,6 +305,10 @@ if command -v prlimit >/dev/null 2>&1; then
 		sleep 0.1
 	done
 	is "$HTTP_STATUS" 200 "disk free again: health recovers by itself"
+	job_wait "$queued1"
+	jt 'd["state"] == "succeeded"' "disk free again: a job queued before the refusal runs"
+	job_wait "$queued2"
+	jt 'd["state"] == "succeeded"' "disk free again: ... and the one queued after it"
 	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 	is "$HTTP_STATUS" 201 "disk free again: submissions are accepted"
 	stop_and_check_crund "after a failing disk, crund"
@@ -306,7 +317,7 @@ if command -v prlimit >/dev/null 2>&1; then
 	is "$HTTP_STATUS" 200 "disk full: the job acknowledged before is still there after a restart"
 	stop_crund
 else
-	for _ in 1 2 3 4 5 6 7 8 9 10 11 12; do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in 1 2 3 4 5 6 7 8 9 10 11 12 13 14; do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # a read-only store (an immutable file) is refused at start

@@ -8,6 +8,8 @@
 #     run exactly once
 #   - any node answers for any job: GET, ?wait, /events, /log and cancel of
 #     a job that runs on another node
+#   - an idempotency key names one job among the nodes (also when two
+#     nodes get it at once); the schema migration that made it so
 #   - a node killed with SIGKILL mid-run: its jobs run again elsewhere
 #     (on_interrupt retry) or fail (fail) within lease + election
 #   - a node paused (SIGSTOP) past its lease, then resumed, does not
@@ -105,13 +107,37 @@ for i in 8 9; do
 	[ -s "$E2E_TMP/pid$i" ] && n_up=$((n_up + 1))
 done
 is "$n_up" 2 "two nodes started at once on an empty database both serve"
-is "$(sql 'SELECT count(*), max(version) FROM crund_schema' "$PGURL2")" "1|1" \
-	"the empty database was migrated once (one schema row, version 1)"
+is "$(sql 'SELECT count(*), max(version) FROM crund_schema' "$PGURL2")" "1|2" \
+	"the empty database was migrated once (one schema row, version 2)"
 is "$(sql "SELECT count(DISTINCT value) FROM crund_meta WHERE key = 'id_prefix'" "$PGURL2")" 1 \
 	"one id prefix for both nodes"
 for i in 8 9; do
 	[ -s "$E2E_TMP/pid$i" ] && kill -TERM "$(cat "$E2E_TMP/pid$i")"
 done
+
+# A version 1 database (idempotency keys checked by each node alone) that
+# holds one key twice: the migration to version 2 leaves it on the oldest.
+for i in 8 9; do
+	[ -s "$E2E_TMP/pid$i" ] && wait_until 10 bash -c "! kill -0 $(cat "$E2E_TMP/pid$i") 2>/dev/null"
+done
+rm -f "$E2E_TMP"/pid[89]
+sql "DROP INDEX crund_jobs_idem;
+     CREATE INDEX crund_jobs_idem ON crund_jobs (idempotency_key) WHERE idempotency_key IS NOT NULL;
+     UPDATE crund_schema SET version = 1;
+     INSERT INTO crund_jobs (seq, id, plugin, job, args, state, idempotency_key, created_at, finished_at)
+       SELECT k, 'v1-' || k, 'demo', 'noop', '{}', 2, 'v1-key', t, t
+       FROM generate_series(1, 2) AS k, extract(epoch FROM now()) AS t" \
+	"$PGURL2" >/dev/null
+NODE_STORE=$PGURL2
+start_node 8 || bail "node 8 did not start on a version 1 database"
+NODE_STORE=
+is "$(sql "SELECT max(version) FROM crund_schema; SELECT string_agg(id || '=' || coalesce(idempotency_key, '-'), ',' ORDER BY seq) FROM crund_jobs" "$PGURL2" | paste -sd' ')" \
+	"2 v1-1=v1-key,v1-2=-" "version 1 → 2: a key held twice stays on the oldest job"
+stop_node 8
+
+start_fail badnode --store "$PGURL" --node-id 'node "one"'
+is "$START_STATUS" 2 "a --node-id with a space and quotes: exit 2 (usage)"
+like "$(cat "$START_LOG")" "--node-id 'node \"one\"': use up to 63 letters" "... naming the value and the rule"
 
 # ----------------------------------------------------------- three nodes
 for i in 1 2 3; do
@@ -185,6 +211,60 @@ req GET "/v1/jobs?limit=200"
 jt "len(d['jobs']) == $((N + 2))" "node 3 lists every job of the database"
 req GET "/v1/jobs/${PID_JOB}zz"
 is "$HTTP_STATUS" 404 "an unknown id is 404 on any node"
+
+# ------------------------------------------- one idempotency key, any node
+# A key names one job among all the nodes: the same submission again on
+# another node is answered 200 with the first job, a different one 409.
+on 1
+submit '{"plugin":"demo","job":"noop","idempotency_key":"pg-k1"}'
+K1=$JOB_ID
+is "$HTTP_STATUS" 201 "a keyed submission on node 1: 201"
+on 2
+submit '{"plugin":"demo","job":"noop","idempotency_key":"pg-k1"}'
+jt "d['id'] == '$K1'" "the same key on node 2: the job node 1 created"
+is "$HTTP_STATUS" 200 "the same key on node 2: 200"
+on 3
+submit '{"plugin":"demo","job":"noop","idempotency_key":"pg-k1"}' '?wait=5'
+jt "d['id'] == '$K1' and d['state'] == 'succeeded'" "the same key on node 3 with ?wait: that job, ended"
+on 2
+submit '{"plugin":"demo","job":"echo","args":{"value":"other"},"idempotency_key":"pg-k1"}'
+is "$HTTP_STATUS" 409 "the key with another submission on node 2: 409"
+is_error idempotency_conflict "... error code idempotency_conflict"
+is "$(sql "SELECT count(*) FROM crund_jobs WHERE idempotency_key = 'pg-k1'")" 1 \
+	"one row holds the key"
+# at once on two nodes: one job per key, both answers name it
+CURLS=()
+for ((k = 0; k < 20; k++)); do
+	for i in 1 2; do
+		curl -s --max-time 10 -o "$E2E_TMP/twice.$k.$i" -w '%{http_code}\n' -XPOST \
+			"${NODE_URLS[i]}/v1/jobs" \
+			--data-binary "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"pg-t$k\"}" \
+			>"$E2E_TMP/twice.$k.$i.code" &
+		CURLS+=($!)
+	done
+done
+wait "${CURLS[@]}"
+pairs_ok=0
+for ((k = 0; k < 20; k++)); do
+	c=$(sort "$E2E_TMP/twice.$k.1.code" "$E2E_TMP/twice.$k.2.code" | paste -sd,)
+	id1=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$E2E_TMP/twice.$k.1")
+	id2=$(sed -n 's/^{"id":"\([^"]*\)".*/\1/p' "$E2E_TMP/twice.$k.2")
+	if [ "$c" = 200,201 ] && [ -n "$id1" ] && [ "$id1" = "$id2" ]; then
+		pairs_ok=$((pairs_ok + 1))
+	else
+		diag "pair $k: $c $id1 $id2"
+	fi
+done
+is "$pairs_ok" 20 "the same key on two nodes at once (20 pairs): 201 and 200, one job"
+is "$(sql "SELECT count(*) FROM crund_jobs WHERE idempotency_key LIKE 'pg-t%'")" 20 \
+	"... and 20 rows"
+elsewhere=0
+for i in 1 2 3; do
+	n=$(curl -s "${NODE_URLS[i]}/metrics" | awk '/^crund_node_idempotency_elsewhere_total / {print $2}')
+	elsewhere=$((elsewhere + ${n:-0}))
+done
+is "$elsewhere" 22 "the nodes' metrics count 22 submissions answered with another node's job"
+like "$(curl -s "${NODE_URLS[2]}/metrics")" 'crund_node_info\{node="node2"\} 1' "/metrics names the node"
 
 # --------------------------------------------------------------- SIGKILL
 on 3

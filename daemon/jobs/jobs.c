@@ -2100,6 +2100,25 @@ static void hook_adopt(void *arg, const crd_store_job *row)
 	}
 }
 
+static size_t hook_held(void *arg, double since, uint64_t *out, size_t max)
+{
+	crd_jobs *s = arg;
+	size_t n = 0;
+	for (crd_jobrec *j = s->newest; j; j = j->older) {
+		if (j->flags & CRUND_JF_REMOTE)
+			continue;
+		bool held = j->state == CRUND_JOB_RUNNING ||
+			    (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_CLAIMED)) ||
+			    (crd_job_state_ended(j->state) && j->finished_at >= since);
+		if (!held)
+			continue;
+		if (n < max)
+			out[n] = j->seq;
+		n++;
+	}
+	return n;
+}
+
 static void hook_cancel(void *arg, uint64_t seq)
 {
 	crd_jobs *s = arg;
@@ -2172,6 +2191,7 @@ static const crd_store_node_hooks node_hooks = {
 	.fenced = hook_fenced,
 	.free_slots = hook_free_slots,
 	.adopt = hook_adopt,
+	.held = hook_held,
 	.cancel = hook_cancel,
 	.watch_list = hook_watch_list,
 	.changed = hook_changed,

@@ -177,11 +177,13 @@ static const char CLAIM_SQL[] =
 	" j.error_code, j.error_message, j.progress, j.progress_message, j.created_at,"
 	" j.started_at, j.finished_at, j.attempts, j.log, j.log_truncated, j.node";
 
-/* Renew the leases of every job this node runs, in one statement, with the
- * node's heartbeat; the answer names jobs somebody asked to cancel. */
+/* Renew the leases of the jobs this node holds ($4: the jobs module's
+ * list), in one statement, with the node's heartbeat; the answer names
+ * jobs somebody asked to cancel. */
 static const char RENEW_SQL[] =
 	"WITH r AS (UPDATE crund_jobs SET lease_until = " NOW " + $2::float8"
-	" WHERE state = 1 AND node = $1 RETURNING seq, cancel_requested),"
+	" WHERE state = 1 AND node = $1 AND seq = ANY($4::bigint[])"
+	" RETURNING seq, cancel_requested),"
 	" h AS (INSERT INTO crund_nodes (id, started_at, seen_at) VALUES ($1, $3::float8, " NOW
 	") ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at RETURNING 1)"
 	" SELECT seq FROM r WHERE cancel_requested AND (SELECT count(*) FROM h) >= 0";
@@ -277,7 +279,9 @@ typedef struct pgs {
 	bool leader;
 	unsigned leader_gen; /* the work connection that holds the lock */
 	unsigned kc_gen;     /* the work connection lead() saw last */
-	double regained_at;  /* when it connected again after a loss (mono) */
+	uint64_t *held;      /* renew(): the jobs this node holds */
+	size_t capheld;
+	double regained_at; /* when it connected again after a loss (mono) */
 	double next_renew, next_leader, next_prune;
 	char nodes_json[4096];
 	/* job number blocks */
@@ -498,6 +502,7 @@ static void pg_close(void *be)
 	crd_pg_free(s->lc);
 	cr_event_free(s->wake_ev);
 	free(s->cancels);
+	free(s->held);
 	free(s->url);
 	free(s);
 }
@@ -968,8 +973,30 @@ static int renew(pgs *s)
 	char lease[32], started[32], e[400];
 	snprintf(lease, sizeof(lease), "%g", s->lease);
 	snprintf(started, sizeof(started), "%.6f", s->started_at);
-	const char *v[3] = {s->node, lease, started};
-	if (q(s->kc, RENEW_SQL, 3, v, &r, e, sizeof(e)) < 0)
+	/* what the node holds; ended ones for two leases (their end may be
+	 * waiting for the database) */
+	double since = now_real() - 2 * s->lease;
+	size_t n;
+	while ((n = s->h->held(s->harg, since, s->held, s->capheld)) > s->capheld) {
+		uint64_t *p = realloc(s->held, n * 2 * sizeof(*p));
+		if (!p)
+			return -1;
+		s->held = p;
+		s->capheld = n * 2;
+	}
+	tb list = {0};
+	tb_add(&list, "{", 1);
+	for (size_t i = 0; i < n; i++)
+		tb_addf(&list, "%s%" PRIu64, i ? "," : "", s->held[i]);
+	tb_add(&list, "}", 1);
+	if (list.oom) {
+		free(list.p);
+		return -1;
+	}
+	const char *v[4] = {s->node, lease, started, list.p};
+	int rc = q(s->kc, RENEW_SQL, 4, v, &r, e, sizeof(e));
+	free(list.p);
+	if (rc < 0)
 		return -1;
 	for (int i = 0; i < PQntuples(r); i++)
 		s->h->cancel(s->harg, strtoull(PQgetvalue(r, i, 0), NULL, 10));

@@ -181,6 +181,14 @@ typedef struct crd_store_node_hooks {
 	/* A job this node claimed (state running, attempt and node set in
 	 * the row): run it. */
 	void (*adopt)(void *arg, const crd_store_job *row);
+	/* The jobs this node holds: running here, claimed and about to
+	 * start, or ended at or after `since` (their end may still be on its
+	 * way to the database).  Up to max of their numbers into out; returns
+	 * how many there are (more than max: call again with room for all).
+	 * Only their leases are renewed: a row the database says this node
+	 * runs but the node does not know (a claim whose answer was lost, a
+	 * previous start with the same --node-id) runs out and is requeued. */
+	size_t (*held)(void *arg, double since, uint64_t *out, size_t max);
 	/* Someone asked to cancel a job this node runs. */
 	void (*cancel)(void *arg, uint64_t seq);
 	/* The jobs this node watches (records of jobs held elsewhere): up to

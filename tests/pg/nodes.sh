@@ -12,6 +12,8 @@
 #     nodes get it at once); the schema migration that made it so
 #   - a node killed with SIGKILL mid-run: its jobs run again elsewhere
 #     (on_interrupt retry) or fail (fail) within lease + election
+#   - a node killed and started again at once with the same --node-id:
+#     its jobs from before run again (their leases are not renewed)
 #   - a node paused (SIGSTOP) past its lease, then resumed, does not
 #     complete its job a second time over the attempt that replaced it,
 #     and answers for it from the database afterwards
@@ -360,6 +362,23 @@ check "no acknowledged job is lost: all $acked ended succeeded" wait_until 30 do
 on 1
 submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 jt "d['state'] == 'succeeded'" "submissions work again after the restart"
+
+# ------------------------- SIGKILL, then at once again with the same name
+# The new process must not keep the old one's jobs alive: it renews the
+# leases of the jobs it holds, not of every row that bears its name.
+on 3
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":3},"max_attempts":2,"on_interrupt":"retry"}'
+R2=$JOB_ID
+is "$(sql "SELECT node FROM crund_jobs WHERE id = '$R2'")" node3 "a job runs on node 3"
+kill -KILL "${NODE_PIDS[3]}"
+wait "${NODE_PIDS[3]}" 2>/dev/null
+NODE_PIDS[3]=
+start_node 3 --max-running 4 || bail "node 3 did not start again"
+rerun2() { [ "$(sql "SELECT state || ':' || attempt FROM crund_jobs WHERE id = '$R2'")" = "2:2" ]; }
+check "SIGKILL and a restart as node3 at once: its job runs again (attempt 2) and succeeds" \
+	wait_until 40 rerun2 ||
+	sql "SELECT state, attempt, node, lease_until - extract(epoch FROM now()) FROM crund_jobs WHERE id = '$R2'" |
+	sed 's/^/# row: /'
 
 for i in 1 2 3; do
 	stop_node "$i"

@@ -340,7 +340,24 @@ LOADER2=$BG_PID
 sleep 2
 # down longer than a lease: nobody can renew meanwhile, and the jobs that
 # ended while it was down must still end as they ended, not "interrupted"
-"$PG" restart "$PGDIR" $((LEASE + 1)) || bail "the database did not start again"
+"$PG" restart "$PGDIR" $((LEASE + 1)) >"$E2E_TMP/restart.out" 2>&1 &
+RESTARTER=$!
+# while it is down a node serves what it can; reads that need the
+# database answer 503 at once
+db_down() { [ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[2]}/v1/health")" = 503 ]; }
+check "the database down: node 2's health says so (503)" wait_until 10 db_down
+on 2
+t0=$(now_ms)
+req GET "/v1/jobs?limit=5"
+t1=$(now_ms)
+is "$HTTP_STATUS" 503 "the database down: a listing answers 503"
+is_error store_unavailable "... error.code store_unavailable"
+req GET "/v1/jobs/$ID"
+t2=$(now_ms)
+is "$HTTP_STATUS" 503 "the database down: GET of a job held in the database answers 503"
+diag "answers with the database down: listing $((t1 - t0)) ms, GET $((t2 - t1)) ms"
+check "... both within 5 s, not a hang" test $((t2 - t0)) -lt 5000
+wait "$RESTARTER" || bail "the database did not start again: $(cat "$E2E_TMP/restart.out")"
 sleep 3
 touch "$E2E_TMP/stop-load"
 wait "$LOADER" "$LOADER2"

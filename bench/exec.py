@@ -14,8 +14,12 @@ For each of R rounds, in turn:
            the exec plugin's own measure (at fini it logs the longest and
            the mean time cr_subprocess_spawn held the loop).
   asyncio  bench/exec_asyncio.py with the same N, C and argv.
+  floor    (with --floor) bench/spawn-floor: a bare C loop that spawns argv
+           N times, C at once, and waits: what the machine can do at all,
+           so no runner of the same program beats it here.
 Prints one JSON document: each round's figures, then per side the median
-and range of jobs/s, and the ratio of the medians (crund / asyncio).
+and range of jobs/s, and the ratio of the medians (crund / asyncio; with
+--floor also crund / floor and asyncio / floor).
 """
 import argparse
 import json
@@ -170,12 +174,16 @@ def main():
     p.add_argument("--jobs", type=int, default=1000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--argv", nargs="+", default=["/bin/true"])
+    p.add_argument("--floor", help="bench/spawn-floor, run beside them each round")
     args = p.parse_args()
-    crund, peer = [], []
+    crund, peer, floor = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.runs):
             crund.append(run_crund(args, tmp))
             peer.append(run_asyncio(args))
+            if args.floor:
+                floor.append(json.loads(subprocess.check_output(
+                    [args.floor, str(args.jobs), str(args.concurrency)] + args.argv)))
     res = {
         "bench": "exec", "argv": args.argv, "jobs": args.jobs,
         "concurrency": args.concurrency, "runs": args.runs, "cpus": os.cpu_count(),
@@ -191,6 +199,11 @@ def main():
     res["asyncio"]["lag_max_ms"] = summary(peer, "lag_max_ms")
     res["ratio_of_medians"] = round(res["crund"]["jobs_per_s"]["median"] /
                                     res["asyncio"]["jobs_per_s"]["median"], 2)
+    if floor:
+        res["floor"] = {"rounds": floor, "jobs_per_s": summary(floor, "jobs_per_s")}
+        f = res["floor"]["jobs_per_s"]["median"]
+        res["crund_over_floor"] = round(res["crund"]["jobs_per_s"]["median"] / f, 2)
+        res["asyncio_over_floor"] = round(res["asyncio"]["jobs_per_s"]["median"] / f, 2)
     print(json.dumps(res, indent=1))
 
 

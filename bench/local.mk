@@ -26,6 +26,11 @@ bench_http_target_SOURCES = bench/http-target.c
 bench_http_target_CFLAGS = $(AM_CFLAGS) $(MHD_CFLAGS)
 bench_http_target_LDADD = $(MHD_LIBS) -lpthread
 
+# bench/spawn-floor: the machine's floor for bench/exec.sh (a bare
+# posix_spawn and wait loop of the same program at the same concurrency).
+noinst_PROGRAMS += bench/spawn-floor
+bench_spawn_floor_SOURCES = bench/spawn-floor.c
+
 EXTRA_DIST += bench/README.md bench/run-peers.sh bench/soak-http.sh bench/run-durable.sh \
 	bench/durable.py bench/http-jobs.sh bench/http_aiohttp.py bench/exec.sh bench/exec.py \
 	bench/exec_asyncio.py bench/run-pg.sh bench/pg.py

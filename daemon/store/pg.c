@@ -215,6 +215,8 @@ static int map_state(const char *sqlstate)
 		return -EIO;
 	if (!strcmp(sqlstate, "23505"))
 		return -EEXIST;
+	if (!strcmp(sqlstate, "40P01") || !strcmp(sqlstate, "40001"))
+		return -EDEADLK; /* deadlock, serialization failure: run it again */
 	if (!strncmp(sqlstate, "57P", 3) || !strncmp(sqlstate, "08", 2))
 		return -ECONNRESET; /* admin shutdown, connection exceptions */
 	return -EIO;

@@ -50,6 +50,8 @@ int crd_pg_connect(crd_pg *c, char *err, size_t errlen);
  * no parameters).  *ret (may be NULL) gets the last result, to PQclear.
  * 0, or:
  *   -EEXIST       a unique violation (23505)
+ *   -EDEADLK      a deadlock or serialization failure (40P01, 40001): may be
+ *                 run again
  *   -ECONNRESET   the connection broke (closed; the next call reconnects)
  *   -ETIMEDOUT    no answer within `timeout` s (connection closed)
  *   -EIO          the statement failed (err has the server's message)

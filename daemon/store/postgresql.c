@@ -121,7 +121,9 @@ static const char *const MIGRATIONS[] = {
  * (their submissions are answered with the job that holds the key) and
  * false for the fenced ones.  Two nodes inserting one key at once: the
  * unique index makes the later statement fail (23505), and it is run again
- * (it then sees the other's row). */
+ * (it then sees the other's row).  New keyed rows go in in key order, so two
+ * batches that share several keys wait for each other in one order, not in
+ * a cycle (a deadlock, 40P01, is run again too). */
 static const char COMMIT_SQL[] =
 	"WITH x AS (SELECT * FROM json_to_recordset($1::json) AS x(seq bigint, id text,"
 	" plugin text, job text, args text, state smallint, attempt integer,"
@@ -139,6 +141,7 @@ static const char COMMIT_SQL[] =
 	" CASE WHEN state = 1 THEN " NOW " + $3::float8 ELSE 0 END FROM x"
 	" WHERE x.idempotency_key IS NULL OR NOT EXISTS (SELECT 1 FROM crund_jobs k"
 	" WHERE k.idempotency_key = x.idempotency_key AND k.seq <> x.seq)"
+	" ORDER BY x.idempotency_key, x.seq"
 	" ON CONFLICT (seq) DO UPDATE SET state = excluded.state, attempt = excluded.attempt,"
 	" max_attempts = excluded.max_attempts, on_interrupt = excluded.on_interrupt,"
 	" run_at = excluded.run_at, result = excluded.result, error_code = excluded.error_code,"
@@ -477,18 +480,44 @@ static void default_node_id(char *out, size_t n)
 	snprintf(out, n, "%s-%s", host, suf);
 }
 
-/* The URL for logs: a password in it is not shown. */
+/* The store as logs and /v1/health name it: a password in a URI
+ * (user:PASSWORD@, ?password=) or in a keyword string (password=...) is
+ * shown as ***. */
 static void describe_url(const char *url, char *out, size_t n)
 {
+	char tmp[512];
 	const char *at = strchr(url, '@'), *scheme = strstr(url, "://");
-	if (scheme && at && at > scheme) {
-		const char *colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3));
-		if (colon) {
-			snprintf(out, n, "%.*s:***%s", (int)(colon - url), url, at);
-			return;
-		}
+	const char *colon = scheme && at && at > scheme
+				    ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3))
+				    : NULL;
+	if (colon)
+		snprintf(tmp, sizeof(tmp), "%.*s:***%s", (int)(colon - url), url, at);
+	else
+		snprintf(tmp, sizeof(tmp), "%s", url);
+	const char *pw = strstr(tmp, "password");
+	const char *eq = pw ? pw + 8 : NULL;
+	while (eq && *eq == ' ')
+		eq++;
+	if (!eq || *eq != '=') {
+		size_t len = strlen(tmp) < n ? strlen(tmp) : n - 1;
+		memcpy(out, tmp, len);
+		out[len] = '\0';
+		return;
 	}
-	snprintf(out, n, "%s", url);
+	const char *v = eq + 1, *end;
+	while (*v == ' ')
+		v++;
+	if (scheme) {
+		end = v + strcspn(v, "&#");
+	} else if (*v == '\'') {
+		for (end = v + 1; *end && *end != '\''; end += end[0] == '\\' && end[1] ? 2 : 1)
+			;
+		if (*end)
+			end++;
+	} else {
+		end = v + strcspn(v, " ");
+	}
+	snprintf(out, n, "%.*s***%s", (int)(v - tmp), tmp, end);
 }
 
 static void pg_close(void *be)
@@ -615,6 +644,8 @@ static int pg_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 	const char *conninfo = where;
 	if (!strncmp(where, "postgresql:", 11) && strncmp(where, "postgresql://", 13))
 		conninfo = where + 11;
+	else if (!strncmp(where, "postgres:", 9) && strncmp(where, "postgres://", 11))
+		conninfo = where + 9;
 	s->loop = o->loop;
 	if (o->node_id && *o->node_id)
 		snprintf(s->node, sizeof(s->node), "%s", o->node_id);
@@ -793,7 +824,7 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	tb js = {0}, del = {0}, note = {0};
 	uint64_t hi = hi_seq;
 	bool any_del = false, claimable = false;
-	size_t nput = 0;
+	size_t nput = 0, nkeyed = 0;
 	int rc;
 	if (n == 0) /* a probe: can the store take a write again? */
 		return q(s->wc, "SELECT 1", 0, NULL, NULL, err, errlen);
@@ -813,6 +844,8 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 			hi = j->seq;
 		if (j->state == 0)
 			claimable = true;
+		if (j->idem_key && nkeyed < 100)
+			nkeyed++;
 		if (note.len < NOTIFY_MAX)
 			tb_addf(&note, "%s%" PRIu64, note.len ? "," : "", j->seq);
 	}
@@ -842,9 +875,11 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 				    payload.p ? payload.p : ""};
 		char e[400];
 		PGresult *r = NULL;
-		for (int tries = 0; tries < 3; tries++) {
+		/* each conflict is a key another batch committed meanwhile, which
+		 * the next run leaves out: at most one run per keyed row */
+		for (size_t tries = 0; tries < 3 + nkeyed; tries++) {
 			rc = q(s->wc, COMMIT_SQL, 6, v, &r, e, sizeof(e));
-			if (rc != -EEXIST)
+			if (rc != -EEXIST && rc != -EDEADLK)
 				break; /* else another node took a key meanwhile */
 		}
 		if (rc < 0)
@@ -871,7 +906,7 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	free(payload.p);
 	/* the database is unreachable or broke the connection: a sentence
 	 * for /v1/health; store.c retries (and the connection reconnects) */
-	return rc == -EEXIST ? -EIO : rc;
+	return rc == -EEXIST || rc == -EDEADLK ? -EIO : rc;
 }
 
 /* ------------------------------------------------------- node tasks */

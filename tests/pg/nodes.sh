@@ -141,6 +141,22 @@ start_fail badnode --store "$PGURL" --node-id 'node "one"'
 is "$START_STATUS" 2 "a --node-id with a space and quotes: exit 2 (usage)"
 like "$(cat "$START_LOG")" "--node-id 'node \"one\"': use up to 63 letters" "... naming the value and the rule"
 
+# A libpq keyword string works as well as a URI; a password in either is
+# never shown (log, /v1/health).
+PGPORT_=$(echo "$PGURL" | sed -n 's|.*:\([0-9]*\)/crund$|\1|p')
+start_node 7 --store "postgresql:host=127.0.0.1 port=$PGPORT_ dbname=crund user=crund password=kw-sekrit" ||
+	bail "a node on a keyword string did not start"
+like "$(cat "${NODE_LOGS[7]}")" "store postgresql:host=127.0.0.1 port=$PGPORT_ dbname=crund user=crund password=\*\*\* " \
+	"a keyword connection string: the node starts, the log hides its password"
+stop_node 7
+start_node 7 --store "postgresql://crund:uri-sekrit@127.0.0.1:$PGPORT_/crund?password=q-sekrit&application_name=x" ||
+	bail "a node on a URI with passwords did not start"
+on 7
+req GET /v1/health
+is "$(grep -c sekrit "${NODE_LOGS[7]}" "$HTTP_BODY_FILE" | awk -F: '{s += $2} END {print s}')" 0 \
+	"a URI with a password twice: neither is in the log or /v1/health"
+stop_node 7
+
 # ----------------------------------------------------------- three nodes
 for i in 1 2 3; do
 	start_node "$i" --max-running 4 || bail "node $i did not start"

@@ -270,7 +270,8 @@ for ((k = 0; k < 20; k++)); do
 	if [ "$c" = 200,201 ] && [ -n "$id1" ] && [ "$id1" = "$id2" ]; then
 		pairs_ok=$((pairs_ok + 1))
 	else
-		diag "pair $k: $c $id1 $id2"
+		diag "pair $k: $c $id1 $id2" "node 1: $(head -c 300 "$E2E_TMP/twice.$k.1")" \
+			"node 2: $(head -c 300 "$E2E_TMP/twice.$k.2")"
 	fi
 done
 is "$pairs_ok" 20 "the same key on two nodes at once (20 pairs): 201 and 200, one job"

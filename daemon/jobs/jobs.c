@@ -1100,9 +1100,14 @@ static void on_committed(void *arg, int rc)
 		j->flags &= (uint16_t)~CRUND_JF_UNCOMMITTED;
 		if (rc < 0) {
 			/* not acknowledged: it never existed (the store keeps the
-			 * row pending and may still write it: delete it there too) */
+			 * row pending and may still write it: delete it there too,
+			 * also on a shared store, where forgetting a record is not
+			 * deleting its row) */
+			bool was = s->explicit_delete;
+			s->explicit_delete = true;
 			s->n_submitted--;
 			job_forget(s, j);
+			s->explicit_delete = was;
 			j = NULL;
 		} else if (s->shared) {
 			shared_committed(s, j, claimed);

@@ -393,6 +393,10 @@ done_acked() { [ "$(sql "SELECT count(*) FROM crund_jobs WHERE state = 2 AND id 
 check "no acknowledged job is lost: all $acked ended succeeded" wait_until 30 done_acked ||
 	sql "SELECT id, state, attempt, max_attempts, node, error_code, error_message FROM crund_jobs
 	     WHERE state <> 2 AND id IN ($(cat "$E2E_TMP/acked.sql"))" | sed 's/^/# not succeeded: /'
+# and a refused one (503) is not run behind the caller's back: the load's
+# jobs in the database are the acknowledged ones
+is "$(sql "SELECT count(*) FROM crund_jobs WHERE job = 'sleep' AND (args::json->>'seconds')::float8 = 0.05")" "$acked" \
+	"no job of a refused submission was written later: the load's rows are the $acked acknowledged"
 on 1
 submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 jt "d['state'] == 'succeeded'" "submissions work again after the restart"

@@ -535,6 +535,21 @@ static void dirty_remove(crd_jobs *s, crd_jobrec *j)
 
 /* ------------------------------------------------------------- lists */
 
+/* The job ended: each subscriber gets END once.  The whole list is
+ * detached first, so each may free itself. */
+static void end_subs(crd_jobrec *j)
+{
+	crd_sub *sub = j->subs;
+	j->subs = NULL;
+	while (sub) {
+		crd_sub *n = sub->next;
+		sub->next = sub->prev = NULL;
+		sub->job = NULL;
+		sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
+		sub = n;
+	}
+}
+
 static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j);
 static void enqueue(crd_jobs *s, crd_jobrec *j);
 static void start_queued(crd_jobs *s);
@@ -1330,16 +1345,7 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 	persist(s, j, NULL, NULL);
 	crd_jobs_announce(s, j);
 
-	/* Subscribers: detach the whole list first, so each may free itself. */
-	crd_sub *sub = j->subs;
-	j->subs = NULL;
-	while (sub) {
-		crd_sub *n = sub->next;
-		sub->next = sub->prev = NULL;
-		sub->job = NULL;
-		sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
-		sub = n;
-	}
+	end_subs(j);
 	if (s->ops.ended)
 		s->ops.ended(j, s->ops_data);
 	if (s->shared)
@@ -1990,15 +1996,7 @@ crd_jobrec *crd_jobs_cache_row(crd_jobs *s, const crd_store_job *row)
 			if (!crd_job_state_ended(j->state)) {
 				crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
 			} else {
-				crd_sub *sub = j->subs;
-				j->subs = NULL;
-				while (sub) {
-					crd_sub *n = sub->next;
-					sub->next = sub->prev = NULL;
-					sub->job = NULL;
-					sub->on_event(sub, j, CRUND_EV_END, NULL, 0);
-					sub = n;
-				}
+				end_subs(j);
 			}
 		}
 		return j;

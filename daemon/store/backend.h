@@ -69,4 +69,8 @@ extern const crd_store_backend crd_store_postgres;
 crd_store_row *crd_store_row_copy(const crd_store_job *j, bool del);
 void crd_store_row_free(crd_store_row *r);
 
+/* A new store's job id prefix: 13 random base-32 characters and a NUL
+ * (getrandom, else the time and pid mixed). */
+void crd_store_new_prefix(char out[14]);
+
 #endif

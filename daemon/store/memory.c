@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "store/backend.h"
@@ -28,7 +27,6 @@ typedef struct mem {
 static int mem_open(const char *where, const crd_store_opts *o, void **ret_be, char *err,
 		    size_t errlen)
 {
-	static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
 	(void)where;
 	(void)o;
 	mem *m = calloc(1, sizeof(*m));
@@ -36,13 +34,7 @@ static int mem_open(const char *where, const crd_store_opts *o, void **ret_be, c
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	uint64_t r = 0;
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		r = (uint64_t)getpid() * UINT64_C(0x9e3779b97f4a7c15);
-	for (int i = 12; i >= 0; i--) {
-		m->prefix[i] = b32[r & 31];
-		r >>= 5;
-	}
+	crd_store_new_prefix(m->prefix);
 	*ret_be = m;
 	return 0;
 }

@@ -542,19 +542,6 @@ static int q(crd_pg *c, const char *sql, int n, const char *const *v, PGresult *
 	return crd_pg_exec(c, sql, n, v, QUERY_TIMEOUT, ret, err, errlen);
 }
 
-static void new_prefix(char out[14])
-{
-	static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
-	uint64_t r = 0;
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		r = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)getpid();
-	for (int i = 12; i >= 0; i--) {
-		out[i] = b32[r & 31];
-		r >>= 5;
-	}
-	out[13] = '\0';
-}
-
 /* Bring the schema to SCHEMA_VERSION under an advisory lock: nodes that
  * start at once migrate once (the others wait, then find it done). */
 static int migrate(pgs *s, char *err, size_t errlen)
@@ -587,7 +574,7 @@ static int migrate(pgs *s, char *err, size_t errlen)
 	}
 	for (long v = version; rc == 0 && v < SCHEMA_VERSION; v++) {
 		char sql[256], p[14];
-		new_prefix(p);
+		crd_store_new_prefix(p);
 		snprintf(sql, sizeof(sql),
 			 "UPDATE crund_schema SET version = %ld;"
 			 "INSERT INTO crund_meta VALUES ('id_prefix', '%s'), ('max_seq', '0')"

@@ -32,7 +32,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -241,19 +240,6 @@ static int query_int(sq *s, const char *sql, long long *ret)
 	return rc;
 }
 
-static void new_prefix(char out[14])
-{
-	static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
-	uint64_t r = 0;
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-		r = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)getpid();
-	for (int i = 12; i >= 0; i--) {
-		out[i] = b32[r & 31];
-		r >>= 5;
-	}
-	out[13] = '\0';
-}
-
 /* Bring the schema to SCHEMA_VERSION; refuse a foreign or newer file. */
 static int migrate(sq *s, char *err, size_t errlen)
 {
@@ -298,7 +284,7 @@ static int migrate(sq *s, char *err, size_t errlen)
 		}
 		if (v == 0) {
 			char p[14], ins[160];
-			new_prefix(p);
+			crd_store_new_prefix(p);
 			snprintf(ins, sizeof(ins),
 				 "PRAGMA application_id=%d;"
 				 "INSERT INTO meta VALUES ('id_prefix', '%s'), ('max_seq', '0');",

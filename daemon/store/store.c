@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -207,6 +208,19 @@ static void tell_waiters(crd_store_row *r, int rc)
 		free(w);
 		w = n;
 	}
+}
+
+void crd_store_new_prefix(char out[14])
+{
+	static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz";
+	uint64_t r = 0;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+		r = (uint64_t)time(NULL) * UINT64_C(0x9e3779b97f4a7c15) ^ (uint64_t)getpid();
+	for (int i = 12; i >= 0; i--) {
+		out[i] = b32[r & 31];
+		r >>= 5;
+	}
+	out[13] = '\0';
 }
 
 void crd_store_row_free(crd_store_row *r)

@@ -356,6 +356,47 @@ static int body_delete(void *arg, void **ret)
 START_TEST(delete_forgets_a_job) { ck_assert_int_eq(run_body(_i, body_delete), 0); }
 END_TEST
 
+/* Deletions in one batch go in runs of consecutive numbers (retention
+ * forgets the oldest jobs), and a job forgotten in a batch frees its
+ * idempotency key for a new job in the same batch. */
+static int body_delete_runs(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	for (uint64_t s = 1; s <= 12; s++) {
+		crd_store_job j = sample(s, 2);
+		j.idem_key = s == 3 ? "key-3" : NULL;
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	static const uint64_t gone[] = {5, 2, 3, 4, 8, 11, 10, 12};
+	for (size_t i = 0; i < sizeof(gone) / sizeof(*gone); i++)
+		ck_assert_int_eq(crd_store_delete(st, gone[i]), 0);
+	crd_store_job j = sample(13, 0);
+	j.idem_key = "key-3";
+	struct done_rec d = {0};
+	ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.last_rc, 0);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	static const uint64_t kept[] = {1, 6, 7, 9, 13};
+	ck_assert_int_eq(s.n, 5);
+	for (int i = 0; i < 5; i++)
+		ck_assert_uint_eq(s.seqs[i], kept[i]);
+	ck_assert_ptr_null(crd_store_error(st, NULL));
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(deletions_in_runs_and_a_freed_key_commit)
+{
+	ck_assert_int_eq(run_body(_i, body_delete_runs), 0);
+}
+END_TEST
+
 static int body_reopen(void *arg, void **ret)
 {
 	tctx *t = arg;
@@ -532,7 +573,9 @@ START_TEST(the_first_schema_version_opens_and_loads)
 		" started_at REAL NOT NULL DEFAULT 0, finished_at REAL NOT NULL DEFAULT 0,"
 		" attempts TEXT, log TEXT, log_truncated INTEGER NOT NULL DEFAULT 0);"
 		"INSERT INTO jobs (seq, id, plugin, job, args, state, created_at)"
-		" VALUES (40, 'abcdefghjkmnp18', 'demo', 'noop', '{}', 0, 1700000000);";
+		" VALUES (40, 'abcdefghjkmnp18', 'demo', 'noop', '{}', 0, 1700000000);"
+		"INSERT INTO jobs (seq, id, plugin, job, args, state, created_at, idempotency_key)"
+		" VALUES (41, 'abcdefghjkmnp19', 'demo', 'noop', '{}', 2, 1700000001, 'k1');";
 	ck_assert_int_eq(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	snprintf(url, sizeof(url), "sqlite:%s", path);
@@ -544,11 +587,33 @@ START_TEST(the_first_schema_version_opens_and_loads)
 	ck_assert_uint_eq(crd_store_max_seq(st), 41);
 	struct seen s = {0};
 	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
-	ck_assert_int_eq(s.n, 1);
+	ck_assert_int_eq(s.n, 2);
 	ck_assert_uint_eq(s.seqs[0], 40);
+	ck_assert_uint_eq(s.seqs[1], 41);
 	crd_store_close(st);
 	ck_assert_int_eq(cr_loop_close(t.loop), 0);
 	cr_loop_unref(t.loop);
+	/* migrated to the newest version: the key is still the only one */
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *q;
+	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+	ck_assert_int_eq(sqlite3_column_int(q, 0), 3);
+	sqlite3_finalize(q);
+	ck_assert_int_ne(sqlite3_exec(db,
+				      "INSERT INTO jobs (seq, id, plugin, job, args, state,"
+				      " created_at, idempotency_key) VALUES (42, 'x', 'demo',"
+				      " 'noop', '{}', 0, 1, 'k1')",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(db,
+				      "INSERT INTO jobs (seq, id, plugin, job, args, state,"
+				      " created_at) VALUES (43, 'y', 'demo', 'noop', '{}', 0, 1),"
+				      " (44, 'z', 'demo', 'noop', '{}', 0, 1)",
+				      NULL, NULL, NULL),
+			 SQLITE_OK); /* jobs without a key: no constraint */
+	sqlite3_close(db);
 	(void)err;
 }
 END_TEST
@@ -768,6 +833,8 @@ int main(void)
 	tcase_add_loop_test(tc, puts_in_one_turn_share_one_commit, 0, NKINDS);
 	tcase_add_loop_test(tc, puts_during_a_commit_join_the_next, 0, NKINDS);
 	tcase_add_loop_test(tc, delete_forgets_a_job, 0, NKINDS);
+	/* memory and sqlite: in the shared mode a key is the database's */
+	tcase_add_loop_test(tc, deletions_in_runs_and_a_freed_key_commit, 0, 2);
 	tcase_add_loop_test(tc, reopening_finds_the_jobs_only_when_durable, 0, NKINDS);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sqlite");

@@ -33,6 +33,9 @@
  * answered. */
 enum { RQ_BODY, RQ_WAIT, RQ_DONE };
 
+/* A held request is asked again on this many of MHD's runs before its
+ * connection is suspended (see crd_http_hold). */
+#define HOLD_ASKS         8
 /* Accepts per listener event: enough to empty a burst's backlog quickly,
  * few enough that one listener does not starve the loop. */
 #define ACCEPT_BATCH      128
@@ -314,7 +317,8 @@ crd_mhd_result crd_http_hold(crd_req *req, struct crd_hold_ticket *ticket)
 {
 	ticket->req = req;
 	req->ticket = ticket;
-	return crd_http_suspend(req);
+	req->asks = 0;
+	return crd_http_defer(req);
 }
 
 void crd_http_release(struct crd_hold_ticket *ticket)
@@ -799,6 +803,13 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		r->mode = RQ_DONE;
 		return the_http->hd.handle(r);
 	case RQ_WAIT:
+		if (r->ticket && !the_http->stopping) {
+			/* held, not released yet: ask again on the next runs,
+			 * then park the connection */
+			if (r->asks++ >= HOLD_ASKS)
+				suspend(r);
+			return MHD_YES;
+		}
 		/* deferred, resumed, released, or resumed by the stop */
 		if (r->ticket) { /* held, resumed by the stop before its release */
 			r->ticket->req = NULL;

@@ -84,6 +84,46 @@ static const char *const MIGRATIONS[] = {
 	" log_truncated INTEGER NOT NULL DEFAULT 0);",
 	/* 1 → 2: a job run again by POST /v1/jobs/{id}/retry names the old one */
 	"ALTER TABLE jobs ADD COLUMN retry_of TEXT;",
+	/* 2 → 3: one B-tree per job instead of three.  An id is the store's
+	 * prefix and the seq (unique by construction, never looked up here:
+	 * the jobs are read once, at start), and most jobs have no
+	 * idempotency key, yet both UNIQUE columns kept an index entry for
+	 * every row, written with it and deleted with it.  SQLite cannot drop
+	 * a column's UNIQUE, so the table is copied. */
+	"CREATE TABLE jobs_v3 ("
+	" seq INTEGER PRIMARY KEY,"
+	" id TEXT NOT NULL,"
+	" plugin TEXT NOT NULL,"
+	" job TEXT NOT NULL,"
+	" args TEXT NOT NULL,"
+	" state INTEGER NOT NULL,"
+	" attempt INTEGER NOT NULL DEFAULT 0,"
+	" max_attempts INTEGER NOT NULL DEFAULT 1,"
+	" on_interrupt INTEGER NOT NULL DEFAULT 0,"
+	" isolated INTEGER NOT NULL DEFAULT 0,"
+	" timeout REAL NOT NULL DEFAULT 0,"
+	" run_at REAL NOT NULL DEFAULT 0,"
+	" idempotency_key TEXT,"
+	" result TEXT,"
+	" error_code TEXT,"
+	" error_message TEXT,"
+	" progress REAL NOT NULL DEFAULT -1,"
+	" progress_message TEXT,"
+	" created_at REAL NOT NULL,"
+	" started_at REAL NOT NULL DEFAULT 0,"
+	" finished_at REAL NOT NULL DEFAULT 0,"
+	" attempts TEXT,"
+	" log TEXT,"
+	" log_truncated INTEGER NOT NULL DEFAULT 0,"
+	" retry_of TEXT);"
+	"INSERT INTO jobs_v3 SELECT seq, id, plugin, job, args, state, attempt, max_attempts,"
+	" on_interrupt, isolated, timeout, run_at, idempotency_key, result, error_code,"
+	" error_message, progress, progress_message, created_at, started_at, finished_at,"
+	" attempts, log, log_truncated, retry_of FROM jobs;"
+	"DROP TABLE jobs;"
+	"ALTER TABLE jobs_v3 RENAME TO jobs;"
+	"CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key)"
+	" WHERE idempotency_key IS NOT NULL;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(*MIGRATIONS)))
 
@@ -373,6 +413,10 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 	s->lock_fd = -1;
 	if ((rc = make_dirs(s->path, err, errlen)) < 0 || (rc = take_lock(s, err, errlen)) < 0)
 		goto out;
+	/* No allocation statistics (the store reads none): SQLite's malloc
+	 * then takes no global mutex.  Only possible before SQLite's first
+	 * use in the process; later it answers SQLITE_MISUSE, harmlessly. */
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
 	rc = sqlite3_open_v2(s->path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);
@@ -401,7 +445,7 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 		goto out;
 	if ((rc = sqlite3_prepare_v3(s->db, UPSERT_SQL, -1, SQLITE_PREPARE_PERSISTENT, &s->upsert,
 				     NULL)) != SQLITE_OK ||
-	    (rc = sqlite3_prepare_v3(s->db, "DELETE FROM jobs WHERE seq = ?1", -1,
+	    (rc = sqlite3_prepare_v3(s->db, "DELETE FROM jobs WHERE seq BETWEEN ?1 AND ?2", -1,
 				     SQLITE_PREPARE_PERSISTENT, &s->del, NULL)) != SQLITE_OK ||
 	    (rc = sqlite3_prepare_v3(s->db,
 				     "UPDATE meta SET value = ?1 WHERE key = 'max_seq'"
@@ -492,48 +536,68 @@ static void bind_text(sqlite3_stmt *st, int i, const char *s)
 		sqlite3_bind_null(st, i);
 }
 
-static int write_row(sq *s, const crd_store_row *r)
+/* Upsert a job (every parameter is bound each time: no clear needed). */
+static int write_row(sq *s, const crd_store_job *j)
 {
-	sqlite3_stmt *st;
-	if (r->del) {
-		st = s->del;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)r->job.seq);
-	} else {
-		const crd_store_job *j = &r->job;
-		st = s->upsert;
-		sqlite3_bind_int64(st, 1, (sqlite3_int64)j->seq);
-		bind_text(st, 2, j->id);
-		bind_text(st, 3, j->plugin);
-		bind_text(st, 4, j->job);
-		bind_text(st, 5, j->args);
-		sqlite3_bind_int(st, 6, j->state);
-		sqlite3_bind_int(st, 7, (int)j->attempt);
-		sqlite3_bind_int(st, 8, (int)j->max_attempts);
-		sqlite3_bind_int(st, 9, j->on_interrupt);
-		sqlite3_bind_int(st, 10, j->isolated);
-		sqlite3_bind_double(st, 11, j->timeout);
-		sqlite3_bind_double(st, 12, j->run_at);
-		bind_text(st, 13, j->idem_key);
-		bind_text(st, 14, j->result);
-		bind_text(st, 15, j->err_code);
-		bind_text(st, 16, j->err_msg);
-		sqlite3_bind_double(st, 17, j->progress);
-		bind_text(st, 18, j->progress_msg);
-		sqlite3_bind_double(st, 19, j->created_at);
-		sqlite3_bind_double(st, 20, j->started_at);
-		sqlite3_bind_double(st, 21, j->finished_at);
-		bind_text(st, 22, j->attempts);
-		if (j->log_len)
-			sqlite3_bind_text(st, 23, j->log, (int)j->log_len, SQLITE_STATIC);
-		else
-			sqlite3_bind_null(st, 23);
-		sqlite3_bind_int(st, 24, j->log_truncated);
-		bind_text(st, 25, j->retry_of);
-	}
+	sqlite3_stmt *st = s->upsert;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)j->seq);
+	bind_text(st, 2, j->id);
+	bind_text(st, 3, j->plugin);
+	bind_text(st, 4, j->job);
+	bind_text(st, 5, j->args);
+	sqlite3_bind_int(st, 6, j->state);
+	sqlite3_bind_int(st, 7, (int)j->attempt);
+	sqlite3_bind_int(st, 8, (int)j->max_attempts);
+	sqlite3_bind_int(st, 9, j->on_interrupt);
+	sqlite3_bind_int(st, 10, j->isolated);
+	sqlite3_bind_double(st, 11, j->timeout);
+	sqlite3_bind_double(st, 12, j->run_at);
+	bind_text(st, 13, j->idem_key);
+	bind_text(st, 14, j->result);
+	bind_text(st, 15, j->err_code);
+	bind_text(st, 16, j->err_msg);
+	sqlite3_bind_double(st, 17, j->progress);
+	bind_text(st, 18, j->progress_msg);
+	sqlite3_bind_double(st, 19, j->created_at);
+	sqlite3_bind_double(st, 20, j->started_at);
+	sqlite3_bind_double(st, 21, j->finished_at);
+	bind_text(st, 22, j->attempts);
+	if (j->log_len)
+		sqlite3_bind_text(st, 23, j->log, (int)j->log_len, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(st, 23);
+	sqlite3_bind_int(st, 24, j->log_truncated);
+	bind_text(st, 25, j->retry_of);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Delete the jobs numbered in seqs (n of them; sorted here): one statement
+ * per run of consecutive numbers.  Retention forgets the oldest jobs, so a
+ * batch's deletions are mostly one run. */
+static int delete_rows(sq *s, uint64_t *seqs, size_t n)
+{
+	qsort(seqs, n, sizeof(*seqs), cmp_seq);
+	for (size_t i = 0; i < n;) {
+		size_t k = i + 1;
+		while (k < n && seqs[k] == seqs[k - 1] + 1)
+			k++;
+		sqlite3_bind_int64(s->del, 1, (sqlite3_int64)seqs[i]);
+		sqlite3_bind_int64(s->del, 2, (sqlite3_int64)seqs[k - 1]);
+		int rc = sqlite3_step(s->del);
+		sqlite3_reset(s->del);
+		if (rc != SQLITE_DONE)
+			return rc;
+		i = k;
+	}
+	return SQLITE_OK;
 }
 
 static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi_seq, char *err,
@@ -544,9 +608,28 @@ static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK)
 		return fail(s, rc, "cannot write", err, errlen);
+	/* Deletions first (one statement per run of numbers), then writes: a
+	 * batch never holds a job twice, and a job forgotten in it may free an
+	 * idempotency key that a new job in it takes. */
+	uint64_t *dels = NULL;
+	size_t ndel = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!rows[i]->del)
+			continue;
+		if (!dels && !(dels = malloc(n * sizeof(*dels)))) {
+			rc = SQLITE_NOMEM;
+			break;
+		}
+		dels[ndel++] = rows[i]->job.seq;
+	}
+	if (rc == SQLITE_OK && ndel)
+		rc = delete_rows(s, dels, ndel);
+	free(dels);
 	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-		rc = write_row(s, rows[i]);
-		if (!rows[i]->del && rows[i]->job.seq > hi)
+		if (rows[i]->del)
+			continue;
+		rc = write_row(s, &rows[i]->job);
+		if (rows[i]->job.seq > hi)
 			hi = rows[i]->job.seq;
 	}
 	if (rc == SQLITE_OK && hi > s->max_seq) {

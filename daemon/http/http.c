@@ -33,9 +33,10 @@
  * answered. */
 enum { RQ_BODY, RQ_WAIT, RQ_DONE };
 
-/* A held request is asked again on this many of MHD's runs before its
- * connection is suspended (see crd_http_hold). */
-#define HOLD_ASKS         8
+/* A held request is asked again on MHD's runs while the loop has other
+ * work (see crd_http_hold); after a run that did nothing else, or after
+ * this many runs, its connection is suspended. */
+#define HOLD_ASKS         64
 /* Accepts per listener event: enough to empty a burst's backlog quickly,
  * few enough that one listener does not starve the loop. */
 #define ACCEPT_BATCH      128
@@ -104,6 +105,10 @@ struct crd_http {
 
 static crd_http *the_http;
 static bool kick_pending;
+/* MHD callbacks other than a held request asked again, and whether the
+ * last MHD_run had none (the loop turns only for the held requests). */
+static unsigned long n_useful;
+static bool last_run_idle;
 
 /* ---------------------------------------------------------- driving MHD */
 
@@ -120,7 +125,9 @@ static void rearm(struct server *s)
 
 static void run_server(struct server *s)
 {
+	unsigned long before = n_useful;
 	MHD_run(s->d);
+	last_run_idle = n_useful == before;
 	rearm(s);
 }
 
@@ -672,6 +679,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
 static void on_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
 			  enum MHD_ConnectionNotificationCode toe)
 {
+	n_useful++;
 	crd_http *h = the_http;
 	(void)cls;
 	(void)mc;
@@ -753,6 +761,8 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 	(void)cls;
 	(void)version;
 
+	if (!r || r->mode != RQ_WAIT)
+		n_useful++;
 	if (!r) {
 		r = req_new();
 		if (!r)
@@ -804,12 +814,13 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		return the_http->hd.handle(r);
 	case RQ_WAIT:
 		if (r->ticket && !the_http->stopping) {
-			/* held, not released yet: ask again on the next runs,
-			 * then park the connection */
-			if (r->asks++ >= HOLD_ASKS)
+			/* held, not released yet: ask again on the next runs
+			 * while the loop has other work, else park it */
+			if (last_run_idle || r->asks++ >= HOLD_ASKS)
 				suspend(r);
 			return MHD_YES;
 		}
+		n_useful++;
 		/* deferred, resumed, released, or resumed by the stop */
 		if (r->ticket) { /* held, resumed by the stop before its release */
 			r->ticket->req = NULL;
@@ -825,6 +836,7 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
+	n_useful++;
 	crd_req *r = *con_cls;
 	(void)cls;
 	(void)toe;

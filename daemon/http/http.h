@@ -201,9 +201,10 @@ crd_mhd_result crd_http_suspend(crd_req *req);
 void crd_http_resume(crd_req *req);
 /* Leave the request unanswered until crd_http_release(ticket), for a
  * releaser that may outlive the request (the client may go first:
- * ticket->req is then NULL).  The request is deferred for a few of MHD's
- * runs first (a store commit usually ends within a loop turn or two under
- * load), then suspended: a quick release costs no epoll_ctl pair.  The ticket is owned by the caller that releases it: free it
+ * ticket->req is then NULL).  The request stays deferred while MHD's runs
+ * have other work (a store commit usually ends within a loop turn or two
+ * under load), and is suspended once a run had none: a quick release costs
+ * no epoll_ctl pair, and an idle loop does not turn for the request.  The ticket is owned by the caller that releases it: free it
  * after the release, or when ticket->req is NULL. */
 crd_mhd_result crd_http_hold(crd_req *req, struct crd_hold_ticket *ticket);
 void crd_http_release(struct crd_hold_ticket *ticket);

@@ -19,6 +19,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "common/rfc3339.h"
 #include "crunctl.h"
 
 /* Largest --args file (or standard input) read. */
@@ -97,7 +98,7 @@ int crunctl_parse_time(const char *text, double *ret_epoch)
 
 	if (!text)
 		return -EINVAL;
-	if (crunctl_parse_rfc3339(text, ret_epoch) == 0)
+	if (crd_rfc3339_parse(text, ret_epoch) == 0)
 		return 0;
 	/* Without an offset: a local time, as status prints them, so a time
 	 * seen there can be typed back. */

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/rfc3339.h"
 #include "crunctl.h"
 
 static int on_info_option(crunctl *ctl, int opt, const char *arg, void *userdata)
@@ -54,7 +55,7 @@ static const char *value_text(const char *key, json_t *v, char *buf, size_t len,
 
 	*ret_text = NULL;
 	if (json_is_string(v) && ends_with(key, "_at") &&
-	    crunctl_parse_rfc3339(json_string_value(v), &when) == 0) {
+	    crd_rfc3339_parse(json_string_value(v), &when) == 0) {
 		char abs[64], rel[32];
 		snprintf(buf, len, "%s (%s)", crunctl_format_local_time(when, abs, sizeof(abs)),
 			 crunctl_format_relative(when, crunctl_now(), rel, sizeof(rel)));

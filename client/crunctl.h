@@ -144,9 +144,8 @@ int crunctl_exit_for_state(const char *state);
  * (at least 16 bytes) and returns buf. */
 char *crunctl_format_duration(double seconds, char *buf, size_t len);
 
-/* Parse an RFC 3339 time ("2024-05-01T12:00:03.25Z", "+02:00" offsets
- * accepted) into seconds since the epoch.  0 or -EINVAL. */
-int crunctl_parse_rfc3339(const char *text, double *ret_epoch);
+/* Parsing RFC 3339 times: crd_rfc3339_parse (common/rfc3339.h), the
+ * daemon's own parser. */
 
 /* An RFC 3339 time in UTC for the API: "2024-05-01T12:00:03Z", with
  * milliseconds ("...03.250Z") when the moment has a fraction.  Returns

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "common/rfc3339.h"
 #include "crunctl.h"
 
 char *crunctl_format_duration(double s, char *buf, size_t len)
@@ -45,73 +46,6 @@ char *crunctl_format_duration(double s, char *buf, size_t len)
 	whole = llround(s / 3600.0); /* hours */
 	snprintf(buf, len, "%lldd%02lldh", whole / 24, whole % 24);
 	return buf;
-}
-
-static int digits(const char **p, int n, int *ret)
-{
-	int v = 0;
-
-	for (int i = 0; i < n; i++) {
-		if ((*p)[i] < '0' || (*p)[i] > '9')
-			return -EINVAL;
-		v = v * 10 + ((*p)[i] - '0');
-	}
-	*p += n;
-	*ret = v;
-	return 0;
-}
-
-int crunctl_parse_rfc3339(const char *text, double *ret_epoch)
-{
-	const char *p = text;
-	struct tm tm = {0};
-	int y, mo, d, h, mi, sec, oh = 0, om = 0, sign = 0;
-	double frac = 0;
-	time_t t;
-
-	if (!text)
-		return -EINVAL;
-	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
-	    digits(&p, 2, &d) || (*p != 'T' && *p != 't' && *p != ' '))
-		return -EINVAL;
-	p++;
-	if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &mi) || *p++ != ':' ||
-	    digits(&p, 2, &sec))
-		return -EINVAL;
-	if (*p == '.') {
-		double scale = 0.1;
-		p++;
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		while (*p >= '0' && *p <= '9') {
-			frac += (*p - '0') * scale;
-			scale /= 10;
-			p++;
-		}
-	}
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		sign = *p == '+' ? 1 : -1;
-		p++;
-		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om))
-			return -EINVAL;
-	} else {
-		return -EINVAL;
-	}
-	if (*p || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60)
-		return -EINVAL;
-	tm.tm_year = y - 1900;
-	tm.tm_mon = mo - 1;
-	tm.tm_mday = d;
-	tm.tm_hour = h;
-	tm.tm_min = mi;
-	tm.tm_sec = sec;
-	t = timegm(&tm);
-	if (t == (time_t)-1 && !(y == 1969 && mo == 12 && d == 31))
-		return -EINVAL;
-	*ret_epoch = (double)t + frac - sign * (oh * 3600.0 + om * 60.0);
-	return 0;
 }
 
 char *crunctl_format_rfc3339(double epoch, char *buf, size_t len)
@@ -243,7 +177,7 @@ const char *crunctl_state_text(const char *state, bool colour, char *buf, size_t
 bool crunctl_job_time(json_t *job, const char *key, double *ret_epoch)
 {
 	const char *t = crunctl_jstr(job, key);
-	return t && crunctl_parse_rfc3339(t, ret_epoch) == 0;
+	return t && crd_rfc3339_parse(t, ret_epoch) == 0;
 }
 
 bool crunctl_job_duration(json_t *job, double now, double *ret_seconds)

@@ -13,6 +13,7 @@ tests_test_crunctl_args_SOURCES = \
 	tests/test-crunctl-args.c \
 	client/args.c \
 	client/format.c \
+	common/rfc3339.c \
 	client/sse.c \
 	client/crunctl.h
 tests_test_crunctl_args_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS)

@@ -18,7 +18,7 @@ DAEMON_TEST_CFLAGS = $(AM_CFLAGS) $(CHECK_CFLAGS) $(JANSSON_CFLAGS) $(SQLITE_CFL
 DAEMON_TEST_LIBS = $(CHECK_LIBS) $(JANSSON_LIBS) $(SQLITE_LIBS) $(LIBPQ_LIBS) -lpthread -lm
 
 tests_test_route_SOURCES = tests/test-route.c daemon/http/route.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) \
-	daemon/buf.c daemon/jobs/submit.c daemon/plugins/registry.c daemon/plugins/elf.c \
+	daemon/buf.c daemon/jobs/submit.c common/rfc3339.c daemon/plugins/registry.c daemon/plugins/elf.c \
 	daemon/plugins/abi.c daemon/plugins/args.c
 tests_test_route_CFLAGS = $(DAEMON_TEST_CFLAGS)
 tests_test_route_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) -ldl

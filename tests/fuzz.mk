@@ -55,7 +55,7 @@ tests_fuzz_fuzz_sse_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_sse_LDADD = $(JANSSON_LIBS)
 
 tests_fuzz_fuzz_kv_SOURCES = tests/fuzz/fuzz-kv.c $(FUZZ_COMMON) \
-	client/args.c client/format.c daemon/plugins/args.c
+	client/args.c client/format.c common/rfc3339.c daemon/plugins/args.c
 tests_fuzz_fuzz_kv_CPPFLAGS = $(FUZZ_CPPFLAGS) -DFUZZ_CORPUS='"$(FUZZ_CORPUS_DIR)/kv"'
 tests_fuzz_fuzz_kv_CFLAGS = $(FUZZ_CFLAGS)
 tests_fuzz_fuzz_kv_LDADD = $(JANSSON_LIBS) -lm

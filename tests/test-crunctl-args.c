@@ -15,6 +15,7 @@
 #include <check.h>
 
 #include "../client/crunctl.h"
+#include "common/rfc3339.h"
 
 /* --------------------------------------------------------------- durations */
 
@@ -344,21 +345,28 @@ START_TEST(rfc3339_parses)
 {
 	double t;
 
-	ck_assert_int_eq(crunctl_parse_rfc3339("1970-01-01T00:00:00Z", &t), 0);
+	ck_assert_int_eq(crd_rfc3339_parse("1970-01-01T00:00:00Z", &t), 0);
 	ck_assert_double_eq(t, 0);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01T12:00:03.250Z", &t), 0);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T12:00:03.250Z", &t), 0);
 	ck_assert_double_eq_tol(t, 1714564803.25, 1e-6);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01T14:00:03+02:00", &t), 0);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T14:00:03+02:00", &t), 0);
 	ck_assert_double_eq_tol(t, 1714564803, 1e-6);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01T10:30:03-01:30", &t), 0);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T10:30:03-01:30", &t), 0);
 	ck_assert_double_eq_tol(t, 1714564803, 1e-6);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01 12:00:03Z", &t), 0);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01T12:00:03", &t), -EINVAL);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-13-01T12:00:03Z", &t), -EINVAL);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01T12:00:03.Z", &t), -EINVAL);
-	ck_assert_int_eq(crunctl_parse_rfc3339("2024-05-01T12:00:03Zjunk", &t), -EINVAL);
-	ck_assert_int_eq(crunctl_parse_rfc3339("yesterday", &t), -EINVAL);
-	ck_assert_int_eq(crunctl_parse_rfc3339(NULL, &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01 12:00:03Z", &t), 0);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T12:00:03", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-13-01T12:00:03Z", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T12:00:03.Z", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T12:00:03Zjunk", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("yesterday", &t), -EINVAL);
+	/* the daemon's parser: a day its month does not have, a year before
+	 * the epoch, an offset out of range are refused as crund refuses them */
+	ck_assert_int_eq(crd_rfc3339_parse("2026-02-31T00:00:00Z", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("1969-12-31T23:59:59Z", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("2026-02-01T00:00:00+24:00", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("2024-02-29T00:00:00Z", &t), 0); /* leap day */
+	ck_assert_double_eq(t, 1709164800.0);
+	ck_assert_int_eq(crd_rfc3339_parse(NULL, &t), -EINVAL);
 }
 END_TEST
 
@@ -379,8 +387,7 @@ START_TEST(rfc3339_formats_utc)
 			 "2024-05-01T12:00:04Z");
 	/* what it writes, the parser reads back */
 	ck_assert_int_eq(
-		crunctl_parse_rfc3339(crunctl_format_rfc3339(1714564803.125, buf, sizeof(buf)), &t),
-		0);
+		crd_rfc3339_parse(crunctl_format_rfc3339(1714564803.125, buf, sizeof(buf)), &t), 0);
 	ck_assert_double_eq_tol(t, 1714564803.125, 1e-6);
 	unsetenv("TZ");
 	tzset();

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/rfc3339.h"
 #include "jobs/jobs.h"
 #include "jobs/submit.h"
 
@@ -33,68 +34,6 @@ static bool known_field(const char *k)
 	       !strcmp(k, "timeout") || !strcmp(k, "context") || !strcmp(k, "idempotency_key") ||
 	       !strcmp(k, "max_attempts") || !strcmp(k, "delay") || !strcmp(k, "run_at") ||
 	       !strcmp(k, "on_interrupt");
-}
-
-static int digits(const char *p, int n)
-{
-	int v = 0;
-	for (int i = 0; i < n; i++) {
-		if (p[i] < '0' || p[i] > '9')
-			return -1;
-		v = v * 10 + (p[i] - '0');
-	}
-	return v;
-}
-
-int crd_parse_rfc3339(const char *s, double *ret)
-{
-	/* YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM) */
-	if (strlen(s) < 20 || s[4] != '-' || s[7] != '-' ||
-	    (s[10] != 'T' && s[10] != 't' && s[10] != ' ') || s[13] != ':' || s[16] != ':')
-		return -EINVAL;
-	int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
-	int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
-	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
-	    sec < 0 || sec > 60)
-		return -EINVAL;
-	const char *p = s + 19;
-	double frac = 0;
-	if (*p == '.') {
-		double scale = 0.1;
-		p++;
-		if (*p < '0' || *p > '9')
-			return -EINVAL;
-		while (*p >= '0' && *p <= '9') {
-			frac += (*p - '0') * scale;
-			scale /= 10;
-			p++;
-		}
-	}
-	int off = 0;
-	if (*p == 'Z' || *p == 'z') {
-		p++;
-	} else if (*p == '+' || *p == '-') {
-		int oh = digits(p + 1, 2), om = p[3] == ':' ? digits(p + 4, 2) : -1;
-		if (oh < 0 || oh > 23 || om < 0 || om > 59)
-			return -EINVAL;
-		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-		p += 6;
-	} else {
-		return -EINVAL;
-	}
-	if (*p)
-		return -EINVAL;
-	struct tm tm = {.tm_year = Y - 1900,
-			.tm_mon = M - 1,
-			.tm_mday = D,
-			.tm_hour = h,
-			.tm_min = m,
-			.tm_sec = sec};
-	time_t t = timegm(&tm);
-	if (t == (time_t)-1 || tm.tm_mday != D) /* 2026-02-31 normalises: refuse */
-		return -EINVAL;
-	*ret = (double)t - off + frac;
-	return 0;
 }
 
 void crd_submission_free(crd_submission *s)
@@ -195,7 +134,7 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 	if (jr && !json_is_null(jr)) {
 		const char *t = json_string_value(jr);
 		double when;
-		if (!t || crd_parse_rfc3339(t, &when) < 0)
+		if (!t || crd_rfc3339_parse(t, &when) < 0)
 			BAD("field 'run_at' must be an RFC 3339 time such as "
 			    "\"2026-12-03T10:00:00Z\"");
 		if (when > crd_now_realtime() + CRUND_DELAY_MAX)

@@ -28,10 +28,6 @@
  * on_interrupt -1: not given. */
 typedef crd_job_req crd_submission;
 
-/* RFC 3339 date-time ("2026-12-03T10:00:00Z", fractions and offsets
- * allowed) to seconds since the epoch.  -EINVAL when it is not one. */
-int crd_parse_rfc3339(const char *s, double *ret);
-
 /* Parse and validate.  On success fills *ret (free with
  * crd_submission_free) and returns 0.  On a bad body returns -EINVAL
  * (*ret_code "invalid_json", "invalid_request" or "invalid_args"), for a

@@ -19,6 +19,7 @@
 #include <errno.h>
 #include <math.h>
 
+#include "common/rfc3339.h"
 #include "crunctl.h"
 #include "fuzz.h"
 #include "plugins/plugins.h"
@@ -107,7 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(count > 0);
 
 	double epoch = NAN;
-	rc = crunctl_parse_rfc3339(arg, &epoch);
+	rc = crd_rfc3339_parse(arg, &epoch);
 	FUZZ_CHECK(rc == 0 || rc == -EINVAL);
 	if (rc == 0) {
 		FUZZ_CHECK(isfinite(epoch));

@@ -1515,6 +1515,60 @@ static void attempt_failed(crd_jobs *s, crd_jobrec *j, int state, const char *co
 	crd_jobs_finish(s, j, state, code, message);
 }
 
+/* A job's task waiting for its start row: the task and the store's
+ * callback each hold a reference (the task may be cancelled first). */
+struct start_wait {
+	cr_event *ev;
+	int rc;
+	int refs;
+};
+
+static void start_wait_unref(struct start_wait *w)
+{
+	if (--w->refs > 0)
+		return;
+	cr_event_free(w->ev);
+	free(w);
+}
+
+static void start_committed(void *arg, int rc)
+{
+	struct start_wait *w = arg;
+	w->rc = rc;
+	cr_event_set(w->ev);
+	start_wait_unref(w);
+}
+
+int crd_jobs_await_durable_start(crd_jobrec *j)
+{
+	crd_jobs *s = j->store;
+	if (!s->st || s->shared || j->on_interrupt != CRD_ON_INTERRUPT_FAIL)
+		return 0;
+	for (;;) {
+		struct start_wait *w = calloc(1, sizeof(*w));
+		int rc = w ? cr_event_new(&w->ev) : -ENOMEM;
+		if (rc < 0) {
+			free(w);
+			return rc;
+		}
+		w->refs = 2;
+		/* the start is pending already (start_job): this put takes its
+		 * place, with a waiter */
+		if ((rc = persist(s, j, start_committed, w)) < 0) {
+			w->refs = 1;
+			start_wait_unref(w);
+			return rc;
+		}
+		rc = cr_event_wait(w->ev);
+		if (rc == 0)
+			rc = w->rc;
+		start_wait_unref(w);
+		if (rc == 0 || rc == -ECANCELED || rc == -ESHUTDOWN || rc == -ENOMEM)
+			return rc;
+		/* the commit failed: the store keeps the row and tries again */
+	}
+}
+
 void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, bool timed_out)
 {
 	char msg[160];
@@ -1527,9 +1581,12 @@ void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, 
 	} else if (rc == -ECANCELED || cancelled) {
 		const char *code = j->cancel_code ? j->cancel_code : "cancelled";
 		bool shutdown = !strcmp(code, "shutdown");
-		if (shutdown && s->st && j->on_interrupt == CRD_ON_INTERRUPT_RETRY) {
-			/* stopped by the daemon, not by anyone's wish: it runs
-			 * again at the next start, and this attempt does not count */
+		if (shutdown && s->st &&
+		    (j->on_interrupt == CRD_ON_INTERRUPT_RETRY || !(j->flags & CRUND_JF_STEPPED))) {
+			/* stopped by the daemon, not by anyone's wish (or before
+			 * the plugin's code ran: waiting for its start to be
+			 * recorded): it runs again at the next start, and this
+			 * attempt does not count */
 			record_attempt(j, s->now(), "shutdown",
 				       "the daemon shut down while the job ran");
 			j->attempt--;

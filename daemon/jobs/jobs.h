@@ -346,6 +346,15 @@ void crd_jobs_due(crd_jobs *s);
  * batching; their transitions write them anyway). */
 void crd_jobs_flush_dirty(crd_jobs *s);
 
+/* AWAITS, in the job's task before the plugin's code: a job whose
+ * on_interrupt policy is `fail` runs only once its start (state running,
+ * the attempt) is durable.  Otherwise it would start while its start row
+ * waits for a lazy commit, and a crash then would leave it queued in the
+ * store: the next start would run it again.  A failed commit (disk full)
+ * is waited out: the store tries again, and so does this.  0 at once for
+ * other jobs and stores (memory; a shared store's claim wrote the start);
+ * -ECANCELED when the task is cancelled meanwhile, -ENOMEM. */
+int crd_jobs_await_durable_start(crd_jobrec *job);
 /* The attempt's outcome, decided from how the task ended: rc is the job
  * function's return, cancelled whether the task was cancelled, timed_out
  * whether its timeout ran out.  Retries a failed attempt with attempts

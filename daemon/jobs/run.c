@@ -23,8 +23,10 @@ static size_t live_tasks;
 static int job_main(void *arg, void **ret_value)
 {
 	crd_jobrec *j = arg;
-	int rc;
+	int rc = crd_jobs_await_durable_start(j);
 
+	if (rc < 0)
+		return rc;
 	j->flags |= CRUND_JF_STEPPED;
 	crd_watchdog_job(j);
 	if (j->timeout > 0) {

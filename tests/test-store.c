@@ -833,8 +833,7 @@ int main(void)
 	tcase_add_loop_test(tc, puts_in_one_turn_share_one_commit, 0, NKINDS);
 	tcase_add_loop_test(tc, puts_during_a_commit_join_the_next, 0, NKINDS);
 	tcase_add_loop_test(tc, delete_forgets_a_job, 0, NKINDS);
-	/* memory and sqlite: in the shared mode a key is the database's */
-	tcase_add_loop_test(tc, deletions_in_runs_and_a_freed_key_commit, 0, 2);
+	tcase_add_loop_test(tc, deletions_in_runs_and_a_freed_key_commit, 0, NKINDS);
 	tcase_add_loop_test(tc, reopening_finds_the_jobs_only_when_durable, 0, NKINDS);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sqlite");

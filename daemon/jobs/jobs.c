@@ -1559,12 +1559,13 @@ int crd_jobs_await_durable_start(crd_jobrec *j)
 			start_wait_unref(w);
 			return rc;
 		}
-		rc = cr_event_wait(w->ev);
-		if (rc == 0)
-			rc = w->rc;
+		rc = cr_event_wait(w->ev); /* -ECANCELED: the task was cancelled */
+		int commit_rc = w->rc;
 		start_wait_unref(w);
-		if (rc == 0 || rc == -ECANCELED || rc == -ESHUTDOWN || rc == -ENOMEM)
+		if (rc < 0)
 			return rc;
+		if (commit_rc == 0 || commit_rc == -ESHUTDOWN || commit_rc == -ENOMEM)
+			return commit_rc;
 		/* the commit failed: the store keeps the row and tries again */
 	}
 }

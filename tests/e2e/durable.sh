@@ -20,14 +20,21 @@ rounds=${CRUND_KILL_ROUNDS:-50}
 # every job that got a 201 (with its policy) to a file, one line each,
 # flushed before the next request: what it wrote was acknowledged.
 cat >"$E2E_TMP/load.py" <<'EOF'
-import http.client, json, sys, threading, time
-port, out, seconds, cap = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
+import http.client, json, sys, threading, time, uuid
+port, out, seconds, cap, runs = (int(sys.argv[1]), sys.argv[2], float(sys.argv[3]),
+                                 int(sys.argv[4]), sys.argv[5])
+# The exec job leaves a trace outside crund: its token, appended to the
+# runs file each time it runs, so a job run twice is seen even when the
+# store has only one attempt of it.
+EXEC = ('fail', {"plugin": "exec", "job": "run", "on_interrupt": "fail",
+                 "args": {"argv": ["/bin/sh", "-c", 'echo "$0" >> "$1"', "TOKEN", runs]}})
 bodies = [
     ('fail', {"plugin": "demo", "job": "noop", "on_interrupt": "fail"}),
     ('retry', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.02},
                "on_interrupt": "retry", "max_attempts": 1000}),
     ('fail', {"plugin": "demo", "job": "sleep", "args": {"seconds": 0.01},
               "on_interrupt": "fail"}),
+    EXEC,
 ]
 lock = threading.Lock()
 f = open(out, "a")
@@ -40,12 +47,16 @@ def run(k):
         while time.time() < stop and acked[0] < cap:
             pol, b = bodies[i % len(bodies)]
             i += 1
+            token = "-"
+            if b is EXEC[1]:
+                token = uuid.uuid4().hex
+                b = json.loads(json.dumps(b).replace("TOKEN", token))
             c.request("POST", "/v1/jobs", json.dumps(b), {"Content-Type": "application/json"})
             r = c.getresponse()
             data = r.read()
             if r.status == 201:
                 with lock:
-                    f.write("%s %s\n" % (json.loads(data)["id"], pol))
+                    f.write("%s %s %s\n" % (json.loads(data)["id"], pol, token))
                     f.flush()
                     acked[0] += 1
     except Exception:
@@ -55,12 +66,16 @@ for t in ts: t.start()
 for t in ts: t.join()
 EOF
 acked="$E2E_TMP/acked.txt"
+runs="$E2E_TMP/exec-runs.txt"
 : >"$acked"
+: >"$runs"
+kill_flags=(--retain-jobs 1000000 --max-running 64 --allow-command-plugins --exec-allow /bin/sh
+	--exec-allow '/usr/bin/*')
 lost=0
-start_crund --retain-jobs 1000000 --max-running 64 || bail "crund did not start"
+start_crund "${kill_flags[@]}" || bail "crund did not start"
 for ((round = 1; round <= rounds; round++)); do
 	before=$(wc -l <"$acked")
-	"$PY" "$E2E_TMP/load.py" "$CRUND_PORT" "$acked" "$(slow 10)" 300 &
+	"$PY" "$E2E_TMP/load.py" "$CRUND_PORT" "$acked" "$(slow 10)" 300 "$runs" &
 	loadpid=$!
 	# once the load is on (a first 201), kill at a moment up to 300 ms later
 	for ((i = 0; i < $(slow 10) * 50; i++)); do
@@ -71,7 +86,7 @@ for ((round = 1; round <= rounds; round++)); do
 	kill -KILL "$CRUND_PID"
 	wait "$CRUND_PID" 2>/dev/null
 	wait "$loadpid"
-	start_crund --retain-jobs 1000000 --max-running 64 || bail "crund did not restart in round $round"
+	start_crund "${kill_flags[@]}" || bail "crund did not restart in round $round"
 	# every job acknowledged in this round is there
 	missing=$("$PY" - "$CRUND_PORT" "$acked" "$before" <<'EOF'
 import http.client, sys
@@ -101,12 +116,13 @@ for ((i = 0; i < $(slow 60) * 10; i++)); do
 done
 req GET /v1/info
 jt 'd["jobs"]["queued"] + d["jobs"]["running"] == 0' "after the rounds every job has ended"
-bad=$("$PY" - "$CRUND_PORT" "$acked" <<'EOF'
-import http.client, json, sys
+bad=$("$PY" - "$CRUND_PORT" "$acked" "$runs" <<'EOF'
+import collections, http.client, json, sys
 c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=10)
+ran = collections.Counter(l.strip() for l in open(sys.argv[3]))
 bad = 0
 for line in open(sys.argv[2]):
-    jid, pol = line.split()
+    jid, pol, token = line.split()
     c.request("GET", "/v1/jobs/" + jid); r = c.getresponse(); d = json.loads(r.read())
     ints = [a for a in d["attempts"] if (a["error"] or {}).get("code") == "interrupted"]
     ok = d["state"] in ("succeeded", "failed")
@@ -114,6 +130,9 @@ for line in open(sys.argv[2]):
         # never run twice: one attempt; interrupted ones end failed
         ok = ok and d["attempt"] <= 1 and not ints
         ok = ok and (d["state"] == "succeeded" or d["error"]["code"] == "interrupted")
+        if token != "-":  # the exec job: its runs, as its command saw them
+            n = ran[token]
+            ok = ok and n <= 1 and (n == 1 or d["state"] != "succeeded")
     else:
         # ran again only after an interruption, once per interruption
         ok = ok and d["attempt"] == 1 + len(ints) and d["state"] == "succeeded"
@@ -125,6 +144,7 @@ print(bad)
 EOF
 )
 is "$bad" 0 "no job ran twice unless its policy is retry and a kill interrupted it; each ended once"
+check "the exec jobs left their trace (each run of one appends its token)" test -s "$runs"
 stop_and_check_crund "after the kill rounds, crund"
 
 # ------------------------------------------------------------ --sync normal

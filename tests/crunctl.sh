@@ -184,6 +184,8 @@ run 2 "bad --delay" submit demo noop --delay soon
 check "bad --delay names the option" err "^crunctl: --delay wants a duration"
 run 2 "bad --at" submit demo noop --at tomorrow
 check "bad --at names the option" err "^crunctl: --at wants an RFC 3339 time"
+run 2 "--at a day its month does not have" submit demo noop --at 2026-02-31T00:00:00Z
+check "--at 2026-02-31 is refused as crund refuses it" err "^crunctl: --at wants an RFC 3339 time"
 run 2 "bad --on-interrupt" submit demo noop --on-interrupt never
 check "bad --on-interrupt names the option" err "^crunctl: --on-interrupt wants 'retry' or 'fail'"
 run 0 "help submit documents the new options" help submit

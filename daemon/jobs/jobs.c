@@ -859,6 +859,14 @@ static void set_state(crd_jobs *s, crd_jobrec *j, int st)
 	s->n_state[st]++;
 }
 
+/* A job that may not run before its start is durable (on_interrupt fail,
+ * a store of this node's own): its task writes the start and awaits the
+ * commit (crd_jobs_await_durable_start). */
+static bool start_awaited(const crd_jobs *s, const crd_jobrec *j)
+{
+	return s->st && !s->shared && j->on_interrupt == CRD_ON_INTERRUPT_FAIL;
+}
+
 static int start_job(crd_jobs *s, crd_jobrec *j)
 {
 	double prev_started = j->started_at;
@@ -888,7 +896,7 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 	}
 	if (j->flags & CRUND_JF_CLAIMED)
 		j->flags &= (uint16_t)~CRUND_JF_CLAIMED; /* its claim wrote the start */
-	else
+	else if (!start_awaited(s, j)) /* otherwise its task writes it and waits */
 		persist(s, j, NULL, NULL);
 	crd_jobs_announce(s, j);
 	if (j->subs)
@@ -1542,7 +1550,7 @@ static void start_committed(void *arg, int rc)
 int crd_jobs_await_durable_start(crd_jobrec *j)
 {
 	crd_jobs *s = j->store;
-	if (!s->st || s->shared || j->on_interrupt != CRD_ON_INTERRUPT_FAIL)
+	if (!start_awaited(s, j))
 		return 0;
 	for (;;) {
 		struct start_wait *w = calloc(1, sizeof(*w));
@@ -1552,8 +1560,8 @@ int crd_jobs_await_durable_start(crd_jobrec *j)
 			return rc;
 		}
 		w->refs = 2;
-		/* the start is pending already (start_job): this put takes its
-		 * place, with a waiter */
+		/* the start's row (start_job left it to us), with a waiter;
+		 * after a failed commit it takes the pending row's place */
 		if ((rc = persist(s, j, start_committed, w)) < 0) {
 			w->refs = 1;
 			start_wait_unref(w);

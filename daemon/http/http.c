@@ -33,10 +33,16 @@
  * answered. */
 enum { RQ_BODY, RQ_WAIT, RQ_DONE };
 
-/* A held request is asked again on MHD's runs while the loop has other
- * work (see crd_http_hold); after a run that did nothing else, or after
- * this many runs, its connection is suspended. */
+/* A held request (see crd_http_hold) is asked again on MHD's runs.  While
+ * the loop has other work that is every run; when a run did nothing but
+ * ask held requests, the next one is PARK_MS later (or sooner, at the
+ * release or at I/O), not at once, so the loop sleeps in epoll instead of
+ * turning.  The connection stays in MHD's epoll set: suspending it would
+ * cost two epoll_ctl and a recv per request.  A request still held after
+ * HOLD_IDLE_RUNS such runs, or HOLD_ASKS runs in all, is suspended. */
 #define HOLD_ASKS         64
+#define HOLD_IDLE_RUNS    20
+#define PARK_MS           1
 /* Accepts per listener event: enough to empty a burst's backlog quickly,
  * few enough that one listener does not starve the loop. */
 #define ACCEPT_BATCH      128
@@ -106,9 +112,11 @@ struct crd_http {
 static crd_http *the_http;
 static bool kick_pending;
 /* MHD callbacks other than a held request asked again, and whether the
- * last MHD_run had none (the loop turns only for the held requests). */
+ * last MHD_run had none (the loop turns only for the held requests); held
+ * requests asked and left in MHD's epoll set. */
 static unsigned long n_useful;
 static bool last_run_idle;
+static unsigned long n_parked;
 
 /* ---------------------------------------------------------- driving MHD */
 
@@ -125,10 +133,16 @@ static void rearm(struct server *s)
 
 static void run_server(struct server *s)
 {
-	unsigned long before = n_useful;
+	unsigned long before = n_useful, parked = n_parked;
 	MHD_run(s->d);
 	last_run_idle = n_useful == before;
-	rearm(s);
+	if (last_run_idle && n_parked != parked) {
+		/* only held requests to ask again: MHD's timeout is 0 */
+		struct timeval tv = {0, PARK_MS * 1000};
+		evtimer_add(s->tm, &tv);
+	} else {
+		rearm(s);
+	}
 }
 
 static void on_io(evutil_socket_t fd, short what, void *arg)
@@ -325,6 +339,7 @@ crd_mhd_result crd_http_hold(crd_req *req, struct crd_hold_ticket *ticket)
 	ticket->req = req;
 	req->ticket = ticket;
 	req->asks = 0;
+	req->idle_asks = 0;
 	return crd_http_defer(req);
 }
 
@@ -349,6 +364,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 		return MHD_CONTENT_READER_END_OF_STREAM;
 	if (n < 0)
 		return MHD_CONTENT_READER_END_WITH_ERROR;
+	n_useful++;
 	if (n == 0) {
 		if (the_http->stopping) /* nothing may wait now */
 			return MHD_CONTENT_READER_END_OF_STREAM;
@@ -814,10 +830,13 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		return the_http->hd.handle(r);
 	case RQ_WAIT:
 		if (r->ticket && !the_http->stopping) {
-			/* held, not released yet: ask again on the next runs
-			 * while the loop has other work, else park it */
-			if (last_run_idle || r->asks++ >= HOLD_ASKS)
+			/* held, not released yet: asked again on the next
+			 * run (see HOLD_ASKS) */
+			if (r->asks++ >= HOLD_ASKS ||
+			    (last_run_idle && ++r->idle_asks > HOLD_IDLE_RUNS))
 				suspend(r);
+			else
+				n_parked++;
 			return MHD_YES;
 		}
 		n_useful++;

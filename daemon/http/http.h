@@ -80,8 +80,9 @@ struct crd_req {
 	uint8_t mode; /* RQ_* (http.c) */
 	bool suspended;
 	bool too_large;
-	uint8_t asks;    /* held: MHD runs it was asked again while deferred */
-	unsigned status; /* answered status (metrics) */
+	uint8_t asks;      /* held: MHD runs it was asked again while deferred */
+	uint8_t idle_asks; /* held: of them, runs after one that did nothing else */
+	unsigned status;   /* answered status (metrics) */
 	/* The answer's body.  MHD sends it from here without a copy (the
 	 * request outlives its answer), and the buffers stay with a pooled
 	 * request for the next one. */

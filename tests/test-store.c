@@ -618,6 +618,61 @@ START_TEST(the_first_schema_version_opens_and_loads)
 }
 END_TEST
 
+/* SQLite writes a few deletions (retention's) only once enough are due:
+ * meanwhile a load does not show them, a job with the idempotency key of
+ * a deleted one still commits, and closing the store writes them. */
+static int body_deferred_deletions(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	for (uint64_t s = 1; s <= 20; s++) {
+		crd_store_job j = sample(s, 2);
+		j.idem_key = s == 20 ? "k-20" : NULL;
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	for (uint64_t s = 1; s <= 5; s++)
+		ck_assert_int_eq(crd_store_delete(st, s), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(crd_store_delete(st, 20), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 14);
+	ck_assert_uint_eq(s.seqs[0], 6);
+	ck_assert_uint_eq(s.seqs[13], 19);
+	/* a later batch takes the key of job 20 (deleted, not written yet) */
+	crd_store_job j = sample(21, 0);
+	j.idem_key = "k-20";
+	struct done_rec d = {0};
+	ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.last_rc, 0);
+	ck_assert_int_eq(crd_store_delete(st, 6), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_ptr_null(crd_store_error(st, NULL));
+	crd_store_close(st);
+
+	st = open_ok(t);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 14); /* 7..19 and 21: the close wrote job 6's */
+	ck_assert_uint_eq(s.seqs[0], 7);
+	ck_assert_uint_eq(s.seqs[12], 19);
+	ck_assert_uint_eq(s.seqs[13], 21);
+	ck_assert_uint_eq(crd_store_max_seq(st), 21);
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(sqlite_defers_a_few_deletions_and_writes_them_at_close)
+{
+	ck_assert_int_eq(run_body(1, body_deferred_deletions), 0);
+}
+END_TEST
+
 /* A disk that refuses writes (a file-size limit stands in for a full
  * disk): the put's waiter hears the error, the store says why, and once
  * writes work again the row is committed without being put again. */
@@ -844,6 +899,7 @@ int main(void)
 	tcase_add_test(tc, a_store_from_a_newer_crund_is_refused);
 	tcase_add_test(tc, the_first_schema_version_opens_and_loads);
 	tcase_add_test(tc, a_failing_disk_is_reported_and_recovered_from);
+	tcase_add_test(tc, sqlite_defers_a_few_deletions_and_writes_them_at_close);
 	tcase_add_test(tc, unknown_urls_are_refused_clearly);
 	tcase_add_test(tc, the_default_url_follows_systemd_and_xdg);
 	suite_add_tcase(s, tc);

@@ -38,14 +38,30 @@
 
 #include "store/backend.h"
 
-#define APP_ID 0x6372756e /* "crun": PRAGMA application_id of a crund store */
+#define APP_ID        0x6372756e /* "crun": PRAGMA application_id of a crund store */
+/* Deletions (retention forgets the oldest jobs) wait until this many are
+ * due, then go in one commit: deleting a few rows in every commit wrote
+ * the oldest leaf pages, the freelist and the header page each time (4 of
+ * the ~10 WAL frames of a D1 commit).  A deletion lost in a crash only
+ * brings a forgotten job back, and the next start's retention forgets it
+ * again.  They go at once when the commit writes a job with an
+ * idempotency key (a deleted job may free it), and at close. */
+#define DEFER_DELETES 256
 
 typedef struct sq {
 	sqlite3 *db;
 	char *path;
 	int lock_fd;
 	char prefix[16];
-	uint64_t max_seq;
+	/* The high-water mark of job numbers: max_seq (handed out, in this
+	 * process), hw_rec (as in the meta table) and row_max (the highest
+	 * number written to the jobs table).  At open the mark is the larger
+	 * of the meta value and the highest row, so the meta row is written
+	 * only when that would fall short: when a row above hw_rec is
+	 * deleted, or a number was handed out that no row holds. */
+	uint64_t max_seq, hw_rec, row_max;
+	uint64_t *deferred; /* deletions not written yet (DEFER_DELETES) */
+	size_t ndeferred;
 	char describe[512];
 	sqlite3_stmt *upsert, *del, *hiwater, *probe;
 	unsigned commits_since_vacuum;
@@ -354,15 +370,16 @@ static int read_meta(sq *s, char *err, size_t errlen)
 		if (!strcmp(k, "id_prefix"))
 			snprintf(s->prefix, sizeof(s->prefix), "%.13s", v);
 		else if (!strcmp(k, "max_seq"))
-			s->max_seq = strtoull(v, NULL, 10);
+			s->hw_rec = strtoull(v, NULL, 10);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_DONE)
 		return fail(s, rc, "cannot read it", err, errlen);
 	long long m = 0;
-	if (query_int(s, "SELECT coalesce(max(seq), 0) FROM jobs", &m) == SQLITE_OK &&
-	    (uint64_t)m > s->max_seq)
-		s->max_seq = (uint64_t)m;
+	if ((rc = query_int(s, "SELECT coalesce(max(seq), 0) FROM jobs", &m)) != SQLITE_OK)
+		return fail(s, rc, "cannot read it", err, errlen);
+	s->row_max = (uint64_t)m;
+	s->max_seq = s->row_max > s->hw_rec ? s->row_max : s->hw_rec;
 	if (!s->prefix[0]) {
 		snprintf(err, errlen, "store %s: damaged (no id prefix in its meta table)",
 			 s->path);
@@ -383,11 +400,30 @@ static const char UPSERT_SQL[] =
 	" error_message = ?16, progress = ?17, progress_message = ?18, started_at = ?20,"
 	" finished_at = ?21, attempts = ?22, log = ?23, log_truncated = ?24";
 
+static int write_deletions(sq *s, uint64_t *seqs, size_t n, uint64_t mark, uint64_t *hw);
+
+static int cmp_seq(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
 static void sq_close(void *be)
 {
 	sq *s = be;
 	if (!s)
 		return;
+	if (s->ndeferred && s->del) { /* the deletions still due */
+		uint64_t hw = s->hw_rec;
+		if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK) {
+			if (write_deletions(s, s->deferred, s->ndeferred, s->max_seq, &hw) ==
+			    SQLITE_OK)
+				sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+			else
+				sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		}
+	}
+	free(s->deferred);
 	sqlite3_finalize(s->upsert);
 	sqlite3_finalize(s->del);
 	sqlite3_finalize(s->hiwater);
@@ -519,6 +555,9 @@ static int sq_load(void *be, int (*fn)(const crd_store_job *row, void *arg), voi
 		};
 		if (!j.id || !j.plugin || !j.job || !j.args)
 			continue; /* cannot be: NOT NULL columns */
+		if (s->ndeferred &&
+		    bsearch(&j.seq, s->deferred, s->ndeferred, sizeof(*s->deferred), cmp_seq))
+			continue; /* deleted, not written yet */
 		if ((rc = fn(&j, arg)) < 0) {
 			sqlite3_finalize(st);
 			return rc;
@@ -573,18 +612,32 @@ static int write_row(sq *s, const crd_store_job *j)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static int cmp_seq(const void *a, const void *b)
+/* Write the high-water mark hw if the meta table holds less. */
+static int write_hiwater(sq *s, uint64_t hw)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
+	if (hw <= s->hw_rec)
+		return SQLITE_OK;
+	sqlite3_bind_int64(s->hiwater, 1, (sqlite3_int64)hw);
+	int rc = sqlite3_step(s->hiwater) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->db);
+	sqlite3_reset(s->hiwater);
+	return rc;
 }
 
 /* Delete the jobs numbered in seqs (n of them; sorted here): one statement
- * per run of consecutive numbers.  Retention forgets the oldest jobs, so a
- * batch's deletions are mostly one run. */
-static int delete_rows(sq *s, uint64_t *seqs, size_t n)
+ * per run of consecutive numbers (retention forgets the oldest jobs, so
+ * they are mostly one run).  Deleting a row above the recorded high-water
+ * mark records `mark` (*hw: then set to it). */
+static int write_deletions(sq *s, uint64_t *seqs, size_t n, uint64_t mark, uint64_t *hw)
 {
+	if (!n)
+		return SQLITE_OK;
 	qsort(seqs, n, sizeof(*seqs), cmp_seq);
+	if (seqs[n - 1] > s->hw_rec) {
+		int rc = write_hiwater(s, mark);
+		if (rc != SQLITE_OK)
+			return rc;
+		*hw = mark;
+	}
 	for (size_t i = 0; i < n;) {
 		size_t k = i + 1;
 		while (k < n && seqs[k] == seqs[k - 1] + 1)
@@ -604,38 +657,55 @@ static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 		     size_t errlen)
 {
 	sq *s = be;
-	uint64_t hi = hi_seq;
+	/* the mark: every number handed out; the rows' highest upsert */
+	uint64_t mark = hi_seq > s->max_seq ? hi_seq : s->max_seq, up_max = 0;
+	size_t nbdel = 0;
+	bool keyed = false;
+	for (size_t i = 0; i < n; i++) {
+		const crd_store_job *j = &rows[i]->job;
+		if (rows[i]->del) {
+			nbdel++;
+		} else {
+			keyed = keyed || j->idem_key;
+			if (j->seq > up_max)
+				up_max = j->seq;
+		}
+	}
+	if (up_max > mark)
+		mark = up_max;
+	/* the deletions due: those deferred, then this batch's (kept apart
+	 * until the commit succeeds: a failed batch comes back whole) */
+	uint64_t *dels = NULL;
+	size_t ndel = s->ndeferred + nbdel;
+	if (nbdel) {
+		if (!(dels = malloc(ndel * sizeof(*dels))))
+			return fail(s, SQLITE_NOMEM, "cannot write", err, errlen);
+		if (s->ndeferred)
+			memcpy(dels, s->deferred, s->ndeferred * sizeof(*dels));
+		for (size_t i = 0, k = s->ndeferred; i < n; i++)
+			if (rows[i]->del)
+				dels[k++] = rows[i]->job.seq;
+	}
+	bool now = ndel && (ndel >= DEFER_DELETES || keyed || n == 0);
+	uint64_t hw = s->hw_rec;
 	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-	if (rc != SQLITE_OK)
+	if (rc != SQLITE_OK) {
+		free(dels);
 		return fail(s, rc, "cannot write", err, errlen);
+	}
 	/* Deletions first (one statement per run of numbers), then writes: a
 	 * batch never holds a job twice, and a job forgotten in it may free an
 	 * idempotency key that a new job in it takes. */
-	uint64_t *dels = NULL;
-	size_t ndel = 0;
-	for (size_t i = 0; i < n; i++) {
+	if (now)
+		rc = write_deletions(s, dels ? dels : s->deferred, ndel, mark, &hw);
+	for (size_t i = 0; i < n && rc == SQLITE_OK; i++)
 		if (!rows[i]->del)
-			continue;
-		if (!dels && !(dels = malloc(n * sizeof(*dels)))) {
-			rc = SQLITE_NOMEM;
-			break;
-		}
-		dels[ndel++] = rows[i]->job.seq;
-	}
-	if (rc == SQLITE_OK && ndel)
-		rc = delete_rows(s, dels, ndel);
-	free(dels);
-	for (size_t i = 0; i < n && rc == SQLITE_OK; i++) {
-		if (rows[i]->del)
-			continue;
-		rc = write_row(s, &rows[i]->job);
-		if (rows[i]->job.seq > hi)
-			hi = rows[i]->job.seq;
-	}
-	if (rc == SQLITE_OK && hi > s->max_seq) {
-		sqlite3_bind_int64(s->hiwater, 1, (sqlite3_int64)hi);
-		rc = sqlite3_step(s->hiwater) == SQLITE_DONE ? SQLITE_OK : sqlite3_errcode(s->db);
-		sqlite3_reset(s->hiwater);
+			rc = write_row(s, &rows[i]->job);
+	/* a number handed out that no row holds (a refused submission) */
+	uint64_t row_max = up_max > s->row_max ? up_max : s->row_max;
+	if (rc == SQLITE_OK && mark > row_max && mark > hw) {
+		rc = write_hiwater(s, mark);
+		hw = mark;
 	}
 	if (rc == SQLITE_OK && n == 0) {
 		/* a probe: can the store take a write again? */
@@ -646,12 +716,23 @@ static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {
+		free(dels);
 		int code = fail(s, rc, "cannot write", err, errlen);
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 		return code;
 	}
-	if (hi > s->max_seq)
-		s->max_seq = hi;
+	s->max_seq = mark;
+	s->hw_rec = hw;
+	s->row_max = row_max;
+	if (now) {
+		free(dels);
+		s->ndeferred = 0;
+	} else if (dels) {
+		free(s->deferred);
+		s->deferred = dels;
+		s->ndeferred = ndel;
+		qsort(s->deferred, ndel, sizeof(*dels), cmp_seq); /* for load's bsearch */
+	}
 	/* give some freed pages back to the file system now and then */
 	if (++s->commits_since_vacuum >= 1000) {
 		s->commits_since_vacuum = 0;

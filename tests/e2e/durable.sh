@@ -169,6 +169,40 @@ done
 is "$found" 30 "--sync normal: every acknowledged job is there, still queued, after kill -9"
 stop_and_check_crund "crund --sync normal"
 
+# ------------------------------------------------------------ retention
+# Retention's deletions reach the file in groups (and at a clean stop); one
+# lost in a kill -9 brings a forgotten job back, and the next start's
+# retention forgets it again: after the restart the store still holds only
+# the newest --retain-jobs ended jobs, and a key of a forgotten job is free.
+storer="sqlite:$E2E_TMP/retain.db"
+start_crund --store "$storer" --retain-jobs 3 || bail "crund did not start with --retain-jobs 3"
+rids=()
+for i in $(seq 10); do
+	submit "{\"plugin\":\"demo\",\"job\":\"noop\",\"idempotency_key\":\"r-$i\"}" "?wait=$(slow 5)"
+	[ "$HTTP_STATUS" = 201 ] && [ "$(j 'd["state"]')" = succeeded ] && rids+=("$JOB_ID")
+done
+is "${#rids[@]}" 10 "retention: 10 keyed jobs ran to the end"
+sleep 0.2 # their ends reach the store (a lazy commit, 5 ms)
+kill -KILL "$CRUND_PID"
+wait "$CRUND_PID" 2>/dev/null
+start_crund --store "$storer" --retain-jobs 3 || bail "crund did not restart with --retain-jobs 3"
+req GET "/v1/jobs?limit=100"
+jt "len(jobs(d)) == 3" "retention after kill -9: the list holds the 3 newest ended jobs"
+kept=0
+for id in "${rids[@]:7}"; do
+	[ "$(job_state "$id")" = succeeded ] && kept=$((kept + 1))
+done
+is "$kept" 3 "retention after kill -9: the 3 newest are there"
+req GET "/v1/jobs/${rids[0]}"
+is "$HTTP_STATUS" 404 "retention after kill -9: the oldest is forgotten"
+submit '{"plugin":"demo","job":"noop","idempotency_key":"r-1"}'
+is "$HTTP_STATUS" 201 "retention after kill -9: the key of a forgotten job makes a new job"
+stop_and_check_crund "crund --retain-jobs 3"
+start_crund --store "$storer" --retain-jobs 3 || bail "crund did not restart after a clean stop"
+req GET "/v1/jobs?limit=100"
+jt "len(jobs(d)) == 3" "retention after a clean stop: still the 3 newest"
+stop_and_check_crund "crund --retain-jobs 3, restarted"
+
 # ------------------------------------------------------------ retries
 store2="sqlite:$E2E_TMP/retry.db"
 start_crund --store "$store2" --retry-max-delay 0.2 || bail "crund did not start"

@@ -397,6 +397,54 @@ START_TEST(deletions_in_runs_and_a_freed_key_commit)
 }
 END_TEST
 
+/* A soft row (a job's start) is written without a drain or another
+ * commit to ride along (within the 5 ms of a lazy row), and one replaced
+ * by the job's next row is not written at all. */
+static int body_soft(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	crd_store_job j = sample(1, 0);
+	struct done_rec d = {0};
+	ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	crd_store_stats a, b;
+	crd_store_get_stats(st, &a);
+	j.state = 1; /* running */
+	ck_assert_int_eq(crd_store_put_soft(st, &j), 0);
+	for (int i = 0; i < 200; i++) { /* up to 2 s (valgrind) */
+		crd_store_get_stats(st, &b);
+		if (b.rows_committed > a.rows_committed && !b.pending)
+			break;
+		ck_assert_int_eq(cr_sleep(0.01), 0);
+	}
+	ck_assert_uint_eq(b.rows_committed, a.rows_committed + 1);
+	/* job 2: its start, then at once its end: one row */
+	crd_store_job k = sample(2, 1);
+	ck_assert_int_eq(crd_store_put_soft(st, &k), 0);
+	k.state = 2;
+	ck_assert_int_eq(crd_store_put(st, &k, NULL, NULL), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	crd_store_get_stats(st, &a);
+	ck_assert_uint_eq(a.rows_committed, b.rows_committed + 1);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	if (crd_store_durable(st)) {
+		ck_assert_int_eq(s.n, 2);
+		ck_assert_int_eq(s.states[0], 1);
+		ck_assert_int_eq(s.states[1], 2);
+	}
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(a_soft_row_is_written_by_itself_or_replaced)
+{
+	ck_assert_int_eq(run_body(_i, body_soft), 0);
+}
+END_TEST
+
 static int body_reopen(void *arg, void **ret)
 {
 	tctx *t = arg;
@@ -890,6 +938,7 @@ int main(void)
 	tcase_add_loop_test(tc, delete_forgets_a_job, 0, NKINDS);
 	tcase_add_loop_test(tc, deletions_in_runs_and_a_freed_key_commit, 0, NKINDS);
 	tcase_add_loop_test(tc, reopening_finds_the_jobs_only_when_durable, 0, NKINDS);
+	tcase_add_loop_test(tc, a_soft_row_is_written_by_itself_or_replaced, 0, NKINDS);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sqlite");
 	tcase_add_checked_fixture(tc, setup, teardown);

@@ -447,7 +447,7 @@ void crd_jobs_set_store(crd_jobs *s, crd_store *st)
  * record's next transition writes it again. */
 /* Hand the record's state to the store.  0, or -ENOMEM: nothing was
  * queued and done will not run (counted in n_store_errors). */
-static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
+static int persist_row(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg, bool soft)
 {
 	if (!s->st)
 		return 0;
@@ -493,10 +493,15 @@ static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg
 	/* CRUND_JF_DIRTY stays: it says the record is on the dirty list, which
 	 * only crd_jobs_flush_dirty and dirty_remove take it off (a record
 	 * freed while still listed would be read after free). */
-	int rc = crd_store_put(s->st, &row, done, arg);
+	int rc = soft ? crd_store_put_soft(s->st, &row) : crd_store_put(s->st, &row, done, arg);
 	if (rc < 0)
 		s->n_store_errors++;
 	return rc;
+}
+
+static int persist(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
+{
+	return persist_row(s, j, done, arg, false);
 }
 
 static void mark_dirty(crd_jobrec *j)
@@ -896,8 +901,8 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 	}
 	if (j->flags & CRUND_JF_CLAIMED)
 		j->flags &= (uint16_t)~CRUND_JF_CLAIMED; /* its claim wrote the start */
-	else if (!start_awaited(s, j)) /* otherwise its task writes it and waits */
-		persist(s, j, NULL, NULL);
+	else if (!start_awaited(s, j))               /* otherwise its task writes it and waits */
+		persist_row(s, j, NULL, NULL, true); /* most jobs end first: written once */
 	crd_jobs_announce(s, j);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);

@@ -17,6 +17,7 @@
 typedef struct crd_store_row {
 	crd_store_job job; /* strings live in the same allocation */
 	bool del;
+	double soft_until; /* crd_store_put_soft: kept out of batches until then */
 	struct crd_store_waiter *waiters;
 } crd_store_row;
 

@@ -96,6 +96,8 @@ struct crd_store {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool want;                          /* commit what is pending now (a waiter, lazy, drain) */
+	bool all;                           /* ... soft rows too (lazy, drain, retry) */
+	size_t nsoft;                       /* soft rows put since the last batch (at most) */
 	bool probe;                         /* commit even with nothing pending (after a failure) */
 	bool paused;                        /* a commit failed: wait for the retry timer */
 	bool complete_sent;                 /* on_complete is scheduled on the loop */
@@ -270,7 +272,7 @@ static int hgrow(crd_store *st)
 	return 0;
 }
 
-static void kick(crd_store *st, bool waited);
+static void kick(crd_store *st, bool waited, bool all);
 static void schedule_kick(crd_store *st);
 static void schedule_lazy(crd_store *st);
 
@@ -315,6 +317,8 @@ static int pend_add(crd_store *st, crd_store_row *r, bool only_if_absent)
 /* Add a row to pending (under mu: the writer takes rows from there) and
  * see that it gets committed: at once when someone waits for it, else
  * within LAZY_DELAY. */
+static double mono(void);
+
 static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void *arg, uint64_t seq)
 {
 	if (done) {
@@ -332,7 +336,9 @@ static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void
 	int rc = pend_add(st, r, false);
 	if (rc == 0 && seq > st->hi_seq)
 		st->hi_seq = seq;
-	bool lazy = rc == 0 && !done && !st->want;
+	bool lazy = rc == 0 && !done && (!st->want || r->soft_until);
+	if (rc == 0 && r->soft_until)
+		st->nsoft++;
 	pthread_mutex_unlock(&st->mu);
 	if (rc < 0) {
 		crd_store_row_free(r);
@@ -355,6 +361,16 @@ int crd_store_put(crd_store *st, const crd_store_job *row, crd_store_done_fn don
 	return put_row(st, r, done, arg, row->seq);
 }
 
+int crd_store_put_soft(crd_store *st, const crd_store_job *row)
+{
+	crd_store_row *r = crd_store_row_copy(row, false);
+	if (!r)
+		return -ENOMEM;
+	if (st->be->threaded) /* inline backends take every row anyway */
+		r->soft_until = mono() + LAZY_DELAY;
+	return put_row(st, r, NULL, NULL, row->seq);
+}
+
 int crd_store_delete(crd_store *st, uint64_t seq)
 {
 	crd_store_job j = {.seq = seq};
@@ -374,12 +390,36 @@ static double mono(void)
 static void on_complete(void *arg);
 static void finish_batch(crd_store *st, batch *b);
 
-/* Every pending row as one batch (under mu).  NULL without memory. */
-static batch *take_pending(crd_store *st)
+/* Soft rows still young and without waiters stay pending (unless `all`). */
+static bool held(const crd_store_row *r, double now) { return r->soft_until > now && !r->waiters; }
+
+/* Every pending row as one batch (under mu), but young soft rows unless
+ * `all`: they stay pending.  NULL without memory. */
+static batch *take_pending(crd_store *st, bool all)
 {
 	batch *b = calloc(1, sizeof(*b));
 	if (!b)
 		return NULL;
+	crd_store_row **keep = NULL;
+	size_t nkeep = 0;
+	if (!all && st->nsoft) {
+		double now = mono();
+		for (size_t i = 0; i < st->npend; i++)
+			nkeep += held(st->pend[i], now);
+		if (nkeep && (keep = malloc(nkeep * sizeof(*keep)))) {
+			size_t k = 0;
+			nkeep = 0;
+			for (size_t i = 0; i < st->npend; i++) {
+				if (held(st->pend[i], now))
+					keep[nkeep++] = st->pend[i];
+				else
+					st->pend[k++] = st->pend[i];
+			}
+			st->npend = k;
+		} else {
+			nkeep = 0; /* none, or no memory: take them all */
+		}
+	}
 	b->rows = st->pend;
 	b->n = st->npend;
 	b->hi_seq = st->hi_seq;
@@ -387,6 +427,14 @@ static batch *take_pending(crd_store *st)
 	st->npend = st->cappend = 0;
 	if (st->hkeys)
 		memset(st->hkeys, 0, st->hcap * sizeof(*st->hkeys));
+	st->nsoft = 0;
+	if (nkeep) { /* the hash has room: it held them all a moment ago */
+		st->pend = keep;
+		st->cappend = nkeep;
+		for (size_t i = 0; i < nkeep; i++)
+			pend_add(st, keep[i], false);
+		st->nsoft = nkeep;
+	}
 	st->want = st->probe = false;
 	return b;
 }
@@ -408,7 +456,14 @@ static void *writer_main(void *arg)
 		}
 		if (st->quit)
 			break;
-		batch *b = take_pending(st);
+		bool probe = st->probe, all = st->all;
+		st->all = false;
+		batch *b = take_pending(st, all);
+		if (b && !b->n && !probe) { /* every row held back (soft) */
+			free(b->rows);
+			free(b);
+			continue;
+		}
 		if (!b) { /* out of memory: the rows stay pending; try again soon */
 			pthread_mutex_unlock(&st->mu);
 			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
@@ -498,7 +553,7 @@ static void flush(void *arg)
 		set_idle_if_done(st);
 		return;
 	}
-	batch *b = take_pending(st);
+	batch *b = take_pending(st, true);
 	if (!b) {
 		schedule_flush(st); /* try again on the next turn */
 		return;
@@ -553,7 +608,7 @@ static void schedule_flush(crd_store *st)
 
 /* Commit what is pending: now when someone waits (`waited`), else when the
  * writer is free. */
-static void kick(crd_store *st, bool waited)
+static void kick(crd_store *st, bool waited, bool all)
 {
 	if (!st->be->threaded) {
 		if (waited)
@@ -564,6 +619,7 @@ static void kick(crd_store *st, bool waited)
 	}
 	pthread_mutex_lock(&st->mu);
 	st->want = true;
+	st->all = st->all || all;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 }
@@ -572,7 +628,7 @@ static void kick_cb(void *arg)
 {
 	crd_store *st = arg;
 	st->kick_scheduled = false;
-	kick(st, true);
+	kick(st, true, false);
 }
 
 /* A row with a waiter: the writer is told once this turn of the loop is
@@ -589,7 +645,7 @@ static void schedule_kick(crd_store *st)
 	if (cr_call_soon(st->loop, kick_cb, st, NULL) == 0)
 		st->kick_scheduled = true;
 	else
-		kick(st, true);
+		kick(st, true, false);
 }
 
 static void lazy_cb(void *arg)
@@ -597,7 +653,7 @@ static void lazy_cb(void *arg)
 	crd_store *st = arg;
 	st->lazy = cr_handle_unref(st->lazy);
 	if (st->be->threaded)
-		kick(st, true);
+		kick(st, true, true);
 	else
 		schedule_flush(st);
 }
@@ -608,7 +664,7 @@ static void schedule_lazy(crd_store *st)
 		return; /* a commit will come anyway (or close writes it) */
 	if (cr_call_later(st->loop, LAZY_DELAY, lazy_cb, st, &st->lazy) < 0) {
 		st->lazy = NULL;
-		kick(st, true);
+		kick(st, true, true);
 	}
 }
 
@@ -624,6 +680,7 @@ static void retry_now(crd_store *st)
 	st->paused = false;
 	st->probe = true;
 	st->want = true;
+	st->all = true;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 }
@@ -776,7 +833,7 @@ int crd_store_drain(crd_store *st, double timeout)
 		st->retry = NULL;
 		retry_now(st);
 	} else {
-		kick(st, true);
+		kick(st, true, true);
 	}
 	if (cr_event_is_set(st->idle))
 		return 0;

@@ -140,6 +140,11 @@ int crd_store_load(crd_store *st, int (*fn)(const crd_store_job *row, void *arg)
 /* Write (insert or replace) a job; done may be NULL.  Returns 0, or
  * -ENOMEM (nothing queued, done never runs). */
 int crd_store_put(crd_store *st, const crd_store_job *row, crd_store_done_fn done, void *arg);
+/* A row the job's next transition is likely to replace soon (a job's
+ * start: most jobs end within milliseconds): the writer leaves it out of
+ * its batches for up to 5 ms (the delay of a row nobody waits for), so a
+ * job that ends meanwhile is written once, as ended.  0 or -ENOMEM. */
+int crd_store_put_soft(crd_store *st, const crd_store_job *row);
 /* Forget a job (retention, DELETE).  0 or -ENOMEM. */
 int crd_store_delete(crd_store *st, uint64_t seq);
 

@@ -169,6 +169,26 @@ done
 is "$found" 30 "--sync normal: every acknowledged job is there, still queued, after kill -9"
 stop_and_check_crund "crund --sync normal"
 
+# ------------------------------------------------------------ a start
+# A job's start is written within milliseconds even when nothing else is
+# committed (it waits up to 5 ms for the job's end, which would replace
+# it): a retry job killed while it sleeps is seen as interrupted, runs
+# again, and its first attempt is in its story.
+storei="sqlite:$E2E_TMP/start.db"
+start_crund --store "$storei" || bail "crund did not start"
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":2},"on_interrupt":"retry","max_attempts":3}'
+sid=$JOB_ID
+poll_state "$sid" running "$(slow 5)" || diag "the sleep job did not start"
+sleep 0.3
+kill -KILL "$CRUND_PID"
+wait "$CRUND_PID" 2>/dev/null
+start_crund --store "$storei" || bail "crund did not restart"
+job_wait "$sid" "$(slow 10)"
+jt 'd["state"] == "succeeded" and d["attempt"] == 2' "a job killed while running ran again: attempt 2"
+jt '[a["error"]["code"] for a in d["attempts"] if a["error"]] == ["interrupted"]' \
+	"its first attempt is recorded interrupted (its start had reached the store)"
+stop_and_check_crund "crund after a killed start"
+
 # ------------------------------------------------------------ retention
 # Retention's deletions reach the file in groups (and at a clean stop); one
 # lost in a kill -9 brings a forgotten job back, and the next start's

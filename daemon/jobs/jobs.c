@@ -899,10 +899,12 @@ static int start_job(crd_jobs *s, crd_jobrec *j)
 		j->flags &= (uint16_t)~CRUND_JF_NODE_OWNED;
 		j->node = s->node_id;
 	}
+	/* A claim wrote the start; a task that awaits its start writes it.
+	 * Else the start is a soft row: the job's end may replace it unwritten. */
 	if (j->flags & CRUND_JF_CLAIMED)
-		j->flags &= (uint16_t)~CRUND_JF_CLAIMED; /* its claim wrote the start */
-	else if (!start_awaited(s, j))               /* otherwise its task writes it and waits */
-		persist_row(s, j, NULL, NULL, true); /* most jobs end first: written once */
+		j->flags &= (uint16_t)~CRUND_JF_CLAIMED;
+	else if (!start_awaited(s, j))
+		persist_row(s, j, NULL, NULL, true);
 	crd_jobs_announce(s, j);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);

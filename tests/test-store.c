@@ -356,6 +356,17 @@ static int body_delete(void *arg, void **ret)
 START_TEST(delete_forgets_a_job) { ck_assert_int_eq(run_body(_i, body_delete), 0); }
 END_TEST
 
+/* Jobs 1..n, ended, committed; job `keyed` has the idempotency key `key`. */
+static void put_ended(crd_store *st, uint64_t n, uint64_t keyed, const char *key)
+{
+	for (uint64_t s = 1; s <= n; s++) {
+		crd_store_job j = sample(s, 2);
+		j.idem_key = s == keyed ? key : NULL;
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+}
+
 /* Deletions in one batch go in runs of consecutive numbers (retention
  * forgets the oldest jobs), and a job forgotten in a batch frees its
  * idempotency key for a new job in the same batch. */
@@ -364,12 +375,7 @@ static int body_delete_runs(void *arg, void **ret)
 	tctx *t = arg;
 	(void)ret;
 	crd_store *st = open_ok(t);
-	for (uint64_t s = 1; s <= 12; s++) {
-		crd_store_job j = sample(s, 2);
-		j.idem_key = s == 3 ? "key-3" : NULL;
-		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
-	}
-	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	put_ended(st, 12, 3, "key-3");
 	static const uint64_t gone[] = {5, 2, 3, 4, 8, 11, 10, 12};
 	for (size_t i = 0; i < sizeof(gone) / sizeof(*gone); i++)
 		ck_assert_int_eq(crd_store_delete(st, gone[i]), 0);
@@ -674,12 +680,7 @@ static int body_deferred_deletions(void *arg, void **ret)
 	tctx *t = arg;
 	(void)ret;
 	crd_store *st = open_ok(t);
-	for (uint64_t s = 1; s <= 20; s++) {
-		crd_store_job j = sample(s, 2);
-		j.idem_key = s == 20 ? "k-20" : NULL;
-		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
-	}
-	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	put_ended(st, 20, 20, "k-20");
 	for (uint64_t s = 1; s <= 5; s++)
 		ck_assert_int_eq(crd_store_delete(st, s), 0);
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);

@@ -9,7 +9,9 @@
 #
 #   tests/soak/kill9.sh [ROUNDS]      # default 1000 (about 40 minutes)
 #
-# Run from a configured build tree (after make); prints durable.sh's TAP.
+# Uses the build in the source tree (./bootstrap && make); for a build
+# elsewhere set top_builddir (top_builddir=/path/to/build tests/soak/kill9.sh).
+# Prints durable.sh's TAP.
 set -eu
 cd "$(dirname "$0")/../.."
 export top_srcdir=${top_srcdir:-$PWD} top_builddir=${top_builddir:-$PWD}

@@ -367,6 +367,18 @@ static void put_ended(crd_store *st, uint64_t n, uint64_t keyed, const char *key
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
 }
 
+/* A new job with the idempotency key `key` commits. */
+static void put_keyed_ok(crd_store *st, uint64_t seq, const char *key)
+{
+	crd_store_job j = sample(seq, 0);
+	j.idem_key = key;
+	struct done_rec d = {0};
+	ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.last_rc, 0);
+}
+
 /* Deletions in one batch go in runs of consecutive numbers (retention
  * forgets the oldest jobs), and a job forgotten in a batch frees its
  * idempotency key for a new job in the same batch. */
@@ -379,13 +391,7 @@ static int body_delete_runs(void *arg, void **ret)
 	static const uint64_t gone[] = {5, 2, 3, 4, 8, 11, 10, 12};
 	for (size_t i = 0; i < sizeof(gone) / sizeof(*gone); i++)
 		ck_assert_int_eq(crd_store_delete(st, gone[i]), 0);
-	crd_store_job j = sample(13, 0);
-	j.idem_key = "key-3";
-	struct done_rec d = {0};
-	ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
-	ck_assert_int_eq(crd_store_drain(st, 10), 0);
-	ck_assert_int_eq(d.calls, 1);
-	ck_assert_int_eq(d.last_rc, 0);
+	put_keyed_ok(st, 13, "key-3");
 	struct seen s = {0};
 	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
 	static const uint64_t kept[] = {1, 6, 7, 9, 13};
@@ -692,13 +698,7 @@ static int body_deferred_deletions(void *arg, void **ret)
 	ck_assert_uint_eq(s.seqs[0], 6);
 	ck_assert_uint_eq(s.seqs[13], 19);
 	/* a later batch takes the key of job 20 (deleted, not written yet) */
-	crd_store_job j = sample(21, 0);
-	j.idem_key = "k-20";
-	struct done_rec d = {0};
-	ck_assert_int_eq(crd_store_put(st, &j, on_done, &d), 0);
-	ck_assert_int_eq(crd_store_drain(st, 10), 0);
-	ck_assert_int_eq(d.calls, 1);
-	ck_assert_int_eq(d.last_rc, 0);
+	put_keyed_ok(st, 21, "k-20");
 	ck_assert_int_eq(crd_store_delete(st, 6), 0);
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
 	ck_assert_ptr_null(crd_store_error(st, NULL));

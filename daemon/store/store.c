@@ -314,11 +314,11 @@ static int pend_add(crd_store *st, crd_store_row *r, bool only_if_absent)
 	return 0;
 }
 
+static double mono(void);
+
 /* Add a row to pending (under mu: the writer takes rows from there) and
  * see that it gets committed: at once when someone waits for it, else
  * within LAZY_DELAY. */
-static double mono(void);
-
 static int put_row(crd_store *st, crd_store_row *r, crd_store_done_fn done, void *arg, uint64_t seq)
 {
 	if (done) {
@@ -607,7 +607,7 @@ static void schedule_flush(crd_store *st)
 }
 
 /* Commit what is pending: now when someone waits (`waited`), else when the
- * writer is free. */
+ * writer is free; young soft rows too with `all`. */
 static void kick(crd_store *st, bool waited, bool all)
 {
 	if (!st->be->threaded) {

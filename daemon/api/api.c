@@ -142,7 +142,7 @@ static crd_mhd_result accepted_again(crd_req *r)
 	/* accept_rc 1: the same idempotency key again, answered with the
 	 * first submission's commit (200 and that job) */
 	unsigned status = a->accept_rc > 0 ? 200 : 201;
-	if (a->wait_seconds > 0 && !crd_job_state_ended(job->state))
+	if (a->wait_seconds > 0 && !crd_job_settled(job))
 		return crd_api_wait(r, job, a->wait_seconds, status, true);
 	return send_job(r, status, job, true);
 }
@@ -194,7 +194,7 @@ static crd_mhd_result submit(crd_req *r, crd_submission *subp, double wait)
 				     cr_strerror(rc));
 	} else {
 		unsigned status = existing ? 200 : 201;
-		if (wait > 0 && !crd_job_state_ended(job->state))
+		if (wait > 0 && !crd_job_settled(job))
 			ret = crd_api_wait(r, job, wait, status, true);
 		else
 			ret = send_job(r, status, job, true);
@@ -440,8 +440,11 @@ static crd_mhd_result get_job(crd_req *r, crd_jobrec *j)
 	double wait;
 	if (get_wait(r, &wait) < 0)
 		return bad_wait(r);
-	if (wait > 0 && !crd_job_state_ended(j->state))
+	if (wait > 0 && !crd_job_settled(j))
 		return crd_api_wait(r, j, wait, 200, false);
+	/* ended, its end not durable yet: answered at its commit */
+	if (j->flags & CRUND_JF_END_UNSYNCED)
+		return crd_api_wait(r, j, CRD_API_SETTLE_WAIT, 200, false);
 	return send_job(r, 200, j, false);
 }
 

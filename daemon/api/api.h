@@ -50,6 +50,7 @@ typedef struct crd_api_req {
 	crd_buf stream;
 	size_t stream_off;
 	bool stream_end;
+	bool owe_state;                /* its first `state` is sent with the end (unsettled end) */
 	struct crd_api_events *events; /* GET /v1/events (events.c), owned */
 } crd_api_req;
 
@@ -57,6 +58,10 @@ typedef struct crd_api_req {
  * many unread bytes of an event stream, events are dropped (a job's `end`
  * never; /v1/events says so with a `reset`). */
 #define CRD_API_STREAM_MAX_PENDING ((size_t)1 << 20)
+
+/* A plain GET of a job whose end is not durable yet waits at most this
+ * long for its commit (the store then fails: the answer tells the end). */
+#define CRD_API_SETTLE_WAIT 5.0
 
 static inline crd_api_req *crd_api_req_of(crd_req *req) { return crd_http_data(req); }
 

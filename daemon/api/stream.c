@@ -44,6 +44,8 @@ static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data
 		crd_buf_adds(&a->stream, "\n\n");
 		break;
 	case CRUND_EV_END:
+		if (a->owe_state)
+			add_job(a, "state", job);
 		add_job(a, "end", job);
 		a->stream_end = true;
 		if (a->timer) {
@@ -107,8 +109,11 @@ crd_mhd_result crd_api_stream(crd_req *req, crd_jobrec *job, double ping)
 {
 	crd_api_req *a = crd_api_req_of(req);
 	a->phase = CRD_API_STREAM;
-	add_job(a, "state", job);
-	if (crd_job_state_ended(job->state)) {
+	/* a job whose end is not durable yet starts its stream at the end */
+	a->owe_state = (job->flags & CRUND_JF_END_UNSYNCED) != 0;
+	if (!a->owe_state)
+		add_job(a, "state", job);
+	if (crd_job_settled(job)) {
 		add_job(a, "end", job);
 		a->stream_end = true;
 	} else {

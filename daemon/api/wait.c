@@ -97,7 +97,7 @@ crd_mhd_result crd_api_wait(crd_req *req, crd_jobrec *job, double seconds, unsig
 	a->location = location;
 	a->wait_seconds = seconds;
 	snprintf(a->rm.param, sizeof(a->rm.param), "%s", job->id);
-	if (crd_job_state_ended(job->state) || crd_http_stopping()) {
+	if (crd_job_settled(job) || crd_http_stopping()) {
 		/* ended already, or nothing may wait now: the state answers */
 		render(req, job);
 		return answer(req);

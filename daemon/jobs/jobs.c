@@ -555,6 +555,14 @@ static void end_subs(crd_jobrec *j)
 	}
 }
 
+/* The job's end may be told: to the event feed and its subscribers. */
+static void settle(crd_jobs *s, crd_jobrec *j)
+{
+	j->flags &= (uint16_t)~CRUND_JF_END_UNSYNCED;
+	crd_jobs_announce(s, j);
+	end_subs(j);
+}
+
 static void q_push(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j);
 static void enqueue(crd_jobs *s, crd_jobrec *j);
 static void start_queued(crd_jobs *s);
@@ -784,6 +792,8 @@ static void q_unlink(crd_jobrec **head, crd_jobrec **tail, crd_jobrec *j)
 /* Remove a record from every structure and free it. */
 static void job_forget(crd_jobs *s, crd_jobrec *j)
 {
+	if (j->flags & CRUND_JF_END_UNSYNCED)
+		settle(s, j); /* deleted before its end's commit */
 	hash_remove(s, j);
 	if (j->older)
 		j->older->newer = j->newer;
@@ -831,7 +841,7 @@ static void retain_count(crd_jobs *s)
 		       s->n_state[CRUND_JOB_CANCELLED];
 	while (j && ended > s->lim.retain_jobs) {
 		crd_jobrec *n = j->lnext;
-		if (!j->task) {
+		if (!j->task && !(j->flags & CRUND_JF_END_UNSYNCED)) {
 			job_forget(s, j);
 			ended--;
 		}
@@ -849,7 +859,7 @@ void crd_jobs_expire(crd_jobs *s)
 	crd_jobrec *j = s->e_head;
 	while (j && j->finished_at < limit) {
 		crd_jobrec *n = j->lnext;
-		if (!j->task)
+		if (!j->task && !(j->flags & CRUND_JF_END_UNSYNCED))
 			job_forget(s, j);
 		j = n;
 	}
@@ -1322,6 +1332,37 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 	return 0;
 }
 
+/* A job whose policy is fail: its end is told only once it is durable.
+ * Else a crash between the answer and the commit would leave the job
+ * running in the store, and the next start would end it "interrupted"
+ * after its client was told how it ended.  (A retry job runs again after
+ * such a crash, as its policy allows, and its end rides the next commit.) */
+static bool end_awaited(const crd_jobs *s, const crd_jobrec *j)
+{
+	return s->st && j->on_interrupt == CRD_ON_INTERRUPT_FAIL && !(j->flags & CRUND_JF_REMOTE);
+}
+
+struct end_wait {
+	crd_jobs *s;
+	uint64_t seq;
+};
+
+/* The end row's commit is done.  After a failed commit too: the store
+ * keeps the row and tries again, but reads keep working while it fails,
+ * and a wait for a commit that may not come would hang them. */
+static void end_committed(void *arg, int rc)
+{
+	struct end_wait *w = arg;
+	crd_jobrec *j = crd_jobs_find_seq(w->s, w->seq);
+	(void)rc;
+	if (j && (j->flags & CRUND_JF_END_UNSYNCED)) {
+		settle(w->s, j);
+		if (!w->s->draining)
+			retain_count(w->s); /* it was kept past the limit meanwhile */
+	}
+	free(w);
+}
+
 void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, const char *message)
 {
 	if (crd_job_state_ended(j->state) || !crd_job_state_ended(state))
@@ -1357,10 +1398,18 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 	q_push(&s->e_head, &s->e_tail, j);
 	s->n_ended_total[state]++;
 	observe_run(s, j);
-	persist(s, j, NULL, NULL);
-	crd_jobs_announce(s, j);
-
-	end_subs(j);
+	struct end_wait *ew = end_awaited(s, j) ? malloc(sizeof(*ew)) : NULL;
+	if (ew) {
+		*ew = (struct end_wait){.s = s, .seq = j->seq};
+		if (persist(s, j, end_committed, ew) == 0)
+			j->flags |= CRUND_JF_END_UNSYNCED;
+		else
+			free(ew);
+	} else {
+		persist(s, j, NULL, NULL);
+	}
+	if (!(j->flags & CRUND_JF_END_UNSYNCED))
+		settle(s, j);
 	if (s->ops.ended)
 		s->ops.ended(j, s->ops_data);
 	if (s->shared)

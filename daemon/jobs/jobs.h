@@ -114,13 +114,15 @@ enum {
 	CRUND_JF_UNCOMMITTED = 0x200, /* submitted, its row not yet durable */
 	CRUND_JF_DIRTY = 0x400,       /* on the dirty list: log/progress to hand to the store */
 	/* shared store (several nodes, docs/ARCHITECTURE.md §8.5) */
-	CRUND_JF_REMOTE = 0x800,      /* a copy of a job held elsewhere: never run nor
-	                               * written here, not counted, dropped when unused */
-	CRUND_JF_CLAIMED = 0x1000,    /* its row makes it this node's (claimed): its
-	                               * start writes nothing more */
-	CRUND_JF_NODE_OWNED = 0x2000, /* node is the record's own copy */
-	CRUND_JF_DUPLICATE = 0x4000,  /* uncommitted, left out of its commit: another
-	                               * node's job holds its idempotency key */
+	CRUND_JF_REMOTE = 0x800,        /* a copy of a job held elsewhere: never run nor
+	                                 * written here, not counted, dropped when unused */
+	CRUND_JF_CLAIMED = 0x1000,      /* its row makes it this node's (claimed): its
+	                                 * start writes nothing more */
+	CRUND_JF_NODE_OWNED = 0x2000,   /* node is the record's own copy */
+	CRUND_JF_DUPLICATE = 0x4000,    /* uncommitted, left out of its commit: another
+	                                 * node's job holds its idempotency key */
+	CRUND_JF_END_UNSYNCED = 0x8000, /* ended, its end not yet durable: nobody
+	                                 * is told before its commit (settled) */
 };
 
 #define CRUND_JOB_ID_MAX 32
@@ -170,6 +172,14 @@ struct crd_jobrec {
 	float retry_after; /* this attempt asked for at least this backoff (s) */
 	char id[CRUND_JOB_ID_MAX];
 };
+
+/* Ended, and its end is durable (or needs not be): what answers and
+ * events may tell.  A job whose on_interrupt is fail ends in memory
+ * first and settles at its end row's commit (crd_jobs_finish). */
+static inline bool crd_job_settled(const crd_jobrec *j)
+{
+	return crd_job_state_ended(j->state) && !(j->flags & CRUND_JF_END_UNSYNCED);
+}
 
 /* A latency histogram (Prometheus): cumulative counts of observations
  * <= crd_hist_bounds[i] seconds, their count and sum. */

@@ -189,6 +189,62 @@ jt '[a["error"]["code"] for a in d["attempts"] if a["error"]] == ["interrupted"]
 	"its first attempt is recorded interrupted (its start had reached the store)"
 stop_and_check_crund "crund after a killed start"
 
+# ------------------------------------------------------------ a told end
+# An answer that names how a job ended is sent once that end is in the
+# store when the job's policy is fail (the next start would otherwise end it
+# "interrupted" after its client was told it succeeded).  crund is killed
+# right after the answer (curl, then kill: no time for a later commit) and
+# restarted; it must still hold what it told.  Three ways to be told: a
+# ?wait submission, a plain GET polled until the job ends, the job's event
+# stream.
+storee="sqlite:$E2E_TMP/told.db"
+: >"$E2E_TMP/told"
+told_body() { # WAY ROUND: prints the answer that names the end
+	local sub="{\"plugin\":\"demo\",\"job\":\"sleep\",\"args\":{\"seconds\":0.$2},\"on_interrupt\":\"fail\"}"
+	local c=(curl -sS --max-time "$(slow 10)" "${CURL_AUTH[@]}")
+	if [ "$1" = wait ]; then
+		"${c[@]}" -H 'Content-Type: application/json' --data-binary "$sub" \
+			"$CRUND_URL/v1/jobs?wait=$(slow 5)"
+		return
+	fi
+	local id
+	id=$("${c[@]}" -H 'Content-Type: application/json' --data-binary "$sub" "$CRUND_URL/v1/jobs" |
+		sed -n 's/^{"id":"\([^"]*\)".*/\1/p')
+	if [ "$1" = get ]; then
+		local b i
+		for ((i = 0; i < 2000; i++)); do
+			b=$("${c[@]}" "$CRUND_URL/v1/jobs/$id")
+			case $b in *'"state":"succeeded"'*) break ;; esac
+		done
+		printf '%s\n' "$b"
+	else # the stream's end event
+		"${c[@]}" -N "$CRUND_URL/v1/jobs/$id/events" | sed -n 's/^data: //p' | tail -n 1
+	fi
+}
+for way in wait get events; do
+	for i in 1 2 3 4; do
+		start_crund --store "$storee" || bail "crund did not start (told end, $way $i)"
+		told_body "$way" "$i" >"$E2E_TMP/told.$way.$i" 2>>"$E2E_TMP/curl.err" || true
+		kill -KILL "$CRUND_PID"
+		wait "$CRUND_PID" 2>/dev/null
+		tid=$(jf "$E2E_TMP/told.$way.$i" 'd["id"] if d["state"] == "succeeded" else ""') || tid=
+		[ -n "$tid" ] && echo "$way $tid" >>"$E2E_TMP/told"
+	done
+done
+is "$(wc -l <"$E2E_TMP/told")" 12 "a told end: 12 fail-policy jobs told succeeded (?wait, GET, events), each followed by kill -9"
+start_crund --store "$storee" || bail "crund did not restart (told end)"
+kept=0
+while read -r way tid; do
+	req GET "/v1/jobs/$tid"
+	if [ "$(j 'd["state"]')" = succeeded ]; then
+		kept=$((kept + 1))
+	else
+		diag "told by $way:" && req_diag
+	fi
+done <"$E2E_TMP/told"
+is "$kept" 12 "a told end: after each kill -9 the store holds the end the answer named"
+stop_and_check_crund "crund after told ends"
+
 # ------------------------------------------------------------ retention
 # Retention's deletions reach the file in groups (and at a clean stop); one
 # lost in a kill -9 brings a forgotten job back, and the next start's

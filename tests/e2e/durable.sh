@@ -250,19 +250,24 @@ stop_and_check_crund "crund after told ends"
 # ------------------------------------------------------------ a slow commit
 # strace holds each of crund's writes to the store 40 ms (fault injection:
 # a commit is several), so the commit of a fail-policy job's end is pending
-# for a good part of a second: a plain GET polled
-# until it names the end, and an event stream opened before the end, answer
-# only after that commit.  crund is killed right after the answer and must
+# for a good part of a second: a plain GET polled until it names the end,
+# the job's event stream and the /v1/events feed, both opened before the
+# end, tell it only after that commit.  crund is killed right after the answer and must
 # hold the end it told.  Skipped where strace cannot trace.
 if command -v strace >/dev/null 2>&1 && strace -qq -o /dev/null true >/dev/null 2>&1; then
 	stores="sqlite:$E2E_TMP/slow.db"
-	for way in get events; do
+	for way in get events feed; do
 		start_crund --store "$stores" || bail "crund did not start (slow commit, $way)"
 		submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.6},"on_interrupt":"fail"}'
 		sid=$JOB_ID
-		if [ "$way" = events ]; then # opened while the job runs
+		# the streams are opened while the job runs
+		if [ "$way" = events ]; then
 			curl -sS -N --max-time "$(slow 10)" "${CURL_AUTH[@]}" "$CRUND_URL/v1/jobs/$sid/events" \
 				>"$E2E_TMP/slow.events" 7>&- 8<&- &
+			ev_pid=$!
+		elif [ "$way" = feed ]; then
+			curl -sS -N --max-time "$(slow 10)" "${CURL_AUTH[@]}" \
+				"$CRUND_URL/v1/events?state=succeeded" >"$E2E_TMP/slow.feed" 7>&- 8<&- &
 			ev_pid=$!
 		fi
 		bg strace -qq -f -o /dev/null -e trace=pwrite64 -e inject=pwrite64:delay_enter=40000 \
@@ -274,20 +279,28 @@ if command -v strace >/dev/null 2>&1 && strace -qq -o /dev/null true >/dev/null 
 				b=$(curl -sS --max-time "$(slow 10)" "${CURL_AUTH[@]}" "$CRUND_URL/v1/jobs/$sid")
 				case $b in *'"state":"running"'* | *'"state":"queued"'*) ;; *) break ;; esac
 			done
-		else
+		elif [ "$way" = events ]; then
 			wait "$ev_pid"
 			b=$(sed -n 's/^data: //p' "$E2E_TMP/slow.events" | tail -n 1)
+		else # the feed's first entry for the job (it names only ends)
+			b=
+			for ((i = 0; i < $(slow 10) * 200; i++)); do
+				b=$(grep -F "\"$sid\"" "$E2E_TMP/slow.feed" | sed -n 's/^data: //p' | head -n 1)
+				[ -n "$b" ] && break
+				sleep 0.005
+			done
 		fi
 		kill -KILL "$CRUND_PID"
 		wait "$CRUND_PID" 2>/dev/null
 		wait "$st_pid" 2>/dev/null
+		[ "$way" = feed ] && wait "$ev_pid"
 		like "$b" '"state":"succeeded"' "a slow commit: the $way answer names the end"
 		start_crund --store "$stores" || bail "crund did not restart (slow commit, $way)"
 		is "$(job_state "$sid")" succeeded "a slow commit: after kill -9 the store holds the end the $way answer named"
 		stop_and_check_crund "crund after a slow commit ($way)"
 	done
 else
-	for _ in $(seq 10); do ok 0 "# SKIP strace cannot trace here"; done
+	for _ in $(seq 15); do ok 0 "# SKIP strace cannot trace here"; done
 fi
 
 # ------------------------------------------------------------ retention

@@ -239,9 +239,9 @@ START_TEST(delete_refuses_active_and_forgets_ended)
 	crd_jobrec *a = submit();
 	char id[CRUND_JOB_ID_MAX];
 	strcpy(id, a->id);
-	ck_assert_int_eq(crd_jobs_delete(&S, a), -EBUSY);
+	ck_assert_int_eq(crd_jobs_delete(&S, a, NULL, NULL), -EBUSY);
 	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	ck_assert_int_eq(crd_jobs_delete(&S, a), 0);
+	ck_assert_int_eq(crd_jobs_delete(&S, a, NULL, NULL), 0);
 	ck_assert_ptr_null(crd_jobs_find(&S, id));
 	ck_assert_uint_eq(S.count, 0);
 	ck_assert_uint_eq(S.n_state[CRUND_JOB_SUCCEEDED], 0);
@@ -276,7 +276,7 @@ START_TEST(retention_keeps_record_while_its_task_lives)
 	a->task = (void *)1; /* forced end at shutdown: the task still runs */
 	crd_jobs_finish(&S, a, CRUND_JOB_CANCELLED, "shutdown", NULL);
 	ck_assert_uint_eq(S.count, 1);
-	ck_assert_int_eq(crd_jobs_delete(&S, a), -EBUSY);
+	ck_assert_int_eq(crd_jobs_delete(&S, a, NULL, NULL), -EBUSY);
 	a->task = NULL;
 }
 END_TEST
@@ -319,7 +319,7 @@ START_TEST(idempotency_key_returns_existing_or_conflicts)
 	ck_assert_int_eq(rc, -EEXIST);
 	/* once the job is forgotten the key is free again */
 	crd_jobs_finish(&S, a, CRUND_JOB_SUCCEEDED, NULL, NULL);
-	crd_jobs_delete(&S, a);
+	crd_jobs_delete(&S, a, NULL, NULL);
 	crd_jobrec *c = submit_full(&plug_a, &spec_noop, "{\"x\":2}", "key-1", &rc, &existing);
 	ck_assert_int_eq(rc, 0);
 	ck_assert(!existing);
@@ -382,7 +382,7 @@ START_TEST(list_cursor_of_a_forgotten_job_resumes_after_it)
 		strcpy(ids[i], j[i]->id);
 	}
 	crd_jobs_finish(&S, j[2], CRUND_JOB_SUCCEEDED, NULL, NULL);
-	crd_jobs_delete(&S, j[2]);
+	crd_jobs_delete(&S, j[2], NULL, NULL);
 	bool more;
 	n_seen = 0;
 	crd_jobs_list(&S, 0, NULL, ids[2], 10, collect, NULL, &more);
@@ -743,7 +743,7 @@ START_TEST(records_stay_found_while_the_table_grows)
 			int k = i / 2;
 			if (!gone[k]) {
 				crd_jobs_finish(&S, js[k], CRUND_JOB_SUCCEEDED, NULL, NULL);
-				ck_assert_int_eq(crd_jobs_delete(&S, js[k]), 0);
+				ck_assert_int_eq(crd_jobs_delete(&S, js[k], NULL, NULL), 0);
 				gone[k] = true;
 			}
 		}

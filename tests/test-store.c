@@ -338,9 +338,9 @@ static int body_delete(void *arg, void **ret)
 		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
 	}
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
-	ck_assert_int_eq(crd_store_delete(st, 2), 0);
-	ck_assert_int_eq(crd_store_delete(st, 4), 0);
-	ck_assert_int_eq(crd_store_delete(st, 99), 0); /* unknown: no error */
+	ck_assert_int_eq(crd_store_delete(st, 2, NULL, NULL), 0);
+	ck_assert_int_eq(crd_store_delete(st, 4, NULL, NULL), 0);
+	ck_assert_int_eq(crd_store_delete(st, 99, NULL, NULL), 0); /* unknown: no error */
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
 	struct seen s = {0};
 	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
@@ -390,7 +390,7 @@ static int body_delete_runs(void *arg, void **ret)
 	put_ended(st, 12, 3, "key-3");
 	static const uint64_t gone[] = {5, 2, 3, 4, 8, 11, 10, 12};
 	for (size_t i = 0; i < sizeof(gone) / sizeof(*gone); i++)
-		ck_assert_int_eq(crd_store_delete(st, gone[i]), 0);
+		ck_assert_int_eq(crd_store_delete(st, gone[i], NULL, NULL), 0);
 	put_keyed_ok(st, 13, "key-3");
 	struct seen s = {0};
 	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
@@ -468,7 +468,7 @@ static int body_reopen(void *arg, void **ret)
 		crd_store_job j = sample(s, 1);
 		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
 	}
-	ck_assert_int_eq(crd_store_delete(st, 3), 0);
+	ck_assert_int_eq(crd_store_delete(st, 3, NULL, NULL), 0);
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
 	crd_store_close(st);
 
@@ -688,9 +688,9 @@ static int body_deferred_deletions(void *arg, void **ret)
 	crd_store *st = open_ok(t);
 	put_ended(st, 20, 20, "k-20");
 	for (uint64_t s = 1; s <= 5; s++)
-		ck_assert_int_eq(crd_store_delete(st, s), 0);
+		ck_assert_int_eq(crd_store_delete(st, s, NULL, NULL), 0);
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
-	ck_assert_int_eq(crd_store_delete(st, 20), 0);
+	ck_assert_int_eq(crd_store_delete(st, 20, NULL, NULL), 0);
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
 	struct seen s = {0};
 	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
@@ -699,7 +699,7 @@ static int body_deferred_deletions(void *arg, void **ret)
 	ck_assert_uint_eq(s.seqs[13], 19);
 	/* a later batch takes the key of job 20 (deleted, not written yet) */
 	put_keyed_ok(st, 21, "k-20");
-	ck_assert_int_eq(crd_store_delete(st, 6), 0);
+	ck_assert_int_eq(crd_store_delete(st, 6, NULL, NULL), 0);
 	ck_assert_int_eq(crd_store_drain(st, 10), 0);
 	ck_assert_ptr_null(crd_store_error(st, NULL));
 	crd_store_close(st);

@@ -464,6 +464,10 @@ static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 		uint64_t seq = j->seq;
 		crd_jobs_cancel(&crd_d.jobs, j, "cancelled");
 		crd_jobrec *still = crd_jobs_find_seq(&crd_d.jobs, seq);
+		/* a durable store: the end is committed first, so a crash
+		 * right after the answer cannot run the job after all */
+		if (still && (still->flags & CRUND_JF_END_UNSYNCED))
+			return crd_api_wait(r, still, CRD_API_SETTLE_WAIT, 202, false);
 		if (still)
 			crd_job_render(b, still);
 		else
@@ -473,9 +477,60 @@ static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 	return crd_http_send(r, 202, NULL);
 }
 
+/* A DELETE waiting for its commit (a durable store). */
+struct delete_ticket {
+	struct crd_hold_ticket hold;
+};
+
+static void job_deleted(void *arg, int rc)
+{
+	struct delete_ticket *t = arg;
+	crd_req *r = t->hold.req;
+	if (r) {
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = CRD_API_DELETED;
+		a->accept_rc = rc;
+		crd_http_release(&t->hold);
+	}
+	free(t);
+}
+
+/* A held DELETE asked again: committed (or failed), or the transport
+ * stops before the commit. */
+static crd_mhd_result deleted_again(crd_req *r)
+{
+	crd_api_req *a = crd_api_req_of(r);
+	if (a->phase == CRD_API_DELETING)
+		return crd_http_error(r, 503, "draining", NULL,
+				      "the daemon is shutting down; the deletion of job '%s' is "
+				      "written before it exits",
+				      a->rm.param);
+	if (a->accept_rc < 0) {
+		int code = 0;
+		const char *why = crd_store_error(crd_d.store, &code);
+		crd_resp_opts o = {.retry_after = 1};
+		return crd_http_error(r, 503, "store_unavailable", &o,
+				      "job '%s' is forgotten here, but the job store cannot record "
+				      "that yet (%s); it keeps trying",
+				      a->rm.param, why ? why : cr_strerror(code ? code : -EIO));
+	}
+	return crd_http_respond(r, 204, NULL, 0, NULL);
+}
+
 static crd_mhd_result delete_job(crd_req *r, crd_jobrec *j)
 {
-	if (crd_jobs_delete(&crd_d.jobs, j) < 0)
+	struct delete_ticket *t = NULL;
+	if (crd_store_durable(crd_d.store) && !(t = calloc(1, sizeof(*t))))
+		return crd_http_error(r, 500, "internal", NULL, "out of memory");
+	int rc = crd_jobs_delete(&crd_d.jobs, j, t ? job_deleted : NULL, t);
+	if (rc == CRD_JOBS_PENDING) {
+		/* answered once the deletion is durable: a crash right after a
+		 * 204 must not bring the job back */
+		crd_api_req_of(r)->phase = CRD_API_DELETING;
+		return crd_http_hold(r, &t->hold);
+	}
+	free(t);
+	if (rc < 0)
 		return crd_http_error(r, 409, "job_active", NULL,
 				      "job '%s' is still %s; cancel it first", j->id,
 				      crd_job_state_name(j->state));
@@ -712,6 +767,9 @@ static crd_mhd_result api_again(crd_req *r)
 		return api_handle(r); /* the record is there now */
 	case CRD_API_LISTED:
 		return listed_again(r);
+	case CRD_API_DELETING:
+	case CRD_API_DELETED:
+		return deleted_again(r);
 	default:
 		return crd_http_error(r, 500, "internal", NULL, "a request was asked again");
 	}

@@ -816,9 +816,13 @@ static void job_forget(crd_jobs *s, crd_jobrec *j)
 		dirty_remove(s, j);
 	/* shared: forgetting a record is not forgetting the job (the elected
 	 * node prunes by retention), unless it is a DELETE */
-	if (s->st && !(j->flags & CRUND_JF_UNCOMMITTED) && (!s->shared || s->explicit_delete) &&
-	    crd_store_delete(s->st, j->seq) < 0)
-		s->n_store_errors++;
+	if (s->st && !(j->flags & CRUND_JF_UNCOMMITTED) && (!s->shared || s->explicit_delete)) {
+		crd_store_done_fn done = s->explicit_delete ? s->del_done : NULL;
+		if (crd_store_delete(s->st, j->seq, done, s->del_arg) < 0)
+			s->n_store_errors++;
+		else if (done)
+			s->del_pending = true;
+	}
 	if (j->idem_key) {
 		json_t *v = json_object_get(s->idem, j->idem_key);
 		if (v && (uint64_t)json_integer_value(v) == j->seq)
@@ -1336,10 +1340,16 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
  * Else a crash between the answer and the commit would leave the job
  * running in the store, and the next start would end it "interrupted"
  * after its client was told how it ended.  (A retry job runs again after
- * such a crash, as its policy allows, and its end rides the next commit.) */
-static bool end_awaited(const crd_jobs *s, const crd_jobrec *j)
+ * such a crash, as its policy allows, and its end rides the next commit.)
+ * A cancel (not a shutdown's) too, whatever the policy: a job told
+ * cancelled must not run again after a crash, queued or retried. */
+static bool end_awaited(const crd_jobs *s, const crd_jobrec *j, int state, const char *code)
 {
-	return s->st && j->on_interrupt == CRD_ON_INTERRUPT_FAIL && !(j->flags & CRUND_JF_REMOTE);
+	if (!s->st || (j->flags & CRUND_JF_REMOTE))
+		return false;
+	if (state == CRUND_JOB_CANCELLED && code && strcmp(code, "shutdown") != 0)
+		return true;
+	return j->on_interrupt == CRD_ON_INTERRUPT_FAIL;
 }
 
 struct end_wait {
@@ -1367,6 +1377,7 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 {
 	if (crd_job_state_ended(j->state) || !crd_job_state_ended(state))
 		return;
+	bool awaited = end_awaited(s, j, state, code); /* code may be freed below */
 	if (j->state == CRUND_JOB_QUEUED && (j->flags & CRUND_JF_DELAYED)) {
 		q_unlink(&s->d_head, &s->d_tail, j);
 		j->flags &= (uint16_t)~CRUND_JF_DELAYED;
@@ -1398,7 +1409,7 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 	q_push(&s->e_head, &s->e_tail, j);
 	s->n_ended_total[state]++;
 	observe_run(s, j);
-	struct end_wait *ew = end_awaited(s, j) ? malloc(sizeof(*ew)) : NULL;
+	struct end_wait *ew = awaited ? malloc(sizeof(*ew)) : NULL;
 	if (ew) {
 		*ew = (struct end_wait){.s = s, .seq = j->seq};
 		if (persist(s, j, end_committed, ew) == 0)
@@ -1747,14 +1758,19 @@ int crd_jobs_cancel(crd_jobs *s, crd_jobrec *j, const char *code)
 	return 0;
 }
 
-int crd_jobs_delete(crd_jobs *s, crd_jobrec *j)
+int crd_jobs_delete(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)
 {
 	if (!crd_job_state_ended(j->state) || j->task)
 		return -EBUSY;
 	s->explicit_delete = true;
+	s->del_done = done;
+	s->del_arg = arg;
+	s->del_pending = false;
 	job_forget(s, j);
 	s->explicit_delete = false;
-	return 0;
+	s->del_done = NULL;
+	s->del_arg = NULL;
+	return s->del_pending ? CRD_JOBS_PENDING : 0;
 }
 
 size_t crd_jobs_drain(crd_jobs *s)

@@ -272,11 +272,14 @@ typedef struct crd_jobs {
 	crd_job_events ev;    /* every job's events (jobs/events.c) */
 	/* shared store (crd_store_shared): several nodes */
 	bool shared;
-	const char *node_id;         /* the store's node id */
-	uint64_t seq_end;            /* the current block of job numbers ends here */
-	unsigned n_claiming;         /* submissions claimed at insert, not committed yet */
-	size_t n_remote;             /* REMOTE records */
-	bool explicit_delete;        /* job_forget: the row goes too (DELETE) */
+	const char *node_id;        /* the store's node id */
+	uint64_t seq_end;           /* the current block of job numbers ends here */
+	unsigned n_claiming;        /* submissions claimed at insert, not committed yet */
+	size_t n_remote;            /* REMOTE records */
+	bool explicit_delete;       /* job_forget: the row goes too (DELETE) */
+	crd_store_done_fn del_done; /* ... and its commit is told here (DELETE) */
+	void *del_arg;
+	bool del_pending;            /* ... and will be */
 	crd_jobs_resolve_fn resolve; /* plugin lookup for claimed jobs */
 	void *resolve_arg;
 	uint64_t n_claimed, n_lease_fenced;
@@ -407,8 +410,12 @@ void crd_jobs_task_gone(crd_jobrec *job);
  * (static strings).  -EALREADY when the job already ended. */
 int crd_jobs_cancel(crd_jobs *s, crd_jobrec *job, const char *code);
 
-/* Forget an ended job.  -EBUSY while it is active. */
-int crd_jobs_delete(crd_jobs *s, crd_jobrec *job);
+/* Forget an ended job (DELETE).  With a durable store and a done, the
+ * deletion is committed now and done(arg, rc) runs at its commit (rc < 0:
+ * the commit failed; the store keeps trying): returns CRD_JOBS_PENDING.
+ * Else 0 (the record is gone; a store writes the deletion later).  -EBUSY
+ * while the job is active. */
+int crd_jobs_delete(crd_jobs *s, crd_jobrec *job, crd_store_done_fn done, void *arg);
 
 /* Age retention: forget ended jobs older than retain_seconds. */
 void crd_jobs_expire(crd_jobs *s);

@@ -45,7 +45,8 @@
  * the ~10 WAL frames of a D1 commit).  A deletion lost in a crash only
  * brings a forgotten job back, and the next start's retention forgets it
  * again.  They go at once when the commit writes a job with an
- * idempotency key (a deleted job may free it), and at close. */
+ * idempotency key (a deleted job may free it), when someone waits for a
+ * deletion (DELETE /v1/jobs/ID answers once it is durable), and at close. */
 #define DEFER_DELETES 256
 
 typedef struct sq {
@@ -660,11 +661,12 @@ static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	/* the mark: every number handed out; the rows' highest upsert */
 	uint64_t mark = hi_seq > s->max_seq ? hi_seq : s->max_seq, up_max = 0;
 	size_t nbdel = 0;
-	bool keyed = false;
+	bool keyed = false, waited = false;
 	for (size_t i = 0; i < n; i++) {
 		const crd_store_job *j = &rows[i]->job;
 		if (rows[i]->del) {
 			nbdel++;
+			waited = waited || rows[i]->waiters;
 		} else {
 			keyed = keyed || j->idem_key;
 			if (j->seq > up_max)
@@ -686,7 +688,7 @@ static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 			if (rows[i]->del)
 				dels[k++] = rows[i]->job.seq;
 	}
-	bool now = ndel && (ndel >= DEFER_DELETES || keyed || n == 0);
+	bool now = ndel && (ndel >= DEFER_DELETES || keyed || waited || n == 0);
 	uint64_t hw = s->hw_rec;
 	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
 	if (rc != SQLITE_OK) {

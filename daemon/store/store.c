@@ -371,11 +371,11 @@ int crd_store_put_soft(crd_store *st, const crd_store_job *row)
 	return put_row(st, r, NULL, NULL, row->seq);
 }
 
-int crd_store_delete(crd_store *st, uint64_t seq)
+int crd_store_delete(crd_store *st, uint64_t seq, crd_store_done_fn done, void *arg)
 {
 	crd_store_job j = {.seq = seq};
 	crd_store_row *r = crd_store_row_copy(&j, true);
-	return r ? put_row(st, r, NULL, NULL, 0) : -ENOMEM;
+	return r ? put_row(st, r, done, arg, 0) : -ENOMEM;
 }
 
 /* ------------------------------------------------------- the writer */

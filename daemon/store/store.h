@@ -145,8 +145,11 @@ int crd_store_put(crd_store *st, const crd_store_job *row, crd_store_done_fn don
  * its batches for up to 5 ms (the delay of a row nobody waits for), so a
  * job that ends meanwhile is written once, as ended.  0 or -ENOMEM. */
 int crd_store_put_soft(crd_store *st, const crd_store_job *row);
-/* Forget a job (retention, DELETE).  0 or -ENOMEM. */
-int crd_store_delete(crd_store *st, uint64_t seq);
+/* Forget a job (retention, DELETE); done may be NULL.  A deletion nobody
+ * waits for (retention: the next start prunes again) may be written
+ * later, with others; one with a done is committed now, like any put with
+ * a waiter.  0 or -ENOMEM (done never runs). */
+int crd_store_delete(crd_store *st, uint64_t seq, crd_store_done_fn done, void *arg);
 
 /* Health: NULL while the last commit succeeded, else a sentence naming
  * the cause (e.g. "disk full: /var/lib/crund/crund.db") and its code. */

@@ -659,7 +659,7 @@ START_TEST(the_first_schema_version_opens_and_loads)
 	ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, NULL),
 			 SQLITE_OK);
 	ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
-	ck_assert_int_eq(sqlite3_column_int(q, 0), 3);
+	ck_assert_int_eq(sqlite3_column_int(q, 0), 4);
 	sqlite3_finalize(q);
 	ck_assert_int_ne(sqlite3_exec(db,
 				      "INSERT INTO jobs (seq, id, plugin, job, args, state,"

@@ -448,6 +448,48 @@ static crd_mhd_result get_job(crd_req *r, crd_jobrec *j)
 	return send_job(r, 200, j, false);
 }
 
+/* A cancel or a DELETE waiting for its commit (a durable store). */
+struct op_ticket {
+	struct crd_hold_ticket hold;
+};
+
+static void op_committed(void *arg, int rc)
+{
+	struct op_ticket *t = arg;
+	crd_req *r = t->hold.req;
+	if (r) {
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = a->phase == CRD_API_CANCELLING ? CRD_API_CANCELLED : CRD_API_DELETED;
+		a->accept_rc = rc;
+		crd_http_release(&t->hold);
+	}
+	free(t);
+}
+
+/* A held cancel asked again: its request is written (or the commit
+ * failed, or the transport stops first): the job as it is now. */
+static crd_mhd_result cancelled_again(crd_req *r)
+{
+	crd_api_req *a = crd_api_req_of(r);
+	crd_jobrec *j = crd_jobs_find(&crd_d.jobs, a->rm.param);
+	if (a->phase == CRD_API_CANCELLED && a->accept_rc < 0) {
+		int code = 0;
+		const char *why = crd_store_error(crd_d.store, &code);
+		crd_resp_opts o = {.retry_after = 1};
+		return crd_http_error(
+			r, 503, "store_unavailable", &o,
+			"job '%s' is being cancelled, but the job store cannot record "
+			"the request yet (%s); it keeps trying",
+			a->rm.param, why ? why : cr_strerror(code ? code : -EIO));
+	}
+	if (!j) /* ended and forgotten meanwhile */
+		return job_not_found(r);
+	crd_buf *b = crd_http_out(r);
+	crd_job_render(b, j);
+	crd_buf_addc(b, '\n');
+	return crd_http_send(r, 202, NULL);
+}
+
 static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 {
 	if (crd_job_state_ended(j->state))
@@ -458,7 +500,19 @@ static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 	crd_buf *b = crd_http_out(r);
 	bool queued = j->state == CRUND_JOB_QUEUED;
 	if (!queued) {
-		crd_jobs_cancel(&crd_d.jobs, j, "cancelled");
+		/* a durable store: answered once the request is written, so a
+		 * crash right after the 202 cannot run the job again */
+		struct op_ticket *t = NULL;
+		if (crd_store_durable(crd_d.store) && !(j->flags & CRUND_JF_REMOTE) &&
+		    !(t = calloc(1, sizeof(*t))))
+			return crd_http_error(r, 500, "internal", NULL, "out of memory");
+		int rc = crd_jobs_cancel_then(&crd_d.jobs, j, "cancelled", t ? op_committed : NULL,
+					      t);
+		if (rc == CRD_JOBS_PENDING) {
+			crd_api_req_of(r)->phase = CRD_API_CANCELLING;
+			return crd_http_hold(r, &t->hold);
+		}
+		free(t);
 		crd_job_render(b, j);
 	} else {
 		uint64_t seq = j->seq;
@@ -475,24 +529,6 @@ static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 	}
 	crd_buf_addc(b, '\n');
 	return crd_http_send(r, 202, NULL);
-}
-
-/* A DELETE waiting for its commit (a durable store). */
-struct delete_ticket {
-	struct crd_hold_ticket hold;
-};
-
-static void job_deleted(void *arg, int rc)
-{
-	struct delete_ticket *t = arg;
-	crd_req *r = t->hold.req;
-	if (r) {
-		crd_api_req *a = crd_api_req_of(r);
-		a->phase = CRD_API_DELETED;
-		a->accept_rc = rc;
-		crd_http_release(&t->hold);
-	}
-	free(t);
 }
 
 /* A held DELETE asked again: committed (or failed), or the transport
@@ -519,10 +555,10 @@ static crd_mhd_result deleted_again(crd_req *r)
 
 static crd_mhd_result delete_job(crd_req *r, crd_jobrec *j)
 {
-	struct delete_ticket *t = NULL;
+	struct op_ticket *t = NULL;
 	if (crd_store_durable(crd_d.store) && !(t = calloc(1, sizeof(*t))))
 		return crd_http_error(r, 500, "internal", NULL, "out of memory");
-	int rc = crd_jobs_delete(&crd_d.jobs, j, t ? job_deleted : NULL, t);
+	int rc = crd_jobs_delete(&crd_d.jobs, j, t ? op_committed : NULL, t);
 	if (rc == CRD_JOBS_PENDING) {
 		/* answered once the deletion is durable: a crash right after a
 		 * 204 must not bring the job back */
@@ -770,6 +806,9 @@ static crd_mhd_result api_again(crd_req *r)
 	case CRD_API_DELETING:
 	case CRD_API_DELETED:
 		return deleted_again(r);
+	case CRD_API_CANCELLING:
+	case CRD_API_CANCELLED:
+		return cancelled_again(r);
 	default:
 		return crd_http_error(r, 500, "internal", NULL, "a request was asked again");
 	}

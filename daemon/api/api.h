@@ -20,15 +20,17 @@
 /* What `again` continues (crd_api_req.phase). */
 enum {
 	CRD_API_NONE,
-	CRD_API_HELD,     /* a submission waiting for its commit */
-	CRD_API_ACCEPTED, /* ... committed (or failed): accept_rc */
-	CRD_API_WAIT,     /* a long-poll, deferred or parked */
-	CRD_API_STREAM,   /* an event stream */
-	CRD_API_FETCH,    /* shared store: reading a job held elsewhere */
-	CRD_API_FETCHED,  /* ... read (or failed): accept_rc */
-	CRD_API_LISTED,   /* shared store: a list read (rendered in `stream`) */
-	CRD_API_DELETING, /* a DELETE waiting for its commit */
-	CRD_API_DELETED,  /* ... committed (or failed): accept_rc */
+	CRD_API_HELD,       /* a submission waiting for its commit */
+	CRD_API_ACCEPTED,   /* ... committed (or failed): accept_rc */
+	CRD_API_WAIT,       /* a long-poll, deferred or parked */
+	CRD_API_STREAM,     /* an event stream */
+	CRD_API_FETCH,      /* shared store: reading a job held elsewhere */
+	CRD_API_FETCHED,    /* ... read (or failed): accept_rc */
+	CRD_API_LISTED,     /* shared store: a list read (rendered in `stream`) */
+	CRD_API_DELETING,   /* a DELETE waiting for its commit */
+	CRD_API_DELETED,    /* ... committed (or failed): accept_rc */
+	CRD_API_CANCELLING, /* a running job's cancel waiting for its commit */
+	CRD_API_CANCELLED,  /* ... committed (or failed): accept_rc */
 };
 
 /* The API's state of one request: the transport's area of it
@@ -36,7 +38,7 @@ enum {
 typedef struct crd_api_req {
 	crd_route_match rm;  /* the route; rm.param: the job id (Location) */
 	uint8_t phase;       /* CRD_API_* */
-	int accept_rc;       /* the commit's result (CRD_API_ACCEPTED, _DELETED) */
+	int accept_rc;       /* the commit's result (CRD_API_ACCEPTED, _DELETED, _CANCELLED) */
 	double wait_seconds; /* ?wait of a held submission */
 	/* long-poll and event stream */
 	crd_sub sub;

@@ -479,6 +479,9 @@ static int persist_row(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void 
 		.log_truncated = (j->flags & CRUND_JF_LOG_TRUNC) != 0,
 		.retry_of = j->retry_of,
 		.node = s->shared ? j->node : NULL,
+		.cancel_requested = j->state == CRUND_JOB_RUNNING &&
+				    (j->flags & CRUND_JF_CANCEL_REQ) && j->cancel_code &&
+				    strcmp(j->cancel_code, "shutdown") != 0,
 	};
 	if (j->flags & CRUND_JF_REMOTE)
 		return 0; /* held elsewhere: that node writes it */
@@ -719,6 +722,12 @@ static int load_row(const crd_store_job *row, void *arg)
 		crd_jobs_finish(s, j, CRUND_JOB_FAILED, "plugin_missing", msg);
 	} else if (j->state == CRUND_JOB_QUEUED) {
 		enqueue(s, j);
+	} else if (row->cancel_requested) {
+		/* running, and somebody had asked to cancel it: never again */
+		s->n_interrupted++;
+		crd_jobs_finish(
+			s, j, CRUND_JOB_CANCELLED, "cancelled",
+			"cancelled by request; crund stopped before the job's cleanup ended");
 	} else {
 		/* running when its crund died */
 		char msg[160];
@@ -1736,6 +1745,12 @@ void crd_jobs_task_gone(crd_jobrec *j)
 
 int crd_jobs_cancel(crd_jobs *s, crd_jobrec *j, const char *code)
 {
+	return crd_jobs_cancel_then(s, j, code, NULL, NULL);
+}
+
+int crd_jobs_cancel_then(crd_jobs *s, crd_jobrec *j, const char *code, crd_store_done_fn done,
+			 void *arg)
+{
 	if (crd_job_state_ended(j->state))
 		return -EALREADY;
 	if (j->flags & CRUND_JF_REMOTE) /* its node is told (or, queued, it ends there) */
@@ -1749,13 +1764,21 @@ int crd_jobs_cancel(crd_jobs *s, crd_jobrec *j, const char *code)
 	}
 	/* A later "shutdown" overrides a pending request: the record says why
 	 * the job really ended. */
+	int rc = 0;
 	if (!(j->flags & CRUND_JF_CANCEL_REQ) || shutdown) {
 		j->flags |= CRUND_JF_CANCEL_REQ;
 		j->cancel_code = shutdown ? "shutdown" : "cancelled";
+		/* a durable store keeps the request (the row's cancel_requested)
+		 * from before the task hears of it */
+		if (!shutdown && s->st && persist(s, j, done, arg) == 0 && done)
+			rc = CRD_JOBS_PENDING;
 		if (s->ops.cancel)
 			s->ops.cancel(j, s->ops_data);
+	} else if (done && s->st && strcmp(j->cancel_code, "shutdown") != 0 &&
+		   persist(s, j, done, arg) == 0) {
+		rc = CRD_JOBS_PENDING; /* asked again: told with (or after) the first */
 	}
-	return 0;
+	return rc;
 }
 
 int crd_jobs_delete(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *arg)

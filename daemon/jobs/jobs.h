@@ -409,6 +409,12 @@ void crd_jobs_task_gone(crd_jobrec *job);
  * stop (ops.cancel) and ends later.  code: "cancelled" or "shutdown"
  * (static strings).  -EALREADY when the job already ended. */
 int crd_jobs_cancel(crd_jobs *s, crd_jobrec *job, const char *code);
+/* The same, for a running job on a durable store: the request is written
+ * (a restart ends the job cancelled instead of running it again) and
+ * done(arg, rc) runs at its commit: returns CRD_JOBS_PENDING.  Else as
+ * crd_jobs_cancel (done never runs). */
+int crd_jobs_cancel_then(crd_jobs *s, crd_jobrec *job, const char *code, crd_store_done_fn done,
+			 void *arg);
 
 /* Forget an ended job (DELETE).  With a durable store and a done, the
  * deletion is committed now and done(arg, rc) runs at its commit (rc < 0:

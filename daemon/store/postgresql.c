@@ -131,14 +131,15 @@ static const char COMMIT_SQL[] =
 	" run_at float8, idempotency_key text, result text, error_code text,"
 	" error_message text, progress float8, progress_message text, created_at float8,"
 	" started_at float8, finished_at float8, attempts text, log text,"
-	" log_truncated boolean, node text)),"
+	" log_truncated boolean, node text, cancel_requested boolean)),"
 	" d AS (DELETE FROM crund_jobs WHERE seq = ANY($2::bigint[]) RETURNING 1),"
-	" u AS (INSERT INTO crund_jobs AS j (" COLS ", lease_until)"
+	" u AS (INSERT INTO crund_jobs AS j (" COLS ", lease_until, cancel_requested)"
 	" SELECT seq, id, plugin, job, args, state, attempt, max_attempts, on_interrupt,"
 	" isolated, timeout, run_at, idempotency_key, result, error_code, error_message,"
 	" progress, progress_message, created_at, started_at, finished_at, attempts, log,"
 	" log_truncated, CASE WHEN state = 0 THEN NULL ELSE node END,"
-	" CASE WHEN state = 1 THEN " NOW " + $3::float8 ELSE 0 END FROM x"
+	" CASE WHEN state = 1 THEN " NOW " + $3::float8 ELSE 0 END,"
+	" state = 1 AND coalesce(cancel_requested, false) FROM x"
 	" WHERE x.idempotency_key IS NULL OR NOT EXISTS (SELECT 1 FROM crund_jobs k"
 	" WHERE k.idempotency_key = x.idempotency_key AND k.seq <> x.seq"
 	" AND k.seq <> ALL($2::bigint[]))"
@@ -151,7 +152,9 @@ static const char COMMIT_SQL[] =
 	" finished_at = excluded.finished_at, attempts = excluded.attempts, log = excluded.log,"
 	" log_truncated = excluded.log_truncated,"
 	" node = CASE WHEN excluded.state = 0 THEN NULL ELSE excluded.node END,"
-	" lease_until = excluded.lease_until"
+	" lease_until = excluded.lease_until,"
+	" cancel_requested = excluded.state = 1 AND (excluded.cancel_requested"
+	" OR (j.cancel_requested AND j.attempt = excluded.attempt))"
 	" WHERE (j.state = 0 AND excluded.attempt >= j.attempt)"
 	" OR (j.state = 1 AND j.node IS NOT DISTINCT FROM excluded.node"
 	" AND (excluded.attempt = j.attempt"
@@ -205,36 +208,32 @@ static const char NODES_SQL[] =
  * (on_interrupt retry, attempts left) or fail, as a restart does with an
  * SQLite store.  Not within $1 s of the server's start: while it was down
  * no node could renew, and the live ones need that long to connect again
- * and renew (their jobs ran on, and their ends are on the way). */
+ * and renew (their jobs ran on, and their ends are on the way).  One
+ * somebody asked to cancel ends cancelled instead (as a restart ends it
+ * with SQLite): REQUEUE is the condition for the queue. */
+#define REQUEUE    "(NOT j.cancel_requested AND j.on_interrupt = 1 AND j.attempt < j.max_attempts)"
+#define STARTED_AT FMT_TIME("j.started_at")
 static const char EXPIRE_SQL[] =
 	"WITH e AS (SELECT seq FROM crund_jobs WHERE state = 1 AND lease_until < " NOW
 	" AND extract(epoch FROM pg_postmaster_start_time()) < " NOW " - $1::float8"
 	" FOR UPDATE SKIP LOCKED),"
 	" u AS (UPDATE crund_jobs j SET"
-	" state = CASE WHEN j.on_interrupt = 1 AND j.attempt < j.max_attempts THEN 0 ELSE 3 END,"
-	" finished_at = CASE WHEN j.on_interrupt = 1 AND j.attempt < j.max_attempts THEN 0"
-	" ELSE " NOW " END,"
-	" error_code = 'interrupted',"
-	" error_message = 'node ' || coalesce(j.node, '?') || ' stopped or lost its lease while"
-	" the job ran (attempt ' || j.attempt || ' of ' || j.max_attempts || ')',"
-	" attempts = CASE WHEN j.on_interrupt = 1 AND j.attempt < j.max_attempts THEN"
-	" (coalesce(j.attempts, '[]')::jsonb || jsonb_build_array(jsonb_build_object("
-	"'attempt', j.attempt, 'started_at', " FMT_TIME(
-		"j.started_at") ", 'finished_at', NULL,"
-				" 'error', jsonb_build_object('code', 'interrupted', 'message', "
-				"'node ' ||"
-				" coalesce(j.node, '?') || ' stopped or lost its lease while the "
-				"job ran'),"
-				" 'node', j.node)))::text ELSE j.attempts END,"
-				" node = CASE WHEN j.on_interrupt = 1 AND j.attempt < "
-				"j.max_attempts THEN NULL"
-				" ELSE j.node END,"
-				" lease_until = 0, run_at = 0, result = NULL FROM e WHERE j.seq = "
-				"e.seq"
-				" RETURNING j.seq)"
-				" SELECT count(*), (SELECT pg_notify('crund', 'w:*') WHERE (SELECT "
-				"count(*) FROM u) > 0)"
-				" FROM u";
+	" state = CASE WHEN " REQUEUE " THEN 0 WHEN j.cancel_requested THEN 4 ELSE 3 END,"
+	" finished_at = CASE WHEN " REQUEUE " THEN 0 ELSE " NOW " END,"
+	" error_code = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'interrupted' END,"
+	" error_message = CASE WHEN j.cancel_requested THEN 'cancelled by request; node '"
+	" || coalesce(j.node, '?') || ' stopped or lost its lease before the job''s cleanup"
+	" ended' ELSE 'node ' || coalesce(j.node, '?') || ' stopped or lost its lease while"
+	" the job ran (attempt ' || j.attempt || ' of ' || j.max_attempts || ')' END,"
+	" attempts = CASE WHEN " REQUEUE " THEN (coalesce(j.attempts, '[]')::jsonb"
+	" || jsonb_build_array(jsonb_build_object('attempt', j.attempt, 'started_at', " STARTED_AT
+	", 'finished_at', NULL, 'error', jsonb_build_object('code', 'interrupted', 'message',"
+	" 'node ' || coalesce(j.node, '?') || ' stopped or lost its lease while the job ran'),"
+	" 'node', j.node)))::text ELSE j.attempts END,"
+	" node = CASE WHEN " REQUEUE " THEN NULL ELSE j.node END, cancel_requested = false,"
+	" lease_until = 0, run_at = 0, result = NULL FROM e WHERE j.seq = e.seq RETURNING j.seq)"
+	" SELECT count(*), (SELECT pg_notify('crund', 'w:*') WHERE (SELECT count(*) FROM u) > 0)"
+	" FROM u";
 
 static const char PRUNE_SQL[] =
 	"WITH a AS (DELETE FROM crund_jobs WHERE state >= 2 AND finished_at < " NOW
@@ -751,7 +750,8 @@ static void add_row(tb *b, const crd_store_job *j)
 	tb_adds(b, j->log_truncated ? ",\"log_truncated\":true,\"node\":"
 				    : ",\"log_truncated\":false,\"node\":");
 	tb_jstr(b, j->node, j->node ? strlen(j->node) : 0);
-	tb_add(b, "}", 1);
+	tb_adds(b, j->cancel_requested ? ",\"cancel_requested\":true}"
+				       : ",\"cancel_requested\":false}");
 }
 
 /* The new rows COMMIT_SQL left out (r: its answer) because another job

@@ -141,6 +141,9 @@ static const char *const MIGRATIONS[] = {
 	"ALTER TABLE jobs_v3 RENAME TO jobs;"
 	"CREATE UNIQUE INDEX jobs_idempotency_key ON jobs (idempotency_key)"
 	" WHERE idempotency_key IS NOT NULL;",
+	/* 3 → 4: a cancel request of a running job survives a crash (the
+	 * next start ends the job cancelled instead of running it again) */
+	"ALTER TABLE jobs ADD COLUMN cancel_requested INTEGER NOT NULL DEFAULT 0;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(*MIGRATIONS)))
 
@@ -393,13 +396,14 @@ static const char UPSERT_SQL[] =
 	"INSERT INTO jobs (seq, id, plugin, job, args, state, attempt, max_attempts,"
 	" on_interrupt, isolated, timeout, run_at, idempotency_key, result, error_code,"
 	" error_message, progress, progress_message, created_at, started_at, finished_at,"
-	" attempts, log, log_truncated, retry_of) VALUES"
+	" attempts, log, log_truncated, retry_of, cancel_requested) VALUES"
 	" (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,"
-	" ?19, ?20, ?21, ?22, ?23, ?24, ?25)"
+	" ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)"
 	" ON CONFLICT (seq) DO UPDATE SET state = ?6, attempt = ?7, max_attempts = ?8,"
 	" on_interrupt = ?9, run_at = ?12, result = ?14, error_code = ?15,"
 	" error_message = ?16, progress = ?17, progress_message = ?18, started_at = ?20,"
-	" finished_at = ?21, attempts = ?22, log = ?23, log_truncated = ?24";
+	" finished_at = ?21, attempts = ?22, log = ?23, log_truncated = ?24,"
+	" cancel_requested = ?26";
 
 static int write_deletions(sq *s, uint64_t *seqs, size_t n, uint64_t mark, uint64_t *hw);
 
@@ -521,7 +525,7 @@ static int sq_load(void *be, int (*fn)(const crd_store_job *row, void *arg), voi
 		"SELECT seq, id, plugin, job, args, state, attempt, max_attempts, on_interrupt,"
 		" isolated, timeout, run_at, idempotency_key, result, error_code, error_message,"
 		" progress, progress_message, created_at, started_at, finished_at, attempts, log,"
-		" log_truncated, retry_of FROM jobs ORDER BY seq",
+		" log_truncated, retry_of, cancel_requested FROM jobs ORDER BY seq",
 		-1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return map_rc(rc);
@@ -553,6 +557,7 @@ static int sq_load(void *be, int (*fn)(const crd_store_job *row, void *arg), voi
 			.log_len = (size_t)sqlite3_column_bytes(st, 22),
 			.log_truncated = sqlite3_column_int(st, 23) != 0,
 			.retry_of = col_text(st, 24),
+			.cancel_requested = sqlite3_column_int(st, 25) != 0,
 		};
 		if (!j.id || !j.plugin || !j.job || !j.args)
 			continue; /* cannot be: NOT NULL columns */
@@ -608,6 +613,7 @@ static int write_row(sq *s, const crd_store_job *j)
 		sqlite3_bind_null(st, 23);
 	sqlite3_bind_int(st, 24, j->log_truncated);
 	bind_text(st, 25, j->retry_of);
+	sqlite3_bind_int(st, 26, j->cancel_requested);
 	int rc = sqlite3_step(st);
 	sqlite3_reset(st);
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;

@@ -69,8 +69,10 @@ typedef struct crd_store_job {
 	const char *log;      /* the log lines, '\n'-terminated */
 	size_t log_len;
 	bool log_truncated;
-	const char *retry_of; /* the id of the job this one runs again, or NULL */
-	const char *node;     /* shared mode: the node of the current or last attempt */
+	const char *retry_of;  /* the id of the job this one runs again, or NULL */
+	const char *node;      /* shared mode: the node of the current or last attempt */
+	bool cancel_requested; /* running, and somebody asked to cancel it: a restart
+	                        * (or, shared, an expired lease) ends it cancelled */
 } crd_store_job;
 
 typedef enum crd_store_sync {

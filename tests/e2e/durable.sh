@@ -250,14 +250,17 @@ stop_and_check_crund "crund after told ends"
 # ------------------------------------------------ a told cancel, a told DELETE
 # A cancel and a DELETE are answered once they are in the store, whatever
 # the job's policy: crund killed right after the answer (curl, then kill)
-# must not run a job it said was cancelled, nor bring back one it said was
-# deleted.  Three kinds, four rounds each: the cancel of a queued (delayed)
-# job, answered 202 `cancelled`; the cancel of a running retry-policy job,
-# told `cancelled` by ?wait; the DELETE of an ended job, answered 204.
+# must not run a job it said was cancelled (or was being cancelled), nor
+# bring back one it said was deleted.  Four kinds, four rounds each: the
+# cancel of a queued (delayed) job, answered 202 `cancelled`; the cancel of
+# a running retry-policy job, told `cancelled` by ?wait; the cancel of a
+# running retry-policy job that takes 30 s to clean up, answered 202
+# `running` (killed during the cleanup: the next start ends it cancelled,
+# it does not run it again); the DELETE of an ended job, answered 204.
 storec="sqlite:$E2E_TMP/cancel.db"
 : >"$E2E_TMP/told-cancel"
 c=(curl -sS --max-time "$(slow 10)" "${CURL_AUTH[@]}")
-for kind in queued running delete; do
+for kind in queued running cleanup delete; do
 	for i in 1 2 3 4; do
 		start_crund --store "$storec" || bail "crund did not start (told $kind $i)"
 		case $kind in
@@ -274,6 +277,12 @@ for kind in queued running delete; do
 			b=$("${c[@]}" -o /dev/null -X POST "$CRUND_URL/v1/jobs/$cid/cancel" \
 				--next "${c[@]:1}" "$CRUND_URL/v1/jobs/$cid?wait=$(slow 5)" 2>>"$E2E_TMP/curl.err")
 			;;
+		cleanup)
+			submit '{"plugin":"demo","job":"linger","args":{"seconds":30,"cleanup_seconds":30},"on_interrupt":"retry"}'
+			cid=$JOB_ID
+			poll_state "$cid" running "$(slow 5)" || diag "told cleanup $i: not running"
+			b=$("${c[@]}" -X POST "$CRUND_URL/v1/jobs/$cid/cancel" 2>>"$E2E_TMP/curl.err")
+			;;
 		delete)
 			submit '{"plugin":"demo","job":"noop","on_interrupt":"retry"}' "?wait=$(slow 5)"
 			cid=$JOB_ID
@@ -283,13 +292,15 @@ for kind in queued running delete; do
 		esac
 		kill -KILL "$CRUND_PID"
 		wait "$CRUND_PID" 2>/dev/null
-		case $b in
-		*'"state":"cancelled"'* | 'status 204') echo "$kind $cid" >>"$E2E_TMP/told-cancel" ;;
+		case $kind:$b in
+		cleanup:*'"state":"running"'* | *'"state":"cancelled"'* | *:'status 204')
+			echo "$kind $cid" >>"$E2E_TMP/told-cancel"
+			;;
 		*) diag "told $kind $i: $b" ;;
 		esac
 	done
 done
-is "$(wc -l <"$E2E_TMP/told-cancel")" 12 "a told cancel: 8 jobs told cancelled (queued: the 202; running: ?wait) and 4 told deleted (204), each followed by kill -9"
+is "$(wc -l <"$E2E_TMP/told-cancel")" 16 "a told cancel: 8 jobs told cancelled (queued: the 202; running: ?wait), 4 told being cancelled (202 running) and 4 told deleted (204), each followed by kill -9"
 start_crund --store "$storec" || bail "crund did not restart (told cancel)"
 kept=0
 while read -r kind cid; do
@@ -303,7 +314,7 @@ while read -r kind cid; do
 		diag "told $kind:" && req_diag
 	fi
 done <"$E2E_TMP/told-cancel"
-is "$kept" 12 "a told cancel: after each kill -9 the cancelled jobs stay cancelled (not run again) and the deleted ones stay gone"
+is "$kept" 16 "a told cancel: after each kill -9 the cancelled jobs stay (or end) cancelled, not run again, and the deleted ones stay gone"
 stop_and_check_crund "crund after told cancels"
 
 # ------------------------------------------------------------ a slow commit

@@ -291,8 +291,15 @@ submit '{"plugin":"demo","job":"sleep","args":{"seconds":4},"max_attempts":2,"on
 R1=$JOB_ID
 submit '{"plugin":"demo","job":"sleep","args":{"seconds":4},"on_interrupt":"fail"}'
 F1=$JOB_ID
-is "$(sql "SELECT string_agg(node, ',' ORDER BY seq) FROM crund_jobs WHERE id IN ('$R1', '$F1')")" "node3,node3" \
-	"two jobs run on node 3"
+# a retry job being cancelled (its cleanup takes 30 s) when the node dies
+submit '{"plugin":"demo","job":"linger","args":{"seconds":30,"cleanup_seconds":30},"max_attempts":2,"on_interrupt":"retry"}'
+C1=$JOB_ID
+is "$(sql "SELECT string_agg(node, ',' ORDER BY seq) FROM crund_jobs WHERE id IN ('$R1', '$F1', '$C1')")" \
+	"node3,node3,node3" "three jobs run on node 3"
+req POST "/v1/jobs/$C1/cancel"
+is "$HTTP_STATUS:$(j 'd["state"]')" "202:running" "the cancel of a job that cleans up for 30 s: 202, still running"
+is "$(sql "SELECT cancel_requested FROM crund_jobs WHERE id = '$C1'")" t \
+	"the 202 came after the request was in the database"
 kill -KILL "${NODE_PIDS[3]}"
 wait "${NODE_PIDS[3]}" 2>/dev/null
 NODE_PIDS[3]=
@@ -304,6 +311,8 @@ t1=$(now_ms)
 diag "SIGKILL to the re-run's success: $((t1 - t0)) ms (lease $LEASE s)"
 is "$(sql "SELECT state || ':' || error_code FROM crund_jobs WHERE id = '$F1'")" "3:interrupted" \
 	"SIGKILL: the on_interrupt=fail job failed with interrupted"
+is "$(sql "SELECT state || ':' || attempt || ':' || error_code FROM crund_jobs WHERE id = '$C1'")" \
+	"4:1:cancelled" "SIGKILL: the retry job somebody was cancelling ended cancelled, not run again"
 is "$(sql "SELECT (attempts::jsonb)->0->>'node' FROM crund_jobs WHERE id = '$R1'")" node3 \
 	"the job's attempts name the node that ran its first attempt"
 on 1

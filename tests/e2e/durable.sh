@@ -7,9 +7,9 @@
 # an answer names it (kill -9 right after ?wait, GET, event stream answers;
 # commits slowed with strace); a cancel and a DELETE are in the store
 # before their answers (kill -9 right after them); retries with backoff;
-# delayed jobs (delay and
-# run_at); idempotency across restarts; a second crund on the same store;
-# a foreign file; a store that cannot be created.  Prints TAP.
+# delayed jobs (delay and run_at); idempotency across restarts; a second
+# crund on the same store; a foreign file; a store that cannot be created.
+# Prints TAP.
 #
 # CRUND_KILL_ROUNDS sets the number of kill -9 rounds (default 50; the
 # soak in tests/soak/ runs many more).

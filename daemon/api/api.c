@@ -472,7 +472,20 @@ static crd_mhd_result cancelled_again(crd_req *r)
 {
 	crd_api_req *a = crd_api_req_of(r);
 	crd_jobrec *j = crd_jobs_find(&crd_d.jobs, a->rm.param);
-	if (a->phase == CRD_API_CANCELLED && a->accept_rc < 0) {
+	if (a->remote && a->phase == CRD_API_CANCELLING) /* the transport stops first */
+		return crd_http_error(r, 503, "draining", NULL,
+				      "the daemon is shutting down; the cancel of job '%s' may not "
+				      "have reached the database: ask another node",
+				      a->rm.param);
+	if (a->remote && a->phase == CRD_API_CANCELLED) {
+		/* the database's answer: the row after the cancel */
+		if (a->accept_rc < 0)
+			return read_failed(r, a->accept_rc);
+		if (j && crd_job_state_ended(j->state) && j->state != CRUND_JOB_CANCELLED)
+			return crd_http_error(r, 409, "job_ended", NULL,
+					      "job '%s' already ended (%s)", j->id,
+					      crd_job_state_name(j->state));
+	} else if (a->phase == CRD_API_CANCELLED && a->accept_rc < 0) {
 		int code = 0;
 		const char *why = crd_store_error(crd_d.store, &code);
 		crd_resp_opts o = {.retry_after = 1};
@@ -490,11 +503,44 @@ static crd_mhd_result cancelled_again(crd_req *r)
 	return crd_http_send(r, 202, NULL);
 }
 
+/* A job held elsewhere (shared store): its cancel is the database's. */
+static void remote_cancelled(void *arg, int rc, const crd_store_job *rows, size_t n, bool more)
+{
+	struct read_ticket *t = arg;
+	crd_req *r = t->hold.req;
+	(void)more;
+	if (r) {
+		crd_api_req *a = crd_api_req_of(r);
+		a->phase = CRD_API_CANCELLED;
+		a->accept_rc = rc == 0 && n != 1 ? -ENOENT : rc;
+		if (a->accept_rc == 0 && !crd_jobs_cache_row(&crd_d.jobs, &rows[0]))
+			a->accept_rc = -ENOMEM;
+		crd_http_release(&t->hold);
+	}
+	free(t);
+}
+
 static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 {
 	if (crd_job_state_ended(j->state))
 		return crd_http_error(r, 409, "job_ended", NULL, "job '%s' already ended (%s)",
 				      j->id, crd_job_state_name(j->state));
+	if (j->flags & CRUND_JF_REMOTE) {
+		/* answered with the row the database has after the cancel (a
+		 * queued job cancelled, a running one flagged and its node
+		 * told): nothing is said before it is written */
+		struct read_ticket *t = calloc(1, sizeof(*t));
+		if (!t)
+			return crd_http_error(r, 500, "internal", NULL, "out of memory");
+		int rc = crd_store_cancel(crd_d.store, j->seq, remote_cancelled, t);
+		if (rc < 0) {
+			free(t);
+			return read_failed(r, rc);
+		}
+		crd_api_req_of(r)->phase = CRD_API_CANCELLING;
+		crd_api_req_of(r)->remote = true;
+		return crd_http_hold(r, &t->hold);
+	}
 	/* A queued job ends at once (and may even be forgotten by retention
 	 * right away): answer with a rendering made before that can happen. */
 	crd_buf *b = crd_http_out(r);
@@ -503,8 +549,7 @@ static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)
 		/* a durable store: answered once the request is written, so a
 		 * crash right after the 202 cannot run the job again */
 		struct op_ticket *t = NULL;
-		if (crd_store_durable(crd_d.store) && !(j->flags & CRUND_JF_REMOTE) &&
-		    !(t = calloc(1, sizeof(*t))))
+		if (crd_store_durable(crd_d.store) && !(t = calloc(1, sizeof(*t))))
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		int rc = crd_jobs_cancel_then(&crd_d.jobs, j, "cancelled", t ? op_committed : NULL,
 					      t);

@@ -39,6 +39,7 @@ typedef struct crd_api_req {
 	crd_route_match rm;  /* the route; rm.param: the job id (Location) */
 	uint8_t phase;       /* CRD_API_* */
 	int accept_rc;       /* the commit's result (CRD_API_ACCEPTED, _DELETED, _CANCELLED) */
+	bool remote;         /* a cancel of a job held elsewhere (shared store) */
 	double wait_seconds; /* ?wait of a held submission */
 	/* long-poll and event stream */
 	crd_sub sub;

@@ -205,7 +205,9 @@ sleep 0.5
 t0=$(now_ms)
 on 3
 req POST "/v1/jobs/$ID/cancel"
-is "$HTTP_STATUS" 202 "node 3 accepts a cancel for a job running on node 1"
+is "$HTTP_STATUS:$(j 'd["state"]')" 202:running "node 3 accepts a cancel for a job running on node 1"
+is "$(sql "SELECT cancel_requested OR state = 4 FROM crund_jobs WHERE id = '$ID'")" t \
+	"node 3's 202 came after the request was in the database"
 cancelled() { [ "$(sql "SELECT state FROM crund_jobs WHERE id = '$ID'")" = 4 ]; }
 check "the cancel reaches node 1 and the job ends cancelled" wait_until 5 cancelled
 t1=$(now_ms)
@@ -229,6 +231,18 @@ req GET "/v1/jobs?limit=200"
 jt "len(d['jobs']) == $((N + 2))" "node 3 lists every job of the database"
 req GET "/v1/jobs/${PID_JOB}zz"
 is "$HTTP_STATUS" 404 "an unknown id is 404 on any node"
+
+# a queued job held by another node: the answer is the database's row
+on 1
+submit '{"plugin":"demo","job":"noop","delay":600}'
+QD=$JOB_ID
+on 2
+req POST "/v1/jobs/$QD/cancel"
+is "$HTTP_STATUS:$(j 'd["state"]'):$(j 'd["error"]["code"]')" "202:cancelled:cancelled" \
+	"node 2 cancels a delayed job node 1 took: 202 names it cancelled"
+is "$(sql "SELECT state FROM crund_jobs WHERE id = '$QD'")" 4 "the database had it cancelled before that answer"
+req POST "/v1/jobs/$QD/cancel"
+is "$HTTP_STATUS" 409 "a second cancel: 409 job_ended"
 
 # ------------------------------------------- one idempotency key, any node
 # A key names one job among all the nodes: the same submission again on

@@ -169,10 +169,15 @@ def shot(d, name):
 
 
 def job_state_on_page(d):
-    try:
-        return d.find_element(By.CSS_SELECTOR, "h1 .badge").text.strip()
-    except WebDriverException:
-        return None
+    # the job page re-renders its header on live events (a progress job's
+    # every step): an element found a moment before may be gone (stale)
+    # when read, so read again, a few times
+    for _ in range(20):
+        try:
+            return d.find_element(By.CSS_SELECTOR, "h1 .badge").text.strip()
+        except WebDriverException:
+            time.sleep(0.05)
+    return None
 
 
 def main():

@@ -136,6 +136,7 @@ struct seen {
 	unsigned last_attempt, last_max;
 	int last_oi;
 	bool last_isolated;
+	bool cancel_requested[256];
 };
 
 static int collect(const crd_store_job *j, void *arg)
@@ -154,6 +155,7 @@ static int collect(const crd_store_job *j, void *arg)
 	s->last_max = j->max_attempts;
 	s->last_oi = j->on_interrupt;
 	s->last_isolated = j->isolated;
+	s->cancel_requested[s->n - 1] = j->cancel_requested;
 	return 0;
 }
 
@@ -490,6 +492,52 @@ static int body_reopen(void *arg, void **ret)
 START_TEST(reopening_finds_the_jobs_only_when_durable)
 {
 	ck_assert_int_eq(run_body(_i, body_reopen), 0);
+}
+END_TEST
+
+/* A running job's cancel request is kept with its row (a restart ends the
+ * job cancelled), and a deletion somebody waits for is told at its commit.
+ * (That the file has it then, not only at close, is tests/e2e/durable.sh's
+ * kill -9 after a DELETE: here the store hides its deferred deletions.) */
+static int body_cancel_delete(void *arg, void **ret)
+{
+	tctx *t = arg;
+	(void)ret;
+	crd_store *st = open_ok(t);
+	struct done_rec d = {0};
+	for (uint64_t s = 1; s <= 3; s++) {
+		crd_store_job j = sample(s, s == 3 ? 2 : 1);
+		j.cancel_requested = s == 1;
+		ck_assert_int_eq(crd_store_put(st, &j, NULL, NULL), 0);
+	}
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(crd_store_delete(st, 3, on_done, &d), 0);
+	ck_assert_int_eq(crd_store_drain(st, 10), 0);
+	ck_assert_int_eq(d.calls, 1);
+	ck_assert_int_eq(d.last_rc, 0);
+	struct seen s = {0};
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert(s.cancel_requested[0]);
+	ck_assert(!s.cancel_requested[1]);
+	bool durable = crd_store_durable(st);
+	crd_store_close(st);
+	if (!durable)
+		return 0;
+	st = open_ok(t);
+	memset(&s, 0, sizeof(s));
+	ck_assert_int_eq(crd_store_load(st, collect, &s), 0);
+	ck_assert_int_eq(s.n, 2);
+	ck_assert_uint_eq(s.seqs[0], 1);
+	ck_assert(s.cancel_requested[0]);
+	ck_assert(!s.cancel_requested[1]);
+	crd_store_close(st);
+	return 0;
+}
+
+START_TEST(a_cancel_request_and_a_waited_deletion_are_written)
+{
+	ck_assert_int_eq(run_body(_i, body_cancel_delete), 0);
 }
 END_TEST
 
@@ -939,6 +987,8 @@ int main(void)
 	tcase_add_loop_test(tc, delete_forgets_a_job, 0, NKINDS);
 	tcase_add_loop_test(tc, deletions_in_runs_and_a_freed_key_commit, 0, NKINDS);
 	tcase_add_loop_test(tc, reopening_finds_the_jobs_only_when_durable, 0, NKINDS);
+	/* PostgreSQL keeps cancel requests in the database (tests/pg/nodes.sh) */
+	tcase_add_loop_test(tc, a_cancel_request_and_a_waited_deletion_are_written, 0, 2);
 	tcase_add_loop_test(tc, a_soft_row_is_written_by_itself_or_replaced, 0, NKINDS);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("sqlite");

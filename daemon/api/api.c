@@ -267,20 +267,27 @@ struct read_ticket {
 	struct crd_hold_ticket hold;
 };
 
-static void job_read(void *arg, int rc, const crd_store_job *rows, size_t n, bool more)
+/* A read of one job came back: the held request (if still there) goes on
+ * in `phase`, the row cached as a REMOTE record. */
+static void read_into(struct read_ticket *t, uint8_t phase, int rc, const crd_store_job *rows,
+		      size_t n)
 {
-	struct read_ticket *t = arg;
 	crd_req *r = t->hold.req;
-	(void)more;
 	if (r) {
 		crd_api_req *a = crd_api_req_of(r);
-		a->phase = CRD_API_FETCHED;
-		a->accept_rc = rc;
-		if (rc == 0 && n == 1 && !crd_jobs_cache_row(&crd_d.jobs, &rows[0]))
+		a->phase = phase;
+		a->accept_rc = rc == 0 && n != 1 ? -ENOENT : rc;
+		if (a->accept_rc == 0 && !crd_jobs_cache_row(&crd_d.jobs, &rows[0]))
 			a->accept_rc = -ENOMEM;
 		crd_http_release(&t->hold);
 	}
 	free(t);
+}
+
+static void job_read(void *arg, int rc, const crd_store_job *rows, size_t n, bool more)
+{
+	(void)more;
+	read_into(arg, CRD_API_FETCHED, rc, rows, n);
 }
 
 static crd_mhd_result read_failed(crd_req *r, int rc)
@@ -506,18 +513,8 @@ static crd_mhd_result cancelled_again(crd_req *r)
 /* A job held elsewhere (shared store): its cancel is the database's. */
 static void remote_cancelled(void *arg, int rc, const crd_store_job *rows, size_t n, bool more)
 {
-	struct read_ticket *t = arg;
-	crd_req *r = t->hold.req;
 	(void)more;
-	if (r) {
-		crd_api_req *a = crd_api_req_of(r);
-		a->phase = CRD_API_CANCELLED;
-		a->accept_rc = rc == 0 && n != 1 ? -ENOENT : rc;
-		if (a->accept_rc == 0 && !crd_jobs_cache_row(&crd_d.jobs, &rows[0]))
-			a->accept_rc = -ENOMEM;
-		crd_http_release(&t->hold);
-	}
-	free(t);
+	read_into(arg, CRD_API_CANCELLED, rc, rows, n);
 }
 
 static crd_mhd_result cancel_job(crd_req *r, crd_jobrec *j)

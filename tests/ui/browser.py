@@ -168,16 +168,20 @@ def shot(d, name):
     print(f"     screenshot {path}", flush=True)
 
 
-def job_state_on_page(d):
-    # the job page re-renders its header on live events (a progress job's
-    # every step): an element found a moment before may be gone (stale)
-    # when read, so read again, a few times
-    for _ in range(20):
+def fresh(read, tries=20):
+    # The job page re-renders on live events (a progress job's every step):
+    # an element found a moment before may be gone (stale) when it is read,
+    # so a read is tried again, a few times.  None when it never succeeds.
+    for _ in range(tries):
         try:
-            return d.find_element(By.CSS_SELECTOR, "h1 .badge").text.strip()
+            return read()
         except WebDriverException:
             time.sleep(0.05)
     return None
+
+
+def job_state_on_page(d):
+    return fresh(lambda: d.find_element(By.CSS_SELECTOR, "h1 .badge").text.strip())
 
 
 def main():
@@ -293,8 +297,10 @@ def run_open(d, crund):
         check(job_state_on_page(d) == "cancelled", "a cancel from the job page ended the linger job cancelled")
         check(crund.call("GET", f"/v1/jobs/{lj['id']}")["state"] == "cancelled", "the API agrees: cancelled")
         wait(d, EC.text_to_be_present_in_element((By.ID, "log"), "cleanup done"), "the log shows the cleanup")
-        check("cleanup done" in d.find_element(By.ID, "log").text, "the job page's log shows the cleanup")
-        check("cancelled" in d.find_element(By.ID, "error").text, "the error box says why")
+        check("cleanup done" in (fresh(lambda: d.find_element(By.ID, "log").text) or ""),
+              "the job page's log shows the cleanup")
+        check("cancelled" in (fresh(lambda: d.find_element(By.ID, "error").text) or ""),
+              "the error box says why")
         shot(d, "job-cancelled.png")
         # run it again: a new job, linked back
         again = wait(d, EC.element_to_be_clickable((By.ID, "retry")), "\"Run again\" is enabled once ended")
@@ -318,7 +324,8 @@ def run_open(d, crund):
     wait(d, lambda d: job_state_on_page(d) == "running", "the progress job is shown running")
 
     def lines(d):
-        return [l for l in d.find_element(By.ID, "log").text.splitlines() if "done" in l]
+        return fresh(lambda: [l for l in d.find_element(By.ID, "log").text.splitlines()
+                              if "done" in l]) or []
 
     wait(d, lambda d: len(lines(d)) >= 2, "log lines arrive")
     first = len(lines(d))
@@ -327,7 +334,7 @@ def run_open(d, crund):
     still = job_state_on_page(d)
     check(later >= first + 3 and still == "running",
           f"the log follows the running progress job ({first} then {later} lines, {still})")
-    prog = d.find_element(By.ID, "progress").get_attribute("value")
+    prog = fresh(lambda: d.find_element(By.ID, "progress").get_attribute("value"))
     check(prog is not None and float(prog) > 0, f"the progress bar moves (value {prog})")
     shot(d, "job-progress.png")
     crund.call("POST", f"/v1/jobs/{pj['id']}/cancel")

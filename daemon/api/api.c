@@ -581,7 +581,7 @@ static crd_mhd_result deleted_again(crd_req *r)
 	if (a->phase == CRD_API_DELETING)
 		return crd_http_error(r, 503, "draining", NULL,
 				      "the daemon is shutting down; the deletion of job '%s' is "
-				      "written before it exits",
+				      "written before it exits if the store can take it",
 				      a->rm.param);
 	if (a->accept_rc < 0) {
 		int code = 0;

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,14 +88,27 @@ static crd_mhd_result bad_wait(crd_req *r)
 
 /* ------------------------------------------------------------ POST /v1/jobs */
 
-static crd_mhd_result store_unavailable(crd_req *r)
+/* 503 store_unavailable: the sentence fmt makes, the store's cause, then
+ * `after`. */
+static crd_mhd_result store_failed(crd_req *r, const char *after, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static crd_mhd_result store_failed(crd_req *r, const char *after, const char *fmt, ...)
 {
 	int code = 0;
 	const char *why = crd_store_error(crd_d.store, &code);
 	crd_resp_opts o = {.retry_after = 1};
-	return crd_http_error(r, 503, "store_unavailable", &o,
-			      "the job store cannot take the job: %s; nothing was accepted",
-			      why ? why : cr_strerror(code ? code : -EIO));
+	char head[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(head, sizeof(head), fmt, ap);
+	va_end(ap);
+	return crd_http_error(r, 503, "store_unavailable", &o, "%s: %s%s", head,
+			      why ? why : cr_strerror(code ? code : -EIO), after);
+}
+
+static crd_mhd_result store_unavailable(crd_req *r)
+{
+	return store_failed(r, "; nothing was accepted", "the job store cannot take the job");
 }
 
 /* A submission waiting for its commit. */
@@ -493,14 +507,10 @@ static crd_mhd_result cancelled_again(crd_req *r)
 					      "job '%s' already ended (%s)", j->id,
 					      crd_job_state_name(j->state));
 	} else if (a->phase == CRD_API_CANCELLED && a->accept_rc < 0) {
-		int code = 0;
-		const char *why = crd_store_error(crd_d.store, &code);
-		crd_resp_opts o = {.retry_after = 1};
-		return crd_http_error(
-			r, 503, "store_unavailable", &o,
-			"job '%s' is being cancelled, but the job store cannot record "
-			"the request yet (%s); it keeps trying",
-			a->rm.param, why ? why : cr_strerror(code ? code : -EIO));
+		return store_failed(r, "; it keeps trying",
+				    "job '%s' is being cancelled, but the job store cannot record "
+				    "the request yet",
+				    a->rm.param);
 	}
 	if (!j) /* ended and forgotten meanwhile */
 		return job_not_found(r);
@@ -583,15 +593,11 @@ static crd_mhd_result deleted_again(crd_req *r)
 				      "the daemon is shutting down; the deletion of job '%s' is "
 				      "written before it exits if the store can take it",
 				      a->rm.param);
-	if (a->accept_rc < 0) {
-		int code = 0;
-		const char *why = crd_store_error(crd_d.store, &code);
-		crd_resp_opts o = {.retry_after = 1};
-		return crd_http_error(r, 503, "store_unavailable", &o,
-				      "job '%s' is forgotten here, but the job store cannot record "
-				      "that yet (%s); it keeps trying",
-				      a->rm.param, why ? why : cr_strerror(code ? code : -EIO));
-	}
+	if (a->accept_rc < 0)
+		return store_failed(r, "; it keeps trying",
+				    "job '%s' is forgotten here, but the job store cannot record "
+				    "that yet",
+				    a->rm.param);
 	return crd_http_respond(r, 204, NULL, 0, NULL);
 }
 

@@ -539,6 +539,8 @@ if command -v prlimit >/dev/null 2>&1; then
 	start_crund --store "$store3" --max-running 1 || bail "crund did not start"
 	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 	before_id=$JOB_ID
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	del_id=$JOB_ID
 	# one job runs, two wait behind it while the disk fills: a refused
 	# submission must not take the queue with it
 	submit '{"plugin":"demo","job":"sleep","args":{"seconds":1}}'
@@ -560,6 +562,9 @@ if command -v prlimit >/dev/null 2>&1; then
 	jt 'd["status"] == "store_unavailable"' "disk full: health says store_unavailable"
 	req GET "/v1/jobs/$before_id"
 	jt 'd["state"] == "succeeded"' "disk full: reads keep working"
+	req DELETE "/v1/jobs/$del_id"
+	is "$HTTP_STATUS" 503 "disk full: a DELETE is not answered 204 before its deletion is written"
+	is_error store_unavailable "disk full: the DELETE's error.code is store_unavailable"
 	req GET /metrics
 	check "disk full: /metrics says crund_store_up 0" grep -q '^crund_store_up 0$' "$HTTP_BODY_FILE"
 	job_wait "$queued2" # the jobs ahead of counter end (in memory)
@@ -586,9 +591,11 @@ if command -v prlimit >/dev/null 2>&1; then
 	start_crund --store "$store3" || bail "crund did not restart"
 	req GET "/v1/jobs/$before_id"
 	is "$HTTP_STATUS" 200 "disk full: the job acknowledged before is still there after a restart"
+	req GET "/v1/jobs/$del_id"
+	is "$HTTP_STATUS" 404 "disk free again: the deletion refused with 503 was written once it could be"
 	stop_crund
 else
-	for _ in $(seq 16); do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in $(seq 19); do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # a read-only store (an immutable file) is refused at start

@@ -542,8 +542,10 @@ if command -v prlimit >/dev/null 2>&1; then
 	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 	del_id=$JOB_ID
 	# one job runs, two wait behind it while the disk fills: a refused
-	# submission must not take the queue with it
-	submit '{"plugin":"demo","job":"sleep","args":{"seconds":1}}'
+	# submission must not take the queue with it (the running one is
+	# cancelled on the full disk)
+	submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+	sleep_id=$JOB_ID
 	submit '{"plugin":"demo","job":"noop"}'
 	queued1=$JOB_ID
 	submit '{"plugin":"demo","job":"noop"}'
@@ -565,6 +567,10 @@ if command -v prlimit >/dev/null 2>&1; then
 	req DELETE "/v1/jobs/$del_id"
 	is "$HTTP_STATUS" 503 "disk full: a DELETE is not answered 204 before its deletion is written"
 	is_error store_unavailable "disk full: the DELETE's error.code is store_unavailable"
+	req POST "/v1/jobs/$sleep_id/cancel"
+	is "$HTTP_STATUS" 503 "disk full: the cancel of a running job is not answered 202 before it is written"
+	is_error store_unavailable "disk full: the cancel's error.code is store_unavailable"
+	jt '"being cancelled" in d["error"]["message"]' "disk full: the cancel's message says the job is still being cancelled"
 	req GET /metrics
 	check "disk full: /metrics says crund_store_up 0" grep -q '^crund_store_up 0$' "$HTTP_BODY_FILE"
 	job_wait "$queued2" # the jobs ahead of counter end (in memory)
@@ -593,9 +599,12 @@ if command -v prlimit >/dev/null 2>&1; then
 	is "$HTTP_STATUS" 200 "disk full: the job acknowledged before is still there after a restart"
 	req GET "/v1/jobs/$del_id"
 	is "$HTTP_STATUS" 404 "disk free again: the deletion refused with 503 was written once it could be"
+	req GET "/v1/jobs/$sleep_id"
+	jt 'd["state"] == "cancelled" and d["error"]["code"] == "cancelled" and d["attempt"] == 1' \
+		"disk free again: the job whose cancel was refused with 503 ended cancelled, once"
 	stop_crund
 else
-	for _ in $(seq 19); do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in $(seq 23); do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # a read-only store (an immutable file) is refused at start

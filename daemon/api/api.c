@@ -51,8 +51,13 @@ static bool authorized(struct MHD_Connection *conn)
 	return diff == 0;
 }
 
-static crd_mhd_result send_job(crd_req *r, unsigned status, const crd_jobrec *j, bool location)
+/* The job as it is, once what it says is durable: a job whose end is not
+ * committed yet is answered at that commit (at most CRD_API_SETTLE_WAIT
+ * later; a failed commit answers too, reads keep working). */
+static crd_mhd_result send_job(crd_req *r, unsigned status, crd_jobrec *j, bool location)
 {
+	if (j->flags & CRUND_JF_END_UNSYNCED)
+		return crd_api_wait(r, j, CRD_API_SETTLE_WAIT, status, location);
 	crd_buf *b = crd_http_out(r);
 	char loc[16 + CRUND_JOB_ID_MAX];
 	crd_resp_opts o = {0};
@@ -399,6 +404,7 @@ struct list_ctx {
 	crd_buf *b;
 	size_t n;
 	const char *last;
+	crd_jobrec *unsynced; /* one whose end is not durable yet */
 };
 
 static void list_one(crd_jobrec *j, void *arg)
@@ -408,6 +414,8 @@ static void list_one(crd_jobrec *j, void *arg)
 		crd_buf_addc(c->b, ',');
 	crd_job_render(c->b, j);
 	c->last = j->id;
+	if (j->flags & CRUND_JF_END_UNSYNCED)
+		c->unsynced = j;
 }
 
 static crd_mhd_result list_jobs(crd_req *r)
@@ -430,7 +438,7 @@ static crd_mhd_result list_jobs(crd_req *r)
 	if (crd_store_shared(crd_d.store))
 		return list_shared(r, mask, plugin && *plugin ? plugin : NULL, cursor, limit);
 	crd_buf *b = crd_http_out(r);
-	struct list_ctx c = {b, 0, NULL};
+	struct list_ctx c = {b, 0, NULL, NULL};
 	bool more;
 	crd_buf_adds(b, "{\"jobs\":[");
 	crd_jobs_filter f = {
@@ -451,6 +459,15 @@ static crd_mhd_result list_jobs(crd_req *r)
 	else
 		crd_buf_adds(b, "null");
 	crd_buf_adds(b, "}\n");
+	if (c.unsynced) {
+		/* The page names an end that is not durable yet: it is sent as
+		 * rendered once the last end put is committed (the page's are
+		 * in that commit or an earlier one), so a list never tells what
+		 * a crash could undo. */
+		crd_jobrec *last = crd_d.jobs.last_unsynced;
+		crd_api_req_of(r)->keep_out = true;
+		return crd_api_wait(r, last ? last : c.unsynced, CRD_API_SETTLE_WAIT, 200, false);
+	}
 	return crd_http_send(r, 200, NULL);
 }
 
@@ -463,9 +480,6 @@ static crd_mhd_result get_job(crd_req *r, crd_jobrec *j)
 		return bad_wait(r);
 	if (wait > 0 && !crd_job_settled(j))
 		return crd_api_wait(r, j, wait, 200, false);
-	/* ended, its end not durable yet: answered at its commit */
-	if (j->flags & CRUND_JF_END_UNSYNCED)
-		return crd_api_wait(r, j, CRD_API_SETTLE_WAIT, 200, false);
 	return send_job(r, 200, j, false);
 }
 

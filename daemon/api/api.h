@@ -50,6 +50,7 @@ typedef struct crd_api_req {
 	uint8_t early_asks; /* asks while its job was about to end */
 	unsigned status;    /* the answer's status */
 	bool location;      /* add Location: /v1/jobs/{rm.param} */
+	bool keep_out;      /* the answer is rendered already (a list): wait, then send it */
 	/* event stream */
 	double ping; /* s between SSE comments */
 	crd_buf stream;
@@ -75,7 +76,8 @@ extern const crd_http_handlers crd_api_handlers;
 
 /* wait.c: answer `status` with the job (Location when `location`) once
  * it ends or `seconds` pass, whichever first (the job's state then; at
- * once when it has ended already or the transport stops).  The
+ * once when it has ended already or the transport stops); with
+ * keep_out set, with the request's out as rendered before.  The
  * request is first deferred, parked (suspended, with a timer) only when
  * its job is not about to end. */
 crd_mhd_result crd_api_wait(crd_req *req, crd_jobrec *job, double seconds, unsigned status,

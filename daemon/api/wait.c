@@ -27,6 +27,10 @@ static crd_mhd_result answer(crd_req *r)
 
 static void render(crd_req *r, const crd_jobrec *job)
 {
+	if (crd_api_req_of(r)->keep_out) { /* rendered before the wait */
+		crd_api_req_of(r)->ready = true;
+		return;
+	}
 	crd_buf *b = crd_http_out(r);
 	crd_job_render(b, job);
 	crd_buf_addc(b, '\n');

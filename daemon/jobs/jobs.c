@@ -562,6 +562,8 @@ static void end_subs(crd_jobrec *j)
 static void settle(crd_jobs *s, crd_jobrec *j)
 {
 	j->flags &= (uint16_t)~CRUND_JF_END_UNSYNCED;
+	if (s->last_unsynced == j)
+		s->last_unsynced = NULL;
 	crd_jobs_announce(s, j);
 	end_subs(j);
 }
@@ -1421,9 +1423,10 @@ void crd_jobs_finish(crd_jobs *s, crd_jobrec *j, int state, const char *code, co
 	struct end_wait *ew = awaited ? malloc(sizeof(*ew)) : NULL;
 	if (ew) {
 		*ew = (struct end_wait){.s = s, .seq = j->seq};
-		if (persist(s, j, end_committed, ew) == 0)
+		if (persist(s, j, end_committed, ew) == 0) {
 			j->flags |= CRUND_JF_END_UNSYNCED;
-		else
+			s->last_unsynced = j;
+		} else
 			free(ew);
 	} else {
 		persist(s, j, NULL, NULL);

@@ -248,6 +248,9 @@ typedef struct crd_jobs {
 	crd_jobrec *newest, *oldest;
 	crd_jobrec *q_head, *q_tail;
 	crd_jobrec *e_head, *e_tail;
+	/* the last job to end whose end is not durable yet: once it is, so
+	 * are the ends before it (rows commit in the order they are put) */
+	crd_jobrec *last_unsynced;
 	size_t n_state[CRUND_JOB_NSTATES]; /* live records by state */
 	uint64_t n_submitted;
 	uint64_t n_ended_total[CRUND_JOB_NSTATES];

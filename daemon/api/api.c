@@ -404,7 +404,7 @@ struct list_ctx {
 	crd_buf *b;
 	size_t n;
 	const char *last;
-	crd_jobrec *unsynced; /* one whose end is not durable yet */
+	crd_jobrec *unsynced; /* the last to end of those whose end is not durable yet */
 };
 
 static void list_one(crd_jobrec *j, void *arg)
@@ -414,7 +414,8 @@ static void list_one(crd_jobrec *j, void *arg)
 		crd_buf_addc(c->b, ',');
 	crd_job_render(c->b, j);
 	c->last = j->id;
-	if (j->flags & CRUND_JF_END_UNSYNCED)
+	if ((j->flags & CRUND_JF_END_UNSYNCED) &&
+	    (!c->unsynced || j->finished_at > c->unsynced->finished_at))
 		c->unsynced = j;
 }
 
@@ -463,7 +464,8 @@ static crd_mhd_result list_jobs(crd_req *r)
 		/* The page names an end that is not durable yet: it is sent as
 		 * rendered once the last end put is committed (the page's are
 		 * in that commit or an earlier one), so a list never tells what
-		 * a crash could undo. */
+		 * a crash could undo.  (No last one: it was deleted before its
+		 * commit; the page's last to end stands in.) */
 		crd_jobrec *last = crd_d.jobs.last_unsynced;
 		crd_api_req_of(r)->keep_out = true;
 		return crd_api_wait(r, last ? last : c.unsynced, CRD_API_SETTLE_WAIT, 200, false);

@@ -124,6 +124,11 @@ static void render_store(crd_buf *b)
 		(unsigned long long)st.rows_committed, (unsigned long long)st.pending);
 	hist_lines(b, "crund_store_commit_seconds", "", crd_store_lat_bounds, st.lat_le, 12,
 		   st.commits + st.commit_failures, st.lat_sum);
+	crd_buf_adds(b, "# HELP crund_store_commit_jobs Jobs per committed store transaction "
+			"(one row each: a submission, a transition or a deletion).\n"
+			"# TYPE crund_store_commit_jobs histogram\n");
+	hist_lines(b, "crund_store_commit_jobs", "", crd_store_rows_bounds, st.rows_le, 11,
+		   st.commits, (double)st.rows_committed);
 }
 
 void crd_metrics_render(crd_buf *b)

@@ -45,6 +45,7 @@
 
 const double crd_store_lat_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
 					 0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+const double crd_store_rows_bounds[11] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
 
 struct crd_store_waiter {
 	struct crd_store_waiter *next;
@@ -708,6 +709,9 @@ static void finish_batch(crd_store *st, batch *b)
 	if (b->rc == 0) {
 		st->stats.commits++;
 		st->stats.rows_committed += b->n;
+		for (size_t i = 0; i < 11; i++)
+			if ((double)b->n <= crd_store_rows_bounds[i])
+				st->stats.rows_le[i]++;
 		st->err_code = 0;
 		st->err[0] = '\0';
 		for (size_t i = 0; i < b->n; i++) {

@@ -165,8 +165,11 @@ typedef struct crd_store_stats {
 	/* commit latency histogram (seconds), cumulative buckets */
 	uint64_t lat_le[12];
 	double lat_sum;
+	/* rows (one per job) per committed transaction, cumulative buckets */
+	uint64_t rows_le[11];
 } crd_store_stats;
 extern const double crd_store_lat_bounds[12];
+extern const double crd_store_rows_bounds[11];
 void crd_store_get_stats(const crd_store *st, crd_store_stats *ret);
 
 /* ------------------------------------------------------ shared mode

@@ -433,12 +433,29 @@ poll_state "$linger_id" running 5
 req POST "/v1/jobs/$linger_id/cancel"
 job_wait "$linger_id"
 jt 'd["state"] == "cancelled" and d["attempt"] == 1' "retries: a job cancelled by request is never retried"
+# a burst of 32 submissions at once: group commit puts several in one
+# transaction (crund_store_commit_jobs)
+burst=()
+for _ in $(seq 32); do
+	curl -sS -o /dev/null --max-time "$(slow 20)" "${CURL_AUTH[@]}" -H 'Content-Type: application/json' \
+		--data-binary '{"plugin":"demo","job":"noop"}' "$CRUND_URL/v1/jobs" 7>&- 8<&- &
+	burst+=($!)
+done
+wait "${burst[@]}"
 req GET /metrics
 metric() { grep -E "^$1 " "$HTTP_BODY_FILE" | awk '{print $2}'; }
 check "metrics: retries counted (crund_job_retries_total >= 2)" test "$(metric crund_job_retries_total)" -ge 2
 is "$(metric crund_store_up)" 1 "metrics: the store is up"
 is "$(metric crund_store_durable)" 1 "metrics: the store is durable"
 check "metrics: commits and rows counted" test "$(metric crund_store_rows_committed_total)" -ge "$(metric crund_store_commits_total)" -a "$(metric crund_store_commits_total)" -gt 0
+is "$(metric crund_store_commit_jobs_count)" "$(metric crund_store_commits_total)" \
+	"metrics: the jobs-per-commit histogram counts every commit"
+is "$(metric 'crund_store_commit_jobs_bucket\{le="\+Inf"\}')" "$(metric crund_store_commits_total)" \
+	"metrics: ... its +Inf bucket too"
+is "$(metric crund_store_commit_jobs_sum | cut -d. -f1)" "$(metric crund_store_rows_committed_total)" \
+	"metrics: ... and its sum is the rows committed"
+check "metrics: after a burst of 32 submissions some commit carried several jobs" \
+	test "$(metric 'crund_store_commit_jobs_bucket\{le="1"\}')" -lt "$(metric crund_store_commits_total)"
 check "metrics: run time of the failed job by plugin, job and outcome" \
 	grep -q '^crund_job_run_seconds_count{plugin="demo",job="fail",outcome="failed"} 1$' "$HTTP_BODY_FILE"
 check "metrics: queue wait histogram" grep -q '^crund_job_queue_wait_seconds_bucket{le="+Inf"} [1-9]' "$HTTP_BODY_FILE"

@@ -199,11 +199,20 @@ START_TEST(cancel_running_asks_and_waits)
 	ck_assert_int_eq(n_cancel_asked, 1);
 	ck_assert(a->flags & CRUND_JF_CANCEL_REQ);
 	ck_assert_str_eq(a->cancel_code, "cancelled");
-	/* asking twice does not cancel twice; shutdown overrides the reason */
+	/* asking twice does not cancel twice; a shutdown cancels again (it
+	 * interrupts the cleanup) but the request stays the reason */
 	crd_jobs_cancel(&S, a, "cancelled");
 	ck_assert_int_eq(n_cancel_asked, 1);
 	crd_jobs_cancel(&S, a, "shutdown");
-	ck_assert_str_eq(a->cancel_code, "shutdown");
+	ck_assert_int_eq(n_cancel_asked, 2);
+	ck_assert_str_eq(a->cancel_code, "cancelled");
+	/* a job the shutdown cancels first is cancelled for the shutdown */
+	crd_jobrec *b = submit();
+	ck_assert_int_eq(b->state, CRUND_JOB_RUNNING);
+	crd_jobs_cancel(&S, b, "shutdown");
+	ck_assert_str_eq(b->cancel_code, "shutdown");
+	crd_jobs_cancel(&S, b, "cancelled");
+	ck_assert_str_eq(b->cancel_code, "shutdown");
 }
 END_TEST
 

@@ -1765,12 +1765,17 @@ int crd_jobs_cancel_then(crd_jobs *s, crd_jobrec *j, const char *code, crd_store
 					 : "cancelled by request before it started");
 		return 0;
 	}
-	/* A later "shutdown" overrides a pending request: the record says why
-	 * the job really ended. */
+	/* A later "shutdown" cancels again (it interrupts the cleanup the
+	 * request started) but the request stays the reason: a job somebody
+	 * cancelled ends cancelled, and a shutdown does not queue it again
+	 * for the next start as it would a job it stopped. */
 	int rc = 0;
+	bool requested = (j->flags & CRUND_JF_CANCEL_REQ) &&
+			 strcmp(j->cancel_code, "shutdown") != 0;
 	if (!(j->flags & CRUND_JF_CANCEL_REQ) || shutdown) {
 		j->flags |= CRUND_JF_CANCEL_REQ;
-		j->cancel_code = shutdown ? "shutdown" : "cancelled";
+		if (!requested)
+			j->cancel_code = shutdown ? "shutdown" : "cancelled";
 		/* a durable store keeps the request (the row's cancel_requested)
 		 * from before the task hears of it */
 		if (!shutdown && s->st && persist(s, j, done, arg) == 0 && done)

@@ -319,6 +319,23 @@ done <"$E2E_TMP/told-cancel"
 is "$kept" 8 "a told cancel: after each kill -9 the cancelled jobs stay (or end) cancelled, not run again, and the deleted ones stay gone"
 stop_and_check_crund "crund after told cancels"
 
+# A told cancel, then a graceful stop during the job's cleanup: the stop
+# cancels again after --grace (the cleanup is interrupted), but the job
+# was cancelled by request: it ends cancelled, it is not queued again for
+# the next start as a retry job the stop interrupted would be.
+start_crund --store "$storec" --grace 1 || bail "crund did not start (told cancel, graceful stop)"
+submit '{"plugin":"demo","job":"linger","args":{"seconds":30,"cleanup_seconds":30},"on_interrupt":"retry"}'
+gid=$JOB_ID
+poll_state "$gid" running "$(slow 5)" || diag "told cancel, graceful stop: not running"
+req POST "/v1/jobs/$gid/cancel"
+is "$HTTP_STATUS" 202 "a told cancel, then a graceful stop: the cancel is answered 202"
+stop_and_check_crund "crund stopped during a cancelled job's cleanup"
+start_crund --store "$storec" || bail "crund did not restart (told cancel, graceful stop)"
+req GET "/v1/jobs/$gid"
+jt 'd["state"] == "cancelled" and d["error"]["code"] == "cancelled" and d["attempt"] == 1' \
+	"a told cancel, then a graceful stop: the job ended cancelled by the request, attempt 1, and does not run again"
+stop_and_check_crund "crund after a told cancel and a graceful stop"
+
 # ------------------------------------------------------------ a slow commit
 # strace holds each of crund's writes to the store 40 ms (fault injection:
 # a commit is several), so the commit of a fail-policy job's end is pending

@@ -12,6 +12,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -352,6 +353,16 @@ int main(int argc, char **argv)
 		cr_loop_set_executor_threads(crd_d.loop, crd_d.cfg.executor_threads);
 
 	rc = cr_runner_run(crd_d.runner, serve_main, NULL, NULL, NULL);
+	/* From here on crund only closes.  A further SIGTERM or SIGINT (a
+	 * second `systemctl stop`, an impatient ^C) must not kill it half-way:
+	 * the loop's handlers go with the loop, and the default action would
+	 * cut the store's last writes.  Blocked here (the other threads block
+	 * them from their start), they end with the process. */
+	sigset_t stop_sigs;
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
 	if (rc < 0 && !exit_code) {
 		crd_log(CRUND_LOG_ERROR, "the daemon's main task failed: %s (%s)", cr_strerror(rc),
 			cr_last_error());

@@ -40,7 +40,12 @@ static double lag_max;   /* the largest since start */
 static double stall_end; /* monotonic time a stall last ended */
 
 static atomic_llong beat_ns; /* CLOCK_MONOTONIC ns of the last beat */
-static atomic_bool thread_stop;
+/* The thread's stop: a flag it waits on between looks, so a stop wakes
+ * it at once instead of after its sleep (every crund stop paid up to
+ * 250 ms). */
+static bool thread_stop;
+static pthread_mutex_t stop_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stop_cv;
 static pthread_t thread;
 static bool thread_started;
 
@@ -108,9 +113,21 @@ static void *watch_thread(void *arg)
 	(void)arg;
 	bool reported = false;
 	long long reported_beat = 0;
-	while (!atomic_load(&thread_stop)) {
-		struct timespec ts = {0, 250 * 1000000L};
-		nanosleep(&ts, NULL);
+	pthread_mutex_lock(&stop_mu);
+	for (;;) {
+		/* a look every 250 ms, until the stop */
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec += 250 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!thread_stop && pthread_cond_timedwait(&stop_cv, &stop_mu, &until) == 0)
+			;
+		if (thread_stop)
+			break;
+		pthread_mutex_unlock(&stop_mu);
 		long long b = atomic_load(&beat_ns);
 		double idle = (double)(mono_ns() - b) / 1e9;
 		if (idle > STALL && !(reported && reported_beat == b)) {
@@ -134,7 +151,9 @@ static void *watch_thread(void *arg)
 			reported = true;
 			reported_beat = b;
 		}
+		pthread_mutex_lock(&stop_mu);
 	}
+	pthread_mutex_unlock(&stop_mu);
 	return NULL;
 }
 
@@ -157,7 +176,12 @@ int crd_watchdog_start(cr_loop *loop)
 			return rc;
 		}
 	}
-	atomic_store(&thread_stop, false);
+	thread_stop = false;
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&stop_cv, &ca);
+	pthread_condattr_destroy(&ca);
 	/* The thread must never take SIGTERM/SIGINT: they belong to the
 	 * loop thread (libevent's handler); a thread inherits the creator's
 	 * mask, so block them around the creation. */
@@ -168,10 +192,12 @@ int crd_watchdog_start(cr_loop *loop)
 	pthread_sigmask(SIG_BLOCK, &block, &old);
 	int prc = pthread_create(&thread, NULL, watch_thread, NULL);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (prc == 0)
+	if (prc == 0) {
 		thread_started = true;
-	else
+	} else {
+		pthread_cond_destroy(&stop_cv);
 		crd_log(CRUND_LOG_WARNING, "cannot start the stall watchdog thread");
+	}
 	return 0;
 }
 
@@ -184,8 +210,12 @@ void crd_watchdog_stop(void)
 		cr_handle_cancel(sd_h);
 	sd_h = cr_handle_unref(sd_h);
 	if (thread_started) {
-		atomic_store(&thread_stop, true);
+		pthread_mutex_lock(&stop_mu);
+		thread_stop = true;
+		pthread_cond_signal(&stop_cv);
+		pthread_mutex_unlock(&stop_mu);
 		pthread_join(thread, NULL);
+		pthread_cond_destroy(&stop_cv);
 		thread_started = false;
 	}
 }

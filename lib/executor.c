@@ -39,6 +39,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -418,6 +419,19 @@ static void maybe_start_worker(struct pool *p)
 	 * cheap but leave room for libc (DNS lookups...). */
 	pthread_attr_setstacksize(&attr, 1024 * 1024);
 	atomic_fetch_add_explicit(&p->refs, 1, memory_order_relaxed);
+	/* Asynchronous signals are the loop's (cr_loop_add_signal_handler):
+	 * a worker takes none of them (it inherits this mask); a fault of its
+	 * own still reaches it. */
+	sigset_t async, old;
+	sigfillset(&async);
+	sigdelset(&async, SIGSEGV);
+	sigdelset(&async, SIGBUS);
+	sigdelset(&async, SIGFPE);
+	sigdelset(&async, SIGILL);
+	sigdelset(&async, SIGTRAP);
+	sigdelset(&async, SIGABRT);
+	sigdelset(&async, SIGSYS);
+	pthread_sigmask(SIG_BLOCK, &async, &old);
 	pthread_mutex_lock(&p->lock);
 	r = pthread_create(&p->threads[p->nstarted], &attr, worker_main, p);
 	if (r == 0) {
@@ -426,6 +440,7 @@ static void maybe_start_worker(struct pool *p)
 		atomic_fetch_add(&p->idle, 1);
 	}
 	pthread_mutex_unlock(&p->lock);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_attr_destroy(&attr);
 	if (r != 0)
 		atomic_fetch_sub_explicit(&p->refs, 1, memory_order_relaxed);

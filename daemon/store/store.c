@@ -24,6 +24,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -813,8 +814,17 @@ int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, ch
 	st->be = be;
 	st->describe = strdup(be->describe(st->bs));
 	rc = st->describe ? cr_event_new(&st->idle) : -ENOMEM;
-	if (rc == 0 && be->threaded)
+	if (rc == 0 && be->threaded) {
+		/* SIGTERM and SIGINT are the loop thread's: the writer takes
+		 * neither (it inherits the mask; faults stay its own) */
+		sigset_t stop, old;
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &stop, &old);
 		rc = -pthread_create(&st->thread, NULL, writer_main, st);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
 	if (rc < 0) {
 		snprintf(err, errlen, "store %s: cannot start it: %s", url, strerror(-rc));
 		crd_store_close(st);

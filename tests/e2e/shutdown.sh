@@ -177,4 +177,25 @@ wait_crund_exit "$(slow 10)"
 is "$CRUND_STATUS" 0 "idle daemon exits 0 on SIGINT"
 check "SIGINT log has no sanitizer/valgrind reports" log_is_clean
 
+# ============================================================ 7: signals during the close
+# More SIGTERMs while crund closes (an impatient operator, a second
+# `systemctl stop`): the first drains, a second skips the grace, and any
+# after the loop is gone must not kill the close half-way (the loop's
+# handlers are gone then; the default action is death).  A burst of three
+# at several delays after the first, across the whole close.
+killed=0
+for delay in 0.02 0.06 0.1 0.15 0.2 0.3 0.4; do
+	start_crund --store "sqlite:$E2E_TMP/signals.db" || bail "crund did not restart (signals during the close)"
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	kill -TERM "$CRUND_PID"
+	sleep "$delay"
+	for _ in 1 2 3; do kill -TERM "$CRUND_PID" 2>/dev/null; done
+	wait_crund_exit "$(slow 15)"
+	if [ "$CRUND_STATUS" != 0 ] || ! grep -q ' stopped$' "$CRUND_LOG"; then
+		killed=$((killed + 1))
+		diag "SIGTERMs $delay s after the first: exit status $CRUND_STATUS"
+	fi
+done
+is "$killed" 0 "more SIGTERMs during the close: crund still closes cleanly (exit 0, 'stopped' logged), 7 of 7"
+
 done_testing

@@ -512,7 +512,10 @@ typedef int (*cr_blocking_fn)(void *arg, void **ret_value);
  * on first use) and return its result on the loop thread. If the caller
  * is cancelled, it gets -ECANCELED at once; the function still runs to
  * its end on the worker (threads cannot be interrupted) and its result is
- * dropped.  -ESHUTDOWN after the executor was shut down. */
+ * dropped.  -ESHUTDOWN after the executor was shut down.  The workers
+ * block every asynchronous signal (they are the loop's, see
+ * cr_loop_add_signal_handler); faults (SIGSEGV, SIGBUS, SIGFPE, SIGILL,
+ * SIGTRAP, SIGABRT, SIGSYS) still reach them. */
 int cr_run_in_executor(cr_blocking_fn fn, void *arg, void **ret_value);
 
 /* Errors (cr_run_in_executor): -ENOMEM, -ESHUTDOWN, -EAGAIN (no worker

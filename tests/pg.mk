@@ -7,7 +7,8 @@ EXTRA_DIST += tests/pg/cluster.sh
 #   nodes.sh   three crund nodes on one database: spread and exactly once,
 #              any node answers for any job, SIGKILL, SIGSTOP past the
 #              lease, the database restarted under load, two nodes starting
-#              at once on an empty database
+#              at once on an empty database, a node with no free slot that
+#              hears of work does not spin
 PG_TESTS = tests/pg/nodes.sh
 TESTS += $(PG_TESTS)
 EXTRA_DIST += $(PG_TESTS)

@@ -1165,7 +1165,12 @@ static int node_main(void *arg, void **ret)
 			next_poll = now + POLL_INTERVAL;
 		if (s->stopping)
 			break;
-		if (cr_event_is_set(s->wake_ev) || s->claim_now)
+		/* Round again at once only for work this node can take: with no
+		 * slot free (all busy, or draining) a pending claim waits for the
+		 * wake of a freed slot; going round would spin the loop thread
+		 * without ever yielding it (the HTTP API stalled, the drain at a
+		 * stop waited on its POLL_INTERVAL rounds). */
+		if (cr_event_is_set(s->wake_ev) || (s->claim_now && s->h->free_slots(s->harg)))
 			continue;
 		cr_timeout_scope sc;
 		if (cr_timeout_enter(&sc, POLL_INTERVAL) < 0) {

@@ -443,7 +443,31 @@ check "SIGKILL and a restart as node3 at once: its job runs again (attempt 2) an
 	sql "SELECT state, attempt, node, lease_until - extract(epoch FROM now()) FROM crund_jobs WHERE id = '$R2'" |
 	sed 's/^/# row: /'
 
-for i in 1 2 3; do
+# ------------------------------------------------------ a node with no slot
+# A node whose slots are all busy hears of new work (a NOTIFY) that it
+# cannot take: it must wait for a slot, not go round its loop without
+# yielding.  It did: a core at 100% and its HTTP API stalled until its job
+# ended.  A resource bound, not a timing: CPU under half of the wall time
+# over 2 s (the spin used all of it; an idle node uses a few per cent).
+start_node 9 --max-running 1 || bail "node 9 did not start"
+on 9
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+busy9=$JOB_ID
+poll_state "$busy9" running 5
+on 1
+submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+t0=$(cpu_ticks "${NODE_PIDS[9]}")
+sleep 2
+t1=$(cpu_ticks "${NODE_PIDS[9]}")
+check "a node with no free slot that hears of new work does not spin (CPU $((t1 - t0)) ticks of $((2 * $(getconf CLK_TCK))) over 2 s)" \
+	test "$((t1 - t0))" -lt "$(getconf CLK_TCK)"
+on 9
+req GET /v1/health
+is "$HTTP_STATUS" 200 "... and it answers"
+req POST "/v1/jobs/$busy9/cancel"
+
+for i in 1 2 3 9; do
 	stop_node "$i"
 done
 is "$(sql "SELECT count(*) FROM crund_nodes")" 0 "stopped nodes leave the nodes table"

@@ -13,6 +13,7 @@ daemon_crund_SOURCES = \
 	daemon/log.h daemon/log.c \
 	daemon/buf.h daemon/buf.c \
 	daemon/notify.h daemon/notify.c \
+	daemon/thread.h \
 	daemon/watchdog.c \
 	daemon/shutdown.c
 daemon_crund_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon

@@ -17,7 +17,6 @@
 #include "config.h"
 
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,6 +25,7 @@
 #include "daemon.h"
 #include "log.h"
 #include "notify.h"
+#include "thread.h"
 
 #define HEARTBEAT    0.2 /* s between beats */
 #define STALL        1.0 /* s without a beat = stalled */
@@ -182,17 +182,7 @@ int crd_watchdog_start(cr_loop *loop)
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&stop_cv, &ca);
 	pthread_condattr_destroy(&ca);
-	/* The thread must never take SIGTERM/SIGINT: they belong to the
-	 * loop thread (libevent's handler); a thread inherits the creator's
-	 * mask, so block them around the creation. */
-	sigset_t block, old;
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
-	int prc = pthread_create(&thread, NULL, watch_thread, NULL);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (prc == 0) {
+	if (crd_thread_start(&thread, watch_thread, NULL) == 0) {
 		thread_started = true;
 	} else {
 		pthread_cond_destroy(&stop_cv);

@@ -122,13 +122,13 @@ static void render_store(crd_buf *b)
 		crd_store_error(crd_d.store, NULL) ? 0 : 1, crd_store_durable(crd_d.store),
 		(unsigned long long)st.commits, (unsigned long long)st.commit_failures,
 		(unsigned long long)st.rows_committed, (unsigned long long)st.pending);
-	hist_lines(b, "crund_store_commit_seconds", "", crd_store_lat_bounds, st.lat_le, 12,
-		   st.commits + st.commit_failures, st.lat_sum);
+	hist_lines(b, "crund_store_commit_seconds", "", crd_store_lat_bounds, st.lat_le,
+		   CRD_STORE_LAT_N, st.commits + st.commit_failures, st.lat_sum);
 	crd_buf_adds(b, "# HELP crund_store_commit_jobs Jobs per committed store transaction "
 			"(one row each: a submission, a transition or a deletion).\n"
 			"# TYPE crund_store_commit_jobs histogram\n");
-	hist_lines(b, "crund_store_commit_jobs", "", crd_store_rows_bounds, st.rows_le, 11,
-		   st.commits, (double)st.rows_committed);
+	hist_lines(b, "crund_store_commit_jobs", "", crd_store_rows_bounds, st.rows_le,
+		   CRD_STORE_ROWS_N, st.commits, (double)st.rows_committed);
 }
 
 void crd_metrics_render(crd_buf *b)

@@ -24,7 +24,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +33,7 @@
 #include <unistd.h>
 
 #include "store/backend.h"
+#include "thread.h"
 
 #define RETRY_DELAY 1.0 /* seconds between commits while the store fails */
 /* A row nobody waits for (a job's start, end, log) may wait this long for
@@ -44,9 +44,10 @@
  * interrupted (its on_interrupt policy). */
 #define LAZY_DELAY  0.005
 
-const double crd_store_lat_bounds[12] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-					 0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
-const double crd_store_rows_bounds[11] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
+const double crd_store_lat_bounds[CRD_STORE_LAT_N] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+						      0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+const double crd_store_rows_bounds[CRD_STORE_ROWS_N] = {1,  2,   4,   8,   16,  32,
+							64, 128, 256, 512, 1024};
 
 struct crd_store_waiter {
 	struct crd_store_waiter *next;
@@ -695,24 +696,23 @@ static void retry_cb(void *arg)
 	retry_now(st);
 }
 
-static void count_latency(crd_store *st, double s)
+/* Count v in a histogram's cumulative buckets. */
+static void observe(uint64_t *le, const double *bounds, size_t n, double v)
 {
-	for (size_t i = 0; i < 12; i++)
-		if (s <= crd_store_lat_bounds[i])
-			st->stats.lat_le[i]++;
-	st->stats.lat_sum += s;
+	for (size_t i = 0; i < n; i++)
+		if (v <= bounds[i])
+			le[i]++;
 }
 
 /* A batch came back from the writer (loop thread, or close). */
 static void finish_batch(crd_store *st, batch *b)
 {
-	count_latency(st, b->seconds);
+	observe(st->stats.lat_le, crd_store_lat_bounds, CRD_STORE_LAT_N, b->seconds);
+	st->stats.lat_sum += b->seconds;
 	if (b->rc == 0) {
 		st->stats.commits++;
 		st->stats.rows_committed += b->n;
-		for (size_t i = 0; i < 11; i++)
-			if ((double)b->n <= crd_store_rows_bounds[i])
-				st->stats.rows_le[i]++;
+		observe(st->stats.rows_le, crd_store_rows_bounds, CRD_STORE_ROWS_N, (double)b->n);
 		st->err_code = 0;
 		st->err[0] = '\0';
 		for (size_t i = 0; i < b->n; i++) {
@@ -814,17 +814,8 @@ int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, ch
 	st->be = be;
 	st->describe = strdup(be->describe(st->bs));
 	rc = st->describe ? cr_event_new(&st->idle) : -ENOMEM;
-	if (rc == 0 && be->threaded) {
-		/* SIGTERM and SIGINT are the loop thread's: the writer takes
-		 * neither (it inherits the mask; faults stay its own) */
-		sigset_t stop, old;
-		sigemptyset(&stop);
-		sigaddset(&stop, SIGTERM);
-		sigaddset(&stop, SIGINT);
-		pthread_sigmask(SIG_BLOCK, &stop, &old);
-		rc = -pthread_create(&st->thread, NULL, writer_main, st);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
+	if (rc == 0 && be->threaded)
+		rc = -crd_thread_start(&st->thread, writer_main, st);
 	if (rc < 0) {
 		snprintf(err, errlen, "store %s: cannot start it: %s", url, strerror(-rc));
 		crd_store_close(st);

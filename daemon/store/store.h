@@ -158,18 +158,20 @@ int crd_store_delete(crd_store *st, uint64_t seq, crd_store_done_fn done, void *
 const char *crd_store_error(const crd_store *st, int *ret_code);
 
 /* Counters for /metrics. */
+#define CRD_STORE_LAT_N  12 /* commit latency buckets */
+#define CRD_STORE_ROWS_N 11 /* jobs-per-commit buckets */
 typedef struct crd_store_stats {
 	uint64_t commits, commit_failures;
 	uint64_t rows_committed;
 	uint64_t pending; /* rows waiting for a commit */
 	/* commit latency histogram (seconds), cumulative buckets */
-	uint64_t lat_le[12];
+	uint64_t lat_le[CRD_STORE_LAT_N];
 	double lat_sum;
 	/* rows (one per job) per committed transaction, cumulative buckets */
-	uint64_t rows_le[11];
+	uint64_t rows_le[CRD_STORE_ROWS_N];
 } crd_store_stats;
-extern const double crd_store_lat_bounds[12];
-extern const double crd_store_rows_bounds[11];
+extern const double crd_store_lat_bounds[CRD_STORE_LAT_N];
+extern const double crd_store_rows_bounds[CRD_STORE_ROWS_N];
 void crd_store_get_stats(const crd_store *st, crd_store_stats *ret);
 
 /* ------------------------------------------------------ shared mode

@@ -339,16 +339,17 @@ stop_and_check_crund "crund after a told cancel and a graceful stop"
 # ------------------------------------------------------------ a slow commit
 # strace holds each of crund's writes to the store 40 ms (fault injection:
 # a commit is several), so the commit of a fail-policy job's end is pending
-# for a good part of a second: a plain GET and a list (GET /v1/jobs)
-# polled until they name the end, the job's event stream and the
-# /v1/events feed, both opened before the end, tell it only after that
-# commit.  crund is killed right after the answer and must
-# hold the end it told.  Skipped where strace cannot trace.
+# for a good part of a second: a plain GET, a list (GET /v1/jobs) and the
+# same idempotency key submitted again, polled until they name the end,
+# and the job's event stream and the /v1/events feed, both opened before
+# the end, tell it only after that commit.  crund is killed right after the
+# answer and must hold the end it told.  Skipped where strace cannot trace.
 if command -v strace >/dev/null 2>&1 && strace -qq -o /dev/null true >/dev/null 2>&1; then
 	stores="sqlite:$E2E_TMP/slow.db"
-	for way in get list events feed; do
+	for way in get list idem events feed; do
 		start_crund --store "$stores" || bail "crund did not start (slow commit, $way)"
-		submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.6},"on_interrupt":"fail"}'
+		slow_body='{"plugin":"demo","job":"sleep","args":{"seconds":0.6},"on_interrupt":"fail","idempotency_key":"slow-'$way'"}'
+		submit "$slow_body"
 		sid=$JOB_ID
 		# the streams are opened while the job runs
 		if [ "$way" = events ]; then
@@ -375,6 +376,13 @@ if command -v strace >/dev/null 2>&1 && strace -qq -o /dev/null true >/dev/null 
 				case $b in *"\"$sid\""*'"state":"running"'* | *"\"$sid\""*'"state":"queued"'*) ;; *) break ;; esac
 			done
 			like "$b" "\"$sid\"" "a slow commit: the list's page is the job"
+		elif [ "$way" = idem ]; then # the same key again: 200 and that job
+			for ((i = 0; i < 1000; i++)); do
+				b=$(curl -sS --max-time "$(slow 10)" "${CURL_AUTH[@]}" -H 'Content-Type: application/json' \
+					--data-binary "$slow_body" "$CRUND_URL/v1/jobs")
+				case $b in *'"state":"running"'* | *'"state":"queued"'*) ;; *) break ;; esac
+			done
+			like "$b" "\"$sid\"" "a slow commit: the same idempotency key answers with the job"
 		elif [ "$way" = events ]; then
 			wait "$ev_pid"
 			b=$(sed -n 's/^data: //p' "$E2E_TMP/slow.events" | tail -n 1)
@@ -432,7 +440,7 @@ if command -v strace >/dev/null 2>&1 && strace -qq -o /dev/null true >/dev/null 
 	is "$HTTP_STATUS" 404 "a DELETE held at the stop: its deletion was written before crund exited"
 	stop_crund
 else
-	for _ in $(seq 26); do ok 0 "# SKIP strace cannot trace here"; done
+	for _ in $(seq 32); do ok 0 "# SKIP strace cannot trace here"; done
 fi
 
 # ------------------------------------------------------------ retention

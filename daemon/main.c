@@ -181,7 +181,8 @@ static int serve_main(void *arg, void **ret_value)
 		.retain_seconds = c->retain_seconds,
 		.max_result_bytes = c->max_result_bytes,
 		.max_log_bytes = c->max_log_bytes,
-		.retry_max_delay = c->retry_max_delay,
+		.retry_max_delay = c->retry_max_delay > 0 ? c->retry_max_delay
+							  : -1, /* 0: at once */
 	};
 	crd_jobs_ops ops = {
 		.start = crd_exec_start,

@@ -556,15 +556,22 @@ START_TEST(events_follow_queue_start_retry_and_end)
 	crd_jobrec *a = NULL, *b = NULL;
 	ck_assert_int_eq(crd_jobs_submit(&S, &req, &a, NULL), 0);    /* running */
 	b = submit_full(&plug_a, &spec_noop, NULL, NULL, &rc, NULL); /* queued */
-	crd_jobs_attempt_ended(&S, a, -EIO, false, false);           /* retried: queued */
-	crd_jobs_cancel(&S, b, "cancelled");                         /* b ends; a waits */
+	crd_jobs_attempt_ended(&S, a, -EIO, false, false);           /* retried: queued, backoff */
+	/* the retry freed the one slot: b takes it now, not after a's backoff */
+	ck_assert_int_eq(b->state, CRUND_JOB_RUNNING);
+	ck_assert_int_eq(a->state, CRUND_JOB_QUEUED);
+	ck_assert(a->run_at > fake_now);
+	crd_jobs_finish(&S, b, CRUND_JOB_SUCCEEDED, NULL, NULL); /* a still waits */
+	ck_assert_int_eq(a->state, CRUND_JOB_QUEUED);
 	const int want[] = {CRUND_JOB_RUNNING, CRUND_JOB_QUEUED, CRUND_JOB_QUEUED,
-			    CRUND_JOB_CANCELLED};
-	ck_assert_int_eq(t.n, 4);
-	for (int i = 0; i < 4; i++)
+			    CRUND_JOB_RUNNING, CRUND_JOB_SUCCEEDED};
+	ck_assert_int_eq(t.n, 5);
+	for (int i = 0; i < 5; i++)
 		ck_assert_int_eq(t.states[i], want[i]);
 	ck_assert_str_eq(t.plugins[0], "beta");
+	ck_assert_str_eq(t.plugins[2], "beta");
 	ck_assert_str_eq(t.plugins[3], "alpha");
+	ck_assert_str_eq(t.plugins[4], "alpha");
 }
 END_TEST
 

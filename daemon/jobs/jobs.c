@@ -1467,8 +1467,10 @@ int crd_jobs_set_result(crd_jobrec *j, json_t *result)
 static double backoff(const crd_jobs *s, unsigned attempt, double at_least)
 {
 	/* attempt^4 seconds, ±10% jitter (River, Sidekiq), at least what the
-	 * attempt asked for (Retry-After), capped */
-	double cap = s->lim.retry_max_delay > 0 ? s->lim.retry_max_delay : 3600;
+	 * attempt asked for (Retry-After), capped (negative: no backoff) */
+	double cap = s->lim.retry_max_delay > 0   ? s->lim.retry_max_delay
+		     : s->lim.retry_max_delay < 0 ? 0
+						  : 3600;
 	double a = attempt, d = a * a * a * a;
 	uint32_t r = 0;
 	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
@@ -1577,6 +1579,7 @@ static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
 		go_remote(s, j);
 		if (j->subs)
 			crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+		crd_store_wake(s->st); /* its slot is free: claim */
 		return;
 	}
 	enqueue(s, j);
@@ -1584,6 +1587,9 @@ static void requeue(crd_jobs *s, crd_jobrec *j, double run_at)
 	crd_jobs_announce(s, j);
 	if (j->subs)
 		crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
+	/* its slot is free: a queued job takes it (or this one, when its
+	 * retry is due at once) */
+	start_queued(s);
 }
 
 /* The attempt failed with code/message: retry when it may, else end. */

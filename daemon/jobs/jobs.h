@@ -208,7 +208,7 @@ typedef struct crd_jobs_limits {
 	double retain_seconds;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
-	double retry_max_delay; /* backoff cap, seconds; 0: 3600 */
+	double retry_max_delay; /* backoff cap, seconds; 0: 3600; < 0: no backoff */
 } crd_jobs_limits;
 
 typedef const crund_job_spec *(*crd_jobs_resolve_fn)(void *arg, const char *plugin, const char *job,

@@ -478,6 +478,28 @@ jt "len(jobs(d)) == 3" "retention after a clean stop: still the 3 newest"
 stop_and_check_crund "crund --retain-jobs 3, restarted"
 
 # ------------------------------------------------------------ retries
+# --retry-max-delay 0: no backoff, a retry is due at once (a cap of 0,
+# not the default hour; the first backoff would be 0.9-1.1 s)
+start_crund --store memory: --retry-max-delay 0 || bail "crund did not start (--retry-max-delay 0)"
+submit '{"plugin":"demo","job":"fail","args":{"message":"nope"},"max_attempts":3}' '?wait=10'
+jt 'd["state"] == "failed" and d["attempt"] == 3' "--retry-max-delay 0: the attempts ran, then the job failed"
+jt 'all(secs(b["started_at"]) - secs(a["finished_at"]) < 0.8 for a, b in zip(d["attempts"], d["attempts"][1:] + [d]))' \
+	"--retry-max-delay 0: each retry was due at once (no backoff)"
+stop_and_check_crund "crund --retry-max-delay 0"
+# A retry frees its running slot at once: a job queued behind it starts
+# then, not when the retry's backoff ends (0.9-1.1 s for the first one).
+start_crund --store memory: --max-running 1 || bail "crund did not start (--max-running 1)"
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":0.3}}'
+submit '{"plugin":"demo","job":"fail","args":{"message":"nope"},"max_attempts":3}'
+rfail_id=$JOB_ID
+submit '{"plugin":"demo","job":"noop"}' '?wait=10'
+jt 'd["state"] == "succeeded"' "a retry's slot: the job queued behind it ran"
+noop_started=$(j 'd["started_at"]')
+req GET "/v1/jobs/$rfail_id"
+jt "len(d['attempts']) >= 1 and secs('$noop_started') - secs(d['attempts'][0]['finished_at']) < 0.8" \
+	"a retry's slot: the queued job started when the failed attempt ended, not after its backoff"
+stop_and_check_crund "crund --max-running 1 (retries)"
+
 store2="sqlite:$E2E_TMP/retry.db"
 start_crund --store "$store2" --retry-max-delay 0.2 || bail "crund did not start"
 submit '{"plugin":"demo","job":"fail","args":{"message":"nope"},"max_attempts":3}'

@@ -137,8 +137,10 @@ typedef struct crund_job_spec {
 /* Job flags (crund_job_spec.flags, ABI 1.2) */
 /* Running the job again after crund died (or stopped) while it ran is
  * safe: its on_interrupt policy defaults to "retry" (re-queued at the
- * next start) instead of "fail" (ended failed, code "interrupted").  A
- * submission may override it with "on_interrupt". */
+ * next start; after a crash only with attempts left, the interrupted
+ * attempt counting against max_attempts) instead of "fail" (ended
+ * failed, code "interrupted").  A submission may override it with
+ * "on_interrupt". */
 #define CRUND_JOB_RERUN_SAFE 0x1u
 
 /* Descriptor flags */

@@ -215,7 +215,7 @@ fi
 # values shown are the documented defaults; the paths are left out).
 conf="$top_builddir/systemd/etc/crund.conf"
 sed -n 's/^#\([a-z-]* = \)/\1/p' "$conf" |
-	grep -v -e '^listen ' -e '^plugin-dir ' -e '^token-file ' > "$tmp/full.conf"
+	grep -v -e '^listen ' -e '^plugin-dir ' -e '^token-file ' -e '^store ' > "$tmp/full.conf"
 diag "config keys set: $(cut -d' ' -f1 "$tmp/full.conf" | tr '\n' ' ')"
 (
 	unset NOTIFY_SOCKET WATCHDOG_USEC WATCHDOG_PID

@@ -351,6 +351,11 @@ static int setup(crunctl_client *cl, xfer *c, const char *method, const char *pa
 	/* HTTPGET resets any earlier POST body and custom method. */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);
+	/* A POST (a submission, a retry: not idempotent) goes on a new
+	 * connection: on a reused one that dies before the answer, libcurl
+	 * sends the request again by itself, and crund may have taken it
+	 * the first time (two jobs). */
+	curl_easy_setopt(c->curl, CURLOPT_FRESH_CONNECT, strcmp(method, "POST") == 0 ? 1L : 0L);
 	if (strcmp(method, "POST") == 0) {
 		const char *b = body ? body : "";
 		curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE, (long)strlen(b));

@@ -397,6 +397,65 @@ id_active=$(cat "$tmp/out")
 run 6 "rm of an active job is a conflict" rm "$id_active"
 run 0 "cancel it" cancel "$id_active"
 
+# --- a submission is sent once ---------------------------------------------
+# A server that answers the plugin's spec on a keep-alive connection, then
+# closes the connection of every POST without an answer: libcurl sends a
+# request again by itself when a reused connection dies before the answer,
+# which for a POST would submit the job twice.  crunctl must give up after
+# one POST (exit 5), and the server must have seen one.
+if command -v python3 >/dev/null 2>&1; then
+	python3 - "$tmp/posts" >"$tmp/fake.port" 2>"$tmp/fake.err" <<'PYEOF' &
+import http.server, socketserver, sys
+posts = sys.argv[1]
+open(posts, "w").close()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        b = (b'{"name":"demo","jobs":[{"name":"sleep","args":'
+             b'[{"name":"seconds","type":"number","required":true}]}]}')
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        with open(posts, "a") as f:
+            f.write("POST\n")
+        self.close_connection = True
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+srv = S(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.timeout = 20
+for _ in range(8):
+    srv.handle_request()
+PYEOF
+	fake_pid=$!
+	i=0
+	while [ ! -s "$tmp/fake.port" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	fake_url="http://127.0.0.1:$(cat "$tmp/fake.port")"
+	# with arguments: crunctl reads the job's spec first, on the same
+	# connection, so the POST goes on a reused one
+	run 5 "a POST whose connection dies unanswered: unreachable" --url "$fake_url" \
+		submit demo sleep seconds=1
+	check "... it says the connection was closed" err 'closed the connection'
+	if [ "$(grep -c POST "$tmp/posts")" = 1 ]; then
+		ok "... and the job was POSTed once, not again by libcurl"
+	else
+		echo "# POSTs the server saw: $(grep -c POST "$tmp/posts")"
+		not_ok "... and the job was POSTed once, not again by libcurl"
+	fi
+	kill "$fake_pid" 2>/dev/null
+	wait "$fake_pid" 2>/dev/null
+else
+	for _ in 1 2 3; do ok "# SKIP python3 is missing"; done
+fi
+
 # --- a draining daemon ------------------------------------------------------
 # SIGTERM with a job running and a long grace: crund stays draining (no timing
 # involved) until the job is cancelled, then exits.

@@ -827,6 +827,9 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		if (r->body.oom)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;
+		/* the request is whole: a long-poll or a submission held for
+		 * its commit is an answer under way, not a slow body */
+		conn_answering(r);
 		return the_http->hd.handle(r);
 	case RQ_WAIT:
 		if (r->ticket && !the_http->stopping) {

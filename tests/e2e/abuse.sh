@@ -106,6 +106,16 @@ req GET /v1/health
 is "$HTTP_STATUS" 200 "the daemon still answers"
 post_json '/v1/jobs?wait=10' '{"plugin":"demo","job":"noop"}'
 like "$(grep -o '"state":"[a-z]*"' "$HTTP_BODY_FILE")" succeeded "and runs jobs"
+# The deadlines bound a request's arrival, not its answer: a long-poll
+# outlives them (a submission's ?wait, a GET's ?wait, the body and head
+# deadlines of 1 s).
+post_json '/v1/jobs?wait=10' '{"plugin":"demo","job":"sleep","args":{"seconds":2.5}}'
+is "$HTTP_STATUS" 201 "a submission's ?wait outlives --body-timeout and --header-timeout"
+like "$(grep -o '"state":"[a-z]*"' "$HTTP_BODY_FILE")" succeeded "... and answers the job's end"
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":2.5}}'
+req GET "/v1/jobs/$JOB_ID?wait=10"
+is "$HTTP_STATUS" 200 "a GET's ?wait outlives them too"
+jt 'd["state"] == "succeeded"' "... and answers the job's end"
 stop_and_check_crund "crund after slowloris"
 
 # ------------------------------------------------------------- configuration

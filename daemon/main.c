@@ -91,9 +91,33 @@ static int open_store(const crd_config *c)
 	return 0;
 }
 
+/* The store's failures and recoveries reach the log (once per change of
+ * cause, at the tick's pace): /v1/health and /metrics show the state, an
+ * operator reading the journal sees when and why it began and ended. */
+static void watch_store(void)
+{
+	static char logged[256];
+	static double since;
+	const char *why = crd_store_error(crd_d.store, NULL);
+	if (why && strcmp(why, logged) != 0) {
+		if (!logged[0])
+			since = cr_loop_time(crd_d.loop);
+		crd_log(CRUND_LOG_WARNING,
+			"%s; submissions answer 503 store_unavailable until it can write again "
+			"(retried every second; nothing accepted is lost)",
+			why);
+		snprintf(logged, sizeof(logged), "%s", why);
+	} else if (!why && logged[0]) {
+		crd_log(CRUND_LOG_INFO, "store %s writes again (it could not for %.0f s)",
+			crd_store_describe(crd_d.store), cr_loop_time(crd_d.loop) - since);
+		logged[0] = '\0';
+	}
+}
+
 static void expire_tick(void *arg)
 {
 	(void)arg;
+	watch_store();
 	crd_jobs_expire(&crd_d.jobs);
 	crd_jobs_flush_dirty(&crd_d.jobs);
 	crd_metrics_sample();

@@ -28,10 +28,12 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <libgen.h>
+#include <limits.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -187,14 +189,39 @@ static const char *cause(int code)
 		return "out of memory";
 	case -EPROTO:
 		return "not a crund store, or damaged";
+	case -EFBIG:
+		return "a file reached crund's file-size limit (ulimit -f)";
 	default:
 		return "I/O error";
 	}
 }
 
+/* A write failed with SQLite's plain "disk I/O error": the file-size
+ * limit (ulimit -f; SIGXFSZ is ignored, so a write past it fails with
+ * EFBIG, which SQLite does not pass on) is the likely cause when one of
+ * the store's files has reached it. */
+static bool at_size_limit(const sq *s)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_FSIZE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+		return false;
+	char wal[PATH_MAX];
+	const char *files[] = {s->path, wal};
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	for (size_t i = 0; i < sizeof(files) / sizeof(*files); i++) {
+		struct stat st;
+		if (stat(files[i], &st) == 0 && (rlim_t)st.st_size + 65536 > rl.rlim_cur)
+			return true;
+	}
+	return false;
+}
+
 static int fail(sq *s, int rc, const char *what, char *err, size_t errlen)
 {
 	int code = map_rc(rc);
+	if (code == -EIO && s->db && sqlite3_extended_errcode(s->db) == SQLITE_IOERR_WRITE &&
+	    at_size_limit(s))
+		code = -EFBIG;
 	snprintf(err, errlen, "store %s: %s: %s (%s)", s->path, what, cause(code),
 		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
 	return code;

@@ -700,6 +700,16 @@ if command -v prlimit >/dev/null 2>&1; then
 		"disk free again: the job whose start waited runs, once"
 	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
 	is "$HTTP_STATUS" 201 "disk free again: submissions are accepted"
+	# the journal tells when and why the store failed, and when it
+	# recovered (logged at the next second's tick)
+	for ((i = 0; i < $(slow 5) * 10; i++)); do
+		grep -q 'writes again' "$CRUND_LOG" && break
+		sleep 0.1
+	done
+	check "disk full: the log says the store cannot write, and why" \
+		grep -q 'warning: store .*full.db: cannot write: a file reached crund.s file-size limit.*503 store_unavailable' "$CRUND_LOG"
+	check "disk free again: the log says the store writes again" \
+		grep -q 'info: store sqlite:.*full.db.* writes again' "$CRUND_LOG"
 	stop_and_check_crund "after a failing disk, crund"
 	start_crund --store "$store3" || bail "crund did not restart"
 	req GET "/v1/jobs/$before_id"

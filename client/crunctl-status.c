@@ -84,12 +84,16 @@ static char *error_text(json_t *err, char *buf, size_t len)
 	return buf;
 }
 
-/* The earlier attempts, one line each: "Attempt 1:  TIME  message (code)",
+/* The attempts that ended, one line each (an ended job's last one is the
+ * job's own lines): "Attempt 1:  TIME  message (code)",
  * the time being when it started (when it ended for an attempt that was
  * recorded without a start). */
 static void detail_attempts(json_t *job)
 {
 	json_t *list = json_object_get(job, "attempts"), *at;
+	json_t *cur = json_object_get(job, "attempt");
+	const char *state = crunctl_jstr(job, "state");
+	bool ended = state && strcmp(state, "queued") != 0 && strcmp(state, "running") != 0;
 	size_t i;
 
 	json_array_foreach(list, i, at)
@@ -97,6 +101,12 @@ static void detail_attempts(json_t *job)
 		json_t *n = json_object_get(at, "attempt"), *err = json_object_get(at, "error");
 		char label[32], when[64] = "-", etext[512], line[640];
 		double t;
+
+		/* an ended job's last attempt is the job itself (its times,
+		 * error and result are shown as the job's) */
+		if (ended && json_is_integer(n) && json_is_integer(cur) &&
+		    json_integer_value(n) == json_integer_value(cur))
+			continue;
 
 		if (json_is_integer(n))
 			snprintf(label, sizeof(label),

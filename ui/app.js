@@ -517,7 +517,7 @@ async function viewJob(view, id) {
           job.error ? [h("h2", {}, "Error"), h("pre", { class: "box error", id: "error" }, `${job.error.code}: ${job.error.message}`)]
             : [h("h2", {}, "Result"), h("pre", { class: "box", id: "result" }, job.state === "succeeded" ? pretty(job.result) : "—")])));
     attempts.replaceChildren(job.attempts && job.attempts.length ? [
-      h("h2", {}, "Earlier attempts"),
+      h("h2", {}, "Attempts"),
       h("div", { class: "table-wrap" }, h("table", {},
         h("thead", {}, h("tr", {}, ["#", "Started", "Finished", "Error"].map((t) => h("th", { scope: "col" }, t)))),
         h("tbody", {}, job.attempts.map((a, i) => h("tr", {},

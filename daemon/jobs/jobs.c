@@ -1681,8 +1681,8 @@ void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, 
 			 * the plugin's code ran: waiting for its start to be
 			 * recorded): it runs again at the next start, and this
 			 * attempt does not count */
-			record_attempt(j, s->now(), "shutdown",
-				       "the daemon shut down while the job ran");
+			/* not an attempt: no entry in its history either
+			 * (the next start's run has the same number) */
 			j->attempt--;
 			j->cancel_code = NULL;
 			requeue(s, j, 0);
@@ -1766,9 +1766,17 @@ int crd_jobs_cancel_then(crd_jobs *s, crd_jobrec *j, const char *code, crd_store
 		return crd_store_cancel(s->st, j->seq, NULL, NULL);
 	bool shutdown = code && !strcmp(code, "shutdown");
 	if (j->state == CRUND_JOB_QUEUED) {
+		/* queued: not started yet, or waiting to run again */
+		const char *msg = j->attempt
+					  ? (shutdown ? "the daemon shut down while the job "
+							"waited for another attempt"
+						      : "cancelled by request while the job waited "
+							"for another attempt")
+					  : (shutdown
+						     ? "the daemon shut down before the job started"
+						     : "cancelled by request before it started");
 		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, shutdown ? "shutdown" : "cancelled",
-				shutdown ? "the daemon shut down before the job started"
-					 : "cancelled by request before it started");
+				msg);
 		return 0;
 	}
 	/* A later "shutdown" cancels again (it interrupts the cleanup the
@@ -1978,6 +1986,20 @@ static void add_time(crd_buf *b, const char *key, double t)
 	crd_buf_addc(b, '"');
 }
 
+/* An ended job's last attempt ran and is not in its recorded attempts
+ * (those hold the attempts that were followed by another, or by a wait
+ * for one: a job cancelled while it waited for a retry ended with its
+ * last attempt recorded already). */
+static bool final_attempt_unrecorded(const crd_jobrec *j)
+{
+	if (!crd_job_state_ended(j->state) || !j->attempt || j->started_at <= 0)
+		return false;
+	const char *p = j->attempts, *hit = NULL;
+	while (p && (p = strstr(p, "{\"attempt\":")))
+		hit = p++;
+	return !hit || strtoul(hit + 11, NULL, 10) != j->attempt;
+}
+
 void crd_job_render(crd_buf *b, const crd_jobrec *j)
 {
 	crd_buf_add(b, "{\"id\":\"", 7);
@@ -2046,10 +2068,36 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 		crd_buf_add_jstr(b, j->node);
 	}
 	crd_buf_add(b, ",\"attempts\":", 12);
-	if (j->attempts)
-		crd_buf_adds(b, j->attempts);
+	bool last = final_attempt_unrecorded(j);
+	if (j->attempts && strlen(j->attempts) > 2)
+		crd_buf_add(b, j->attempts, strlen(j->attempts) - (last ? 1 : 0));
 	else
-		crd_buf_add(b, "[]", 2);
+		crd_buf_adds(b, last ? "[" : "[]");
+	if (last) {
+		/* the ended job's last attempt: its own fields (not stored
+		 * twice); an interrupted one has no known end */
+		if (j->attempts && strlen(j->attempts) > 2)
+			crd_buf_addc(b, ',');
+		crd_buf_addf(b, "{\"attempt\":%u", (unsigned)j->attempt);
+		add_time(b, ",\"started_at\":", j->started_at);
+		bool interrupted = j->err_code && !strcmp(j->err_code, "interrupted");
+		add_time(b, ",\"finished_at\":", interrupted ? 0 : j->finished_at);
+		crd_buf_adds(b, ",\"error\":");
+		if (j->state != CRUND_JOB_SUCCEEDED && j->err_code) {
+			crd_buf_adds(b, "{\"code\":");
+			crd_buf_add_jstr(b, j->err_code);
+			crd_buf_adds(b, ",\"message\":");
+			crd_buf_add_jstr(b, j->err_msg ? j->err_msg : j->err_code);
+			crd_buf_addc(b, '}');
+		} else {
+			crd_buf_add(b, "null", 4);
+		}
+		if (j->store->shared && j->node) {
+			crd_buf_adds(b, ",\"node\":");
+			crd_buf_add_jstr(b, j->node);
+		}
+		crd_buf_adds(b, "}]");
+	}
 	crd_buf_addc(b, '}');
 }
 

@@ -128,7 +128,9 @@ bad = 0
 for line in open(sys.argv[2]):
     jid, pol, token = line.split()
     c.request("GET", "/v1/jobs/" + jid); r = c.getresponse(); d = json.loads(r.read())
-    ints = [a for a in d["attempts"] if (a["error"] or {}).get("code") == "interrupted"]
+    # the attempts before the last (the last, once ended, is listed too)
+    ints = [a for a in d["attempts"]
+            if a["attempt"] < d["attempt"] and (a["error"] or {}).get("code") == "interrupted"]
     ok = d["state"] in ("succeeded", "failed")
     if pol == "fail":
         # never run twice: one attempt; interrupted ones end failed
@@ -483,7 +485,7 @@ stop_and_check_crund "crund --retain-jobs 3, restarted"
 start_crund --store memory: --retry-max-delay 0 || bail "crund did not start (--retry-max-delay 0)"
 submit '{"plugin":"demo","job":"fail","args":{"message":"nope"},"max_attempts":3}' '?wait=10'
 jt 'd["state"] == "failed" and d["attempt"] == 3' "--retry-max-delay 0: the attempts ran, then the job failed"
-jt 'all(secs(b["started_at"]) - secs(a["finished_at"]) < 0.8 for a, b in zip(d["attempts"], d["attempts"][1:] + [d]))' \
+jt 'len(d["attempts"]) == 3 and all(secs(b["started_at"]) - secs(a["finished_at"]) < 0.8 for a, b in zip(d["attempts"], d["attempts"][1:]))' \
 	"--retry-max-delay 0: each retry was due at once (no backoff)"
 stop_and_check_crund "crund --retry-max-delay 0"
 # A retry frees its running slot at once: a job queued behind it starts
@@ -498,6 +500,13 @@ noop_started=$(j 'd["started_at"]')
 req GET "/v1/jobs/$rfail_id"
 jt "len(d['attempts']) >= 1 and secs('$noop_started') - secs(d['attempts'][0]['finished_at']) < 0.8" \
 	"a retry's slot: the queued job started when the failed attempt ended, not after its backoff"
+# cancelled while it waits for its next attempt (1 s, then 16 s away)
+req POST "/v1/jobs/$rfail_id/cancel"
+req GET "/v1/jobs/$rfail_id"
+jt 'd["state"] == "cancelled" and "waited for another attempt" in d["error"]["message"]' \
+	"a job cancelled while it waits for a retry says so"
+jt 'd["attempt"] >= 1 and [a["attempt"] for a in d["attempts"]] == list(range(1, d["attempt"] + 1))' \
+	"... and lists each attempt once"
 stop_and_check_crund "crund --max-running 1 (retries)"
 
 store2="sqlite:$E2E_TMP/retry.db"
@@ -507,8 +516,8 @@ fail_id=$JOB_ID
 job_wait "$fail_id"
 jt 'd["state"] == "failed" and d["attempt"] == 3 and d["max_attempts"] == 3' \
 	"retries: a failing job is tried max_attempts times, then fails"
-jt 'len(d["attempts"]) == 2 and all(a["error"]["code"] == "plugin_error" for a in d["attempts"])' \
-	"retries: the earlier attempts' errors are kept"
+jt '[a["attempt"] for a in d["attempts"]] == [1, 2, 3] and all(a["error"]["code"] == "plugin_error" for a in d["attempts"])' \
+	"retries: every attempt's error and times are kept, the last one's too"
 jt 'secs(d["finished_at"]) > secs(d["created_at"])' "retries: the attempts took time (backoff)"
 submit '{"plugin":"demo","job":"linger","args":{"seconds":60},"max_attempts":5}'
 linger_id=$JOB_ID

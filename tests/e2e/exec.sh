@@ -87,7 +87,7 @@ jt 'd["state"] == "failed" and d["error"]["code"] == "exit_status" and "signal 9
 	"a command killed by a signal fails: exit_status naming the signal"
 # retries apply
 run '"args":{"argv":["false"]},"max_attempts":2'
-jt 'd["state"] == "failed" and d["attempt"] == 2 and len(d["attempts"]) == 1' \
+jt 'd["state"] == "failed" and d["attempt"] == 2 and [a["attempt"] for a in d["attempts"]] == [1, 2]' \
 	"exit_status is retried while attempts are left"
 
 # refused, invalid

@@ -759,7 +759,10 @@ int crd_jobs_load(crd_jobs *s, crd_jobs_resolve_fn resolve, void *arg)
 	int rc = crd_store_load(s->st, load_row, &c);
 	if (rc < 0)
 		return rc;
+	/* retention now, not at the first tick: deletions are written in
+	 * groups, so a crash can bring forgotten jobs back */
 	retain_count(s);
+	crd_jobs_expire(s);
 	return 0; /* nothing runs before crd_jobs_run */
 }
 

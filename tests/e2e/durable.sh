@@ -478,6 +478,25 @@ start_crund --store "$storer" --retain-jobs 3 || bail "crund did not restart aft
 req GET "/v1/jobs?limit=100"
 jt "len(jobs(d)) == 3" "retention after a clean stop: still the 3 newest"
 stop_and_check_crund "crund --retain-jobs 3, restarted"
+# --retain-seconds: jobs forgotten before a kill -9 whose deletions had not
+# reached the store are forgotten again at the start, before any answer
+sleep 1.1 # the 3 jobs kept ended more than a second ago
+start_crund --store "$storer" --retain-seconds 1 || bail "crund did not start with --retain-seconds 1"
+req GET "/v1/jobs?limit=100"
+jt "len(jobs(d)) == 0" "--retain-seconds 1: the old jobs are forgotten at the start"
+submit '{"plugin":"demo","job":"noop"}' "?wait=$(slow 5)"
+aged_id=$JOB_ID
+for ((i = 0; i < $(slow 5) * 10; i++)); do
+	[ "$(job_state "$aged_id")" = "" ] && break
+	sleep 0.1
+done
+is "$(job_state "$aged_id")" "" "--retain-seconds 1: an ended job is forgotten after a second or two"
+kill -KILL "$CRUND_PID"
+wait "$CRUND_PID" 2>/dev/null
+start_crund --store "$storer" --retain-seconds 1 || bail "crund did not restart with --retain-seconds 1"
+req GET "/v1/jobs/$aged_id"
+is "$HTTP_STATUS" 404 "--retain-seconds 1 after kill -9: the forgotten job does not come back"
+stop_and_check_crund "crund --retain-seconds 1"
 
 # ------------------------------------------------------------ retries
 # --retry-max-delay 0: no backoff, a retry is due at once (a cap of 0,

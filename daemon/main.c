@@ -67,6 +67,14 @@ static int open_store(const crd_config *c)
 		crd_log(CRUND_LOG_ERROR, "out of memory");
 		return -ENOMEM;
 	}
+	if (!*url) {
+		crd_log(CRUND_LOG_ERROR,
+			"no place for the job store: HOME and XDG_STATE_HOME are unset (and not "
+			"root, nor under systemd's STATE_DIRECTORY); give --store sqlite:PATH, or "
+			"--store memory: to keep no jobs");
+		free(url);
+		return -EINVAL;
+	}
 	rc = crd_store_open(url, &so, &crd_d.store, err, sizeof(err));
 	free(url);
 	if (rc < 0) {
@@ -79,6 +87,11 @@ static int open_store(const crd_config *c)
 			crd_store_describe(crd_d.store), cr_strerror(rc));
 		return rc;
 	}
+	if (crd_d.jobs.n_load_skipped)
+		crd_log(CRUND_LOG_WARNING,
+			"store %s: %zu stored jobs skipped: damaged rows (an unknown state, "
+			"arguments that are not JSON, no id); they stay in the file, unread",
+			crd_store_describe(crd_d.store), crd_d.jobs.n_load_skipped);
 	if (crd_store_durable(crd_d.store))
 		crd_log(CRUND_LOG_INFO,
 			"store %s: %zu jobs (%zu queued, %zu running; %llu interrupted by the "

@@ -657,13 +657,24 @@ static crd_jobrec *rec_of_row(crd_jobs *s, const crd_store_job *row, crd_jobs_re
 	bool oom = !j->args_json || (row->idem_key && !j->idem_key) ||
 		   (row->result && !j->result) || (row->err_code && !j->err_code) ||
 		   (row->attempts && !j->attempts) || (row->retry_of && !j->retry_of);
-	/* queued and running jobs will run: they need their args as a tree */
-	if (!oom && !crd_job_state_ended(row->state) &&
-	    !(j->args = json_loads(j->args_json, 0, NULL)))
-		oom = true;
 	if (oom) {
 		job_free(s, j);
 		return NULL;
+	}
+	/* queued and running jobs will run: they need their args as a tree;
+	 * ended ones are answered with the text, which must be JSON */
+	json_error_t jerr;
+	j->args = json_loads(j->args_json, 0, &jerr);
+	if (!j->args) {
+		job_free(s, j);
+		if (json_error_code(&jerr) == json_error_out_of_memory)
+			return NULL;
+		*ret_rc = 0;
+		return NULL; /* damaged: skip it */
+	}
+	if (crd_job_state_ended(row->state)) {
+		json_decref(j->args);
+		j->args = NULL;
 	}
 	j->timeout = row->timeout;
 	j->progress = row->progress;
@@ -700,8 +711,11 @@ static int load_row(const crd_store_job *row, void *arg)
 		return -ENOMEM;
 	rehash_step(s, REHASH_STEP);
 	crd_jobrec *j = rec_of_row(s, row, c->resolve, c->arg, &missing, &rc);
-	if (!j)
+	if (!j) {
+		if (rc == 0)
+			s->n_load_skipped++;
 		return rc;
+	}
 	if (j->idem_key &&
 	    json_object_set_new(s->idem, j->idem_key, json_integer((json_int_t)j->seq)) < 0) {
 		job_free(s, j);

@@ -261,6 +261,7 @@ typedef struct crd_jobs {
 	crd_jobrec *dirty;           /* records with log/progress to persist */
 	double wake_armed;           /* the wake_at asked for, 0: none */
 	uint64_t n_retries, n_interrupted, n_store_errors;
+	size_t n_load_skipped;    /* stored rows not read back: damaged (crd_jobs_load) */
 	crd_run_hist *run_hists;  /* run time by plugin, job and outcome */
 	crd_hist queue_wait;      /* from due (created, or run_at) to start */
 	bool loading;             /* crd_jobs_load: start nothing yet */

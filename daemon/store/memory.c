@@ -27,8 +27,14 @@ typedef struct mem {
 static int mem_open(const char *where, const crd_store_opts *o, void **ret_be, char *err,
 		    size_t errlen)
 {
-	(void)where;
 	(void)o;
+	if (*where) {
+		snprintf(err, errlen,
+			 "store 'memory:%s': memory: takes nothing after the colon (it keeps no "
+			 "file); for a file give sqlite:PATH",
+			 where);
+		return -EINVAL;
+	}
 	mem *m = calloc(1, sizeof(*m));
 	if (!m) {
 		snprintf(err, errlen, "out of memory");

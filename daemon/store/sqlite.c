@@ -271,11 +271,24 @@ static int take_lock(sq *s, char *err, size_t errlen)
 	if (!lp)
 		return -ENOMEM;
 	snprintf(lp, n, "%s.lock", s->path);
+	struct stat st;
+	if (stat(s->path, &st) == 0 && S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen,
+			 "store %s is a directory: give the path of a file in it, e.g. --store "
+			 "sqlite:%s/crund.db",
+			 s->path, s->path);
+		free(lp);
+		return -EISDIR;
+	}
 	s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lock_fd < 0) {
 		int e = errno;
-		snprintf(err, errlen, "store %s: cannot open its lock file %s: %s", s->path, lp,
-			 strerror(e));
+		snprintf(err, errlen, "store %s: cannot open its lock file %s: %s%s", s->path, lp,
+			 strerror(e),
+			 e == EACCES || e == EROFS || e == EPERM
+				 ? " (crund writes its store and a lock file next to it: make the "
+				   "directory writable by crund's user, or give another --store)"
+				 : "");
 		free(lp);
 		return -e;
 	}
@@ -349,7 +362,13 @@ static int migrate(sq *s, char *err, size_t errlen)
 			return rc;
 	} else if ((rc = query_int(s, "SELECT version FROM schema_version", &version)) !=
 		   SQLITE_OK) {
-		return fail(s, rc, "cannot read its schema version", err, errlen);
+		if (rc != SQLITE_NOTFOUND)
+			return fail(s, rc, "cannot read its schema version", err, errlen);
+		snprintf(err, errlen,
+			 "store %s: its schema_version table is empty: damaged; restore it from a "
+			 "backup, or move it away and give another --store",
+			 s->path);
+		return -EPROTO;
 	}
 	if (version > SCHEMA_VERSION) {
 		snprintf(err, errlen,

@@ -139,7 +139,7 @@ char *crd_store_default_url(void)
 		else if (home && *home)
 			path = join_path(home, ".local/state/crund/crund.db");
 		else
-			path = strdup("crund.db");
+			return strdup(""); /* no place of its own: the caller says so */
 	}
 	if (!path)
 		return NULL;

@@ -99,7 +99,9 @@ typedef void (*crd_store_done_fn)(void *arg, int rc);
 /* The default store URL for this process: sqlite:$STATE_DIRECTORY/crund.db
  * under systemd, else /var/lib/crund/crund.db for root and
  * $XDG_STATE_HOME/crund/crund.db (~/.local/state/crund/) for others.
- * Returns a malloc'd string, or NULL without memory. */
+ * Returns a malloc'd string, "" when there is none (not root, no
+ * STATE_DIRECTORY, no HOME nor absolute XDG_STATE_HOME), or NULL without
+ * memory. */
 char *crd_store_default_url(void);
 
 /* Open (creating the file, its directory 0700 and the schema as needed;

@@ -778,5 +778,59 @@ check "the message names the path" grep -q "afile" "$START_LOG"
 start_fail unknown --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "redis://x"
 is "$START_STATUS" 2 "an unknown store URL: exit 2 (a configuration error)"
 check "the message says which URLs work" grep -q "sqlite:PATH" "$START_LOG"
+mkdir "$E2E_TMP/adir"
+start_fail adir --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$E2E_TMP/adir"
+is "$START_STATUS" 1 "a directory as the store: exit 1"
+check "the message says it is a directory and what to give" grep -q "adir is a directory: give the path of a file in it" "$START_LOG"
+start_fail memfoo --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "memory:foo"
+is "$START_STATUS" 2 "memory: with a path: exit 2 (a configuration error)"
+check "the message says memory: takes no path" grep -q "memory: takes nothing after the colon" "$START_LOG"
+# not root, no STATE_DIRECTORY, HOME nor XDG_STATE_HOME: no default store
+# (it was a crund.db in whatever the working directory was)
+nobody=(setpriv --reuid 65534 --regid 65534 --clear-groups)
+if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null 2>&1 &&
+	"${nobody[@]}" test -x "$CRUND_REAL" 2>/dev/null; then
+	crund_cmd --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR"
+	(cd / && env -u HOME -u XDG_STATE_HOME -u STATE_DIRECTORY "${nobody[@]}" "${CRUND_CMD[@]}") \
+		>"$E2E_TMP/nohome.log" 2>&1 </dev/null 7>&- 8<&-
+	is "$?" 2 "no HOME nor XDG_STATE_HOME (not root): exit 2"
+	check "... the message says why and what to give" grep -q "no place for the job store: HOME and XDG_STATE_HOME are unset" "$E2E_TMP/nohome.log"
+else
+	for _ in 1 2; do ok 0 "# SKIP needs root, setpriv and a build the nobody user can run"; done
+fi
+
+# damaged files: an empty schema version, rows crund cannot read back
+# (edited with Python's sqlite3, as a disk fault or a hand would)
+stored="$E2E_TMP/damaged.db"
+start_crund --store "sqlite:$stored" || bail "crund did not start (damaged rows)"
+submit '{"plugin":"demo","job":"noop"}' "?wait=$(slow 5)"
+good_id=$JOB_ID
+submit '{"plugin":"demo","job":"noop"}' "?wait=$(slow 5)"
+state_id=$JOB_ID
+submit '{"plugin":"demo","job":"noop"}' "?wait=$(slow 5)"
+args_id=$JOB_ID
+stop_and_check_crund "crund before its rows are damaged"
+"$PY" - "$stored" "$state_id" "$args_id" <<'PYEOF'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute("UPDATE jobs SET state = 77 WHERE id = ?", (sys.argv[2],))
+db.execute("UPDATE jobs SET args = 'not json' WHERE id = ?", (sys.argv[3],))
+db.commit()
+PYEOF
+start_crund --store "sqlite:$stored" || bail "crund did not start on damaged rows"
+req GET "/v1/jobs/$good_id"
+is "$HTTP_STATUS" 200 "damaged rows: the sound job is read back"
+req GET "/v1/jobs/$state_id"
+is "$HTTP_STATUS" 404 "damaged rows: a row with an unknown state is skipped"
+req GET "/v1/jobs/$args_id"
+is "$HTTP_STATUS" 404 "damaged rows: a row whose arguments are not JSON is skipped"
+req GET "/v1/jobs?limit=100"
+jt "len(jobs(d)) == 1" "damaged rows: the list is valid JSON with the sound job only"
+check "damaged rows: the log says how many were skipped" grep -q "2 stored jobs skipped: damaged rows" "$CRUND_LOG"
+stop_and_check_crund "crund on damaged rows"
+"$PY" -c 'import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.execute("DELETE FROM schema_version"); db.commit()' "$stored"
+start_fail noversion --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$stored"
+is "$START_STATUS" 1 "an empty schema_version table: exit 1"
+check "the message says so and what to do" grep -q "schema_version table is empty: damaged; restore it from a backup" "$START_LOG"
 
 done_testing

@@ -84,6 +84,29 @@ char *crunctl_format_relative(double epoch, double now, char *buf, size_t len)
 		snprintf(buf, len, "just now");
 		return buf;
 	}
+	if (future && a >= 60) {
+		/* when a job will run: two units, rounded up (a 2 h delay is
+		 * "in 2h", not "in 1h"; 10 h 27 min is "in 10h27m") */
+		static const struct {
+			double small;
+			long long per, upto; /* small units in a big one; below upto */
+			const char *b, *s;
+		} u[] = {{1, 60, 3600, "m", "s"},
+			 {60, 60, 1440, "h", "m"},
+			 {3600, 24, -1, "d", "h"}};
+		size_t i = 0;
+		long long n = (long long)ceil(a / u[0].small);
+		while (u[i].upto >= 0 && n >= u[i].upto) {
+			i++;
+			n = (long long)ceil(a / u[i].small);
+		}
+		if (n % u[i].per)
+			snprintf(buf, len, "in %lld%s%lld%s", n / u[i].per, u[i].b, n % u[i].per,
+				 u[i].s);
+		else
+			snprintf(buf, len, "in %lld%s", n / u[i].per, u[i].b);
+		return buf;
+	}
 	if (a < 60) {
 		v = (long long)a;
 		unit = "s";

@@ -321,7 +321,7 @@ if date -d @0 +%s >/dev/null 2>&1; then
 	check "the job has a run_at" out '"run_at": *"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}(\.[0-9]+)?Z"'
 	id_at=$(sed -n 's/.*"id": *"\([^"]*\)".*/\1/p' "$tmp/out")
 	run 0 "status of a job submitted with --at" status "$id_at"
-	check "it runs at the local time given" out "^Runs at: +$at_local \\(in (59m|1h)\\)$"
+	check "it runs at the local time given" out "^Runs at: +$at_local \\(in (59m[0-9]+s|1h)\\)$"
 	run 0 "cancel the --at job" cancel "$id_at"
 else
 	ok "--at in local time # SKIP no GNU date"

@@ -406,6 +406,15 @@ START_TEST(relative_times)
 	ck_assert_str_eq(crunctl_format_relative(now - 3 * 86400 - 5, now, buf, sizeof(buf)),
 			 "3d ago");
 	ck_assert_str_eq(crunctl_format_relative(now + 5, now, buf, sizeof(buf)), "in 5s");
+	/* when a job will run: two units, rounded up */
+	ck_assert_str_eq(crunctl_format_relative(now + 7199.9, now, buf, sizeof(buf)), "in 2h");
+	ck_assert_str_eq(crunctl_format_relative(now + 10 * 3600 + 27 * 60, now, buf, sizeof(buf)),
+			 "in 10h27m");
+	ck_assert_str_eq(crunctl_format_relative(now + 90, now, buf, sizeof(buf)), "in 1m30s");
+	ck_assert_str_eq(crunctl_format_relative(now + 120, now, buf, sizeof(buf)), "in 2m");
+	ck_assert_str_eq(crunctl_format_relative(now + 3599.3, now, buf, sizeof(buf)), "in 1h");
+	ck_assert_str_eq(crunctl_format_relative(now + 86400 + 3600 * 5 - 1, now, buf, sizeof(buf)),
+			 "in 1d5h");
 }
 END_TEST
 

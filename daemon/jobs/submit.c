@@ -126,7 +126,7 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 	if (jd && !json_is_null(jd)) {
 		double d = json_number_value(jd);
 		if (!json_is_number(jd) || !(d >= 0) || d > CRUND_DELAY_MAX)
-			BAD("field 'delay' must be a number of seconds from 0 to %g",
+			BAD("field 'delay' must be a number of seconds from 0 to %.0f (a year)",
 			    CRUND_DELAY_MAX);
 		if (d > 0)
 			s.run_at = crd_now_realtime() + d;

@@ -1989,15 +1989,35 @@ int crd_jobs_list_where(crd_jobs *s, const crd_jobs_filter *f, const char *curso
 
 void crd_jobs_format_id(const crd_jobs *s, uint64_t seq, char *out) { make_id(s, seq, out); }
 
-static void add_time(crd_buf *b, const char *key, double t)
+/* key and t as a JSON time (or null); with keep, the formatted time is
+ * left there ("" for null) to be written again without formatting it
+ * twice. */
+static void add_time_keep(crd_buf *b, const char *key, double t, char keep[40])
 {
+	char own[40];
+	char *ts = keep ? keep : own;
 	crd_buf_adds(b, key);
 	if (t <= 0) {
+		ts[0] = '\0';
 		crd_buf_add(b, "null", 4);
 		return;
 	}
-	char ts[40];
-	crd_format_time(t, ts, sizeof(ts));
+	crd_format_time(t, ts, 40);
+	crd_buf_addc(b, '"');
+	crd_buf_adds(b, ts);
+	crd_buf_addc(b, '"');
+}
+
+static void add_time(crd_buf *b, const char *key, double t) { add_time_keep(b, key, t, NULL); }
+
+/* key and a time add_time_keep formatted before */
+static void add_kept_time(crd_buf *b, const char *key, const char *ts)
+{
+	crd_buf_adds(b, key);
+	if (!*ts) {
+		crd_buf_add(b, "null", 4);
+		return;
+	}
 	crd_buf_addc(b, '"');
 	crd_buf_adds(b, ts);
 	crd_buf_addc(b, '"');
@@ -2056,8 +2076,9 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 		crd_buf_add(b, "null", 4);
 	}
 	add_time(b, ",\"created_at\":", j->created_at);
-	add_time(b, ",\"started_at\":", j->started_at);
-	add_time(b, ",\"finished_at\":", j->finished_at);
+	char started[40], finished[40];
+	add_time_keep(b, ",\"started_at\":", j->started_at, started);
+	add_time_keep(b, ",\"finished_at\":", j->finished_at, finished);
 	crd_buf_add(b, ",\"timeout\":", 11);
 	if (j->timeout > 0)
 		crd_buf_add_num(b, j->timeout);
@@ -2096,9 +2117,9 @@ void crd_job_render(crd_buf *b, const crd_jobrec *j)
 		if (j->attempts && strlen(j->attempts) > 2)
 			crd_buf_addc(b, ',');
 		crd_buf_addf(b, "{\"attempt\":%u", (unsigned)j->attempt);
-		add_time(b, ",\"started_at\":", j->started_at);
+		add_kept_time(b, ",\"started_at\":", started);
 		bool interrupted = j->err_code && !strcmp(j->err_code, "interrupted");
-		add_time(b, ",\"finished_at\":", interrupted ? 0 : j->finished_at);
+		add_kept_time(b, ",\"finished_at\":", interrupted ? "" : finished);
 		crd_buf_adds(b, ",\"error\":");
 		if (j->state != CRUND_JOB_SUCCEEDED && j->err_code) {
 			crd_buf_adds(b, "{\"code\":");

@@ -117,7 +117,10 @@ void crd_shutdown_run(void)
 		} while (j);
 	}
 	/* 4. let the answers of long-polls and event streams go out; the
-	 * streams of every job's events end here, after the last job did */
+	 * streams of every job's events end here, after the last job did;
+	 * those of jobs a durable store keeps for the next start get the
+	 * job as it is now */
+	crd_jobs_release_subscribers(&crd_d.jobs);
 	crd_api_events_close(&crd_d.jobs);
 	deadline = cr_loop_time(loop) + FLUSH_BOUND;
 	while (crd_http_suspended(crd_d.http) && cr_loop_time(loop) < deadline)

@@ -558,6 +558,13 @@ static void end_subs(crd_jobrec *j)
 	}
 }
 
+void crd_jobs_release_subscribers(crd_jobs *s)
+{
+	for (crd_jobrec *j = s->newest; j; j = j->older)
+		if (j->subs && !crd_job_state_ended(j->state))
+			end_subs(j);
+}
+
 /* The job's end may be told: to the event feed and its subscribers. */
 static void settle(crd_jobs *s, crd_jobrec *j)
 {

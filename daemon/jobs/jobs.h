@@ -436,6 +436,17 @@ void crd_jobs_expire(crd_jobs *s);
 size_t crd_jobs_drain(crd_jobs *s);
 /* Ask every running job to stop with code (see crd_jobs_cancel). */
 void crd_jobs_cancel_running(crd_jobs *s, const char *code);
+/* At the close: every subscriber of a job that has not ended (one kept
+ * queued for the next start by a durable store) gets END now, with the
+ * job as it is: a long-poll answers its state, an event stream ends
+ * cleanly, instead of being cut when the transport stops. */
+void crd_jobs_release_subscribers(crd_jobs *s);
+/* The job will not change in this process: the close kept it queued for
+ * the next start (its subscribers are answered at once). */
+static inline bool crd_job_kept_for_next_start(const crd_jobs *s, const crd_jobrec *j)
+{
+	return s->draining && j->state == CRUND_JOB_QUEUED;
+}
 size_t crd_jobs_active(const crd_jobs *s); /* queued + running */
 
 /* Subscribers */

@@ -151,9 +151,29 @@ poll_state "$fail_id" running 5
 submit '{"plugin":"demo","job":"noop"}'
 kept_id=$JOB_ID
 is "$(job_state "$kept_id")" queued "durable: a third job waits behind max-running 2"
+# clients waiting on jobs the close keeps for the next start get the job
+# as it is then and a clean end, not a cut connection: long-polls on the
+# requeued job and the queued one, an event stream on each
+for w in retry kept; do
+	id_var=${w}_id
+	curl -sS --max-time "$(slow 30)" "${CURL_AUTH[@]}" -o "$E2E_TMP/dlp-$w.json" -w '%{http_code}' \
+		"$CRUND_URL/v1/jobs/${!id_var}?wait=60" >"$E2E_TMP/dlp-$w.code" 2>>"$E2E_TMP/curl.err" 7>&- 8<&- &
+	BG_PIDS+=($!)
+	curl -sS -N --max-time "$(slow 30)" "${CURL_AUTH[@]}" -o "$E2E_TMP/dsse-$w.txt" \
+		"$CRUND_URL/v1/jobs/${!id_var}/events" 2>>"$E2E_TMP/curl.err" 7>&- 8<&- &
+	BG_PIDS+=($!)
+done
+sleep 0.5 # subscribed
 kill -TERM "$CRUND_PID"
 wait_crund_exit "$(slow 15)"
 is "$CRUND_STATUS" 0 "durable: exits 0"
+wait "${BG_PIDS[@]}"
+BG_PIDS=()
+for w in retry kept; do
+	is "$(cat "$E2E_TMP/dlp-$w.code")" 200 "durable: a long-poll on the $w job is answered at the close"
+	is "$(final_state "$E2E_TMP/dlp-$w.json")" queued/None "durable: ... with the job as it is: queued for the next start"
+	check "durable: the $w job's event stream ends with an end event" grep -q '^event: end$' "$E2E_TMP/dsse-$w.txt"
+done
 check "durable: the log says the queued job stays queued" grep -q "1 queued jobs stay queued" "$CRUND_LOG"
 start_crund --grace 0 --max-running 2 || bail "crund did not restart on its store"
 job_wait "$kept_id"

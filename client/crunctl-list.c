@@ -41,9 +41,29 @@ static int on_list_option(crunctl *ctl, int opt, const char *arg, void *userdata
 	list_args *l = userdata;
 
 	switch (opt) {
-	case OPT_STATE:
+	case OPT_STATE: {
+		/* checked here: a bad value is a usage error (exit 2), not the
+		 * API's 400 (exit 6) */
+		static const char *const states[] = {"queued", "running", "succeeded", "failed",
+						     "cancelled"};
+		const char *p = arg;
+		do {
+			size_t n = strcspn(p, ","), i;
+			for (i = 0; i < sizeof(states) / sizeof(*states); i++)
+				if (strlen(states[i]) == n && !strncmp(p, states[i], n))
+					break;
+			if (i == sizeof(states) / sizeof(*states))
+				return crunctl_usage_error(
+					"list",
+					"--state wants queued, running, succeeded, "
+					"failed or cancelled (or several, "
+					"comma-separated), got '%s'",
+					arg);
+			p += n;
+		} while (*p++ == ',');
 		l->state = arg;
 		return 0;
+	}
 	case OPT_PLUGIN:
 		l->plugin = arg;
 		return 0;

@@ -170,6 +170,9 @@ check "usage error says where to read more" err "Try 'crunctl help submit'"
 run 2 "bad --timeout" submit demo noop --timeout soon
 run 2 "bad --wait value" submit demo noop --wait=later
 run 2 "bad --limit" list --limit 0
+run 2 "bad --state" list --state bogus
+check "--state names the states" err 'queued, running, succeeded, failed or cancelled'
+run 2 "bad --state in a list" list --state queued,bogus
 run 2 "status without ID" status
 run 2 "wait takes one ID" wait a b
 run 2 "unreadable token file" --token-file "$tmp/nope" health

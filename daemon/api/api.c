@@ -88,7 +88,8 @@ static int get_wait(crd_req *r, double *ret)
 static crd_mhd_result bad_wait(crd_req *r)
 {
 	return crd_http_error(r, 400, "invalid_parameter", NULL,
-			      "'wait' must be a number of seconds, 0 < wait <= %g", CRUND_WAIT_MAX);
+			      "'wait' must be a number of seconds, from 0 (no wait) to %g",
+			      CRUND_WAIT_MAX);
 }
 
 /* ------------------------------------------------------------ POST /v1/jobs */

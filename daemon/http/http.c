@@ -172,11 +172,40 @@ void crd_http_kick(void)
 
 /* ------------------------------------------------------ suspend / resume */
 
+static void resume(crd_req *r);
+
+/* The peer of a suspended long-poll or stream closed its end: resumed, a
+ * long-poll answers (to nobody) and MHD closes the connection; a stream
+ * ends (stream_reader).  Else it would hold its connection, and count
+ * against --max-connections(-per-client), until its job ended. */
+static void on_peer_gone(evutil_socket_t fd, short what, void *arg)
+{
+	crd_req *r = arg;
+	(void)fd;
+	(void)what;
+	r->peer_gone = true;
+	resume(r);
+}
+
+static void watch_peer(crd_req *r)
+{
+	if (r->ticket || !r->hc || r->peer_gone)
+		return; /* held for a commit: released within milliseconds */
+	struct event_base *base = cr_loop_event_base(the_http->o.loop);
+	if (!(event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE))
+		return; /* no EPOLLRDHUP (not epoll): the idle timeout and pings */
+	if (!r->gone_ev)
+		r->gone_ev = event_new(base, r->hc->fd, EV_CLOSED, on_peer_gone, r);
+	if (r->gone_ev)
+		event_add(r->gone_ev, NULL);
+}
+
 static void suspend(crd_req *r)
 {
 	if (r->suspended)
 		return;
 	MHD_suspend_connection(r->conn);
+	watch_peer(r);
 	r->suspended = true;
 	r->sprev = NULL;
 	r->snext = the_http->susp;
@@ -205,6 +234,8 @@ static void resume(crd_req *r)
 		return;
 	r->suspended = false;
 	unlink_susp(r);
+	if (r->gone_ev)
+		event_del(r->gone_ev);
 	MHD_resume_connection(r->conn);
 	crd_http_kick();
 }
@@ -359,6 +390,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	crd_req *r = cls;
 	(void)pos;
+	if (r->peer_gone)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	ssize_t n = r->reader(r, buf, max);
 	if (n == CRD_HTTP_STREAM_END)
 		return MHD_CONTENT_READER_END_OF_STREAM;
@@ -432,6 +465,9 @@ static void keep_buf(crd_buf *b)
 
 static void req_release(crd_req *r)
 {
+	if (r->gone_ev)
+		event_free(r->gone_ev);
+	r->gone_ev = NULL;
 	if (n_req_pool >= REQ_POOL_MAX) {
 		crd_buf_free(&r->body);
 		crd_buf_free(&r->out);

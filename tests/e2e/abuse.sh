@@ -118,6 +118,34 @@ is "$HTTP_STATUS" 200 "a GET's ?wait outlives them too"
 jt 'd["state"] == "succeeded"' "... and answers the job's end"
 stop_and_check_crund "crund after slowloris"
 
+# ------------------------------------------------------------- gone waiters
+# Long-polls and event streams whose clients went away release their
+# connections at once: they count against --max-connections-per-client, so
+# held until their job ended they would lock the client out.
+start_crund --max-connections-per-client 4 || bail "crund did not start with --max-connections-per-client 4"
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+gone_id=$JOB_ID
+gone=()
+for _ in 1 2 3; do
+	curl -sS -o /dev/null --max-time 60 "$CRUND_URL/v1/jobs/$gone_id?wait=60" 2>/dev/null 7>&- 8<&- &
+	gone+=($!)
+done
+curl -sS -N -o /dev/null --max-time 60 "$CRUND_URL/v1/jobs/$gone_id/events" 2>/dev/null 7>&- 8<&- &
+gone+=($!)
+sleep 1 # all four held
+kill "${gone[@]}" 2>/dev/null
+wait "${gone[@]}" 2>/dev/null
+for ((i = 0; i < $(slow 3) * 10; i++)); do
+	req GET /v1/health
+	[ "$HTTP_STATUS" = 200 ] && break
+	sleep 0.1
+done
+is "$HTTP_STATUS" 200 "clients gone from their long-polls and stream: the client is served again"
+req GET /metrics
+is "$(sed -n 's/^crund_http_held_connections //p' "$HTTP_BODY_FILE")" 0 "... and no held connection is left"
+req POST "/v1/jobs/$gone_id/cancel"
+stop_and_check_crund "crund after gone waiters"
+
 # ------------------------------------------------------------- configuration
 for bad in "--header-timeout 0" "--body-timeout 0" "--max-connections-per-client -1"; do
 	# shellcheck disable=SC2086

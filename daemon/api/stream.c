@@ -113,7 +113,7 @@ crd_mhd_result crd_api_stream(crd_req *req, crd_jobrec *job, double ping)
 	a->owe_state = (job->flags & CRUND_JF_END_UNSYNCED) != 0;
 	if (!a->owe_state)
 		add_job(a, "state", job);
-	if (crd_job_settled(job) || crd_job_kept_for_next_start(job->store, job)) {
+	if (crd_job_settled(job) || crd_job_kept_for_next_start(job)) {
 		/* ended, or kept queued for the next start by the close */
 		add_job(a, "end", job);
 		a->stream_end = true;

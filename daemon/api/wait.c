@@ -101,8 +101,7 @@ crd_mhd_result crd_api_wait(crd_req *req, crd_jobrec *job, double seconds, unsig
 	a->location = location;
 	a->wait_seconds = seconds;
 	snprintf(a->rm.param, sizeof(a->rm.param), "%s", job->id);
-	if (crd_job_settled(job) || crd_http_stopping() ||
-	    crd_job_kept_for_next_start(job->store, job)) {
+	if (crd_job_settled(job) || crd_http_stopping() || crd_job_kept_for_next_start(job)) {
 		/* ended already, or nothing may wait now (the transport stops,
 		 * or the close keeps the job for the next start): the state
 		 * answers */

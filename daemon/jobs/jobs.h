@@ -443,9 +443,9 @@ void crd_jobs_cancel_running(crd_jobs *s, const char *code);
 void crd_jobs_release_subscribers(crd_jobs *s);
 /* The job will not change in this process: the close kept it queued for
  * the next start (its subscribers are answered at once). */
-static inline bool crd_job_kept_for_next_start(const crd_jobs *s, const crd_jobrec *j)
+static inline bool crd_job_kept_for_next_start(const crd_jobrec *j)
 {
-	return s->draining && j->state == CRUND_JOB_QUEUED;
+	return j->store->draining && j->state == CRUND_JOB_QUEUED;
 }
 size_t crd_jobs_active(const crd_jobs *s); /* queued + running */
 

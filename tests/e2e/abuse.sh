@@ -135,11 +135,7 @@ gone+=($!)
 sleep 1 # all four held
 kill "${gone[@]}" 2>/dev/null
 wait "${gone[@]}" 2>/dev/null
-for ((i = 0; i < $(slow 3) * 10; i++)); do
-	req GET /v1/health
-	[ "$HTTP_STATUS" = 200 ] && break
-	sleep 0.1
-done
+poll_health "$(slow 3)"
 is "$HTTP_STATUS" 200 "clients gone from their long-polls and stream: the client is served again"
 req GET /metrics
 is "$(sed -n 's/^crund_http_held_connections //p' "$HTTP_BODY_FILE")" 0 "... and no held connection is left"

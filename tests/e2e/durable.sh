@@ -713,11 +713,7 @@ if command -v prlimit >/dev/null 2>&1; then
 	jt 'd["state"] == "running" and d["result"] is None' \
 		"disk full: a job whose policy is fail does not run before its start is recorded"
 	prlimit --pid "$CRUND_PID" --fsize=unlimited:
-	for ((i = 0; i < $(slow 10) * 10; i++)); do
-		req GET /v1/health
-		[ "$HTTP_STATUS" = 200 ] && break
-		sleep 0.1
-	done
+	poll_health "$(slow 10)"
 	is "$HTTP_STATUS" 200 "disk free again: health recovers by itself"
 	job_wait "$queued1"
 	jt 'd["state"] == "succeeded"' "disk free again: a job queued before the refusal runs"

@@ -454,6 +454,18 @@ poll_state() {
 	return 1
 }
 
+# poll_health SECONDS: polls GET /v1/health (10/s) until it answers 200;
+# HTTP_STATUS holds the last answer's status.
+poll_health() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		req GET /v1/health
+		[ "$HTTP_STATUS" = 200 ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # bg CMD...: runs a helper in the background and remembers its pid (BG_PID).
 bg() {
 	"$@" 7>&- 8<&- &

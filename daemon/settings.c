@@ -84,8 +84,8 @@ const char crd_config_help[] =
 	"                            at once)\n"
 	"  --config FILE             read settings from FILE ('key = value' lines,\n"
 	"                            keys as the long options without '--')\n"
-	"  --version                 print the version and exit\n"
-	"  --help                    print this help and exit\n"
+	"  -V, --version             print the version and exit\n"
+	"  -h, --help                print this help and exit\n"
 	"\n"
 	"Exit status: 0 clean shutdown, 1 runtime failure, 2 usage or configuration error.\n";
 

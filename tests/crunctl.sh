@@ -379,6 +379,23 @@ sed -n 's/.*step \([0-9]*\)\/200 done$/\1/p' "$tmp/out" >"$tmp/order"
 if sort -n "$tmp/order" | cmp -s - "$tmp/order"; then ok "log -f keeps the order"; else not_ok "log -f keeps the order"; fi
 run 0 "--json --follow prints JSON lines" --json submit demo progress steps=2 interval=0.01 --follow
 check "JSON lines" out '^\{'
+# The log so far (read from /log) and the lines that follow (events) are
+# the same JSON shape: {"time","level","message"}.
+run 0 "submit a job to follow as JSON" submit demo progress steps=3 interval=0.4
+id_jf=$(cat "$tmp/out")
+sleep 0.6
+run 0 "--json log -f" --json log -f "$id_jf"
+if python3 -c '
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+logs = [l for l in lines if "step" in l.get("message", "") and "done" in l["message"]]
+assert [l["message"] for l in logs] == ["step %d/3 done" % i for i in (1, 2, 3)], logs
+assert all(l.get("level") == "info" and l.get("time", "").endswith("Z") for l in logs), logs
+' "$tmp/out"; then
+	ok "--json log -f: earlier and later lines have one shape"
+else
+	not_ok "--json log -f: earlier and later lines have one shape"
+fi
 run 6 "log of an unknown job" log nosuchjob
 
 # --- list, rm --------------------------------------------------------------

@@ -58,15 +58,18 @@ int crd_rfc3339_parse(const char *s, double *ret_epoch)
 	}
 	if (*p)
 		return -EINVAL;
+	/* A leap second (:60) is the second after :59 (POSIX time has none);
+	 * timegm would carry it into the next minute, and at the end of a
+	 * month into a day the check below refuses. */
 	struct tm tm = {.tm_year = Y - 1900,
 			.tm_mon = M - 1,
 			.tm_mday = D,
 			.tm_hour = h,
 			.tm_min = m,
-			.tm_sec = sec};
+			.tm_sec = sec == 60 ? 59 : sec};
 	time_t t = timegm(&tm);
 	if (t == (time_t)-1 || tm.tm_mday != D) /* 2026-02-31 normalises: refuse */
 		return -EINVAL;
-	*ret_epoch = (double)t - off + frac;
+	*ret_epoch = (double)t + (sec == 60) - off + frac;
 	return 0;
 }

@@ -366,6 +366,13 @@ START_TEST(rfc3339_parses)
 	ck_assert_int_eq(crd_rfc3339_parse("2026-02-01T00:00:00+24:00", &t), -EINVAL);
 	ck_assert_int_eq(crd_rfc3339_parse("2024-02-29T00:00:00Z", &t), 0); /* leap day */
 	ck_assert_double_eq(t, 1709164800.0);
+	/* RFC 3339 allows second 60 (a leap second): the next second in POSIX
+	 * time, also at the end of a month and of a year */
+	ck_assert_int_eq(crd_rfc3339_parse("2016-12-31T23:59:60Z", &t), 0);
+	ck_assert_double_eq(t, 1483228800.0);
+	ck_assert_int_eq(crd_rfc3339_parse("2015-06-30T23:59:60.5Z", &t), 0);
+	ck_assert_double_eq_tol(t, 1435708800.5, 1e-6);
+	ck_assert_int_eq(crd_rfc3339_parse("2015-06-30T23:59:61Z", &t), -EINVAL);
 	ck_assert_int_eq(crd_rfc3339_parse(NULL, &t), -EINVAL);
 }
 END_TEST

@@ -743,9 +743,43 @@ if command -v prlimit >/dev/null 2>&1; then
 	req GET "/v1/jobs/$sleep_id"
 	jt 'd["state"] == "cancelled" and d["error"]["code"] == "cancelled" and d["attempt"] == 1' \
 		"disk free again: the job whose cancel was refused with 503 ended cancelled, once"
+	# SIGTERM while the disk is full: the close waits for the store a
+	# bounded time (10 s), says what it could not write, and exits; a
+	# waiter on a running job gets its state; the next start has every
+	# acknowledged job.
+	stop_crund
+	start_crund --store "$store3" --grace 1 || bail "crund did not restart"
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	acked_id=$JOB_ID
+	submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+	held_id=$JOB_ID
+	poll_state "$held_id" running "$(slow 5)"
+	prlimit --pid "$CRUND_PID" --fsize=4096:
+	bg curl -s -o "$E2E_TMP/lp_full.json" "$CRUND_URL/v1/jobs/$held_id?wait=60"
+	lp_full=$BG_PID
+	post_json /v1/jobs '{"plugin":"demo","job":"noop"}'
+	is "$HTTP_STATUS" 503 "full disk at the stop: submissions answer 503"
+	t0=$(now_ms)
+	kill -TERM "$CRUND_PID"
+	wait_crund_exit "$(slow 30)"
+	took=$(($(now_ms) - t0))
+	is "$CRUND_STATUS" 0 "full disk at the stop: crund exits 0"
+	check "full disk at the stop: it exits within --grace and the store's 10 s bound (${took} ms)" \
+		test "$took" -lt "$(slow 20)000"
+	check "full disk at the stop: the log says what could not be written" \
+		grep -q 'warning: store sqlite:.*full.db.*could not write everything within 10 s: .*file-size limit' "$CRUND_LOG"
+	wait "$lp_full" 2>/dev/null
+	check "full disk at the stop: a long-poll on the running job is answered" \
+		python3 -c 'import json,sys; d = json.load(open(sys.argv[1])); assert d["id"] == sys.argv[2] and d["state"] in ("queued", "cancelled"), d' \
+		"$E2E_TMP/lp_full.json" "$held_id"
+	start_crund --store "$store3" || bail "crund did not restart"
+	req GET "/v1/jobs/$acked_id"
+	jt 'd["state"] == "succeeded"' "full disk at the stop: the job acknowledged before is there after the restart"
+	req GET "/v1/jobs/$held_id"
+	is "$HTTP_STATUS" 200 "full disk at the stop: the job running at the stop is there after the restart"
 	stop_crund
 else
-	for _ in $(seq 23); do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in $(seq 30); do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # a read-only store (an immutable file) is refused at start

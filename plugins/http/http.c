@@ -278,6 +278,7 @@ typedef struct request {
 	char *data;
 	size_t len, cap, max;
 	bool too_large;
+	double connect_timeout; /* s, this hop's; 0: not before the request's timeout */
 	size_t header_bytes;
 	json_t *headers; /* lowercase name -> value (repeats joined by ", ") */
 	char errbuf[CURL_ERROR_SIZE];
@@ -442,6 +443,7 @@ static int setup_hop(request *r, const json_t *args, CURLU *u, double remaining)
 		total_ms = 1;
 	if (ct_ms > total_ms)
 		ct_ms = total_ms;
+	r->connect_timeout = ct_ms < total_ms ? ct : 0; /* 0: the request's time ends first */
 	r->errbuf[0] = '\0';
 	curl_easy_setopt(e, CURLOPT_CURLU, u);
 #if LIBCURL_VERSION_NUM >= 0x075500
@@ -461,8 +463,9 @@ static int setup_hop(request *r, const json_t *args, CURLU *u, double remaining)
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
 	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
-	if (r->max > 0) /* 0 would mean "no limit" to libcurl */
-		curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)r->max);
+	/* max_response_bytes is the decoded body's limit, counted in on_body:
+	 * not CURLOPT_MAXFILESIZE, which libcurl checks against Content-Length
+	 * (a compressed size, and announced by HEAD answers too). */
 
 	bool is_get = !strcmp(r->method, "GET"), is_post = !strcmp(r->method, "POST");
 	if (!strcmp(r->method, "HEAD")) {
@@ -487,8 +490,17 @@ static int transfer_failed(request *r, int code, const char *url, double timeout
 		return crund_job_fail(r->job, "response_too_large",
 				      "%s %s: the answer is larger than max_response_bytes (%zu)",
 				      r->method, url, r->max);
+	curl_off_t connected = 0;
 	switch (code) {
 	case CURLE_OPERATION_TIMEDOUT:
+		/* before the connection was made: connect_timeout ran out (unless
+		 * the whole request's time did first) */
+		if (curl_easy_getinfo(r->easy, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
+		    connected == 0 && r->connect_timeout > 0)
+			return crund_job_fail(
+				r->job, "connect_error",
+				"%s %s: no connection within connect_timeout (%g s; %s)", r->method,
+				url, r->connect_timeout, why);
 		return crund_job_fail(r->job, "timeout",
 				      "%s %s: no complete answer within %g s (%s)", r->method, url,
 				      timeout, why);

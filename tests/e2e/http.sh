@@ -125,6 +125,23 @@ request "{\"url\":\"$S/chunked?n=5000000\",\"max_response_bytes\":100000}"
 jt 'd["state"] == "failed" and d["error"]["code"] == "response_too_large"' \
 	"a larger chunked body (no length): response_too_large, stopped while it comes"
 
+# the limit is the decoded body's: not Content-Length, compressed or HEAD's
+request "{\"url\":\"$S/gzip?n=1000\",\"max_response_bytes\":1000}"
+jt 'd["state"] == "succeeded" and d["result"]["body_encoding"] == "base64" and len(__import__("base64").b64decode(d["result"]["body"])) == 1000' \
+	"a gzip answer longer on the wire than max_response_bytes, not once decoded: accepted"
+request "{\"url\":\"$S/gzip?n=1001\",\"max_response_bytes\":1000}"
+jt 'd["state"] == "failed" and d["error"]["code"] == "response_too_large"' \
+	"a gzip answer larger than max_response_bytes once decoded: response_too_large"
+request "{\"url\":\"$S/big?n=2000000\",\"method\":\"HEAD\"}"
+jt 'd["state"] == "succeeded" and d["result"]["status"] == 200 and d["result"]["headers"]["content-length"] == "2000000"' \
+	"HEAD of a body larger than max_response_bytes: no body comes, succeeds"
+
+BH=$(awk '/^BLACKHOLE /{print $2}' "$srv_out")
+request "{\"url\":\"http://127.0.0.1:$BH/\",\"connect_timeout\":1,\"timeout\":$(slow 20)}"
+jt 'd["state"] == "failed" and d["error"]["code"] == "connect_error" and "connect_timeout (1 s" in d["error"]["message"]' \
+	"no connection within connect_timeout: connect_error, naming connect_timeout"
+jt 'secs(d["finished_at"]) - secs(d["started_at"]) < 10' "  ended by connect_timeout, not by timeout"
+
 closed=$(free_port) || bail "no free port"
 request "{\"url\":\"http://127.0.0.1:$closed/\"}"
 jt 'd["state"] == "failed" and d["error"]["code"] == "connect_error"' "a refused connection: connect_error"

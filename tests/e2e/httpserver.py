@@ -3,6 +3,8 @@
 
 Binds 127.0.0.1 on a free port (port 0), prints "PORT <n>" on stdout and
 serves until killed (threaded: a slow answer does not hold the others).
+Also prints "BLACKHOLE <n>": a port that listens but never accepts, its
+queue full, so a connection to it is never made (a connect timeout).
 Python's standard library only.
 
 Routes (GET, POST, PUT, ... alike):
@@ -13,12 +15,16 @@ Routes (GET, POST, PUT, ... alike):
   /slow?s=SECONDS        waits, then 200 "slow"
   /big?n=BYTES           n bytes of "x" (Content-Length)
   /chunked?n=BYTES       n bytes of "x", chunked (no Content-Length)
+  /gzip?n=BYTES          n random bytes, gzip-encoded (so longer than n on the wire)
   /redirect?to=URL&code=302   a redirect to URL
   /echo                  JSON {method, path, headers (lower-case names), body}
   /retry-after?v=VALUE&code=503   that status with Retry-After: VALUE
   /hits?path=P           JSON {"hits": how many requests P had so far}
 """
+import gzip
 import json
+import os
+import socket
 import sys
 import threading
 import time
@@ -72,6 +78,10 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(200, "slow")
         elif p == "/big":
             self.answer(200, b"x" * int(q.get("n", "1000")))
+        elif p == "/gzip":
+            raw = os.urandom(int(q.get("n", "1000")))
+            self.answer(200, gzip.compress(raw), "application/octet-stream",
+                        headers=[("Content-Encoding", "gzip")])
         elif p == "/chunked":
             left = int(q.get("n", "1000"))
             self.send_response(200)
@@ -106,9 +116,29 @@ class Handler(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = route
 
 
+def blackhole():
+    """A listener whose accept queue is full: new SYNs are dropped."""
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(0)
+    port = lsn.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        c = socket.socket()
+        c.settimeout(0.3)
+        try:
+            c.connect(("127.0.0.1", port))
+        except OSError:
+            pass
+        fillers.append(c)
+    return lsn, fillers, port
+
+
 def main():
     srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     srv.daemon_threads = True
+    held = blackhole()
+    print("BLACKHOLE %d" % held[2], flush=True)
     print("PORT %d" % srv.server_address[1], flush=True)
     srv.serve_forever()
 

@@ -40,6 +40,12 @@ __attribute__((format(printf, 2, 3))) static void plugins_log(int level, const c
 	va_end(ap);
 }
 
+static void jobs_warn(const char *message, void *data)
+{
+	(void)data;
+	crd_log(CRUND_LOG_WARNING, "%s", message);
+}
+
 static const crund_job_spec *resolve_job(void *arg, const char *plugin, const char *job,
 					 const crd_loaded_plugin **ret_plugin)
 {
@@ -225,6 +231,7 @@ static int serve_main(void *arg, void **ret_value)
 		.start = crd_exec_start,
 		.cancel = crd_exec_cancel,
 		.wake_at = crd_exec_wake_at,
+		.warn = jobs_warn,
 	};
 	if ((rc = crd_jobs_init(&crd_d.jobs, &lim, &ops, NULL, NULL)) < 0) {
 		crd_log(CRUND_LOG_ERROR, "out of memory");

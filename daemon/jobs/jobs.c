@@ -2251,6 +2251,73 @@ static int refresh_remote(crd_jobs *s, crd_jobrec *j, const crd_store_job *row)
 	return 0;
 }
 
+/* A stored log line "TIME LABEL message" to the job's subscribers as the
+ * event the node that runs it sent: {"time","level","message"}, plus
+ * "stream" when LABEL is a stream's name (its lines are logged at info). */
+static void emit_stored_log_line(crd_jobrec *j, const char *line, size_t len)
+{
+	static const char *const levels[] = {"debug", "info", "warning", "error"};
+	const char *end = line + len;
+	const char *sp1 = memchr(line, ' ', len);
+	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
+	crd_buf e = CRUND_BUF_INIT;
+	if (!sp2) {
+		crd_buf_adds(&e, "{\"message\":");
+		crd_buf_add_jstrn(&e, line, len);
+	} else {
+		size_t ll = (size_t)(sp2 - sp1 - 1);
+		bool is_level = false;
+		for (size_t i = 0; i < sizeof(levels) / sizeof(*levels); i++)
+			is_level = is_level ||
+				   (strlen(levels[i]) == ll && !memcmp(sp1 + 1, levels[i], ll));
+		crd_buf_adds(&e, "{\"time\":");
+		crd_buf_add_jstrn(&e, line, (size_t)(sp1 - line));
+		crd_buf_adds(&e, ",\"level\":");
+		if (is_level) {
+			crd_buf_add_jstrn(&e, sp1 + 1, ll);
+		} else {
+			crd_buf_adds(&e, "\"info\",\"stream\":");
+			crd_buf_add_jstrn(&e, sp1 + 1, ll);
+		}
+		crd_buf_adds(&e, ",\"message\":");
+		crd_buf_add_jstrn(&e, sp2 + 1, (size_t)(end - sp2 - 1));
+	}
+	crd_buf_addc(&e, '}');
+	if (crd_buf_ok(&e))
+		crd_jobs_emit(j, CRUND_EV_LOG, e.data, e.len);
+	crd_buf_free(&e);
+}
+
+/* A remote job read again: its subscribers get the log lines and the
+ * progress that came since the last read, as the node running it sent
+ * them to its own (later: the log reaches the database in batches). */
+static void emit_remote_news(crd_jobrec *j, size_t old_log, bool had_progress, double old_progress,
+			     const char *old_msg)
+{
+	if (j->log && j->log_len > old_log) {
+		const char *p = j->log + old_log, *end = j->log + j->log_len;
+		while (p < end) {
+			const char *nl = memchr(p, '\n', (size_t)(end - p));
+			size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+			emit_stored_log_line(j, p, n);
+			p += n + 1;
+		}
+	}
+	if ((j->flags & CRUND_JF_PROGRESS) &&
+	    (!had_progress || j->progress != old_progress ||
+	     strcmp(j->progress_msg ? j->progress_msg : "", old_msg ? old_msg : "") != 0)) {
+		crd_buf b = CRUND_BUF_INIT;
+		crd_buf_add(&b, "{\"fraction\":", 12);
+		crd_buf_add_num(&b, j->progress);
+		crd_buf_add(&b, ",\"message\":", 11);
+		crd_buf_add_jstr(&b, j->progress_msg);
+		crd_buf_addc(&b, '}');
+		if (crd_buf_ok(&b))
+			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
+		crd_buf_free(&b);
+	}
+}
+
 crd_jobrec *crd_jobs_cache_row(crd_jobs *s, const crd_store_job *row)
 {
 	crd_jobrec *j = crd_jobs_find_seq(s, row->seq);
@@ -2258,8 +2325,17 @@ crd_jobrec *crd_jobs_cache_row(crd_jobs *s, const crd_store_job *row)
 		return j; /* held here: the record is the truth */
 	if (j) {
 		int old = j->state;
-		if (refresh_remote(s, j, row) < 0)
+		size_t old_log = j->log ? j->log_len : 0;
+		bool had_progress = (j->flags & CRUND_JF_PROGRESS) != 0;
+		double old_progress = j->progress;
+		char *old_msg = j->subs && j->progress_msg ? strdup(j->progress_msg) : NULL;
+		if (refresh_remote(s, j, row) < 0) {
+			free(old_msg);
 			return j;
+		}
+		if (j->subs)
+			emit_remote_news(j, old_log, had_progress, old_progress, old_msg);
+		free(old_msg);
 		if (j->subs && old != j->state) {
 			if (!crd_job_state_ended(j->state)) {
 				crd_jobs_emit(j, CRUND_EV_STATE, NULL, 0);
@@ -2457,7 +2533,15 @@ static void duplicate_committed(crd_jobs *s, struct accept_wait *w, crd_jobrec *
 	free(w);
 }
 
+static void hook_warn(void *arg, const char *message)
+{
+	crd_jobs *s = arg;
+	if (s->ops.warn)
+		s->ops.warn(message, s->ops_data);
+}
+
 static const crd_store_node_hooks node_hooks = {
+	.warn = hook_warn,
 	.duplicate = hook_duplicate,
 	.fenced = hook_fenced,
 	.free_slots = hook_free_slots,

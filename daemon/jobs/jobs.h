@@ -226,6 +226,9 @@ typedef struct crd_jobs_ops {
 	/* Optional: call crd_jobs_due() at wall-clock time `when` (the
 	 * earliest run_at of a delayed job; a later call replaces it). */
 	void (*wake_at)(double when, void *data);
+	/* Optional: a sentence for the operator's log (a shared store's
+	 * election deposed a paused node, ...). */
+	void (*warn)(const char *message, void *data);
 } crd_jobs_ops;
 
 /* A slab of job records (jobs.c): this head, then the records. */

@@ -58,6 +58,9 @@ typedef struct crd_store_shared_ops {
 		    size_t limit, crd_store_rows_fn done, void *arg);
 	int (*cancel)(void *be, uint64_t seq, crd_store_rows_fn done, void *arg);
 	const char *(*nodes_json)(void *be);
+	/* NULL while the node reaches the database, else why not (its work
+	 * connection, used every second, is down); *ret_code the errno. */
+	const char *(*health)(void *be, int *ret_code);
 } crd_store_shared_ops;
 
 extern const crd_store_backend crd_store_sqlite;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "store/pg.h"
@@ -25,7 +26,8 @@ struct crd_pg {
 	double next_try; /* monotonic: no connect attempt before */
 	crd_pg_notify_fn notify;
 	void *notify_arg;
-	unsigned gen; /* connections made so far */
+	unsigned gen;       /* connections made so far */
+	char last_err[300]; /* why the connection is down ("": it is not) */
 };
 
 static double mono(void)
@@ -152,8 +154,31 @@ static void quiet(void *arg, const char *message)
 	(void)message;
 }
 
-static int connect_locked(crd_pg *c, char *err, size_t errlen)
+/* An idle connection the server closed (it restarted, an administrator
+ * ended the session, an idle timeout) has the server's last words and the
+ * end of the stream waiting on its socket: found before a statement is
+ * sent on it, it is dropped, and the caller connects again at once
+ * instead of failing once per connection of the node. */
+static void drop_if_closed(crd_pg *c)
 {
+	int fd = c->conn ? PQsocket(c->conn) : -1;
+	if (fd < 0 || PQstatus(c->conn) != CONNECTION_OK)
+		return;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, 0) <= 0)
+		return;
+	char b;
+	if (!PQconsumeInput(c->conn) || PQstatus(c->conn) != CONNECTION_OK ||
+	    (p.revents & (POLLHUP | POLLERR)) || recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) == 0) {
+		crd_pg_reset(c); /* next_try 0: no backoff, the server was not asked yet */
+		return;
+	}
+	dispatch_notifies(c);
+}
+
+static int connect_locked(crd_pg *c, double timeout, char *err, size_t errlen)
+{
+	drop_if_closed(c);
 	if (crd_pg_connected(c))
 		return 0;
 	crd_pg_reset(c);
@@ -168,7 +193,7 @@ static int connect_locked(crd_pg *c, char *err, size_t errlen)
 		snprintf(err, errlen, "PostgreSQL: out of memory");
 		return -ENOMEM;
 	}
-	double deadline = mono() + CONNECT_TIMEOUT;
+	double deadline = mono() + (timeout < CONNECT_TIMEOUT ? timeout : CONNECT_TIMEOUT);
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	while (PQstatus(c->conn) != CONNECTION_BAD && st != PGRES_POLLING_OK &&
 	       st != PGRES_POLLING_FAILED) {
@@ -313,9 +338,24 @@ int crd_pg_connect(crd_pg *c, char *err, size_t errlen)
 	int rc = take(c);
 	if (rc < 0)
 		return rc;
-	rc = connect_locked(c, err, errlen);
+	rc = connect_locked(c, CONNECT_TIMEOUT, err, errlen);
 	give(c);
 	return rc;
+}
+
+/* After a call: remember why the connection went down (a retry too soon
+ * keeps the reason of the failure before it). */
+static void note_health(crd_pg *c, int rc, const char *err)
+{
+	if (crd_pg_connected(c))
+		c->last_err[0] = '\0';
+	else if (rc < 0 && rc != -EAGAIN && rc != -ECANCELED && err && *err)
+		snprintf(c->last_err, sizeof(c->last_err), "%s", err);
+}
+
+const char *crd_pg_down(const crd_pg *c)
+{
+	return !crd_pg_connected(c) && c->last_err[0] ? c->last_err : NULL;
 }
 
 int crd_pg_exec(crd_pg *c, const char *sql, int nparams, const char *const *vals, double timeout,
@@ -324,8 +364,9 @@ int crd_pg_exec(crd_pg *c, const char *sql, int nparams, const char *const *vals
 	int rc = take(c);
 	if (rc < 0)
 		return rc;
-	if ((rc = connect_locked(c, err, errlen)) == 0)
+	if ((rc = connect_locked(c, timeout, err, errlen)) == 0)
 		rc = run_locked(c, sql, nparams, vals, timeout, ret, err, errlen);
+	note_health(c, rc, err);
 	give(c);
 	return rc;
 }
@@ -335,7 +376,7 @@ int crd_pg_wait_notify(crd_pg *c, double timeout, char *err, size_t errlen)
 	int rc = take(c);
 	if (rc < 0)
 		return rc;
-	if ((rc = connect_locked(c, err, errlen)) < 0) {
+	if ((rc = connect_locked(c, CONNECT_TIMEOUT, err, errlen)) < 0) {
 		give(c);
 		return rc;
 	}

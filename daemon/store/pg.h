@@ -11,7 +11,9 @@
  * A connection that fails (the server restarted, a timeout, a query
  * abandoned by a cancelled task) is closed; the next call reconnects, no
  * sooner than its backoff allows (0.1 s doubling up to 5 s), so a dead
- * server costs one quick failure per call, never a hang.
+ * server costs one quick failure per call, never a hang.  An idle
+ * connection the server closed meanwhile is noticed before a statement is
+ * sent on it and made again at once.
  */
 #ifndef CRUND_STORE_PG_H
 #define CRUND_STORE_PG_H
@@ -65,6 +67,10 @@ int crd_pg_exec(crd_pg *c, const char *sql, int nparams, const char *const *vals
 int crd_pg_wait_notify(crd_pg *c, double timeout, char *err, size_t errlen);
 
 bool crd_pg_connected(const crd_pg *c);
+/* Why the connection is down, as its last statement or connect failed
+ * ("cannot connect to PostgreSQL: ...", "PostgreSQL connection lost:
+ * ..."), or NULL while it is up (or was never tried). */
+const char *crd_pg_down(const crd_pg *c);
 /* How many connections were made: a session-level state (an advisory
  * lock, LISTEN) lives as long as this stays the same. */
 unsigned crd_pg_generation(const crd_pg *c);

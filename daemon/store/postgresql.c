@@ -48,6 +48,7 @@
 #define PRUNE_INTERVAL   5.0  /* s between the elected node's prunes */
 #define RETRY_SOON       0.25 /* s before a failed renewal is tried again */
 #define QUERY_TIMEOUT    15.0 /* s before a silent server counts as lost */
+#define READ_TIMEOUT     5.0  /* ... for the API's reads (a client waits on them) */
 #define BLOCK_BITS       20   /* job numbers per block: 2^20 */
 #define NOTIFY_MAX       7000 /* payload bytes (PostgreSQL's limit is 8000) */
 #define ADVISORY_MIGRATE 0x6372756e0001LL
@@ -104,6 +105,9 @@ static const char *const MIGRATIONS[] = {
 	"DROP INDEX crund_jobs_idem;"
 	"CREATE UNIQUE INDEX crund_jobs_idem ON crund_jobs (idempotency_key)"
 	" WHERE idempotency_key IS NOT NULL;",
+	/* 2 → 3: a node's heartbeat names the session of its work connection,
+	 * the one that holds the election's lock (see DEPOSE_SQL) */
+	"ALTER TABLE crund_nodes ADD COLUMN IF NOT EXISTS pid integer;",
 };
 #define SCHEMA_VERSION ((int)(sizeof(MIGRATIONS) / sizeof(*MIGRATIONS)))
 
@@ -192,8 +196,9 @@ static const char RENEW_SQL[] =
 	"WITH r AS (UPDATE crund_jobs SET lease_until = " NOW " + $2::float8"
 	" WHERE state = 1 AND node = $1 AND seq = ANY($4::bigint[])"
 	" RETURNING seq, cancel_requested),"
-	" h AS (INSERT INTO crund_nodes (id, started_at, seen_at) VALUES ($1, $3::float8, " NOW
-	") ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at RETURNING 1)"
+	" h AS (INSERT INTO crund_nodes (id, started_at, seen_at, pid) VALUES ($1, $3::float8, " NOW
+	", pg_backend_pid()) ON CONFLICT (id) DO UPDATE SET seen_at = excluded.seen_at,"
+	" pid = excluded.pid RETURNING 1)"
 	" SELECT seq FROM r WHERE cancel_requested AND (SELECT count(*) FROM h) >= 0";
 
 static const char NODES_SQL[] =
@@ -234,6 +239,25 @@ static const char EXPIRE_SQL[] =
 	" lease_until = 0, run_at = 0, result = NULL FROM e WHERE j.seq = e.seq RETURNING j.seq)"
 	" SELECT count(*), (SELECT pg_notify('crund', 'w:*') WHERE (SELECT count(*) FROM u) > 0)"
 	" FROM u";
+
+/* The elected node's session holds the lock for as long as it lives, also
+ * while the node is paused (SIGSTOP) or cut off from its clients and jobs
+ * but not from the database: then nobody would requeue anything.  A node
+ * that does not win the election ends the holder's session when the
+ * holder's heartbeat (its row, written by that very session) is older
+ * than a lease: its lock goes with it, and the next round elects a live
+ * node.  A heartbeat that old also means the holder's own jobs' leases
+ * ran out.  A session no fresh row names is left alone (a reused pid, a
+ * node that reconnected and has not written its heartbeat yet). */
+static const char DEPOSE_SQL[] =
+	"SELECT pg_terminate_backend(l.pid), n.id FROM pg_locks l JOIN crund_nodes n ON n.pid = "
+	"l.pid"
+	" WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1"
+	" AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+	" AND l.classid = $1::bigint AND l.objid = $2::bigint"
+	" AND n.seen_at < " NOW " - $3::float8"
+	" AND NOT EXISTS (SELECT 1 FROM crund_nodes f WHERE f.pid = l.pid AND f.seen_at >= " NOW
+	" - $3::float8)";
 
 static const char PRUNE_SQL[] =
 	"WITH a AS (DELETE FROM crund_jobs WHERE state >= 2 AND finished_at < " NOW
@@ -281,6 +305,7 @@ typedef struct pgs {
 	uint64_t *cancels; /* seqs a NOTIFY asked this node to cancel */
 	size_t ncancels, capcancels;
 	bool leader;
+	bool depose_warned;
 	unsigned leader_gen; /* the work connection that holds the lock */
 	unsigned kc_gen;     /* the work connection lead() saw last */
 	uint64_t *held;      /* renew(): the jobs this node holds */
@@ -288,6 +313,7 @@ typedef struct pgs {
 	double regained_at; /* when it connected again after a loss (mono) */
 	double next_renew, next_leader, next_prune;
 	char nodes_json[4096];
+	char health[900]; /* pg_health's sentence */
 	/* job number blocks */
 	uint64_t spare_lo; /* 0: none fetched */
 	bool need_block;
@@ -541,6 +567,13 @@ static int q(crd_pg *c, const char *sql, int n, const char *const *v, PGresult *
 	     size_t errlen)
 {
 	return crd_pg_exec(c, sql, n, v, QUERY_TIMEOUT, ret, err, errlen);
+}
+
+/* An API read (a job held elsewhere, a list, a cancel): its client waits. */
+static int qr(crd_pg *c, const char *sql, int n, const char *const *v, PGresult **ret, char *err,
+	      size_t errlen)
+{
+	return crd_pg_exec(c, sql, n, v, READ_TIMEOUT, ret, err, errlen);
 }
 
 /* Bring the schema to SCHEMA_VERSION under an advisory lock: nodes that
@@ -1033,8 +1066,42 @@ static int renew(pgs *s)
 	return 0;
 }
 
+/* Not elected: end the session of an elected node that stopped beating
+ * (DEPOSE_SQL). */
+static void depose(pgs *s)
+{
+	PGresult *r = NULL;
+	char cls[24], obj[24], lease[32], e[400];
+	snprintf(cls, sizeof(cls), "%lld", (long long)((unsigned long long)ADVISORY_LEADER >> 32));
+	snprintf(obj, sizeof(obj), "%lld", (long long)(ADVISORY_LEADER & 0xffffffffLL));
+	snprintf(lease, sizeof(lease), "%g", s->lease);
+	const char *v[3] = {cls, obj, lease};
+	int rc = q(s->kc, DEPOSE_SQL, 3, v, &r, e, sizeof(e));
+	char msg[600];
+	if (rc == 0) {
+		for (int i = 0; i < PQntuples(r); i++) {
+			snprintf(
+				msg, sizeof(msg),
+				"node %s held the election but its heartbeat is over %g s old "
+				"(paused or cut off): %s its database session, so that a live node "
+				"requeues the jobs whose lease ran out",
+				PQgetvalue(r, i, 1), s->lease,
+				PQgetvalue(r, i, 0)[0] == 't' ? "ended" : "could not end");
+			s->h->warn(s->harg, msg);
+		}
+	} else if (rc == -EIO && !s->depose_warned) {
+		s->depose_warned = true;
+		snprintf(msg, sizeof(msg),
+			 "cannot check the elected node's heartbeat (%s): a paused elected node "
+			 "keeps the election until its session ends",
+			 e);
+		s->h->warn(s->harg, msg);
+	}
+	PQclear(r);
+}
+
 /* The elected node (a session advisory lock: it stays elected while its
- * work connection lives). */
+ * work connection lives, or until a node ends that session: depose). */
 static void lead(pgs *s, double now)
 {
 	PGresult *r = NULL;
@@ -1049,8 +1116,10 @@ static void lead(pgs *s, double now)
 		s->leader_gen = crd_pg_generation(s->kc);
 		PQclear(r);
 		r = NULL;
-		if (!s->leader)
+		if (!s->leader) {
+			depose(s);
 			return;
+		}
 	}
 	/* after a lost connection of its own (a network cut, a server that
 	 * crashed and recovered) the other nodes may have lost theirs too:
@@ -1319,29 +1388,29 @@ static int op_main(void *arg, void **ret)
 	(void)ret;
 	if (o->kind == 0) {
 		const char *v[1] = {o->id};
-		rc = q(s->rc, "SELECT " COLS " FROM crund_jobs WHERE id = $1", 1, v, &r, e,
-		       sizeof(e));
+		rc = qr(s->rc, "SELECT " COLS " FROM crund_jobs WHERE id = $1", 1, v, &r, e,
+			sizeof(e));
 		give_rows(o, rc, r, false);
 	} else if (o->kind == 1) {
 		snprintf(a, sizeof(a), "%u", o->mask);
 		snprintf(b, sizeof(b), "%" PRIu64, o->before);
 		snprintf(c, sizeof(c), "%zu", o->limit + 1);
 		const char *v[4] = {a, o->plugin, b, c};
-		rc = q(s->rc,
-		       "SELECT " COLS " FROM crund_jobs WHERE ($1::integer = 0"
-		       " OR ((1 << state) & $1::integer) <> 0) AND ($2::text IS NULL OR plugin = "
-		       "$2)"
-		       " AND ($3::bigint = 0 OR seq < $3::bigint) ORDER BY seq DESC"
-		       " LIMIT $4::integer",
-		       4, v, &r, e, sizeof(e));
+		rc = qr(s->rc,
+			"SELECT " COLS " FROM crund_jobs WHERE ($1::integer = 0"
+			" OR ((1 << state) & $1::integer) <> 0) AND ($2::text IS NULL OR plugin = "
+			"$2)"
+			" AND ($3::bigint = 0 OR seq < $3::bigint) ORDER BY seq DESC"
+			" LIMIT $4::integer",
+			4, v, &r, e, sizeof(e));
 		give_rows(o, rc, r, true);
 	} else {
 		snprintf(a, sizeof(a), "%" PRIu64, o->seq);
 		const char *v[1] = {a};
-		rc = q(s->rc, CANCEL_SQL, 1, v, NULL, e, sizeof(e));
+		rc = qr(s->rc, CANCEL_SQL, 1, v, NULL, e, sizeof(e));
 		if (rc == 0)
-			rc = q(s->rc, "SELECT " COLS " FROM crund_jobs WHERE seq = $1::bigint", 1,
-			       v, &r, e, sizeof(e));
+			rc = qr(s->rc, "SELECT " COLS " FROM crund_jobs WHERE seq = $1::bigint", 1,
+				v, &r, e, sizeof(e));
 		give_rows(o, rc, r, false);
 	}
 	PQclear(r);
@@ -1423,6 +1492,19 @@ static int pg_cancel(void *be, uint64_t seq, crd_store_rows_fn done, void *arg)
 	return op_start(be, o);
 }
 
+static const char *pg_health(void *be, int *ret_code)
+{
+	pgs *s = be;
+	const char *down = crd_pg_down(s->kc);
+	if (!down)
+		return NULL;
+	snprintf(s->health, sizeof(s->health), "store %s: the database cannot be reached: %s",
+		 s->describe, down);
+	if (ret_code)
+		*ret_code = -ECONNREFUSED;
+	return s->health;
+}
+
 static const crd_store_shared_ops shared_ops = {
 	.node_id = pg_node_id,
 	.join = pg_join,
@@ -1433,6 +1515,7 @@ static const crd_store_shared_ops shared_ops = {
 	.list = pg_list,
 	.cancel = pg_cancel,
 	.nodes_json = pg_nodes_json,
+	.health = pg_health,
 };
 
 /* postgresql://... and postgres://... (libpq's other spelling): one

@@ -938,7 +938,13 @@ const char *crd_store_error(const crd_store *st, int *ret_code)
 {
 	if (ret_code)
 		*ret_code = st->err_code;
-	return st->err_code ? st->err : NULL;
+	if (st->err_code)
+		return st->err;
+	/* shared: a node that cannot reach the database commits nothing, even
+	 * with nothing to commit now */
+	if (st->be->shared && st->be->shared->health)
+		return st->be->shared->health(st->bs, ret_code);
+	return NULL;
 }
 
 void crd_store_get_stats(const crd_store *st, crd_store_stats *ret)

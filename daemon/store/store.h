@@ -222,6 +222,8 @@ typedef struct crd_store_node_hooks {
 	 * holds its idempotency key: its submission is answered with that
 	 * job.  Called before the row's done callback. */
 	void (*duplicate)(void *arg, uint64_t seq, const crd_store_job *held);
+	/* Something the operator should read in the log (a sentence). */
+	void (*warn)(void *arg, const char *message);
 } crd_store_node_hooks;
 
 /* Join the nodes: heartbeat, claims, lease renewal, the election of the

@@ -109,8 +109,8 @@ for i in 8 9; do
 	[ -s "$E2E_TMP/pid$i" ] && n_up=$((n_up + 1))
 done
 is "$n_up" 2 "two nodes started at once on an empty database both serve"
-is "$(sql 'SELECT count(*), max(version) FROM crund_schema' "$PGURL2")" "1|2" \
-	"the empty database was migrated once (one schema row, version 2)"
+is "$(sql 'SELECT count(*), max(version) FROM crund_schema' "$PGURL2")" "1|3" \
+	"the empty database was migrated once (one schema row, version 3)"
 is "$(sql "SELECT count(DISTINCT value) FROM crund_meta WHERE key = 'id_prefix'" "$PGURL2")" 1 \
 	"one id prefix for both nodes"
 for i in 8 9; do
@@ -134,7 +134,7 @@ NODE_STORE=$PGURL2
 start_node 8 || bail "node 8 did not start on a version 1 database"
 NODE_STORE=
 is "$(sql "SELECT max(version) FROM crund_schema; SELECT string_agg(id || '=' || coalesce(idempotency_key, '-'), ',' ORDER BY seq) FROM crund_jobs" "$PGURL2" | paste -sd' ')" \
-	"2 v1-1=v1-key,v1-2=-" "version 1 → 2: a key held twice stays on the oldest job"
+	"3 v1-1=v1-key,v1-2=-" "version 1 → 3: a key held twice stays on the oldest job"
 stop_node 8
 
 start_fail badnode --store "$PGURL" --node-id 'node "one"'
@@ -228,9 +228,29 @@ PID_JOB=$JOB_ID
 on 2
 req GET "/v1/jobs/$PID_JOB/log"
 like "$HTTP_BODY" "step" "node 2 serves the log of a job node 1 ran"
+# log lines and progress of a job running elsewhere reach the streams of
+# other nodes (with the delay of the log's batches): crunctl log -f on
+# node 2, the event stream on node 3
+on 1
+submit '{"plugin":"demo","job":"progress","args":{"steps":4,"interval":0.5}}'
+RLOG=$JOB_ID
+bg curl -sN --max-time 20 "${NODE_URLS[3]}/v1/jobs/$RLOG/events" -o "$E2E_TMP/events-rlog"
+EV_RLOG=$BG_PID
+"$top_builddir/client/crunctl" --url "${NODE_URLS[2]}" log -f "$RLOG" >"$E2E_TMP/rlog.out" 2>&1
+is "$(grep -c 'info step [1-4]/4 done$' "$E2E_TMP/rlog.out")" 4 \
+	"crunctl log -f on node 2 prints the 4 log lines of a job running on node 1, once each"
+wait "$EV_RLOG"
+sse_json "$E2E_TMP/events-rlog" >"$E2E_TMP/ev-rlog.json"
+jt_file() { [ "$(jf "$1" "bool($2)")" = true ]; }
+check "node 3's event stream of it has its log lines as log events (time, level, message)" \
+	jt_file "$E2E_TMP/ev-rlog.json" "[e['data']['message'] for e in d if e['event'] == 'log'] == ['step %d/4 done' % i for i in range(1, 5)] and all(e['data']['level'] == 'info' and rfc3339(e['data']['time']) for e in d if e['event'] == 'log')"
+check "... and its progress as progress events, the last one 4/4" \
+	jt_file "$E2E_TMP/ev-rlog.json" "[e['data'] for e in d if e['event'] == 'progress'][-1] == {'fraction': 1, 'message': 'step 4/4'}"
+check "... and ends with its end event" \
+	jt_file "$E2E_TMP/ev-rlog.json" "d[-1]['event'] == 'end' and d[-1]['data']['state'] == 'succeeded'"
 on 3
 req GET "/v1/jobs?limit=200"
-jt "len(d['jobs']) == $((N + 2))" "node 3 lists every job of the database"
+jt "len(d['jobs']) == $((N + 3))" "node 3 lists every job of the database"
 req GET "/v1/jobs/${PID_JOB}zz"
 is "$HTTP_STATUS" 404 "an unknown id is 404 on any node"
 
@@ -356,6 +376,79 @@ is "$HTTP_STATUS" 200 "node 2 serves again after SIGCONT"
 req GET "/v1/jobs/$S1"
 jt "d['state'] == 'succeeded' and d['attempt'] == 2 and d['node'] == 'node1'" \
 	"node 2 answers for the job with the database's attempt, not its own stale one"
+
+# ------------------------------------------------- the elected node paused
+# The elected node's session holds the election's lock while it is paused:
+# another node ends that session once the holder's heartbeat is a lease
+# old, is elected, and requeues the paused node's expired jobs.
+leader() { # the node whose session holds the election's advisory lock
+	sql "SELECT substr(a.application_name, 7) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+	     WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $((0x6372)) AND l.objid = $((0x756e0002))"
+}
+has_leader() { [ -n "$(leader)" ]; }
+wait_until 10 has_leader
+L=$(leader)
+case $L in node1) O=2 ;; node2) O=1 ;; *) O= ;; esac
+if [ -n "$O" ]; then
+	Li=${L#node}
+	on "$Li"
+	submit '{"plugin":"demo","job":"sleep","args":{"seconds":1},"max_attempts":2,"on_interrupt":"retry"}'
+	S2=$JOB_ID
+	is "$(sql "SELECT node FROM crund_jobs WHERE id = '$S2'")" "$L" "a job runs on the elected node ($L)"
+	kill -STOP "${NODE_PIDS[Li]}"
+	t0=$(now_ms)
+	moved2() { [ "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$S2'")" = "2:2:node$O" ]; }
+	check "the elected node paused past its lease: node $O takes over and runs its job again" \
+		wait_until 30 moved2 ||
+		sql "SELECT state, attempt, node, lease_until - extract(epoch FROM now()) FROM crund_jobs WHERE id = '$S2'" | sed 's/^/# row: /'
+	diag "SIGSTOP of the elected node to its job's re-run: $(($(now_ms) - t0)) ms (lease $LEASE s)"
+	is "$(leader)" "node$O" "node $O holds the election now"
+	check "node $O's log says it ended the paused node's session" \
+		grep -q "node $L held the election but its heartbeat is over $LEASE s old (paused or cut off): ended its database session" "${NODE_LOGS[O]}"
+	kill -CONT "${NODE_PIDS[Li]}"
+	sleep 2
+	is "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$S2'")" "2:2:node$O" \
+		"resumed, the deposed node does not overwrite the attempt that replaced its own"
+	healthy_l() { [ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[Li]}/v1/health")" = 200 ]; }
+	check "the deposed node reconnects and serves again" wait_until 15 healthy_l
+	is "$(leader)" "node$O" "... and does not take the election back while node $O lives"
+else
+	for _ in $(seq 7); do ok 0 "# SKIP the elected node is not node 1 or 2 ($L)"; done
+fi
+
+# ------------------------------------------- the database restarted, idle
+# Nodes that are not writing learn that the database went away (their
+# health says 503 within seconds) and reconnect by themselves once it is
+# back: the first request to each then works, no connection of the
+# previous server is used again.
+"$PG" restart "$PGDIR" 3 >"$E2E_TMP/restart-idle.out" 2>&1 &
+RESTARTER=$!
+down12() {
+	local i
+	for i in 1 2; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = 503 ] || return 1
+	done
+}
+check "the database down, nodes idle: every node's health says 503" wait_until 10 down12
+on 1
+req GET /v1/health
+jt "d['status'] == 'store_unavailable' and 'cannot be reached' in d['message']" \
+	"... naming the cause (the database cannot be reached)"
+wait "$RESTARTER" || bail "the database did not start again: $(cat "$E2E_TMP/restart-idle.out")"
+healthy12() {
+	local i
+	for i in 1 2; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = 200 ] || return 1
+	done
+}
+check "the database back: every node's health is 200 again by itself" wait_until 15 healthy12
+for i in 1 2; do
+	on "$i"
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	is "$HTTP_STATUS:$(j 'd["state"]')" "201:succeeded" "after the restart, node $i's first submission is accepted and runs"
+	req GET "/v1/jobs?limit=1"
+	is "$HTTP_STATUS" 200 "after the restart, node $i's first listing is answered"
+done
 
 # ------------------------------------------------------ database restart
 start_node 3 --max-running 4 || bail "node 3 did not start again"

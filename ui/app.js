@@ -457,8 +457,14 @@ async function viewJobs(view, params) {
     if (name === "reset") { route(); return; }
     if (name !== "job") return;
     const row = tbody.querySelector(`tr[data-id="${CSS.escape(ev.id)}"]`);
-    if (row) {
-      row.replaceWith(jobRow(ev));
+    if (row && f.state && ev.state !== f.state) {
+      // it left the state the table shows
+      row.remove();
+      empty.hidden = tbody.children.length > 0;
+    } else if (row) {
+      // events carry no idempotency key: keep the one shown
+      const key = ev.idempotency_key ?? row.lastElementChild.textContent;
+      row.replaceWith(jobRow({ ...ev, idempotency_key: key }));
     } else if (!cursor && matches(ev, f)) {
       tbody.prepend(jobRow(ev));
       empty.hidden = true;

@@ -157,8 +157,10 @@ static void add_filter(struct crd_api_events *ev, bool state, const char *v)
 			memcpy(ev->plugins[ev->n_plugins++], name, n + 1);
 		}
 		v += n;
-		if (*v == ',')
-			v++;
+		if (*v == ',' && !*++v) { /* "failed,": an empty last name */
+			ev->bad = true;
+			return;
+		}
 	}
 }
 

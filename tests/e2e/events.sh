@@ -82,6 +82,10 @@ is "$HTTP_STATUS" 400 "an unknown state -> 400"
 is_error invalid_parameter "... invalid_parameter"
 req GET "/v1/events?plugin="
 is "$HTTP_STATUS" 400 "an empty plugin filter -> 400"
+for q in "state=failed," "state=,failed" "state=failed,,succeeded" "plugin=demo,"; do
+	req GET "/v1/events?$q"
+	is "$HTTP_STATUS" 400 "an empty name in a list ($q) -> 400"
+done
 req POST /v1/events
 is "$HTTP_STATUS" 405 "POST /v1/events -> 405"
 

@@ -347,6 +347,17 @@ def run_open(d, crund):
     states = {e.text for e in d.find_elements(By.CSS_SELECTOR, "#jobs-body .badge")}
     check(states == {"cancelled"}, f"the state filter shows only cancelled jobs ({states})")
     shot(d, "jobs.png")
+    # a job leaves the state the table shows: its row goes, live
+    d.get(base + "#/jobs?state=running")
+    wait(d, EC.presence_of_element_located((By.ID, "jobs-body")), "the running jobs' table loads")
+    wait(d, text_is((By.ID, "live"), "live"), "the running jobs' table is live")
+    sj = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "sleep", "args": {"seconds": 3}})
+    wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-id="{sj["id"]}"]')),
+         "a new running job appears in the table of running jobs")
+    wait(d, lambda d: not d.find_elements(By.CSS_SELECTOR, f'tr[data-id="{sj["id"]}"]'),
+         "the job's row leaves the table of running jobs once it succeeded")
+    check(not d.find_elements(By.CSS_SELECTOR, f'tr[data-id="{sj["id"]}"]'),
+          "a job that is no longer running leaves the table filtered on running")
     d.get(base + f"#/jobs?q={lj['id']}")
     wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#jobs-body tr")) == 1, "the text filter narrows to one job")
     check(len(d.find_elements(By.CSS_SELECTOR, "#jobs-body tr")) == 1, "the text filter finds the job by its id")

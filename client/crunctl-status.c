@@ -64,6 +64,9 @@ static void detail_attempt(json_t *job)
 	}
 	if (policy)
 		detail_line("On interrupt:", policy);
+	/* a shared store: the node of the current or last attempt */
+	if (crunctl_jstr(job, "node"))
+		detail_line("Node:", crunctl_jstr(job, "node"));
 }
 
 /* A queued job waiting for its run_at: when it runs, as the other times. */
@@ -116,8 +119,10 @@ static void detail_attempts(json_t *job)
 		if (crunctl_job_time(at, "started_at", &t) ||
 		    crunctl_job_time(at, "finished_at", &t))
 			crunctl_format_local_time(t, when, sizeof(when));
-		snprintf(line, sizeof(line), "%s  %s", when,
-			 json_is_object(err) ? error_text(err, etext, sizeof(etext)) : "no error");
+		const char *node = crunctl_jstr(at, "node");
+		snprintf(line, sizeof(line), "%s  %s%s%s", when,
+			 json_is_object(err) ? error_text(err, etext, sizeof(etext)) : "no error",
+			 node ? "  on node " : "", node ? node : "");
 		detail_line(label, line);
 	}
 }

@@ -355,6 +355,10 @@ on 1
 req GET "/v1/jobs/$R1"
 jt "d['attempt'] == 2 and d['attempts'][0]['error']['code'] == 'interrupted' and d['node'] in ('node1', 'node2')" \
 	"GET shows the attempt that was interrupted and the node of the new one"
+"$top_builddir/client/crunctl" --url "${NODE_URLS[1]}" status "$R1" >"$E2E_TMP/status-r1" 2>&1
+like "$(cat "$E2E_TMP/status-r1")" '^Node: +node[12]$' "crunctl status names the node of the job's attempt"
+like "$(cat "$E2E_TMP/status-r1")" 'Attempt 1: .*\(interrupted\)  on node node3' \
+	"... and the node of its interrupted attempt"
 
 # --------------------------------------------------------------- SIGSTOP
 on 2

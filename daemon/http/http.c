@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -805,13 +806,82 @@ void crd_http_get_stats(const crd_http *h, crd_http_stats *ret)
 
 /* -------------------------------------------------------- MHD callbacks */
 
+/* How the request says its body is framed (RFC 9112 §6): what MHD would
+ * guess at is refused instead.  Two Content-Lengths (MHD reads the first),
+ * a Content-Length beside Transfer-Encoding, a header name with white
+ * space ("Transfer-Encoding : chunked", which MHD keeps as another name):
+ * a proxy in front of crund may have framed such a request otherwise, and
+ * the bytes after the body as MHD reads it would be taken as a request of
+ * its own (request smuggling).  The answer comes from the first call, so
+ * MHD closes the connection after it. */
+struct framing {
+	unsigned n_length, n_te;
+	bool te_chunked, bad_name, host;
+};
+
+static crd_mhd_result framing_of(void *cls, enum MHD_ValueKind kind, const char *key,
+				 const char *value)
+{
+	struct framing *f = cls;
+	(void)kind;
+	if (!key)
+		return MHD_YES;
+	if (strpbrk(key, " \t"))
+		f->bad_name = true;
+	if (!strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH))
+		f->n_length++;
+	else if (!strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+		f->n_te++;
+		f->te_chunked = value && !strcasecmp(value, "chunked");
+	} else if (!strcasecmp(key, MHD_HTTP_HEADER_HOST))
+		f->host = true;
+	return MHD_YES;
+}
+
+/* An answer for a request whose framing is refused, or MHD_YES (go on). */
+static crd_mhd_result check_framing(crd_req *r, const char *version)
+{
+	struct framing f = {0};
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, framing_of, &f);
+	if (f.bad_name)
+		return crd_http_error(r, 400, "invalid_request", NULL,
+				      "a header name has white space in it");
+	if (f.n_length > 1)
+		return crd_http_error(r, 400, "invalid_request", NULL,
+				      "the request has %u Content-Length headers", f.n_length);
+	if (f.n_te && f.n_length)
+		return crd_http_error(r, 400, "invalid_request", NULL,
+				      "the request has both Content-Length and Transfer-Encoding");
+	if (f.n_te && (f.n_te > 1 || !f.te_chunked))
+		return crd_http_error(r, 501, "not_implemented", NULL,
+				      "Transfer-Encoding: only chunked is understood");
+	if (!f.host && version && !strcmp(version, MHD_HTTP_VERSION_1_1))
+		return crd_http_error(r, 400, "invalid_request", NULL,
+				      "an HTTP/1.1 request needs a Host header");
+	return MHD_YES;
+}
+
+/* The path of an absolute-form request target (RFC 9112 §3.2.2,
+ * "http://host/v1/jobs"), else url itself. */
+static const char *origin_form(const char *url)
+{
+	const char *p = NULL;
+	if (!strncasecmp(url, "http://", 7))
+		p = url + 7;
+	else if (!strncasecmp(url, "https://", 8))
+		p = url + 8;
+	if (!p)
+		return url;
+	p = strchr(p, '/');
+	return p ? p : "/";
+}
+
 static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_size, void **con_cls)
 {
 	crd_req *r = *con_cls;
 	(void)cls;
-	(void)version;
 
 	if (!r || r->mode != RQ_WAIT)
 		n_useful++;
@@ -822,10 +892,13 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		*con_cls = r;
 		r->conn = conn;
 		r->hc = conn_of(conn);
+		r->mode = RQ_BODY;
+		crd_mhd_result frc = check_framing(r, version);
+		if (r->mode != RQ_BODY)
+			return frc; /* answered; MHD closes the connection after it */
 		/* The layer above answers now (routing, auth: the connection
 		 * closes after it) or leaves the request in RQ_BODY. */
-		r->mode = RQ_BODY;
-		crd_mhd_result rc = the_http->hd.head(r, method, url);
+		crd_mhd_result rc = the_http->hd.head(r, method, origin_form(url));
 		if (r->mode != RQ_BODY)
 			return rc;
 		/* Even without a body, answer on the next call: an answer

@@ -154,6 +154,80 @@ is "$slow_out" 200 "a slow client (half a request) does not block others"
 req GET /v1/health
 is "$HTTP_STATUS" 200 "health still 200 after the socket abuse"
 
+# ------------------------------------------------------------ request framing
+# What MHD would guess at is refused and the connection closed, so bytes
+# after the body (a request a proxy in front framed otherwise) are never
+# read as a request of their own: the smuggled GET of a missing route must
+# get no answer (its 404 would name it).
+framing_out=$("$PY" - "$CRUND_PORT" "$(slow 5)" <<'EOF'
+import json, socket, sys
+port, limit = int(sys.argv[1]), float(sys.argv[2])
+BODY = b'{"plugin":"demo","job":"noop"}'
+SMUGGLED = b"GET /v1/smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
+CASES = [
+    ("two Content-Lengths", b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY + SMUGGLED),
+    ("two Content-Lengths, swapped", b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nContent-Length: 0\r\n\r\n" % len(BODY) + BODY + SMUGGLED),
+    ("Content-Length and Transfer-Encoding", b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 200\r\n\r\n%x\r\n" % len(BODY) + BODY + b"\r\n0\r\n\r\n" + SMUGGLED),
+    ("a header name with a space", b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding : chunked\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY + SMUGGLED),
+    ("Transfer-Encoding other than chunked", b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: xchunked\r\n\r\n" + BODY + SMUGGLED),
+    ("HTTP/1.1 without Host", b"GET /v1/health HTTP/1.1\r\n\r\n" + SMUGGLED),
+]
+for name, raw in CASES:
+    s = socket.create_connection(("127.0.0.1", port), timeout=limit)
+    s.sendall(raw)
+    data = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        data += b"<timeout>"
+    s.close()
+    head, _, rest = data.partition(b"\r\n\r\n")
+    status = head.split(b" ")[1].decode() if head.startswith(b"HTTP/1.1 ") else "?"
+    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")]
+    body, after = (rest[:length[0]], rest[length[0]:]) if length else (rest, b"")
+    try:
+        code = json.loads(body)["error"]["code"]
+    except Exception:
+        code = "?"
+    print("%s: %s %s %s" % (name, status, code, "smuggled" if after else "alone"))
+EOF
+)
+for want in "two Content-Lengths: 400 invalid_request alone" \
+	"two Content-Lengths, swapped: 400 invalid_request alone" \
+	"Content-Length and Transfer-Encoding: 400 invalid_request alone" \
+	"a header name with a space: 400 invalid_request alone" \
+	"Transfer-Encoding other than chunked: 501 not_implemented alone" \
+	"HTTP/1.1 without Host: 400 invalid_request alone"; do
+	like "$framing_out" "^${want}\$" "framing: ${want%%:*} -> ${want#*: } (one answer, then closed)"
+done
+# an absolute-form target (RFC 9112 §3.2.2) is routed by its path
+abs_out=$("$PY" - "$CRUND_PORT" <<'EOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+s.sendall(b"GET http://127.0.0.1/v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+data = b""
+while True:
+    c = s.recv(65536)
+    if not c:
+        break
+    data += c
+print(data.split(b"\r\n")[0].decode(), data.partition(b"\r\n\r\n")[2].decode().strip())
+EOF
+)
+is "$abs_out" 'HTTP/1.1 200 OK {"status":"ok"}' "an absolute-form request target is routed by its path"
+# an error that quotes the request's bytes stays UTF-8 JSON
+code=$(curl -s -o "$E2E_TMP/bad-utf8.json" -w '%{http_code}' "$CRUND_URL/v1/jobs/%FF%FEab")
+is "$code" 404 "GET /v1/jobs/%FF%FEab -> 404"
+check "... its body is UTF-8 JSON (the bytes as U+FFFD)" "$PY" -c '
+import json, sys
+d = json.loads(open(sys.argv[1], "rb").read().decode("utf-8"))
+assert d["error"]["code"] == "not_found" and "\ufffd\ufffdab" in d["error"]["message"], d
+' "$E2E_TMP/bad-utf8.json"
+
 # ------------------------------------------------------------ clients that go away
 # A long-poll and an event stream whose clients hang up while suspended:
 # the daemon must notice nothing bad when the job later ends.

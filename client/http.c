@@ -348,6 +348,14 @@ static int setup(crunctl_client *cl, xfer *c, const char *method, const char *pa
 	}
 	curl_easy_setopt(c->curl, CURLOPT_URL, url);
 	free(url); /* libcurl keeps its own copy */
+		   /* crund speaks HTTP: another scheme (ftp://, file://) is a usage
+	 * error at once, not a protocol talking to an HTTP server until the
+	 * timeout */
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+	curl_easy_setopt(c->curl, CURLOPT_PROTOCOLS, (long)(CURLPROTO_HTTP | CURLPROTO_HTTPS));
+#endif
 	/* HTTPGET resets any earlier POST body and custom method. */
 	curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
 	curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, NULL);

@@ -407,6 +407,9 @@ int main(int argc, char **argv)
 	sigemptyset(&stop_sigs);
 	sigaddset(&stop_sigs, SIGTERM);
 	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGHUP); /* ignored while serving (shutdown.c) */
+	sigaddset(&stop_sigs, SIGUSR1);
+	sigaddset(&stop_sigs, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
 	if (rc < 0 && !exit_code) {
 		crd_log(CRUND_LOG_ERROR, "the daemon's main task failed: %s (%s)", cr_strerror(rc),

@@ -61,12 +61,35 @@ static void on_signal(void *arg)
 	}
 }
 
+/* SIGHUP (a closed terminal, a reload by habit), SIGUSR1, SIGUSR2: their
+ * default action ended crund at once, without the close, and with the
+ * memory: store every job with it.  crund has no reload: they are noted
+ * in the log and change nothing. */
+static void on_ignored_signal(void *arg)
+{
+	int signo = (int)(intptr_t)arg;
+	crd_log(CRUND_LOG_WARNING,
+		"received %s: ignored (crund has no reload; restart it to change its settings "
+		"or plugins, SIGTERM to stop it)",
+		signo == SIGHUP    ? "SIGHUP"
+		: signo == SIGUSR1 ? "SIGUSR1"
+				   : "SIGUSR2");
+}
+
 int crd_shutdown_install_signals(cr_loop *loop)
 {
 	int rc = cr_loop_add_signal_handler(loop, SIGTERM, on_signal, (void *)(intptr_t)SIGTERM);
 	if (rc < 0)
 		return rc;
-	return cr_loop_add_signal_handler(loop, SIGINT, on_signal, (void *)(intptr_t)SIGINT);
+	if ((rc = cr_loop_add_signal_handler(loop, SIGINT, on_signal, (void *)(intptr_t)SIGINT)) <
+	    0)
+		return rc;
+	static const int ignored[] = {SIGHUP, SIGUSR1, SIGUSR2};
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(*ignored); i++)
+		if ((rc = cr_loop_add_signal_handler(loop, ignored[i], on_ignored_signal,
+						     (void *)(intptr_t)ignored[i])) < 0)
+			return rc;
+	return 0;
 }
 
 static size_t running(void) { return crd_d.jobs.n_state[CRUND_JOB_RUNNING]; }

@@ -1,8 +1,9 @@
 /*
  * thread.h — starting a helper thread of the daemon (the stall watchdog,
- * the store's writer): SIGTERM and SIGINT belong to the loop thread
- * (docs/ARCHITECTURE.md §2.4), so a helper is created with both blocked
- * (it inherits the mask) and never takes them; faults stay its own.
+ * the store's writer): SIGTERM and SIGINT (and SIGHUP, SIGUSR1, SIGUSR2,
+ * which crund ignores) belong to the loop thread (docs/ARCHITECTURE.md
+ * §2.4), so a helper is created with them blocked (it inherits the mask)
+ * and never takes them; faults stay its own.
  */
 #ifndef CRUND_THREAD_H
 #define CRUND_THREAD_H
@@ -17,6 +18,9 @@ static inline int crd_thread_start(pthread_t *t, void *(*fn)(void *), void *arg)
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
+	sigaddset(&stop, SIGUSR1);
+	sigaddset(&stop, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &stop, &old);
 	int rc = pthread_create(t, NULL, fn, arg);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -164,6 +164,11 @@ run 2 "unknown command" frobnicate
 check "unknown command names it" err "unknown command 'frobnicate'"
 run 2 "unknown global option" --frob list
 run 2 "--url and --socket together" --url http://x --socket /x health
+# crund speaks HTTP: another scheme is a usage error at once (ftp:// talked
+# FTP to the daemon until the 10 s timeout, exit 5)
+run 2 "--url ftp://... is not a URL crunctl can use" --url "ftp://127.0.0.1:1" info
+check "... and says so" err "is not a URL crunctl can use"
+run 2 "bad --state with an empty name" list --state failed,
 run 2 "submit without JOB" submit demo
 check "usage error shows the command's usage" err "^Usage: crunctl submit "
 check "usage error says where to read more" err "Try 'crunctl help submit'"

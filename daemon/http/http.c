@@ -1057,10 +1057,26 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 		memset(&sa, 0, sizeof(sa));
 		sa.sun_family = AF_UNIX;
 		strcpy(sa.sun_path, a.path);
-		/* A socket file left by an earlier run is replaced; any other
-		 * file is not ours to remove. */
-		if (lstat(a.path, &st) == 0 && S_ISSOCK(st.st_mode))
+		/* A socket file left by an earlier run is replaced; one that a
+		 * process still listens on (another crund) is not, nor any
+		 * other file. */
+		if (lstat(a.path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+			int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+			bool live = probe >= 0 &&
+				    (connect(probe, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+				     errno == EAGAIN || errno == EINPROGRESS);
+			if (probe >= 0)
+				close(probe);
+			if (live) {
+				crd_log(CRUND_LOG_ERROR,
+					"cannot listen on unix:%s: a process listens on it "
+					"(another "
+					"crund?); stop it or choose another path",
+					a.path);
+				return -EADDRINUSE;
+			}
 			unlink(a.path);
+		}
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 		if (fd < 0)
 			return -errno;

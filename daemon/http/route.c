@@ -197,8 +197,8 @@ int crd_parse_state_mask(const char *s, unsigned *ret)
 			return -EINVAL;
 		mask |= 1u << st;
 		s += n;
-		if (*s == ',')
-			s++;
+		if (*s == ',' && !*++s)
+			return -EINVAL; /* "failed,": an empty last name */
 	}
 	*ret = mask;
 	return 0;

@@ -97,6 +97,21 @@ code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket "$sock"
 is "$code" 401 "unix socket: the token is checked there too"
 code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" --unix-socket "$sock" http://localhost/v1/info)
 is "$code" 200 "unix socket: right token -> 200"
+# a second crund on the same socket path refuses to start: the socket is
+# live (before, it unlinked it and took it over)
+port2=$(free_port) || bail "no free port"
+start_fail second-on-socket --listen "127.0.0.1:$port2" --listen "unix:$sock" \
+	--plugin-dir "$CRUND_PLUGIN_DIR" --store memory:
+is "$START_STATUS" 1 "a second crund on a live unix socket exits 1"
+check "... saying a process listens on it" grep -q "unix:$sock: a process listens on it" "$START_LOG"
+code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket "$sock" http://localhost/v1/health)
+is "$code" 200 "... and the first crund still answers on it"
 stop_and_check_crund "crund on 0.0.0.0 + unix socket"
+# a socket file nobody listens on (left by a crash) is replaced
+"$PY" -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$E2E_TMP/stale.sock"
+start_crund --listen "unix:$E2E_TMP/stale.sock" || bail "crund did not start on a stale socket file"
+code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket "$E2E_TMP/stale.sock" http://localhost/v1/health)
+is "$code" 200 "a stale socket file (nobody listening) is replaced"
+stop_crund
 
 done_testing

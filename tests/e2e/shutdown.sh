@@ -94,6 +94,17 @@ start_crund --grace 30 || bail "crund did not restart"
 submit '{"plugin":"demo","job":"sleep","args":{"seconds":60},"on_interrupt":"fail"}'
 long_id=$JOB_ID
 poll_state "$long_id" running 5
+# SIGHUP, SIGUSR1, SIGUSR2: logged, nothing else (their default action
+# killed crund, its jobs with it)
+for sig in HUP USR1 USR2; do
+	kill -"$sig" "$CRUND_PID"
+done
+sleep 0.3
+check "SIGHUP, SIGUSR1, SIGUSR2: crund still runs" kill -0 "$CRUND_PID"
+is "$(job_state "$long_id")" running "... and so does its job"
+for sig in HUP USR1 USR2; do
+	check "... SIG$sig is logged as ignored" grep -q "received SIG$sig: ignored (crund has no reload" "$CRUND_LOG"
+done
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-long.json" "$CRUND_URL/v1/jobs/$long_id?wait=30"
 lp4=$BG_PID
 sleep 0.2

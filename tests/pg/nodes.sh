@@ -92,6 +92,15 @@ wait_until() {
 	return 1
 }
 
+# health_is CODE NODE...: every NODE's /v1/health answers CODE
+health_is() {
+	local code=$1 i
+	shift
+	for i in "$@"; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = "$code" ] || return 1
+	done
+}
+
 # --------------------------------------------- two nodes at once, empty
 sql "CREATE DATABASE crund2" >/dev/null
 PGURL2=${PGURL%/crund}/crund2
@@ -413,8 +422,7 @@ if [ -n "$O" ]; then
 	sleep 2
 	is "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$S2'")" "2:2:node$O" \
 		"resumed, the deposed node does not overwrite the attempt that replaced its own"
-	healthy_l() { [ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[Li]}/v1/health")" = 200 ]; }
-	check "the deposed node reconnects and serves again" wait_until 15 healthy_l
+	check "the deposed node reconnects and serves again" wait_until 15 health_is 200 "$Li"
 	is "$(leader)" "node$O" "... and does not take the election back while node $O lives"
 else
 	for _ in $(seq 7); do ok 0 "# SKIP the elected node is not node 1 or 2 ($L)"; done
@@ -427,25 +435,13 @@ fi
 # previous server is used again.
 "$PG" restart "$PGDIR" 3 >"$E2E_TMP/restart-idle.out" 2>&1 &
 RESTARTER=$!
-down12() {
-	local i
-	for i in 1 2; do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = 503 ] || return 1
-	done
-}
-check "the database down, nodes idle: every node's health says 503" wait_until 10 down12
+check "the database down, nodes idle: every node's health says 503" wait_until 10 health_is 503 1 2
 on 1
 req GET /v1/health
 jt "d['status'] == 'store_unavailable' and 'cannot be reached' in d['message']" \
 	"... naming the cause (the database cannot be reached)"
 wait "$RESTARTER" || bail "the database did not start again: $(cat "$E2E_TMP/restart-idle.out")"
-healthy12() {
-	local i
-	for i in 1 2; do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = 200 ] || return 1
-	done
-}
-check "the database back: every node's health is 200 again by itself" wait_until 15 healthy12
+check "the database back: every node's health is 200 again by itself" wait_until 15 health_is 200 1 2
 for i in 1 2; do
 	on "$i"
 	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
@@ -483,8 +479,7 @@ sleep 2
 RESTARTER=$!
 # while it is down a node serves what it can; reads that need the
 # database answer 503 at once
-db_down() { [ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[2]}/v1/health")" = 503 ]; }
-check "the database down: node 2's health says so (503)" wait_until 10 db_down
+check "the database down: node 2's health says so (503)" wait_until 10 health_is 503 2
 on 2
 t0=$(now_ms)
 req GET "/v1/jobs?limit=5"
@@ -503,13 +498,7 @@ wait "$LOADER" "$LOADER2"
 acked=$(sort -u "$E2E_TMP/acked" | wc -l)
 diag "acknowledged: $acked; refused while the database was down: $(wc -l <"$E2E_TMP/refused" 2>/dev/null || echo 0)"
 check "the load was real (over 10 acknowledged jobs)" test "$acked" -gt 10
-healthy() {
-	local i
-	for i in 1 2 3; do
-		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[i]}/v1/health")" = 200 ] || return 1
-	done
-}
-check "every node is healthy again after the restart" wait_until 15 healthy
+check "every node is healthy again after the restart" wait_until 15 health_is 200 1 2 3
 sort -u "$E2E_TMP/acked" | sed "s/.*/'&'/" | paste -sd, >"$E2E_TMP/acked.sql"
 done_acked() { [ "$(sql "SELECT count(*) FROM crund_jobs WHERE state = 2 AND id IN ($(cat "$E2E_TMP/acked.sql"))")" = "$acked" ]; }
 check "no acknowledged job is lost: all $acked ended succeeded" wait_until 30 done_acked ||

@@ -141,7 +141,7 @@ static const char COMMIT_SQL[] =
 	" SELECT seq, id, plugin, job, args, state, attempt, max_attempts, on_interrupt,"
 	" isolated, timeout, run_at, idempotency_key, result, error_code, error_message,"
 	" progress, progress_message, created_at, started_at, finished_at, attempts, log,"
-	" log_truncated, CASE WHEN state = 0 THEN NULL ELSE node END,"
+	" log_truncated, node,"
 	" CASE WHEN state = 1 THEN " NOW " + $3::float8 ELSE 0 END,"
 	" state = 1 AND coalesce(cancel_requested, false) FROM x"
 	" WHERE x.idempotency_key IS NULL OR NOT EXISTS (SELECT 1 FROM crund_jobs k"
@@ -156,6 +156,9 @@ static const char COMMIT_SQL[] =
 	" finished_at = excluded.finished_at, attempts = excluded.attempts, log = excluded.log,"
 	" log_truncated = excluded.log_truncated,"
 	" node = CASE WHEN excluded.state = 0 THEN NULL ELSE excluded.node END,"
+	/* the fence below compares excluded.node: the row's node as the node
+	 * sent it (its own name when it puts back a job it ran: a retry, a
+	 * release), so the insert keeps it too */
 	" lease_until = excluded.lease_until,"
 	" cancel_requested = excluded.state = 1 AND (excluded.cancel_requested"
 	" OR (j.cancel_requested AND j.attempt = excluded.attempt))"

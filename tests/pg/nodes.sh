@@ -263,6 +263,21 @@ jt "len(d['jobs']) == $((N + 3))" "node 3 lists every job of the database"
 req GET "/v1/jobs/${PID_JOB}zz"
 is "$HTTP_STATUS" 404 "an unknown id is 404 on any node"
 
+# a failed attempt with attempts left goes back to the database's queue
+# with its backoff (1 s after the first), for any node; it was kept
+# "running" until its lease ran out and then counted as interrupted
+on 1
+submit '{"plugin":"demo","job":"fail","max_attempts":2}'
+RF=$JOB_ID
+retried() { [ "$(sql "SELECT state || ':' || attempt FROM crund_jobs WHERE id = '$RF'")" = "3:2" ]; }
+check "a failed attempt on a shared store is retried after its backoff, and the job fails at its second" \
+	wait_until 10 retried
+req GET "/v1/jobs/$RF"
+jt "[a['error']['code'] for a in d['attempts']] == ['plugin_error', 'plugin_error']" \
+	"... both attempts failed as the plugin said (plugin_error), none interrupted"
+jt "secs(d['attempts'][1]['started_at']) - secs(d['attempts'][0]['finished_at']) >= 0.85" \
+	"... the second began after the first attempt's backoff (1 s ± 10 %)"
+
 # a queued job held by another node: the answer is the database's row
 on 1
 submit '{"plugin":"demo","job":"noop","delay":600}'

@@ -448,8 +448,9 @@ static int on_event(const char *event, const char *data, void *userdata)
 	if (strcmp(event, "log") == 0) {
 		print_log_line(fs, d, data);
 	} else if (fs->ctl->json) {
-		/* JSON lines: each event's data as sent. */
-		if (fs->o.show_progress)
+		/* JSON lines: each event's data as sent, but the end's: the
+		 * caller prints the ended job (the end event's data) itself */
+		if (fs->o.show_progress && !end)
 			printf("%s\n", data);
 		fflush(stdout);
 	} else if (strcmp(event, "progress") == 0 && fs->o.show_progress) {

@@ -382,8 +382,10 @@ else
 fi
 sed -n 's/.*step \([0-9]*\)\/200 done$/\1/p' "$tmp/out" >"$tmp/order"
 if sort -n "$tmp/order" | cmp -s - "$tmp/order"; then ok "log -f keeps the order"; else not_ok "log -f keeps the order"; fi
-run 0 "--json --follow prints JSON lines" --json submit demo progress steps=2 interval=0.01 --follow
+run 0 "--json --follow prints JSON lines" --json submit demo progress steps=2 interval=0.2 --follow
 check "JSON lines" out '^\{'
+ended=$(grep -c '"state":"succeeded"' "$tmp/out")
+if [ "$ended" -eq 1 ]; then ok "--json --follow prints the ended job once"; else not_ok "--json --follow prints the ended job once ($ended times)"; fi
 # The log so far (read from /log) and the lines that follow (events) are
 # the same JSON shape: {"time","level","message"}.
 run 0 "submit a job to follow as JSON" submit demo progress steps=3 interval=0.4

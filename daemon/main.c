@@ -67,7 +67,8 @@ static int open_store(const crd_config *c)
 			     .node_id = c->node_id,
 			     .lease = c->lease,
 			     .retain_jobs = c->retain_jobs,
-			     .retain_seconds = c->retain_seconds};
+			     .retain_seconds = c->retain_seconds,
+			     .retry_max_delay = c->retry_max_delay > 0 ? c->retry_max_delay : -1};
 	int rc;
 	if (!url) {
 		crd_log(CRUND_LOG_ERROR, "out of memory");

@@ -582,6 +582,7 @@ static void arm_wake(crd_jobs *s);
 static void retain_count(crd_jobs *s);
 static void set_state(crd_jobs *s, crd_jobrec *j, int st);
 static void requeue(crd_jobs *s, crd_jobrec *j, double run_at);
+static double backoff(const crd_jobs *s, unsigned attempt, double at_least);
 static void record_attempt(crd_jobrec *j, double finished, const char *code, const char *msg);
 static int set_error(crd_jobrec *j, const char *code, const char *message);
 
@@ -758,9 +759,11 @@ static int load_row(const crd_store_job *row, void *arg)
 		snprintf(msg, sizeof(msg), "crund stopped while the job ran (attempt %u of %u)",
 			 (unsigned)j->attempt, (unsigned)j->max_attempts);
 		if (j->on_interrupt == CRD_ON_INTERRUPT_RETRY && j->attempt < j->max_attempts) {
+			/* a failed attempt like any other: again after its backoff
+			 * (a job that crashes crund would else crash it at once) */
 			record_attempt(j, 0, "interrupted", msg);
 			set_error(j, "interrupted", msg);
-			requeue(s, j, 0);
+			requeue(s, j, s->now() + backoff(s, j->attempt, 0));
 			s->n_retries--; /* counted as an interruption */
 		} else {
 			crd_jobs_finish(s, j, CRUND_JOB_FAILED, "interrupted", msg);
@@ -1051,7 +1054,8 @@ static bool same_submission(const crd_jobrec *j, const crd_job_req *r)
 {
 	return j->plugin == r->plugin && j->spec == r->spec && same_args(j, r->args) &&
 	       j->timeout == r->timeout && !!(j->flags & CRUND_JF_ISOLATED) == r->isolated &&
-	       (!r->max_attempts || j->max_attempts == r->max_attempts);
+	       (!r->max_attempts || j->max_attempts == r->max_attempts) &&
+	       (r->on_interrupt < 0 || j->on_interrupt == r->on_interrupt);
 }
 
 static int args_text(crd_jobrec *j)

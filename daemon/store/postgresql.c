@@ -213,8 +213,9 @@ static const char NODES_SQL[] =
 	" 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') END"
 
 /* The elected node: jobs whose lease ran out go back to the queue
- * (on_interrupt retry, attempts left) or fail, as a restart does with an
- * SQLite store.  Not within $1 s of the server's start: while it was down
+ * (on_interrupt retry, attempts left; due after the backoff of a failed
+ * attempt, attempt^4 s ± 10 % capped at $2) or fail, as a restart does
+ * with an SQLite store.  Not within $1 s of the server's start: while it was down
  * no node could renew, and the live ones need that long to connect again
  * and renew (their jobs ran on, and their ends are on the way).  One
  * somebody asked to cancel ends cancelled instead (as a restart ends it
@@ -239,7 +240,9 @@ static const char EXPIRE_SQL[] =
 	" 'node ' || coalesce(j.node, '?') || ' stopped or lost its lease while the job ran'),"
 	" 'node', j.node)))::text ELSE j.attempts END,"
 	" node = CASE WHEN " REQUEUE " THEN NULL ELSE j.node END, cancel_requested = false,"
-	" lease_until = 0, run_at = 0, result = NULL FROM e WHERE j.seq = e.seq RETURNING j.seq)"
+	" lease_until = 0, run_at = CASE WHEN " REQUEUE " THEN " NOW " + least($2::float8,"
+	" power(j.attempt, 4) * (0.9 + 0.2 * random())) ELSE 0 END,"
+	" result = NULL FROM e WHERE j.seq = e.seq RETURNING j.seq)"
 	" SELECT count(*), (SELECT pg_notify('crund', 'w:*') WHERE (SELECT count(*) FROM u) > 0)"
 	" FROM u";
 
@@ -295,6 +298,7 @@ typedef struct pgs {
 	double lease;
 	unsigned retain_jobs;
 	double retain_seconds;
+	double retry_max_delay; /* as crd_store_opts */
 	double started_at;
 
 	/* the node's tasks (crd_store_join .. crd_store_leave) */
@@ -677,6 +681,7 @@ static int pg_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 		default_node_id(s->node, sizeof(s->node));
 	s->lease = o->lease > 0 ? o->lease : DEFAULT_LEASE;
 	s->retain_jobs = o->retain_jobs;
+	s->retry_max_delay = o->retry_max_delay;
 	s->retain_seconds = o->retain_seconds > 0 ? o->retain_seconds : 7 * 86400.0;
 	s->started_at = now_real();
 	snprintf(s->nodes_json, sizeof(s->nodes_json), "[]");
@@ -1136,10 +1141,14 @@ static void lead(pgs *s, double now)
 	}
 	if (s->regained_at && now - s->regained_at < grace_s)
 		return;
-	char grace[32];
+	char grace[32], cap[32];
 	snprintf(grace, sizeof(grace), "%g", grace_s);
-	const char *gv[1] = {grace};
-	if (q(s->kc, EXPIRE_SQL, 1, gv, &r, e, sizeof(e)) < 0) {
+	snprintf(cap, sizeof(cap), "%g",
+		 s->retry_max_delay > 0   ? s->retry_max_delay
+		 : s->retry_max_delay < 0 ? 0
+					  : 3600);
+	const char *gv[2] = {grace, cap};
+	if (q(s->kc, EXPIRE_SQL, 2, gv, &r, e, sizeof(e)) < 0) {
 		s->leader = crd_pg_connected(s->kc);
 		return;
 	}

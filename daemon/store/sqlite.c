@@ -222,8 +222,13 @@ static int fail(sq *s, int rc, const char *what, char *err, size_t errlen)
 	if (code == -EIO && s->db && sqlite3_extended_errcode(s->db) == SQLITE_IOERR_WRITE &&
 	    at_size_limit(s))
 		code = -EFBIG;
-	snprintf(err, errlen, "store %s: %s: %s (%s)", s->path, what, cause(code),
-		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+	/* at open, what to do about a file that is not a store (or no longer) */
+	const char *fix = code == -EPROTO && !strncmp(what, "cannot open", 11)
+				  ? "; if it is crund's, restore it from a backup, else move it "
+				    "away, or give another --store"
+				  : "";
+	snprintf(err, errlen, "store %s: %s: %s (%s)%s", s->path, what, cause(code),
+		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), fix);
 	return code;
 }
 
@@ -504,6 +509,12 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 	 * then takes no global mutex.  Only possible before SQLite's first
 	 * use in the process; later it answers SQLITE_MISUSE, harmlessly. */
 	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+	/* A new store is crund's user's alone (0600, whatever the umask): it
+	 * holds every job's arguments and results.  SQLite gives its -wal and
+	 * -shm files the database file's mode. */
+	int nfd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (nfd >= 0)
+		close(nfd);
 	rc = sqlite3_open_v2(s->path, &s->db,
 			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
 			     NULL);

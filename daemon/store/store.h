@@ -88,6 +88,9 @@ typedef struct crd_store_opts {
 	double lease;          /* s a running job is held without renewal (30) */
 	unsigned retain_jobs;  /* ended jobs the elected node keeps (count) */
 	double retain_seconds; /* ... and for how long */
+	/* the cap of the backoff before an interrupted attempt runs again
+	 * (--retry-max-delay: < 0 none, 0 the default hour) */
+	double retry_max_delay;
 } crd_store_opts;
 
 typedef struct crd_store crd_store;

@@ -210,6 +210,20 @@ check "another key -> a new job" test "$HTTP_STATUS" = 201 -a "$JOB_ID" != "$ide
 submit '{"plugin":"demo","job":"echo","args":{"value":1},"idempotency_key":"e2e-key-1"}'
 is "$HTTP_STATUS" 409 "same idempotency key for a different submission -> 409"
 is_error '[a-z_]+' "idempotency conflict -> error body"
+# max_attempts and on_interrupt, when a resubmission gives them, are part
+# of the submission; delay is not (a later resubmission cannot repeat it)
+submit '{"plugin":"demo","job":"noop","idempotency_key":"e2e-key-3","max_attempts":2,"on_interrupt":"retry"}'
+is "$HTTP_STATUS" 201 "a keyed submission with max_attempts and on_interrupt -> 201"
+submit '{"plugin":"demo","job":"noop","idempotency_key":"e2e-key-3","max_attempts":2,"on_interrupt":"retry"}'
+is "$HTTP_STATUS" 200 "... the same again -> 200"
+submit '{"plugin":"demo","job":"noop","idempotency_key":"e2e-key-3"}'
+is "$HTTP_STATUS" 200 "... without them -> 200"
+submit '{"plugin":"demo","job":"noop","idempotency_key":"e2e-key-3","max_attempts":3}'
+is "$HTTP_STATUS" 409 "... with another max_attempts -> 409"
+submit '{"plugin":"demo","job":"noop","idempotency_key":"e2e-key-3","on_interrupt":"fail"}'
+is "$HTTP_STATUS" 409 "... with another on_interrupt -> 409"
+submit '{"plugin":"demo","job":"noop","idempotency_key":"e2e-key-3","delay":60}'
+is "$HTTP_STATUS" 200 "... with a delay -> 200 (not compared)"
 
 # ------------------------------------------------------------ timeout, fail
 submit '{"plugin":"demo","job":"sleep","args":{"seconds":30},"timeout":0.3}' '?wait=5'

@@ -73,8 +73,10 @@ acked="$E2E_TMP/acked.txt"
 runs="$E2E_TMP/exec-runs.txt"
 : >"$acked"
 : >"$runs"
+# (an interrupted attempt waits for its backoff, as a failed one does:
+# capped at 2 s so that the jobs end soon after the last round)
 kill_flags=(--retain-jobs 1000000 --max-running 64 --allow-command-plugins --exec-allow /bin/sh
-	--exec-allow '/usr/bin/*')
+	--exec-allow '/usr/bin/*' --retry-max-delay 2)
 lost=0
 start_crund "${kill_flags[@]}" || bail "crund did not start"
 for ((round = 1; round <= rounds; round++)); do
@@ -189,8 +191,12 @@ sleep 0.3
 kill -KILL "$CRUND_PID"
 wait "$CRUND_PID" 2>/dev/null
 start_crund --store "$storei" || bail "crund did not restart"
+req GET /v1/info
+restarted=$(j 'd["started_at"]')
 job_wait "$sid" "$(slow 10)"
 jt 'd["state"] == "succeeded" and d["attempt"] == 2' "a job killed while running ran again: attempt 2"
+jt "secs(d['started_at']) - secs('$restarted') >= 0.85" \
+	"... after its backoff (attempt 1: 1 s ± 10 % from the restart), as a failed attempt"
 jt '[a["error"]["code"] for a in d["attempts"] if a["error"]] == ["interrupted"]' \
 	"its first attempt is recorded interrupted (its start had reached the store)"
 stop_and_check_crund "crund after a killed start"
@@ -801,6 +807,17 @@ printf 'not a database, just text\n%.0s' $(seq 1 200) >"$E2E_TMP/garbage.db"
 start_fail garbage --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$E2E_TMP/garbage.db"
 is "$START_STATUS" 1 "a file that is not a store: exit 1"
 check "the message names the file" grep -q "garbage.db" "$START_LOG"
+check "... and what to do" grep -q "garbage.db: cannot open it: not a crund store, or damaged (.*); if it is crund's, restore it from a backup, else move it away, or give another --store" "$START_LOG"
+# a new store file is crund's user's alone (it holds every job's
+# arguments and results), whatever the umask
+saved_umask=$(umask)
+umask 022
+start_crund --store "sqlite:$E2E_TMP/modes/c.db" || bail "crund did not start (modes)"
+umask "$saved_umask"
+submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+is "$(stat -c %a "$E2E_TMP/modes/c.db") $(stat -c %a "$E2E_TMP/modes/c.db-wal") $(stat -c %a "$E2E_TMP/modes")" \
+	"600 600 700" "with umask 022 a new store file and its WAL are 0600, its new directory 0700"
+stop_crund
 : >"$E2E_TMP/afile"
 start_fail nodir --listen 127.0.0.1:0 --plugin-dir "$CRUND_PLUGIN_DIR" --store "sqlite:$E2E_TMP/afile/sub/crund.db"
 is "$START_STATUS" 1 "a store whose directory cannot be made: exit 1"

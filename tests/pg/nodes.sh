@@ -366,6 +366,9 @@ NODE_PIDS[3]=
 t0=$(now_ms)
 rerun() { [ "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$R1'")" = "2:2:node1" ] ||
 	[ "$(sql "SELECT state || ':' || attempt || ':' || node FROM crund_jobs WHERE id = '$R1'")" = "2:2:node2" ]; }
+queued_later() { [ "$(sql "SELECT state = 0 AND run_at > extract(epoch FROM now()) FROM crund_jobs WHERE id = '$R1'")" = t ]; }
+check "SIGKILL: the retry job is queued again due after its backoff (run_at ahead), as a failed attempt" \
+	wait_until 30 queued_later
 check "SIGKILL: the retry job runs again on another node and succeeds (attempt 2)" wait_until 30 rerun
 t1=$(now_ms)
 diag "SIGKILL to the re-run's success: $((t1 - t0)) ms (lease $LEASE s)"

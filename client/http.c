@@ -521,6 +521,14 @@ int crunctl_call(crunctl *ctl, const char *method, const char *path, const char 
 	if (rc)
 		return rc;
 	if (resp->status < 200 || resp->status >= 300) {
+		/* --json: the API's answer unchanged on stdout, the error's
+		 * JSON too (the sentence still goes to stderr) */
+		if (ctl->json && resp->len && resp->body[0] == '{') {
+			fwrite(resp->body, 1, resp->len, stdout);
+			if (resp->body[resp->len - 1] != '\n')
+				putchar('\n');
+			fflush(stdout);
+		}
 		rc = crunctl_report_api_error(resp);
 		crunctl_response_free(resp);
 		return rc;

@@ -404,6 +404,13 @@ else
 	not_ok "--json log -f: earlier and later lines have one shape"
 fi
 run 6 "log of an unknown job" log nosuchjob
+run 6 "--json status of an unknown job" --json status nosuchjob
+if python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); assert d["error"]["code"] == "not_found"' "$tmp/out"; then
+	ok "--json: an API error's JSON body is on stdout"
+else
+	not_ok "--json: an API error's JSON body is on stdout"
+fi
+check "... and its sentence on stderr" err "crunctl: .*not_found"
 
 # --- list, rm --------------------------------------------------------------
 run 0 "list" list

@@ -1744,6 +1744,20 @@ int crd_jobs_set_failure(crd_jobrec *j, const char *code, const char *message)
 	return rc;
 }
 
+/* The job's progress to its subscribers: {"fraction","message"}. */
+static void emit_progress(crd_jobrec *j)
+{
+	crd_buf b = CRUND_BUF_INIT;
+	crd_buf_add(&b, "{\"fraction\":", 12);
+	crd_buf_add_num(&b, j->progress);
+	crd_buf_add(&b, ",\"message\":", 11);
+	crd_buf_add_jstr(&b, j->progress_msg);
+	crd_buf_addc(&b, '}');
+	if (crd_buf_ok(&b))
+		crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
+	crd_buf_free(&b);
+}
+
 int crd_jobs_set_progress(crd_jobrec *j, double fraction, const char *message)
 {
 	if (!isfinite(fraction))
@@ -1760,17 +1774,8 @@ int crd_jobs_set_progress(crd_jobrec *j, double fraction, const char *message)
 	j->progress = fraction;
 	j->flags |= CRUND_JF_PROGRESS;
 	mark_dirty(j);
-	if (j->subs) {
-		crd_buf b = CRUND_BUF_INIT;
-		crd_buf_add(&b, "{\"fraction\":", 12);
-		crd_buf_add_num(&b, fraction);
-		crd_buf_add(&b, ",\"message\":", 11);
-		crd_buf_add_jstr(&b, message);
-		crd_buf_addc(&b, '}');
-		if (crd_buf_ok(&b))
-			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
-		crd_buf_free(&b);
-	}
+	if (j->subs)
+		emit_progress(j);
 	return 0;
 }
 
@@ -2309,17 +2314,8 @@ static void emit_remote_news(crd_jobrec *j, size_t old_log, bool had_progress, d
 	}
 	if ((j->flags & CRUND_JF_PROGRESS) &&
 	    (!had_progress || j->progress != old_progress ||
-	     strcmp(j->progress_msg ? j->progress_msg : "", old_msg ? old_msg : "") != 0)) {
-		crd_buf b = CRUND_BUF_INIT;
-		crd_buf_add(&b, "{\"fraction\":", 12);
-		crd_buf_add_num(&b, j->progress);
-		crd_buf_add(&b, ",\"message\":", 11);
-		crd_buf_add_jstr(&b, j->progress_msg);
-		crd_buf_addc(&b, '}');
-		if (crd_buf_ok(&b))
-			crd_jobs_emit(j, CRUND_EV_PROGRESS, b.data, b.len);
-		crd_buf_free(&b);
-	}
+	     strcmp(j->progress_msg ? j->progress_msg : "", old_msg ? old_msg : "") != 0))
+		emit_progress(j);
 }
 
 crd_jobrec *crd_jobs_cache_row(crd_jobs *s, const crd_store_job *row)

@@ -241,7 +241,7 @@ like "$HTTP_BODY" "step" "node 2 serves the log of a job node 1 ran"
 # other nodes (with the delay of the log's batches): crunctl log -f on
 # node 2, the event stream on node 3
 on 1
-submit '{"plugin":"demo","job":"progress","args":{"steps":4,"interval":0.5}}'
+submit '{"plugin":"demo","job":"progress","args":{"steps":4,"interval":1}}'
 RLOG=$JOB_ID
 bg curl -sN --max-time 20 "${NODE_URLS[3]}/v1/jobs/$RLOG/events" -o "$E2E_TMP/events-rlog"
 EV_RLOG=$BG_PID
@@ -251,8 +251,11 @@ is "$(grep -c 'info step [1-4]/4 done$' "$E2E_TMP/rlog.out")" 4 \
 wait "$EV_RLOG"
 sse_json "$E2E_TMP/events-rlog" >"$E2E_TMP/ev-rlog.json"
 jt_file() { [ "$(jf "$1" "bool($2)")" = true ]; }
-check "node 3's event stream of it has its log lines as log events (time, level, message)" \
-	jt_file "$E2E_TMP/ev-rlog.json" "[e['data']['message'] for e in d if e['event'] == 'log'] == ['step %d/4 done' % i for i in range(1, 5)] and all(e['data']['level'] == 'info' and rfc3339(e['data']['time']) for e in d if e['event'] == 'log')"
+# (the lines logged before node 3 first read the job are in its /log, not
+# events: on a loaded machine the first may be; the later ones, in order,
+# once each, are events)
+check "node 3's event stream of it has its later log lines as log events (time, level, message)" \
+	jt_file "$E2E_TMP/ev-rlog.json" "(lambda m: len(m) >= 2 and m == ['step %d/4 done' % i for i in range(5 - len(m), 5)])([e['data']['message'] for e in d if e['event'] == 'log']) and all(e['data']['level'] == 'info' and rfc3339(e['data']['time']) for e in d if e['event'] == 'log')"
 check "... and its progress as progress events, the last one 4/4" \
 	jt_file "$E2E_TMP/ev-rlog.json" "[e['data'] for e in d if e['event'] == 'progress'][-1] == {'fraction': 1, 'message': 'step 4/4'}"
 check "... and ends with its end event" \

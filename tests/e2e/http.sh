@@ -137,10 +137,15 @@ jt 'd["state"] == "succeeded" and d["result"]["status"] == 200 and d["result"]["
 	"HEAD of a body larger than max_response_bytes: no body comes, succeeds"
 
 BH=$(awk '/^BLACKHOLE /{print $2}' "$srv_out")
-request "{\"url\":\"http://127.0.0.1:$BH/\",\"connect_timeout\":1,\"timeout\":$(slow 20)}"
-jt 'd["state"] == "failed" and d["error"]["code"] == "connect_error" and "connect_timeout (1 s" in d["error"]["message"]' \
-	"no connection within connect_timeout: connect_error, naming connect_timeout"
-jt 'secs(d["finished_at"]) - secs(d["started_at"]) < 10' "  ended by connect_timeout, not by timeout"
+if [ "${BH:-0}" != 0 ]; then
+	request "{\"url\":\"http://127.0.0.1:$BH/\",\"connect_timeout\":1,\"timeout\":$(slow 20)}"
+	jt 'd["state"] == "failed" and d["error"]["code"] == "connect_error" and "connect_timeout (1 s" in d["error"]["message"]' \
+		"no connection within connect_timeout: connect_error, naming connect_timeout"
+	jt 'secs(d["finished_at"]) - secs(d["started_at"]) < 10' "  ended by connect_timeout, not by timeout"
+else
+	ok 0 "# SKIP this kernel completes connections to a full listen queue (no connect timeout to provoke)"
+	ok 0 "# SKIP this kernel completes connections to a full listen queue"
+fi
 
 closed=$(free_port) || bail "no free port"
 request "{\"url\":\"http://127.0.0.1:$closed/\"}"

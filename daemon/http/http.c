@@ -1070,8 +1070,7 @@ static int open_listener(const char *spec, int *ret_fd, char **ret_unix_path)
 			if (live) {
 				crd_log(CRUND_LOG_ERROR,
 					"cannot listen on unix:%s: a process listens on it "
-					"(another "
-					"crund?); stop it or choose another path",
+					"(another crund?); stop it or choose another path",
 					a.path);
 				return -EADDRINUSE;
 			}

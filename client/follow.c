@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/logline.h"
 #include "crunctl.h"
 
 #define PROGRESS_BAR_WIDTH    30
@@ -333,32 +334,23 @@ static void print_log_line(follow_state *fs, json_t *data, const char *raw)
 	free(line);
 }
 
-/* A stored log line "TIME LABEL message" as the event the stream sends
- * for it: {"time","level","message"}, plus "stream" when LABEL is not a
- * level (a command's stdout or stderr, logged at info).  A line of
- * another shape is {"message": line}. */
+/* A stored log line (common/logline.h) as the event the stream sends for
+ * it; a line of another shape is {"message": line}. */
 static json_t *log_line_event(const char *line)
 {
-	static const char *const levels[] = {"debug", "info", "warning", "error"};
-	const char *sp1 = strchr(line, ' ');
-	const char *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
-	if (!sp1 || !sp2 || sp1 == line || sp2 == sp1 + 1 || line[0] < '0' || line[0] > '9')
+	crd_log_line l;
+	if (!crd_log_line_split(line, strlen(line), &l))
 		return json_pack("{s:s}", "message", line);
-	json_t *o = json_pack("{s:s%}", "time", line, (size_t)(sp1 - line));
-	size_t ll = (size_t)(sp2 - sp1 - 1);
-	bool is_level = false;
-	for (size_t i = 0; i < sizeof(levels) / sizeof(*levels); i++)
-		if (strlen(levels[i]) == ll && !strncmp(sp1 + 1, levels[i], ll))
-			is_level = true;
-	if (o && is_level && json_object_set_new(o, "level", json_stringn(sp1 + 1, ll)) == 0 &&
-	    json_object_set_new(o, "message", json_string(sp2 + 1)) == 0)
-		return o;
-	if (o && !is_level && json_object_set_new(o, "level", json_string("info")) == 0 &&
-	    json_object_set_new(o, "stream", json_stringn(sp1 + 1, ll)) == 0 &&
-	    json_object_set_new(o, "message", json_string(sp2 + 1)) == 0)
-		return o;
-	json_decref(o);
-	return NULL;
+	json_t *o = json_pack("{s:s%,s:s%,s:s%}", "time", l.time, l.time_len, "level",
+			      l.label_is_level ? l.label : "info",
+			      l.label_is_level ? l.label_len : strlen("info"), "message", l.message,
+			      l.message_len);
+	if (o && !l.label_is_level &&
+	    json_object_set_new(o, "stream", json_stringn(l.label, l.label_len)) < 0) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
 }
 
 /* GET /v1/jobs/{id}/log, printed where log lines go (with --json as JSON

@@ -24,7 +24,7 @@ client_crunctl_SOURCES = \
 	client/http.c \
 	client/args.c \
 	client/format.c \
-	common/rfc3339.h common/rfc3339.c \
+	common/rfc3339.h common/rfc3339.c common/logline.h \
 	client/sse.c
 client_crunctl_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(JANSSON_CFLAGS)
 client_crunctl_LDADD = $(CURL_LIBS) $(JANSSON_LIBS) -lm

@@ -29,7 +29,7 @@ tests_test_http_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_test_http_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread
 
 tests_test_api_SOURCES = tests/test-api.c daemon/api/wait.c daemon/api/stream.c daemon/api/events.c \
-	daemon/http/http.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c daemon/log.c \
+	daemon/http/http.c daemon/http/route.c daemon/jobs/jobs.c daemon/jobs/events.c $(STORE_SOURCES) daemon/buf.c daemon/log.c \
 	daemon/settings.c
 tests_test_api_CFLAGS = $(DAEMON_TEST_CFLAGS) $(MHD_CFLAGS) $(LIBEVENT_CFLAGS)
 tests_test_api_LDADD = lib/libcrunner.la $(DAEMON_TEST_LIBS) $(MHD_LIBS) $(LIBEVENT_LIBS) -lpthread

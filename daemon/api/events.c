@@ -129,35 +129,20 @@ static ssize_t events_read(crd_req *r, char *buf, size_t max)
 	return crd_api_stream_read(r, buf, max);
 }
 
-/* One query value: a comma-separated list of plugin names or states. */
-static void add_filter(struct crd_api_events *ev, bool state, const char *v)
+/* One ?plugin= value: a comma-separated list of plugin names.  (?state=
+ * lists are crd_parse_state_mask's, as for GET /v1/jobs.) */
+static void add_plugins(struct crd_api_events *ev, const char *v)
 {
 	while (*v) {
-		const char *c = strchr(v, ',');
-		size_t n = c ? (size_t)(c - v) : strlen(v);
-		char name[EVENTS_NAME_MAX + 1];
-		if (n == 0 || n > EVENTS_NAME_MAX) {
+		size_t n = strcspn(v, ",");
+		if (n == 0 || n > EVENTS_NAME_MAX || ev->n_plugins == EVENTS_MAX_FILTERS) {
 			ev->bad = true;
 			return;
 		}
-		memcpy(name, v, n);
-		name[n] = '\0';
-		if (state) {
-			int st = crd_job_state_parse(name);
-			if (st < 0) {
-				ev->bad = true;
-				return;
-			}
-			ev->states |= 1u << st;
-		} else {
-			if (ev->n_plugins == EVENTS_MAX_FILTERS) {
-				ev->bad = true;
-				return;
-			}
-			memcpy(ev->plugins[ev->n_plugins++], name, n + 1);
-		}
+		memcpy(ev->plugins[ev->n_plugins], v, n);
+		ev->plugins[ev->n_plugins++][n] = '\0';
 		v += n;
-		if (*v == ',' && !*++v) { /* "failed,": an empty last name */
+		if (*v == ',' && !*++v) { /* "demo,": an empty last name */
 			ev->bad = true;
 			return;
 		}
@@ -169,12 +154,17 @@ static crd_mhd_result each_arg(void *cls, enum MHD_ValueKind kind, const char *k
 {
 	struct crd_api_events *ev = cls;
 	(void)kind;
-	bool state = !strcmp(key, "state");
-	if (state || !strcmp(key, "plugin")) {
+	unsigned mask;
+	if (!strcmp(key, "state")) {
+		if (!value || crd_parse_state_mask(value, &mask) < 0)
+			ev->bad = true;
+		else
+			ev->states |= mask;
+	} else if (!strcmp(key, "plugin")) {
 		if (!value || !*value)
 			ev->bad = true;
 		else
-			add_filter(ev, state, value);
+			add_plugins(ev, value);
 	}
 	return MHD_YES;
 }

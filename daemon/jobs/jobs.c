@@ -35,6 +35,7 @@
 #include <valgrind/valgrind.h>
 #endif
 
+#include "common/logline.h"
 #include "jobs/jobs.h"
 
 static const char b32[] = "0123456789abcdefghjkmnpqrstvwxyz"; /* Crockford */
@@ -2260,36 +2261,27 @@ static int refresh_remote(crd_jobs *s, crd_jobrec *j, const crd_store_job *row)
 	return 0;
 }
 
-/* A stored log line "TIME LABEL message" to the job's subscribers as the
- * event the node that runs it sent: {"time","level","message"}, plus
- * "stream" when LABEL is a stream's name (its lines are logged at info). */
+/* A stored log line (common/logline.h) to the job's subscribers as the
+ * event the node that runs it sent. */
 static void emit_stored_log_line(crd_jobrec *j, const char *line, size_t len)
 {
-	static const char *const levels[] = {"debug", "info", "warning", "error"};
-	const char *end = line + len;
-	const char *sp1 = memchr(line, ' ', len);
-	const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(end - sp1 - 1)) : NULL;
+	crd_log_line l;
 	crd_buf e = CRUND_BUF_INIT;
-	if (!sp2) {
+	if (!crd_log_line_split(line, len, &l)) {
 		crd_buf_adds(&e, "{\"message\":");
 		crd_buf_add_jstrn(&e, line, len);
 	} else {
-		size_t ll = (size_t)(sp2 - sp1 - 1);
-		bool is_level = false;
-		for (size_t i = 0; i < sizeof(levels) / sizeof(*levels); i++)
-			is_level = is_level ||
-				   (strlen(levels[i]) == ll && !memcmp(sp1 + 1, levels[i], ll));
 		crd_buf_adds(&e, "{\"time\":");
-		crd_buf_add_jstrn(&e, line, (size_t)(sp1 - line));
+		crd_buf_add_jstrn(&e, l.time, l.time_len);
 		crd_buf_adds(&e, ",\"level\":");
-		if (is_level) {
-			crd_buf_add_jstrn(&e, sp1 + 1, ll);
+		if (l.label_is_level) {
+			crd_buf_add_jstrn(&e, l.label, l.label_len);
 		} else {
 			crd_buf_adds(&e, "\"info\",\"stream\":");
-			crd_buf_add_jstrn(&e, sp1 + 1, ll);
+			crd_buf_add_jstrn(&e, l.label, l.label_len);
 		}
 		crd_buf_adds(&e, ",\"message\":");
-		crd_buf_add_jstrn(&e, sp2 + 1, (size_t)(end - sp2 - 1));
+		crd_buf_add_jstrn(&e, l.message, l.message_len);
 	}
 	crd_buf_addc(&e, '}');
 	if (crd_buf_ok(&e))

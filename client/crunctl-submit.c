@@ -29,7 +29,7 @@ enum {
 	OPT_ON_INTERRUPT,
 };
 
-/* The API's bound of max_attempts (CRUND_MAX_ATTEMPTS_MAX in the daemon). */
+/* The API's bound of max_attempts (CRUND_JOB_MAX_ATTEMPTS in crund/plugin.h). */
 #define SUBMIT_MAX_ATTEMPTS 1000
 
 static const struct option submit_options[] = {

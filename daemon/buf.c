@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "common/utf8.h"
 
 bool crd_buf_reserve(crd_buf *b, size_t extra)
 {
@@ -75,34 +76,6 @@ void crd_buf_addf(crd_buf *b, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The length of the well-formed UTF-8 sequence at p (RFC 3629: no
- * overlong forms, no surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *p, size_t left)
-{
-	unsigned c = p[0];
-	size_t len;
-	unsigned min;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, min = 0x80;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, min = 0x800;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, min = 0x10000;
-	else
-		return 0;
-	if (left < len)
-		return 0;
-	unsigned cp = c & (0x7fu >> len);
-	for (size_t k = 1; k < len; k++) {
-		if ((p[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[k] & 0x3fu);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 void crd_buf_add_jstrn(crd_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -115,7 +88,7 @@ void crd_buf_add_jstrn(crd_buf *b, const char *s, size_t n)
 		if (c >= 0x80) {
 			/* JSON text is UTF-8: a byte that starts no well-formed
 			 * sequence (a URL's %FF, a plugin's Latin-1) becomes U+FFFD */
-			size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+			size_t k = crd_utf8_seq((const unsigned char *)s + i, n - i);
 			if (k) {
 				i += k - 1;
 				continue;

@@ -301,16 +301,21 @@ START_TEST(non_elf_and_truncated_files_are_refused)
 	close(fd);
 	write_text(dir, "cut.so", head, sizeof head);
 	mkdir(strcat(strcpy(demo, dir), "/dir.so"), 0755);
+	/* a FIFO: its open must not wait for a writer (the start hung) */
+	char fifo[1024];
+	ck_assert_int_eq(mkfifo(strcat(strcpy(fifo, dir), "/fifo.so"), 0644), 0);
 
 	crd_plugin_registry reg = {0};
 	ck_assert_int_eq(load1(&reg, dir), 0);
 	ck_assert_uint_eq(reg.n, 0);
-	ck_assert_uint_eq(reg.n_refused, 3);
+	ck_assert_uint_eq(reg.n_refused, 4);
 	ck_assert_str_eq(refusal_of(&reg, "text.so"), "not an ELF file");
 	ck_assert_str_eq(refusal_of(&reg, "cut.so"), "malformed ELF program headers");
 	ck_assert_str_eq(refusal_of(&reg, "dir.so"), "not a regular file");
+	ck_assert_str_eq(refusal_of(&reg, "fifo.so"), "not a regular file");
 	crd_plugins_free(&reg);
 	rmdir(demo);
+	unlink(fifo);
 }
 END_TEST
 
@@ -729,10 +734,40 @@ static const char *break_descriptor(int i)
 		t_desc.job_spec_size = 0xdeadbeef;
 		t_desc.arg_spec_size = 3;
 		return NULL;
+	/* Text is shown as JSON: UTF-8 only (a bad byte made every
+	 * GET /v1/plugins answer 500). */
+	case 35:
+		t_desc.version = "\xc3\x28";
+		return "the version of 't-plugin' is not UTF-8 text";
+	case 36:
+		t_desc.description = "bad \xff";
+		return "the description of 't-plugin' is not UTF-8 text";
+	case 37:
+		t_jobs[1].description = "\xed\xa0\x80"; /* a surrogate */
+		return "the description of 'two' is not UTF-8 text";
+	case 38:
+		t_args[1].description = "caf\xe9";
+		return "the description of 's' is not UTF-8 text";
+	case 39:
+		t_desc.description = "caf\xc3\xa9 \xf0\x9f\x98\x80";
+		return NULL;
+	/* What a submission may not ask, a spec may not default to. */
+	case 40:
+		t_jobs[0].max_attempts = 1001;
+		return "job 'one': max_attempts 1001 is over 1000";
+	case 41:
+		t_jobs[0].max_attempts = 1000;
+		return NULL;
+	case 42:
+		t_jobs[1].flags = CRUND_JOB_RERUN_SAFE | 0x6;
+		return "job 'two': unknown flags 0x6";
+	case 43:
+		t_desc.flags = 0x80;
+		return "plugin 't-plugin': unknown flags 0x80";
 	}
 	return "unreachable";
 }
-#define N_DESC_RULES 35
+#define N_DESC_RULES 44
 
 START_TEST(descriptor_rules)
 {

@@ -116,9 +116,9 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 	}
 	if (jm && !json_is_null(jm)) {
 		json_int_t n = json_integer_value(jm);
-		if (!json_is_integer(jm) || n < 1 || n > CRUND_MAX_ATTEMPTS_MAX)
+		if (!json_is_integer(jm) || n < 1 || n > CRUND_JOB_MAX_ATTEMPTS)
 			BAD("field 'max_attempts' must be an integer from 1 to %d",
-			    CRUND_MAX_ATTEMPTS_MAX);
+			    CRUND_JOB_MAX_ATTEMPTS);
 		s.max_attempts = (unsigned)n;
 	}
 	if (jd && !json_is_null(jd) && jr && !json_is_null(jr))

@@ -14,10 +14,9 @@
 #include "jobs/jobs.h"
 #include "plugins/plugins.h"
 
-#define CRUND_IDEM_KEY_MAX     200
-#define CRUND_TIMEOUT_MAX      (365 * 86400.0)
-#define CRUND_DELAY_MAX        (365 * 86400.0) /* delay / run_at at most a year ahead */
-#define CRUND_MAX_ATTEMPTS_MAX 1000
+#define CRUND_IDEM_KEY_MAX 200
+#define CRUND_TIMEOUT_MAX  (365 * 86400.0)
+#define CRUND_DELAY_MAX    (365 * 86400.0) /* delay / run_at at most a year ahead */
 
 /* A parsed submission is the jobs module's request itself, so it goes to
  * crd_jobs_submit as it is (the caller adds `accepted` for a durable

@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/utf8.h"
 #include "plugins/plugins.h"
 
 #define PLUGIN_FILE_MAX (512u << 20) /* larger .so files are not plugins */
@@ -112,7 +113,9 @@ static int check_owner_mode(const struct stat *st, const char *what, char *why, 
 /* Open, stat and pre-check one file.  Returns 0 when it may be loaded. */
 static int precheck_file(const char *path, const crd_plugins_opts *opts, char *why, size_t whylen)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO named *.so must not stop the start (its open
+	 * would wait for a writer); fstat then refuses it */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0) {
 		int err = errno;
 		snprintf(why, whylen, "cannot open: %s", strerror(err));
@@ -168,6 +171,15 @@ static bool valid_name(const char *s, bool allow_dash)
 	return true;
 }
 
+/* A descriptor's text is shown as JSON (GET /v1/plugins): UTF-8 only. */
+static int check_text(const char *s, const char *what, const char *name, char *why, size_t whylen)
+{
+	if (!s || crd_utf8_valid(s))
+		return 0;
+	snprintf(why, whylen, "%s of '%s' is not UTF-8 text", what, name);
+	return -EINVAL;
+}
+
 static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, char *why,
 			  size_t whylen)
 {
@@ -176,6 +188,8 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 			 a->name ? a->name : "(null)");
 		return -EINVAL;
 	}
+	if (check_text(a->description, "the description", a->name, why, whylen) < 0)
+		return -EINVAL;
 	if (a->type < CRUND_ARG_STRING || a->type > CRUND_ARG_ARRAY) {
 		snprintf(why, whylen, "job '%s': argument '%s' has unknown type %d", job->name,
 			 a->name, (int)a->type);
@@ -243,6 +257,14 @@ int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *o
 			 d->name);
 		return -EPERM;
 	}
+	if (d->flags & ~CRUND_PLUGIN_RUNS_COMMANDS) {
+		snprintf(why, whylen, "plugin '%s': unknown flags 0x%" PRIx32, d->name,
+			 d->flags & ~CRUND_PLUGIN_RUNS_COMMANDS);
+		return -EINVAL;
+	}
+	if ((rc = check_text(d->version, "the version", d->name, why, whylen)) < 0 ||
+	    (rc = check_text(d->description, "the description", d->name, why, whylen)) < 0)
+		return rc;
 	if (d->n_jobs > CRUND_PLUGIN_MAX_JOBS || (d->n_jobs && !d->jobs)) { /* import checked */
 		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, table %s)", d->name,
 			 d->n_jobs, d->jobs ? "present" : "NULL");
@@ -262,6 +284,18 @@ int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *o
 			}
 		if (!j->run) {
 			snprintf(why, whylen, "job '%s' has no run function", j->name);
+			return -EINVAL;
+		}
+		if ((rc = check_text(j->description, "the description", j->name, why, whylen)) < 0)
+			return rc;
+		if (j->max_attempts > CRUND_JOB_MAX_ATTEMPTS) {
+			snprintf(why, whylen, "job '%s': max_attempts %" PRIu32 " is over %d",
+				 j->name, j->max_attempts, CRUND_JOB_MAX_ATTEMPTS);
+			return -EINVAL;
+		}
+		if (j->flags & ~CRUND_JOB_RERUN_SAFE) {
+			snprintf(why, whylen, "job '%s': unknown flags 0x%" PRIx32, j->name,
+				 j->flags & ~CRUND_JOB_RERUN_SAFE);
 			return -EINVAL;
 		}
 		if (j->n_args > CRUND_PLUGIN_MAX_ARGS || (j->n_args && !j->args)) {

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/utf8.h"
 #include "store/backend.h"
 #include "store/pg.h"
 
@@ -383,28 +384,6 @@ __attribute__((format(printf, 2, 3))) static void tb_addf(tb *b, const char *fmt
 		tb_add(b, tmp, (size_t)n < sizeof(tmp) ? (size_t)n : sizeof(tmp) - 1);
 }
 
-/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if invalid. */
-static size_t utf8_len(const unsigned char *p, size_t n)
-{
-	size_t k;
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		k = 2;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		k = 3;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		k = 4;
-	else
-		return 0;
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	return k;
-}
-
 /* A JSON string (or null); bytes that are not UTF-8 become U+FFFD (the
  * database keeps text, and one bad log line must not fail every commit). */
 static void tb_jstr(tb *b, const char *s, size_t n)
@@ -435,7 +414,7 @@ static void tb_jstr(tb *b, const char *s, size_t n)
 			tb_addf(b, "\\u%04x", c);
 			i++;
 		} else {
-			size_t k = utf8_len((const unsigned char *)s + i, n - i);
+			size_t k = crd_utf8_seq((const unsigned char *)s + i, n - i);
 			if (k) {
 				tb_add(b, s + i, k);
 				i += k;

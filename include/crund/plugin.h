@@ -121,7 +121,8 @@ typedef struct crund_job_spec {
 	size_t n_args;
 	/* --- ABI 1.2 --- */
 	/* Attempts a submission gets when it names no max_attempts (a failed
-	 * attempt is retried with backoff while attempts are left); 0: 1. */
+	 * attempt is retried with backoff while attempts are left); 0: 1,
+	 * at most CRUND_JOB_MAX_ATTEMPTS. */
 	uint32_t max_attempts;
 	uint32_t flags; /* CRUND_JOB_* */
 	/* --- ABI 1.3 --- */
@@ -142,6 +143,10 @@ typedef struct crund_job_spec {
  * failed, code "interrupted").  A submission may override it with
  * "on_interrupt". */
 #define CRUND_JOB_RERUN_SAFE 0x1u
+
+/* The most attempts a job may have (crund_job_spec.max_attempts, and a
+ * submission's "max_attempts"). */
+#define CRUND_JOB_MAX_ATTEMPTS 1000
 
 /* Descriptor flags */
 #define CRUND_PLUGIN_RUNS_COMMANDS \

@@ -31,6 +31,7 @@ typedef struct crd_daemon {
 	int n_listen_fds;  /* socket activation: fds 3.. */
 	bool force;        /* second signal: skip the grace */
 	cr_event *stop_ev; /* set by the first signal */
+	cr_task *starting; /* serve_main's task while plugins initialise (a signal cancels it) */
 	double start_mono; /* loop time at start */
 	double start_real; /* wall clock at start */
 } crd_daemon;

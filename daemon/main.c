@@ -211,7 +211,18 @@ static int serve_main(void *arg, void **ret_value)
 		exit_code = rc == -ENOMEM ? 1 : 2;
 		return rc;
 	}
+	crd_d.starting = cr_current_task();
 	rc = crd_plugins_init(&crd_d.reg, &crd_host, &crd_d.popts);
+	crd_d.starting = NULL;
+	if (rc == -ECANCELED) {
+		/* SIGTERM or SIGINT while a plugin initialised (its refusal is
+		 * logged): a stop asked for, not a failure */
+		crd_log(CRUND_LOG_INFO, "stopped before serving: a signal came during plugin "
+					"initialisation");
+		cr_task_uncancel(cr_current_task());
+		crd_plugins_fini(&crd_d.reg, &crd_host);
+		return 0;
+	}
 	if (rc < 0) {
 		crd_log(CRUND_LOG_ERROR, "plugin initialisation failed: %s", cr_strerror(rc));
 		exit_code = 1;

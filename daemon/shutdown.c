@@ -54,6 +54,8 @@ static void on_signal(void *arg)
 			signo == SIGINT ? "SIGINT" : "SIGTERM", crd_d.cfg.grace);
 		drain();
 		cr_event_set(crd_d.stop_ev);
+		if (crd_d.starting) /* a plugin's init: the start is given up */
+			cr_task_cancel(crd_d.starting, "shutdown");
 	} else if (!crd_d.force) {
 		crd_d.force = true;
 		crd_log(CRUND_LOG_WARNING, "received %s again: cancelling running jobs now",

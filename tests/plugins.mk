@@ -84,8 +84,10 @@ EXTRA_tests_test_plugins_DEPENDENCIES = plugins/demo.la $(PLUGIN_FIXTURES)
 
 # abi-e2e: a real crund (tests/e2e/lib.sh) loads the ABI layout fixtures
 # and shows and runs their jobs through the API.
-PLUGIN_TESTS += tests/plugins/abi-e2e.sh tests/plugins/services-e2e.sh
-EXTRA_DIST += tests/plugins/abi-e2e.sh tests/plugins/services-e2e.sh
+PLUGIN_TESTS += tests/plugins/abi-e2e.sh tests/plugins/services-e2e.sh \
+	tests/plugins/lifecycle-e2e.sh
+EXTRA_DIST += tests/plugins/abi-e2e.sh tests/plugins/services-e2e.sh \
+	tests/plugins/lifecycle-e2e.sh
 
 tests_test_args_SOURCES = tests/test-args.c daemon/plugins/args.c daemon/plugins/plugins.h
 tests_test_args_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/daemon

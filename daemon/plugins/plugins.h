@@ -39,9 +39,10 @@ typedef struct crd_plugin_refusal {
 typedef struct crd_plugin_registry {
 	crd_loaded_plugin *plugins; /* n entries, sorted by name */
 	size_t n;
-	size_t n_refused;            /* plugins refused (logged) */
-	crd_plugin_refusal *refused; /* n_refused entries, in refusal order */
-	const crund_host_api *host;  /* given to crd_plugins_init (job checks use it) */
+	size_t n_refused;                    /* plugins refused (logged) */
+	crd_plugin_refusal *refused;         /* n_refused entries, in refusal order */
+	const crund_host_api *host;          /* given to crd_plugins_init (job checks use it) */
+	const struct crd_plugins_opts *opts; /* given to crd_plugins_init (fini logs with it) */
 } crd_plugin_registry;
 
 /* Limits on what a descriptor may declare (a bigger table is refused as
@@ -129,13 +130,17 @@ int crd_plugin_check_descriptor(const crund_plugin *desc, const crd_plugins_opts
 
 /* AWAITS (call from a task on the runner): run every plugin's init as a
  * coroutine, in name order; a plugin whose init fails is logged, recorded
- * in reg->refused and removed (dlclosed).  Returns 0, or -ECANCELED when
- * the calling task was cancelled during an init: that plugin is removed
- * and the ones after it stay uninitialised (fini skips them). */
+ * in reg->refused and removed (dlclosed).  An init that runs long is
+ * logged every INIT_WARN_EVERY seconds (no bound: cancel the calling task
+ * to give up).  Returns 0, or -ECANCELED when the calling task was
+ * cancelled during an init: that plugin is removed and the ones after it
+ * stay uninitialised (fini skips them). */
 int crd_plugins_init(crd_plugin_registry *reg, const crund_host_api *host,
 		     const crd_plugins_opts *opts);
 
-/* AWAITS: fini of every initialised plugin (reverse order).  The objects
+/* AWAITS: fini of every initialised plugin (reverse order), each within
+ * FINI_BOUND seconds (then its awaits are cancelled, and that is logged;
+ * outside a task, unbounded).  The objects
  * stay mapped (job specs and names stay readable) until
  * crd_plugins_free(), so call it only when no job of theirs runs. */
 void crd_plugins_fini(crd_plugin_registry *reg, const crund_host_api *host);

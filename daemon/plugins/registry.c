@@ -532,6 +532,31 @@ int crd_plugins_load(crd_plugin_registry *reg, const char *const *dirs, size_t n
 
 /* --------------------------------------------------------- init / fini */
 
+#define INIT_WARN_EVERY 10.0 /* s between the lines about an init still running */
+#define FINI_BOUND      10.0 /* s for a plugin's fini; then it is cancelled */
+
+/* A plugin's init that takes long says so (which plugin holds the start). */
+struct slow_init {
+	const crd_plugins_opts *opts;
+	const char *name;
+	cr_loop *loop;
+	double waited;
+	cr_handle *h;
+};
+
+static void slow_init_cb(void *arg)
+{
+	struct slow_init *w = arg;
+	w->h = cr_handle_unref(w->h);
+	w->waited += INIT_WARN_EVERY;
+	plog(w->opts, CRUND_LOG_WARNING,
+	     "plugin %s: init still running after %g s (crund serves once every init is "
+	     "done; SIGTERM gives up the start)",
+	     w->name, w->waited);
+	if (cr_call_later(w->loop, INIT_WARN_EVERY, slow_init_cb, w, &w->h) < 0)
+		w->h = NULL;
+}
+
 static void remove_at(crd_plugin_registry *reg, size_t i)
 {
 	loaded_release(&reg->plugins[i]);
@@ -543,6 +568,7 @@ int crd_plugins_init(crd_plugin_registry *reg, const crund_host_api *host,
 		     const crd_plugins_opts *opts)
 {
 	reg->host = host;
+	reg->opts = opts;
 	for (size_t i = 0; i < reg->n;) {
 		crd_loaded_plugin *p = &reg->plugins[i];
 		if (p->initialized) {
@@ -555,7 +581,15 @@ int crd_plugins_init(crd_plugin_registry *reg, const crund_host_api *host,
 			continue;
 		}
 		void *state = NULL;
+		struct slow_init w = {
+			.opts = opts, .name = p->desc->name, .loop = cr_loop_current()};
+		if (w.loop && cr_call_later(w.loop, INIT_WARN_EVERY, slow_init_cb, &w, &w.h) < 0)
+			w.h = NULL;
 		int rc = p->desc->init(host, &state);
+		if (w.h) {
+			cr_handle_cancel(w.h);
+			cr_handle_unref(w.h);
+		}
 		if (rc >= 0) {
 			p->state = state;
 			p->initialized = true;
@@ -583,8 +617,18 @@ void crd_plugins_fini(crd_plugin_registry *reg, const crund_host_api *host)
 			continue;
 		/* fini may await; even if our task is being cancelled each
 		 * plugin still gets its call, so its state is released. */
-		if (p->desc->fini)
+		if (p->desc->fini) {
+			cr_timeout_scope sc;
+			bool bounded = cr_timeout_enter(&sc, FINI_BOUND) == 0;
 			p->desc->fini(host, p->state);
+			bool expired = bounded && cr_timeout_expired(&sc);
+			if (bounded)
+				cr_timeout_exit(&sc, 0);
+			if (expired)
+				plog(reg->opts, CRUND_LOG_WARNING,
+				     "plugin %s: fini did not end within %g s: cancelled",
+				     p->desc->name, FINI_BOUND);
+		}
 		p->state = NULL;
 		p->initialized = false;
 	}

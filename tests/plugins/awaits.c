@@ -1,7 +1,7 @@
 /* Fixture: init and fini that await (cr_sleep) — they run as coroutines
  * on the runner — and log after the await, so the test sees they resumed.
  * $CRUND_TEST_INIT_SLEEP (seconds) makes init sleep longer, so a test can
- * cancel the task running it. */
+ * cancel the task running it; $CRUND_TEST_FINI_SLEEP does so for fini. */
 #include <errno.h>
 #include <stdlib.h>
 
@@ -29,7 +29,8 @@ static int init(const crund_host_api *host, void **ret_state)
 
 static void fini(const crund_host_api *host, void *state)
 {
-	int rc = cr_sleep(0.001);
+	const char *env = getenv("CRUND_TEST_FINI_SLEEP");
+	int rc = cr_sleep(env ? strtod(env, NULL) : 0.001);
 	crund_host_log(host, CRUND_LOG_INFO, "awaits: fini slept rc=%d state=%d", rc,
 		       *(int *)state);
 	free(state);

@@ -22,6 +22,7 @@ chmod 644 "$pdir"/*.so
 CRUND_PLUGIN_ARGS=(--plugin-dir "$pdir")
 
 # wait_log PATTERN SECONDS: until the daemon's log has a line matching it
+# shellcheck disable=SC2317 # called through check
 wait_log() {
 	local i
 	for ((i = 0; i < $2 * 10; i++)); do

@@ -121,6 +121,9 @@ int cr_loop_run_until_complete(cr_loop *loop, cr_task *task);
 /* Run the loop until cr_loop_stop() is called.  Returns 0.
  * Errors: -EBUSY, -ESHUTDOWN as cr_loop_run_until_complete(). */
 int cr_loop_run_forever(cr_loop *loop);
+/* End the run after the current iteration.  Called while the loop is not
+ * running, it ends the next run after its first iteration (callbacks
+ * ready then run; I/O is polled without waiting), as asyncio's stop(). */
 void cr_loop_stop(cr_loop *loop);
 bool cr_loop_is_running(const cr_loop *loop);
 bool cr_loop_is_closed(const cr_loop *loop);
@@ -269,7 +272,9 @@ int cr_gather(cr_task *const *tasks, size_t n, int *ret_codes);
 
 /* AWAITS: asyncio.wait.  Returns when `mode` is satisfied or timeout (< 0:
  * none) ran out; returns the number of finished tasks (tasks are not
- * cancelled on timeout).  Errors: -ENOMEM, -EDEADLK, -EINVAL. */
+ * cancelled on timeout).  CR_WAIT_FIRST_ERROR: the first task to end with
+ * an error other than -ECANCELED (a cancelled task is no error there, as
+ * for FIRST_EXCEPTION), else all.  Errors: -ENOMEM, -EDEADLK, -EINVAL. */
 enum { CR_WAIT_ALL = 0, CR_WAIT_FIRST_COMPLETED = 1, CR_WAIT_FIRST_ERROR = 2 };
 int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout);
 

@@ -1068,7 +1068,8 @@ static int run_enter(cr_loop *loop)
 		thread_prepared = true;
 	}
 	loop->running = true;
-	loop->stopping = false;
+	/* stopping stays: a cr_loop_stop() before the run ends it after one
+	 * iteration (asyncio's rule); run_leave clears it */
 	loop->thread = pthread_self();
 	loop->now_valid = false;
 	loop->last_poll = cr__monotonic();
@@ -1089,8 +1090,9 @@ int cr_loop_run_forever(cr_loop *loop)
 
 	if (rc < 0)
 		return rc;
-	while (!loop->stopping)
-		run_once(loop);
+	do
+		run_once(loop); /* at least once, even when stopped before */
+	while (!loop->stopping);
 	run_leave(loop);
 	return 0;
 }
@@ -1107,8 +1109,11 @@ int cr_loop_run_until_complete(cr_loop *loop, cr_task *task)
 	if (rc < 0)
 		return rc;
 	cr_task_ref(task);
-	while (task->state < CR__T_FINISHED && !loop->stopping)
+	while (task->state < CR__T_FINISHED) {
 		run_once(loop);
+		if (loop->stopping) /* also a stop before the run: one iteration */
+			break;
+	}
 	run_leave(loop);
 	if (task->state < CR__T_FINISHED) {
 		cr_task_unref(task);

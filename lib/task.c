@@ -15,7 +15,9 @@
  *     on_cancel hook lets the primitive forget the task), else at its next
  *     await (must_cancel).  A task cancelled before its first step ends
  *     cancelled without running and without taking a stack;
- *   - delivery happens once, so cleanup code can await afterwards;
+ *   - delivery happens once, so cleanup code can await afterwards
+ *     (cancellations that come before the task runs again are delivered
+ *     together);
  *   - a wake-up that already happened wins over a later cancel: the await
  *     returns its result (an item, a lock) and the cancellation comes at
  *     the next await, so nothing handed over is lost;
@@ -555,7 +557,11 @@ int cr__task_park(void (*on_cancel)(void *arg), void *arg)
 	t->on_cancel = on_cancel;
 	t->on_cancel_arg = arg;
 	suspend(t);
-	return t->wake_rc;
+	/* read once: a READY task's wake_rc is its pending wake-up's (see
+	 * cr_task_cancel) */
+	int rc = t->wake_rc;
+	t->wake_rc = 0;
+	return rc;
 }
 
 void cr__task_wake(cr_task *t, int rc)
@@ -595,7 +601,9 @@ int cr_task_cancel(cr_task *t, const char *msg)
 		if (oc)
 			oc(t->on_cancel_arg);
 		cr__task_wake(t, -ECANCELED);
-	} else {
+	} else if (!(t->state == CR__T_READY && t->wake_rc == -ECANCELED)) {
+		/* (a task woken by a cancellation and not yet resumed gets this
+		 * one with it: asyncio throws one CancelledError for both) */
 		t->must_cancel = 1;
 	}
 	return 0;
@@ -855,6 +863,10 @@ struct wait_ctx {
 	size_t left; /* unfinished */
 };
 
+/* CR_WAIT_FIRST_ERROR's error: a task that failed, not one cancelled
+ * (asyncio's FIRST_EXCEPTION skips cancelled futures). */
+static bool failed(const cr_task *t) { return t->rc < 0 && t->rc != -ECANCELED; }
+
 static bool wait_satisfied(int mode, size_t left, bool error_seen, bool any_done)
 {
 	if (left == 0)
@@ -871,7 +883,7 @@ static void wait_done(struct cr__waiter *w, cr_task *done)
 	struct wait_ctx *c = w->data;
 
 	c->left--;
-	if (wait_satisfied(c->mode, c->left, done->rc < 0, true))
+	if (wait_satisfied(c->mode, c->left, failed(done), true))
 		cr__task_wake(c->self, 0);
 }
 
@@ -899,7 +911,7 @@ int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout)
 	for (size_t i = 0; i < n; i++) {
 		if (is_done(tasks[i])) {
 			any_done = true;
-			if (tasks[i]->rc < 0)
+			if (failed(tasks[i]))
 				error_seen = true;
 		} else {
 			c.left++;

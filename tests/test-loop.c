@@ -40,6 +40,42 @@ static void rec_cb(void *arg)
 		cr_loop_stop(a->r->loop);
 }
 
+/* asyncio's stop() before run_forever(): the run does one iteration (the
+ * callbacks ready run) and returns; run_until_complete then says the
+ * task was not done (-EAGAIN); the stop is spent by that run. */
+static int nap_fn(void *arg, void **ret)
+{
+	(void)arg;
+	(void)ret;
+	return cr_sleep(0.05);
+}
+
+START_TEST(stop_before_the_run_ends_it_after_one_iteration)
+{
+	struct rec r = {.n = 0};
+	struct rec_arg a[2];
+
+	r.loop = tu_loop();
+	for (int i = 0; i < 2; i++) {
+		a[i] = (struct rec_arg){&r, i};
+		ck_assert_int_eq(cr_call_soon(r.loop, rec_cb, &a[i], NULL), 0);
+	}
+	cr_loop_stop(r.loop);
+	ck_assert_int_eq(cr_loop_run_forever(r.loop), 0); /* returns: did not hang */
+	ck_assert_int_eq(r.n, 2);
+
+	cr_task *t;
+	ck_assert_int_eq(cr_loop_spawn(r.loop, nap_fn, NULL, NULL, &t), 0);
+	cr_loop_stop(r.loop);
+	ck_assert_int_eq(cr_loop_run_until_complete(r.loop, t), -EAGAIN);
+	ck_assert(!cr_task_done(t));
+	/* the stop was spent: the next run goes to the end */
+	ck_assert_int_eq(cr_loop_run_until_complete(r.loop, t), 0);
+	cr_task_unref(t);
+	cr_loop_unref(r.loop);
+}
+END_TEST
+
 START_TEST(call_soon_runs_in_fifo_order)
 {
 	struct rec r = {.n = 0};
@@ -833,6 +869,7 @@ static Suite *loop_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, call_soon_runs_in_fifo_order);
+	tcase_add_test(tc, stop_before_the_run_ends_it_after_one_iteration);
 	tcase_add_test(tc, timers_run_by_deadline_then_in_scheduling_order);
 	tcase_add_test(tc, cancelled_handles_never_run);
 	tcase_add_test(tc, timers_in_and_out_of_order_merge_exactly);

@@ -205,6 +205,35 @@ START_TEST(cancel_delivered_once_so_cleanup_can_await)
 }
 END_TEST
 
+/* Cancelled twice (or three times) before it runs again: one -ECANCELED,
+ * as asyncio throws one CancelledError; both are counted. */
+static int cancel_twice_main(void *arg, void **ret)
+{
+	(void)arg;
+	(void)ret;
+	for (int times = 2; times <= 3; times++) {
+		struct cleanup_state s = {1, 1, 1};
+		cr_task *t;
+		ck_assert_int_eq(cr_spawn(cleanup_fn, &s, NULL, &t), 0);
+		cr_yield();
+		for (int i = 0; i < times; i++)
+			ck_assert_int_eq(cr_task_cancel(t, NULL), 0);
+		ck_assert_int_eq(cr_task_cancelling(t), times);
+		ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED);
+		ck_assert_int_eq(s.first, -ECANCELED);
+		ck_assert_int_eq(s.second, 0);
+		ck_assert_int_eq(s.third, 0);
+		cr_task_unref(t);
+	}
+	return 0;
+}
+
+START_TEST(cancels_before_the_task_runs_again_are_delivered_together)
+{
+	ck_assert_int_eq(tu_run(cancel_twice_main, NULL, NULL), 0);
+}
+END_TEST
+
 static int swallow_fn(void *arg, void **ret)
 {
 	bool uncancel = *(bool *)arg;
@@ -465,6 +494,20 @@ static int wait_main(void *arg, void **ret)
 	ck_assert_int_eq(cr_task_result(t[1], NULL), -EIO);
 	cr_task_cancel(t[0], NULL);
 	cr_task_join(t[0], NULL);
+	cr_task_unref(t[0]);
+	cr_task_unref(t[1]);
+
+	/* a cancelled task is no error for FIRST_ERROR (FIRST_EXCEPTION
+	 * skips cancelled futures): it waits for the other one */
+	ck_assert_int_eq(cr_spawn(fail_fn, (void *)(intptr_t)-ECANCELED, NULL, &t[0]), 0);
+	ck_assert_int_eq(cr_spawn(sleep_fn, &d1, NULL, &t[1]), 0);
+	ck_assert_int_eq(cr_wait(t, 2, CR_WAIT_FIRST_ERROR, -1), 2);
+	ck_assert(cr_task_cancelled(t[0]));
+	ck_assert_int_eq(cr_task_result(t[1], NULL), 0);
+	/* and one already cancelled does not end the wait at once either */
+	cr_task_unref(t[1]);
+	ck_assert_int_eq(cr_spawn(sleep_fn, &d1, NULL, &t[1]), 0);
+	ck_assert_int_eq(cr_wait(t, 2, CR_WAIT_FIRST_ERROR, -1), 2);
 	cr_task_unref(t[0]);
 	cr_task_unref(t[1]);
 	return 0;
@@ -901,6 +944,7 @@ static Suite *task_suite(void)
 	tcase_add_test(tc, join_returns_code_and_value);
 	tcase_add_test(tc, default_name_is_task_n_and_given_name_is_copied);
 	tcase_add_test(tc, cancel_delivered_at_next_await);
+	tcase_add_test(tc, cancels_before_the_task_runs_again_are_delivered_together);
 	tcase_add_test(tc, cancel_before_start_never_runs_body);
 	tcase_add_test(tc, cancel_delivered_once_so_cleanup_can_await);
 	tcase_add_test(tc, success_while_cancelled_ends_cancelled_unless_uncancelled);

@@ -87,7 +87,8 @@ typedef void (*cr_callback)(void *arg);
 /* ------------------------------------------------------------------ loop */
 
 /* Debug setting: CR_DEBUG_DEFAULT follows the environment variable
- * CRUNNER_DEBUG (set and not "0" → on), like PYTHONASYNCIODEBUG. */
+ * CRUNNER_DEBUG (set, not empty and not "0" → on), like
+ * PYTHONASYNCIODEBUG. */
 enum { CR_DEBUG_DEFAULT = -1, CR_DEBUG_OFF = 0, CR_DEBUG_ON = 1 };
 
 typedef struct cr_loop_opts {
@@ -150,6 +151,10 @@ void cr_loop_set_slow_callback_duration(cr_loop *loop, double seconds);
 
 /* Schedule cb(arg) for the next loop iteration.  The handle may be NULL
  * if not wanted; otherwise *ret_handle owns a reference (cr_handle_unref).
+ * Unlike asyncio's call_soon, which runs the callback in a copy of the
+ * caller's context, callbacks (of cr_call_soon, cr_call_later, cr_call_at,
+ * cr_call_soon_threadsafe) run in the thread's base context: a callback
+ * that needs a task's variables takes them through arg.
  * Errors: -ENOMEM, -ESHUTDOWN (loop closed), -EPERM (debug: another
  * thread). */
 int cr_call_soon(cr_loop *loop, cr_callback cb, void *arg, cr_handle **ret_handle);
@@ -227,7 +232,11 @@ int cr_task_result(cr_task *t, void **ret_value);
 /* AWAITS until t is done; returns its result code.  Joining marks the
  * task as observed (no "never retrieved" report).  Errors: -EDEADLK (t
  * is the caller), -EINVAL (t on another loop); cancelling the caller
- * cancels t too (asyncio's await), and the caller waits for it. */
+ * cancels t too (asyncio's await), and the caller waits for it, then
+ * returns -ECANCELED even when t swallowed the cancellation and
+ * succeeded (asyncio's await would return t's result there): the
+ * caller's own cancellation is never lost; t's code stays readable with
+ * cr_task_result(). */
 int cr_task_join(cr_task *t, void **ret_value);
 
 /* Request cancellation: delivered as -ECANCELED at t's current or next
@@ -253,8 +262,10 @@ int cr_yield(void);
 int cr_sleep(double seconds);
 
 /* AWAITS: wait for t for at most `timeout` seconds (< 0: forever).  On
- * timeout t is cancelled, awaited, and -ETIMEDOUT returned. If the caller
- * is cancelled, t is cancelled too.  Errors: as cr_task_join(), -ENOMEM
+ * timeout t is cancelled, awaited, and -ETIMEDOUT returned, even when t
+ * swallowed the cancellation and returned a result (asyncio 3.12+ would
+ * return that result; read it with cr_task_result()).  If the caller is
+ * cancelled, t is cancelled too (and cr_task_join()'s rule applies).  Errors: as cr_task_join(), -ENOMEM
  * (the timer), -ETIMEDOUT. */
 int cr_wait_for(cr_task *t, double timeout, void **ret_value);
 
@@ -274,7 +285,8 @@ int cr_gather(cr_task *const *tasks, size_t n, int *ret_codes);
  * none) ran out; returns the number of finished tasks (tasks are not
  * cancelled on timeout).  CR_WAIT_FIRST_ERROR: the first task to end with
  * an error other than -ECANCELED (a cancelled task is no error there, as
- * for FIRST_EXCEPTION), else all.  Errors: -ENOMEM, -EDEADLK, -EINVAL. */
+ * for FIRST_EXCEPTION), else all.  n may be 0: returns 0 at once
+ * (asyncio.wait raises ValueError).  Errors: -ENOMEM, -EDEADLK, -EINVAL. */
 enum { CR_WAIT_ALL = 0, CR_WAIT_FIRST_COMPLETED = 1, CR_WAIT_FIRST_ERROR = 2 };
 int cr_wait(cr_task *const *tasks, size_t n, int mode, double timeout);
 
@@ -556,7 +568,12 @@ int cr_agen_new(cr_fn fn, void *arg, const cr_spawn_opts *opts, cr_agen **ret_ge
  * — it may await — and return).  Errors: -EPERM (not in a generator). */
 int cr_agen_yield(void *value);
 /* AWAITS: the next value.  -ENODATA when the generator finished; a
- * negative code the generator returned is passed through once.
+ * negative code the generator returned is passed through once.  A
+ * cancelled next() returns -ECANCELED at once, without waiting for the
+ * body to see the cancellation (asyncio's anext waits for it, and may
+ * return a value the body yields after catching it): the body gets
+ * -ECANCELED from its cr_agen_yield() and its next value goes to the
+ * next cr_agen_next().
  * Errors: -EBUSY (another next() or aclose() is under way), -ENOMEM and
  * the body task's start errors (first call). */
 int cr_agen_next(cr_agen *g, void **ret_value);

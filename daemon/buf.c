@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "buf.h"
+#include "common/jsondepth.h"
 #include "common/utf8.h"
 
 bool crd_buf_reserve(crd_buf *b, size_t extra)
@@ -158,6 +159,9 @@ void crd_buf_add_json(crd_buf *b, const json_t *v)
 char *crd_json_text(const json_t *v, size_t max, size_t *ret_len)
 {
 	const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15);
+	*ret_len = 0;
+	if (crd_json_too_deep(v, CRD_JSON_DEPTH_MAX)) /* writing it could overflow a task's stack */
+		return NULL;
 	char small[512];
 	size_t n = json_dumpb(v, small, sizeof(small), flags);
 	*ret_len = n;

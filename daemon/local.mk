@@ -11,7 +11,7 @@ daemon_crund_SOURCES = \
 	daemon/daemon.h \
 	daemon/settings.h daemon/settings.c \
 	daemon/log.h daemon/log.c \
-	daemon/buf.h daemon/buf.c common/utf8.h \
+	daemon/buf.h daemon/buf.c common/utf8.h common/jsondepth.h \
 	daemon/notify.h daemon/notify.c \
 	daemon/thread.h \
 	daemon/watchdog.c \

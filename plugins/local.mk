@@ -18,7 +18,7 @@ plugins_demo_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS)
 # The http plugin: job `request` on libcurl through the daemon's shared
 # multi (crund_curl_perform); it links libcurl for the easy handles.
 plugin_LTLIBRARIES += plugins/http.la
-plugins_http_la_SOURCES = plugins/http/http.c
+plugins_http_la_SOURCES = plugins/http/http.c common/jsondepth.h
 plugins_http_la_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(CURL_CFLAGS)
 plugins_http_la_LDFLAGS = $(PLUGIN_MODULE_LDFLAGS)
 plugins_http_la_LIBADD = lib/libcrunner.la $(JANSSON_LIBS) $(CURL_LIBS) -lm

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/jsondepth.h"
 #include "common/rfc3339.h"
 #include "jobs/jobs.h"
 #include "jobs/submit.h"
@@ -89,6 +90,9 @@ int crd_submission_parse(const crd_plugin_registry *reg, const char *body, size_
 		BAD("field 'job' must be a string naming a job of the plugin");
 	if (ja && !json_is_object(ja) && !json_is_null(ja))
 		BAD("field 'args' must be an object");
+	if (ja && crd_json_too_deep(ja, CRD_JSON_DEPTH_MAX))
+		BAD("field 'args' nests arrays and objects more than %d levels deep",
+		    CRD_JSON_DEPTH_MAX);
 	if (jt && !json_is_null(jt)) {
 		double t = json_number_value(jt);
 		if (!json_is_number(jt) || !(t > 0) || t > CRUND_TIMEOUT_MAX)

@@ -31,8 +31,10 @@
 #include <strings.h>
 #include <time.h>
 
-#include <curl/curl.h>
 #include <crund/plugin.h>
+#include <curl/curl.h>
+
+#include "common/jsondepth.h"
 
 #define HTTP_MAX_REDIRECTS    10
 #define HTTP_MAX_HEADER_BYTES (256 * 1024) /* all response header lines of one answer */
@@ -583,6 +585,10 @@ static json_t *make_result(request *r, long status)
 	if (r->len && is_json_type(r->headers))
 		body = json_loadb(r->data ? r->data : "", r->len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
 				  NULL);
+	if (body && crd_json_too_deep(body, CRD_JSON_DEPTH_MAX - 1)) { /* kept as text */
+		json_decref(body);
+		body = NULL;
+	}
 	if (!body)
 		body = json_stringn(r->data ? r->data : "", r->len);
 	if (!body) {

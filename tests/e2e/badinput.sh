@@ -29,6 +29,17 @@ jt '"plugin" in d["error"]["message"]' "missing plugin: message names plugin"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","args":[1]}'
 is "$HTTP_STATUS" 400 "args as an array -> 400"
 jt '"args" in d["error"]["message"]' "args as an array: message names args"
+# nesting: 1000 levels (2 KB) overflowed the job's coroutine stack when the
+# result was written, and crund died (again at every restart)
+nest() { python3 -c "import sys; n = int(sys.argv[1]); print('{\"plugin\":\"demo\",\"job\":\"echo\",\"args\":{\"value\":' + '[' * n + ']' * n + '}}')" "$1"; }
+post_json /v1/jobs "$(nest 1000)"
+is "$HTTP_STATUS" 400 "args nested 1000 levels deep -> 400"
+jt '"args" in d["error"]["message"] and "128 levels" in d["error"]["message"]' "  the message names args and the limit"
+post_json /v1/jobs "$(nest 128)"
+is "$HTTP_STATUS" 400 "args nested 129 levels deep (args, then 128 arrays) -> 400"
+post_json '/v1/jobs?wait=10' "$(nest 127)"
+jt 'd["state"] == "succeeded" and d["result"] == __import__("json").loads("[" * 127 + "]" * 127)' \
+	"args nested 128 levels deep: accepted, the echo job's result written"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","timeout":"soon"}'
 is "$HTTP_STATUS" 400 "timeout as a string -> 400"
 jt '"timeout" in d["error"]["message"]' "timeout as a string: message names timeout"

@@ -43,6 +43,14 @@ jt 'd["state"] == "succeeded" and d["result"]["status"] == 200' "GET /json succe
 jt 'd["result"]["body"] == {"hello": "world", "n": 1}' "a JSON answer's body is parsed"
 jt 'd["result"]["headers"]["content-type"].startswith("application/json")' \
 	"the answer's headers are in the result (lower-case names)"
+# nested deeper than crund takes JSON (128 levels: writing a deeper value
+# could overflow the job's coroutine stack and end the daemon)
+request "{\"url\":\"$S/deep?n=2000\"}"
+jt 'd["state"] == "succeeded" and d["result"]["body"] == "[" * 2000 + "]" * 2000' \
+	"a JSON answer 2000 levels deep is kept as text (crund did not crash)"
+request "{\"url\":\"$S/deep?n=127\"}"
+jt 'd["state"] == "succeeded" and isinstance(d["result"]["body"], list)' \
+	"127 levels (128 in the result): parsed"
 
 # the same through crunctl (arguments typed from the job's spec)
 CRUNCTL=$top_builddir/client/crunctl

@@ -10,6 +10,7 @@ Python's standard library only.
 Routes (GET, POST, PUT, ... alike):
   /status/NNN            status NNN, text body "status NNN"
   /json                  application/json {"hello": "world", "n": 1}
+  /deep?n=LEVELS         application/json: n nested arrays ([[[...]]])
   /text                  text/plain "plain text\\n"
   /binary                application/octet-stream, the bytes 0..255
   /slow?s=SECONDS        waits, then 200 "slow"
@@ -69,6 +70,9 @@ class Handler(BaseHTTPRequestHandler):
         elif p == "/json":
             self.answer(200, json.dumps({"hello": "world", "n": 1}),
                         "application/json; charset=utf-8")
+        elif p == "/deep":
+            n = int(q.get("n", "2000"))
+            self.answer(200, "[" * n + "]" * n, "application/json")
         elif p == "/text":
             self.answer(200, "plain text\n", "text/plain; charset=utf-8")
         elif p == "/binary":

@@ -46,6 +46,10 @@ int crd_exec_start(crd_jobrec *job, void *data);
 void crd_exec_cancel(crd_jobrec *job, void *data);
 /* Jobs whose task is still alive (a forced end at shutdown leaves some). */
 size_t crd_exec_live_tasks(void);
+/* Shutdown settles the records of the jobs still running (crd_jobs_abandon)
+ * and leaves their tasks to the runner's close: job_done then leaves the
+ * records alone. */
+void crd_exec_abandon(void);
 /* The jobs module's wake_at: crd_jobs_due() at wall-clock time `when`. */
 void crd_exec_wake_at(double when, void *data);
 void crd_exec_wake_stop(void);

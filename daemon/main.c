@@ -27,6 +27,7 @@
 
 #define EXPIRE_INTERVAL   1.0  /* s between age-retention sweeps */
 #define STORE_DRAIN_BOUND 10.0 /* s the store gets at shutdown to write what is pending */
+#define FINI_WAIT_POLLS   100  /* x 20 ms: abandoned job tasks may end before the fini */
 
 crd_daemon crd_d;
 static int exit_code;
@@ -329,6 +330,11 @@ static int serve_main(void *arg, void **ret_value)
 	crd_http_stop(crd_d.http);
 	crd_d.http = NULL;
 fini:
+	/* tasks abandoned at shutdown were cancelled again: a moment for them
+	 * to end, so that the plugins' fini can run */
+	for (int i = 0; i < FINI_WAIT_POLLS && crd_exec_live_tasks(); i++)
+		if (cr_sleep(0.02) < 0)
+			break;
 	if (crd_exec_live_tasks()) {
 		/* Their code lives in the plugins: finalising (and unloading)
 		 * under a running task would pull the code from under it. */

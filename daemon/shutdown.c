@@ -4,9 +4,9 @@
  * SIGTERM or SIGINT: tell systemd STOPPING=1, refuse new jobs (503),
  * cancel the queued ones ("shutdown"), give the running ones --grace
  * seconds, then cancel them and await their cleanup for a bounded time.
- * A job whose task still does not end is recorded cancelled anyway (no
- * accepted job ends without a terminal state) and its task abandoned to
- * the runner's close.  Waiting clients get the final state before their
+ * A job whose task still does not end is settled anyway, as if it had
+ * stopped (crd_jobs_abandon: queued for the next start, or cancelled),
+ * and its task abandoned to the runner's close.  Waiting clients get the final state before their
  * connections close.  A second signal skips what is left of the grace.
  *
  * The waits poll every POLL seconds instead of juggling events: the
@@ -122,9 +122,11 @@ void crd_shutdown_run(void)
 	/* 3. jobs that ignore cancellation: recorded, their tasks abandoned */
 	if (running()) {
 		crd_log(CRUND_LOG_WARNING,
-			"%zu jobs did not stop within %g s of cancellation; recording them "
-			"cancelled",
+			"%zu jobs did not stop within %g s of cancellation; their tasks are "
+			"abandoned: recording them cancelled (or, with a durable store and "
+			"their policy retry, queued for the next start)",
 			running(), CLEANUP_BOUND);
+		crd_exec_abandon();
 		/* One at a time, each found by a fresh walk: finishing runs
 		 * retention, which may free ended records next to the one just
 		 * finished, so a walk does not go on past a finish.  No list to
@@ -136,10 +138,14 @@ void crd_shutdown_run(void)
 			     j = j->older)
 				;
 			if (j)
-				crd_jobs_finish(&crd_d.jobs, j, CRUND_JOB_CANCELLED, "shutdown",
-						"the daemon shut down; the job did not stop when "
-						"cancelled");
+				crd_jobs_abandon(&crd_d.jobs, j);
 		} while (j);
+		/* their tasks get the cancellation once more, as the runner's
+		 * close would give it: a cleanup that awaits is interrupted, so
+		 * the tasks can end before the plugins' fini */
+		for (j = crd_d.jobs.newest; j; j = j->older)
+			if (j->task)
+				cr_task_cancel(j->task, "shutdown");
 	}
 	/* 4. let the answers of long-polls and event streams go out; the
 	 * streams of every job's events end here, after the last job did;

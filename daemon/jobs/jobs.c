@@ -1692,6 +1692,36 @@ int crd_jobs_await_durable_start(crd_jobrec *j)
 	}
 }
 
+/* Stopped by the daemon's shutdown, not by anyone's wish: with a durable
+ * store a job whose policy is retry (or whose plugin code never ran: it
+ * waited for its start to be recorded) runs again at the next start, and
+ * this attempt does not count (no entry in its history either: the next
+ * start's run has the same number).  False: it ends cancelled. */
+static bool requeue_for_restart(crd_jobs *s, crd_jobrec *j)
+{
+	if (!s->st || (j->on_interrupt != CRD_ON_INTERRUPT_RETRY && (j->flags & CRUND_JF_STEPPED)))
+		return false;
+	j->attempt--;
+	j->cancel_code = NULL;
+	requeue(s, j, 0);
+	s->n_retries--;
+	return true;
+}
+
+void crd_jobs_abandon(crd_jobs *s, crd_jobrec *j)
+{
+	if (j->state != CRUND_JOB_RUNNING)
+		return;
+	/* as crd_jobs_attempt_ended would have decided, had it stopped */
+	const char *code = j->cancel_code ? j->cancel_code : "shutdown";
+	bool shutdown = !strcmp(code, "shutdown");
+	if (shutdown && requeue_for_restart(s, j))
+		return;
+	crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, code,
+			shutdown ? "the daemon shut down; the job did not stop when cancelled"
+				 : "cancelled by request");
+}
+
 void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, bool timed_out)
 {
 	char msg[160];
@@ -1704,20 +1734,8 @@ void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, 
 	} else if (rc == -ECANCELED || cancelled) {
 		const char *code = j->cancel_code ? j->cancel_code : "cancelled";
 		bool shutdown = !strcmp(code, "shutdown");
-		if (shutdown && s->st &&
-		    (j->on_interrupt == CRD_ON_INTERRUPT_RETRY || !(j->flags & CRUND_JF_STEPPED))) {
-			/* stopped by the daemon, not by anyone's wish (or before
-			 * the plugin's code ran: waiting for its start to be
-			 * recorded): it runs again at the next start, and this
-			 * attempt does not count */
-			/* not an attempt: no entry in its history either
-			 * (the next start's run has the same number) */
-			j->attempt--;
-			j->cancel_code = NULL;
-			requeue(s, j, 0);
-			s->n_retries--;
+		if (shutdown && requeue_for_restart(s, j))
 			return;
-		}
 		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, code,
 				shutdown ? "the daemon shut down while the job ran"
 					 : "cancelled by request");

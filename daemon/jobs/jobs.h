@@ -380,6 +380,12 @@ int crd_jobs_await_durable_start(crd_jobrec *job);
  * whether its timeout ran out.  Retries a failed attempt with attempts
  * left (backoff), or records the terminal state. */
 void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *job, int rc, bool cancelled, bool timed_out);
+/* Shutdown: a running job whose task did not end when cancelled (the task
+ * is abandoned to the runner's close).  With a durable store a job that
+ * may run again (policy retry, or its plugin code never ran) is queued
+ * for the next start, as if it had stopped in time; the others end
+ * cancelled "shutdown". */
+void crd_jobs_abandon(crd_jobs *s, crd_jobrec *job);
 /* The plugin's failure message for this attempt (copied; code NULL:
  * "plugin_error").  0 or -ENOMEM. */
 int crd_jobs_set_failure(crd_jobrec *job, const char *code, const char *message);

@@ -19,6 +19,10 @@
 #include "log.h"
 
 static size_t live_tasks;
+/* Shutdown gave up on the tasks still running (crd_exec_abandon): their
+ * records are settled; when they end at the runner's close, only the
+ * task goes. */
+static bool abandoned;
 
 static int job_main(void *arg, void **ret_value)
 {
@@ -54,6 +58,8 @@ static void job_done(cr_task *t, void *arg)
 	j->task = NULL;
 	cr_task_unref(t);
 	live_tasks--;
+	if (abandoned && !crd_job_state_ended(j->state))
+		return; /* queued again for the next start: it keeps its args */
 	if (crd_job_state_ended(j->state)) {
 		/* ended by force at shutdown; the record was waiting for us */
 		crd_jobs_task_gone(j);
@@ -113,6 +119,8 @@ void crd_exec_cancel(crd_jobrec *j, void *data)
 }
 
 size_t crd_exec_live_tasks(void) { return live_tasks; }
+
+void crd_exec_abandon(void) { abandoned = true; }
 
 /* One timer for the earliest delayed job (the jobs module asks again
  * whenever the earliest changes). */

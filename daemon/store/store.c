@@ -800,13 +800,17 @@ int crd_store_open(const char *url, const crd_store_opts *o, crd_store **ret, ch
 		snprintf(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	st->loop = o->loop;
+	/* a reference: rows put while the runner closes (a job abandoned at
+	 * shutdown logs as its task ends) and after (the last flush) find a
+	 * closed loop that refuses calls (-ESHUTDOWN), not a freed one */
+	st->loop = cr_loop_ref(o->loop);
 	st->completed_tail = &st->completed;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
 	if ((rc = be->open(where, o, &st->bs, err, errlen)) < 0) {
 		pthread_mutex_destroy(&st->mu);
 		pthread_cond_destroy(&st->cv);
+		cr_loop_unref(st->loop);
 		free(st->url);
 		free(st);
 		return rc;
@@ -911,6 +915,7 @@ void crd_store_close(crd_store *st)
 	pthread_mutex_destroy(&st->mu);
 	pthread_cond_destroy(&st->cv);
 	cr_event_free(st->idle);
+	cr_loop_unref(st->loop);
 	free(st->pend);
 	free(st->hkeys);
 	free(st->hvals);

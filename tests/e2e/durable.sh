@@ -344,6 +344,36 @@ jt 'd["state"] == "cancelled" and d["error"]["code"] == "cancelled" and d["attem
 	"a told cancel, then a graceful stop: the job ended cancelled by the request, attempt 1, and does not run again"
 stop_and_check_crund "crund after a told cancel and a graceful stop"
 
+# A graceful stop whose cancellation a retry job's cleanup outlasts (12 s,
+# over the 10 s crund waits for cleanups): its task is abandoned, yet the
+# job waits for the next start like one that stopped in time (it was
+# recorded cancelled "shutdown" and never ran again).  Beside it a job
+# cancelled by request, in its cleanup at the stop (which the stop's
+# cancellation interrupts): cancelled by the request, not queued again.
+storea="sqlite:$E2E_TMP/abandon.db"
+start_crund --store "$storea" --grace 0.5 || bail "crund did not start (abandoned cleanup)"
+submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":12}}'
+aid=$JOB_ID
+submit '{"plugin":"demo","job":"linger","args":{"seconds":60,"cleanup_seconds":12}}'
+cid=$JOB_ID
+poll_state "$aid" running "$(slow 5)" || diag "abandoned cleanup: not running"
+poll_state "$cid" running "$(slow 5)" || diag "abandoned cleanup: the other not running"
+req POST "/v1/jobs/$cid/cancel"
+stop_crund
+is "$CRUND_STATUS" 0 "crund stopped while cleanups outlast it exits 0"
+check "  its log has no sanitizer/valgrind reports" log_is_clean
+like "$(cat "$CRUND_LOG")" '1 jobs did not stop within 10 s of cancellation' "the abandoned cleanup is logged"
+start_crund --store "$storea" || bail "crund did not restart (abandoned cleanup)"
+req GET "/v1/jobs/$aid"
+jt 'd["state"] in ("queued", "running") and d["attempt"] <= 1 and d["error"] is None' \
+	"a retry job whose cleanup outlasted the stop is queued for the next start, its attempt not counted"
+req GET "/v1/jobs/$cid"
+jt 'd["state"] == "cancelled" and d["error"]["code"] == "cancelled"' \
+	"one cancelled by request, in its cleanup at the stop: cancelled by the request"
+kill -KILL "$CRUND_PID"
+wait "$CRUND_PID" 2>/dev/null
+CRUND_PID=
+
 # ------------------------------------------------------------ a slow commit
 # strace holds each of crund's writes to the store 40 ms (fault injection:
 # a commit is several), so the commit of a fail-policy job's end is pending

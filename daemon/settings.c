@@ -256,6 +256,45 @@ static int parse_bool(const char *v, bool *ret)
 	return -EINVAL;
 }
 
+/* An --http-allow pattern's shape (the http plugin matches it): HOST or
+ * HOST:PORT, HOST a glob of a host name or address without scheme, path
+ * or white space (IPv6 in brackets), PORT 1..65535 or '*'.  NULL, or what
+ * is wrong with it. */
+static const char *http_allow_problem(const char *v)
+{
+	const char *port = NULL;
+	size_t hlen;
+	if (strstr(v, "://"))
+		return "a host only, without a scheme (http-allow applies to http and https)";
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close)
+			return "an IPv6 address needs its closing ']'";
+		if (close[1] && close[1] != ':')
+			return "only :PORT may follow ']'";
+		hlen = (size_t)(close - v) + 1;
+		port = close[1] ? close + 2 : NULL;
+	} else {
+		const char *colon = strchr(v, ':');
+		if (colon && strchr(colon + 1, ':'))
+			return "write an IPv6 address in brackets, as [::1]";
+		hlen = colon ? (size_t)(colon - v) : strlen(v);
+		port = colon ? colon + 1 : NULL;
+	}
+	if (hlen == 0 || (v[0] == '[' && hlen == 2))
+		return "no host (use * for any)";
+	if (strcspn(v, "/@ \t") < hlen)
+		return "a host only: no scheme, path, user or white space";
+	if (port) {
+		char *end;
+		long p = strtol(port, &end, 10);
+		if (strcmp(port, "*") != 0 &&
+		    (!*port || *end || p < 1 || p > 65535 || !isdigit((unsigned char)*port)))
+			return "the port must be 1..65535 or *";
+	}
+	return NULL;
+}
+
 /* Apply one setting.  `replace_list`: first occurrence of a list key at
  * this level (command line replaces the file's list). */
 static int apply(crd_config *c, const struct opt *o, const char *v, bool replace_list,
@@ -271,6 +310,10 @@ static int apply(crd_config *c, const struct opt *o, const char *v, bool replace
 		size_t *n = (size_t *)(base + o->n_off);
 		if (!*v)
 			return fail(err, errlen, "%s--%s needs a non-empty value", where, o->name);
+		const char *bad = o->off == offsetof(crd_config, http_allow) ? http_allow_problem(v)
+									     : NULL;
+		if (bad)
+			return fail(err, errlen, "%s--http-allow '%.80s': %s", where, v, bad);
 		if (replace_list)
 			free_list(list, n);
 		/* NULL-terminated too (plugins read exec-allow and http-allow
@@ -307,7 +350,9 @@ static int apply(crd_config *c, const struct opt *o, const char *v, bool replace
 	case T_UINT:
 		errno = 0;
 		d = strtod(v, &end);
-		if (errno || end == v || *end || d != floor(d) || d < o->min || d > o->max)
+		/* digits only: "1e3" and "0x10" read as numbers, not as written */
+		if (errno || end == v || *end || d != floor(d) || d < o->min || d > o->max ||
+		    strspn(v, "0123456789") != strlen(v))
 			return fail(err, errlen,
 				    "%s--%s: '%s' is not a whole number between %.0f and %.0f",
 				    where, o->name, v, o->min, o->max);

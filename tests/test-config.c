@@ -163,6 +163,17 @@ START_TEST(bad_flags_and_values_are_usage_errors)
 		{"--header-timeout", "0", "--header-timeout"},
 		{"--body-timeout", "0", "--body-timeout"},
 		{"--max-connections-per-client", "-1", "--max-connections-per-client"},
+		{"--max-running", "1e3", "whole number"},
+		{"--retain-jobs", "0x10", "whole number"},
+		{"--http-allow", "a.com:abc", "the port must be 1..65535 or *"},
+		{"--http-allow", "a.com:99999", "the port must be 1..65535 or *"},
+		{"--http-allow", "a.com:", "the port must be 1..65535 or *"},
+		{"--http-allow", "[::1", "closing ']'"},
+		{"--http-allow", "::1", "in brackets"},
+		{"--http-allow", ":80", "no host"},
+		{"--http-allow", "a b", "a host only"},
+		{"--http-allow", "http://a.com", "without a scheme"},
+		{"--http-allow", "a.com/path", "a host only"},
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		crd_config_free(&C);
@@ -177,6 +188,22 @@ START_TEST(bad_flags_and_values_are_usage_errors)
 	const char *missing[] = {"crund", "--max-running"};
 	ck_assert_int_eq(parse(2, missing), -EINVAL);
 	ck_assert_ptr_nonnull(strstr(err, "needs a value"));
+}
+END_TEST
+
+START_TEST(http_allow_patterns_of_every_documented_shape_are_taken)
+{
+	const char *good[] = {"*",          "*.example.com",  "api.example.com:443",
+			      "a.com:*",    "127.0.0.1:8080", "[::1]",
+			      "[::1]:8080", "10.0.0.?"};
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		crd_config_free(&C);
+		crd_config_defaults(&C);
+		const char *argv[] = {"crund", "--http-allow", good[i]};
+		ck_assert_msg(parse(3, argv) == 0, "%s refused: %s", good[i], err);
+		ck_assert_uint_eq(C.n_http_allow, 1);
+		ck_assert_str_eq(C.http_allow[0], good[i]);
+	}
 }
 END_TEST
 
@@ -311,6 +338,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, defaults_apply_without_flags);
 	tcase_add_test(tc, flags_set_values_both_spellings);
 	tcase_add_test(tc, bad_flags_and_values_are_usage_errors);
+	tcase_add_test(tc, http_allow_patterns_of_every_documented_shape_are_taken);
 	tcase_add_test(tc, help_and_version_exit_zero);
 	tcase_add_test(tc, config_file_sets_keys_and_flags_win);
 	tcase_add_test(tc, listen_on_command_line_replaces_the_file_list);

@@ -106,9 +106,14 @@ static void detail_attempts(json_t *job)
 		double t;
 
 		/* an ended job's last attempt is the job itself (its times,
-		 * error and result are shown as the job's) */
+		 * error and result are shown as the job's), unless the job
+		 * ended otherwise: cancelled while it waited for a retry, its
+		 * last attempt is an earlier one */
+		const char *jcode = crunctl_jstr(json_object_get(job, "error"), "code");
+		const char *acode = crunctl_jstr(err, "code");
 		if (ended && json_is_integer(n) && json_is_integer(cur) &&
-		    json_integer_value(n) == json_integer_value(cur))
+		    json_integer_value(n) == json_integer_value(cur) &&
+		    (jcode && acode ? !strcmp(jcode, acode) : !jcode && !acode))
 			continue;
 
 		if (json_is_integer(n))

@@ -62,6 +62,22 @@ out=$("$CRUNCTL" --url "$CRUND_URL" submit http request "url=$S/status/503" --wa
 st=$?
 is "$st" 1 "crunctl: a 503 fails the job (exit 1)"
 like "$out" 'http_status' "  naming error code http_status"
+# crunctl status of a job cancelled while it waits for its third attempt
+# (16 s after the second): both attempts are earlier ones (the second was
+# taken for the job's own and not shown)
+submit '{"plugin":"demo","job":"fail","max_attempts":3}'
+wid=$JOB_ID
+for ((i = 0; i < $(slow 50); i++)); do
+	req GET "/v1/jobs/$wid"
+	[ "$(j 'd["attempt"] == 2 and d["state"] == "queued"')" = true ] && break
+	sleep 0.1
+done
+req POST "/v1/jobs/$wid/cancel"
+is "$HTTP_STATUS" 202 "a job waiting for its third attempt is cancelled (202)"
+out=$("$CRUNCTL" --url "$CRUND_URL" status "$wid" 2>&1)
+like "$out" $'Attempt 1: +[0-9-]+ [0-9:]+  failed on purpose' "crunctl status: its first attempt"
+like "$out" $'Attempt 2: +[0-9-]+ [0-9:]+  failed on purpose' "crunctl status: its second attempt, though the job ended otherwise"
+like "$out" $'Error: +cancelled by request' "crunctl status: the job's error is the cancel"
 
 request "{\"url\":\"$S/text\"}"
 jt 'd["state"] == "succeeded" and d["result"]["body"] == "plain text\n"' "a text answer's body is a string"

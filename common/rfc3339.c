@@ -28,7 +28,9 @@ int crd_rfc3339_parse(const char *s, double *ret_epoch)
 		return -EINVAL;
 	int Y = digits(s, 4), M = digits(s + 5, 2), D = digits(s + 8, 2);
 	int h = digits(s + 11, 2), m = digits(s + 14, 2), sec = digits(s + 17, 2);
-	if (Y < 1970 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
+	/* any year RFC 3339 writes (0000-9999): a time before 1970 is a
+	 * time past like any other */
+	if (Y < 0 || M < 1 || M > 12 || D < 1 || D > 31 || h < 0 || h > 23 || m < 0 || m > 59 ||
 	    sec < 0 || sec > 60)
 		return -EINVAL;
 	const char *p = s + 19;
@@ -67,8 +69,9 @@ int crd_rfc3339_parse(const char *s, double *ret_epoch)
 			.tm_hour = h,
 			.tm_min = m,
 			.tm_sec = sec == 60 ? 59 : sec};
-	time_t t = timegm(&tm);
-	if (t == (time_t)-1 || tm.tm_mday != D) /* 2026-02-31 normalises: refuse */
+	errno = 0;
+	time_t t = timegm(&tm); /* -1 is also 1969-12-31T23:59:59Z: errno tells */
+	if ((t == (time_t)-1 && errno) || tm.tm_mday != D) /* 2026-02-31 normalises */
 		return -EINVAL;
 	*ret_epoch = (double)t + (sec == 60) - off + frac;
 	return 0;

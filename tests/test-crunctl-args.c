@@ -359,10 +359,16 @@ START_TEST(rfc3339_parses)
 	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T12:00:03.Z", &t), -EINVAL);
 	ck_assert_int_eq(crd_rfc3339_parse("2024-05-01T12:00:03Zjunk", &t), -EINVAL);
 	ck_assert_int_eq(crd_rfc3339_parse("yesterday", &t), -EINVAL);
-	/* the daemon's parser: a day its month does not have, a year before
-	 * the epoch, an offset out of range are refused as crund refuses them */
+	/* the daemon's parser: a day its month does not have and an offset
+	 * out of range are refused as crund refuses them; a time before 1970
+	 * is a time (past) */
 	ck_assert_int_eq(crd_rfc3339_parse("2026-02-31T00:00:00Z", &t), -EINVAL);
-	ck_assert_int_eq(crd_rfc3339_parse("1969-12-31T23:59:59Z", &t), -EINVAL);
+	ck_assert_int_eq(crd_rfc3339_parse("1969-12-31T23:59:59Z", &t), 0);
+	ck_assert_double_eq(t, -1.0);
+	ck_assert_int_eq(crd_rfc3339_parse("1969-07-20T20:17:00Z", &t), 0);
+	ck_assert_double_eq(t, -14182980.0);
+	ck_assert_int_eq(crd_rfc3339_parse("0001-01-01T00:00:00Z", &t), 0);
+	ck_assert_double_eq(t, -62135596800.0);
 	ck_assert_int_eq(crd_rfc3339_parse("2026-02-01T00:00:00+24:00", &t), -EINVAL);
 	ck_assert_int_eq(crd_rfc3339_parse("2024-02-29T00:00:00Z", &t), 0); /* leap day */
 	ck_assert_double_eq(t, 1709164800.0);

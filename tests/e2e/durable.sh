@@ -643,6 +643,8 @@ is "$HTTP_STATUS" 400 "delay and run_at together: 400"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","run_at":"tomorrow"}'
 is "$HTTP_STATUS" 400 "run_at that is not RFC 3339: 400"
 is_error invalid_request "run_at that is not RFC 3339: invalid_request"
+post_json '/v1/jobs?wait=10' '{"plugin":"demo","job":"noop","run_at":"1969-07-20T20:17:00Z"}'
+jt 'd["state"] == "succeeded" and d["run_at"] is None' "run_at before 1970: a time past, due at once"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","max_attempts":0}'
 is "$HTTP_STATUS" 400 "max_attempts 0: 400"
 post_json /v1/jobs '{"plugin":"demo","job":"noop","on_interrupt":"maybe"}'

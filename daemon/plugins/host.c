@@ -88,11 +88,6 @@ __attribute__((format(printf, 3, 0))) static void h_job_log(crund_job *job, int 
 {
 	crd_jobrec *j = rec(job);
 	crd_buf b = CRUND_BUF_INIT;
-	va_list aq;
-
-	va_copy(aq, ap);
-	crd_logv(level, j->id, fmt, aq);
-	va_end(aq);
 
 	char ts[40];
 	crd_format_time(crd_now_realtime(), ts, sizeof(ts));
@@ -102,7 +97,22 @@ __attribute__((format(printf, 3, 0))) static void h_job_log(crund_job *job, int 
 	crd_buf_addc(&b, ' ');
 	size_t msg_at = b.len;
 	crd_buf_addvf(&b, fmt, ap);
+	if (!crd_buf_ok(&b)) {
+		crd_buf_free(&b);
+		return;
+	}
+	/* The daemon's log gets the line as the job's log keeps it (control
+	 * characters blanked: no terminal escapes in the journal), and only
+	 * while the job's log takes lines: a job that logs without end fills
+	 * its own --max-log-bytes, not the journal. */
+	bool was_full = j->flags & CRUND_JF_LOG_TRUNC;
 	log_append(j, &b, ts, msg_at, crd_log_level_name(level), NULL);
+	if (!was_full && (j->flags & CRUND_JF_LOG_TRUNC))
+		crd_log_job(CRUND_LOG_WARNING, j->id,
+			    "its log reached --max-log-bytes: its further lines are dropped, "
+			    "there and here");
+	else if (!was_full)
+		crd_log_job(level, j->id, "%.*s", (int)(b.len - msg_at), b.data + msg_at);
 	crd_buf_free(&b);
 }
 

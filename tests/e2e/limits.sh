@@ -63,6 +63,13 @@ is "$HTTP_STATUS" 200 "log of the overflowing job -> 200"
 check "log is bounded by max-log-bytes (plus a truncation note)" test "$(wc -c <"$HTTP_BODY_FILE")" -le 400
 check "log keeps its first lines" grep -q 'step 1/40' "$HTTP_BODY_FILE"
 check "log says it was truncated" grep -qi 'truncat' "$HTTP_BODY_FILE"
+# the daemon's own log took the lines the job's log kept, then one notice
+# (40 lines went to the journal before)
+check "the daemon's log has the job's first lines" grep -q "job $big_log_id: step 1/40 done" "$CRUND_LOG"
+check "the daemon's log says the job's log is full" grep -q "job $big_log_id: its log reached --max-log-bytes" "$CRUND_LOG"
+# shellcheck disable=SC2317 # called through check
+check_not_in_log() { ! grep -q "$1" "$CRUND_LOG"; }
+check "and takes none of its lines after that" check_not_in_log "job $big_log_id: step 40/40 done"
 
 # retention by count: retain-jobs 3 keeps the three newest ended jobs
 ids=()

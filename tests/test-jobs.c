@@ -216,6 +216,23 @@ START_TEST(cancel_running_asks_and_waits)
 }
 END_TEST
 
+/* A job whose code returns -ECANCELED ends cancelled (asyncio: a
+ * coroutine that raises CancelledError), but nobody asked: the message
+ * does not say "cancelled by request". */
+START_TEST(cancelled_by_its_own_code_is_not_a_request)
+{
+	crd_jobrec *a = submit();
+	crd_jobs_attempt_ended(&S, a, -ECANCELED, true, false);
+	ck_assert_int_eq(a->state, CRUND_JOB_CANCELLED);
+	ck_assert_str_eq(a->err_code, "cancelled");
+	ck_assert_ptr_nonnull(strstr(a->err_msg, "nobody cancelled it"));
+	crd_jobrec *b = submit();
+	ck_assert_int_eq(crd_jobs_cancel(&S, b, "cancelled"), 0);
+	crd_jobs_attempt_ended(&S, b, -ECANCELED, true, false);
+	ck_assert_str_eq(b->err_msg, "cancelled by request");
+}
+END_TEST
+
 START_TEST(terminal_state_is_recorded_once)
 {
 	crd_jobrec *a = submit();
@@ -814,6 +831,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, ids_are_unique_and_found_by_id);
 	tcase_add_test(tc, events_are_kept_only_once_watched);
 	tcase_add_test(tc, events_follow_queue_start_retry_and_end);
+	tcase_add_test(tc, cancelled_by_its_own_code_is_not_a_request);
 	tcase_add_test(tc, events_resume_within_the_window_and_refuse_outside);
 	tcase_add_test(tc, list_filters_by_job_and_text);
 	tcase_add_test(tc, random_prefix_differs_between_stores);

@@ -623,7 +623,7 @@ static const char *break_descriptor(int i)
 		return "plugin name '(null)' is not";
 	case 3:
 		t_desc.jobs = NULL;
-		return "plugin 't-plugin': bad job table (2 jobs, table NULL)";
+		return "plugin 't-plugin': bad job table (2 jobs, at most 256, table NULL)";
 	case 4:
 		t_desc.n_jobs = 100000;
 		return "plugin 't-plugin': bad job table (100000 jobs";
@@ -641,7 +641,7 @@ static const char *break_descriptor(int i)
 		return "job 'one' has no run function";
 	case 9:
 		t_jobs[0].args = NULL;
-		return "job 'one': bad argument table (2 args)";
+		return "job 'one': bad argument table (2 args, at most 64, table NULL)";
 	case 10:
 		t_args[1].name = "n";
 		return "job 'one': argument 'n' is declared twice";
@@ -764,10 +764,20 @@ static const char *break_descriptor(int i)
 	case 43:
 		t_desc.flags = 0x80;
 		return "plugin 't-plugin': unknown flags 0x80";
+	/* limits named in the refusal */
+	case 44:
+		t_jobs[1].name =
+			"a_name_of_sixty_five_characters_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+		return "job name "
+		       "'a_name_of_sixty_five_characters_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' "
+		       "is not [a-z0-9_]+ (at most 64 characters)";
+	case 45:
+		t_jobs[0].n_args = 300;
+		return "job 'one': bad argument table (300 args, at most 64, table present)";
 	}
 	return "unreachable";
 }
-#define N_DESC_RULES 44
+#define N_DESC_RULES 46
 
 START_TEST(descriptor_rules)
 {

@@ -1736,9 +1736,12 @@ void crd_jobs_attempt_ended(crd_jobs *s, crd_jobrec *j, int rc, bool cancelled, 
 		bool shutdown = !strcmp(code, "shutdown");
 		if (shutdown && requeue_for_restart(s, j))
 			return;
+		bool asked = j->cancel_code || (j->flags & CRUND_JF_CANCEL_REQ);
 		crd_jobs_finish(s, j, CRUND_JOB_CANCELLED, code,
 				shutdown ? "the daemon shut down while the job ran"
-					 : "cancelled by request");
+				: asked  ? "cancelled by request"
+					 : "the job's code ended it cancelled (-ECANCELED) though "
+					   "nobody cancelled it");
 	} else if (j->flags & CRUND_JF_RESULT_BIG) {
 		snprintf(msg, sizeof(msg), "the job's result is larger than the limit of %zu bytes",
 			 s->lim.max_result_bytes);

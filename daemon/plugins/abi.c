@@ -221,8 +221,8 @@ int crd_plugin_import(const crund_plugin *raw, crund_plugin **ret_copy, char *wh
 
 	const char *pname = d.name ? d.name : "(null)";
 	if (d.n_jobs > CRUND_PLUGIN_MAX_JOBS || (d.n_jobs && !d.jobs)) {
-		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, table %s)", pname,
-			 d.n_jobs, d.jobs ? "present" : "NULL");
+		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, at most %d, table %s)",
+			 pname, d.n_jobs, CRUND_PLUGIN_MAX_JOBS, d.jobs ? "present" : "NULL");
 		return -EINVAL;
 	}
 
@@ -241,8 +241,10 @@ int crd_plugin_import(const crund_plugin *raw, crund_plugin **ret_copy, char *wh
 	for (size_t i = 0; i < d.n_jobs; i++) {
 		read_elem(&jobs[i], sizeof jobs[i], d.jobs, job_size, i, job_len);
 		if (jobs[i].n_args > CRUND_PLUGIN_MAX_ARGS || (jobs[i].n_args && !jobs[i].args)) {
-			snprintf(why, whylen, "job '%s': bad argument table (%zu args)",
-				 jobs[i].name ? jobs[i].name : "(null)", jobs[i].n_args);
+			snprintf(why, whylen,
+				 "job '%s': bad argument table (%zu args, at most %d, table %s)",
+				 jobs[i].name ? jobs[i].name : "(null)", jobs[i].n_args,
+				 CRUND_PLUGIN_MAX_ARGS, jobs[i].args ? "present" : "NULL");
 			free(block);
 			return -EINVAL;
 		}

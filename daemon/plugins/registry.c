@@ -138,7 +138,13 @@ static int precheck_file(const char *path, const crd_plugins_opts *opts, char *w
 		if (rc < 0)
 			goto out;
 	}
-	if (st.st_size < (off_t)sizeof(ElfW(Ehdr)) || (uint64_t)st.st_size > PLUGIN_FILE_MAX) {
+	if ((uint64_t)st.st_size > PLUGIN_FILE_MAX) {
+		snprintf(why, whylen, "%jd bytes: larger than the %u MiB a plugin may be",
+			 (intmax_t)st.st_size, PLUGIN_FILE_MAX >> 20);
+		rc = -EFBIG;
+		goto out;
+	}
+	if (st.st_size < (off_t)sizeof(ElfW(Ehdr))) {
 		snprintf(why, whylen, "not an ELF file (size %jd)", (intmax_t)st.st_size);
 		rc = -ENOEXEC;
 		goto out;
@@ -184,8 +190,10 @@ static int check_arg_spec(const crund_job_spec *job, const crund_arg_spec *a, ch
 			  size_t whylen)
 {
 	if (!valid_name(a->name, false)) {
-		snprintf(why, whylen, "job '%s': argument name '%s' is not [a-z0-9_]+", job->name,
-			 a->name ? a->name : "(null)");
+		snprintf(
+			why, whylen,
+			"job '%s': argument name '%.80s' is not [a-z0-9_]+ (at most %d characters)",
+			job->name, a->name ? a->name : "(null)", CRUND_PLUGIN_MAX_NAME);
 		return -EINVAL;
 	}
 	if (check_text(a->description, "the description", a->name, why, whylen) < 0)
@@ -266,15 +274,16 @@ int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *o
 	    (rc = check_text(d->description, "the description", d->name, why, whylen)) < 0)
 		return rc;
 	if (d->n_jobs > CRUND_PLUGIN_MAX_JOBS || (d->n_jobs && !d->jobs)) { /* import checked */
-		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, table %s)", d->name,
-			 d->n_jobs, d->jobs ? "present" : "NULL");
+		snprintf(why, whylen, "plugin '%s': bad job table (%zu jobs, at most %d, table %s)",
+			 d->name, d->n_jobs, CRUND_PLUGIN_MAX_JOBS, d->jobs ? "present" : "NULL");
 		return -EINVAL;
 	}
 	for (size_t i = 0; i < d->n_jobs; i++) {
 		const crund_job_spec *j = &d->jobs[i];
 		if (!valid_name(j->name, false)) {
-			snprintf(why, whylen, "job name '%s' is not [a-z0-9_]+",
-				 j->name ? j->name : "(null)");
+			snprintf(why, whylen,
+				 "job name '%.80s' is not [a-z0-9_]+ (at most %d characters)",
+				 j->name ? j->name : "(null)", CRUND_PLUGIN_MAX_NAME);
 			return -EINVAL;
 		}
 		for (size_t k = 0; k < i; k++)
@@ -299,8 +308,10 @@ int crd_plugin_check_descriptor(const crund_plugin *d, const crd_plugins_opts *o
 			return -EINVAL;
 		}
 		if (j->n_args > CRUND_PLUGIN_MAX_ARGS || (j->n_args && !j->args)) {
-			snprintf(why, whylen, "job '%s': bad argument table (%zu args)", j->name,
-				 j->n_args);
+			snprintf(why, whylen,
+				 "job '%s': bad argument table (%zu args, at most %d, table %s)",
+				 j->name, j->n_args, CRUND_PLUGIN_MAX_ARGS,
+				 j->args ? "present" : "NULL");
 			return -EINVAL;
 		}
 		for (size_t k = 0; k < j->n_args; k++) {

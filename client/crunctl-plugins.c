@@ -11,7 +11,8 @@
 
 #include "crunctl.h"
 
-#define ARG_COLUMNS 5
+#define ARG_COLUMNS      5
+#define ARGS_SUMMARY_MAX 60 /* columns of the list's ARGUMENTS cell */
 
 static int on_plugins_option(crunctl *ctl, int opt, const char *arg, void *userdata)
 {
@@ -41,6 +42,13 @@ static char *args_summary(json_t *job)
 			n = NULL;
 		free(out);
 		out = n;
+	}
+	/* a summary: a long list ends in "..." (plugins NAME shows them all) */
+	if (out && strlen(out) > ARGS_SUMMARY_MAX) {
+		char *cut = out + ARGS_SUMMARY_MAX - 4;
+		while (cut > out && *cut != ' ')
+			cut--;
+		strcpy(cut, " ...");
 	}
 	return out;
 }
@@ -108,6 +116,12 @@ static int print_job_detail(json_t *job)
 	if (desc && *desc)
 		printf(" - %s", desc);
 	putchar('\n');
+	/* what a submission gets unless it says otherwise (API 1.2 fields) */
+	json_t *ma = json_object_get(job, "max_attempts");
+	const char *oi = crunctl_jstr(job, "on_interrupt");
+	if (json_is_integer(ma) && oi)
+		printf("    max_attempts %lld, on_interrupt %s\n",
+		       (long long)json_integer_value(ma), oi);
 	if (json_array_size(args) == 0) {
 		printf("    (no arguments)\n");
 		return 0;

@@ -230,6 +230,7 @@ check "plugins lists demo jobs" out '^demo +1\.0\.0 +sleep +seconds:number'
 check "plugins shows optional args in brackets" out '\[message:string\]'
 run 0 "plugins demo" plugins demo
 check "plugins demo shows an argument table" out 'seconds +number 0\.\.3600 +yes'
+check "plugins demo shows what a submission gets by default" out '^    max_attempts 1, on_interrupt retry$'
 run 6 "plugins of an unknown plugin" plugins nosuch
 check "API error printed with its code" err '^crunctl: .*\(not_found\)$'
 run 0 "plugins --json" plugins --json

@@ -779,6 +779,24 @@ static const char *break_descriptor(int i)
 }
 #define N_DESC_RULES 46
 
+/* The JSON view shows a default as a job receives it: an integer
+ * argument's "2.0" is 2 (it showed 2.0). */
+START_TEST(json_view_shows_defaults_normalised)
+{
+	break_descriptor(0);
+	t_args[0].default_json = "2.0";
+	crd_loaded_plugin lp = {.desc = &t_desc};
+	json_t *v = crd_plugin_to_json(&lp);
+	ck_assert_ptr_nonnull(v);
+	json_t *jobs = json_object_get(v, "jobs");
+	json_t *args = json_object_get(json_array_get(jobs, 0), "args");
+	json_t *def = json_object_get(json_array_get(args, 0), "default");
+	ck_assert(json_is_integer(def));
+	ck_assert_int_eq(json_integer_value(def), 2);
+	json_decref(v);
+}
+END_TEST
+
 START_TEST(descriptor_rules)
 {
 	const char *want = break_descriptor(_i);
@@ -1518,6 +1536,7 @@ int main(void)
 	tcase_add_test(tc, registry_is_sorted_by_name);
 	tcase_add_test(tc, json_views_describe_jobs_and_args);
 	tcase_add_loop_test(tc, descriptor_rules, 0, N_DESC_RULES);
+	tcase_add_test(tc, json_view_shows_defaults_normalised);
 	tcase_add_test(tc, plugins_without_init_need_no_coroutine);
 	tcase_add_loop_test(tc, other_layouts_read_every_job_and_argument, 0,
 			    sizeof abi_fixtures / sizeof abi_fixtures[0]);

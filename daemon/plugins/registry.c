@@ -679,8 +679,16 @@ static json_t *arg_to_json(const crund_arg_spec *a)
 		  set_new(o, "type", json_string(crd_arg_type_name(a->type))) |
 		  set_new(o, "required", json_boolean(a->required)) |
 		  set_new(o, "description", str_or_empty(a->description));
-	if (a->default_json)
-		bad |= set_new(o, "default", json_loads(a->default_json, JSON_DECODE_ANY, NULL));
+	if (a->default_json) {
+		/* as a job receives it: an integer's "3.0" is 3 */
+		json_t *v = json_loads(a->default_json, JSON_DECODE_ANY, NULL), *norm = NULL;
+		char e[160];
+		if (v && crd_arg_check(a, v, &norm, e, sizeof e) == 0 && norm) {
+			json_decref(v);
+			v = norm;
+		}
+		bad |= set_new(o, "default", v);
+	}
 	if (a->has_range) {
 		if (a->type == CRUND_ARG_INTEGER)
 			bad |= set_new(o, "min", json_integer((json_int_t)a->min)) |

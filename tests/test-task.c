@@ -179,58 +179,47 @@ static int cleanup_fn(void *arg, void **ret)
 	return s->first;
 }
 
-static int cleanup_main(void *arg, void **ret)
+/* Cancel a task parked in its first await `times` times before it runs
+ * again: it gets one -ECANCELED (asyncio throws one CancelledError for
+ * them all), every request is counted, and its cleanup awaits. */
+static void cancel_parked(int times)
 {
 	struct cleanup_state s = {1, 1, 1};
 	cr_task *t;
 
-	(void)arg;
-	(void)ret;
 	ck_assert_int_eq(cr_spawn(cleanup_fn, &s, NULL, &t), 0);
 	cr_yield();
 	double t0 = cr_loop_time(cr_loop_current());
-	cr_task_cancel(t, NULL);
+	for (int i = 0; i < times; i++)
+		ck_assert_int_eq(cr_task_cancel(t, NULL), 0);
+	ck_assert_int_eq(cr_task_cancelling(t), times);
 	ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED);
 	ck_assert(cr_loop_time(cr_loop_current()) - t0 < 10);
 	ck_assert_int_eq(s.first, -ECANCELED);
 	ck_assert_int_eq(s.second, 0);
 	ck_assert_int_eq(s.third, 0);
 	cr_task_unref(t);
+}
+
+static int cleanup_main(void *arg, void **ret)
+{
+	(void)ret;
+	for (int times = 1; times <= *(int *)arg; times++)
+		cancel_parked(times);
 	return 0;
 }
 
 START_TEST(cancel_delivered_once_so_cleanup_can_await)
 {
-	ck_assert_int_eq(tu_run(cleanup_main, NULL, NULL), 0);
+	int times = 1;
+	ck_assert_int_eq(tu_run(cleanup_main, &times, NULL), 0);
 }
 END_TEST
 
-/* Cancelled twice (or three times) before it runs again: one -ECANCELED,
- * as asyncio throws one CancelledError; both are counted. */
-static int cancel_twice_main(void *arg, void **ret)
-{
-	(void)arg;
-	(void)ret;
-	for (int times = 2; times <= 3; times++) {
-		struct cleanup_state s = {1, 1, 1};
-		cr_task *t;
-		ck_assert_int_eq(cr_spawn(cleanup_fn, &s, NULL, &t), 0);
-		cr_yield();
-		for (int i = 0; i < times; i++)
-			ck_assert_int_eq(cr_task_cancel(t, NULL), 0);
-		ck_assert_int_eq(cr_task_cancelling(t), times);
-		ck_assert_int_eq(cr_task_join(t, NULL), -ECANCELED);
-		ck_assert_int_eq(s.first, -ECANCELED);
-		ck_assert_int_eq(s.second, 0);
-		ck_assert_int_eq(s.third, 0);
-		cr_task_unref(t);
-	}
-	return 0;
-}
-
 START_TEST(cancels_before_the_task_runs_again_are_delivered_together)
 {
-	ck_assert_int_eq(tu_run(cancel_twice_main, NULL, NULL), 0);
+	int times = 3;
+	ck_assert_int_eq(tu_run(cleanup_main, &times, NULL), 0);
 }
 END_TEST
 

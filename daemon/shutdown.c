@@ -6,8 +6,9 @@
  * seconds, then cancel them and await their cleanup for a bounded time.
  * A job whose task still does not end is settled anyway, as if it had
  * stopped (crd_jobs_abandon: queued for the next start, or cancelled),
- * and its task abandoned to the runner's close.  Waiting clients get the final state before their
- * connections close.  A second signal skips what is left of the grace.
+ * and its task abandoned to the runner's close.  Waiting clients get the
+ * final state before their connections close.  A second signal skips
+ * what is left of the grace.
  *
  * The waits poll every POLL seconds instead of juggling events: the
  * drain happens once, and polling cannot miss a wake-up.

@@ -265,8 +265,8 @@ int cr_sleep(double seconds);
  * timeout t is cancelled, awaited, and -ETIMEDOUT returned, even when t
  * swallowed the cancellation and returned a result (asyncio 3.12+ would
  * return that result; read it with cr_task_result()).  If the caller is
- * cancelled, t is cancelled too (and cr_task_join()'s rule applies).  Errors: as cr_task_join(), -ENOMEM
- * (the timer), -ETIMEDOUT. */
+ * cancelled, t is cancelled too (and cr_task_join()'s rule applies).
+ * Errors: as cr_task_join(), -ENOMEM (the timer), -ETIMEDOUT. */
 int cr_wait_for(cr_task *t, double timeout, void **ret_value);
 
 /* AWAITS: wait for t without propagating the caller's cancellation to it

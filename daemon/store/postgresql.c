@@ -124,7 +124,9 @@ static const char *const MIGRATIONS[] = {
  * job number, one NOTIFY.  A new row whose idempotency key another job
  * holds is left out.  The answer: the rows left out, with true for those
  * (their submissions are answered with the job that holds the key) and
- * false for the fenced ones.  Two nodes inserting one key at once: the
+ * false for the fenced ones (another attempt, another node, or another
+ * state: a fail-policy job the elected node ended `interrupted` while its
+ * node was paused, which then came back with its own end).  Two nodes inserting one key at once: the
  * unique index makes the later statement fail (23505), and it is run again
  * (it then sees the other's row).  New keyed rows go in in key order, so two
  * batches that share several keys wait for each other in one order, not in
@@ -176,7 +178,7 @@ static const char COMMIT_SQL[] =
 	" AND (c.seq IS NULL AND x.idempotency_key IS NOT NULL AND EXISTS (SELECT 1"
 	" FROM crund_jobs k WHERE k.idempotency_key = x.idempotency_key AND k.seq <> x.seq"
 	" AND k.seq <> ALL($2::bigint[]))"
-	" OR c.attempt <> x.attempt OR c.node IS DISTINCT FROM x.node)"
+	" OR c.attempt <> x.attempt OR c.node IS DISTINCT FROM x.node OR c.state <> x.state)"
 	" AND (SELECT count(*) FROM d) >= 0 AND (SELECT count(*) FROM hi) >= 0"
 	" AND (SELECT count(*) FROM n) >= 0";
 

@@ -410,6 +410,21 @@ is "$HTTP_STATUS" 200 "node 2 serves again after SIGCONT"
 req GET "/v1/jobs/$S1"
 jt "d['state'] == 'succeeded' and d['attempt'] == 2 and d['node'] == 'node1'" \
 	"node 2 answers for the job with the database's attempt, not its own stale one"
+# the same with a fail-policy job: ended interrupted while node 2 slept;
+# node 2's own end (succeeded) is kept out, and it answers as the database
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":1},"on_interrupt":"fail"}'
+S2=$JOB_ID
+is "$(sql "SELECT node FROM crund_jobs WHERE id = '$S2'")" node2 "a fail-policy job runs on node 2"
+kill -STOP "${NODE_PIDS[2]}"
+failed_int() { [ "$(sql "SELECT state || ':' || error_code FROM crund_jobs WHERE id = '$S2'")" = "3:interrupted" ]; }
+check "SIGSTOP past the lease: the fail-policy job ends failed, interrupted" wait_until 30 failed_int
+kill -CONT "${NODE_PIDS[2]}"
+sleep 2 # node 2's attempt ends now and tries to record it
+is "$(sql "SELECT state || ':' || error_code FROM crund_jobs WHERE id = '$S2'")" "3:interrupted" \
+	"resumed, node 2 does not overwrite the end the database holds"
+req GET "/v1/jobs/$S2"
+jt "d['state'] == 'failed' and d['error']['code'] == 'interrupted'" \
+	"node 2 answers with the database's end, not its own succeeded"
 
 # ------------------------------------------------- the elected node paused
 # The elected node's session holds the election's lock while it is paused:

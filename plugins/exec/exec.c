@@ -291,6 +291,42 @@ static const char *env_get(const struct cmd *c, const char *key)
 	return NULL;
 }
 
+/* Variables that make a program (the dynamic loader, a shell, an
+ * interpreter) run code or load files of the caller's choice: with them
+ * an allowed bash script would run whatever the caller sends (BASH_ENV=
+ * /dev/stdin and its stdin).  A caller's `env` may not set them (the list
+ * is sudo's, shortened; an operator who needs one sets it in a wrapper). */
+static bool env_runs_code(const char *name)
+{
+	static const char *const prefixes[] = {"LD_", "BASH_FUNC_", "_RLD", "DYLD_"};
+	static const char *const names[] = {"BASH_ENV",      "ENV",
+					    "SHELLOPTS",     "BASHOPTS",
+					    "PS4",           "IFS",
+					    "CDPATH",        "GLOBIGNORE",
+					    "FPATH",         "ZDOTDIR",
+					    "NULLCMD",       "READNULLCMD",
+					    "PERL5LIB",      "PERLLIB",
+					    "PERL5OPT",      "PERL5DB",
+					    "PERLIO_DEBUG",  "PYTHONSTARTUP",
+					    "PYTHONPATH",    "PYTHONHOME",
+					    "PYTHONINSPECT", "PYTHONUSERBASE",
+					    "RUBYLIB",       "RUBYOPT",
+					    "NODE_OPTIONS",  "JAVA_TOOL_OPTIONS",
+					    "GCONV_PATH",    "LOCPATH",
+					    "NLSPATH",       "HOSTALIASES",
+					    "RES_OPTIONS",   "LOCALDOMAIN",
+					    "TERMINFO",      "TERMINFO_DIRS",
+					    "TERMCAP",       "TERMPATH",
+					    "TMPPREFIX"};
+	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
+		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
+			return true;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcmp(name, names[i]))
+			return true;
+	return false;
+}
+
 /* The job's environment: crund's own (inherit_env) or a minimal one,
  * then the caller's `env` over it. */
 static int build_env(struct cmd *c, const json_t *args, struct why *w)
@@ -336,6 +372,13 @@ static int build_env(struct cmd *c, const json_t *args, struct why *w)
 		if (!json_is_string(v))
 			return refuse(w, "invalid_args", "env: the value of %.64s is not a string",
 				      key);
+		if (env_runs_code(key))
+			return refuse(
+				w, "env_not_allowed",
+				"env: %.64s would let the caller choose code the program runs "
+				"(the loader's, a shell's or an interpreter's variables may not "
+				"be set by a job)",
+				key);
 		rc = env_add(c, key, strlen(key), json_string_value(v));
 	}
 	return rc;

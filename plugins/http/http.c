@@ -192,6 +192,23 @@ static bool header_ok(const char *name, const char *value)
 	return true;
 }
 
+/* Headers that frame the message on the connection: libcurl sets them
+ * from the body it sends.  Given by a job, a Content-Length shorter than
+ * the body left the rest on a kept-alive connection as the next request,
+ * and every later job to that host got the answer of the one before. */
+static bool framing_header(const char *name)
+{
+	static const char *const names[] = {"Content-Length", "Transfer-Encoding",
+					    "Connection",     "Keep-Alive",
+					    "Upgrade",        "TE",
+					    "Trailer",        "Host",
+					    "Expect"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcasecmp(name, names[i]))
+			return true;
+	return false;
+}
+
 static bool status_ok(const json_t *v)
 {
 	return json_is_integer(v) && json_integer_value(v) >= 100 && json_integer_value(v) <= 599;
@@ -251,6 +268,11 @@ static int request_check(const crund_host_api *host, void *state, const json_t *
 			REFUSE("invalid_args",
 			       "header '%.64s' is not a valid header name, or its value has a line "
 			       "break",
+			       k);
+		if (framing_header(k))
+			REFUSE("invalid_args",
+			       "header '%.64s' is set by crund from the request it sends (it "
+			       "frames the message on the connection)",
 			       k);
 	}
 	if (json_object_get(args, "body") && json_object_get(args, "json"))
@@ -515,7 +537,12 @@ static int transfer_failed(request *r, int code, const char *url, double timeout
 	case CURLE_SSL_CACERT_BADFILE:
 		return crund_job_fail(r->job, "connect_error", "%s %s: %s", r->method, url, why);
 	case CURLE_OUT_OF_MEMORY:
-		return -ENOMEM;
+		/* libcurl says so too of one header line over its 100 KiB
+		 * (CURL_MAX_HTTP_HEADER): the answer's fault, most likely */
+		return crund_job_fail(r->job, "transfer_error",
+				      "%s %s: %s (a header line of the answer over libcurl's "
+				      "100 KiB, or no memory)",
+				      r->method, url, why);
 	default:
 		return crund_job_fail(r->job, "transfer_error", "%s %s: %s", r->method, url, why);
 	}

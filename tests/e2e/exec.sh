@@ -105,6 +105,13 @@ post_json /v1/jobs '{"plugin":"exec","job":"run","args":{"command":"true"}}'
 is_error invalid_args "command without \"shell\": true -> invalid_args"
 post_json /v1/jobs '{"plugin":"exec","job":"run","args":{"argv":["true"],"kill_signal":"BOGUS"}}'
 is_error invalid_args "an unknown kill_signal -> invalid_args"
+# variables that make an allowed shell (or the loader, an interpreter) run
+# the caller's code: BASH_ENV=/dev/stdin ran the job's stdin as bash
+for name in BASH_ENV LD_PRELOAD 'BASH_FUNC_ls%%' PYTHONSTARTUP ENV; do
+	post_json /v1/jobs '{"plugin":"exec","job":"run","args":{"argv":["/bin/sh","-c","true"],"env":{"'"$name"'":"/dev/stdin"},"stdin":"echo caught"}}'
+	is "$HTTP_STATUS" 400 "env $name -> 400"
+	is_error env_not_allowed "env $name -> env_not_allowed"
+done
 
 # a lot of output: head and tail kept
 run '"args":{"argv":["seq","1","20000"],"max_output_bytes":1000}'

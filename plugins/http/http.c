@@ -198,11 +198,9 @@ static bool header_ok(const char *name, const char *value)
  * and every later job to that host got the answer of the one before. */
 static bool framing_header(const char *name)
 {
-	static const char *const names[] = {"Content-Length", "Transfer-Encoding",
-					    "Connection",     "Keep-Alive",
-					    "Upgrade",        "TE",
-					    "Trailer",        "Host",
-					    "Expect"};
+	static const char *const names[] = {"Content-Length", "Transfer-Encoding", "Connection",
+					    "Keep-Alive",     "Upgrade",           "TE",
+					    "Trailer"};
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
 		if (!strcasecmp(name, names[i]))
 			return true;

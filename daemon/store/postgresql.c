@@ -207,6 +207,13 @@ static const char RENEW_SQL[] =
 	" pid = excluded.pid RETURNING 1)"
 	" SELECT seq FROM r WHERE cancel_requested AND (SELECT count(*) FROM h) >= 0";
 
+/* Another live process with this node's id: its heartbeat is fresh and
+ * the session that sent it is still there. */
+static const char NODE_TAKEN_SQL[] = "SELECT n.pid::text, round((" NOW
+				     " - n.seen_at)::numeric, 1)::text"
+				     " FROM crund_nodes n JOIN pg_stat_activity a ON a.pid = n.pid"
+				     " WHERE n.id = $1 AND n.seen_at > " NOW " - $2::float8";
+
 static const char NODES_SQL[] =
 	"SELECT coalesce(json_agg(id ORDER BY id), '[]')::text FROM crund_nodes"
 	" WHERE seen_at > " NOW " - $1::float8";
@@ -640,6 +647,39 @@ static int read_meta(pgs *s, char *err, size_t errlen)
 	return 0;
 }
 
+/* One process per node id: two with one id overwrite each other's
+ * heartbeat (and, one of them paused, kept the election from moving on).
+ * A node that just died (kill -9, then a restart) leaves a session for a
+ * moment: the check waits up to a second for it to go. */
+static int node_id_free(pgs *s, const char *shown, char *err, size_t errlen)
+{
+	char lease[32], e[400];
+	snprintf(lease, sizeof(lease), "%g", s->lease);
+	const char *v[2] = {s->node, lease};
+	for (int i = 0;; i++) {
+		PGresult *r = NULL;
+		int rc = q(s->kc, NODE_TAKEN_SQL, 2, v, &r, e, sizeof(e));
+		if (rc < 0) {
+			snprintf(err, errlen, "store %s: cannot read the nodes: %s", shown, e);
+			return -EIO;
+		}
+		bool taken = PQntuples(r) > 0;
+		if (taken && (i >= 4 || (double)i * 0.25 >= s->lease)) {
+			snprintf(err, errlen,
+				 "store %s: node id '%s' is in use by a running node (database "
+				 "session %s, heartbeat %s s ago): give each node its own "
+				 "--node-id",
+				 shown, s->node, PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+			PQclear(r);
+			return -EADDRINUSE;
+		}
+		PQclear(r);
+		if (!taken)
+			return 0;
+		nanosleep(&(struct timespec){.tv_nsec = 250000000}, NULL);
+	}
+}
+
 static int pg_open(const char *where, const crd_store_opts *o, void **ret_be, char *err,
 		   size_t errlen)
 {
@@ -696,6 +736,8 @@ static int pg_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 			rc = -EIO;
 		goto out;
 	}
+	if ((rc = node_id_free(s, shown, err, errlen)) < 0)
+		goto out;
 	*ret_be = s;
 	return 0;
 oom:

@@ -176,6 +176,12 @@ jt "d['node'] == 'node1'" "/v1/info names the node"
 wait_until 5 bash -c "curl -s ${NODE_URLS[1]}/v1/info | grep -q 'node1\",\"node2\",\"node3'"
 req GET /v1/info
 jt "d['nodes'] == ['node1', 'node2', 'node3']" "/v1/info lists the three live nodes"
+# a second process with a running node's id: the two overwrote each
+# other's heartbeat, and one of them paused kept the election in place
+start_fail dupnode "${CRUND_PLUGIN_ARGS[@]}" --listen "127.0.0.1:$(free_port)" --store "$PGURL" --node-id node1 --lease "$LEASE"
+is "$START_STATUS" 1 "a second process with node1's id, node1 running: exit 1"
+like "$(cat "$START_LOG")" "node id 'node1' is in use by a running node .*give each node its own --node-id" \
+	"... saying which id and what to do"
 
 # Submissions spread over every node (a node runs what it can and leaves
 # the rest in the database for the others); each runs exactly once.

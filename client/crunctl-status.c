@@ -87,6 +87,14 @@ static char *error_text(json_t *err, char *buf, size_t len)
 	return buf;
 }
 
+/* Two error codes (NULL: none) are the same. */
+static bool same_code(const char *a, const char *b)
+{
+	if (!a || !b)
+		return a == b;
+	return strcmp(a, b) == 0;
+}
+
 /* The attempts that ended, one line each (an ended job's last one is the
  * job's own lines): "Attempt 1:  TIME  message (code)",
  * the time being when it started (when it ended for an attempt that was
@@ -112,8 +120,7 @@ static void detail_attempts(json_t *job)
 		const char *jcode = crunctl_jstr(json_object_get(job, "error"), "code");
 		const char *acode = crunctl_jstr(err, "code");
 		if (ended && json_is_integer(n) && json_is_integer(cur) &&
-		    json_integer_value(n) == json_integer_value(cur) &&
-		    (jcode && acode ? !strcmp(jcode, acode) : !jcode && !acode))
+		    json_integer_value(n) == json_integer_value(cur) && same_code(jcode, acode))
 			continue;
 
 		if (json_is_integer(n))

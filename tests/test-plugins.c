@@ -767,9 +767,9 @@ static const char *break_descriptor(int i)
 	/* limits named in the refusal */
 	case 44:
 		t_jobs[1].name =
-			"a_name_of_sixty_five_characters_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+			"a_name_that_runs_past_the_sixty_four_character_limit_of_names_abc";
 		return "job name "
-		       "'a_name_of_sixty_five_characters_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx' "
+		       "'a_name_that_runs_past_the_sixty_four_character_limit_of_names_abc' "
 		       "is not [a-z0-9_]+ (at most 64 characters)";
 	case 45:
 		t_jobs[0].n_args = 300;

@@ -795,6 +795,7 @@ if command -v prlimit >/dev/null 2>&1; then
 	prlimit --pid "$CRUND_PID" --fsize=4096:
 	bg curl -s -o "$E2E_TMP/lp_full.json" "$CRUND_URL/v1/jobs/$held_id?wait=60"
 	lp_full=$BG_PID
+	wait_held 1
 	post_json /v1/jobs '{"plugin":"demo","job":"noop"}'
 	is "$HTTP_STATUS" 503 "full disk at the stop: submissions answer 503"
 	t0=$(now_ms)

@@ -443,6 +443,19 @@ job_state() {
 	j 'd["state"]'
 }
 
+# wait_held N [URL]: waits (up to `slow 10` s) until the crund at URL
+# (default $CRUND_URL) holds N long-polls and event streams: clients
+# started in the background are connected, not only forked.  1 if not.
+wait_held() {
+	local n=$1 url=${2:-$CRUND_URL} i h
+	for ((i = 0; i < $(slow 10) * 10; i++)); do
+		h=$(curl -s "${CURL_AUTH[@]}" "$url/metrics" | sed -n 's/^crund_http_held_connections //p')
+		[ "${h:-0}" -ge "$n" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # poll_state ID STATE-REGEX SECONDS: polls (10/s) until the state matches.
 poll_state() {
 	local i s

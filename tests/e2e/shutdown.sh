@@ -36,7 +36,7 @@ lp2=$BG_PID
 bg curl -sS -N --max-time "$(slow 30)" -o "$E2E_TMP/ev-linger.txt" \
 	"$CRUND_URL/v1/jobs/$linger_id/events"
 ev1=$BG_PID
-sleep 0.5   # let the clients connect and suspend
+wait_held 3 # the clients are connected and suspended
 
 # also still waiting: the long-polls must not have answered yet
 check "long-poll clients are waiting before SIGTERM" kill -0 "$lp1"
@@ -81,7 +81,7 @@ short_id=$JOB_ID
 poll_state "$short_id" running 5
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-short.json" "$CRUND_URL/v1/jobs/$short_id?wait=30"
 lp3=$BG_PID
-sleep 0.2
+wait_held 1 # (or the job ended first: then the long-poll answered at once)
 kill -TERM "$CRUND_PID"
 wait_crund_exit "$(slow 15)"
 is "$CRUND_STATUS" 0 "daemon with a short job exits 0"
@@ -107,7 +107,7 @@ for sig in HUP USR1 USR2; do
 done
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-long.json" "$CRUND_URL/v1/jobs/$long_id?wait=30"
 lp4=$BG_PID
-sleep 0.2
+wait_held 1
 kill -TERM "$CRUND_PID"
 sleep 0.3
 check "first SIGTERM with --grace 30: still draining" kill -0 "$CRUND_PID"
@@ -136,7 +136,7 @@ bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-fan.json" "$CRUND_URL/v1/job
 lp5=$BG_PID
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-comp.json" "$CRUND_URL/v1/jobs/$comp_id?wait=30"
 lp6=$BG_PID
-sleep 0.3
+wait_held 2 # (the compute job may have ended: then one)
 kill -TERM "$CRUND_PID"
 wait_crund_exit "$(slow 15)"
 is "$CRUND_STATUS" 0 "--grace 0 with executor work and 500 child tasks: exits 0"

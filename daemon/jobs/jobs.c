@@ -1272,10 +1272,16 @@ int crd_jobs_submit(crd_jobs *s, crd_job_req *req, crd_jobrec **ret_job, bool *r
 			s->seq_end = hi;
 		}
 	}
-	if (!slot && s->n_state[CRUND_JOB_QUEUED] >= s->lim.max_queued) {
+	/* shared: the queue is the database's, counted once a second, plus
+	 * what this node queued since */
+	uint64_t queued = s->shared ? s->shared_queued + s->queued_since_count
+				    : s->n_state[CRUND_JOB_QUEUED];
+	if (!slot && queued >= s->lim.max_queued) {
 		json_decref(args);
 		return -EAGAIN;
 	}
+	if (s->shared && !slot)
+		s->queued_since_count++;
 	rehash_step(s, REHASH_STEP);
 	if (s->count >= s->hsize && hash_grow(s) < 0) {
 		json_decref(args);
@@ -2546,6 +2552,32 @@ static void duplicate_committed(crd_jobs *s, struct accept_wait *w, crd_jobrec *
 	free(w);
 }
 
+/* A job deleted from the shared store (a DELETE on another node, the
+ * elected node's retention): this node's ended copy of it goes too.  A
+ * copy still in use (a task, a subscriber, an end not yet in the database)
+ * is left to its own course. */
+static void hook_gone(void *arg, uint64_t seq)
+{
+	crd_jobs *s = arg;
+	crd_jobrec *j = crd_jobs_find_seq(s, seq);
+	if (!j || j->task || j->subs || !crd_job_state_ended(j->state) ||
+	    (j->flags & (CRUND_JF_UNCOMMITTED | CRUND_JF_DIRTY | CRUND_JF_END_UNSYNCED)))
+		return;
+	job_forget(s, j);
+}
+
+static void hook_queued(void *arg, uint64_t n)
+{
+	crd_jobs *s = arg;
+	s->shared_queued = n;
+	s->queued_since_count = 0;
+}
+
+static uint64_t hook_queue_cap(void *arg)
+{
+	return (uint64_t)((crd_jobs *)arg)->lim.max_queued + 1;
+}
+
 static void hook_warn(void *arg, const char *message)
 {
 	crd_jobs *s = arg;
@@ -2563,6 +2595,9 @@ static const crd_store_node_hooks node_hooks = {
 	.cancel = hook_cancel,
 	.watch_list = hook_watch_list,
 	.changed = hook_changed,
+	.gone = hook_gone,
+	.queued = hook_queued,
+	.queue_cap = hook_queue_cap,
 };
 
 static int join_nodes(crd_jobs *s) { return crd_store_join(s->st, &node_hooks, s); }

@@ -279,10 +279,13 @@ typedef struct crd_jobs {
 	crd_job_events ev;    /* every job's events (jobs/events.c) */
 	/* shared store (crd_store_shared): several nodes */
 	bool shared;
-	const char *node_id;        /* the store's node id */
-	uint64_t seq_end;           /* the current block of job numbers ends here */
-	unsigned n_claiming;        /* submissions claimed at insert, not committed yet */
-	size_t n_remote;            /* REMOTE records */
+	const char *node_id; /* the store's node id */
+	uint64_t seq_end;    /* the current block of job numbers ends here */
+	unsigned n_claiming; /* submissions claimed at insert, not committed yet */
+	size_t n_remote;     /* REMOTE records */
+	/* shared: the database's queue as a node counted it last (each
+	 * second), and the jobs queued here since (--max-queued) */
+	uint64_t shared_queued, queued_since_count;
 	bool explicit_delete;       /* job_forget: the row goes too (DELETE) */
 	crd_store_done_fn del_done; /* ... and its commit is told here (DELETE) */
 	void *del_arg;

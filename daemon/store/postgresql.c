@@ -121,7 +121,9 @@ static const char *const MIGRATIONS[] = {
 
 /* One batch in one statement: deletions, upserts fenced by node and attempt
  * (a node that lost a job cannot overwrite its new attempt), the highest
- * job number, one NOTIFY.  A new row whose idempotency key another job
+ * job number, one NOTIFY of the rows put ($6) and one per NOTIFY_MAX of
+ * the rows deleted ($7: "d:SEQ,...", so that other nodes drop their
+ * copies).  A new row whose idempotency key another job
  * holds is left out.  The answer: the rows left out, with true for those
  * (their submissions are answered with the job that holds the key) and
  * false for the fenced ones (another attempt, another node, or another
@@ -172,7 +174,8 @@ static const char COMMIT_SQL[] =
 	" RETURNING j.seq),"
 	" hi AS (UPDATE crund_meta SET value = $4::text WHERE key = 'max_seq' AND $5::boolean"
 	" AND value::bigint < $4::bigint RETURNING 1),"
-	" n AS (SELECT pg_notify('crund', $6) WHERE $6 <> '')"
+	" n AS (SELECT pg_notify('crund', $6) WHERE $6 <> ''),"
+	" m AS (SELECT pg_notify('crund', p) FROM unnest($7::text[]) p)"
 	" SELECT x.seq, c.seq IS NULL FROM x LEFT JOIN crund_jobs c ON c.seq = x.seq"
 	" WHERE x.seq NOT IN (SELECT seq FROM u)"
 	" AND (c.seq IS NULL AND x.idempotency_key IS NOT NULL AND EXISTS (SELECT 1"
@@ -180,7 +183,7 @@ static const char COMMIT_SQL[] =
 	" AND k.seq <> ALL($2::bigint[]))"
 	" OR c.attempt <> x.attempt OR c.node IS DISTINCT FROM x.node OR c.state <> x.state)"
 	" AND (SELECT count(*) FROM d) >= 0 AND (SELECT count(*) FROM hi) >= 0"
-	" AND (SELECT count(*) FROM n) >= 0";
+	" AND (SELECT count(*) FROM n) >= 0 AND (SELECT count(*) FROM m) >= 0";
 
 /* Claim up to $2 due queued jobs for node $1: oldest first, rows other
  * nodes are claiming skipped. */
@@ -275,13 +278,25 @@ static const char DEPOSE_SQL[] =
 	" AND NOT EXISTS (SELECT 1 FROM crund_nodes f WHERE f.pid = l.pid AND f.seen_at >= " NOW
 	" - $3::float8)";
 
+/* Retention, with a NOTIFY per 300 deleted jobs ("d:SEQ,...": 300 numbers
+ * of up to 20 characters stay under the 8000 bytes of a payload), so that
+ * the nodes drop their copies. */
 static const char PRUNE_SQL[] =
 	"WITH a AS (DELETE FROM crund_jobs WHERE state >= 2 AND finished_at < " NOW
-	" - $1::float8 RETURNING 1),"
+	" - $1::float8 RETURNING seq),"
 	" c AS (DELETE FROM crund_jobs WHERE seq IN (SELECT seq FROM crund_jobs WHERE state >= 2"
-	" ORDER BY finished_at DESC OFFSET $2::integer) RETURNING 1),"
-	" n AS (DELETE FROM crund_nodes WHERE seen_at < " NOW " - 3 * $3::float8 RETURNING 1)"
-	" SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM c), (SELECT count(*) FROM n)";
+	" ORDER BY finished_at DESC OFFSET $2::integer) RETURNING seq),"
+	" n AS (DELETE FROM crund_nodes WHERE seen_at < " NOW " - 3 * $3::float8 RETURNING 1),"
+	" g AS (SELECT seq, (row_number() OVER () - 1) / 300 AS k"
+	" FROM (SELECT seq FROM a UNION SELECT seq FROM c) s),"
+	" m AS (SELECT pg_notify('crund', 'd:' || string_agg(seq::text, ',')) FROM g GROUP BY k)"
+	" SELECT (SELECT count(*) FROM a), (SELECT count(*) FROM c), (SELECT count(*) FROM n),"
+	" (SELECT count(*) FROM m)";
+
+/* The shared queue's length, counted no further than $1 (the index of
+ * queued rows: a bounded read once a second per node). */
+static const char QUEUED_SQL[] =
+	"SELECT count(*) FROM (SELECT 1 FROM crund_jobs WHERE state = 0 LIMIT $1::bigint) q";
 
 static const char CANCEL_SQL[] =
 	"WITH q AS (UPDATE crund_jobs SET state = 4, finished_at = " NOW ","
@@ -293,6 +308,12 @@ static const char CANCEL_SQL[] =
 	" (SELECT count(*) FROM q)";
 
 struct op;
+
+/* Job numbers a NOTIFY brought, for the node's task to act on. */
+typedef struct seqlist {
+	uint64_t *v;
+	size_t n, cap;
+} seqlist;
 
 typedef struct pgs {
 	char *url;
@@ -317,10 +338,10 @@ typedef struct pgs {
 	cr_task *main_task, *listen_task;
 	cr_event *wake_ev;
 	bool stopping;
-	bool claim_now;    /* a NOTIFY said there is work */
-	bool refresh_all;  /* watched jobs: read them again */
-	uint64_t *cancels; /* seqs a NOTIFY asked this node to cancel */
-	size_t ncancels, capcancels;
+	bool claim_now;   /* a NOTIFY said there is work */
+	bool refresh_all; /* watched jobs: read them again */
+	seqlist cancels;  /* jobs a NOTIFY asked this node to cancel */
+	seqlist gone;     /* jobs a NOTIFY said were deleted */
 	bool leader;
 	bool depose_warned;
 	unsigned leader_gen; /* the work connection that holds the lock */
@@ -552,7 +573,8 @@ static void pg_close(void *be)
 	crd_pg_free(s->rc);
 	crd_pg_free(s->lc);
 	cr_event_free(s->wake_ev);
-	free(s->cancels);
+	free(s->cancels.v);
+	free(s->gone.v);
 	free(s->held);
 	free(s->url);
 	free(s);
@@ -874,9 +896,10 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 		     size_t errlen)
 {
 	pgs *s = be;
-	tb js = {0}, del = {0}, note = {0};
+	tb js = {0}, del = {0}, note = {0}, gone = {0};
 	uint64_t hi = hi_seq;
 	bool any_del = false, claimable = false;
+	size_t gone_start = 0;
 	size_t nput = 0, nkeyed = 0;
 	int rc;
 	if (n == 0) /* a probe: can the store take a write again? */
@@ -888,6 +911,14 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 		if (rows[i]->del) {
 			tb_addf(&del, "%s%" PRIu64, any_del ? "," : "", j->seq);
 			any_del = true;
+			/* "{"d:1,2","d:3"}": a new payload when this one is full */
+			size_t mark = gone.len;
+			tb_addf(&gone, "%s%" PRIu64, gone.len ? "," : "{\"d:", j->seq);
+			if (gone.len - gone_start > NOTIFY_MAX) {
+				gone.len = mark;
+				gone_start = gone.len + 2;
+				tb_addf(&gone, "\",\"d:%" PRIu64, j->seq);
+			}
 			continue;
 		}
 		if (nput++)
@@ -904,6 +935,7 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	}
 	tb_add(&js, "]", 1);
 	tb_add(&del, "}", 1);
+	tb_adds(&gone, gone.len ? "\"}" : "{}");
 	/* NOTIFY once per batch: "w" when a row is claimable, then the jobs */
 	tb payload = {0};
 	if (nput) {
@@ -916,22 +948,23 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	char lease[32], hib[32];
 	snprintf(lease, sizeof(lease), "%g", s->lease);
 	snprintf(hib, sizeof(hib), "%" PRIu64, hi);
-	if (js.oom || del.oom || note.oom || payload.oom) {
+	if (js.oom || del.oom || note.oom || payload.oom || gone.oom) {
 		snprintf(err, errlen, "store %s: out of memory", s->describe);
 		rc = -ENOMEM;
 	} else {
-		const char *v[6] = {js.p,
+		const char *v[7] = {js.p,
 				    del.p,
 				    lease,
 				    hib,
 				    any_del ? "true" : "false",
-				    payload.p ? payload.p : ""};
+				    payload.p ? payload.p : "",
+				    gone.p};
 		char e[400];
 		PGresult *r = NULL;
 		/* each conflict is a key another batch committed meanwhile, which
 		 * the next run leaves out: at most one run per keyed row */
 		for (size_t tries = 0; tries < 3 + nkeyed; tries++) {
-			rc = q(s->wc, COMMIT_SQL, 6, v, &r, e, sizeof(e));
+			rc = q(s->wc, COMMIT_SQL, 7, v, &r, e, sizeof(e));
 			if (rc != -EEXIST && rc != -EDEADLK)
 				break; /* else another node took a key meanwhile */
 		}
@@ -955,6 +988,7 @@ static int pg_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	}
 	free(js.p);
 	free(del.p);
+	free(gone.p);
 	free(note.p);
 	free(payload.p);
 	/* the database is unreachable or broke the connection: a sentence
@@ -977,6 +1011,22 @@ static void pg_wake(void *be)
 	wake(s);
 }
 
+/* Add seq to l; false when out of memory (the lease renewal, or the
+ * poll, brings what is lost). */
+static bool seq_push(seqlist *l, uint64_t seq)
+{
+	if (l->n == l->cap) {
+		size_t nc = l->cap ? l->cap * 2 : 16;
+		uint64_t *p = realloc(l->v, nc * sizeof(*p));
+		if (!p)
+			return false;
+		l->v = p;
+		l->cap = nc;
+	}
+	l->v[l->n++] = seq;
+	return true;
+}
+
 static void on_notify(void *arg, const char *channel, const char *payload)
 {
 	pgs *s = arg;
@@ -988,18 +1038,22 @@ static void on_notify(void *arg, const char *channel, const char *payload)
 		const char *sp = strrchr(payload, ' ');
 		size_t nl = (size_t)(sp - payload - 2);
 		uint64_t seq = strtoull(sp + 1, NULL, 10);
-		if (nl == strlen(s->node) && !memcmp(payload + 2, s->node, nl)) {
-			if (s->ncancels == s->capcancels) {
-				size_t nc = s->capcancels ? s->capcancels * 2 : 16;
-				uint64_t *p = realloc(s->cancels, nc * sizeof(*p));
-				if (!p)
-					return; /* the lease renewal brings it later */
-				s->cancels = p;
-				s->capcancels = nc;
-			}
-			s->cancels[s->ncancels++] = seq;
-		}
+		if (nl == strlen(s->node) && !memcmp(payload + 2, s->node, nl))
+			seq_push(&s->cancels, seq);
 		s->refresh_all = true;
+		wake(s);
+		return;
+	}
+	if (payload[0] == 'd' && payload[1] == ':') {
+		/* "d:SEQ,SEQ,...": jobs deleted (a DELETE, retention) */
+		const char *p = payload + 2;
+		while (*p) {
+			char *end;
+			uint64_t seq = strtoull(p, &end, 10);
+			if (end == p || !seq_push(&s->gone, seq))
+				break;
+			p = *end == ',' ? end + 1 : end;
+		}
 		wake(s);
 		return;
 	}
@@ -1216,6 +1270,21 @@ static void refresh(pgs *s)
 	free(list.p);
 }
 
+/* The shared queue's length, for --max-queued. */
+static void count_queue(pgs *s)
+{
+	if (!s->h->queued || !s->h->queue_cap)
+		return;
+	PGresult *r = NULL;
+	char cap[32], e[400];
+	snprintf(cap, sizeof(cap), "%" PRIu64, s->h->queue_cap(s->harg));
+	const char *v[1] = {cap};
+	if (q(s->kc, QUEUED_SQL, 1, v, &r, e, sizeof(e)) < 0)
+		return; /* the last count stands; submissions wait on the store */
+	s->h->queued(s->harg, strtoull(PQgetvalue(r, 0, 0), NULL, 10));
+	PQclear(r);
+}
+
 static double mono(void)
 {
 	struct timespec ts;
@@ -1242,8 +1311,10 @@ static int node_main(void *arg, void **ret)
 	while (!s->stopping) {
 		double now = mono();
 		cr_event_clear(s->wake_ev);
-		while (s->ncancels) /* asked by a NOTIFY */
-			s->h->cancel(s->harg, s->cancels[--s->ncancels]);
+		while (s->cancels.n) /* asked by a NOTIFY */
+			s->h->cancel(s->harg, s->cancels.v[--s->cancels.n]);
+		while (s->gone.n)
+			s->h->gone(s->harg, s->gone.v[--s->gone.n]);
 		if (s->need_block)
 			fetch_block(s);
 		unsigned free_slots = s->h->free_slots(s->harg);
@@ -1265,8 +1336,10 @@ static int node_main(void *arg, void **ret)
 			s->refresh_all = false;
 			refresh(s);
 		}
-		if (now >= next_poll)
+		if (now >= next_poll) {
+			count_queue(s);
 			next_poll = now + POLL_INTERVAL;
+		}
 		if (s->stopping)
 			break;
 		/* Round again at once only for work this node can take: with no

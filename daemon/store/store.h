@@ -225,6 +225,13 @@ typedef struct crd_store_node_hooks {
 	 * holds its idempotency key: its submission is answered with that
 	 * job.  Called before the row's done callback. */
 	void (*duplicate)(void *arg, uint64_t seq, const crd_store_job *held);
+	/* A job was deleted from the shared store (a DELETE on some node, or
+	 * the elected node's retention): a copy this node keeps of it goes. */
+	void (*gone)(void *arg, uint64_t seq);
+	/* How many jobs the shared queue holds (queued, due or delayed), read
+	 * once a second; counted no further than queue_cap's answer. */
+	void (*queued)(void *arg, uint64_t n);
+	uint64_t (*queue_cap)(void *arg);
 	/* Something the operator should read in the log (a sentence). */
 	void (*warn)(void *arg, const char *message);
 } crd_store_node_hooks;

@@ -216,7 +216,8 @@ jt "d['state'] == 'running' and d['node'] == 'node1'" "node 2 answers GET for a 
 bg curl -sN --max-time 20 "${NODE_URLS[3]}/v1/jobs/$ID/events" -o "$E2E_TMP/events3"
 bg curl -s --max-time 20 "${NODE_URLS[2]}/v1/jobs/$ID?wait=15" -o "$E2E_TMP/wait2"
 WAITER=$BG_PID
-sleep 0.5
+wait_held 1 "${NODE_URLS[3]}"
+wait_held 1 "${NODE_URLS[2]}"
 t0=$(now_ms)
 on 3
 req POST "/v1/jobs/$ID/cancel"
@@ -298,6 +299,23 @@ is "$HTTP_STATUS:$(j 'd["state"]'):$(j 'd["error"]["code"]')" "202:cancelled:can
 is "$(sql "SELECT state FROM crund_jobs WHERE id = '$QD'")" 4 "the database had it cancelled before that answer"
 req POST "/v1/jobs/$QD/cancel"
 is "$HTTP_STATUS" 409 "a second cancel: 409 job_ended"
+
+# a DELETE on another node: the node that ran the job forgets its own
+# ended copy too (a NOTIFY of the deletion); it answered 200 for it until
+# its own retention dropped it
+on 1
+submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+DJ=$JOB_ID
+is "$(sql "SELECT node FROM crund_jobs WHERE id = '$DJ'")" node1 "a job ran on node 1"
+on 2
+req DELETE "/v1/jobs/$DJ"
+is "$HTTP_STATUS" 204 "node 2 deletes it: 204"
+is "$(sql "SELECT count(*) FROM crund_jobs WHERE id = '$DJ'")" 0 "... gone from the database"
+gone_on_1() { [ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[1]}/v1/jobs/$DJ")" = 404 ]; }
+check "... and node 1, which ran it, answers 404 for it" wait_until 5 gone_on_1
+on 1
+req GET "/v1/jobs?limit=500"
+jt "'$DJ' not in [x['id'] for x in d['jobs']]" "... nor lists it"
 
 # ------------------------------------------- one idempotency key, any node
 # A key names one job among all the nodes: the same submission again on
@@ -599,4 +617,58 @@ for i in 1 2 3 9; do
 	stop_node "$i"
 done
 is "$(sql "SELECT count(*) FROM crund_nodes")" 0 "stopped nodes leave the nodes table"
+
+# ------------------------------------------- retention and --max-queued
+# Node 5 starts alone (it is elected) with a retention of 4 s and a queue
+# of 3; node 6 keeps the defaults.  The elected node's retention reaches
+# node 6's own copies of what it prunes: a NOTIFY per 300 jobs, and here
+# 600 rows more end with node 6's first job, so one prune deletes them all
+# in several; --max-queued counts the database's queue.
+start_node 5 --retain-seconds 4 --max-queued 3 || bail "node 5 did not start"
+elected5() { [ "$(sql "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1")" = 1 ]; }
+wait_until 5 elected5
+start_node 6 || bail "node 6 did not start"
+on 6
+: >"$E2E_TMP/ran6"
+for k in 1 2 3 4 5; do
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	echo "$JOB_ID" >>"$E2E_TMP/ran6"
+done
+OLD6=$(head -1 "$E2E_TMP/ran6")
+sql "INSERT INTO crund_jobs (seq, id, plugin, job, args, state, created_at, finished_at)
+     SELECT 9000000000000 + g, 'bulk' || g, 'demo', 'noop', '{}', 2, f, f
+     FROM generate_series(1, 600) g, (SELECT finished_at AS f FROM crund_jobs WHERE id = '$OLD6') x" >/dev/null
+is "$(sql "SELECT count(*) FROM crund_jobs WHERE id LIKE 'bulk%'")" 600 "600 more ended rows, ended with node 6's first job"
+pruned() { [ "$(sql "SELECT count(*) FROM crund_jobs WHERE id LIKE 'bulk%' OR id = '$OLD6'")" = 0 ]; }
+check "the elected node prunes them and node 6's first job by its --retain-seconds 4" wait_until 15 pruned
+gone_on_6() {
+	local id
+	while read -r id; do
+		[ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[6]}/v1/jobs/$id")" = 404 ] || return 1
+	done <"$E2E_TMP/ran6"
+}
+check "... and node 6, which ran the 5 jobs, answers 404 for each once pruned" wait_until 15 gone_on_6
+on 6
+req GET "/v1/jobs?limit=500"
+jt "not set(open('$E2E_TMP/ran6').read().split()) & set(x['id'] for x in d['jobs'])" "... nor lists them"
+on 6
+for k in 1 2 3; do
+	submit '{"plugin":"demo","job":"noop","delay":600}'
+	is "$HTTP_STATUS" 201 "a delayed job on node 6 ($k of 3): 201"
+done
+counted() { [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+	-d '{"plugin":"demo","job":"noop","delay":600}' "${NODE_URLS[5]}/v1/jobs")" = 429 ]; }
+check "node 5 (--max-queued 3) refuses a 4th queued job with 429 once it has counted the database's queue" \
+	wait_until 5 counted
+on 5
+submit '{"plugin":"demo","job":"noop","delay":600}'
+is "$HTTP_STATUS:$(j 'd["error"]["code"]')" "429:queue_full" "... every time (the shared queue holds 3): queue_full"
+submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+jt "d['state'] == 'succeeded'" "... while a job it can run at once is taken (a free slot is not the queue)"
+on 6
+submit '{"plugin":"demo","job":"noop","delay":600}'
+is "$HTTP_STATUS" 201 "node 6 (default --max-queued) still takes one"
+for i in 5 6; do
+	stop_node "$i"
+done
 done_testing

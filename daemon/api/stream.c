@@ -25,6 +25,14 @@ static void add_job(crd_api_req *a, const char *event, const crd_jobrec *job)
 	crd_buf_adds(&a->stream, "\n\n");
 }
 
+/* The stream's last event: `end` with the ended job, or `shutdown` with a
+ * job the close keeps queued for the next start (it has not ended: a
+ * client reconnects after the restart to follow it on). */
+static const char *end_event(const crd_jobrec *job)
+{
+	return crd_job_state_ended(job->state) ? "end" : "shutdown";
+}
+
 static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data, size_t len)
 {
 	crd_api_req *a = of_sub(sub);
@@ -46,7 +54,7 @@ static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data
 	case CRUND_EV_END:
 		if (a->owe_state)
 			add_job(a, "state", job);
-		add_job(a, "end", job);
+		add_job(a, end_event(job), job);
 		a->stream_end = true;
 		if (a->timer) {
 			cr_handle_cancel(a->timer);
@@ -115,7 +123,7 @@ crd_mhd_result crd_api_stream(crd_req *req, crd_jobrec *job, double ping)
 		add_job(a, "state", job);
 	if (crd_job_settled(job) || crd_job_kept_for_next_start(job)) {
 		/* ended, or kept queued for the next start by the close */
-		add_job(a, "end", job);
+		add_job(a, end_event(job), job);
 		a->stream_end = true;
 	} else {
 		memset(&a->sub, 0, sizeof(a->sub));

@@ -174,7 +174,7 @@ for w in retry kept; do
 		"$CRUND_URL/v1/jobs/${!id_var}/events" 2>>"$E2E_TMP/curl.err" 7>&- 8<&- &
 	BG_PIDS+=($!)
 done
-sleep 0.5 # subscribed
+wait_held 4 # subscribed
 kill -TERM "$CRUND_PID"
 wait_crund_exit "$(slow 15)"
 is "$CRUND_STATUS" 0 "durable: exits 0"
@@ -183,7 +183,11 @@ BG_PIDS=()
 for w in retry kept; do
 	is "$(cat "$E2E_TMP/dlp-$w.code")" 200 "durable: a long-poll on the $w job is answered at the close"
 	is "$(final_state "$E2E_TMP/dlp-$w.json")" queued/None "durable: ... with the job as it is: queued for the next start"
-	check "durable: the $w job's event stream ends with an end event" grep -q '^event: end$' "$E2E_TMP/dsse-$w.txt"
+	check "durable: the $w job's event stream ends with a shutdown event (not end: the job has not ended)" \
+		test "$(grep '^event:' "$E2E_TMP/dsse-$w.txt" | tail -n 1)" = "event: shutdown"
+	check "durable: ... whose data is the job, queued" \
+		python3 -c 'import json,sys; l = [x for x in open(sys.argv[1]) if x.startswith("data: ")][-1]; d = json.loads(l[6:]); assert d["state"] == "queued", d' \
+		"$E2E_TMP/dsse-$w.txt"
 done
 check "durable: the log says the queued job stays queued" grep -q "1 queued jobs stay queued" "$CRUND_LOG"
 start_crund --grace 0 --max-running 2 || bail "crund did not restart on its store"

@@ -7,6 +7,7 @@
  */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -49,6 +50,49 @@ static bool authorized(struct MHD_Connection *conn)
 	for (size_t i = 0; i < tl; i++)
 		diff |= (unsigned char)(tok[i] ^ (i < hl ? h[i] : 0));
 	return diff == 0;
+}
+
+/* Is a Host header's name an IP address or localhost (port aside)? */
+static bool loopback_name(const char *host)
+{
+	if (host[0] == '[')
+		return true; /* an IPv6 address */
+	size_t n = strcspn(host, ":");
+	static const char lh[] = "localhost";
+	if ((n == sizeof(lh) - 1 && !strncasecmp(host, lh, n)) ||
+	    (n > sizeof(lh) && host[n - sizeof(lh)] == '.' &&
+	     !strncasecmp(host + n - (sizeof(lh) - 1), lh, sizeof(lh) - 1)))
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (!isdigit((unsigned char)host[i]) && host[i] != '.')
+			return false;
+	return n > 0;
+}
+
+/* A request a browser sent for a page of another origin (CSRF: a page on
+ * any site can POST to a loopback address, and without a token nothing
+ * else tells it from the dashboard's own calls).  Browsers name the page's
+ * origin in `Origin` on every POST and DELETE; it must be this server's
+ * own (scheme://Host).  Clients that are not browsers send no Origin. */
+static bool cross_origin(struct MHD_Connection *conn, const char **ret_origin)
+{
+	const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin"),
+		   *site = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Sec-Fetch-Site"),
+		   *host = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	*ret_origin = origin ? origin : "another site";
+	if (site && !strcasecmp(site, "cross-site"))
+		return true;
+	if (!origin)
+		return false;
+	const char *auth = !strncasecmp(origin, "http://", 7)    ? origin + 7
+			   : !strncasecmp(origin, "https://", 8) ? origin + 8
+								 : NULL;
+	if (!auth || !host || strcasecmp(auth, host) != 0)
+		return true;
+	/* Without a token, a name that is not the loopback's may be one a
+	 * page rebound to 127.0.0.1 (its Origin then matches): a browser's
+	 * writes come from an address or localhost, or carry the token. */
+	return !crd_d.cfg.token && !loopback_name(host);
 }
 
 /* The job as it is, once what it says is durable: a job whose end is not
@@ -786,6 +830,13 @@ static crd_mhd_result api_head(crd_req *r, const char *method, const char *url)
 	if (rm->route != CRUND_R_HEALTH && rm->route != CRUND_R_UI && !authorized(r->conn))
 		return crd_http_error(r, 401, "unauthorized", NULL,
 				      "missing or wrong token: send 'Authorization: Bearer TOKEN'");
+	const char *origin;
+	if ((rm->method == CRUND_M_POST || rm->method == CRUND_M_DELETE) &&
+	    cross_origin(r->conn, &origin))
+		return crd_http_error(r, 403, "cross_origin", NULL,
+				      "a page of %s may not change jobs here (only the dashboard "
+				      "served by this crund, or a client that is not a browser)",
+				      origin);
 	if (rm->status == 405) {
 		crd_resp_opts o = {.allow = rm->allow};
 		return crd_http_error(r, 405, "method_not_allowed", &o,

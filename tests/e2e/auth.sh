@@ -114,4 +114,40 @@ code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' --unix-socket "$E2E_T
 is "$code" 200 "a stale socket file (nobody listening) is replaced"
 stop_crund
 
+# ------------------------------------------------------------ pages of other origins (CSRF)
+# Without a token (loopback only), any web page the machine's browser opens
+# could POST to crund: a POST or DELETE whose Origin is not crund's own,
+# or that a browser marks cross-site, is refused 403; GETs, clients that
+# are not browsers (no Origin) and the dashboard's own calls are not.
+start_crund --store memory: || bail "crund did not start"
+post_json /v1/jobs '{"plugin":"demo","job":"noop"}' -H 'Origin: http://evil.example' -H 'Content-Type: text/plain'
+is "$HTTP_STATUS:$(j 'd["error"]["code"]')" 403:cross_origin "a POST from a page of another origin -> 403 cross_origin"
+like "$(j 'd["error"]["message"]')" "http://evil.example" "... naming the origin"
+req GET "/v1/jobs?limit=5"
+jt "d['jobs'] == []" "... and no job was made"
+own=${CRUND_URL#http://}
+post_json "/v1/jobs?wait=5" '{"plugin":"demo","job":"noop"}' -H "Origin: http://$own"
+jt "d['state'] == 'succeeded'" "a POST from crund's own origin (the dashboard) is taken"
+ok_id=$(j 'd["id"]')
+post_json /v1/jobs '{"plugin":"demo","job":"noop"}' -H "Origin: http://127.0.0.1:1"
+is "$HTTP_STATUS" 403 "another port of the same host is another origin: 403"
+post_json /v1/jobs '{"plugin":"demo","job":"noop"}' -H 'Origin: http://rebound.example:7733' -H 'Host: rebound.example:7733'
+is "$HTTP_STATUS" 403 "a page whose name was rebound to 127.0.0.1 (Origin = Host, a name), no token -> 403"
+post_json /v1/jobs '{"plugin":"demo","job":"noop"}' -H 'Origin: http://localhost:7733' -H 'Host: localhost:7733'
+is "$HTTP_STATUS" 201 "... but localhost is taken"
+post_json /v1/jobs '{"plugin":"demo","job":"noop"}' -H 'Origin: null'
+is "$HTTP_STATUS" 403 "Origin: null (a sandboxed page, a file) -> 403"
+post_json /v1/jobs '{"plugin":"demo","job":"noop"}' -H 'Sec-Fetch-Site: cross-site'
+is "$HTTP_STATUS" 403 "a request a browser marks Sec-Fetch-Site: cross-site -> 403"
+req POST "/v1/jobs/$ok_id/retry" -H 'Origin: http://evil.example' -H 'Content-Type: application/x-www-form-urlencoded'
+is "$HTTP_STATUS" 403 "a retry from another origin -> 403"
+req DELETE "/v1/jobs/$ok_id" -H 'Origin: http://evil.example'
+is "$HTTP_STATUS" 403 "a DELETE from another origin -> 403"
+req GET "/v1/jobs/$ok_id" -H 'Origin: http://evil.example'
+is "$HTTP_STATUS" 200 "a GET with another Origin is answered (the browser keeps it from that page: no CORS header)"
+check "... without Access-Control-Allow-Origin" bash -c "! grep -qi '^access-control-allow-origin' '$HTTP_HDR_FILE'"
+req DELETE "/v1/jobs/$ok_id"
+is "$HTTP_STATUS" 204 "a DELETE without Origin (curl) is taken"
+stop_and_check_crund "crund refusing other origins"
+
 done_testing

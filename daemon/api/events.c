@@ -33,6 +33,11 @@
 #define EVENTS_MAX_FILTERS 64
 #define EVENTS_NAME_MAX    64
 
+/* What a stream buffers of the window's events before it waits for the
+ * client to read them: a replay (or a reader that fell behind) goes on
+ * from the window as the client reads, instead of piling up. */
+#define EVENTS_CHUNK ((size_t)64 << 10)
+
 struct crd_api_events {
 	crd_watch watch;
 	crd_req *req;
@@ -40,6 +45,9 @@ struct crd_api_events {
 	unsigned states; /* bit per state; 0: all */
 	bool lost;       /* events were dropped: a reset follows */
 	bool bad;        /* a filter value was refused */
+	bool behind;     /* replaying from the window, not live */
+	uint64_t cursor; /* the last event passed: sent, or filtered out */
+	uint64_t sent;   /* the last id written to the stream */
 	size_t n_plugins;
 	char plugins[EVENTS_MAX_FILTERS][EVENTS_NAME_MAX + 1];
 };
@@ -61,70 +69,107 @@ static bool wanted(const struct crd_api_events *ev, const crd_job_event *e)
 	return false;
 }
 
-static void add_id(crd_buf *b, crd_jobs *jobs, uint64_t id)
+static void add_id(struct crd_api_events *ev, uint64_t id)
 {
+	crd_buf *b = &crd_api_req_of(ev->req)->stream;
 	char text[CRD_EVENT_ID_MAX];
-	crd_jobs_event_id(jobs, id, text);
+	crd_jobs_event_id(ev->jobs, id, text);
 	crd_buf_adds(b, "id: ");
 	crd_buf_adds(b, text);
 	crd_buf_addc(b, '\n');
+	ev->sent = ev->cursor = id;
 }
 
-static void add_event(crd_buf *b, crd_jobs *jobs, const crd_job_event *e)
+static void add_event(struct crd_api_events *ev, const crd_job_event *e)
 {
-	add_id(b, jobs, e->id);
+	crd_buf *b = &crd_api_req_of(ev->req)->stream;
+	add_id(ev, e->id);
 	crd_buf_adds(b, "event: job\ndata: ");
 	crd_buf_add(b, e->data, e->len);
 	crd_buf_adds(b, "\n\n");
 }
 
 /* A `reset`: the events before it are incomplete; carry on from its id. */
-static void add_reset(crd_buf *b, crd_jobs *jobs, const char *reason, const char *last)
+static void add_reset(struct crd_api_events *ev, const char *reason, const char *last)
 {
-	add_id(b, jobs, crd_jobs_last_event(jobs));
+	crd_buf *b = &crd_api_req_of(ev->req)->stream;
+	add_id(ev, crd_jobs_last_event(ev->jobs));
 	crd_buf_adds(b, "event: reset\ndata: {\"reason\":\"");
 	crd_buf_adds(b, reason);
 	crd_buf_adds(b, "\",\"last_event_id\":");
 	crd_buf_add_jstr(b, last);
 	crd_buf_adds(b, "}\n\n");
+	ev->behind = false;
+}
+
+static size_t pending(const struct crd_api_events *ev)
+{
+	const crd_api_req *a = crd_api_req_of(ev->req);
+	return a->stream.len - a->stream_off;
 }
 
 static void on_job_event(crd_watch *w, const crd_job_event *e)
 {
 	struct crd_api_events *ev = of_watch(w);
-	crd_api_req *a = crd_api_req_of(ev->req);
 	if (!e->data) {
 		ev->lost = true; /* the jobs module ran out of memory */
+	} else if (ev->lost || ev->behind) {
+		/* a reset is owed, or the replay reaches this one from the window */
+		if (!wanted(ev, e))
+			return;
 	} else if (!wanted(ev, e)) {
-		return; /* filtered out: nothing to send, no wake-up */
-	} else if (a->stream.len - a->stream_off > CRD_API_STREAM_MAX_PENDING) {
-		ev->lost = true;
-	} else if (!ev->lost) {
-		add_event(&a->stream, ev->jobs, e);
+		/* filtered out: nothing to send, no wake-up, unless the client's
+		 * last id is half a window behind: an id alone then moves it, or
+		 * a reconnect would be told it missed events it never wanted */
+		ev->cursor = e->id;
+		if (e->id - ev->sent < ev->jobs->ev.window / 2)
+			return;
+	} else if (pending(ev) > EVENTS_CHUNK) {
+		ev->behind = true; /* a slow reader: on from the window as it reads */
+	} else {
+		add_event(ev, e);
 	}
 	crd_http_resume(ev->req);
 }
 
-static void replay_one(const crd_job_event *e, void *arg)
+static bool replay_one(const crd_job_event *e, void *arg)
 {
 	struct crd_api_events *ev = arg;
-	crd_api_req *a = crd_api_req_of(ev->req);
-	if (!wanted(ev, e))
-		return;
-	if (a->stream.len - a->stream_off > CRD_API_STREAM_MAX_PENDING)
-		ev->lost = true;
-	else if (!ev->lost)
-		add_event(&a->stream, ev->jobs, e);
+	if (wanted(ev, e))
+		add_event(ev, e);
+	ev->cursor = e->id;
+	return pending(ev) <= EVENTS_CHUNK;
+}
+
+/* Go on with a replay from the window, a chunk at a time. */
+static void replay_more(struct crd_api_events *ev)
+{
+	int rc = crd_jobs_events_after(ev->jobs, ev->cursor, replay_one, ev);
+	if (rc == -ESTALE)
+		/* the client read too slowly to keep up with the window */
+		add_reset(ev, "overflow", NULL);
+	else if (rc == 0)
+		ev->behind = false; /* caught up: live from here */
 }
 
 static ssize_t events_read(crd_req *r, char *buf, size_t max)
 {
 	crd_api_req *a = crd_api_req_of(r);
 	struct crd_api_events *ev = a->events;
-	if (ev && ev->lost && a->stream.len == a->stream_off && !a->stream_end) {
-		/* caught up after dropping events: say so before going on */
-		ev->lost = false;
-		add_reset(&a->stream, ev->jobs, "overflow", NULL);
+	if (ev && !a->stream_end) {
+		if (ev->lost && !pending(ev)) {
+			/* caught up after dropping events: say so before going on */
+			ev->lost = false;
+			add_reset(ev, "overflow", NULL);
+		} else if (!ev->lost && ev->behind && pending(ev) <= EVENTS_CHUNK / 2) {
+			replay_more(ev);
+		}
+		if (!ev->lost && !ev->behind && ev->cursor > ev->sent && !pending(ev)) {
+			/* events filtered out since the last id: an id alone (an
+			 * empty event) moves the client's last id past them */
+			add_id(ev, ev->cursor);
+			crd_buf_addc(&a->stream, '\n');
+		}
 	}
 	return crd_api_stream_read(r, buf, max);
 }
@@ -195,17 +240,25 @@ crd_mhd_result crd_api_events(crd_req *req, crd_jobs *jobs, double ping)
 		last = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND,
 						   "last_event_id");
 	a->phase = CRD_API_STREAM;
+	uint64_t from;
 	if (last && *last) {
-		int rc = crd_jobs_events_since(jobs, last, replay_one, ev);
-		if (rc < 0) {
-			a->stream.len = a->stream_off = 0;
-			ev->lost = false;
-			add_reset(&a->stream, jobs, rc == -ESTALE ? "window" : "unknown", last);
+		/* the events after it come from the window, a chunk at a time
+		 * as the client reads (events_read goes on) */
+		if (crd_jobs_event_parse(jobs, last, &from) < 0) {
+			add_reset(ev, "unknown", last);
+		} else {
+			ev->sent = ev->cursor = from;
+			ev->behind = true;
+			int rc = crd_jobs_events_after(jobs, from, replay_one, ev);
+			if (rc == -ESTALE)
+				add_reset(ev, "window", last);
+			else if (rc == 0)
+				ev->behind = false;
 		}
 	} else {
 		/* no event yet: the id alone (an empty event, which SSE clients
 		 * take as their last id) lets a reconnect miss nothing */
-		add_id(&a->stream, jobs, crd_jobs_last_event(jobs));
+		add_id(ev, crd_jobs_last_event(jobs));
 		crd_buf_addc(&a->stream, '\n');
 	}
 	crd_api_stream_ping(req, ping);
@@ -231,7 +284,8 @@ void crd_api_events_close(crd_jobs *jobs)
 		struct crd_api_events *ev = of_watch(w);
 		crd_api_req *a = crd_api_req_of(ev->req);
 		crd_jobs_unwatch(jobs, w);
-		add_id(&a->stream, jobs, crd_jobs_last_event(jobs));
+		/* a stream still replaying names the last event it passed */
+		add_id(ev, ev->behind || ev->lost ? ev->sent : crd_jobs_last_event(jobs));
 		crd_buf_adds(&a->stream, "event: shutdown\ndata: {}\n\n");
 		a->stream_end = true;
 		if (a->timer) {

@@ -106,14 +106,13 @@ static void slot_event(const struct crd_event_slot *sl, crd_job_event *ev)
 	ev->plugin = sl->text.data + sl->plugin_off;
 }
 
-int crd_jobs_events_since(const crd_jobs *s, const char *last,
-			  void (*fn)(const crd_job_event *ev, void *arg), void *arg)
+int crd_jobs_event_parse(const crd_jobs *s, const char *text, uint64_t *ret_id)
 {
 	const crd_job_events *e = &s->ev;
 	size_t el = strlen(e->epoch);
-	if (!e->active || !last || strncmp(last, e->epoch, el) || last[el] != '-')
+	if (!e->active || !text || strncmp(text, e->epoch, el) || text[el] != '-')
 		return -EINVAL;
-	const char *n = last + el + 1;
+	const char *n = text + el + 1;
 	char *end;
 	if (*n < '0' || *n > '9')
 		return -EINVAL;
@@ -121,19 +120,48 @@ int crd_jobs_events_since(const crd_jobs *s, const char *last,
 	unsigned long long id = strtoull(n, &end, 10);
 	if (errno || *end || id > e->last_id)
 		return -EINVAL;
-	/* the oldest kept event must directly follow `last`, or be older */
+	*ret_id = id;
+	return 0;
+}
+
+int crd_jobs_events_after(const crd_jobs *s, uint64_t id,
+			  bool (*fn)(const crd_job_event *ev, void *arg), void *arg)
+{
+	const crd_job_events *e = &s->ev;
+	/* the oldest kept event must directly follow `id`, or be older; the
+	 * kept ids are consecutive, so the one after `id` is found at once */
 	uint64_t oldest = e->n ? e->ring[e->head].id : e->last_id + 1;
 	if (id + 1 < oldest)
 		return -ESTALE;
-	for (size_t i = 0; i < e->n; i++) {
-		const struct crd_event_slot *sl = &e->ring[(e->head + i) % e->window];
-		if (sl->id <= id)
-			continue;
+	for (uint64_t i = id + 1 - oldest; i < e->n; i++) {
 		crd_job_event ev;
-		slot_event(sl, &ev);
-		fn(&ev, arg);
+		slot_event(&e->ring[(e->head + i) % e->window], &ev);
+		if (!fn(&ev, arg))
+			return 1;
 	}
 	return 0;
+}
+
+struct since_arg {
+	void (*fn)(const crd_job_event *ev, void *arg);
+	void *arg;
+};
+
+static bool since_one(const crd_job_event *ev, void *arg)
+{
+	struct since_arg *a = arg;
+	a->fn(ev, a->arg);
+	return true;
+}
+
+int crd_jobs_events_since(const crd_jobs *s, const char *last,
+			  void (*fn)(const crd_job_event *ev, void *arg), void *arg)
+{
+	uint64_t id;
+	struct since_arg a = {fn, arg};
+	if (crd_jobs_event_parse(s, last, &id) < 0)
+		return -EINVAL;
+	return crd_jobs_events_after(s, id, since_one, &a);
 }
 
 static void add_time(crd_buf *b, const char *key, double t)

@@ -499,6 +499,13 @@ void crd_jobs_event_id(const crd_jobs *s, uint64_t id, char out[CRD_EVENT_ID_MAX
  * (another process's, or garbage). */
 int crd_jobs_events_since(const crd_jobs *s, const char *last,
 			  void (*fn)(const crd_job_event *ev, void *arg), void *arg);
+/* The number of the event an SSE id names: 0, or -EINVAL (as above). */
+int crd_jobs_event_parse(const crd_jobs *s, const char *text, uint64_t *ret_id);
+/* Replay the kept events after event number `id` through fn, oldest first,
+ * while fn answers true: 0 when all were replayed, 1 when fn stopped it,
+ * -ESTALE when some after `id` have left the window (fn is not called). */
+int crd_jobs_events_after(const crd_jobs *s, uint64_t id,
+			  bool (*fn)(const crd_job_event *ev, void *arg), void *arg);
 /* jobs.c: a job's state changed (or it was created): number the event,
  * keep it, tell the watchers.  A no-op until the first watch. */
 void crd_jobs_announce(crd_jobs *s, const crd_jobrec *job);

@@ -221,11 +221,11 @@ is "$CRUND_STATUS" 0 "crund exits 0 with event streams open"
 check "crund log has no sanitizer/valgrind reports" log_is_clean
 
 # ------------------------------------------------------------ slow reader
-# A client that does not read: past 1 MiB unread its events are dropped,
-# and once it reads again a `reset` (reason overflow) says so; the events
-# before the hole are whole and in order.  A small receive buffer keeps the
-# kernel from absorbing much of the backlog (still a few MB on loopback:
-# 20000 jobs make ~13 MB of events), so the daemon's bound is what is hit.
+# A client that does not read while 40000 events pass (the window keeps
+# 1024): once it reads again a `reset` (reason overflow) says it fell out
+# of the window; the events before it are whole and in order.  A small
+# receive buffer keeps the kernel from absorbing much of the backlog (still
+# a few MB on loopback: 20000 jobs make ~13 MB of events).
 start_crund --store memory: || bail "crund did not start for the slow reader"
 slow_out=$("$PY" - "$CRUND_PORT" "$(slow 60)" <<'PYEOF'
 import json, socket, sys, time
@@ -274,6 +274,54 @@ like "$slow_out" '^overflow contiguous [0-9]+$' "a client that does not read get
 req GET /v1/health
 is "$HTTP_STATUS" 200 "the daemon is fine after the slow reader"
 stop_and_check_crund "crund after a slow reader"
+
+# ------------------------------------ a replay larger than a stream's buffer
+# Resuming 10000 events (2.6 MB) of a 20000-event window: every one, in
+# order, no reset.  The replay was put in the stream's 1 MiB buffer at once,
+# and what did not fit was dropped: 3811 events, then a reset (overflow).
+start_crund --store memory: --event-window 20000 --max-queued 100000 || bail "crund did not start with --event-window 20000"
+first=$(curl -sN --max-time 1 "$CRUND_URL/v1/events" | sed -n 's/^id: //p' | head -n 1)
+"$PY" - "$CRUND_PORT" <<'PYEOF'
+import http.client, sys
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+for i in range(5000):
+    c.request("POST", "/v1/jobs", body='{"plugin":"demo","job":"noop"}', headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    assert r.status == 201, r.status
+PYEOF
+curl -sN --max-time "$(slow 10)" -H "Last-Event-ID: $first" "$CRUND_URL/v1/events" >"$E2E_TMP/replay.txt"
+is "$(grep -c '^event: job' "$E2E_TMP/replay.txt")" 10000 "a resume replays all 10000 events of the window (2.6 MB)"
+is "$(grep -c '^event: reset' "$E2E_TMP/replay.txt")" 0 "... with no reset"
+check "... in order, each once" "$PY" -c '
+import sys
+ids = [int(l.split("-")[1]) for l in open(sys.argv[1]) if l.startswith("id: ")]
+assert ids == list(range(1, 10001)), (ids[:3], ids[-3:], len(ids))' "$E2E_TMP/replay.txt"
+stop_and_check_crund "crund after a large replay"
+
+# ------------------------------------ a filter that passes nothing
+# A ?state=failed stream on a daemon whose jobs all succeed: its client's
+# last id moves on with the events it does not want (an id alone), so a
+# reconnect is not told it missed events once they leave the window.
+start_crund --store memory: --event-window 4 --stream-ping 1 || bail "crund did not start with --event-window 4"
+curl -sN --max-time "$(slow 4)" "$CRUND_URL/v1/events?state=failed" >"$E2E_TMP/filtered.txt" &
+fpid=$!
+wait_held 1
+for _ in 1 2 3 4 5 6; do
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+done
+wait "$fpid"
+is "$(grep -c '^event:' "$E2E_TMP/filtered.txt")" 0 "a ?state=failed stream sends no event while every job succeeds"
+flast=$(sed -n 's/^id: //p' "$E2E_TMP/filtered.txt" | tail -n 1)
+like "$flast" "-1[0-9]\$" "... but its last id moves past the 12 events it filtered out ($flast)"
+curl -sN --max-time "$(slow 3)" -H "Last-Event-ID: $flast" "$CRUND_URL/v1/events?state=failed" >"$E2E_TMP/filtered2.txt" &
+fpid=$!
+wait_held 1
+submit '{"plugin":"demo","job":"fail"}' '?wait=5'
+wait "$fpid"
+is "$(grep -c '^event: reset' "$E2E_TMP/filtered2.txt")" 0 "a reconnect from that id is not told it missed events"
+is "$(grep -c '^event: job' "$E2E_TMP/filtered2.txt")" 1 "... and gets the one failed job"
+stop_and_check_crund "crund with a filtered stream"
 
 # ------------------------------------ retry_of is kept by a durable store
 start_crund || bail "crund did not start with its SQLite store"

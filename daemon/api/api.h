@@ -51,6 +51,9 @@ typedef struct crd_api_req {
 	unsigned status;    /* the answer's status */
 	bool location;      /* add Location: /v1/jobs/{rm.param} */
 	bool keep_out;      /* the answer is rendered already (a list): wait, then send it */
+	/* its job's end is not committed (its store, for the cause): 503,
+	 * not the end */
+	crd_store *unsettled_st;
 	/* event stream */
 	double ping; /* s between SSE comments */
 	crd_buf stream;

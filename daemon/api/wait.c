@@ -18,6 +18,18 @@ static crd_mhd_result answer(crd_req *r)
 	crd_api_req *a = crd_api_req_of(r);
 	char loc[16 + sizeof(a->rm.param)];
 	crd_resp_opts o = {0};
+	if (a->unsettled_st) {
+		/* the answer would tell an end the store has not written */
+		int code = 0;
+		const char *why = crd_store_error(a->unsettled_st, &code);
+		crd_http_out(r)->len = 0;
+		o.retry_after = 1;
+		return crd_http_error(r, 503, "store_unavailable", &o,
+				      "job %s has ended, but its end is not in the store yet "
+				      "(%s); it is written when the store can write again: ask "
+				      "again",
+				      a->rm.param, why ? why : "its commit is slow");
+	}
 	if (a->location) {
 		snprintf(loc, sizeof(loc), "/v1/jobs/%s", a->rm.param);
 		o.location = loc;
@@ -27,6 +39,13 @@ static crd_mhd_result answer(crd_req *r)
 
 static void render(crd_req *r, const crd_jobrec *job)
 {
+	/* an end not yet committed (its wait ran out, a failing store) is
+	 * not told: a crash would undo it */
+	if (crd_job_state_ended(job->state) && !crd_job_settled(job)) {
+		crd_api_req_of(r)->unsettled_st = job->store->st;
+		crd_api_req_of(r)->ready = true;
+		return;
+	}
 	if (crd_api_req_of(r)->keep_out) { /* rendered before the wait */
 		crd_api_req_of(r)->ready = true;
 		return;

@@ -1403,19 +1403,28 @@ struct end_wait {
 	uint64_t seq;
 };
 
-/* The end row's commit is done.  After a failed commit too: the store
- * keeps the row and tries again, but reads keep working while it fails,
- * and a wait for a commit that may not come would hang them. */
+/* The end row's commit is done.  A failed one tells nobody: the row goes
+ * in again with this waiter (the store tries again) and the end is told at
+ * the commit that holds it; meanwhile the answers that would tell it are
+ * 503 store_unavailable once their wait runs out (api/wait.c), never the
+ * end a crash could undo.  At the close (draining) it stays untold. */
 static void end_committed(void *arg, int rc)
 {
 	struct end_wait *w = arg;
-	crd_jobrec *j = crd_jobs_find_seq(w->s, w->seq);
-	(void)rc;
-	if (j && (j->flags & CRUND_JF_END_UNSYNCED)) {
-		settle(w->s, j);
-		if (!w->s->draining)
-			retain_count(w->s); /* it was kept past the limit meanwhile */
+	crd_jobs *s = w->s;
+	crd_jobrec *j = crd_jobs_find_seq(s, w->seq);
+	if (!j || !(j->flags & CRUND_JF_END_UNSYNCED)) {
+		free(w);
+		return;
 	}
+	if (rc < 0) {
+		if (s->draining || persist(s, j, end_committed, w) < 0)
+			free(w); /* out of memory too: untold until the next start */
+		return;
+	}
+	settle(s, j);
+	if (!s->draining)
+		retain_count(s); /* it was kept past the limit meanwhile */
 	free(w);
 }
 

@@ -817,8 +817,44 @@ if command -v prlimit >/dev/null 2>&1; then
 	req GET "/v1/jobs/$held_id"
 	is "$HTTP_STATUS" 200 "full disk at the stop: the job running at the stop is there after the restart"
 	stop_crund
+	# Ends and cancels the disk does not take are not told: a fail-policy
+	# job that ends while the disk is full, and the cancel of a delayed
+	# job, were answered (succeeded; 202 cancelled) although nothing was
+	# written, and a kill -9 then undid them (failed interrupted; the job
+	# ran).  They are 503 until the store writes again, then told.
+	start_crund --store "sqlite:$E2E_TMP/full2.db" || bail "crund did not start"
+	submit '{"plugin":"demo","job":"sleep","args":{"seconds":1},"on_interrupt":"fail"}'
+	end_id=$JOB_ID
+	poll_state "$end_id" running 5
+	submit '{"plugin":"demo","job":"noop","delay":600}'
+	delayed_id=$JOB_ID
+	prlimit --pid "$CRUND_PID" --fsize=4096:
+	post_json /v1/jobs '{"plugin":"demo","job":"noop"}'
+	is "$HTTP_STATUS" 503 "full disk (2): submissions answer 503"
+	req GET "/v1/jobs/$end_id?wait=8"
+	is "$HTTP_STATUS:$(j 'd["error"]["code"]')" 503:store_unavailable \
+		"full disk: a fail-policy job's end that is not written is not told (a ?wait answers 503)"
+	like "$(j 'd["error"]["message"]')" "has ended, but its end is not in the store yet" "... saying why"
+	req POST "/v1/jobs/$delayed_id/cancel"
+	is "$HTTP_STATUS:$(j 'd["error"]["code"]')" 503:store_unavailable \
+		"full disk: the cancel of a delayed job is not answered 202 before it is written"
+	prlimit --pid "$CRUND_PID" --fsize=unlimited:
+	poll_health "$(slow 10)"
+	job_wait "$end_id"
+	jt 'd["state"] == "succeeded"' "disk free again: the job's end is written, then told: succeeded"
+	req GET "/v1/jobs/$delayed_id"
+	jt 'd["state"] == "cancelled"' "disk free again: the refused cancel was written once it could be"
+	kill -KILL "$CRUND_PID"
+	wait "$CRUND_PID" 2>/dev/null
+	CRUND_PID=
+	start_crund --store "sqlite:$E2E_TMP/full2.db" || bail "crund did not restart"
+	req GET "/v1/jobs/$end_id"
+	jt 'd["state"] == "succeeded"' "after kill -9: the end told is the end kept"
+	req GET "/v1/jobs/$delayed_id"
+	jt 'd["state"] == "cancelled"' "after kill -9: the cancel told is the cancel kept"
+	stop_crund
 else
-	for _ in $(seq 30); do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in $(seq 38); do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # a read-only store (an immutable file) is refused at start

@@ -397,6 +397,13 @@ function jobRow(j) {
     h("td", { class: "hide-narrow mono" }, j.idempotency_key || ""));
 }
 
+// An id is the store's prefix and the job's number in base 32 (Crockford's
+// digits, in ASCII order; no leading zero): of two ids the longer, or else
+// the greater, is the newer job -- the order of GET /v1/jobs and its cursor.
+function newer(a, b) {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}
+
 function matches(j, f) {
   if (f.state && j.state !== f.state) return false;
   if (f.plugin && j.plugin !== f.plugin) return false;
@@ -447,12 +454,17 @@ async function viewJobs(view, params) {
     tbody)));
   const empty = h("p", { class: "muted", id: "jobs-empty", hidden: page.jobs.length > 0 }, "No jobs match.");
   view.append(empty);
+  // the next page: the jobs older than `next` (the last row when loaded)
+  let next = page.next_cursor;
+  const older = h("button", { type: "button", class: "secondary", id: "next-page", hidden: !next, onclick: () => go(f, next) }, "Older →");
   view.append(h("div", { class: "pager" },
     cursor ? h("button", { type: "button", class: "secondary", onclick: () => go(f, "") }, "Newest") : null,
-    page.next_cursor ? h("button", { type: "button", class: "secondary", id: "next-page", onclick: () => go(f, page.next_cursor) }, "Older →") : null,
+    older,
     h("span", { class: "muted" }, cursor ? "" : "updates live")));
 
-  // live: rows change state in place; new jobs appear on the first page
+  // live: rows change state in place; a job that comes to match goes where
+  // GET /v1/jobs lists it -- on this page if it is newer than the next
+  // page's cursor (and older than this page's), above the first older row
   const off = onLive((name, ev) => {
     if (name === "reset") { route(); return; }
     if (name !== "job") return;
@@ -465,10 +477,17 @@ async function viewJobs(view, params) {
       // events carry no idempotency key: keep the one shown
       const key = ev.idempotency_key ?? row.lastElementChild.textContent;
       row.replaceWith(jobRow({ ...ev, idempotency_key: key }));
-    } else if (!cursor && matches(ev, f)) {
-      tbody.prepend(jobRow(ev));
+    } else if (matches(ev, f) && (!cursor || newer(cursor, ev.id)) && (!next || newer(ev.id, next))) {
+      const below = [...tbody.children].find((r) => newer(ev.id, r.dataset.id));
+      tbody.insertBefore(jobRow(ev), below || null);
       empty.hidden = true;
-      while (tbody.children.length > 50) tbody.lastElementChild.remove();
+      while (tbody.children.length > 50) {
+        // a row that drops off is the next page's first: it starts below
+        // the last row shown now
+        tbody.lastElementChild.remove();
+        next = tbody.lastElementChild.dataset.id;
+      }
+      older.hidden = !next;
     }
   });
   addCleanup(off);

@@ -9,6 +9,9 @@ reload (GET /v1/events); a cancel from the job page ends a `linger` job
 `cancelled`, and "Run again" makes a new job linked by retry_of; the log
 of a `progress` job follows while it runs; the pages fit a phone's width
 and are reachable with the keyboard; the token form works with auth on.
+Live, over more than a page of jobs: the table keeps the list's order (a
+delayed job that starts is not put on top) and "Older →" after new rows
+shows every job once.
 The browser's console must stay free of errors (a Content-Security-Policy
 violation would show there).  Screenshots of each page go to
 $top_builddir/tests/artifacts/.
@@ -184,6 +187,12 @@ def job_state_on_page(d):
     return fresh(lambda: d.find_element(By.CSS_SELECTOR, "h1 .badge").text.strip())
 
 
+def table_ids(d):
+    """The ids of the jobs table's rows, top to bottom."""
+    return d.execute_script(
+        "return [...document.querySelectorAll('#jobs-body tr')].map((r) => r.dataset.id)")
+
+
 def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="crund-ui.")
@@ -192,12 +201,14 @@ def main():
     except WebDriverException as e:
         print(f"SKIP: Chromium is installed but cannot start here: {e.msg}", flush=True)
         return 77
-    crund = auth = None
+    crund = auth = live = None
     try:
         crund = Crund(tmp, "open")
         run_open(d, crund)
         errs = console_errors(d)
         check(not errs, "the browser console shows no errors" + (f": {errs[:3]}" if errs else ""))
+        live = Crund(tmp, "live")
+        run_live(d, live)
         auth = Crund(tmp, "auth", token="s3cret-token-for-the-ui-test")
         run_auth(d, auth)
         # with auth on, the 401s that show the sign-in form are expected
@@ -206,7 +217,7 @@ def main():
               (f": {errs[:3]}" if errs else ""))
     finally:
         d.quit()
-        for c in (crund, auth):
+        for c in (crund, live, auth):
             if c:
                 rc = c.stop()
                 check(rc == 0, f"crund exits 0 on SIGTERM (got {rc})")
@@ -394,6 +405,56 @@ def run_open(d, crund):
         check(width[0] <= width[1] + 1, f"{page} fits a phone's width (scroll {width[0]} px, viewport {width[1]} px)")
         shot(d, name)
     d.set_window_size(1280, 900)
+
+
+def run_live(d, crund):
+    """The jobs table, live, over more than one page of jobs."""
+    base = crund.url + "/ui/"
+
+    def listed(limit):
+        return [j["id"] for j in crund.call("GET", f"/v1/jobs?limit={limit}")["jobs"]]
+
+    # --- a job that starts late is not put above newer jobs
+    late = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop", "delay": 6})
+    for _ in range(55):
+        crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
+    d.get(base + "#/jobs")
+    wait(d, lambda d: len(table_ids(d)) == 50, "the jobs table shows a page of 50")
+    wait(d, text_is((By.ID, "live"), "live"), "the jobs table is live")
+    # the table was open before the late job started (else this proves nothing)
+    was_queued = crund.call("GET", f"/v1/jobs/{late['id']}")["state"] == "queued"
+    deadline = time.monotonic() + BOUND
+    while crund.call("GET", f"/v1/jobs/{late['id']}")["state"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # events come in order: once this job's row is shown, the late job's
+    # start and end have reached the page
+    mark = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
+    wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-id="{mark["id"]}"]')),
+         "a new job appears at the top")
+    shown, want = table_ids(d), listed(50)
+    check(was_queued and late["id"] not in shown,
+          "a delayed job that starts while the table is open is not put at its top (it is on the second page)")
+    check(shown == want, "the live table keeps GET /v1/jobs's order, newest first"
+          + ("" if shown == want else f" (shown {shown[:3]}..., listed {want[:3]}...)"))
+
+    # --- paging after live updates: every job on one page, once
+    d.execute_script("document.getElementById('jobs-body').dataset.mark = 'first'")
+    new = [crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})["id"] for _ in range(10)]
+    wait(d, lambda d: set(new) <= set(table_ids(d)), "ten new jobs appear in the table")
+    wait(d, lambda d: all(b.text == "succeeded" for b in d.find_elements(
+        By.CSS_SELECTOR, "#jobs-body .badge")), "the new jobs go to succeeded in the table")
+    first = table_ids(d)
+    click_fresh(d, (By.ID, "next-page"))
+    wait(d, lambda d: "cursor=" in d.current_url and d.execute_script(
+        "const b = document.getElementById('jobs-body'); return b && b.dataset.mark !== 'first'"),
+        "\"Older →\" opens the next page")
+    second = table_ids(d)
+    everything = listed(1000)  # 67 jobs
+    lost = [i for i in everything if i not in first + second]
+    check(first + second == everything,
+          f"after live updates the two pages show every one of the {len(everything)} jobs once, newest first"
+          + ("" if not lost else f" ({len(lost)} shown on neither page: {lost[:3]}...)"))
+    shot(d, "jobs-page2.png")
 
 
 def run_auth(d, crund):

@@ -99,9 +99,10 @@ async function api(path, { method = "GET", body, text = false } = {}) {
 }
 
 // An event stream read with fetch (headers allowed, unlike EventSource).
+// onOpen() once the stream's answer has come (it is connected), then
 // onEvent(name, data, id); resolves when the stream ends; abort with
 // signal.
-async function readSSE(path, { signal, lastEventId, onEvent }) {
+async function readSSE(path, { signal, lastEventId, onOpen, onEvent }) {
   const headers = { ...authHeaders(), Accept: "text/event-stream" };
   if (lastEventId) headers["Last-Event-ID"] = lastEventId;
   const res = await fetch(path, { headers, signal, cache: "no-store" });
@@ -110,6 +111,7 @@ async function readSSE(path, { signal, lastEventId, onEvent }) {
     throw new ApiError(401, "unauthorized", "a token is required");
   }
   if (!res.ok || !res.body) throw new ApiError(res.status, "http_" + res.status, res.statusText);
+  if (onOpen) onOpen();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "", name = "", data = [], id = null;
   for (;;) {
@@ -195,10 +197,14 @@ function startLive() {
   readSSE("/v1/events", {
     signal: ctl.signal,
     lastEventId: live.lastId,
-    onEvent(name, data, id) {
-      if (id) live.lastId = id;
+    // connected is live: a reconnect replays only what it missed, often
+    // nothing, so waiting for an event would leave it offline
+    onOpen() {
       setLive(true);
       live.retry = 1000;
+    },
+    onEvent(name, data, id) {
+      if (id) live.lastId = id;
       if (name === "job" || name === "reset" || name === "shutdown")
         for (const fn of live.listeners) fn(name, data);
     },

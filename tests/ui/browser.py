@@ -11,7 +11,8 @@ of a `progress` job follows while it runs; the pages fit a phone's width
 and are reachable with the keyboard; the token form works with auth on.
 Live, over more than a page of jobs: the table keeps the list's order (a
 delayed job that starts is not put on top) and "Older →" after new rows
-shows every job once.
+shows every job once; through a relay whose connections the test cuts, the
+live badge says live again at once.
 The browser's console must stay free of errors (a Content-Security-Policy
 violation would show there).  Screenshots of each page go to
 $top_builddir/tests/artifacts/.
@@ -27,6 +28,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -116,6 +118,68 @@ class Crund:
         return rc
 
 
+class Proxy:
+    """A TCP relay in front of a crund whose connections the test can cut:
+    a network blip, where the page's streams break and crund stays up."""
+
+    def __init__(self, crund):
+        self.upstream = crund.port
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return  # closed
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream), timeout=BOUND)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        """Break every connection open now."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for x in conns:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.srv.close()
+        self.cut()
+
+
 def browser():
     opts = webdriver.ChromeOptions()
     opts.binary_location = "/usr/bin/chromium"
@@ -193,6 +257,12 @@ def table_ids(d):
         "return [...document.querySelectorAll('#jobs-body tr')].map((r) => r.dataset.id)")
 
 
+# what the browser logs when a request fails while a test has cut its
+# connections on purpose
+NET_DOWN = ("ERR_INCOMPLETE_CHUNKED_ENCODING", "ERR_CONNECTION_RESET", "ERR_EMPTY_RESPONSE",
+            "Failed to fetch")
+
+
 def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="crund-ui.")
@@ -209,6 +279,10 @@ def main():
         check(not errs, "the browser console shows no errors" + (f": {errs[:3]}" if errs else ""))
         live = Crund(tmp, "live")
         run_live(d, live)
+        # failed requests while the relay's connections were cut on purpose
+        errs = [e for e in console_errors(d) if not any(n in e for n in NET_DOWN)]
+        check(not errs, "the browser console shows no other errors while following live" +
+              (f": {errs[:3]}" if errs else ""))
         auth = Crund(tmp, "auth", token="s3cret-token-for-the-ui-test")
         run_auth(d, auth)
         # with auth on, the 401s that show the sign-in form are expected
@@ -408,7 +482,8 @@ def run_open(d, crund):
 
 
 def run_live(d, crund):
-    """The jobs table, live, over more than one page of jobs."""
+    """The jobs table, live, over more than one page of jobs; the live
+    badge when a connection breaks (crund stays up)."""
     base = crund.url + "/ui/"
 
     def listed(limit):
@@ -455,6 +530,34 @@ def run_live(d, crund):
           f"after live updates the two pages show every one of the {len(everything)} jobs once, newest first"
           + ("" if not lost else f" ({len(lost)} shown on neither page: {lost[:3]}...)"))
     shot(d, "jobs-page2.png")
+
+    proxy = Proxy(crund)
+    try:
+        run_blip(d, crund, proxy)
+    finally:
+        proxy.close()
+
+
+def run_blip(d, crund, proxy):
+    """Through a relay whose connections the test cuts: the live badge says
+    live again once the stream is back."""
+    base = proxy.url + "/ui/"
+    d.get(base + "#/jobs")
+    wait(d, text_is((By.ID, "live"), "live"), "the jobs page is live through the relay")
+    # every text the badge takes from now on
+    d.execute_script("""const el = document.getElementById('live'); window.liveSeen = [];
+        new MutationObserver(() => window.liveSeen.push(el.textContent))
+          .observe(el, { childList: true, characterData: true, subtree: true });""")
+    proxy.cut()
+    wait(d, lambda d: "offline" in d.execute_script("return window.liveSeen"),
+         "the badge says offline when the stream breaks")
+    wait(d, text_is((By.ID, "live"), "live"), "the badge says live once the stream is back")
+    seen = d.execute_script("return window.liveSeen")
+    check("offline" in seen and d.find_element(By.ID, "live").text == "live",
+          f"the badge says live as soon as the stream reconnects, no job having changed ({seen})")
+    lj = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
+    wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-id="{lj["id"]}"]')),
+         "the reconnected stream carries a new job into the table")
 
 
 def run_auth(d, crund):

@@ -599,24 +599,44 @@ async function viewJob(view, id) {
     await loadLog();
     return;
   }
-  readSSE(`/v1/jobs/${job.id}/events`, {
-    signal: ctl.signal,
-    onEvent(name, data) {
-      if (name === "state" || name === "end") {
-        job = data;
-        render();
-        if (logText === null && name === "state") loadLog().catch(() => {});
-        if (name === "end" && logText !== null) loadLog().catch(() => {});
-      } else if (name === "progress") {
-        job.progress = data;
-        render();
-      } else if (name === "log") {
-        const l = lineOf(data);
-        if (logText === null) early.push(l);
-        else appendLine(l);
-      }
-    },
-  }).catch(() => {});
+  // The stream closes when the job ends -- or when crund stops (an `end` or
+  // a `shutdown` event with the job not ended: a durable store keeps it
+  // queued for the next start) or the connection breaks: then the page
+  // connects again, with backoff, and follows the job on.
+  let retryMs = 1000, timer = null;
+  addCleanup(() => clearTimeout(timer));
+  const follow = () => {
+    logText = null; // each stream reloads the log: lines written meanwhile are in /log
+    readSSE(`/v1/jobs/${job.id}/events`, {
+      signal: ctl.signal,
+      onOpen() { retryMs = 1000; },
+      onEvent(name, data) {
+        if (name === "state" || name === "end" || (name === "shutdown" && data && data.id === job.id)) {
+          job = data;
+          render();
+          if (logText === null && name === "state") loadLog().catch(() => {});
+          if (name === "end" && logText !== null && ended()) loadLog().catch(() => {});
+        } else if (name === "progress") {
+          job.progress = data;
+          render();
+        } else if (name === "log") {
+          const l = lineOf(data);
+          if (logText === null) early.push(l);
+          else appendLine(l);
+        }
+      },
+    })
+      .then(() => true, (e) => {
+        if (e.status === 404) msg.textContent = "crund no longer knows this job.";
+        return e.status !== 404 && e.status !== 401;
+      })
+      .then((again) => {
+        if (!again || ctl.signal.aborted || ended()) return;
+        timer = setTimeout(follow, retryMs);
+        retryMs = Math.min(retryMs * 2, 10000);
+      });
+  };
+  follow();
 }
 
 // ------------------------------------------------------------ plugins

@@ -12,7 +12,8 @@ and are reachable with the keyboard; the token form works with auth on.
 Live, over more than a page of jobs: the table keeps the list's order (a
 delayed job that starts is not put on top) and "Older →" after new rows
 shows every job once; through a relay whose connections the test cuts, the
-live badge says live again at once.
+live badge says live again at once and a job's page follows on; a job's
+page follows its job across a restart of crund with a durable store.
 The browser's console must stay free of errors (a Content-Security-Policy
 violation would show there).  Screenshots of each page go to
 $top_builddir/tests/artifacts/.
@@ -69,12 +70,13 @@ def free_port():
 class Crund:
     """A crund from the build tree on a free loopback port."""
 
-    def __init__(self, tmp, name, token=None):
+    def __init__(self, tmp, name, token=None, store="memory:", port=None):
         self.token = token
-        self.port = free_port()
+        self.store = store
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [os.path.join(BUILD, "daemon", "crund"), "--listen", f"127.0.0.1:{self.port}",
-                "--plugin-dir", os.path.join(BUILD, "plugins", ".libs"), "--store", "memory:",
+                "--plugin-dir", os.path.join(BUILD, "plugins", ".libs"), "--store", store,
                 "--grace", "1"]
         if token:
             tf = os.path.join(tmp, name + ".token")
@@ -258,9 +260,9 @@ def table_ids(d):
 
 
 # what the browser logs when a request fails while a test has cut its
-# connections on purpose
-NET_DOWN = ("ERR_INCOMPLETE_CHUNKED_ENCODING", "ERR_CONNECTION_RESET", "ERR_EMPTY_RESPONSE",
-            "Failed to fetch")
+# connections or stopped crund on purpose
+NET_DOWN = ("ERR_INCOMPLETE_CHUNKED_ENCODING", "ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET",
+            "ERR_NETWORK_CHANGED", "ERR_EMPTY_RESPONSE", "Failed to fetch")
 
 
 def main():
@@ -271,7 +273,7 @@ def main():
     except WebDriverException as e:
         print(f"SKIP: Chromium is installed but cannot start here: {e.msg}", flush=True)
         return 77
-    crund = auth = live = None
+    crund = auth = live = durable = None
     try:
         crund = Crund(tmp, "open")
         run_open(d, crund)
@@ -279,7 +281,9 @@ def main():
         check(not errs, "the browser console shows no errors" + (f": {errs[:3]}" if errs else ""))
         live = Crund(tmp, "live")
         run_live(d, live)
-        # failed requests while the relay's connections were cut on purpose
+        durable = Crund(tmp, "durable", store="sqlite:" + os.path.join(tmp, "durable.db"))
+        durable = run_restart(d, tmp, durable)
+        # failed requests while the network or crund was down on purpose
         errs = [e for e in console_errors(d) if not any(n in e for n in NET_DOWN)]
         check(not errs, "the browser console shows no other errors while following live" +
               (f": {errs[:3]}" if errs else ""))
@@ -291,7 +295,7 @@ def main():
               (f": {errs[:3]}" if errs else ""))
     finally:
         d.quit()
-        for c in (crund, live, auth):
+        for c in (crund, live, durable, auth):
             if c:
                 rc = c.stop()
                 check(rc == 0, f"crund exits 0 on SIGTERM (got {rc})")
@@ -483,7 +487,7 @@ def run_open(d, crund):
 
 def run_live(d, crund):
     """The jobs table, live, over more than one page of jobs; the live
-    badge when a connection breaks (crund stays up)."""
+    badge and a job's page when a connection breaks (crund stays up)."""
     base = crund.url + "/ui/"
 
     def listed(limit):
@@ -539,8 +543,8 @@ def run_live(d, crund):
 
 
 def run_blip(d, crund, proxy):
-    """Through a relay whose connections the test cuts: the live badge says
-    live again once the stream is back."""
+    """Through a relay whose connections the test cuts: the live badge and
+    a job's page connect again."""
     base = proxy.url + "/ui/"
     d.get(base + "#/jobs")
     wait(d, text_is((By.ID, "live"), "live"), "the jobs page is live through the relay")
@@ -558,6 +562,51 @@ def run_blip(d, crund, proxy):
     lj = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
     wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-id="{lj["id"]}"]')),
          "the reconnected stream carries a new job into the table")
+
+    # a job's stream that just closes (no end): the page follows the job on
+    pj = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "progress",
+                                           "args": {"steps": 10000, "interval": 0.2}})
+    d.get(base + f"#/jobs/{pj['id']}")
+
+    def steps(d):
+        text = fresh(lambda: d.find_element(By.ID, "log").text) or ""
+        return [int(l.split("step ")[1].split("/")[0]) for l in text.splitlines() if " done" in l]
+
+    wait(d, lambda d: len(steps(d)) >= 2, "the progress job's log lines arrive through the relay")
+    proxy.cut()
+    time.sleep(0.5)
+    cut_at = len(steps(d))
+    wait(d, lambda d: len(steps(d)) >= cut_at + 5, "the log goes on after the job's stream broke")
+    got = steps(d)
+    check(len(got) >= cut_at + 5 and got == list(range(1, len(got) + 1)) and job_state_on_page(d) == "running",
+          f"a job's page reconnects when its stream breaks: its log goes on, every line once "
+          f"({cut_at} lines, then {len(got)}{'' if got == list(range(1, len(got) + 1)) else ': ' + str(got)})")
+    crund.call("POST", f"/v1/jobs/{pj['id']}/cancel")
+    wait(d, lambda d: job_state_on_page(d) == "cancelled", "the progress job's end reaches the page")
+
+
+def run_restart(d, tmp, crund):
+    """A job's page follows its job across a restart of crund (a durable
+    store keeps the job queued for the next start).  Returns the crund
+    running at the end."""
+    j = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "sleep", "args": {"seconds": 3}})
+    d.get(crund.url + f"/ui/#/jobs/{j['id']}")
+    wait(d, lambda d: job_state_on_page(d) == "running", "the sleep job is shown running")
+    rc = crund.stop()  # SIGTERM: after the 1 s grace the job is queued for the next start
+    wait(d, lambda d: job_state_on_page(d) == "queued", "the job page shows the job queued at the stop")
+    time.sleep(1)  # the page tries to connect while crund is down
+    again = Crund(tmp, "durable-2", store=crund.store, port=crund.port)
+    try:
+        wait(d, lambda d: job_state_on_page(d) == "succeeded", "the job page follows the job after the restart")
+        state = again.call("GET", f"/v1/jobs/{j['id']}")["state"]
+        check(rc == 0 and state == "succeeded" and job_state_on_page(d) == "succeeded",
+              "a job's page follows its job when crund stops (exit %s, the job kept queued) "
+              "and comes back: it shows the job %s (the API: %s)" % (rc, job_state_on_page(d), state))
+        shot(d, "job-after-restart.png")
+    except BaseException:
+        again.stop()
+        raise
+    return again
 
 
 def run_auth(d, crund):

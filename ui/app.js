@@ -99,9 +99,10 @@ async function api(path, { method = "GET", body, text = false } = {}) {
 }
 
 // An event stream read with fetch (headers allowed, unlike EventSource).
+// onOpen() once the stream's answer has come (it is connected), then
 // onEvent(name, data, id); resolves when the stream ends; abort with
 // signal.
-async function readSSE(path, { signal, lastEventId, onEvent }) {
+async function readSSE(path, { signal, lastEventId, onOpen, onEvent }) {
   const headers = { ...authHeaders(), Accept: "text/event-stream" };
   if (lastEventId) headers["Last-Event-ID"] = lastEventId;
   const res = await fetch(path, { headers, signal, cache: "no-store" });
@@ -110,6 +111,7 @@ async function readSSE(path, { signal, lastEventId, onEvent }) {
     throw new ApiError(401, "unauthorized", "a token is required");
   }
   if (!res.ok || !res.body) throw new ApiError(res.status, "http_" + res.status, res.statusText);
+  if (onOpen) onOpen();
   const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
   let buf = "", name = "", data = [], id = null;
   for (;;) {
@@ -195,10 +197,14 @@ function startLive() {
   readSSE("/v1/events", {
     signal: ctl.signal,
     lastEventId: live.lastId,
-    onEvent(name, data, id) {
-      if (id) live.lastId = id;
+    // connected is live: a reconnect replays only what it missed, often
+    // nothing, so waiting for an event would leave it offline
+    onOpen() {
       setLive(true);
       live.retry = 1000;
+    },
+    onEvent(name, data, id) {
+      if (id) live.lastId = id;
       if (name === "job" || name === "reset" || name === "shutdown")
         for (const fn of live.listeners) fn(name, data);
     },
@@ -397,6 +403,13 @@ function jobRow(j) {
     h("td", { class: "hide-narrow mono" }, j.idempotency_key || ""));
 }
 
+// An id is the store's prefix and the job's number in base 32 (Crockford's
+// digits, in ASCII order; no leading zero): of two ids the longer, or else
+// the greater, is the newer job -- the order of GET /v1/jobs and its cursor.
+function newer(a, b) {
+  return a.length !== b.length ? a.length > b.length : a > b;
+}
+
 function matches(j, f) {
   if (f.state && j.state !== f.state) return false;
   if (f.plugin && j.plugin !== f.plugin) return false;
@@ -447,12 +460,17 @@ async function viewJobs(view, params) {
     tbody)));
   const empty = h("p", { class: "muted", id: "jobs-empty", hidden: page.jobs.length > 0 }, "No jobs match.");
   view.append(empty);
+  // the next page: the jobs older than `next` (the last row when loaded)
+  let next = page.next_cursor;
+  const older = h("button", { type: "button", class: "secondary", id: "next-page", hidden: !next, onclick: () => go(f, next) }, "Older →");
   view.append(h("div", { class: "pager" },
     cursor ? h("button", { type: "button", class: "secondary", onclick: () => go(f, "") }, "Newest") : null,
-    page.next_cursor ? h("button", { type: "button", class: "secondary", id: "next-page", onclick: () => go(f, page.next_cursor) }, "Older →") : null,
+    older,
     h("span", { class: "muted" }, cursor ? "" : "updates live")));
 
-  // live: rows change state in place; new jobs appear on the first page
+  // live: rows change state in place; a job that comes to match goes where
+  // GET /v1/jobs lists it -- on this page if it is newer than the next
+  // page's cursor (and older than this page's), above the first older row
   const off = onLive((name, ev) => {
     if (name === "reset") { route(); return; }
     if (name !== "job") return;
@@ -465,10 +483,17 @@ async function viewJobs(view, params) {
       // events carry no idempotency key: keep the one shown
       const key = ev.idempotency_key ?? row.lastElementChild.textContent;
       row.replaceWith(jobRow({ ...ev, idempotency_key: key }));
-    } else if (!cursor && matches(ev, f)) {
-      tbody.prepend(jobRow(ev));
+    } else if (matches(ev, f) && (!cursor || newer(cursor, ev.id)) && (!next || newer(ev.id, next))) {
+      const below = [...tbody.children].find((r) => newer(ev.id, r.dataset.id));
+      tbody.insertBefore(jobRow(ev), below || null);
       empty.hidden = true;
-      while (tbody.children.length > 50) tbody.lastElementChild.remove();
+      while (tbody.children.length > 50) {
+        // a row that drops off is the next page's first: it starts below
+        // the last row shown now
+        tbody.lastElementChild.remove();
+        next = tbody.lastElementChild.dataset.id;
+      }
+      older.hidden = !next;
     }
   });
   addCleanup(off);
@@ -574,24 +599,44 @@ async function viewJob(view, id) {
     await loadLog();
     return;
   }
-  readSSE(`/v1/jobs/${job.id}/events`, {
-    signal: ctl.signal,
-    onEvent(name, data) {
-      if (name === "state" || name === "end") {
-        job = data;
-        render();
-        if (logText === null && name === "state") loadLog().catch(() => {});
-        if (name === "end" && logText !== null) loadLog().catch(() => {});
-      } else if (name === "progress") {
-        job.progress = data;
-        render();
-      } else if (name === "log") {
-        const l = lineOf(data);
-        if (logText === null) early.push(l);
-        else appendLine(l);
-      }
-    },
-  }).catch(() => {});
+  // The stream closes when the job ends -- or when crund stops (an `end` or
+  // a `shutdown` event with the job not ended: a durable store keeps it
+  // queued for the next start) or the connection breaks: then the page
+  // connects again, with backoff, and follows the job on.
+  let retryMs = 1000, timer = null;
+  addCleanup(() => clearTimeout(timer));
+  const follow = () => {
+    logText = null; // each stream reloads the log: lines written meanwhile are in /log
+    readSSE(`/v1/jobs/${job.id}/events`, {
+      signal: ctl.signal,
+      onOpen() { retryMs = 1000; },
+      onEvent(name, data) {
+        if (name === "state" || name === "end" || (name === "shutdown" && data && data.id === job.id)) {
+          job = data;
+          render();
+          if (logText === null && name === "state") loadLog().catch(() => {});
+          if (name === "end" && logText !== null && ended()) loadLog().catch(() => {});
+        } else if (name === "progress") {
+          job.progress = data;
+          render();
+        } else if (name === "log") {
+          const l = lineOf(data);
+          if (logText === null) early.push(l);
+          else appendLine(l);
+        }
+      },
+    })
+      .then(() => true, (e) => {
+        if (e.status === 404) msg.textContent = "crund no longer knows this job.";
+        return e.status !== 404 && e.status !== 401;
+      })
+      .then((again) => {
+        if (!again || ctl.signal.aborted || ended()) return;
+        timer = setTimeout(follow, retryMs);
+        retryMs = Math.min(retryMs * 2, 10000);
+      });
+  };
+  follow();
 }
 
 // ------------------------------------------------------------ plugins

@@ -9,6 +9,11 @@ reload (GET /v1/events); a cancel from the job page ends a `linger` job
 `cancelled`, and "Run again" makes a new job linked by retry_of; the log
 of a `progress` job follows while it runs; the pages fit a phone's width
 and are reachable with the keyboard; the token form works with auth on.
+Live, over more than a page of jobs: the table keeps the list's order (a
+delayed job that starts is not put on top) and "Older →" after new rows
+shows every job once; through a relay whose connections the test cuts, the
+live badge says live again at once and a job's page follows on; a job's
+page follows its job across a restart of crund with a durable store.
 The browser's console must stay free of errors (a Content-Security-Policy
 violation would show there).  Screenshots of each page go to
 $top_builddir/tests/artifacts/.
@@ -24,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -64,12 +70,13 @@ def free_port():
 class Crund:
     """A crund from the build tree on a free loopback port."""
 
-    def __init__(self, tmp, name, token=None):
+    def __init__(self, tmp, name, token=None, store="memory:", port=None):
         self.token = token
-        self.port = free_port()
+        self.store = store
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         args = [os.path.join(BUILD, "daemon", "crund"), "--listen", f"127.0.0.1:{self.port}",
-                "--plugin-dir", os.path.join(BUILD, "plugins", ".libs"), "--store", "memory:",
+                "--plugin-dir", os.path.join(BUILD, "plugins", ".libs"), "--store", store,
                 "--grace", "1"]
         if token:
             tf = os.path.join(tmp, name + ".token")
@@ -111,6 +118,68 @@ class Crund:
             rc = "killed"
         self.log.close()
         return rc
+
+
+class Proxy:
+    """A TCP relay in front of a crund whose connections the test can cut:
+    a network blip, where the page's streams break and crund stays up."""
+
+    def __init__(self, crund):
+        self.upstream = crund.port
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.port = self.srv.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.conns = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return  # closed
+            try:
+                u = socket.create_connection(("127.0.0.1", self.upstream), timeout=BOUND)
+                u.settimeout(None)
+            except OSError:
+                c.close()
+                continue
+            with self.lock:
+                self.conns += [c, u]
+            for a, b in ((c, u), (u, c)):
+                threading.Thread(target=self.pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def pump(a, b):
+        try:
+            while True:
+                data = a.recv(65536)
+                if not data:
+                    break
+                b.sendall(data)
+        except OSError:
+            pass
+        for x in (a, b):
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def cut(self):
+        """Break every connection open now."""
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for x in conns:
+            try:
+                x.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            x.close()
+
+    def close(self):
+        self.srv.close()
+        self.cut()
 
 
 def browser():
@@ -184,6 +253,18 @@ def job_state_on_page(d):
     return fresh(lambda: d.find_element(By.CSS_SELECTOR, "h1 .badge").text.strip())
 
 
+def table_ids(d):
+    """The ids of the jobs table's rows, top to bottom."""
+    return d.execute_script(
+        "return [...document.querySelectorAll('#jobs-body tr')].map((r) => r.dataset.id)")
+
+
+# what the browser logs when a request fails while a test has cut its
+# connections or stopped crund on purpose
+NET_DOWN = ("ERR_INCOMPLETE_CHUNKED_ENCODING", "ERR_CONNECTION_REFUSED", "ERR_CONNECTION_RESET",
+            "ERR_NETWORK_CHANGED", "ERR_EMPTY_RESPONSE", "Failed to fetch")
+
+
 def main():
     os.makedirs(ARTIFACTS, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix="crund-ui.")
@@ -192,12 +273,20 @@ def main():
     except WebDriverException as e:
         print(f"SKIP: Chromium is installed but cannot start here: {e.msg}", flush=True)
         return 77
-    crund = auth = None
+    crund = auth = live = durable = None
     try:
         crund = Crund(tmp, "open")
         run_open(d, crund)
         errs = console_errors(d)
         check(not errs, "the browser console shows no errors" + (f": {errs[:3]}" if errs else ""))
+        live = Crund(tmp, "live")
+        run_live(d, live)
+        durable = Crund(tmp, "durable", store="sqlite:" + os.path.join(tmp, "durable.db"))
+        durable = run_restart(d, tmp, durable)
+        # failed requests while the network or crund was down on purpose
+        errs = [e for e in console_errors(d) if not any(n in e for n in NET_DOWN)]
+        check(not errs, "the browser console shows no other errors while following live" +
+              (f": {errs[:3]}" if errs else ""))
         auth = Crund(tmp, "auth", token="s3cret-token-for-the-ui-test")
         run_auth(d, auth)
         # with auth on, the 401s that show the sign-in form are expected
@@ -206,7 +295,7 @@ def main():
               (f": {errs[:3]}" if errs else ""))
     finally:
         d.quit()
-        for c in (crund, auth):
+        for c in (crund, live, durable, auth):
             if c:
                 rc = c.stop()
                 check(rc == 0, f"crund exits 0 on SIGTERM (got {rc})")
@@ -394,6 +483,130 @@ def run_open(d, crund):
         check(width[0] <= width[1] + 1, f"{page} fits a phone's width (scroll {width[0]} px, viewport {width[1]} px)")
         shot(d, name)
     d.set_window_size(1280, 900)
+
+
+def run_live(d, crund):
+    """The jobs table, live, over more than one page of jobs; the live
+    badge and a job's page when a connection breaks (crund stays up)."""
+    base = crund.url + "/ui/"
+
+    def listed(limit):
+        return [j["id"] for j in crund.call("GET", f"/v1/jobs?limit={limit}")["jobs"]]
+
+    # --- a job that starts late is not put above newer jobs
+    late = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop", "delay": 6})
+    for _ in range(55):
+        crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
+    d.get(base + "#/jobs")
+    wait(d, lambda d: len(table_ids(d)) == 50, "the jobs table shows a page of 50")
+    wait(d, text_is((By.ID, "live"), "live"), "the jobs table is live")
+    # the table was open before the late job started (else this proves nothing)
+    was_queued = crund.call("GET", f"/v1/jobs/{late['id']}")["state"] == "queued"
+    deadline = time.monotonic() + BOUND
+    while crund.call("GET", f"/v1/jobs/{late['id']}")["state"] != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # events come in order: once this job's row is shown, the late job's
+    # start and end have reached the page
+    mark = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
+    wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-id="{mark["id"]}"]')),
+         "a new job appears at the top")
+    shown, want = table_ids(d), listed(50)
+    check(was_queued and late["id"] not in shown,
+          "a delayed job that starts while the table is open is not put at its top (it is on the second page)")
+    check(shown == want, "the live table keeps GET /v1/jobs's order, newest first"
+          + ("" if shown == want else f" (shown {shown[:3]}..., listed {want[:3]}...)"))
+
+    # --- paging after live updates: every job on one page, once
+    d.execute_script("document.getElementById('jobs-body').dataset.mark = 'first'")
+    new = [crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})["id"] for _ in range(10)]
+    wait(d, lambda d: set(new) <= set(table_ids(d)), "ten new jobs appear in the table")
+    wait(d, lambda d: all(b.text == "succeeded" for b in d.find_elements(
+        By.CSS_SELECTOR, "#jobs-body .badge")), "the new jobs go to succeeded in the table")
+    first = table_ids(d)
+    click_fresh(d, (By.ID, "next-page"))
+    wait(d, lambda d: "cursor=" in d.current_url and d.execute_script(
+        "const b = document.getElementById('jobs-body'); return b && b.dataset.mark !== 'first'"),
+        "\"Older →\" opens the next page")
+    second = table_ids(d)
+    everything = listed(1000)  # 67 jobs
+    lost = [i for i in everything if i not in first + second]
+    check(first + second == everything,
+          f"after live updates the two pages show every one of the {len(everything)} jobs once, newest first"
+          + ("" if not lost else f" ({len(lost)} shown on neither page: {lost[:3]}...)"))
+    shot(d, "jobs-page2.png")
+
+    proxy = Proxy(crund)
+    try:
+        run_blip(d, crund, proxy)
+    finally:
+        proxy.close()
+
+
+def run_blip(d, crund, proxy):
+    """Through a relay whose connections the test cuts: the live badge and
+    a job's page connect again."""
+    base = proxy.url + "/ui/"
+    d.get(base + "#/jobs")
+    wait(d, text_is((By.ID, "live"), "live"), "the jobs page is live through the relay")
+    # every text the badge takes from now on
+    d.execute_script("""const el = document.getElementById('live'); window.liveSeen = [];
+        new MutationObserver(() => window.liveSeen.push(el.textContent))
+          .observe(el, { childList: true, characterData: true, subtree: true });""")
+    proxy.cut()
+    wait(d, lambda d: "offline" in d.execute_script("return window.liveSeen"),
+         "the badge says offline when the stream breaks")
+    wait(d, text_is((By.ID, "live"), "live"), "the badge says live once the stream is back")
+    seen = d.execute_script("return window.liveSeen")
+    check("offline" in seen and d.find_element(By.ID, "live").text == "live",
+          f"the badge says live as soon as the stream reconnects, no job having changed ({seen})")
+    lj = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "noop"})
+    wait(d, EC.presence_of_element_located((By.CSS_SELECTOR, f'tr[data-id="{lj["id"]}"]')),
+         "the reconnected stream carries a new job into the table")
+
+    # a job's stream that just closes (no end): the page follows the job on
+    pj = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "progress",
+                                           "args": {"steps": 10000, "interval": 0.2}})
+    d.get(base + f"#/jobs/{pj['id']}")
+
+    def steps(d):
+        text = fresh(lambda: d.find_element(By.ID, "log").text) or ""
+        return [int(l.split("step ")[1].split("/")[0]) for l in text.splitlines() if " done" in l]
+
+    wait(d, lambda d: len(steps(d)) >= 2, "the progress job's log lines arrive through the relay")
+    proxy.cut()
+    time.sleep(0.5)
+    cut_at = len(steps(d))
+    wait(d, lambda d: len(steps(d)) >= cut_at + 5, "the log goes on after the job's stream broke")
+    got = steps(d)
+    check(len(got) >= cut_at + 5 and got == list(range(1, len(got) + 1)) and job_state_on_page(d) == "running",
+          f"a job's page reconnects when its stream breaks: its log goes on, every line once "
+          f"({cut_at} lines, then {len(got)}{'' if got == list(range(1, len(got) + 1)) else ': ' + str(got)})")
+    crund.call("POST", f"/v1/jobs/{pj['id']}/cancel")
+    wait(d, lambda d: job_state_on_page(d) == "cancelled", "the progress job's end reaches the page")
+
+
+def run_restart(d, tmp, crund):
+    """A job's page follows its job across a restart of crund (a durable
+    store keeps the job queued for the next start).  Returns the crund
+    running at the end."""
+    j = crund.call("POST", "/v1/jobs", {"plugin": "demo", "job": "sleep", "args": {"seconds": 3}})
+    d.get(crund.url + f"/ui/#/jobs/{j['id']}")
+    wait(d, lambda d: job_state_on_page(d) == "running", "the sleep job is shown running")
+    rc = crund.stop()  # SIGTERM: after the 1 s grace the job is queued for the next start
+    wait(d, lambda d: job_state_on_page(d) == "queued", "the job page shows the job queued at the stop")
+    time.sleep(1)  # the page tries to connect while crund is down
+    again = Crund(tmp, "durable-2", store=crund.store, port=crund.port)
+    try:
+        wait(d, lambda d: job_state_on_page(d) == "succeeded", "the job page follows the job after the restart")
+        state = again.call("GET", f"/v1/jobs/{j['id']}")["state"]
+        check(rc == 0 and state == "succeeded" and job_state_on_page(d) == "succeeded",
+              "a job's page follows its job when crund stops (exit %s, the job kept queued) "
+              "and comes back: it shows the job %s (the API: %s)" % (rc, job_state_on_page(d), state))
+        shot(d, "job-after-restart.png")
+    except BaseException:
+        again.stop()
+        raise
+    return again
 
 
 def run_auth(d, crund):

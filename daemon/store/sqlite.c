@@ -68,6 +68,9 @@ typedef struct sq {
 	char describe[512];
 	sqlite3_stmt *upsert, *del, *hiwater, *probe;
 	unsigned commits_since_vacuum;
+	/* the database and WAL files as opened (same_files) */
+	dev_t db_dev, wal_dev;
+	ino_t db_ino, wal_ino;
 } sq;
 
 /* Forward migrations: MIGRATIONS[i] takes schema version i to i + 1. */
@@ -230,6 +233,36 @@ static int fail(sq *s, int rc, const char *what, char *err, size_t errlen)
 	snprintf(err, errlen, "store %s: %s: %s (%s)%s", s->path, what, cause(code),
 		 s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc), fix);
 	return code;
+}
+
+/* Are the files at the store's path (the database, its WAL) still the
+ * ones crund has open?  Removed or replaced while it runs (an operator's
+ * rm, a restore over it), what it commits goes to a file no start will
+ * open: every later 201 would be lost.  Checked before each commit (two
+ * stat calls a batch); the WAL's identity is taken when it first exists. */
+static int same_files(sq *s, char *err, size_t errlen)
+{
+	struct stat st;
+	const char *which = NULL;
+	char wal[PATH_MAX];
+	snprintf(wal, sizeof(wal), "%s-wal", s->path);
+	if (stat(s->path, &st) < 0 || st.st_dev != s->db_dev || st.st_ino != s->db_ino)
+		which = s->path;
+	else if (stat(wal, &st) < 0)
+		which = s->wal_ino ? wal : NULL;
+	else if (!s->wal_ino) {
+		s->wal_dev = st.st_dev;
+		s->wal_ino = st.st_ino;
+	} else if (st.st_dev != s->wal_dev || st.st_ino != s->wal_ino)
+		which = wal;
+	if (!which)
+		return 0;
+	snprintf(err, errlen,
+		 "store %s: cannot write: %s was removed or replaced while crund runs (what "
+		 "it wrote there since its last start is lost with it, and nothing more is "
+		 "accepted): restart crund to open the store at that path again",
+		 s->path, which);
+	return -EIO;
 }
 
 /* mkdir -p with mode 0700 for what is missing. */
@@ -557,6 +590,13 @@ static int sq_open(const char *where, const crd_store_opts *o, void **ret_be, ch
 	}
 	snprintf(s->describe, sizeof(s->describe), "sqlite:%s (WAL, sync %s)", s->path,
 		 o->sync == CRD_STORE_SYNC_NORMAL ? "normal" : "full");
+	struct stat st;
+	if (stat(s->path, &st) == 0) {
+		s->db_dev = st.st_dev;
+		s->db_ino = st.st_ino;
+	}
+	(void)same_files(s, err, errlen); /* the WAL's, when it exists */
+	err[0] = '\0';
 	*ret_be = s;
 	return 0;
 out:
@@ -738,6 +778,9 @@ static int sq_commit(void *be, crd_store_row *const *rows, size_t n, uint64_t hi
 	}
 	if (up_max > mark)
 		mark = up_max;
+	int moved = same_files(s, err, errlen);
+	if (moved < 0)
+		return moved;
 	/* the deletions due: those deferred, then this batch's (kept apart
 	 * until the commit succeeds: a failed batch comes back whole) */
 	uint64_t *dels = NULL;

@@ -857,6 +857,28 @@ else
 	for _ in $(seq 38); do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
+# The store's files removed (or replaced) under a running crund: what it
+# commits then goes to files no start opens again.  It went on answering
+# 201 with health ok, and those jobs were gone after the restart.  Now the
+# next write fails: 503 store_unavailable saying what happened, health 503.
+for victim in db wal; do
+	rm_db="$E2E_TMP/removed-$victim.db"
+	start_crund --store "sqlite:$rm_db" || bail "crund did not start"
+	submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+	is "$HTTP_STATUS" 201 "store file removed ($victim): a job before"
+	if [ "$victim" = db ]; then rm -f "$rm_db" "$rm_db-wal"; else rm -f "$rm_db-wal"; fi
+	post_json /v1/jobs '{"plugin":"demo","job":"noop","delay":600}'
+	is "$HTTP_STATUS:$(j 'd["error"]["code"]')" 503:store_unavailable \
+		"store file removed ($victim): a submission is refused, 503 store_unavailable"
+	like "$(j 'd["error"]["message"]')" "was removed or replaced while crund runs.*restart crund" \
+		"... saying what happened and what to do"
+	req GET /v1/health
+	is "$HTTP_STATUS" 503 "... and /v1/health answers 503"
+	kill -KILL "$CRUND_PID"
+	wait "$CRUND_PID" 2>/dev/null
+	CRUND_PID=
+done
+
 # a read-only store (an immutable file) is refused at start
 ro_db="$E2E_TMP/ro.db"
 start_crund --store "sqlite:$ro_db" || bail "crund did not start"

@@ -243,8 +243,11 @@ static crd_mhd_result submit(crd_req *r, crd_submission *subp, double wait)
 	} else if (rc == -EAGAIN) {
 		crd_resp_opts o = {.retry_after = 1};
 		ret = crd_http_error(r, 429, "queue_full", &o,
-				     "too many jobs: %u running and %u queued; retry later",
-				     crd_d.jobs.lim.max_running, crd_d.jobs.lim.max_queued);
+				     "the queue is full: --max-queued %u jobs wait (queued or "
+				     "delayed), %zu of --max-running %u run; retry later",
+				     crd_d.jobs.lim.max_queued,
+				     crd_d.jobs.n_state[CRUND_JOB_RUNNING],
+				     crd_d.jobs.lim.max_running);
 	} else if (rc == -EEXIST) {
 		ret = crd_http_error(r, 409, "idempotency_conflict", NULL,
 				     "idempotency key '%s' was used for a different submission",

@@ -90,8 +90,9 @@ static const command commands[] = {
 	{"info", crunctl_cmd_info, "info", "show the daemon's version, limits and counts",
 	 "Show GET /v1/info: version, loop backend, uptime, job counts, limits, state."},
 	{"health", crunctl_cmd_health, "health", "check that the daemon is up",
-	 "Print 'ok' and exit 0 when crund answers and its loop turns; exit 6 when it is\n"
-	 "draining or stalled, 5 when it cannot be reached."},
+	 "Print 'ok' and exit 0 when crund answers and its loop turns ({\"status\":\"ok\"});\n"
+	 "exit 6 when it is draining or stalled, 5 when it cannot be reached, 7 when the\n"
+	 "reply is not crund's (another server's page)."},
 	{"help", NULL, "help [COMMAND]", "show help", "Show the help of crunctl or of COMMAND."},
 };
 

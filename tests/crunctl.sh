@@ -610,6 +610,60 @@ else
 	for _ in 1 2 3; do ok "# SKIP python3 is missing"; done
 fi
 
+# --- health asks for crund's answer -----------------------------------------
+# A web server that is not crund answers 200 at /v1/health (a file of that
+# name, a proxy's page): crunctl said "ok" and exited 0 for any 200.  Its
+# answer must be crund's {"status":"ok"}; another is a reply crunctl does
+# not understand (exit 7), as for info.
+if command -v python3 >/dev/null 2>&1; then
+	python3 - >"$tmp/web.port" 2>"$tmp/web.err" <<'PYEOF' &
+import http.server, socketserver
+bodies = {
+    "/text/v1/health": (b"ok\n", "text/plain"),
+    "/html/v1/health": (b"<html><body>It works</body></html>\n", "text/html"),
+    "/json/v1/health": (b'{"healthy": true}\n', "application/json"),
+    "/crund/v1/health": (b'{"status":"ok"}\n', "application/json"),
+}
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        b, ct = bodies.get(self.path, (b"not found\n", "text/plain"))
+        self.send_response(200 if self.path in bodies else 404)
+        self.send_header("Content-Type", ct)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+srv = S(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.timeout = 30
+for _ in range(12):
+    srv.handle_request()
+PYEOF
+	web_pid=$!
+	i=0
+	while [ ! -s "$tmp/web.port" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	web="http://127.0.0.1:$(cat "$tmp/web.port")"
+	run 7 "health: a web server's 200 in text is not crund's answer" --url "$web/text" health
+	check "... it says the reply is not JSON" err '^crunctl: crund sent a reply that is not JSON'
+	check_not "... and prints no ok" out 'ok'
+	run 7 "health: a web server's page is not crund's answer" --url "$web/html" health
+	run 7 "health --json: a 200 of other JSON is not crund's answer" --url "$web/json" --json health
+	check "... it says the status is missing" err '"status": "ok"'
+	check_not "... and prints nothing on stdout" out '.'
+	run 0 "health: crund's own answer is ok" --url "$web/crund" health
+	check "... and prints ok" out '^ok$'
+	run 6 "health: a 404 is an error of the server" --url "$web/none" health
+	kill "$web_pid" 2>/dev/null
+	wait "$web_pid" 2>/dev/null
+else
+	for _ in $(seq 10); do ok "# SKIP python3 is missing"; done
+fi
+
 # --- a draining daemon ------------------------------------------------------
 # SIGTERM with a job running and a long grace: crund stays draining (no timing
 # involved) until the job is cancelled, then exits.

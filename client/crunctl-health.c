@@ -1,11 +1,13 @@
 /*
  * crunctl-health.c — `crunctl health`: "ok" and exit 0 when crund answers
- * and its loop turns; exit 6 when it is draining or stalled, 5 when it
- * cannot be reached.
+ * {"status":"ok"} (it answers and its loop turns); exit 6 when it is
+ * draining or stalled, 5 when it cannot be reached, 7 when the answer is
+ * not crund's (another server's 200).
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "crunctl.h"
 
@@ -30,14 +32,37 @@ int crunctl_cmd_health(crunctl *ctl, int argc, char **argv)
 			     &resp);
 	if (rc)
 		return rc;
-	v = json_loads(resp.body, 0, NULL);
-	status = crunctl_jstr(v, "status");
-	if (ctl->json)
-		crunctl_print_raw(&resp);
 	if (resp.status == 200) {
-		if (!ctl->json && !ctl->quiet)
-			printf("%s\n", status ? status : "ok");
-	} else if (resp.status == 503 && status) {
+		/* crund's answer is {"status":"ok"}: another server's 200 (a
+		 * proxy's page, a web server's file) is not crund turning */
+		json_error_t jerr;
+		v = json_loadb(resp.body, resp.len, 0, &jerr);
+		status = crunctl_jstr(v, "status");
+		if (!v) {
+			fprintf(stderr, "crunctl: crund sent a reply that is not JSON (%s)\n",
+				jerr.text);
+			rc = CRUNCTL_EXIT_INTERNAL;
+		} else if (!status || strcmp(status, "ok") != 0) {
+			fprintf(stderr,
+				"crunctl: crund sent a health reply without \"status\": \"ok\"; "
+				"is %s crund?\n",
+				crunctl_client_where(ctl->client));
+			rc = CRUNCTL_EXIT_INTERNAL;
+		} else if (ctl->json) {
+			crunctl_print_raw(&resp);
+		} else if (!ctl->quiet) {
+			printf("ok\n");
+		}
+		json_decref(v);
+		crunctl_response_free(&resp);
+		return rc;
+	}
+	v = json_loadb(resp.body, resp.len, 0, NULL);
+	status = crunctl_jstr(v, "status");
+	/* --json: crund's answer unchanged, an error's JSON too */
+	if (ctl->json && json_is_object(v))
+		crunctl_print_raw(&resp);
+	if (resp.status == 503 && status) {
 		fprintf(stderr, "crunctl: crund at %s is not healthy: %s\n",
 			crunctl_client_where(ctl->client), status);
 		rc = CRUNCTL_EXIT_API;

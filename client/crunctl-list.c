@@ -12,7 +12,9 @@
 #include "crunctl.h"
 
 #define LIST_DEFAULT_LIMIT 50
-#define LIST_PAGE_MAX      100
+/* The most jobs one page may ask for: crund's ?limit maximum
+ * (CRUND_LIST_MAX, daemon/http/route.h); more are fetched page by page. */
+#define LIST_PAGE_MAX      1000
 
 enum {
 	OPT_STATE = 0x100,
@@ -31,8 +33,10 @@ typedef struct pages {
 	json_t *all;                 /* the jobs, at most limit */
 	json_t *first;               /* the first page */
 	crunctl_response first_resp; /* the last page's reply (the only one's, with one) */
-	char *cursor;                /* where the next page starts, or NULL */
+	char *cursor;                /* where the page after the last job shown starts,
+					or NULL when crund has no more */
 	bool more;                   /* crund has more jobs than shown */
+	bool cut;                    /* a page brought more jobs than asked for */
 	int n_pages;
 } pages;
 
@@ -78,17 +82,26 @@ static int on_list_option(crunctl *ctl, int opt, const char *arg, void *userdata
 	}
 }
 
+static const char *const cursor_keys[] = {"next_cursor", "cursor", "next"};
+
 /* The next-page cursor of a list reply, whatever the key's spelling. */
 static const char *next_cursor(json_t *page)
 {
-	static const char *const keys[] = {"next_cursor", "cursor", "next"};
-
-	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
-		const char *c = crunctl_jstr(page, keys[i]);
+	for (size_t i = 0; i < sizeof(cursor_keys) / sizeof(cursor_keys[0]); i++) {
+		const char *c = crunctl_jstr(page, cursor_keys[i]);
 		if (c && *c)
 			return c;
 	}
 	return NULL;
+}
+
+/* The key of a list reply's cursor (its spelling, else next_cursor). */
+static const char *cursor_key(json_t *page)
+{
+	for (size_t i = 0; i < sizeof(cursor_keys) / sizeof(cursor_keys[0]); i++)
+		if (json_object_get(page, cursor_keys[i]))
+			return cursor_keys[i];
+	return cursor_keys[0];
 }
 
 static json_t *page_jobs(json_t *page)
@@ -132,6 +145,24 @@ static int get_page(crunctl *ctl, const list_args *l, const char *cursor, long w
 	return rc;
 }
 
+/* The cursor after the last job taken from a page: the page's own when
+ * every job of it was taken, else (a page longer than asked for) the last
+ * job's id, which is what crund's next_cursor is.  New string or NULL;
+ * -ENOMEM. */
+static int cursor_after(json_t *page, json_t *jobs, size_t taken, char **ret)
+{
+	const char *c;
+
+	if (taken < json_array_size(jobs))
+		c = crunctl_jstr(json_array_get(jobs, taken - 1), "id");
+	else
+		c = next_cursor(page);
+	*ret = NULL;
+	if (c && !(*ret = strdup(c)))
+		return -ENOMEM;
+	return 0;
+}
+
 /* Follow the pages until limit jobs or the last page. */
 static int fetch_pages(crunctl *ctl, const list_args *l, pages *p)
 {
@@ -139,6 +170,7 @@ static int fetch_pages(crunctl *ctl, const list_args *l, pages *p)
 		long want = l->limit - (long)json_array_size(p->all);
 		crunctl_response resp;
 		json_t *page, *jobs;
+		size_t taken = 0;
 		int rc = get_page(ctl, l, p->cursor, want, &resp, &page);
 
 		if (rc)
@@ -152,39 +184,51 @@ static int fetch_pages(crunctl *ctl, const list_args *l, pages *p)
 			json_decref(page);
 			return CRUNCTL_EXIT_INTERNAL;
 		}
-		for (size_t i = 0;
-		     i < json_array_size(jobs) && (long)json_array_size(p->all) < l->limit; i++)
-			json_array_append(p->all, json_array_get(jobs, i));
+		while (taken < json_array_size(jobs) && (long)taken < want)
+			if (json_array_append(p->all, json_array_get(jobs, taken++)) < 0) {
+				json_decref(page);
+				crunctl_oom();
+				return CRUNCTL_EXIT_INTERNAL;
+			}
 		free(p->cursor);
-		p->cursor = next_cursor(page) ? strdup(next_cursor(page)) : NULL;
-		p->more = p->cursor != NULL || json_array_size(jobs) > (size_t)want;
+		/* an empty page ends the list whatever its cursor says */
+		if (taken == 0)
+			p->cursor = NULL;
+		else if (cursor_after(page, jobs, taken, &p->cursor) < 0) {
+			json_decref(page);
+			crunctl_oom();
+			return CRUNCTL_EXIT_INTERNAL;
+		}
+		p->cut = p->cut || taken < json_array_size(jobs);
+		p->more = p->cursor != NULL || taken < json_array_size(jobs);
+		/* jobs belongs to page: done with it before page may go */
 		if (!p->first)
 			p->first = page;
 		else
 			json_decref(page);
-		if (!p->cursor || json_array_size(jobs) == 0)
+		if (!p->cursor)
 			break;
 	}
 	return 0;
 }
 
-/* --json: one page unchanged; several as one object of the first page's
- * shape with all the jobs and the cursor to go on from. */
+/* --json: one page unchanged; several (or one cut short) as one object of
+ * the first page's shape with the jobs shown and the cursor after the last
+ * of them (null: no more). */
 static int print_json(const pages *p)
 {
 	json_t *out;
 	char *text;
 	int rc = 0;
 
-	if (p->n_pages == 1) {
+	if (p->n_pages == 1 && !p->cut) {
 		crunctl_print_raw(&p->first_resp);
 		return 0;
 	}
 	out = json_is_object(p->first) ? json_deep_copy(p->first) : json_object();
 	if (!out || json_object_set(out, "jobs", p->all) < 0 ||
-	    (json_object_get(out, "next_cursor") &&
-	     json_object_set_new(out, "next_cursor",
-				 p->cursor ? json_string(p->cursor) : json_null()) < 0) ||
+	    json_object_set_new(out, cursor_key(out),
+				p->cursor ? json_string(p->cursor) : json_null()) < 0 ||
 	    !(text = json_dumps(out, JSON_COMPACT))) {
 		crunctl_oom();
 		rc = CRUNCTL_EXIT_INTERNAL;

@@ -74,7 +74,8 @@ static const command commands[] = {
 	{"rm", crunctl_cmd_rm, "rm ID...", "forget ended jobs",
 	 "Remove ended jobs from the daemon.  An active job cannot be removed (exit 6)."},
 	{"list", crunctl_cmd_list, "list [--state S] [--plugin P] [--limit N]", "list jobs",
-	 "List jobs, newest first: at most N (default 50), following the API's pages.\n"
+	 "List jobs, newest first: at most N (default 50, any number), following the API's\n"
+	 "pages.  With --json, one object whose next_cursor goes on after the last job.\n"
 	 "ATTEMPT is the attempt and the most allowed (\"2/3\"; \"-\" before the first start).\n"
 	 "DURATION is how long the job ran, or for a queued job that waits for a delay or a\n"
 	 "retry, when it will run (\"in 12s\").\n"
@@ -89,8 +90,9 @@ static const command commands[] = {
 	{"info", crunctl_cmd_info, "info", "show the daemon's version, limits and counts",
 	 "Show GET /v1/info: version, loop backend, uptime, job counts, limits, state."},
 	{"health", crunctl_cmd_health, "health", "check that the daemon is up",
-	 "Print 'ok' and exit 0 when crund answers and its loop turns; exit 6 when it is\n"
-	 "draining or stalled, 5 when it cannot be reached."},
+	 "Print 'ok' and exit 0 when crund answers and its loop turns ({\"status\":\"ok\"});\n"
+	 "exit 6 when it is draining or stalled, 5 when it cannot be reached, 7 when the\n"
+	 "reply is not crund's (another server's page)."},
 	{"help", NULL, "help [COMMAND]", "show help", "Show the help of crunctl or of COMMAND."},
 };
 

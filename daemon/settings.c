@@ -52,7 +52,8 @@ const char crd_config_help[] =
 	"  --stream-ping SECONDS     keep-alive comment on idle event streams (default 15)\n"
 	"  --event-window N          job events kept for GET /v1/events clients that\n"
 	"                            reconnect with Last-Event-ID (default 1024)\n"
-	"  --idle-timeout SECONDS    close idle or stalled connections (default 75)\n"
+	"  --idle-timeout SECONDS    close idle or stalled connections (whole seconds;\n"
+	"                            default 75)\n"
 	"  --header-timeout SECONDS  close a connection whose request head is not whole\n"
 	"                            this long after it began (default 10)\n"
 	"  --body-timeout SECONDS    close a connection whose request body is not whole\n"
@@ -118,8 +119,8 @@ static const struct opt opts[] = {
 	{"stream-ping", T_DOUBLE, O(stream_ping), 0, 0.05, 3600},
 	{"event-window", T_UINT, O(event_window), 0, 1, 1000000},
 	{"idle-timeout", T_UINT, O(idle_timeout), 0, 1, 86400},
-	{"header-timeout", T_UINT, O(header_timeout), 0, 1, 86400},
-	{"body-timeout", T_UINT, O(body_timeout), 0, 1, 86400},
+	{"header-timeout", T_DOUBLE, O(header_timeout), 0, 1, 86400},
+	{"body-timeout", T_DOUBLE, O(body_timeout), 0, 1, 86400},
 	{"max-connections-per-client", T_UINT, O(max_client_conns), 0, 0, 1000000},
 	{"unix-reserve", T_UINT, O(unix_reserve), 0, 0, 100000},
 	{"allow-insecure-plugins", T_BOOL, O(allow_insecure_plugins), 0, 0, 0},

@@ -30,14 +30,15 @@
 /* events GET /v1/events keeps for clients that reconnect (Last-Event-ID) */
 #define CRUND_DEFAULT_EVENT_WINDOW     1024u
 /* s: a connection idle (or a client this slow) this long is closed; 75 s
- * like nginx's and aiohttp's keep-alive */
+ * like nginx's and aiohttp's keep-alive.  Whole seconds: libmicrohttpd's
+ * connection timeout, which it also is, counts whole seconds. */
 #define CRUND_DEFAULT_IDLE_TIMEOUT     75u
 #define CRUND_DEFAULT_RETRY_MAX_DELAY  3600.0
 /* s: a request head (body) not received whole within this long of its
  * start is dropped; shorter than the keep-alive idle timeout, so a client
  * dribbling bytes (slowloris) cannot hold a connection for long */
-#define CRUND_DEFAULT_HEADER_TIMEOUT   10u
-#define CRUND_DEFAULT_BODY_TIMEOUT     10u
+#define CRUND_DEFAULT_HEADER_TIMEOUT   10.0
+#define CRUND_DEFAULT_BODY_TIMEOUT     10.0
 /* connections the Unix socket listeners may hold beyond --max-connections:
  * the operator's way in (health, metrics, crunctl) when TCP clients hold
  * every connection */
@@ -66,9 +67,9 @@ typedef struct crd_config {
 	unsigned max_connections;
 	size_t max_result_bytes;
 	size_t max_log_bytes;
-	unsigned idle_timeout;   /* s: idle or slow connections are closed */
-	unsigned header_timeout; /* s: a request head arrives within this */
-	unsigned body_timeout;   /* s: a request body arrives within this */
+	unsigned idle_timeout; /* s (whole): idle or slow connections are closed */
+	double header_timeout; /* s: a request head arrives within this */
+	double body_timeout;   /* s: a request body arrives within this */
 	/* connections per client address / Unix uid; 0: half of
 	 * max_connections */
 	unsigned max_client_conns;

@@ -23,12 +23,13 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/crunctl-test.XXXXXX") || exit 1
 pid=
+pid2=
 cleanup()
 {
-	if [ -n "$pid" ]; then
-		kill "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
+	for p in $pid $pid2; do
+		kill "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -43,7 +44,7 @@ not_ok()
 	failed=$((failed + 1))
 	echo "not ok $n - $1"
 	# what crunctl said, as TAP diagnostics
-	sed 's/^/# out: /' "$tmp/out" 2>/dev/null | head -n 20
+	sed 's/^/# out: /' "$tmp/out" 2>/dev/null | head -n 20 | cut -c 1-300
 	sed 's/^/# err: /' "$tmp/err" 2>/dev/null | head -n 20
 }
 
@@ -432,6 +433,124 @@ id_active=$(cat "$tmp/out")
 run 6 "rm of an active job is a conflict" rm "$id_active"
 run 0 "cancel it" cancel "$id_active"
 
+# --- list follows the API's pages for any --limit ---------------------------
+# A crund of its own (memory store, no token) with 1100 jobs: more than the
+# API's largest page (?limit=1000), so a --limit past it takes two pages.
+# crunctl stopped at 200 jobs whatever N (it read a page it had freed, whose
+# jobs then looked empty), and --json printed a cursor from the middle.
+if command -v python3 >/dev/null 2>&1; then
+	url2=
+	for _ in 1 2 3 4 5; do
+		port2=$(free_port)
+		"$CRUND" --listen "127.0.0.1:$port2" --plugin-dir "$PLUGINS" --store memory: \
+			>"$tmp/crund2.log" 2>&1 &
+		pid2=$!
+		i=0
+		while [ $i -lt 100 ]; do
+			if curl -fsS -o /dev/null "http://127.0.0.1:$port2/v1/health" 2>/dev/null; then
+				url2=http://127.0.0.1:$port2
+				break
+			fi
+			kill -0 "$pid2" 2>/dev/null || break
+			sleep 0.1
+			i=$((i + 1))
+		done
+		[ -n "$url2" ] && break
+		kill "$pid2" 2>/dev/null
+		wait "$pid2" 2>/dev/null
+		pid2=
+	done
+fi
+if [ -n "${url2:-}" ] && python3 - "$port2" <<'PYEOF'; then
+import http.client, json, sys, time
+c = http.client.HTTPConnection("127.0.0.1", int(sys.argv[1]), timeout=30)
+for _ in range(1100):
+    c.request("POST", "/v1/jobs", json.dumps({"plugin": "demo", "job": "noop"}),
+              {"Content-Type": "application/json"})
+    r = c.getresponse()
+    r.read()
+    assert r.status in (200, 201, 202), r.status
+# all of them ended: the lists below do not change under them
+for _ in range(600):
+    c.request("GET", "/v1/jobs?limit=1&state=queued,running")
+    r = c.getresponse()
+    if not json.loads(r.read())["jobs"]:
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("the jobs did not end")
+PYEOF
+	# the API's own pages: every job, newest first, and after each id the
+	# job whose page starts at its cursor
+	python3 - "$url2" >"$tmp/all.ids" <<'PYEOF'
+import json, sys, urllib.request
+cursor, n = None, 0
+while True:
+    q = "/v1/jobs?limit=1000" + ("&cursor=" + cursor if cursor else "")
+    page = json.load(urllib.request.urlopen(sys.argv[1] + q))
+    for j in page["jobs"]:
+        print(j["id"])
+    cursor = page["next_cursor"]
+    if not cursor:
+        break
+PYEOF
+	# check_page NAME N WANT_JOBS: $tmp/out is --json list --limit N: the
+	# API's first WANT_JOBS jobs, and a next_cursor that goes on after the
+	# last of them (null when there are no more)
+	check_page()
+	{
+		if python3 - "$tmp/out" "$tmp/all.ids" "$3" "$url2" <<'PYEOF'; then
+import json, sys, urllib.request
+out = json.load(open(sys.argv[1]))
+ids = open(sys.argv[2]).read().split()
+want = int(sys.argv[3])
+got = [j["id"] for j in out["jobs"]]
+assert got == ids[:want], "%d jobs, %d distinct, want the %d newest" % (len(got), len(set(got)), want)
+if want == len(ids):
+    assert out["next_cursor"] is None, out["next_cursor"]
+else:
+    nxt = json.load(urllib.request.urlopen("%s/v1/jobs?limit=1&cursor=%s" % (sys.argv[4], out["next_cursor"])))
+    assert [j["id"] for j in nxt["jobs"]] == [ids[want]], "next_cursor %s does not go on after the last job" % out["next_cursor"]
+PYEOF
+			ok "$1"
+		else
+			not_ok "$1"
+		fi
+	}
+	total=$(wc -l <"$tmp/all.ids")
+	if [ "$total" -eq 1100 ]; then ok "1100 jobs to list"; else not_ok "1100 jobs to list ($total)"; fi
+	run 0 "list --limit 300" --url "$url2" list --limit 300
+	rows=$(($(wc -l <"$tmp/out") - 1))
+	if [ "$rows" -eq 300 ]; then ok "list --limit 300 shows 300 jobs"; else not_ok "list --limit 300 shows 300 jobs ($rows)"; fi
+	run 0 "list --limit 1050 (two pages)" --url "$url2" list --limit 1050
+	rows=$(($(wc -l <"$tmp/out") - 1))
+	if [ "$rows" -eq 1050 ]; then ok "list --limit 1050 shows 1050 jobs"; else not_ok "list --limit 1050 shows 1050 jobs ($rows)"; fi
+	check_not "... with no 'more' notice (--limit was given)" err 'more with --limit'
+	run 0 "--json list --limit 300" --url "$url2" --json list --limit 300
+	check_page "--json list --limit 300: the 300 newest, next_cursor after the last" 300 300
+	run 0 "--json list --limit 1000 (one whole page)" --url "$url2" --json list --limit 1000
+	check_page "--json list --limit 1000: the 1000 newest, next_cursor after the last" 1000 1000
+	run 0 "--json list --limit 1050 (two pages)" --url "$url2" --json list --limit 1050
+	check_page "--json list --limit 1050: the 1050 newest, next_cursor after the last" 1050 1050
+	run 0 "--json list --limit 5000 (more than there are)" --url "$url2" --json list --limit 5000
+	check_page "--json list --limit 5000: all 1100, next_cursor null" 5000 1100
+	run 0 "--json list --state succeeded --limit 1100 (pages of a filter)" --url "$url2" --json list --state succeeded --limit 1100
+	check_page "--json list --state succeeded --limit 1100: all of them, next_cursor null" 1100 1100
+	run 0 "list without --limit" --url "$url2" list
+	rows=$(($(wc -l <"$tmp/out") - 1))
+	if [ "$rows" -eq 50 ]; then ok "list shows 50 jobs by default"; else not_ok "list shows 50 jobs by default ($rows)"; fi
+	check "... and says there are more" err '^\(the 50 newest; more with --limit N\)$'
+else
+	for _ in $(seq 19); do
+		ok "# SKIP python3 is missing or the second crund did not start"
+	done
+fi
+if [ -n "$pid2" ]; then
+	kill "$pid2" 2>/dev/null
+	wait "$pid2" 2>/dev/null
+	pid2=
+fi
+
 # --- a submission is sent once ---------------------------------------------
 # A server that answers the plugin's spec on a keep-alive connection, then
 # closes the connection of every POST without an answer: libcurl sends a
@@ -489,6 +608,60 @@ PYEOF
 	wait "$fake_pid" 2>/dev/null
 else
 	for _ in 1 2 3; do ok "# SKIP python3 is missing"; done
+fi
+
+# --- health asks for crund's answer -----------------------------------------
+# A web server that is not crund answers 200 at /v1/health (a file of that
+# name, a proxy's page): crunctl said "ok" and exited 0 for any 200.  Its
+# answer must be crund's {"status":"ok"}; another is a reply crunctl does
+# not understand (exit 7), as for info.
+if command -v python3 >/dev/null 2>&1; then
+	python3 - >"$tmp/web.port" 2>"$tmp/web.err" <<'PYEOF' &
+import http.server, socketserver
+bodies = {
+    "/text/v1/health": (b"ok\n", "text/plain"),
+    "/html/v1/health": (b"<html><body>It works</body></html>\n", "text/html"),
+    "/json/v1/health": (b'{"healthy": true}\n', "application/json"),
+    "/crund/v1/health": (b'{"status":"ok"}\n', "application/json"),
+}
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self):
+        b, ct = bodies.get(self.path, (b"not found\n", "text/plain"))
+        self.send_response(200 if self.path in bodies else 404)
+        self.send_header("Content-Type", ct)
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+srv = S(("127.0.0.1", 0), H)
+print(srv.server_address[1], flush=True)
+srv.timeout = 30
+for _ in range(12):
+    srv.handle_request()
+PYEOF
+	web_pid=$!
+	i=0
+	while [ ! -s "$tmp/web.port" ] && [ $i -lt 100 ]; do
+		sleep 0.05
+		i=$((i + 1))
+	done
+	web="http://127.0.0.1:$(cat "$tmp/web.port")"
+	run 7 "health: a web server's 200 in text is not crund's answer" --url "$web/text" health
+	check "... it says the reply is not JSON" err '^crunctl: crund sent a reply that is not JSON'
+	check_not "... and prints no ok" out 'ok'
+	run 7 "health: a web server's page is not crund's answer" --url "$web/html" health
+	run 7 "health --json: a 200 of other JSON is not crund's answer" --url "$web/json" --json health
+	check "... it says the status is missing" err '"status": "ok"'
+	check_not "... and prints nothing on stdout" out '.'
+	run 0 "health: crund's own answer is ok" --url "$web/crund" health
+	check "... and prints ok" out '^ok$'
+	run 6 "health: a 404 is an error of the server" --url "$web/none" health
+	kill "$web_pid" 2>/dev/null
+	wait "$web_pid" 2>/dev/null
+else
+	for _ in $(seq 10); do ok "# SKIP python3 is missing"; done
 fi
 
 # --- a draining daemon ------------------------------------------------------

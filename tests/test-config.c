@@ -70,9 +70,9 @@ START_TEST(defaults_apply_without_flags)
 	ck_assert_uint_eq(C.max_result_bytes, 1 << 20);
 	ck_assert_uint_eq(C.max_log_bytes, 64 << 10);
 	/* the request deadlines are shorter than the keep-alive idle time */
-	ck_assert_uint_eq(C.header_timeout, 10);
-	ck_assert_uint_eq(C.body_timeout, 10);
-	ck_assert_uint_lt(C.header_timeout, C.idle_timeout);
+	ck_assert(C.header_timeout == 10);
+	ck_assert(C.body_timeout == 10);
+	ck_assert(C.header_timeout < C.idle_timeout);
 	ck_assert_uint_eq(C.max_client_conns, 0); /* half of max_connections */
 	ck_assert_uint_eq(C.unix_reserve, 16);
 	ck_assert_ptr_null(C.token);
@@ -131,8 +131,8 @@ START_TEST(flags_set_values_both_spellings)
 	ck_assert_uint_eq(C.retain_jobs, 0);
 	ck_assert_uint_eq(C.executor_threads, 3);
 	ck_assert_uint_eq(C.max_connections, 9);
-	ck_assert_uint_eq(C.header_timeout, 3);
-	ck_assert_uint_eq(C.body_timeout, 4);
+	ck_assert(C.header_timeout == 3);
+	ck_assert(C.body_timeout == 4);
 	ck_assert_uint_eq(C.max_client_conns, 2);
 	ck_assert_uint_eq(C.unix_reserve, 0);
 	ck_assert(C.debug && C.allow_insecure_plugins && C.allow_command_plugins);
@@ -162,6 +162,10 @@ START_TEST(bad_flags_and_values_are_usage_errors)
 		{"--debug=maybe", NULL, "boolean"},
 		{"--header-timeout", "0", "--header-timeout"},
 		{"--body-timeout", "0", "--body-timeout"},
+		{"--header-timeout", "0.5", "between 1 and 86400"},
+		{"--body-timeout", "86400.5", "between 1 and 86400"},
+		{"--header-timeout", "nan", "--header-timeout"},
+		{"--idle-timeout", "1.5", "'1.5' is not a whole number between 1 and 86400"},
 		{"--max-connections-per-client", "-1", "--max-connections-per-client"},
 		{"--max-running", "1e3", "whole number"},
 		{"--retain-jobs", "0x10", "whole number"},
@@ -241,6 +245,45 @@ START_TEST(config_file_sets_keys_and_flags_win)
 	ck_assert_uint_eq(C.n_listen, 2);
 	ck_assert_str_eq(C.plugin_dirs[0], "/quoted");
 	ck_assert_str_eq(C.config_file, f);
+}
+END_TEST
+
+/* crund(8): "times are seconds and may have fractions" — the request
+ * deadlines are crund's own timers and take them, on the command line and
+ * in the file alike; --idle-timeout is libmicrohttpd's connection timeout
+ * too, whole seconds, and says so both ways. */
+START_TEST(request_deadlines_take_fractions_idle_timeout_whole_seconds)
+{
+	const char *argv[] = {
+		"crund", "--header-timeout", "2.5", "--body-timeout=1.25", "--idle-timeout", "3"};
+	ck_assert_int_eq(parse(6, argv), 0);
+	ck_assert(C.header_timeout == 2.5);
+	ck_assert(C.body_timeout == 1.25);
+	ck_assert_uint_eq(C.idle_timeout, 3);
+
+	crd_config_free(&C);
+	crd_config_defaults(&C);
+	const char *f = write_file("t.conf", "header-timeout = 1.5\nbody-timeout = 7.75\n");
+	const char *argv2[] = {"crund", "--config", f};
+	ck_assert_int_eq(parse(3, argv2), 0);
+	ck_assert(C.header_timeout == 1.5);
+	ck_assert(C.body_timeout == 7.75);
+
+	crd_config_free(&C);
+	crd_config_defaults(&C);
+	const char *argv3[] = {"crund", "--idle-timeout", "1.5"};
+	ck_assert_int_eq(parse(3, argv3), -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "--idle-timeout: '1.5' is not a whole number"));
+
+	crd_config_free(&C);
+	crd_config_defaults(&C);
+	ck_assert_int_eq(crd_config_parse_text(&C, "idle-timeout = 1.5\n", "t", err, sizeof(err)),
+			 -EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "t:1:"));
+	ck_assert_ptr_nonnull(strstr(err, "'1.5' is not a whole number"));
+
+	/* crund --help says which takes whole seconds */
+	ck_assert_ptr_nonnull(strstr(crd_config_help, "(whole seconds;"));
 }
 END_TEST
 
@@ -341,6 +384,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, http_allow_patterns_of_every_documented_shape_are_taken);
 	tcase_add_test(tc, help_and_version_exit_zero);
 	tcase_add_test(tc, config_file_sets_keys_and_flags_win);
+	tcase_add_test(tc, request_deadlines_take_fractions_idle_timeout_whole_seconds);
 	tcase_add_test(tc, listen_on_command_line_replaces_the_file_list);
 	tcase_add_test(tc, config_file_errors_name_file_and_line);
 	tcase_add_test(tc, token_file_first_line_trimmed);

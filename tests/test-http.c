@@ -413,6 +413,37 @@ START_TEST(a_head_dribbled_byte_by_byte_is_closed_at_the_header_timeout)
 }
 END_TEST
 
+/* --header-timeout 1.5: the deadline keeps its fraction (it was a whole
+ * number of seconds, and crund refused 1.5).  Open at 1.3 s — a deadline
+ * of 1 s, checked every 0.25 s, has closed it by 1.25 s — and closed
+ * soon after 1.5 s. */
+static void client_head_never_whole(void)
+{
+	struct timeval tv = {1, 300000};
+	char c;
+	int fd = dial();
+
+	put(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n");
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	ssize_t n = recv(fd, &c, 1, 0);
+	ck_assert_msg(n < 0 && errno == EAGAIN, "closed before 1.3 s (recv %zd)", n);
+	tv = (struct timeval){5, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	n = recv(fd, &c, 1, 0);
+	ck_assert_msg(n == 0 || (n < 0 && errno != EAGAIN), "still open after 6.3 s");
+	close(fd);
+}
+
+START_TEST(a_header_timeout_with_a_fraction_is_kept)
+{
+	defaults();
+	opts.header_timeout = 1.5;
+	run_with(client_head_never_whole);
+	ck_assert_uint_eq(stats.timeouts[CRD_HTTP_TIMEOUT_HEADER], 1);
+	ck_assert_int_eq(n_handle, 0);
+}
+END_TEST
+
 static void client_defer(void)
 {
 	int fd = dial();
@@ -532,6 +563,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, per_client_limit_answers_503_and_closed_clients_free_their_slots);
 	tcase_add_test(tc, max_connections_answers_503);
 	tcase_add_test(tc, a_head_dribbled_byte_by_byte_is_closed_at_the_header_timeout);
+	tcase_add_test(tc, a_header_timeout_with_a_fraction_is_kept);
 	tcase_add_test(tc, a_deferred_request_is_asked_again_until_it_answers);
 	tcase_add_test(tc, a_held_request_answers_once_released_from_a_timer);
 	tcase_add_test(tc, a_streamed_answer_is_suspended_when_empty_and_resumed);

@@ -50,7 +50,8 @@ enum { RQ_BODY, RQ_WAIT, RQ_DONE };
 /* Out of fds (EMFILE): stop accepting this long rather than spin. */
 #define ACCEPT_PAUSE_MS   100
 #define CLIENT_BUCKETS    256
-/* How often the request deadlines are checked (they are whole seconds). */
+/* How often the request deadlines are checked: a deadline (seconds, with
+ * fractions) is kept within this much. */
 #define SWEEP_INTERVAL_MS 250
 
 /*
@@ -520,7 +521,7 @@ static hconn *conn_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-static void conn_set(hconn *c, uint8_t phase, unsigned timeout)
+static void conn_set(hconn *c, uint8_t phase, double timeout)
 {
 	c->phase = phase;
 	c->deadline = timeout ? now() + timeout : 0;

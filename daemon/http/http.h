@@ -127,7 +127,8 @@ typedef struct crd_http_opts {
 	unsigned max_connections;
 	unsigned max_client_conns; /* 0: half of max_connections */
 	unsigned unix_reserve;
-	unsigned idle_timeout, header_timeout, body_timeout; /* s */
+	unsigned idle_timeout;               /* s, whole (MHD's connection timeout) */
+	double header_timeout, body_timeout; /* s */
 } crd_http_opts;
 
 /* What the transport asks of the layer above it (the API), registered at

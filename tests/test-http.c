@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http/http.h"
@@ -414,23 +415,30 @@ START_TEST(a_head_dribbled_byte_by_byte_is_closed_at_the_header_timeout)
 END_TEST
 
 /* --header-timeout 1.5: the deadline keeps its fraction (it was a whole
- * number of seconds, and crund refused 1.5).  Open at 1.3 s — a deadline
- * of 1 s, checked every 0.25 s, has closed it by 1.25 s — and closed
- * soon after 1.5 s. */
+ * number of seconds, and crund refused 1.5).  A deadline of 1 s, checked
+ * every 0.25 s, closes by 1.25 s after the dial; 1.5 s not before 1.5 s.
+ * Only that lower bound is asserted (a loaded machine closes later, never
+ * earlier), and the close within 10 s. */
+static double secs_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void client_head_never_whole(void)
 {
-	struct timeval tv = {1, 300000};
+	struct timeval tv = {10, 0};
 	char c;
+	double t0 = secs_now();
 	int fd = dial();
 
 	put(fd, "GET /slow HTTP/1.1\r\nHost: t\r\n");
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	ssize_t n = recv(fd, &c, 1, 0);
-	ck_assert_msg(n < 0 && errno == EAGAIN, "closed before 1.3 s (recv %zd)", n);
-	tv = (struct timeval){5, 0};
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	n = recv(fd, &c, 1, 0);
-	ck_assert_msg(n == 0 || (n < 0 && errno != EAGAIN), "still open after 6.3 s");
+	double took = secs_now() - t0;
+	ck_assert_msg(n == 0 || (n < 0 && errno != EAGAIN), "still open after 10 s");
+	ck_assert_msg(took >= 1.4, "closed %.2f s after the dial: before the 1.5 s deadline", took);
 	close(fd);
 }
 

@@ -301,6 +301,54 @@ static void add_q(crd_buf *b, const char *key, double v)
 		crd_buf_addf(b, "%.6f", v);
 }
 
+static void add_plugin_counts(crd_buf *b, bool comma, const char *name, const size_t *counts)
+{
+	if (comma)
+		crd_buf_addc(b, ',');
+	crd_buf_add_jstr(b, name);
+	crd_buf_addc(b, ':');
+	for (int st = 0; st < CRUND_JOB_NSTATES; st++)
+		crd_buf_addf(b, "%c\"%s\":%zu", st ? ',' : '{', crd_job_state_name(st), counts[st]);
+	crd_buf_addc(b, '}');
+}
+
+/* The jobs of plugins not loaded now (kept by a durable store, ended
+ * with plugin_missing or before the plugin went): counted by name too.
+ * Such plugins are few; each name is looked for among those seen. */
+static void add_unloaded_counts(crd_buf *b, const crd_jobs *s, bool comma)
+{
+	size_t np = crd_d.reg.n, n = 0, cap = 0;
+	struct unloaded {
+		const char *name;
+		size_t counts[CRUND_JOB_NSTATES];
+	} *u = NULL;
+	for (const crd_jobrec *j = s->newest; j; j = j->older) {
+		if ((size_t)(j->plugin - crd_d.reg.plugins) < np ||
+		    (j->flags & (CRUND_JF_UNCOMMITTED | CRUND_JF_REMOTE)))
+			continue;
+		const char *name = j->plugin->desc->name;
+		size_t i = 0;
+		while (i < n && strcmp(u[i].name, name))
+			i++;
+		if (i == n) {
+			if (n == cap) {
+				size_t nc = cap ? cap * 2 : 8;
+				void *p = realloc(u, nc * sizeof(*u));
+				if (!p)
+					break; /* out of memory: the ones seen so far */
+				u = p;
+				cap = nc;
+			}
+			u[n] = (struct unloaded){.name = name};
+			n++;
+		}
+		u[i].counts[j->state]++;
+	}
+	for (size_t i = 0; i < n; i++)
+		add_plugin_counts(b, comma || i > 0, u[i].name, u[i].counts);
+	free(u);
+}
+
 void crd_metrics_render_stats(crd_buf *b)
 {
 	crd_jobs *s = &crd_d.jobs;
@@ -317,17 +365,11 @@ void crd_metrics_render_stats(crd_buf *b)
 			if (pi < np && !(j->flags & CRUND_JF_UNCOMMITTED))
 				counts[pi * CRUND_JOB_NSTATES + j->state]++;
 		}
-		for (size_t p = 0; p < np; p++) {
-			crd_buf_addf(b, "%s", p ? "," : "");
-			crd_buf_add_jstr(b, crd_d.reg.plugins[p].desc->name);
-			crd_buf_addc(b, ':');
-			for (int st = 0; st < CRUND_JOB_NSTATES; st++)
-				crd_buf_addf(b, "%c\"%s\":%zu", st ? ',' : '{',
-					     crd_job_state_name(st),
-					     counts[p * CRUND_JOB_NSTATES + (size_t)st]);
-			crd_buf_addc(b, '}');
-		}
+		for (size_t p = 0; p < np; p++)
+			add_plugin_counts(b, p > 0, crd_d.reg.plugins[p].desc->name,
+					  counts + p * CRUND_JOB_NSTATES);
 		free(counts);
+		add_unloaded_counts(b, s, np > 0);
 	}
 	/* points: one per STATS_STEP seconds, oldest first, each from the
 	 * sample STATS_STEP seconds before it */

@@ -334,6 +334,17 @@ start_crund || bail "crund did not restart with its SQLite store"
 req GET "/v1/jobs/$again"
 jt 'd["retry_of"] == "'"$first"'" and d["state"] == "succeeded"' "after a restart the rerun still names the job it ran again"
 stop_and_check_crund
+# started again without the demo plugin: its jobs in the store are still
+# counted by plugin and state (the Overview's table was empty)
+mkdir -p "$E2E_TMP/no-plugins"
+saved_plugin_args=("${CRUND_PLUGIN_ARGS[@]}")
+CRUND_PLUGIN_ARGS=(--plugin-dir "$E2E_TMP/no-plugins")
+start_crund || bail "crund did not restart without plugins"
+req GET /v1/stats
+jt 'd["jobs_by_plugin"].get("demo", {}).get("succeeded", 0) >= 2' \
+	"GET /v1/stats counts the jobs of a plugin that is not loaded now (${HTTP_BODY:0:120})"
+stop_and_check_crund "crund without plugins"
+CRUND_PLUGIN_ARGS=("${saved_plugin_args[@]}")
 
 # ------------------------------------------------------------------ auth
 token="e2e-$RANDOM$RANDOM-secret"

@@ -318,6 +318,16 @@ static int take_lock(sq *s, char *err, size_t errlen)
 		free(lp);
 		return -EISDIR;
 	}
+	if (stat(s->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* a device, a FIFO, a socket: SQLite would fail later, after
+		 * leaving PATH.lock and PATH-journal beside it (in /dev) */
+		snprintf(err, errlen,
+			 "store %s is not a regular file (a device, FIFO or socket): give the "
+			 "path of a file",
+			 s->path);
+		free(lp);
+		return -EPROTO;
+	}
 	s->lock_fd = open(lp, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (s->lock_fd < 0) {
 		int e = errno;

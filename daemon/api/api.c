@@ -467,17 +467,57 @@ static void list_one(crd_jobrec *j, void *arg)
 		c->unsynced = j;
 }
 
+/* The query of a list: ?state= may come several times (the states of
+ * each, as /v1/events takes them); another parameter given twice is
+ * refused (which one would count?). */
+struct list_query {
+	unsigned mask;
+	bool bad_state;
+	const char *twice; /* a parameter given twice */
+	unsigned seen;     /* bit per LIST_KEYS entry */
+};
+
+static const char *const LIST_KEYS[] = {"plugin", "cursor", "job", "q", "limit", "wait"};
+
+static crd_mhd_result each_list_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+				    const char *value)
+{
+	struct list_query *lq = cls;
+	(void)kind;
+	unsigned m;
+	if (!strcmp(key, "state")) {
+		if (crd_parse_state_mask(value, &m) < 0)
+			lq->bad_state = true;
+		else
+			lq->mask |= m;
+		return MHD_YES;
+	}
+	for (unsigned i = 0; i < sizeof(LIST_KEYS) / sizeof(*LIST_KEYS); i++)
+		if (!strcmp(key, LIST_KEYS[i])) {
+			if (lq->seen & (1u << i))
+				lq->twice = LIST_KEYS[i];
+			lq->seen |= 1u << i;
+		}
+	return MHD_YES;
+}
+
 static crd_mhd_result list_jobs(crd_req *r)
 {
 	unsigned mask;
 	size_t limit;
 	const char *plugin = query(r, "plugin"), *cursor = query(r, "cursor");
 	const char *job = query(r, "job"), *text = query(r, "q");
+	struct list_query lq = {0};
 
-	if (crd_parse_state_mask(query(r, "state"), &mask) < 0)
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, each_list_arg, &lq);
+	if (lq.twice)
+		return crd_http_error(r, 400, "invalid_parameter", NULL,
+				      "'%s' is given more than once; give it once", lq.twice);
+	if (lq.bad_state)
 		return crd_http_error(r, 400, "invalid_parameter", NULL,
 				      "'state' must be a comma-separated list of queued, running, "
-				      "succeeded, failed, cancelled");
+				      "succeeded, failed, cancelled (repeatable)");
+	mask = lq.mask;
 	if (crd_parse_limit(query(r, "limit"), &limit) < 0)
 		return crd_http_error(r, 400, "invalid_parameter", NULL,
 				      "'limit' must be a whole number from 1 to %d",

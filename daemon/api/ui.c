@@ -56,8 +56,9 @@ static const char *etag_of(size_t i)
 crd_mhd_result crd_api_ui(crd_req *r, const char *name)
 {
 	if (!*name) {
-		crd_resp_opts o = {.location = "/ui/"};
-		return crd_http_respond(r, 301, NULL, 0, &o);
+		static const char moved[] = "the dashboard is at /ui/\n";
+		crd_resp_opts o = {.location = "/ui/", .content_type = "text/plain; charset=utf-8"};
+		return crd_http_respond(r, 301, moved, sizeof(moved) - 1, &o);
 	}
 	size_t i;
 	for (i = 0; crd_ui_files[i].name; i++)
@@ -83,7 +84,7 @@ crd_mhd_result crd_api_ui(crd_req *r, const char *name)
 	crd_resp_opts o = {.content_type = content_type(name), .headers = headers};
 	const char *inm = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND,
 						      MHD_HTTP_HEADER_IF_NONE_MATCH);
-	if (etag && inm && strstr(inm, etag))
+	if (etag && inm && (strstr(inm, etag) || !strcmp(inm, "*")))
 		return crd_http_respond(r, 304, NULL, 0, &o);
 	return crd_http_respond(r, 200, (const char *)crd_ui_files[i].data, crd_ui_files[i].len,
 				&o);

@@ -197,6 +197,8 @@ like "$etag" '^"[0-9a-f]{16}"$' "... an ETag"
 is "$(header Cache-Control)" no-cache "... revalidated (Cache-Control: no-cache)"
 req GET /ui/ -H "If-None-Match: $etag"
 is "$HTTP_STATUS" 304 "the same ETag -> 304"
+req GET /ui/ -H "If-None-Match: *"
+is "$HTTP_STATUS" 304 "If-None-Match: * -> 304 (any representation matches)"
 req GET /ui/app.js
 like "$(header Content-Type)" '^text/javascript' "app.js is text/javascript"
 req GET /ui/style.css
@@ -206,6 +208,7 @@ is "$HTTP_STATUS" 404 "an unknown file -> 404"
 req GET /ui
 is "$HTTP_STATUS" 301 "/ui -> 301"
 is "$(header Location)" /ui/ "... to /ui/"
+like "$(header Content-Type):$HTTP_BODY" '^text/plain.*:the dashboard is at /ui/' "... as text saying so (it was an empty application/json)"
 check "nothing in the files names another host" bash -c "! grep -Eo 'https?://[^\" )]+' '$top_srcdir/ui/index.html' '$top_srcdir/ui/app.js' '$top_srcdir/ui/style.css' | grep -v 'www.w3.org/2000/svg'"
 
 # ------------------------------------------------- shutdown ends the stream

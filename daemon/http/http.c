@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,12 +179,29 @@ static void resume(crd_req *r);
 /* The peer of a suspended long-poll or stream closed its end: resumed, a
  * long-poll answers (to nobody) and MHD closes the connection; a stream
  * ends (stream_reader).  Else it would hold its connection, and count
- * against --max-connections(-per-client), until its job ended. */
-static void on_peer_gone(evutil_socket_t fd, short what, void *arg)
+ * against --max-connections(-per-client), until its job ended.
+ *
+ * The watch is EV_READ | EV_CLOSED, edge-triggered, not EV_CLOSED alone:
+ * a client that closes with bytes of ours unread (an event stream's client
+ * nearly always has some) makes its kernel send a reset, not a FIN, and
+ * libevent reports epoll's EPOLLERR / EPOLLHUP as EV_READ | EV_WRITE, never
+ * EV_CLOSED.  An EV_CLOSED watch then stayed silent, the connection held
+ * until a write failed (a stream's next ping, a long-poll's answer) while
+ * the level-triggered error woke the loop on every turn.  Edge-triggered,
+ * bytes the client sends while it waits (a pipelined request) wake the
+ * watch once per arrival, not on every turn; poll() tells them from a
+ * close. */
+static bool peer_closed(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static void on_peer_event(evutil_socket_t fd, short what, void *arg)
 {
 	crd_req *r = arg;
-	(void)fd;
-	(void)what;
+	if (!r->suspended || (!(what & EV_CLOSED) && !peer_closed(fd)))
+		return; /* bytes from a client still there */
 	r->peer_gone = true;
 	resume(r);
 }
@@ -196,7 +214,8 @@ static void watch_peer(crd_req *r)
 	if (!(event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE))
 		return; /* no EPOLLRDHUP (not epoll): the idle timeout and pings */
 	if (!r->gone_ev)
-		r->gone_ev = event_new(base, r->hc->fd, EV_CLOSED, on_peer_gone, r);
+		r->gone_ev = event_new(base, r->hc->fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST,
+				       on_peer_event, r);
 	if (r->gone_ev)
 		event_add(r->gone_ev, NULL);
 }

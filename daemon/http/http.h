@@ -91,8 +91,9 @@ struct crd_req {
 	struct crd_hold_ticket *ticket; /* held: who will release it */
 	/* a streamed answer (crd_http_stream) */
 	crd_http_reader reader;
-	/* suspended without a hold (a long-poll, a stream): the peer's close
-	 * resumes it (peer_gone), as MHD does not watch a suspended socket */
+	/* suspended without a hold (a long-poll, a stream): the peer's close,
+	 * a FIN or a reset, resumes it (peer_gone), as MHD does not watch a
+	 * suspended socket */
 	struct event *gone_ev;
 	bool peer_gone;
 	max_align_t data[]; /* the layer above's area (crd_http_data) */

@@ -615,8 +615,35 @@ static void client_put(crd_http *h, struct client *c)
 	free(c);
 }
 
-/* A refused connection gets a complete answer written without waiting:
- * it fits any socket buffer, and the socket is closed right after. */
+/* A complete answer written on a connection without MHD, which has
+ * nothing of its own to send on it then (a connection just accepted, or
+ * one whose request body is being read): it fits any socket buffer.  Then
+ * FIN: the connection closes right after.  Closing with unread request
+ * bytes would reset the connection and could destroy the answer before the
+ * client reads it: what already arrived is discarded first (at most 64
+ * KiB; what comes later is not read).  False when nothing could be sent. */
+static bool answer_raw(int fd, const char *status, const char *headers, const char *body)
+{
+	char head[256];
+	size_t blen = strlen(body);
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %s\r\nContent-Type: " JSON_CT
+			 "\r\n%sConnection: close\r\nContent-Length: %zu\r\n\r\n",
+			 status, headers, blen);
+	struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, blen}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) <= 0)
+		return false;
+	char sink[4096];
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	return true;
+}
+
+/* A refused connection gets a complete answer written without waiting,
+ * and the socket is closed right after. */
 static void refuse(crd_http *h, int fd, int reason)
 {
 	static const char msg[][160] = {
@@ -627,25 +654,9 @@ static void refuse(crd_http *h, int fd, int reason)
 					    "\"message\":\"this client holds "
 					    "--max-connections-per-client connections\"}}\n",
 	};
-	char head[256];
-	size_t blen = strlen(msg[reason]);
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " JSON_CT
-			 "\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
-			 blen);
-	struct iovec iov[2] = {{head, (size_t)n}, {(void *)msg[reason], blen}};
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	h->stats.refused[reason]++;
 	h->stats.status[503]++;
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
-		/* Closing with unread request bytes would reset the connection
-		 * and could destroy the answer before the client reads it:
-		 * send FIN, then discard what already arrived. */
-		char sink[4096];
-		shutdown(fd, SHUT_WR);
-		for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
-			;
-	}
+	answer_raw(fd, "503 Service Unavailable", "Retry-After: 1\r\n", msg[reason]);
 	close(fd);
 }
 
@@ -895,6 +906,32 @@ static const char *origin_form(const char *url)
 	return p ? p : "/";
 }
 
+/*
+ * A body without a Content-Length (chunked) that grows past --max-body:
+ * answered 413 at once and the connection closed, the rest of the body
+ * not read.  MHD (0.9.75 and 1.0 alike) queues an answer only once the
+ * head is read or the whole request is, not while the body is being read:
+ * waiting for the body's end read the whole upload (or up to
+ * --body-timeout, which then closed the connection without an answer).
+ * So the answer is written on the socket directly (MHD has nothing to send
+ * on it while it reads the body: a 100 Continue is sent before), and
+ * MHD_NO has MHD close the connection now.
+ */
+static crd_mhd_result body_too_large(crd_req *r)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg),
+		 "{\"error\":{\"code\":\"body_too_large\",\"message\":\"the request body "
+		 "is larger than %zu bytes\"}}\n",
+		 the_http->o.max_body);
+	r->mode = RQ_DONE;
+	if (r->hc && answer_raw(r->hc->fd, "413 Content Too Large", "", msg)) {
+		r->status = 413;
+		the_http->stats.status[413]++;
+	}
+	return MHD_NO;
+}
+
 static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_size, void **con_cls)
@@ -935,23 +972,14 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->too_large) {
-			if (r->body.len + *upload_size > the_http->o.max_body) {
-				r->too_large = true;
-				crd_buf_free(&r->body);
-			} else {
-				crd_buf_add(&r->body, upload_data, *upload_size);
-			}
-		}
+		if (r->body.len + *upload_size > the_http->o.max_body)
+			return body_too_large(r);
+		crd_buf_add(&r->body, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	switch (r->mode) {
 	case RQ_BODY:
-		if (r->too_large)
-			return crd_http_error(r, 413, "body_too_large", NULL,
-					      "the request body is larger than %zu bytes",
-					      the_http->o.max_body);
 		if (r->body.oom)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;

@@ -79,7 +79,6 @@ struct crd_req {
 	crd_buf body;
 	uint8_t mode; /* RQ_* (http.c) */
 	bool suspended;
-	bool too_large;
 	uint8_t asks;      /* held: MHD runs it was asked again while deferred */
 	uint8_t idle_asks; /* held: of them, runs after one that did nothing else */
 	unsigned status;   /* answered status (metrics) */

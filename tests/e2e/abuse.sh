@@ -163,6 +163,28 @@ is "$(kv "$out" held_after)" 0 "... and none is held afterwards"
 req POST "/v1/jobs/$JOB_ID/cancel"
 stop_and_check_crund "crund after closed streams"
 
+# ------------------------------------------------- a chunked body past --max-body
+# Without a Content-Length the size is known only as the body comes: crund
+# read it all (to --body-timeout) and answered 413 only at its end, to a
+# client that was still sending.  Now the 413 comes as the body passes
+# --max-body (1 MiB), and the connection is closed: the rest is not read.
+start_crund || bail "crund did not start"
+out="$E2E_TMP/bigbody.txt"
+"${ABUSE[@]}" bigbody --port "$CRUND_PORT" --limit "$LIMIT" >"$out"
+diag "$(tr '\n' ' ' <"$out")"
+is "$(kv "$out" status):$(kv "$out" code)" 413:body_too_large "a chunked body past --max-body is answered 413 body_too_large while it comes"
+check "... once it passes --max-body, not at its end (answered after $(kv "$out" sent_at_answer) bytes)" \
+	test "$(kv "$out" sent_at_answer)" != none -a "$(kv "$out" sent_at_answer)" -le $((3 << 20))
+like "$(kv "$out" end)" '^(eof|reset)$' "... and the connection is closed: the rest of the body is not read"
+up=$(head -c 20000000 /dev/zero | curl -sS -T - -X POST --limit-rate 1M --max-time "$(slow 20)" \
+	-o "$E2E_TMP/bigbody.json" -w '%{http_code} %{size_upload}' "$CRUND_URL/v1/jobs")
+is "${up% *}" 413 "curl uploading 20 MB chunked at 1 MB/s gets 413"
+check "... after at most 3 MiB of it (${up#* } bytes)" test "${up#* }" -le $((3 << 20))
+like "$(cat "$E2E_TMP/bigbody.json")" '"code":"body_too_large"' "... with its error body"
+req GET /v1/health
+is "$HTTP_STATUS" 200 "the daemon still answers"
+stop_and_check_crund "crund after large bodies"
+
 # ------------------------------------------------------------- configuration
 for bad in "--header-timeout 0" "--body-timeout 0" "--max-connections-per-client -1"; do
 	# shellcheck disable=SC2086

@@ -66,9 +66,11 @@ static void stream_event(crd_sub *sub, crd_jobrec *job, int ev, const char *data
 }
 
 /* An event stream with nothing to say sends an SSE comment every
- * --stream-ping seconds, so a client that went away is noticed (a suspended
- * connection sees no disconnect until MHD writes to it) and proxies keep
- * the stream open. */
+ * --stream-ping seconds, so proxies keep the stream open, and a client
+ * gone without a close the transport saw (no epoll, or a peer that
+ * vanished without a FIN or a reset) is noticed when a write fails.  A
+ * client that closes, with a FIN or a reset, is released at once by the
+ * transport's watch of the suspended connection. */
 
 static void stream_ping(void *arg)
 {

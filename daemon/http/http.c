@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -179,12 +180,29 @@ static void resume(crd_req *r);
 /* The peer of a suspended long-poll or stream closed its end: resumed, a
  * long-poll answers (to nobody) and MHD closes the connection; a stream
  * ends (stream_reader).  Else it would hold its connection, and count
- * against --max-connections(-per-client), until its job ended. */
-static void on_peer_gone(evutil_socket_t fd, short what, void *arg)
+ * against --max-connections(-per-client), until its job ended.
+ *
+ * The watch is EV_READ | EV_CLOSED, edge-triggered, not EV_CLOSED alone:
+ * a client that closes with bytes of ours unread (an event stream's client
+ * nearly always has some) makes its kernel send a reset, not a FIN, and
+ * libevent reports epoll's EPOLLERR / EPOLLHUP as EV_READ | EV_WRITE, never
+ * EV_CLOSED.  An EV_CLOSED watch then stayed silent, the connection held
+ * until a write failed (a stream's next ping, a long-poll's answer) while
+ * the level-triggered error woke the loop on every turn.  Edge-triggered,
+ * bytes the client sends while it waits (a pipelined request) wake the
+ * watch once per arrival, not on every turn; poll() tells them from a
+ * close. */
+static bool peer_closed(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL));
+}
+
+static void on_peer_event(evutil_socket_t fd, short what, void *arg)
 {
 	crd_req *r = arg;
-	(void)fd;
-	(void)what;
+	if (!r->suspended || (!(what & EV_CLOSED) && !peer_closed(fd)))
+		return; /* bytes from a client still there */
 	r->peer_gone = true;
 	resume(r);
 }
@@ -197,7 +215,8 @@ static void watch_peer(crd_req *r)
 	if (!(event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE))
 		return; /* no EPOLLRDHUP (not epoll): the idle timeout and pings */
 	if (!r->gone_ev)
-		r->gone_ev = event_new(base, r->hc->fd, EV_CLOSED, on_peer_gone, r);
+		r->gone_ev = event_new(base, r->hc->fd, EV_READ | EV_CLOSED | EV_ET | EV_PERSIST,
+				       on_peer_event, r);
 	if (r->gone_ev)
 		event_add(r->gone_ev, NULL);
 }
@@ -597,8 +616,35 @@ static void client_put(crd_http *h, struct client *c)
 	free(c);
 }
 
-/* A refused connection gets a complete answer written without waiting:
- * it fits any socket buffer, and the socket is closed right after. */
+/* A complete answer written on a connection without MHD, which has
+ * nothing of its own to send on it then (a connection just accepted, or
+ * one whose request body is being read): it fits any socket buffer.  Then
+ * FIN: the connection closes right after.  Closing with unread request
+ * bytes would reset the connection and could destroy the answer before the
+ * client reads it: what already arrived is discarded first (at most 64
+ * KiB; what comes later is not read).  False when nothing could be sent. */
+static bool answer_raw(int fd, const char *status, const char *headers, const char *body)
+{
+	char head[256];
+	size_t blen = strlen(body);
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %s\r\nContent-Type: " JSON_CT
+			 "\r\n%sConnection: close\r\nContent-Length: %zu\r\n\r\n",
+			 status, headers, blen);
+	struct iovec iov[2] = {{head, (size_t)n}, {(void *)body, blen}};
+	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+	if (n < 0 || (size_t)n >= sizeof(head) ||
+	    sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) <= 0)
+		return false;
+	char sink[4096];
+	shutdown(fd, SHUT_WR);
+	for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
+		;
+	return true;
+}
+
+/* A refused connection gets a complete answer written without waiting,
+ * and the socket is closed right after. */
 static void refuse(crd_http *h, int fd, int reason)
 {
 	static const char msg[][160] = {
@@ -609,25 +655,9 @@ static void refuse(crd_http *h, int fd, int reason)
 					    "\"message\":\"this client holds "
 					    "--max-connections-per-client connections\"}}\n",
 	};
-	char head[256];
-	size_t blen = strlen(msg[reason]);
-	int n = snprintf(head, sizeof(head),
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: " JSON_CT
-			 "\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
-			 blen);
-	struct iovec iov[2] = {{head, (size_t)n}, {(void *)msg[reason], blen}};
-	struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
 	h->stats.refused[reason]++;
 	h->stats.status[503]++;
-	if (sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) > 0) {
-		/* Closing with unread request bytes would reset the connection
-		 * and could destroy the answer before the client reads it:
-		 * send FIN, then discard what already arrived. */
-		char sink[4096];
-		shutdown(fd, SHUT_WR);
-		for (int i = 0; i < 16 && recv(fd, sink, sizeof(sink), MSG_DONTWAIT) > 0; i++)
-			;
-	}
+	answer_raw(fd, "503 Service Unavailable", "Retry-After: 1\r\n", msg[reason]);
 	close(fd);
 }
 
@@ -877,6 +907,32 @@ static const char *origin_form(const char *url)
 	return p ? p : "/";
 }
 
+/*
+ * A body without a Content-Length (chunked) that grows past --max-body:
+ * answered 413 at once and the connection closed, the rest of the body
+ * not read.  MHD (0.9.75 and 1.0 alike) queues an answer only once the
+ * head is read or the whole request is, not while the body is being read:
+ * waiting for the body's end read the whole upload (or up to
+ * --body-timeout, which then closed the connection without an answer).
+ * So the answer is written on the socket directly (MHD has nothing to send
+ * on it while it reads the body: a 100 Continue is sent before), and
+ * MHD_NO has MHD close the connection now.
+ */
+static crd_mhd_result body_too_large(crd_req *r)
+{
+	char msg[128];
+	snprintf(msg, sizeof(msg),
+		 "{\"error\":{\"code\":\"body_too_large\",\"message\":\"the request body "
+		 "is larger than %zu bytes\"}}\n",
+		 the_http->o.max_body);
+	r->mode = RQ_DONE;
+	if (r->hc && answer_raw(r->hc->fd, "413 Content Too Large", "", msg)) {
+		r->status = 413;
+		the_http->stats.status[413]++;
+	}
+	return MHD_NO;
+}
+
 static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				 const char *method, const char *version, const char *upload_data,
 				 size_t *upload_size, void **con_cls)
@@ -917,23 +973,14 @@ static crd_mhd_result on_request(void *cls, struct MHD_Connection *conn, const c
 		return MHD_YES;
 	}
 	if (*upload_size) {
-		if (!r->too_large) {
-			if (r->body.len + *upload_size > the_http->o.max_body) {
-				r->too_large = true;
-				crd_buf_free(&r->body);
-			} else {
-				crd_buf_add(&r->body, upload_data, *upload_size);
-			}
-		}
+		if (r->body.len + *upload_size > the_http->o.max_body)
+			return body_too_large(r);
+		crd_buf_add(&r->body, upload_data, *upload_size);
 		*upload_size = 0;
 		return MHD_YES;
 	}
 	switch (r->mode) {
 	case RQ_BODY:
-		if (r->too_large)
-			return crd_http_error(r, 413, "body_too_large", NULL,
-					      "the request body is larger than %zu bytes",
-					      the_http->o.max_body);
 		if (r->body.oom)
 			return crd_http_error(r, 500, "internal", NULL, "out of memory");
 		r->mode = RQ_DONE;

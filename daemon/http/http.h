@@ -79,7 +79,6 @@ struct crd_req {
 	crd_buf body;
 	uint8_t mode; /* RQ_* (http.c) */
 	bool suspended;
-	bool too_large;
 	uint8_t asks;      /* held: MHD runs it was asked again while deferred */
 	uint8_t idle_asks; /* held: of them, runs after one that did nothing else */
 	unsigned status;   /* answered status (metrics) */
@@ -91,8 +90,9 @@ struct crd_req {
 	struct crd_hold_ticket *ticket; /* held: who will release it */
 	/* a streamed answer (crd_http_stream) */
 	crd_http_reader reader;
-	/* suspended without a hold (a long-poll, a stream): the peer's close
-	 * resumes it (peer_gone), as MHD does not watch a suspended socket */
+	/* suspended without a hold (a long-poll, a stream): the peer's close,
+	 * a FIN or a reset, resumes it (peer_gone), as MHD does not watch a
+	 * suspended socket */
 	struct event *gone_ev;
 	bool peer_gone;
 	max_align_t data[]; /* the layer above's area (crd_http_data) */

@@ -12,12 +12,18 @@ loopback and bounded: every socket operation has a timeout (--limit).
   slow      one client sending its request one byte every --interval s
   noread    clients that never read their answer (a large result, an event
             stream) while another client goes on working
+  bigbody   a chunked request body that goes on past --max-body, sent at
+            --rate bytes/s while the answer is watched for
+  gone      long-polls and event streams opened and closed in turn, each
+            closed another way (a FIN after reading all, a close with
+            bytes unread, a reset), then how soon none is held
 """
 import argparse
 import json
 import resource
 import select
 import socket
+import struct
 import sys
 import time
 
@@ -270,9 +276,146 @@ def cmd_noread(a):
         s.close()
 
 
+def read_head(s):
+    """Read until the end of an answer's head; the rest stays unread."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(1)
+        if not d:
+            raise ConnectionError("closed before the head")
+        buf += d
+    return buf
+
+
+def cmd_gone(a):
+    """--count long-polls and event streams (a job's stream, /v1/events, a
+    ?wait of the job), opened in turn: each is held by the daemon (its
+    metrics say so), then closed by its client, in turn: a FIN after
+    reading all that came, a close with bytes of the answer unread (the
+    kernel sends a reset, not a FIN), a reset (SO_LINGER 0).  Each must be
+    released within --settle s of its close (released_late counts those
+    that were not), and none be held at the end.  The metrics come from
+    another address than the clients'."""
+    paths = [("stream", "/v1/jobs/%s/events" % a.stream), ("events", "/v1/events"),
+             ("wait", "/v1/jobs/%s?wait=60" % a.stream)]
+    ways = ["fin", "unread", "reset"]
+    msrc = "127.0.0.1"
+    base = metric(a, "crund_http_held_connections", src=msrc) or 0
+    not_held = errors = 0
+    late = []
+    for i in range(a.count):
+        what, path = paths[i % len(paths)]
+        way = ways[(i // len(paths)) % len(ways)]
+        # counted from here: one left by a previous close must not hide this one
+        before = metric(a, "crund_http_held_connections", src=msrc) or 0
+        try:
+            s = connect(a, "127.0.0.6", a.limit)
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+            # held: the daemon counts it (the stream's first events are sent)
+            t0 = time.monotonic()
+            while (metric(a, "crund_http_held_connections", src=msrc) or 0) <= before:
+                if time.monotonic() - t0 > a.limit:
+                    not_held += 1
+                    break
+                time.sleep(0.01)
+            if what != "wait":
+                read_head(s)
+            if way == "fin":
+                s.settimeout(0.1)
+                try:
+                    while s.recv(65536):
+                        pass
+                except socket.timeout:
+                    pass
+            elif way == "unread":
+                time.sleep(0.05)  # the stream's first event arrives, unread
+            else:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        except (OSError, ConnectionError):
+            errors += 1
+        t0 = time.monotonic()
+        while (metric(a, "crund_http_held_connections", src=msrc) or 0) > before:
+            if time.monotonic() - t0 > a.settle:
+                late.append("%s:%s" % (what, way))
+                break
+            time.sleep(0.01)
+    t0 = time.monotonic()
+    held = metric(a, "crund_http_held_connections", src=msrc)
+    while held is not None and held > base and time.monotonic() - t0 < a.settle:
+        time.sleep(0.05)
+        held = metric(a, "crund_http_held_connections", src=msrc)
+    print("not_held=%d" % not_held)
+    print("errors=%d" % errors)
+    print("released_late=%d" % len(late))
+    print("late=%s" % ",".join(late))
+    print("held_after=%s" % (int(held - base) if held is not None else "none"))
+
+
+def cmd_bigbody(a):
+    """POST /v1/jobs with a chunked body (no Content-Length, no Expect) sent
+    at --rate bytes/s for up to --limit s, reading whatever comes back
+    meanwhile: when an answer came (and after how many body bytes), and
+    whether the daemon closed the connection (the rest not read)."""
+    s = connect(a, "127.0.0.7", a.limit)
+    s.sendall(b"POST /v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Transfer-Encoding: chunked\r\n\r\n")
+    s.setblocking(False)
+    piece = b"x" * 16384
+    chunk = b"%x\r\n" % len(piece) + piece + b"\r\n"
+    t0 = time.monotonic()
+    sent = 0
+    sent_at_answer = None
+    got = b""
+    end = "open"  # what ended the connection: eof, reset (or open)
+    while time.monotonic() - t0 < a.limit:
+        r, _, _ = select.select([s], [], [], 0)
+        if r:
+            try:
+                d = s.recv(65536)
+            except ConnectionResetError:
+                end = "reset"
+                break
+            except BlockingIOError:
+                d = None
+            if d == b"":
+                end = "eof"
+                break
+            if d:
+                if sent_at_answer is None:
+                    sent_at_answer = sent
+                got += d
+        # keep to the rate: the body is still coming while we look
+        if sent > a.rate * (time.monotonic() - t0):
+            time.sleep(0.005)
+            continue
+        try:
+            sent += s.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.005)
+        except (BrokenPipeError, ConnectionResetError):
+            end = "reset"
+            break
+    s.close()
+    status = code = "none"
+    if got:
+        head, _, body = got.partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1].decode() if b" " in head else "?"
+        try:
+            code = json.loads(body)["error"]["code"]
+        except (ValueError, KeyError, TypeError):
+            code = "?"
+    print("status=%s" % status)
+    print("code=%s" % code)
+    print("sent_at_answer=%s" % (sent_at_answer if sent_at_answer is not None else "none"))
+    print("sent=%d" % sent)
+    print("end=%s" % end)
+    print("seconds=%.1f" % (time.monotonic() - t0))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=["flood", "slow", "noread"])
+    ap.add_argument("cmd", choices=["flood", "slow", "noread", "gone", "bigbody"])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--unix")
     ap.add_argument("--limit", type=float, default=10.0, help="bound for every wait, s")
@@ -285,9 +428,12 @@ def main():
     ap.add_argument("--big")
     ap.add_argument("--stream")
     ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--settle", type=float, default=2.0, help="gone: bound for a release, s")
+    ap.add_argument("--rate", type=float, default=4 << 20, help="bigbody: bytes/s")
     a = ap.parse_args()
     raise_nofile()
-    {"flood": cmd_flood, "slow": cmd_slow, "noread": cmd_noread}[a.cmd](a)
+    {"flood": cmd_flood, "slow": cmd_slow, "noread": cmd_noread, "gone": cmd_gone,
+     "bigbody": cmd_bigbody}[a.cmd](a)
     sys.stdout.flush()
 
 

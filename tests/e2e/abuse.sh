@@ -142,6 +142,49 @@ is "$(sed -n 's/^crund_http_held_connections //p' "$HTTP_BODY_FILE")" 0 "... and
 req POST "/v1/jobs/$gone_id/cancel"
 stop_and_check_crund "crund after gone waiters"
 
+# ------------------------------------------------- closed, however they close
+# A client that closes with bytes of the answer unread (an event stream's
+# client nearly always has some: an event or a ping came after what it
+# read) makes its kernel send a reset, not a FIN; so does SO_LINGER 0.
+# crund's watch of a held connection saw only a FIN: a reset stream was
+# held until its next ping failed (--stream-ping, 15 s), a reset ?wait
+# until its answer, and meanwhile the loop woke on every turn.  40 held
+# requests (a job's stream, /v1/events, a ?wait), opened and closed in
+# turn, each is released within 2 s of its close (it took 15 s).
+start_crund || bail "crund did not start"
+submit '{"plugin":"demo","job":"sleep","args":{"seconds":60}}'
+out="$E2E_TMP/gone.txt"
+"${ABUSE[@]}" gone --port "$CRUND_PORT" --limit "$LIMIT" --count 40 --stream "$JOB_ID" \
+	--settle "$(slow 2)" >"$out"
+diag "$(tr '\n' ' ' <"$out")"
+is "$(kv "$out" not_held)/$(kv "$out" errors)" 0/0 "40 long-polls and streams were held, then closed by their clients"
+is "$(kv "$out" released_late)" 0 "each is released at once: a FIN, a close with bytes unread, a reset"
+is "$(kv "$out" held_after)" 0 "... and none is held afterwards"
+req POST "/v1/jobs/$JOB_ID/cancel"
+stop_and_check_crund "crund after closed streams"
+
+# ------------------------------------------------- a chunked body past --max-body
+# Without a Content-Length the size is known only as the body comes: crund
+# read it all (to --body-timeout) and answered 413 only at its end, to a
+# client that was still sending.  Now the 413 comes as the body passes
+# --max-body (1 MiB), and the connection is closed: the rest is not read.
+start_crund || bail "crund did not start"
+out="$E2E_TMP/bigbody.txt"
+"${ABUSE[@]}" bigbody --port "$CRUND_PORT" --limit "$LIMIT" >"$out"
+diag "$(tr '\n' ' ' <"$out")"
+is "$(kv "$out" status):$(kv "$out" code)" 413:body_too_large "a chunked body past --max-body is answered 413 body_too_large while it comes"
+check "... once it passes --max-body, not at its end (answered after $(kv "$out" sent_at_answer) bytes)" \
+	test "$(kv "$out" sent_at_answer)" != none -a "$(kv "$out" sent_at_answer)" -le $((3 << 20))
+like "$(kv "$out" end)" '^(eof|reset)$' "... and the connection is closed: the rest of the body is not read"
+up=$(head -c 20000000 /dev/zero | curl -sS -T - -X POST --limit-rate 1M --max-time "$(slow 20)" \
+	-o "$E2E_TMP/bigbody.json" -w '%{http_code} %{size_upload}' "$CRUND_URL/v1/jobs")
+is "${up% *}" 413 "curl uploading 20 MB chunked at 1 MB/s gets 413"
+check "... after at most 3 MiB of it (${up#* } bytes)" test "${up#* }" -le $((3 << 20))
+like "$(cat "$E2E_TMP/bigbody.json")" '"code":"body_too_large"' "... with its error body"
+req GET /v1/health
+is "$HTTP_STATUS" 200 "the daemon still answers"
+stop_and_check_crund "crund after large bodies"
+
 # ------------------------------------------------------------- configuration
 for bad in "--header-timeout 0" "--body-timeout 0" "--max-connections-per-client -1"; do
 	# shellcheck disable=SC2086

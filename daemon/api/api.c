@@ -718,6 +718,10 @@ static crd_mhd_result delete_job(crd_req *r, crd_jobrec *j)
 		return crd_http_hold(r, &t->hold);
 	}
 	free(t);
+	if (rc == -EAGAIN)
+		return store_failed(r, "; delete it once its end is written",
+				    "job '%s' has ended, but its end is not in the store yet",
+				    j->id);
 	if (rc < 0)
 		return crd_http_error(r, 409, "job_active", NULL,
 				      "job '%s' is still %s; cancel it first", j->id,

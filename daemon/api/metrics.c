@@ -312,6 +312,21 @@ static void add_plugin_counts(crd_buf *b, bool comma, const char *name, const si
 	crd_buf_addc(b, '}');
 }
 
+/* The loaded plugin a job counts under: its own, or, for a job whose
+ * plugin job is not loaded (a stand-in record), the loaded plugin of that
+ * name; np when there is none. */
+static size_t plugin_index(const crd_jobrec *j)
+{
+	size_t np = crd_d.reg.n;
+	for (size_t p = 0; p < np; p++)
+		if (j->plugin == &crd_d.reg.plugins[p])
+			return p;
+	for (size_t p = 0; p < np; p++)
+		if (!strcmp(crd_d.reg.plugins[p].desc->name, j->plugin->desc->name))
+			return p;
+	return np;
+}
+
 /* The jobs of plugins not loaded now (kept by a durable store, ended
  * with plugin_missing or before the plugin went): counted by name too.
  * Such plugins are few; each name is looked for among those seen. */
@@ -323,8 +338,7 @@ static void add_unloaded_counts(crd_buf *b, const crd_jobs *s, bool comma)
 		size_t counts[CRUND_JOB_NSTATES];
 	} *u = NULL;
 	for (const crd_jobrec *j = s->newest; j; j = j->older) {
-		if ((size_t)(j->plugin - crd_d.reg.plugins) < np ||
-		    (j->flags & (CRUND_JF_UNCOMMITTED | CRUND_JF_REMOTE)))
+		if ((j->flags & (CRUND_JF_UNCOMMITTED | CRUND_JF_REMOTE)) || plugin_index(j) < np)
 			continue;
 		const char *name = j->plugin->desc->name;
 		size_t i = 0;
@@ -361,7 +375,7 @@ void crd_metrics_render_stats(crd_buf *b)
 		     STATS_STEP, STATS_SECONDS - 1, crd_watchdog_lag());
 	if (counts) {
 		for (crd_jobrec *j = s->newest; j; j = j->older) {
-			size_t pi = (size_t)(j->plugin - crd_d.reg.plugins);
+			size_t pi = plugin_index(j);
 			if (pi < np && !(j->flags & CRUND_JF_UNCOMMITTED))
 				counts[pi * CRUND_JOB_NSTATES + j->state]++;
 		}

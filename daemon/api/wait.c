@@ -18,21 +18,22 @@ static crd_mhd_result answer(crd_req *r)
 	crd_api_req *a = crd_api_req_of(r);
 	char loc[16 + sizeof(a->rm.param)];
 	crd_resp_opts o = {0};
+	if (a->location) {
+		snprintf(loc, sizeof(loc), "/v1/jobs/%s", a->rm.param);
+		o.location = loc;
+	}
 	if (a->unsettled_st) {
-		/* the answer would tell an end the store has not written */
+		/* the answer would tell an end the store has not written (a
+		 * submission's job exists: its Location says where to ask) */
 		int code = 0;
 		const char *why = crd_store_error(a->unsettled_st, &code);
 		crd_http_out(r)->len = 0;
 		o.retry_after = 1;
 		return crd_http_error(r, 503, "store_unavailable", &o,
 				      "job %s has ended, but its end is not in the store yet "
-				      "(%s); it is written when the store can write again: ask "
-				      "again",
-				      a->rm.param, why ? why : "its commit is slow");
-	}
-	if (a->location) {
-		snprintf(loc, sizeof(loc), "/v1/jobs/%s", a->rm.param);
-		o.location = loc;
+				      "(%s); it is written when the store can write again: GET "
+				      "/v1/jobs/%s then",
+				      a->rm.param, why ? why : "its commit is slow", a->rm.param);
 	}
 	return crd_http_send(r, a->status, &o);
 }

@@ -1877,6 +1877,8 @@ int crd_jobs_delete(crd_jobs *s, crd_jobrec *j, crd_store_done_fn done, void *ar
 {
 	if (!crd_job_state_ended(j->state) || j->task)
 		return -EBUSY;
+	if (j->flags & CRUND_JF_END_UNSYNCED)
+		return -EAGAIN; /* its end is not written: forgetting it would tell it */
 	s->explicit_delete = true;
 	s->del_done = done;
 	s->del_arg = arg;

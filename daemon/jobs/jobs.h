@@ -436,7 +436,8 @@ int crd_jobs_cancel_then(crd_jobs *s, crd_jobrec *job, const char *code, crd_sto
  * deletion is committed now and done(arg, rc) runs at its commit (rc < 0:
  * the commit failed; the store keeps trying): returns CRD_JOBS_PENDING.
  * Else 0 (the record is gone; a store writes the deletion later).  -EBUSY
- * while the job is active. */
+ * while the job is active; -EAGAIN while its end is not written (a failing
+ * store): forgetting it would tell that end. */
 int crd_jobs_delete(crd_jobs *s, crd_jobrec *job, crd_store_done_fn done, void *arg);
 
 /* Age retention: forget ended jobs older than retain_seconds. */

@@ -838,6 +838,10 @@ if command -v prlimit >/dev/null 2>&1; then
 	req POST "/v1/jobs/$delayed_id/cancel"
 	is "$HTTP_STATUS:$(j 'd["error"]["code"]')" 503:store_unavailable \
 		"full disk: the cancel of a delayed job is not answered 202 before it is written"
+	# its DELETE would forget it and so tell its end: refused too
+	req DELETE "/v1/jobs/$delayed_id"
+	is "$HTTP_STATUS:$(j 'd["error"]["code"]')" 503:store_unavailable \
+		"full disk: a DELETE of a job whose end is not written is refused (503), not a way to tell that end"
 	prlimit --pid "$CRUND_PID" --fsize=unlimited:
 	poll_health "$(slow 10)"
 	job_wait "$end_id"
@@ -854,7 +858,7 @@ if command -v prlimit >/dev/null 2>&1; then
 	jt 'd["state"] == "cancelled"' "after kill -9: the cancel told is the cancel kept"
 	stop_crund
 else
-	for _ in $(seq 38); do ok 0 "# SKIP prlimit is not installed"; done
+	for _ in $(seq 39); do ok 0 "# SKIP prlimit is not installed"; done
 fi
 
 # The store's files removed (or replaced) under a running crund: what it

@@ -2217,6 +2217,7 @@ static void go_remote(crd_jobs *s, crd_jobrec *j)
 static void shared_committed(crd_jobs *s, crd_jobrec *j, bool claimed)
 {
 	if (!claimed) {
+		crd_jobs_announce(s, j); /* accepted, queued in the database */
 		go_remote(s, j);
 		return;
 	}
@@ -2428,6 +2429,21 @@ static void hook_adopt(void *arg, const crd_store_job *row)
 	crd_jobrec *j = crd_jobs_find_seq(s, row->seq);
 	bool missing = false;
 	int rc;
+	if (j && (j->flags & CRUND_JF_UNCOMMITTED)) {
+		/* this node's own submission, claimed by its claim round before
+		 * the answer of the row's commit came back (another connection):
+		 * it starts at that answer, as one claimed at insert.  It was
+		 * left alone, and its lease ran out: the job never ran and ended
+		 * interrupted (or ran again elsewhere). */
+		if (!(j->flags & CRUND_JF_CLAIMED)) {
+			j->flags |= CRUND_JF_CLAIMED;
+			s->n_claiming++;
+			s->n_claimed++;
+			j->attempt = (uint16_t)(row->attempt ? row->attempt - 1 : 0);
+			j->run_at = 0;
+		}
+		return;
+	}
 	if (j && !(j->flags & CRUND_JF_REMOTE))
 		return; /* cannot be: a claim takes queued rows only */
 	if (j) {

@@ -44,16 +44,17 @@
 #include "store/backend.h"
 #include "store/pg.h"
 
-#define DEFAULT_LEASE    30.0
-#define POLL_INTERVAL    1.0  /* s: claims and watched jobs without a NOTIFY */
-#define PRUNE_INTERVAL   5.0  /* s between the elected node's prunes */
-#define RETRY_SOON       0.25 /* s before a failed renewal is tried again */
-#define QUERY_TIMEOUT    15.0 /* s before a silent server counts as lost */
-#define READ_TIMEOUT     5.0  /* ... for the API's reads (a client waits on them) */
-#define BLOCK_BITS       20   /* job numbers per block: 2^20 */
-#define NOTIFY_MAX       7000 /* payload bytes (PostgreSQL's limit is 8000) */
-#define ADVISORY_MIGRATE 0x6372756e0001LL
-#define ADVISORY_LEADER  0x6372756e0002LL
+#define DEFAULT_LEASE       30.0
+#define POLL_INTERVAL       1.0  /* s: claims and watched jobs without a NOTIFY */
+#define PRUNE_INTERVAL      5.0  /* s between the elected node's prunes */
+#define GONE_CHECK_INTERVAL 60.0 /* s between check_gone()s without a reconnection */
+#define RETRY_SOON          0.25 /* s before a failed renewal is tried again */
+#define QUERY_TIMEOUT       15.0 /* s before a silent server counts as lost */
+#define READ_TIMEOUT        5.0  /* ... for the API's reads (a client waits on them) */
+#define BLOCK_BITS          20   /* job numbers per block: 2^20 */
+#define NOTIFY_MAX          7000 /* payload bytes (PostgreSQL's limit is 8000) */
+#define ADVISORY_MIGRATE    0x6372756e0001LL
+#define ADVISORY_LEADER     0x6372756e0002LL
 
 /* Forward migrations: MIGRATIONS[i] takes schema version i to i + 1. */
 static const char *const MIGRATIONS[] = {
@@ -340,8 +341,10 @@ typedef struct pgs {
 	bool stopping;
 	bool claim_now;   /* a NOTIFY said there is work */
 	bool refresh_all; /* watched jobs: read them again */
-	seqlist cancels;  /* jobs a NOTIFY asked this node to cancel */
-	seqlist gone;     /* jobs a NOTIFY said were deleted */
+	bool check_gone;  /* the LISTEN connection came back: check_gone() */
+	double next_gone_check;
+	seqlist cancels; /* jobs a NOTIFY asked this node to cancel */
+	seqlist gone;    /* jobs a NOTIFY said were deleted */
 	bool leader;
 	bool depose_warned;
 	unsigned leader_gen; /* the work connection that holds the lock */
@@ -1079,7 +1082,7 @@ static int listen_main(void *arg, void **ret)
 		bool now_connected = crd_pg_connected(s->lc);
 		if (now_connected && !was_connected) {
 			/* (re)connected: what was notified meanwhile is lost */
-			s->claim_now = s->refresh_all = true;
+			s->claim_now = s->refresh_all = s->check_gone = true;
 			wake(s);
 		}
 		was_connected = now_connected;
@@ -1109,15 +1112,10 @@ static void claim(pgs *s, unsigned n)
 		s->claim_now = true; /* there may be more */
 }
 
-static int renew(pgs *s)
+/* The jobs the node holds (ended ones from `since` on) as an array
+ * literal in *list; -1 without memory. */
+static int held_list(pgs *s, double since, tb *list)
 {
-	PGresult *r = NULL;
-	char lease[32], started[32], e[400];
-	snprintf(lease, sizeof(lease), "%g", s->lease);
-	snprintf(started, sizeof(started), "%.6f", s->started_at);
-	/* what the node holds; ended ones for two leases (their end may be
-	 * waiting for the database) */
-	double since = now_real() - 2 * s->lease;
 	size_t n;
 	while ((n = s->h->held(s->harg, since, s->held, s->capheld)) > s->capheld) {
 		uint64_t *p = realloc(s->held, n * 2 * sizeof(*p));
@@ -1126,15 +1124,53 @@ static int renew(pgs *s)
 		s->held = p;
 		s->capheld = n * 2;
 	}
-	tb list = {0};
-	tb_add(&list, "{", 1);
+	tb_add(list, "{", 1);
 	for (size_t i = 0; i < n; i++)
-		tb_addf(&list, "%s%" PRIu64, i ? "," : "", s->held[i]);
-	tb_add(&list, "}", 1);
-	if (list.oom) {
-		free(list.p);
+		tb_addf(list, "%s%" PRIu64, i ? "," : "", s->held[i]);
+	tb_add(list, "}", 1);
+	if (list->oom) {
+		free(list->p);
+		list->p = NULL;
 		return -1;
 	}
+	return 0;
+}
+
+/* The jobs this node keeps that the database no longer has (deleted or
+ * pruned while a NOTIFY of it could not arrive: the LISTEN connection
+ * was lost): their copies go.  After each reconnection of the LISTEN
+ * connection, and every GONE_CHECK_INTERVAL, since NOTIFY is only a
+ * hint. */
+static void check_gone(pgs *s)
+{
+	tb list = {0};
+	if (held_list(s, 0, &list) < 0)
+		return;
+	PGresult *r = NULL;
+	char e[400];
+	const char *v[1] = {list.p};
+	if (q(s->kc,
+	      "SELECT x FROM unnest($1::bigint[]) x"
+	      " WHERE NOT EXISTS (SELECT 1 FROM crund_jobs j WHERE j.seq = x)",
+	      1, v, &r, e, sizeof(e)) == 0) {
+		for (int i = 0; i < PQntuples(r); i++)
+			s->h->gone(s->harg, strtoull(PQgetvalue(r, i, 0), NULL, 10));
+		PQclear(r);
+	}
+	free(list.p);
+}
+
+static int renew(pgs *s)
+{
+	PGresult *r = NULL;
+	char lease[32], started[32], e[400];
+	snprintf(lease, sizeof(lease), "%g", s->lease);
+	snprintf(started, sizeof(started), "%.6f", s->started_at);
+	/* what the node holds; ended ones for two leases (their end may be
+	 * waiting for the database) */
+	tb list = {0};
+	if (held_list(s, now_real() - 2 * s->lease, &list) < 0)
+		return -1;
 	const char *v[4] = {s->node, lease, started, list.p};
 	int rc = q(s->kc, RENEW_SQL, 4, v, &r, e, sizeof(e));
 	free(list.p);
@@ -1335,6 +1371,11 @@ static int node_main(void *arg, void **ret)
 		if (s->refresh_all || now >= next_poll) {
 			s->refresh_all = false;
 			refresh(s);
+		}
+		if (s->check_gone || now >= s->next_gone_check) {
+			s->check_gone = false;
+			s->next_gone_check = now + GONE_CHECK_INTERVAL;
+			check_gone(s);
 		}
 		if (now >= next_poll) {
 			count_queue(s);

@@ -316,6 +316,29 @@ check "... and node 1, which ran it, answers 404 for it" wait_until 5 gone_on_1
 on 1
 req GET "/v1/jobs?limit=500"
 jt "'$DJ' not in [x['id'] for x in d['jobs']]" "... nor lists it"
+# the same while node 1's LISTEN connection is lost (the NOTIFY of the
+# deletion never reaches it): once it is back, node 1 checks its copies
+# against the database (it answered 200 for such a job for an hour)
+on 1
+submit '{"plugin":"demo","job":"noop"}' '?wait=5'
+DJ2=$JOB_ID
+sql "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'crund node1' AND query LIKE 'LISTEN%'" >/dev/null
+on 2
+req DELETE "/v1/jobs/$DJ2"
+is "$HTTP_STATUS" 204 "node 2 deletes a job node 1 ran while node 1's LISTEN connection is cut: 204"
+gone2_on_1() { [ "$(curl -s -o /dev/null -w '%{http_code}' "${NODE_URLS[1]}/v1/jobs/$DJ2")" = 404 ]; }
+check "... and node 1 answers 404 for it once it has listened again" wait_until 15 gone2_on_1
+# a node's events carry the jobs it accepts into the database's queue
+bg curl -sN --max-time 5 "${NODE_URLS[1]}/v1/events" -o "$E2E_TMP/acc-events"
+ACC_EV=$BG_PID
+wait_held 1 "${NODE_URLS[1]}"
+on 1
+submit '{"plugin":"demo","job":"noop","delay":600}'
+ACC=$JOB_ID
+wait "$ACC_EV"
+check "node 1's /v1/events has the queued job it accepted (a delayed one, in the database's queue)" \
+	grep -q "\"id\":\"$ACC\".*\"state\":\"queued\"" "$E2E_TMP/acc-events"
+req POST "/v1/jobs/$ACC/cancel"
 
 # ------------------------------------------- one idempotency key, any node
 # A key names one job among all the nodes: the same submission again on

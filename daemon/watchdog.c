@@ -123,13 +123,23 @@ static void *watch_thread(void *arg)
 			until.tv_sec++;
 			until.tv_nsec -= 1000000000L;
 		}
+		long long slept_from = mono_ns();
 		while (!thread_stop && pthread_cond_timedwait(&stop_cv, &stop_mu, &until) == 0)
 			;
 		if (thread_stop)
 			break;
 		pthread_mutex_unlock(&stop_mu);
-		long long b = atomic_load(&beat_ns);
-		double idle = (double)(mono_ns() - b) / 1e9;
+		long long b = atomic_load(&beat_ns), now = mono_ns();
+		double idle = (double)(now - b) / 1e9;
+		double overslept = (double)(now - slept_from) / 1e9 - 0.25;
+		if (overslept > 2 * STALL && idle - overslept < STALL) {
+			/* this thread slept seconds past its 250 ms too, and the
+			 * loop's silence is that time: the whole process was
+			 * stopped (SIGSTOP, a paused VM), no job blocked the loop
+			 * (its lateness is logged by the loop itself) */
+			reported = true;
+			reported_beat = b;
+		}
 		if (idle > STALL && !(reported && reported_beat == b)) {
 			uint64_t seq = atomic_load_explicit(&cur_seq, memory_order_acquire);
 			const crund_job_spec *sp = atomic_load_explicit(&cur_spec,

@@ -105,6 +105,14 @@ is "$(job_state "$long_id")" running "... and so does its job"
 for sig in HUP USR1 USR2; do
 	check "... SIG$sig is logged as ignored" grep -q "received SIG$sig: ignored (crund has no reload" "$CRUND_LOG"
 done
+# stopped and continued (SIGSTOP, a paused VM): no job is blamed for
+# blocking the loop (the watchdog's own thread was stopped too)
+kill -STOP "$CRUND_PID"
+sleep 3
+kill -CONT "$CRUND_PID"
+sleep 1
+check "after SIGSTOP and SIGCONT crund still runs" kill -0 "$CRUND_PID"
+check "... and blames no job for the time it was stopped" bash -c "! grep -q 'probably blocking it' '$CRUND_LOG'"
 bg curl -sS --max-time "$(slow 30)" -o "$E2E_TMP/lp-long.json" "$CRUND_URL/v1/jobs/$long_id?wait=30"
 lp4=$BG_PID
 wait_held 1

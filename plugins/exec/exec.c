@@ -294,30 +294,30 @@ static const char *env_get(const struct cmd *c, const char *key)
 /* Variables that make a program (the dynamic loader, a shell, an
  * interpreter) run code or load files of the caller's choice: with them
  * an allowed bash script would run whatever the caller sends (BASH_ENV=
- * /dev/stdin and its stdin).  A caller's `env` may not set them (the list
- * is sudo's, shortened; an operator who needs one sets it in a wrapper). */
+ * /dev/stdin and its stdin).  A caller's `env` may not set them (sudo's
+ * list, shortened, with the hooks of common interpreters and tools: git,
+ * Lua, Node, Ruby, Java, OpenSSL, pagers; an operator who needs one sets
+ * it in a wrapper).  A deny list cannot know every program's variables:
+ * README says to allow commands that are safe with any environment. */
 static bool env_runs_code(const char *name)
 {
-	static const char *const prefixes[] = {"LD_", "BASH_FUNC_", "_RLD", "DYLD_"};
-	static const char *const names[] = {"BASH_ENV",      "ENV",
-					    "SHELLOPTS",     "BASHOPTS",
-					    "PS4",           "IFS",
-					    "CDPATH",        "GLOBIGNORE",
-					    "FPATH",         "ZDOTDIR",
-					    "NULLCMD",       "READNULLCMD",
-					    "PERL5LIB",      "PERLLIB",
-					    "PERL5OPT",      "PERL5DB",
-					    "PERLIO_DEBUG",  "PYTHONSTARTUP",
-					    "PYTHONPATH",    "PYTHONHOME",
-					    "PYTHONINSPECT", "PYTHONUSERBASE",
-					    "RUBYLIB",       "RUBYOPT",
-					    "NODE_OPTIONS",  "JAVA_TOOL_OPTIONS",
-					    "GCONV_PATH",    "LOCPATH",
-					    "NLSPATH",       "HOSTALIASES",
-					    "RES_OPTIONS",   "LOCALDOMAIN",
-					    "TERMINFO",      "TERMINFO_DIRS",
-					    "TERMCAP",       "TERMPATH",
-					    "TMPPREFIX"};
+	static const char *const prefixes[] = {"LD_",  "BASH_FUNC_", "_RLD",   "DYLD_",
+					       "LUA_", "GIT_",       "NODE_",  "PERL5",
+					       "RUBY", "OPENSSL_",   "GCONV_", "JDK_JAVA_"};
+	static const char *const names[] = {
+		"BASH_ENV", "ENV", "SHELLOPTS", "BASHOPTS", "PS4", "IFS", "CDPATH", "GLOBIGNORE",
+		"FPATH", "ZDOTDIR", "NULLCMD", "READNULLCMD", "PERL5LIB", "PERLLIB", "PERL5OPT",
+		"PERL5DB", "PERLIO_DEBUG", "PYTHONSTARTUP", "PYTHONPATH", "PYTHONHOME",
+		"PYTHONINSPECT", "PYTHONUSERBASE", "RUBYLIB", "RUBYOPT", "NODE_OPTIONS",
+		"JAVA_TOOL_OPTIONS", "GCONV_PATH", "LOCPATH", "NLSPATH", "HOSTALIASES",
+		"RES_OPTIONS", "LOCALDOMAIN", "TERMINFO", "TERMINFO_DIRS", "TERMCAP", "TERMPATH",
+		"TMPPREFIX",
+		/* a warning filter names a module to import, a breakpoint hook a
+		 * callable, a browser or pager a command line */
+		"PYTHONWARNINGS", "PYTHONBREAKPOINT", "PYTHONPLATLIBDIR", "PYTHONEXECUTABLE",
+		"_JAVA_OPTIONS", "JAVA_OPTIONS", "CLASSPATH", "GLIBC_TUNABLES", "BROWSER", "PAGER",
+		"MANPAGER", "EDITOR", "VISUAL", "LESSOPEN", "LESSCLOSE", "SSH_ASKPASS",
+		"SUDO_ASKPASS", "TCLLIBPATH", "PROMPT_COMMAND", "SSLKEYLOGFILE"};
 	for (size_t i = 0; i < sizeof(prefixes) / sizeof(prefixes[0]); i++)
 		if (!strncmp(name, prefixes[i], strlen(prefixes[i])))
 			return true;

@@ -107,7 +107,10 @@ post_json /v1/jobs '{"plugin":"exec","job":"run","args":{"argv":["true"],"kill_s
 is_error invalid_args "an unknown kill_signal -> invalid_args"
 # variables that make an allowed shell (or the loader, an interpreter) run
 # the caller's code: BASH_ENV=/dev/stdin ran the job's stdin as bash
-for name in BASH_ENV LD_PRELOAD 'BASH_FUNC_ls%%' PYTHONSTARTUP ENV; do
+# (PYTHONWARNINGS names a module to import, BROWSER a command: together they
+# ran the caller's command from an allowed Python script)
+for name in BASH_ENV LD_PRELOAD 'BASH_FUNC_ls%%' PYTHONSTARTUP ENV PYTHONWARNINGS BROWSER \
+	_JAVA_OPTIONS JDK_JAVA_OPTIONS OPENSSL_CONF LUA_INIT NODE_PATH GIT_SSH_COMMAND GLIBC_TUNABLES PAGER; do
 	post_json /v1/jobs '{"plugin":"exec","job":"run","args":{"argv":["/bin/sh","-c","true"],"env":{"'"$name"'":"/dev/stdin"},"stdin":"echo caught"}}'
 	is "$HTTP_STATUS" 400 "env $name -> 400"
 	is_error env_not_allowed "env $name -> env_not_allowed"

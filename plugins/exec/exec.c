@@ -722,6 +722,12 @@ static int reader_main(void *arg, void **ret_value)
 	while ((n = cr_read(s->fd, s->chunk, sizeof s->chunk)) > 0) {
 		keep(s, s->chunk, (size_t)n);
 		log_lines(s, s->chunk, (size_t)n);
+		/* a full chunk: more is likely waiting, and cr_read returns it
+		 * without a turn of the loop; a command that prints lines
+		 * faster than they are logged held the loop for seconds (seq
+		 * 2000000: /v1/health answered after 4.8 s) */
+		if ((size_t)n == sizeof s->chunk && (n = cr_yield()) < 0)
+			break;
 	}
 	if (s->line_len) {
 		log_line(s, s->line, s->line_len);

@@ -985,6 +985,11 @@ static int job_run(crund_job *job)
 	st->spawn_sum += spawned - t0;
 	if (spawned - t0 > st->spawn_max)
 		st->spawn_max = spawned - t0;
+	/* cancelled while its spawn was awaited: the child that started was
+	 * killed and reaped; the job ends cancelled (it ended spawn_failed,
+	 * with the message of another call) */
+	if (rc == -ECANCELED)
+		goto out;
 	if (rc < 0) {
 		rc = crund_job_fail(job, "spawn_failed", "%s", cr_last_error());
 		goto out;

@@ -197,6 +197,28 @@ logs=$("$top_builddir/client/crunctl" --url "$CRUND_URL" log "$JOB_ID" 2>&1)
 like "$logs" 'stdout first' "crunctl log shows the lines"
 
 # a queued job meets the allowlist of the day: submitted now, it starts
+# cancels that arrive while the spawn is awaited (8 at once, 0-18 ms after
+# the submission): each job ends cancelled; a third ended failed
+# spawn_failed with another call's message ("cannot signal process group")
+counts=$("$PY" - "$CRUND_PORT" <<'PYEOF'
+import json, sys, time, urllib.request, concurrent.futures
+from collections import Counter
+port = sys.argv[1]
+def one(i):
+    u = "http://127.0.0.1:%s" % port
+    req = urllib.request.Request(u + "/v1/jobs", data=json.dumps({"plugin": "exec", "job": "run", "args": {"argv": ["sh", "-c", "sleep 417 & sleep 418"]}}).encode(), headers={"Content-Type": "application/json"})
+    d = json.load(urllib.request.urlopen(req, timeout=30))
+    time.sleep(0.002 * (i % 10))
+    urllib.request.urlopen(urllib.request.Request(u + "/v1/jobs/%s/cancel" % d["id"], method="POST"), timeout=30).read()
+    d = json.load(urllib.request.urlopen(u + "/v1/jobs/%s?wait=30" % d["id"], timeout=40))
+    return "%s/%s" % (d["state"], (d["error"] or {}).get("code"))
+with concurrent.futures.ThreadPoolExecutor(8) as ex:
+    print(" ".join("%s=%d" % kv for kv in sorted(Counter(ex.map(one, range(40))).items())))
+PYEOF
+)
+is "$counts" "cancelled/cancelled=40" "40 jobs cancelled while their spawn is awaited all end cancelled"
+check "... and leave no process behind" bash -c "! pgrep -f 'sleep 41[78]' >/dev/null"
+
 # after a restart whose exec-allow no longer names its program (below)
 submit '{"plugin":"exec","job":"run","args":{"argv":["'"$E2E_TMP"'/bin/ok-tool"]},"delay":3}'
 queued=$JOB_ID

@@ -38,6 +38,14 @@ trap 'exit 1' INT TERM HUP
 n=0
 failed=0
 ok() { n=$((n + 1)); echo "ok $n - $1"; }
+# wait_port_file FILE: until a test server has written its port (5 s at most)
+wait_port_file() {
+	wp_i=0
+	while [ ! -s "$1" ] && [ $wp_i -lt 100 ]; do
+		sleep 0.05
+		wp_i=$((wp_i + 1))
+	done
+}
 not_ok()
 {
 	n=$((n + 1))
@@ -587,11 +595,7 @@ for _ in range(8):
     srv.handle_request()
 PYEOF
 	fake_pid=$!
-	i=0
-	while [ ! -s "$tmp/fake.port" ] && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
+	wait_port_file "$tmp/fake.port"
 	fake_url="http://127.0.0.1:$(cat "$tmp/fake.port")"
 	# with arguments: crunctl reads the job's spec first, on the same
 	# connection, so the POST goes on a reused one
@@ -642,11 +646,7 @@ for _ in range(12):
     srv.handle_request()
 PYEOF
 	web_pid=$!
-	i=0
-	while [ ! -s "$tmp/web.port" ] && [ $i -lt 100 ]; do
-		sleep 0.05
-		i=$((i + 1))
-	done
+	wait_port_file "$tmp/web.port"
 	web="http://127.0.0.1:$(cat "$tmp/web.port")"
 	run 7 "health: a web server's 200 in text is not crund's answer" --url "$web/text" health
 	check "... it says the reply is not JSON" err '^crunctl: crund sent a reply that is not JSON'
